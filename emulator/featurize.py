@@ -1,0 +1,261 @@
+"""Featurization ``auto``: what Azure Automated ML does to raw columns before any model sees them.
+
+Drops all-missing, constant and ID-like columns; imputes numbers with the mean and categories
+with the most frequent value; one-hot encodes low-cardinality categoricals (and numbers with few
+distinct values) and hash-encodes high-cardinality ones; expands dates into their parts; turns
+text into word 1-3-gram term frequencies. The fitted featurizer is the first step of every model
+pipeline, so models take raw feature frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+MAX_ONE_HOT = 30
+FEW_DISTINCT_NUMBERS = 10
+HASH_BUCKETS = 32
+TEXT_MIN_TOKENS = 3.0
+TEXT_MAX_FEATURES = 200
+DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "quarter", "week", "hour", "minute", "second")
+
+
+@dataclass
+class ColumnPlan:
+    name: str
+    purpose: str  # Numeric, Categorical, CategoricalHash, DateTime, Text, Ignore
+    reason: str = ""
+    fill: Any = None
+    categories: list[Any] = field(default_factory=list)
+    had_missing: bool = False
+    extra_one_hot: list[Any] = field(default_factory=list)
+    vectorizer: Any = None
+
+
+class AutoFeaturizer(TransformerMixin, BaseEstimator):
+    """Azure-style featurization of a raw DataFrame into a dense float matrix.
+
+    Args:
+        featurization: ``"auto"``, ``"off"`` or a FeaturizationConfig dict (``column_purposes``,
+            ``drop_columns``, ``blocked_transformers``, ``transformer_params``).
+    """
+
+    def __init__(self, featurization: str | Mapping[str, Any] = "auto") -> None:
+        self.featurization = featurization
+
+    # -- fitting ------------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y: Any = None) -> AutoFeaturizer:
+        X = _frame(X)
+        config = self.featurization if isinstance(self.featurization, Mapping) else {}
+        purposes = dict(config.get("column_purposes") or {})
+        dropped = set(config.get("drop_columns") or [])
+        blocked = set(config.get("blocked_transformers") or [])
+        for column in list(purposes) + list(dropped):
+            if column not in X.columns:
+                raise ValueError(f"featurization config names column {column!r}, which the training data lacks; "
+                                 f"columns: {', '.join(map(str, X.columns))}")
+        self.input_columns_ = [str(c) for c in X.columns]
+        self.plans_: list[ColumnPlan] = []
+        n_rows = len(X)
+        for column in X.columns:
+            series = X[column]
+            if column in dropped:
+                self.plans_.append(ColumnPlan(column, "Ignore", "dropped by the featurization config"))
+                continue
+            if self.featurization == "off":
+                if not pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+                    raise ValueError(f"featurization='off' needs numeric columns, but column {column!r} is "
+                                     f"{series.dtype}; use featurization='auto' or encode it in a preparation step")
+                plan = ColumnPlan(column, "Numeric", "featurization off")
+            else:
+                plan = self._plan(column, series, purposes.get(column), n_rows, blocked)
+            self._fit_plan(plan, series)
+            self.plans_.append(plan)
+        self.feature_names_ = self._feature_names()
+        if not self.feature_names_:
+            raise ValueError("no usable feature columns after featurization: every column was dropped "
+                             f"({'; '.join(f'{p.name}: {p.reason}' for p in self.plans_)})")
+        return self
+
+    def _plan(self, column: str, series: pd.Series, purpose: str | None, n_rows: int, blocked: set[str]) -> ColumnPlan:
+        if purpose:
+            return ColumnPlan(column, purpose, "set by column_purposes")
+        non_null = series.dropna()
+        if non_null.empty:
+            return ColumnPlan(column, "Ignore", "all values missing")
+        if non_null.nunique() <= 1:
+            return ColumnPlan(column, "Ignore", "constant")
+        distinct = non_null.nunique()
+        if pd.api.types.is_bool_dtype(series):
+            return ColumnPlan(column, "Categorical", "boolean")
+        if pd.api.types.is_datetime64_any_dtype(series):
+            return ColumnPlan(column, "DateTime", "date/time values")
+        if pd.api.types.is_numeric_dtype(series):
+            if pd.api.types.is_integer_dtype(series) and distinct == n_rows and n_rows > 20:
+                return ColumnPlan(column, "Ignore", "ID-like: a distinct integer on every row")
+            return ColumnPlan(column, "Numeric", "numeric")
+        text = non_null.astype(str)
+        if _looks_like_dates(text):
+            return ColumnPlan(column, "DateTime", "parses as dates")
+        tokens = text.str.split().str.len().mean()
+        if tokens >= TEXT_MIN_TOKENS and "TfIdf" not in blocked and "TextTargetEncoder" not in blocked:
+            return ColumnPlan(column, "Text", f"free text ({tokens:.1f} words per value)")
+        if distinct == n_rows and n_rows > 20:
+            return ColumnPlan(column, "Ignore", "ID-like: a distinct value on every row")
+        if distinct <= MAX_ONE_HOT:
+            return ColumnPlan(column, "Categorical", f"{distinct} categories")
+        if "HashOneHotEncoder" in blocked:
+            return ColumnPlan(column, "Ignore", "high cardinality and HashOneHotEncoder blocked")
+        return ColumnPlan(column, "CategoricalHash", f"high cardinality ({distinct} values)")
+
+    def _fit_plan(self, plan: ColumnPlan, series: pd.Series) -> None:
+        plan.had_missing = bool(series.isna().any())
+        if plan.purpose == "Numeric":
+            values = _numeric(series, plan.name)
+            plan.fill = float(np.nanmean(values)) if np.isfinite(values).any() else 0.0
+            distinct = np.unique(values[np.isfinite(values)])
+            if 2 < len(distinct) <= FEW_DISTINCT_NUMBERS and np.allclose(distinct, np.round(distinct)):
+                plan.extra_one_hot = distinct.tolist()
+        elif plan.purpose in ("Categorical", "CategoricalHash"):
+            values = series.astype("string")
+            mode = values.mode(dropna=True)
+            plan.fill = mode.iloc[0] if not mode.empty else "<missing>"
+            if plan.purpose == "Categorical":
+                plan.categories = sorted(values.fillna(plan.fill).unique().tolist(), key=str)
+        elif plan.purpose == "Text":
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
+            plan.vectorizer = TfidfVectorizer(ngram_range=(1, 3), max_features=TEXT_MAX_FEATURES, use_idf=False,
+                                              sublinear_tf=True)
+            plan.vectorizer.fit(series.fillna("").astype(str))
+        elif plan.purpose == "DateTime":
+            parts = _date_parts(series)
+            plan.fill = {p: float(np.nanmean(parts[p])) if np.isfinite(parts[p]).any() else 0.0 for p in DATE_PARTS}
+            plan.categories = [p for p in DATE_PARTS if np.nanstd(parts[p]) > 0]
+
+    # -- transforming -------------------------------------------------------------------------
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        X = _frame(X)
+        missing = [p.name for p in self.plans_ if p.purpose != "Ignore" and p.name not in X.columns]
+        if missing:
+            raise ValueError(f"input data lacks column(s) {', '.join(map(repr, missing))} that the model was "
+                             f"trained on; expected columns: {', '.join(self.input_columns_)}")
+        blocks = []
+        for plan in self.plans_:
+            if plan.purpose == "Ignore":
+                continue
+            series = X[plan.name]
+            if plan.purpose == "Numeric":
+                values = _numeric(series, plan.name)
+                isnan = ~np.isfinite(values)
+                blocks.append(np.where(isnan, plan.fill, values)[:, None])
+                if plan.had_missing:
+                    blocks.append(isnan[:, None].astype(float))
+                if plan.extra_one_hot:
+                    filled = np.where(isnan, plan.fill, values)
+                    blocks.append((filled[:, None] == np.asarray(plan.extra_one_hot)[None, :]).astype(float))
+            elif plan.purpose == "Categorical":
+                values = series.astype("string").fillna(plan.fill).to_numpy(dtype=object)
+                blocks.append((values[:, None] == np.asarray(plan.categories, dtype=object)[None, :]).astype(float))
+            elif plan.purpose == "CategoricalHash":
+                values = series.astype("string").fillna(plan.fill).to_numpy(dtype=object)
+                buckets = np.array([_bucket(v) for v in values])
+                block = np.zeros((len(values), HASH_BUCKETS))
+                block[np.arange(len(values)), buckets] = 1.0
+                blocks.append(block)
+            elif plan.purpose == "Text":
+                blocks.append(plan.vectorizer.transform(series.fillna("").astype(str)).toarray())
+            elif plan.purpose == "DateTime":
+                parts = _date_parts(series)
+                for part in plan.categories:
+                    values = parts[part]
+                    blocks.append(np.where(np.isfinite(values), values, plan.fill[part])[:, None])
+        return np.hstack(blocks).astype(np.float64) if blocks else np.zeros((len(X), 0))
+
+    def _feature_names(self) -> list[str]:
+        names: list[str] = []
+        for plan in self.plans_:
+            if plan.purpose == "Numeric":
+                names.append(plan.name)
+                if plan.had_missing:
+                    names.append(f"{plan.name}_WASNULL")
+                names.extend(f"{plan.name}_{v:g}" for v in plan.extra_one_hot)
+            elif plan.purpose == "Categorical":
+                names.extend(f"{plan.name}_{c}" for c in plan.categories)
+            elif plan.purpose == "CategoricalHash":
+                names.extend(f"{plan.name}_hash{i}" for i in range(HASH_BUCKETS))
+            elif plan.purpose == "Text":
+                names.extend(f"{plan.name}_{t}" for t in plan.vectorizer.get_feature_names_out())
+            elif plan.purpose == "DateTime":
+                names.extend(f"{plan.name}_{p}" for p in plan.categories)
+        return names
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(self.feature_names_, dtype=object)
+
+    def feature_source(self) -> dict[str, str]:
+        """Engineered feature name -> the raw column it came from."""
+        mapping: dict[str, str] = {}
+        for plan in self.plans_:
+            if plan.purpose == "Ignore":
+                continue
+            prefix = f"{plan.name}_"
+            for name in self.feature_names_:
+                if name == plan.name or name.startswith(prefix):
+                    mapping.setdefault(name, plan.name)
+        return mapping
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per raw column: detected purpose, why, and how many features it became."""
+        sources = self.feature_source()
+        return [{"column": p.name, "purpose": p.purpose, "reason": p.reason, "had_missing": p.had_missing,
+                 "features": sum(1 for src in sources.values() if src == p.name)} for p in self.plans_]
+
+
+def _frame(X: Any) -> pd.DataFrame:
+    if isinstance(X, pd.DataFrame):
+        return X
+    return pd.DataFrame(np.asarray(X)).rename(columns=str)
+
+
+def _numeric(series: pd.Series, name: str) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype(float).to_numpy()
+    values = pd.to_numeric(series, errors="coerce").astype(float).to_numpy()
+    return values
+
+
+def _bucket(value: Any) -> int:
+    return int.from_bytes(hashlib.md5(str(value).encode()).digest()[:4], "little") % HASH_BUCKETS
+
+
+def _looks_like_dates(text: pd.Series) -> bool:
+    sample = text.head(200)
+    if sample.str.fullmatch(r"[-+]?\d+(\.\d+)?").mean() > 0.5:
+        return False
+    if not sample.str.contains(r"\d{1,4}[-/.:]\d{1,2}", regex=True).mean() > 0.9:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return bool(parsed.notna().mean() > 0.9)
+
+
+def _date_parts(series: pd.Series) -> dict[str, np.ndarray]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dates = pd.to_datetime(series, errors="coerce", format="mixed") \
+            if not pd.api.types.is_datetime64_any_dtype(series) else series
+    accessor = dates.dt
+    parts = {
+        "year": accessor.year, "month": accessor.month, "day": accessor.day, "dayofweek": accessor.dayofweek,
+        "dayofyear": accessor.dayofyear, "quarter": accessor.quarter, "week": accessor.isocalendar().week,
+        "hour": accessor.hour, "minute": accessor.minute, "second": accessor.second,
+    }
+    return {k: pd.to_numeric(v, errors="coerce").astype(float).to_numpy() for k, v in parts.items()}

@@ -1,0 +1,177 @@
+"""Azure Automated ML's scalar metrics, with Azure's definitions.
+
+Classification metrics of binary problems are averaged over both classes. Regression metrics
+named ``normalized_*`` are divided by the range of the *training* labels.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+CLASSIFICATION_METRICS = (
+    "AUC_macro", "AUC_micro", "AUC_weighted", "accuracy", "average_precision_score_macro",
+    "average_precision_score_micro", "average_precision_score_weighted", "balanced_accuracy",
+    "f1_score_macro", "f1_score_micro", "f1_score_weighted", "log_loss", "matthews_correlation",
+    "norm_macro_recall", "precision_score_macro", "precision_score_micro", "precision_score_weighted",
+    "recall_score_macro", "recall_score_micro", "recall_score_weighted", "weighted_accuracy",
+)
+REGRESSION_METRICS = (
+    "explained_variance", "mean_absolute_error", "mean_absolute_percentage_error", "median_absolute_error",
+    "normalized_mean_absolute_error", "normalized_median_absolute_error", "normalized_root_mean_squared_error",
+    "normalized_root_mean_squared_log_error", "r2_score", "root_mean_squared_error",
+    "root_mean_squared_log_error", "spearman_correlation",
+)
+MINIMIZE = {"log_loss", "mean_absolute_error", "mean_absolute_percentage_error", "median_absolute_error",
+            "normalized_mean_absolute_error", "normalized_median_absolute_error",
+            "normalized_root_mean_squared_error", "normalized_root_mean_squared_log_error",
+            "root_mean_squared_error", "root_mean_squared_log_error"}
+
+
+def goal(metric: str) -> str:
+    """Azure's goal string, e.g. ``AUC_weighted_max``."""
+    return f"{metric}_{'min' if metric in MINIMIZE else 'max'}"
+
+
+def better(metric: str, a: float, b: float) -> bool:
+    """Whether score ``a`` beats score ``b`` for ``metric`` (NaN never wins)."""
+    if a is None or (isinstance(a, float) and math.isnan(a)):
+        return False
+    if b is None or (isinstance(b, float) and math.isnan(b)):
+        return True
+    return a < b if metric in MINIMIZE else a > b
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[Any],
+                           sample_weight: np.ndarray | None = None) -> dict[str, float]:
+    """Every scalar classification metric, from true labels and class probabilities.
+
+    ``classes`` orders the columns of ``proba``; predictions are the argmax.
+    """
+    from sklearn import metrics as skm
+
+    classes = np.asarray(classes)
+    y_true = np.asarray(y_true)
+    proba = np.clip(np.asarray(proba, dtype=float), 0.0, 1.0)
+    y_pred = classes[np.argmax(proba, axis=1)]
+    onehot = (y_true[:, None] == classes[None, :]).astype(int)
+    present = onehot.sum(axis=0) > 0
+    result: dict[str, float] = {}
+    w = sample_weight
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for average in ("macro", "micro", "weighted"):
+            result[f"AUC_{average}"] = _safe(lambda: skm.roc_auc_score(
+                onehot[:, present] if average != "micro" else onehot, proba[:, present] if average != "micro" else proba,
+                average=average, sample_weight=w))
+            result[f"average_precision_score_{average}"] = _safe(lambda: skm.average_precision_score(
+                onehot[:, present] if average != "micro" else onehot, proba[:, present] if average != "micro" else proba,
+                average=average, sample_weight=w))
+            for name, fn in (("f1_score", skm.f1_score), ("precision_score", skm.precision_score),
+                             ("recall_score", skm.recall_score)):
+                result[f"{name}_{average}"] = _safe(lambda: fn(y_true, y_pred, labels=classes, average=average,
+                                                                zero_division=0, sample_weight=w))
+        result["accuracy"] = _safe(lambda: skm.accuracy_score(y_true, y_pred, sample_weight=w))
+        result["balanced_accuracy"] = result["recall_score_macro"]
+        result["log_loss"] = _safe(lambda: skm.log_loss(y_true, proba, labels=classes, sample_weight=w))
+        result["matthews_correlation"] = _safe(
+            lambda: float(np.clip(skm.matthews_corrcoef(y_true, y_pred, sample_weight=w), -1, 1)))
+    n_classes = len(classes)
+    per_class_recall = [((y_pred == c) & (y_true == c)).sum() / max((y_true == c).sum(), 1)
+                        for c, p in zip(classes, present) if p]
+    macro_recall = float(np.mean(per_class_recall)) if per_class_recall else float("nan")
+    result["norm_macro_recall"] = max(0.0, (macro_recall - 1 / n_classes) / (1 - 1 / n_classes)) \
+        if n_classes > 1 else float("nan")
+    result["weighted_accuracy"] = weighted_accuracy(y_true, y_pred, classes)
+    return {k: float(v) for k, v in result.items()}
+
+
+def weighted_accuracy(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[Any]) -> float:
+    """Accuracy with each sample weighted by its class's share of the samples."""
+    y_true = np.asarray(y_true)
+    shares = {c: float(np.mean(y_true == c)) for c in classes}
+    weights = np.array([shares[c] for c in y_true])
+    if weights.sum() == 0:
+        return float("nan")
+    return float(np.sum(weights * (np.asarray(y_pred) == y_true)) / weights.sum())
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_min: float, y_max: float,
+                       sample_weight: np.ndarray | None = None) -> dict[str, float]:
+    """Every scalar regression metric; ``y_min``/``y_max`` are the training labels' range."""
+    from scipy import stats
+    from sklearn import metrics as skm
+
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred, dtype=float)
+    w = sample_weight
+    span = abs(y_max - y_min) or 1.0
+    result: dict[str, float] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result["explained_variance"] = _safe(lambda: skm.explained_variance_score(y_true, y_pred, sample_weight=w))
+        result["r2_score"] = _safe(lambda: max(-1.0, skm.r2_score(y_true, y_pred, sample_weight=w)))
+        result["spearman_correlation"] = _safe(lambda: stats.spearmanr(y_true, y_pred).statistic)
+        result["mean_absolute_error"] = _safe(lambda: skm.mean_absolute_error(y_true, y_pred, sample_weight=w))
+        result["median_absolute_error"] = _safe(lambda: skm.median_absolute_error(y_true, y_pred))
+        result["root_mean_squared_error"] = _safe(
+            lambda: math.sqrt(skm.mean_squared_error(y_true, y_pred, sample_weight=w)))
+        if (y_true < 0).any() or (y_pred < 0).any() or y_min < 0:
+            result["root_mean_squared_log_error"] = float("nan")
+            result["normalized_root_mean_squared_log_error"] = float("nan")
+        else:
+            rmsle = math.sqrt(skm.mean_squared_log_error(y_true, y_pred, sample_weight=w))
+            result["root_mean_squared_log_error"] = rmsle
+            log_span = abs(math.log1p(y_max) - math.log1p(y_min)) or 1.0
+            result["normalized_root_mean_squared_log_error"] = rmsle / log_span
+        nonzero = y_true != 0
+        result["mean_absolute_percentage_error"] = float(
+            np.mean(np.abs((y_true[nonzero] - y_pred[nonzero]) / y_true[nonzero])) * 100) if nonzero.any() else float("nan")
+    result["normalized_mean_absolute_error"] = result["mean_absolute_error"] / span
+    result["normalized_median_absolute_error"] = result["median_absolute_error"] / span
+    result["normalized_root_mean_squared_error"] = result["root_mean_squared_error"] / span
+    return {k: float(v) for k, v in result.items()}
+
+
+def _safe(compute: Any) -> float:
+    try:
+        value = float(compute())
+    except (ValueError, ZeroDivisionError, IndexError):
+        return float("nan")
+    return value
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[Any]) -> dict[str, Any]:
+    """Azure's ``confusion_matrix`` artifact: class labels and the matrix (rows true, columns predicted)."""
+    from sklearn import metrics as skm
+
+    matrix = skm.confusion_matrix(y_true, y_pred, labels=list(classes))
+    return {"schema_type": "confusion_matrix", "schema_version": "1.0.0",
+            "data": {"class_labels": [str(c) for c in classes], "matrix": matrix.tolist()}}
+
+
+def accuracy_table(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[Any], n_thresholds: int = 101
+                   ) -> dict[str, Any]:
+    """Azure's ``accuracy_table`` artifact: TP/FP/TN/FN per class at probability and percentile thresholds."""
+    y_true = np.asarray(y_true)
+    thresholds = np.linspace(0, 1, n_thresholds)
+    probability_tables, percentile_tables = [], []
+    for index, cls in enumerate(classes):
+        positive = y_true == cls
+        scores = np.asarray(proba)[:, index]
+        percentile_cuts = np.percentile(scores, np.linspace(0, 100, n_thresholds)) if len(scores) else thresholds
+        for cuts, tables in ((thresholds, probability_tables), (percentile_cuts, percentile_tables)):
+            rows = []
+            for cut in cuts:
+                predicted = scores >= cut
+                rows.append([int((predicted & positive).sum()), int((predicted & ~positive).sum()),
+                             int((~predicted & ~positive).sum()), int((~predicted & positive).sum())])
+            tables.append(rows)
+    return {"schema_type": "accuracy_table", "schema_version": "1.0.1",
+            "data": {"probability_tables": probability_tables, "percentile_tables": percentile_tables,
+                     "probability_thresholds": thresholds.tolist(),
+                     "percentile_thresholds": np.linspace(0, 100, n_thresholds).tolist(),
+                     "class_labels": [str(c) for c in classes]}}

@@ -1,0 +1,54 @@
+"""The built-in AutoML step: offline it runs the emulator; on Azure it compiles to ``AutoMLStep``."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from typing import Any, Callable
+
+from framework import REQUIRED, DataType, Input, Output, Param, RunContext, StepSpec, hookimpl
+
+from .settings import validate_settings
+
+
+def run(context: RunContext, training_data: Any, validation_data: Any = None, **settings: Any) -> None:
+    from .engine import run_automl
+
+    result = run_automl(settings, training_data, validation_data, recorder=context, parent_run_id=context.id)
+    metric = settings["primary_metric"]
+    context.add_properties({
+        "best_child_run_id": result.best.run_id, "primary_metric": metric, "score": result.best.score,
+        "training_type": result.training_type, "guardrails": result.guardrails,
+        "unhonoured_settings": settings.get("unhonoured", []), "iterations_run": len(result.children),
+    })
+    context.log(metric, result.best.score)
+    metrics_file = context.output_dir("metrics") / context.output_data_name("metrics")
+    metrics_file.write_text(json.dumps(result.metrics_json(), indent=1))
+    with open(context.output_dir("model") / context.output_data_name("model"), "wb") as f:
+        pickle.dump(result.model, f)
+
+
+STEP = StepSpec(
+    name="automl",
+    kind="automl",
+    description="Automated ML: tries featurized model pipelines with cross-validation, outputs metrics and the best model",
+    run=run,
+    inputs=[Input("training_data", DataType.TABULAR, "training rows, label column included"),
+            Input("validation_data", DataType.TABULAR, "explicit validation rows", optional=True)],
+    outputs=[Output("metrics", DataType.METRICS, "{child_run_id: {metric: [value]}} (TrainingOutput 'Metrics')"),
+             Output("model", DataType.MODEL, "pickled fitted scikit-learn Pipeline (TrainingOutput 'Model')")],
+    params=[Param("task", str, REQUIRED, "classification or regression", ("classification", "regression")),
+            Param("label_column_name", str, REQUIRED, "the column to predict"),
+            Param("primary_metric", str, "accuracy", "metric that ranks child runs"),
+            Param("iterations", int, 1000, "maximum number of child runs"),
+            Param("experiment_timeout_minutes", float, 8640.0, "budget for the whole experiment"),
+            Param("iteration_timeout_minutes", float, 43200.0, "budget for one child run"),
+            Param("featurization", str, "auto", "'auto', 'off' or a FeaturizationConfig")],
+    settings_validator=validate_settings,
+    source_modules=("emulator",),
+)
+
+
+@hookimpl
+def register_steps(register: Callable[[StepSpec], None]) -> None:
+    register(STEP)

@@ -1,0 +1,338 @@
+"""The ``amlstep`` command line. Plugins add commands through the ``register_commands`` hook.
+
+Exit codes: 0 success; 1 a run that failed or was canceled; 2 bad input (usage, validation,
+unknown names), reported before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import click
+
+from .errors import AmlStepError
+from .manager import Plugins, get_plugin_manager
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class State:
+    """What every command shares: the workspace path and the plugins, built on first use."""
+
+    def __init__(self, workspace: str | None, plugins: Plugins | None) -> None:
+        self.workspace_path = workspace
+        self._plugins = plugins
+        self._workspace: Any = None
+
+    @property
+    def plugins(self) -> Plugins:
+        if self._plugins is None:
+            self._plugins = get_plugin_manager()
+        return self._plugins
+
+    @property
+    def workspace(self) -> Any:
+        if self._workspace is None:
+            from .workspace import LocalWorkspace
+
+            self._workspace = LocalWorkspace(self.workspace_path)
+        return self._workspace
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn amlstep errors into a one-line message and exit code 2."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except AmlStepError as exc:
+            fail(str(exc))
+
+    return wrapper
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    grid = Table(title=title, show_lines=False)
+    for column in columns:
+        grid.add_column(column)
+    for row in rows:
+        grid.add_row(*["" if v is None else str(v) for v in row])
+    Console(soft_wrap=True).print(grid)
+
+
+def when(timestamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else ""
+
+
+def seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}s"
+
+
+def make_cli(plugins: Plugins | None = None) -> click.Group:
+    """A fresh ``amlstep`` command group; ``plugins`` replaces entry-point discovery (for tests)."""
+
+    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("--workspace", "-w", envvar="AMLSTEP_WORKSPACE", type=click.Path(file_okay=False),
+                  help="Local workspace directory [env AMLSTEP_WORKSPACE; default ~/.amlstep].")
+    @click.version_option(package_name="amlstep")
+    @click.pass_context
+    def cli(ctx: click.Context, workspace: str | None) -> None:
+        """amlstep: plugin-based Azure ML pipeline steps, runnable offline."""
+        ctx.obj = State(workspace, plugins)
+
+    for command in COMMANDS:
+        cli.add_command(command)
+    return cli
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+@handle_errors
+def plugins_command(state: State, as_json: bool) -> None:
+    """List step plugins with their inputs, outputs and parameters."""
+    found = state.plugins
+    described = [{**spec.describe(), "plugin": found.owner(name)} for name, spec in sorted(found.steps.items())]
+    if as_json:
+        emit_json({"steps": described, "backends": sorted(found.backends)})
+        return
+    for step in described:
+        click.echo(f"{step['name']}  [{step['plugin']}]" + ("" if step["allow_reuse"] else "  (allow_reuse=False)"))
+        if step["description"]:
+            click.echo(f"  {step['description']}")
+        for port in step["inputs"]:
+            click.echo(f"  in   {port['name']}: {port['type']}" + (" (optional)" if port["optional"] else ""))
+        for port in step["outputs"]:
+            click.echo(f"  out  {port['name']}: {port['type']}")
+        for param in step["params"]:
+            default = "required" if param["required"] else f"default {param['default']!r}"
+            click.echo(f"  param {param['name']}: {param['type']} ({default})")
+        click.echo()
+    click.echo(f"backends: {', '.join(sorted(found.backends))}")
+
+
+def parse_params(values: Iterable[str]) -> dict[str, str]:
+    params = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--param")
+        params[name.strip()] = value
+    return params
+
+
+@click.command("run")
+@click.argument("pipeline")
+@click.option("--backend", "-b", default="local", show_default=True, help="Where to run: local or azure.")
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a pipeline parameter.")
+@click.option("--no-reuse", is_flag=True, help="Re-run every step, whatever the reuse rule says.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the result.")
+@pass_state
+def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ...], no_reuse: bool,
+                as_json: bool, quiet: bool) -> None:
+    """Run PIPELINE (a folder with pipeline.py, a .py file or a module name)."""
+    from .api import load_pipeline, run_pipeline
+
+    overrides = parse_params(params)
+    try:
+        definition = load_pipeline(pipeline)
+        echo = None if quiet else sys.stderr
+        result = run_pipeline(definition, backend=backend, params=overrides, reuse=not no_reuse,
+                              workspace=state.workspace, plugins=state.plugins, echo=echo)
+    except AmlStepError as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        table(f"Run {result.run_id} ({result.experiment}): {result.status}",
+              ["step", "status", "reused", "duration", "why"],
+              [(s.name, s.status, "yes" if s.reused else "no", seconds(s.duration),
+                s.error or "; ".join(s.reasons)) for s in result.steps])
+        for name, path in result.outputs.items():
+            click.echo(f"output {name}: {path}")
+        if result.error:
+            click.echo(f"Error: {result.error}", err=True)
+    if not result.succeeded:
+        sys.exit(EXIT_FAILED)
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """Browse the run history."""
+
+
+@runs_group.command("list")
+@click.option("--experiment", "-e", help="Only this experiment.")
+@click.option("--limit", "-n", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def runs_list(state: State, experiment: str | None, limit: int, as_json: bool) -> None:
+    """List pipeline runs, newest first."""
+    runs = state.workspace.list_runs(run_type="pipeline", experiment=experiment, limit=limit)
+    if as_json:
+        emit_json([r.to_dict() for r in runs])
+        return
+    table(None, ["run id", "experiment", "backend", "status", "started", "duration"],
+          [(r.id, r.experiment, r.backend, r.status, when(r.created_at), seconds(r.duration)) for r in runs])
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def runs_show(state: State, run_id: str, as_json: bool) -> None:
+    """Show a run: its steps, statuses, metrics, child runs and durations."""
+    ws = state.workspace
+    run = ws.get_run(run_id)
+    steps = ws.get_children(run.id)
+    detail: dict[str, Any] = {**run.to_dict(), "metrics": ws.get_metrics(run.id), "steps": []}
+    for step in steps:
+        children = ws.get_children(step.id)
+        detail["steps"].append({**step.to_dict(), "metrics": ws.get_metrics(step.id),
+                                "children": [{**c.to_dict(), "metrics": ws.get_metrics(c.id)} for c in children]})
+    if as_json:
+        emit_json(detail)
+        return
+    click.echo(f"Run {run.id}  experiment {run.experiment}  backend {run.backend}  status {run.status}")
+    click.echo(f"started {when(run.created_at)}  duration {seconds(run.duration)}")
+    if run.params:
+        click.echo("parameters: " + ", ".join(f"{k}={v!r}" for k, v in run.params.items()))
+    if run.error:
+        click.echo(f"error: {run.error}")
+    table("steps", ["step", "status", "reused", "duration", "metrics", "children", "step run id"],
+          [(s["name"], s["status"], "yes" if s["reused_from"] else "no", seconds(s["duration"]),
+            ", ".join(f"{k}={_short(v)}" for k, v in s["metrics"].items()), len(s["children"]), s["id"])
+           for s in detail["steps"]])
+    for step in detail["steps"]:
+        if step["error"]:
+            click.echo(f"{step['name']}: {step['error']}")
+        if step["children"]:
+            metric = step["properties"].get("primary_metric")
+            table(f"{step['name']} child runs", ["iteration", "pipeline", "status", metric or "score", "fit time"],
+                  [(c["properties"].get("iteration"), c["display_name"] or c["name"], c["status"],
+                    _short(c["metrics"].get(metric)) if metric else c["properties"].get("score"),
+                    seconds(c["duration"])) for c in step["children"]])
+    for name, path in run.outputs.items():
+        click.echo(f"output {name}: {ws.path / path}")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+@click.group("datasets")
+def datasets_group() -> None:
+    """Register and list datasets."""
+
+
+@datasets_group.command("register")
+@click.argument("name")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--description", "-d", default="")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def datasets_register(state: State, name: str, sources: tuple[str, ...], description: str, as_json: bool) -> None:
+    """Register delimited files (paths or URLs) as dataset NAME; new content makes a new version."""
+    version, created = state.workspace.register_dataset(name, list(sources), description=description)
+    if as_json:
+        emit_json({**version.to_dict(), "created": created})
+    elif created:
+        click.echo(f"Registered version {version.version} of dataset {name} ({len(version.files)} file(s))")
+    else:
+        click.echo(f"Dataset {name} version {version.version} already has this content; nothing registered")
+
+
+@datasets_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def datasets_list(state: State, as_json: bool) -> None:
+    """List registered datasets and their versions."""
+    found = state.workspace.list_datasets()
+    if as_json:
+        emit_json([d.to_dict() for d in found])
+        return
+    table(None, ["name", "version", "files", "registered", "sources"],
+          [(d.name, d.version, ", ".join(d.files), when(d.created_at), ", ".join(d.sources)) for d in found])
+
+
+@click.group("models")
+def models_group() -> None:
+    """The model registry."""
+
+
+@models_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def models_list(state: State, as_json: bool) -> None:
+    """List registered models: name, version, source run."""
+    found = state.workspace.list_models()
+    if as_json:
+        emit_json([m.to_dict() for m in found])
+        return
+    table(None, ["name", "version", "source run", "registered", "files"],
+          [(m.name, m.version, m.run_id, when(m.created_at), ", ".join(m.files)) for m in found])
+
+
+@click.command("download")
+@click.argument("run_id")
+@click.argument("output_name")
+@click.argument("directory", type=click.Path(file_okay=False), default=".")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier download.")
+@pass_state
+@handle_errors
+def download_command(state: State, run_id: str, output_name: str, directory: str, overwrite: bool) -> None:
+    """Download pipeline output OUTPUT_NAME of RUN_ID into DIRECTORY (like get_pipeline_output().download())."""
+    from .runs import Run
+
+    run = Run(state.workspace, state.workspace.get_run(run_id))
+    path = run.get_pipeline_output(output_name).download(Path(directory), overwrite=overwrite)
+    click.echo(path)
+
+
+COMMANDS: list[click.Command] = [plugins_command, run_command, runs_group, datasets_group, models_group,
+                                 download_command]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``amlstep`` console script."""
+    try:
+        plugins = get_plugin_manager()
+    except AmlStepError as exc:
+        fail(str(exc))
+        return
+    cli = make_cli(plugins)
+    plugins.hook.register_commands(cli=cli)
+    cli.main(args=argv, prog_name="amlstep")
+
+
+if __name__ == "__main__":
+    main()

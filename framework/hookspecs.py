@@ -1,0 +1,66 @@
+"""Hook specifications for the project ``amlstep``.
+
+Specs only grow by adding arguments; call hooks by keyword.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .backends import Backend
+    from .pipeline import Pipeline, StepBinding
+    from .results import PipelineRunResult, StepRunResult
+    from .steps import StepSpec
+
+PROJECT = "amlstep"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_steps(register: Callable[[StepSpec], None]) -> None:
+    """Register step plugins by calling ``register(StepSpec(...))`` once per step."""
+
+
+@hookspec
+def register_backends(register: Callable[[str, Callable[..., Backend]], None]) -> None:
+    """Register backends by calling ``register(name, factory)``; ``factory(**options)`` builds one."""
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands to the ``amlstep`` click group ``cli``."""
+
+
+@hookspec
+def before_pipeline_run(run_id: str, pipeline: Pipeline, params: dict[str, Any], backend: str) -> None:
+    """Called once before the first step of a pipeline run starts."""
+
+
+@hookspec
+def before_step_run(run_id: str, step: StepBinding, step_run_id: str) -> None:
+    """Called before a step runs (or is reused)."""
+
+
+@hookspec
+def after_step_run(run_id: str, step: StepBinding, step_run_id: str, result: StepRunResult) -> None:
+    """Called after a step completed or was reused; ``result.reused`` tells which."""
+
+
+@hookspec
+def on_step_error(run_id: str, step: StepBinding, step_run_id: str, error: BaseException) -> None:
+    """Called when a step fails, with the ``before_step_run`` arguments plus the error."""
+
+
+@hookspec
+def after_pipeline_run(run_id: str, pipeline: Pipeline, result: PipelineRunResult) -> None:
+    """Called once when a pipeline run ends, whatever its status."""
+
+
+@hookspec
+def on_step_log(run_id: str, step_run_id: str, name: str, value: Any) -> None:
+    """Called when a step (or an AutoML child run) logs a metric."""

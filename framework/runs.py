@@ -1,0 +1,119 @@
+"""Reading runs back the way Azure users do: by id, with pipeline outputs by name."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .errors import WorkspaceError
+from .steps import DataType
+from .workspace import LocalWorkspace, RunRecord
+
+
+class PortDataReference:
+    """A step output in the datastore (Azure's ``PortDataReference``)."""
+
+    def __init__(self, workspace: LocalWorkspace, step_run_id: str, record: dict[str, Any]) -> None:
+        self.workspace = workspace
+        self.step_run_id = step_run_id
+        self.data_name: str = record["data"]
+        self.data_type = DataType(record["type"])
+        self.path_on_datastore: str = record["path"]
+
+    @property
+    def path(self) -> Path:
+        """The local path: the file for model and metrics data, else the folder."""
+        from .backends.local import output_path
+
+        return output_path(self.data_type, self.workspace.path / self.path_on_datastore)
+
+    def download(self, local_path: str | Path = ".", overwrite: bool = False, show_progress: bool = False) -> str:
+        """Copy the data to ``local_path/azureml/<step_run_id>/<data_name>/``; return the copied path."""
+        source = self.workspace.path / self.path_on_datastore
+        if not source.exists():
+            raise WorkspaceError(f"output {self.data_name!r} of step run {self.step_run_id} is no longer in the datastore")
+        target = Path(local_path) / "azureml" / self.step_run_id / self.data_name
+        if target.exists():
+            if not overwrite:
+                raise WorkspaceError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
+            shutil.rmtree(target)
+        staging = target.with_name(f".{target.name}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source, staging)
+        staging.rename(target)
+        if self.data_type in (DataType.MODEL, DataType.METRICS):
+            files = [p for p in target.rglob("*") if p.is_file()]
+            if len(files) == 1:
+                return str(files[0])
+        return str(target)
+
+
+class Run:
+    """A run from the local history: a pipeline run, a step run or a child run."""
+
+    def __init__(self, workspace: LocalWorkspace, record: RunRecord) -> None:
+        self.workspace = workspace
+        self.record = record
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return self.record.properties
+
+    def get_status(self) -> str:
+        return self.workspace.get_run(self.id).status
+
+    def wait_for_completion(self, show_output: bool = False) -> str:
+        """Local runs finish before ``run_pipeline`` returns; kept for Azure-shaped code."""
+        return self.get_status()
+
+    def get_metrics(self) -> dict[str, Any]:
+        return self.workspace.get_metrics(self.id)
+
+    def get_children(self) -> list[Run]:
+        return [Run(self.workspace, r) for r in self.workspace.get_children(self.id)]
+
+    def find_step_run(self, name: str) -> list[Run]:
+        return [r for r in self.get_children() if r.name == name]
+
+    def get_outputs(self) -> dict[str, PortDataReference]:
+        """This step run's outputs by data name."""
+        record = self.workspace.get_run(self.id)
+        source_id = record.reused_from or record.id
+        return {o["data"]: PortDataReference(self.workspace, source_id, o) for o in record.outputs.values()}
+
+    def get_pipeline_output(self, name: str) -> PortDataReference:
+        """A pipeline output by its name (``metrics_output``, ``model_output``...)."""
+        outputs = self.record.properties.get("pipeline_outputs", {})
+        if name not in outputs:
+            raise WorkspaceError(
+                f"run {self.id} has no pipeline output {name!r}; its outputs: {', '.join(sorted(outputs)) or '(none)'}"
+            )
+        data_name = outputs[name]
+        for child in self.get_children():
+            found = child.get_outputs().get(data_name)
+            if found is not None:
+                return found
+        raise WorkspaceError(f"pipeline output {name!r} of run {self.id} was not produced (status {self.status})")
+
+    def __repr__(self) -> str:
+        return f"Run(id={self.id!r}, name={self.name!r}, status={self.status!r})"
+
+
+def get_run(run_id: str, workspace: LocalWorkspace | str | Path | None = None) -> Run:
+    """A historical run by id (a unique prefix of at least 6 characters also works)."""
+    ws = workspace if isinstance(workspace, LocalWorkspace) else LocalWorkspace(workspace)
+    return Run(ws, ws.get_run(run_id))

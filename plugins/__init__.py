@@ -1,0 +1,1 @@
+"""Step plugins bundled with amlstep, registered through the ``amlstep`` entry-point group."""
