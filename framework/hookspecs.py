@@ -64,3 +64,9 @@ def after_pipeline_run(run_id: str, pipeline: Pipeline, result: PipelineRunResul
 @hookspec
 def on_step_log(run_id: str, step_run_id: str, name: str, value: Any) -> None:
     """Called when a step (or an AutoML child run) logs a metric."""
+
+
+@hookspec
+def after_child_run(run_id: str, step_run_id: str, child_run_id: str, status: str, properties: dict[str, Any],
+                    metrics: dict[str, Any]) -> None:
+    """Called when a child run (one AutoML iteration) ends, with its properties and metrics."""

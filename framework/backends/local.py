@@ -40,6 +40,7 @@ class LocalBackend:
                  **_ignored: Any) -> None:
         self.workspace = workspace if isinstance(workspace, LocalWorkspace) else LocalWorkspace(workspace)
         self.echo = echo
+        self._hook: Any = None
 
     def run(self, pipeline: ValidatedPipeline, *, plugins: Plugins, params: Mapping[str, Any] | None = None,
             reuse: bool = True, resume: str | None = None) -> PipelineRunResult:
@@ -102,7 +103,7 @@ class LocalBackend:
                   values: Mapping[str, Any], datasets: Mapping[str, DatasetVersion],
                   data: dict[str, tuple[Path, str, DataType]], plugins: Plugins, reuse: bool) -> StepRunResult:
         ws = self.workspace
-        hook = plugins.hook
+        hook = self._hook = plugins.hook
         params = binding.resolve_params(values)
         step_run = ws.create_run(run_type="step", name=binding.name, experiment=pipeline.experiment,
                                  parent_id=run.id, status="Running", params=params,
@@ -188,7 +189,7 @@ class LocalBackend:
             output_dirs[port].mkdir()
         inputs = load_inputs(binding.spec, binding.name, input_locations)
         context = LocalRunContext(self.workspace, step_run, run.id, binding, params, output_dirs,
-                                  dict(input_locations))
+                                  dict(input_locations), hook=self._hook)
         execute_step(binding.spec, binding.name, inputs, params, context, output_dirs)
 
     def _say(self, message: str) -> None:
@@ -247,15 +248,18 @@ class LocalRunContext(RunContext):
 
     def __init__(self, workspace: LocalWorkspace, record: RunRecord, pipeline_run_id: str | None,
                  binding: StepBinding, params: Mapping[str, Any], output_dirs: Mapping[str, Path],
-                 input_datasets: Mapping[str, Any]) -> None:
+                 input_datasets: Mapping[str, Any], hook: Any = None) -> None:
         super().__init__(run_id=record.id, step_name=binding.name, experiment_name=record.experiment,
                          pipeline_run_id=pipeline_run_id, params=params, input_datasets=input_datasets)
         self.workspace = workspace
+        self._hook = hook
         self._binding = binding
         self._output_dirs = dict(output_dirs)
 
     def log(self, name: str, value: Any, description: str = "") -> None:
         self.workspace.log_metric(self.id, name, value)
+        if self._hook is not None:
+            self._hook.on_step_log(run_id=self.pipeline_run_id, step_run_id=self.id, name=name, value=value)
 
     def get_metrics(self) -> dict[str, Any]:
         return self.workspace.get_metrics(self.id)
@@ -287,15 +291,25 @@ class LocalRunContext(RunContext):
         record = self.workspace.create_run(run_type="child", name=name, experiment=self.experiment_name,
                                            parent_id=self.id, run_id=run_id, status="Running",
                                            properties=dict(properties or {}))
-        return LocalChildRun(self.workspace, record.id)
+        return LocalChildRun(self.workspace, record.id, on_end=self._child_ended)
+
+    def _child_ended(self, child_run_id: str, status: str) -> None:
+        if self._hook is None:
+            return
+        record = self.workspace.get_run(child_run_id)
+        self._hook.after_child_run(run_id=self.pipeline_run_id, step_run_id=self.id, child_run_id=child_run_id,
+                                   status=status, properties=record.properties,
+                                   metrics=self.workspace.get_metrics(child_run_id))
 
 
 class LocalChildRun:
     """A child run (an AutoML iteration) recorded in the local run history."""
 
-    def __init__(self, workspace: LocalWorkspace, run_id: str) -> None:
+    def __init__(self, workspace: LocalWorkspace, run_id: str,
+                 on_end: Callable[[str, str], None] | None = None) -> None:
         self.workspace = workspace
         self.id = run_id
+        self._on_end = on_end
 
     def log(self, name: str, value: Any, description: str = "") -> None:
         self.workspace.log_metric(self.id, name, value)
@@ -308,9 +322,13 @@ class LocalChildRun:
 
     def complete(self) -> None:
         self.workspace.update_run(self.id, status="Completed")
+        if self._on_end is not None:
+            self._on_end(self.id, "Completed")
 
     def fail(self, error: str, status: str = "Failed") -> None:
         self.workspace.update_run(self.id, status=status, error=error)
+        if self._on_end is not None:
+            self._on_end(self.id, status)
 
 
 class _Tee(io.TextIOBase):

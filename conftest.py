@@ -1,0 +1,56 @@
+"""Shared pytest fixtures: every test gets a fresh workspace and a fresh plugin manager."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from framework import LocalWorkspace, Plugins, get_plugin_manager
+
+REPO = Path(__file__).resolve().parent
+SHARED_DATA = Path(os.environ.get("AMLSTEP_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# Small AutoML budgets keep the suite fast; tests that need more say so.
+FAST_AUTOML = {"iterations": "3", "experiment_timeout_minutes": "1"}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_workspace_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test ever writes to the user's ~/.amlstep."""
+    monkeypatch.setenv("AMLSTEP_WORKSPACE", str(tmp_path_factory.mktemp("default-ws")))
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalWorkspace:
+    """A fresh, empty local workspace (also set as $AMLSTEP_WORKSPACE)."""
+    path = tmp_path / "workspace"
+    monkeypatch.setenv("AMLSTEP_WORKSPACE", str(path))
+    return LocalWorkspace(path)
+
+
+@pytest.fixture
+def plugins() -> Plugins:
+    """A fresh plugin manager with the installed entry points."""
+    return get_plugin_manager()
+
+
+@pytest.fixture(scope="session")
+def titanic_csv() -> Path:
+    path = SHARED_DATA / "titanic.csv"
+    if not path.is_file():
+        pytest.fail(f"test data {path} is missing; set AMLSTEP_SHARED_DATA to the folder holding titanic.csv")
+    return path
+
+
+@pytest.fixture(scope="session")
+def titanic_test_csv() -> Path:
+    return SHARED_DATA / "titanic_test.csv"
+
+
+@pytest.fixture
+def titanic_workspace(workspace: LocalWorkspace, titanic_csv: Path) -> LocalWorkspace:
+    """A workspace with titanic.csv registered as ``titanic_ds``."""
+    workspace.register_dataset("titanic_ds", [str(titanic_csv)])
+    return workspace
