@@ -108,7 +108,11 @@ class LocalBackend:
         step_run = ws.create_run(run_type="step", name=binding.name, experiment=pipeline.experiment,
                                  parent_id=run.id, status="Running", params=params,
                                  properties={"plugin": binding.plugin, "kind": binding.spec.kind,
-                                             "plugin_owner": plugins.owner(binding.plugin)})
+                                             "plugin_owner": plugins.owner(binding.plugin),
+                                             "inputs": {port: (f"dataset:{src.name}:{datasets[src.name].version}"
+                                                               if isinstance(src, Dataset) else src)
+                                                        for port, src in binding.inputs.items()},
+                                             "outputs": dict(binding.outputs)})
         hook.before_step_run(run_id=run.id, step=binding, step_run_id=step_run.id)
         input_hashes: dict[str, str] = {}
         input_locations: dict[str, Path | list[Path]] = {}
