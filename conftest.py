@@ -54,3 +54,35 @@ def titanic_workspace(workspace: LocalWorkspace, titanic_csv: Path) -> LocalWork
     """A workspace with titanic.csv registered as ``titanic_ds``."""
     workspace.register_dataset("titanic_ds", [str(titanic_csv)])
     return workspace
+
+
+@pytest.fixture
+def plugin_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Make an installed-looking distribution outside the repo: ``make(dist, module, source, entry_points)``.
+
+    Writes ``module.py`` and a ``.dist-info`` with an ``amlstep`` entry point into a temporary
+    folder on ``sys.path``, so ``importlib.metadata`` discovers it like a pip-installed plugin.
+    """
+    import importlib
+    import sys
+    import textwrap
+
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    made: list[str] = []
+
+    def make(dist: str, module: str, source: str, entry_points: dict[str, str] | None = None) -> Path:
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+        info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+        lines = "\n".join(f"{name} = {target}" for name, target in (entry_points or {module: module}).items())
+        (info / "entry_points.txt").write_text(f"[amlstep]\n{lines}\n")
+        made.append(module)
+        importlib.invalidate_caches()
+        return root
+
+    yield make
+    for module in made:
+        sys.modules.pop(module, None)

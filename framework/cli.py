@@ -79,7 +79,10 @@ def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any
         grid.add_column(column)
     for row in rows:
         grid.add_row(*["" if v is None else str(v) for v in row])
-    Console(soft_wrap=True).print(grid)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=240)
+    console.print(grid)
 
 
 def when(timestamp: float | None) -> str:

@@ -66,7 +66,7 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
     if not close:
         return ""
-    return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
 
 
 def get_plugin_manager(*, entry_points: bool = True, plugins: Iterable[object] = ()) -> Plugins:

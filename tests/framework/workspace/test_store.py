@@ -1,0 +1,135 @@
+import re
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from framework import LocalWorkspace, WorkspaceError
+from framework.workspace.store import SCHEMA_VERSION, default_workspace_path
+
+
+def csv(path, frame):
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_default_path_comes_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("AMLSTEP_WORKSPACE", str(tmp_path / "here"))
+    assert default_workspace_path() == tmp_path / "here"
+    monkeypatch.delenv("AMLSTEP_WORKSPACE")
+    assert default_workspace_path().name == ".amlstep"
+
+
+def test_sqlite_uses_wal_and_carries_a_schema_version(workspace):
+    conn = sqlite3.connect(workspace.db_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_dataset_versions_follow_content(workspace, tmp_path):
+    first = csv(tmp_path / "a.csv", pd.DataFrame({"x": [1, 2]}))
+    v1, created = workspace.register_dataset("numbers", [first])
+    assert (v1.version, created) == (1, True)
+    again, created = workspace.register_dataset("numbers", [first])
+    assert (again.version, created) == (1, False)
+    changed = csv(tmp_path / "a.csv", pd.DataFrame({"x": [1, 2, 3]}))
+    v2, created = workspace.register_dataset("numbers", [changed])
+    assert (v2.version, created) == (2, True)
+    assert workspace.get_dataset("numbers").version == 2
+    assert workspace.get_dataset("numbers", 1).file_paths()[0].read_text() == "x\n1\n2\n"
+    assert [(d.name, d.version) for d in workspace.list_datasets()] == [("numbers", 1), ("numbers", 2)]
+
+
+def test_several_files_make_one_dataset(workspace, tmp_path):
+    a = csv(tmp_path / "a.csv", pd.DataFrame({"x": [1]}))
+    (tmp_path / "b").mkdir()
+    b = csv(tmp_path / "b" / "a.csv", pd.DataFrame({"x": [2]}))
+    version, _ = workspace.register_dataset("two", [a, b])
+    assert version.files == ["a.csv", "1_a.csv"]
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", ".hidden", "a..b", "", "x" * 300, "a\\b"])
+def test_names_never_escape_the_workspace(workspace, tmp_path, name):
+    source = csv(tmp_path / "a.csv", pd.DataFrame({"x": [1]}))
+    with pytest.raises(WorkspaceError, match=re.escape("name")):
+        workspace.register_dataset(name, [source])
+    with pytest.raises(WorkspaceError, match=re.escape("model name")):
+        workspace.register_model(name, source)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "numbers.csv is empty; expected a header row and data rows"),
+    ("x,y\n", "numbers.csv has a header but no data rows"),
+    ("x,x\n1,2\n", "numbers.csv has duplicate column names: 'x'"),
+    ('x,y\n1,2\n3,4,5,6\n', "numbers.csv is not a valid CSV file"),
+])
+def test_bad_files_are_refused_with_the_reason(workspace, tmp_path, content, message):
+    path = tmp_path / "numbers.csv"
+    path.write_text(content)
+    with pytest.raises(WorkspaceError, match=re.escape(f"dataset 'numbers' source '{path}': {message}")):
+        workspace.register_dataset("numbers", [str(path)])
+    assert workspace.list_datasets() == []
+
+
+def test_missing_source(workspace, tmp_path):
+    with pytest.raises(WorkspaceError, match=re.escape(f"dataset source '{tmp_path}/nope.csv' does not exist")):
+        workspace.register_dataset("numbers", [str(tmp_path / "nope.csv")])
+
+
+def test_model_versions_increase(workspace, tmp_path):
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"one")
+    assert workspace.register_model("m", model, run_id="r1").version == 1
+    model.write_bytes(b"two")
+    second = workspace.register_model("m", model)
+    assert second.version == 2
+    assert (second.path / "model.pkl").read_bytes() == b"two"
+    assert workspace.get_model("m", 1).run_id == "r1"
+    with pytest.raises(WorkspaceError, match=re.escape("version 7 of model 'm' is not registered")):
+        workspace.get_model("m", 7)
+
+
+def test_unknown_run(workspace):
+    with pytest.raises(WorkspaceError, match=re.escape("run 'nope' does not exist in workspace")):
+        workspace.get_run("nope")
+
+
+def test_run_lookup_by_unique_prefix(workspace):
+    run = workspace.create_run(run_type="pipeline", name="p", experiment="e")
+    assert workspace.get_run(run.id[:8]).id == run.id
+
+
+def test_metrics_logged_twice_become_a_list(workspace):
+    run = workspace.create_run(run_type="step", name="s", experiment="e")
+    workspace.log_metric(run.id, "loss", 0.5)
+    workspace.log_metric(run.id, "loss", 0.4)
+    workspace.log_metric(run.id, "acc", 0.9)
+    assert workspace.get_metrics(run.id) == {"acc": 0.9, "loss": [0.5, 0.4]}
+
+
+def test_workspace_that_is_not_writable(tmp_path):
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if os.access(locked, os.W_OK):  # root ignores permissions: use a directory the kernel refuses to write
+        locked = Path("/proc/self").resolve()
+    with pytest.raises(WorkspaceError, match=re.escape(f"workspace directory {locked} is not writable")):
+        LocalWorkspace(locked)
+
+
+def test_workspace_path_that_cannot_be_created():
+    with pytest.raises(WorkspaceError, match=re.escape("cannot create workspace directory /proc/amlstep-nowhere")):
+        LocalWorkspace("/proc/amlstep-nowhere")
+
+
+def test_newer_workspace_is_refused(workspace):
+    conn = sqlite3.connect(workspace.db_path)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(WorkspaceError, match=re.escape(
+            f"was made by a newer amlstep (schema version {SCHEMA_VERSION + 1}; this amlstep understands up to "
+            f"{SCHEMA_VERSION}); upgrade amlstep or use another workspace")):
+        LocalWorkspace(workspace.path)
