@@ -75,16 +75,18 @@ def run_pipeline(
     workspace: LocalWorkspace | str | Path | None = None,
     plugins: Plugins | None = None,
     echo: TextIO | None = None,
+    resume: str | None = None,
     **backend_options: Any,
 ) -> PipelineRunResult:
     """Validate ``pipeline`` and run it on ``backend``; returns once the run ended.
 
     Raises PipelineValidationError before any step runs when the graph is broken. A failing step
     does not raise: the result's ``status`` is ``Failed`` and its ``error`` names the step.
+    ``resume`` names a failed run whose completed steps are not repeated.
     """
     if not isinstance(pipeline, Pipeline):
         pipeline = load_pipeline(pipeline)
     plugins = plugins or get_plugin_manager()
     validated = pipeline.validate(plugins)
     runner = plugins.backend(backend, workspace=workspace, echo=echo, **backend_options)
-    return runner.run(validated, plugins=plugins, params=params, reuse=reuse)
+    return runner.run(validated, plugins=plugins, params=params, reuse=reuse, **({"resume": resume} if resume else {}))

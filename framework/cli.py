@@ -6,15 +6,17 @@ unknown names), reported before anything runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import click
 
-from .errors import AmlStepError
+from .errors import AmlStepError, RunCanceled
 from .manager import Plugins, get_plugin_manager
 
 EXIT_FAILED = 1
@@ -153,18 +155,24 @@ def parse_params(values: Iterable[str]) -> dict[str, str]:
 @click.option("--no-reuse", is_flag=True, help="Re-run every step, whatever the reuse rule says.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result.")
+@click.option("--resume", metavar="RUN_ID", help="Continue a failed run: its completed steps are not repeated.")
 @pass_state
 def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ...], no_reuse: bool,
-                as_json: bool, quiet: bool) -> None:
+                as_json: bool, quiet: bool, resume: str | None) -> None:
     """Run PIPELINE (a folder with pipeline.py, a .py file or a module name)."""
     from .api import load_pipeline, run_pipeline
 
     overrides = parse_params(params)
+    options = {"resume": resume} if resume else {}
     try:
         definition = load_pipeline(pipeline)
         echo = None if quiet else sys.stderr
-        result = run_pipeline(definition, backend=backend, params=overrides, reuse=not no_reuse,
-                              workspace=state.workspace, plugins=state.plugins, echo=echo)
+        with cancel_on_sigterm():
+            result = run_pipeline(definition, backend=backend, params=overrides, reuse=not no_reuse,
+                                  workspace=state.workspace, plugins=state.plugins, echo=echo, **options)
+    except RunCanceled as exc:
+        fail(str(exc), EXIT_FAILED)
+        return
     except AmlStepError as exc:
         fail(str(exc))
         return
@@ -181,6 +189,23 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
             click.echo(f"Error: {result.error}", err=True)
     if not result.succeeded:
         sys.exit(EXIT_FAILED)
+
+
+@contextlib.contextmanager
+def cancel_on_sigterm() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C, so a terminated run is recorded as Canceled."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.group("runs")

@@ -38,6 +38,23 @@ def oversteps(table: pd.DataFrame):
     return {"doubled": table, "extra": table}
 
 
+def sleepy(table: pd.DataFrame, seconds: float):
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        time.sleep(0.01)
+    return {"doubled": table * 2}
+
+
+def flaky(table: pd.DataFrame, marker: str):
+    import os
+
+    if not os.path.exists(marker):
+        raise RuntimeError(f"marker {marker} is missing")
+    return {"doubled": table}
+
+
 TOY_STEPS = [
     StepSpec("make_table", make_table, outputs=[Output("table")], params=[Param("rows", int, 4)]),
     StepSpec("double", double, inputs=[Input("table")], outputs=[Output("doubled")]),
@@ -46,7 +63,15 @@ TOY_STEPS = [
     StepSpec("explode", explode, inputs=[Input("table")], outputs=[Output("doubled")]),
     StepSpec("forgets", forgets, inputs=[Input("table")], outputs=[Output("doubled")]),
     StepSpec("oversteps", oversteps, inputs=[Input("table")], outputs=[Output("doubled")]),
+    StepSpec("sleepy", sleepy, inputs=[Input("table")], outputs=[Output("doubled")], params=[Param("seconds", float, 0.5)]),
+    StepSpec("flaky", flaky, inputs=[Input("table")], outputs=[Output("doubled")], params=[Param("marker", str)]),
 ]
+
+
+@hookimpl
+def register_steps(register):
+    for spec in TOY_STEPS:
+        register(spec)
 
 
 class ToySteps:

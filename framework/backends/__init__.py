@@ -16,6 +16,6 @@ class Backend(Protocol):
     name: str
 
     def run(self, pipeline: ValidatedPipeline, *, plugins: Plugins, params: Mapping[str, Any] | None = None,
-            reuse: bool = True) -> PipelineRunResult:
-        """Run (or submit) the pipeline with parameter overrides ``params``."""
+            reuse: bool = True, resume: str | None = None) -> PipelineRunResult:
+        """Run (or submit) the pipeline with parameter overrides ``params``; ``resume`` continues a failed run."""
         ...

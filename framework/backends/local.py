@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Mapping, TextIO
 
 from .. import reuse as reuse_rule
 from ..context import RunContext
-from ..errors import AmlStepError, RunCanceled, StepExecutionError, WorkspaceError
+from ..errors import AmlStepError, PipelineValidationError, RunCanceled, StepExecutionError, WorkspaceError
 from ..hookspecs import hookimpl
 from ..execution import execute_step, load_inputs
 from ..io import single_file
@@ -45,6 +45,13 @@ class LocalBackend:
     def run(self, pipeline: ValidatedPipeline, *, plugins: Plugins, params: Mapping[str, Any] | None = None,
             reuse: bool = True, resume: str | None = None) -> PipelineRunResult:
         ws = self.workspace
+        resumed: dict[str, RunRecord] = {}
+        if resume is not None:
+            earlier, resumed = self._resumable(pipeline, resume)
+            if params:
+                raise PipelineValidationError(
+                    f"--resume {earlier.id} reuses that run's parameters; do not pass --param with it")
+            params = earlier.params
         values = pipeline.resolve_parameters(params)
         datasets = {d.name: resolve_dataset(ws, d) for d in pipeline.datasets()}
         run = ws.create_run(
@@ -55,15 +62,16 @@ class LocalBackend:
                 "source": pipeline.pipeline.source,
                 "datasets": {n: f"{d.name}:{d.version}" for n, d in datasets.items()},
                 "continue_on_step_failure": pipeline.pipeline.continue_on_step_failure,
+                **({"resumed_from": resume} if resume else {}),
             })
         started = time.time()
         result = PipelineRunResult(run_id=run.id, experiment=pipeline.experiment, status="Running",
                                    backend=self.name, params=values)
         hook = plugins.hook
-        hook.before_pipeline_run(run_id=run.id, pipeline=pipeline.pipeline, params=values, backend=self.name)
         data: dict[str, tuple[Path, str, DataType]] = {}
         failed: set[str] = set()
         try:
+            hook.before_pipeline_run(run_id=run.id, pipeline=pipeline.pipeline, params=values, backend=self.name)
             for binding in pipeline.steps:
                 blocked = pipeline_blockers(pipeline, binding, failed)
                 if failed and (blocked or not pipeline.pipeline.continue_on_step_failure):
@@ -74,16 +82,20 @@ class LocalBackend:
                     ws.update_run(skipped.id, error=reason)
                     result.steps.append(StepRunResult(binding.name, skipped.id, "NotStarted", error=reason))
                     continue
-                step_result = self._run_step(pipeline, binding, run, values, datasets, data, plugins, reuse)
+                step_result = self._run_step(pipeline, binding, run, values, datasets, data, plugins, reuse,
+                                             resumed.get(binding.name))
                 result.steps.append(step_result)
                 if step_result.status != "Completed":
                     failed.add(binding.name)
         except (KeyboardInterrupt, RunCanceled) as exc:
-            ws.update_run(run.id, status="Canceled", error="canceled by the user")
+            ws.end_unfinished(run.id, "Canceled", "canceled by the user")
             result.status, result.error = "Canceled", "canceled by the user"
             result.duration = time.time() - started
             hook.after_pipeline_run(run_id=run.id, pipeline=pipeline.pipeline, result=result)
             raise RunCanceled(f"pipeline run {run.id} was canceled") from exc
+        except BaseException as exc:
+            ws.end_unfinished(run.id, "Failed", f"amlstep failed while running the pipeline: {type(exc).__name__}: {exc}")
+            raise
         for out, data_name in pipeline.pipeline.outputs.items():
             if data_name in data:
                 location, _, kind = data[data_name]
@@ -101,7 +113,8 @@ class LocalBackend:
 
     def _run_step(self, pipeline: ValidatedPipeline, binding: StepBinding, run: RunRecord,
                   values: Mapping[str, Any], datasets: Mapping[str, DatasetVersion],
-                  data: dict[str, tuple[Path, str, DataType]], plugins: Plugins, reuse: bool) -> StepRunResult:
+                  data: dict[str, tuple[Path, str, DataType]], plugins: Plugins, reuse: bool,
+                  resumed: RunRecord | None = None) -> StepRunResult:
         ws = self.workspace
         hook = self._hook = plugins.hook
         params = binding.resolve_params(values)
@@ -129,10 +142,13 @@ class LocalBackend:
         key = reuse_rule.key(parts)
         previous = ws.last_step_run(binding.name, binding.plugin)
         earlier = ws.find_reusable(key) if (reuse and binding.allow_reuse) else None
+        if resumed is not None and resumed.reuse_key == key:
+            earlier = ws.get_run(resumed.reused_from) if resumed.reused_from else resumed
         if earlier is not None:
             for record in earlier.outputs.values():
                 data[record["data"]] = (ws.path / record["path"], record["sha256"], DataType(record["type"]))
-            reasons = [f"reused step run {earlier.id[:8]}: code, parameters and inputs unchanged"]
+            reasons = ([f"completed in resumed run {resumed.parent_id}"] if resumed is not None and resumed.reuse_key == key
+                       else [f"reused step run {earlier.id[:8]}: code, parameters and inputs unchanged"])
             ws.update_run(step_run.id, status="Completed", reused_from=earlier.id, outputs=earlier.outputs,
                           reuse_key=key, reuse_components=parts, properties={
                               **step_run.properties, "reuse_reasons": reasons})
@@ -184,6 +200,21 @@ class LocalBackend:
             hook.on_step_error(run_id=run.id, step=binding, step_run_id=step_run.id, error=exc)
             return StepRunResult(binding.name, step_run.id, "Failed", reasons=reasons,
                                  duration=time.time() - started, error=message)
+
+    def _resumable(self, pipeline: ValidatedPipeline, run_id: str) -> tuple[RunRecord, dict[str, RunRecord]]:
+        """The failed run to resume and its completed step runs, by step name."""
+        earlier = self.workspace.get_run(run_id)
+        if earlier.run_type != "pipeline":
+            raise PipelineValidationError(f"--resume needs a pipeline run id; {earlier.id} is a {earlier.run_type} run")
+        if earlier.status not in ("Failed", "Canceled"):
+            raise PipelineValidationError(
+                f"run {earlier.id} is {earlier.status}; only a Failed or Canceled run can be resumed")
+        if earlier.experiment != pipeline.experiment or earlier.properties.get("steps") != [s.name for s in pipeline.steps]:
+            raise PipelineValidationError(
+                f"run {earlier.id} ran another pipeline (experiment {earlier.experiment!r}, steps "
+                f"{earlier.properties.get('steps')}); resume it with the same pipeline")
+        done = {r.name: r for r in self.workspace.get_children(earlier.id) if r.status == "Completed"}
+        return earlier, done
 
     def _execute(self, binding: StepBinding, step_run: RunRecord, run: RunRecord, params: Mapping[str, Any],
                  input_locations: Mapping[str, Path | list[Path]], staging: Path) -> None:

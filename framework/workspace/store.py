@@ -31,7 +31,7 @@ from ..errors import WorkspaceError
 from .names import check_asset_name
 from .sources import fetch
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ENV_VAR = "AMLSTEP_WORKSPACE"
 TERMINAL_STATUSES = ("Completed", "Failed", "Canceled")
 
@@ -58,8 +58,41 @@ _SCHEMA = [
         tags TEXT NOT NULL DEFAULT '{}', created_at REAL NOT NULL, PRIMARY KEY(name, version))""",
 ]
 
-# Migrations from version N-1 to N, applied in order; version 1 is the schema above.
-MIGRATIONS: dict[int, list[str]] = {}
+# Migrations from version N-1 to N, applied in order to every workspace (new ones start at 1).
+MIGRATIONS: dict[int, list[str]] = {
+    2: [
+        "ALTER TABLE runs ADD COLUMN process_start TEXT",
+        "ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'",
+        "CREATE INDEX runs_status ON runs(status)",
+    ],
+}
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (Linux ``/proc``), to tell it from a later process with the same pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def process_alive(pid: int | None, started: str | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return started is None or process_start(pid) in (None, started)
+
+
+
+
+def _this_process() -> tuple[int, str | None]:
+    return os.getpid(), process_start(os.getpid())
 
 
 def default_workspace_path() -> Path:
@@ -150,6 +183,8 @@ class RunRecord:
     log_path: str | None = None
     pid: int | None = None
     host: str | None = None
+    process_start: str | None = None
+    tags: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration(self) -> float | None:
@@ -163,7 +198,7 @@ class RunRecord:
         return data
 
 
-_RUN_JSON_FIELDS = ("params", "properties", "outputs", "reuse_components")
+_RUN_JSON_FIELDS = ("params", "properties", "outputs", "reuse_components", "tags")
 
 
 class LocalWorkspace:
@@ -192,6 +227,31 @@ class LocalWorkspace:
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             self._migrate(conn)
+        self._clean_stale_staging()
+        self.reconcile_interrupted_runs()
+
+    def _clean_stale_staging(self) -> None:
+        """Remove half-written files left by processes that were killed."""
+        for entry in (self.path / ".staging").iterdir():
+            pid, _, rest = entry.name.partition("-")
+            started = rest.split("-", 1)[0] or None
+            if pid.isdigit() and not process_alive(int(pid), None if started == "x" else started):
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def reconcile_interrupted_runs(self) -> list[str]:
+        """Mark local runs whose process died (``kill -9``, power loss) as Failed; return their ids."""
+        host = socket.gethostname()
+        with self._connect() as conn:
+            rows = conn.execute("SELECT id, pid, process_start FROM runs WHERE status='Running' AND backend='local' "
+                                "AND host=?", (host,)).fetchall()
+        dead = [r["id"] for r in rows if not process_alive(r["pid"], r["process_start"])]
+        if dead:
+            with self._write() as conn:
+                conn.executemany(
+                    "UPDATE runs SET status='Failed', ended_at=?, error=? WHERE id=? AND status='Running'",
+                    [(time.time(), "interrupted: the process running it ended without finishing (killed or crashed)",
+                      run_id) for run_id in dead])
+        return dead
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -256,7 +316,8 @@ class LocalWorkspace:
 
     def staging_dir(self) -> Path:
         """A fresh folder on the workspace's file system, for writing before renaming into place."""
-        path = self.path / ".staging" / uuid.uuid4().hex
+        pid, started = _this_process()
+        path = self.path / ".staging" / f"{pid}-{started or 'x'}-{uuid.uuid4().hex}"
         path.mkdir(parents=True)
         return path
 
@@ -434,12 +495,14 @@ class LocalWorkspace:
         now = time.time()
         with self._write() as conn:
             conn.execute("INSERT OR IGNORE INTO experiments(name, created_at) VALUES (?,?)", (experiment, now))
+            pid, started = _this_process()
             conn.execute(
                 "INSERT INTO runs(id, parent_id, experiment, run_type, name, display_name, status, backend, "
-                "created_at, started_at, params, properties, pid, host) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "created_at, started_at, params, properties, pid, process_start, host) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, parent_id, experiment, run_type, name, display_name, status, backend, now,
                  now if status == "Running" else None, _dumps(params or {}), _dumps(properties or {}),
-                 os.getpid(), socket.gethostname()),
+                 pid, started, socket.gethostname()),
             )
         return self.get_run(run_id)
 
@@ -459,6 +522,15 @@ class LocalWorkspace:
             values.append(_dumps(value) if key in _RUN_JSON_FIELDS else value)
         with self._write() as conn:
             conn.execute(f"UPDATE runs SET {', '.join(columns)} WHERE id=?", (*values, run_id))
+
+    def end_unfinished(self, run_id: str, status: str, error: str) -> None:
+        """Give ``run_id`` and every descendant still running the terminal ``status``."""
+        with self._write() as conn:
+            conn.execute(
+                "WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL SELECT runs.id FROM runs JOIN tree ON "
+                "runs.parent_id = tree.id) UPDATE runs SET status=?, error=COALESCE(error, ?), ended_at=? "
+                "WHERE id IN tree AND status IN ('Running', 'NotStarted') AND reused_from IS NULL",
+                (run_id, status, error, time.time()))
 
     def merge_properties(self, run_id: str, properties: dict[str, Any]) -> None:
         with self._write() as conn:
@@ -493,9 +565,9 @@ class LocalWorkspace:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
             if row is None:
-                prefix = conn.execute("SELECT * FROM runs WHERE id LIKE ? LIMIT 2",
-                                      (run_id.replace("%", "").replace("_", r"\_") + "%",)).fetchall() \
-                    if len(run_id) >= 6 else []
+                pattern = run_id.replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
+                prefix = conn.execute("SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
+                                      (pattern,)).fetchall() if len(run_id) >= 6 else []
                 if len(prefix) == 1:
                     row = prefix[0]
         if row is None:

@@ -23,6 +23,21 @@ class MissingColumnsError(ValueError):
     """The frame lacks columns the preparation needs."""
 
 
+class ColumnTypeError(ValueError):
+    """A column holds values the preparation cannot use."""
+
+
+def numeric_column(df: pd.DataFrame, column: str) -> pd.Series:
+    """``df[column]`` as floats, or an error naming the column and a bad value."""
+    import pandas as pd
+
+    values = pd.to_numeric(df[column], errors="coerce")
+    bad = df[column][values.isna() & df[column].notna()]
+    if not bad.empty:
+        raise ColumnTypeError(f"column {column!r} must be numeric; found {len(bad)} value(s) like {str(bad.iloc[0])!r}")
+    return values.astype(float)
+
+
 def prepare(df: pd.DataFrame, seed: int = RANDOM_SEED) -> pd.DataFrame:
     """Prepare raw Titanic rows: drop identifiers, fill gaps, bucket Age and Fare, encode Sex and Embarked."""
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
@@ -40,7 +55,7 @@ def prepare_age(df: pd.DataFrame, seed: int = RANDOM_SEED) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    age = pd.to_numeric(df["Age"], errors="raise").astype(float)
+    age = numeric_column(df, "Age")
     missing = age.isna()
     if missing.any():
         mean, std = age.mean(), age.std()
@@ -60,7 +75,7 @@ def prepare_fare(df: pd.DataFrame) -> pd.DataFrame:
     """Fill missing fares with 0; 5 quantile groups."""
     import pandas as pd
 
-    fare = pd.to_numeric(df["Fare"], errors="raise").fillna(0)
+    fare = numeric_column(df, "Fare").fillna(0)
     df = df.assign(Fare_Group=pd.qcut(fare, 5, labels=False, duplicates="drop"))
     return df.drop(columns=["Fare"])
 

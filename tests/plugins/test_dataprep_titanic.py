@@ -66,3 +66,12 @@ def test_step_declaration():
     assert [i.name for i in STEP.inputs] == ["titanic_ds"]
     assert [o.name for o in STEP.outputs] == ["prepped_data"]
     assert STEP.build_params({}) == {"seed": 42}
+
+
+def test_non_numeric_age_is_named(raw):
+    from plugins.dataprep_titanic import ColumnTypeError
+
+    bad = raw.assign(Age=raw["Age"].astype(object))
+    bad.loc[3, "Age"] = "forty"
+    with pytest.raises(ColumnTypeError, match=re.escape("column 'Age' must be numeric; found 1 value(s) like 'forty'")):
+        prepare(bad)

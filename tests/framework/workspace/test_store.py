@@ -133,3 +133,45 @@ def test_newer_workspace_is_refused(workspace):
             f"was made by a newer amlstep (schema version {SCHEMA_VERSION + 1}; this amlstep understands up to "
             f"{SCHEMA_VERSION}); upgrade amlstep or use another workspace")):
         LocalWorkspace(workspace.path)
+
+
+def test_older_workspace_is_migrated_and_keeps_its_records(tmp_path):
+    from framework.workspace.store import _SCHEMA
+
+    path = tmp_path / "old"
+    path.mkdir()
+    conn = sqlite3.connect(path / "amlstep.db")
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    conn.execute("INSERT INTO runs(id, experiment, run_type, name, status, backend, created_at) "
+                 "VALUES ('old-run', 'e', 'pipeline', 'p', 'Completed', 'local', 1.0)")
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    workspace = LocalWorkspace(path)
+    run = workspace.get_run("old-run")
+    assert (run.status, run.tags, run.process_start) == ("Completed", {}, None)
+    conn = sqlite3.connect(path / "amlstep.db")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_runs_of_dead_processes_are_marked_failed_on_open(workspace):
+    run = workspace.create_run(run_type="pipeline", name="p", experiment="e", status="Running")
+    alive = workspace.create_run(run_type="pipeline", name="p", experiment="e", status="Running")
+    conn = sqlite3.connect(workspace.db_path)
+    conn.execute("UPDATE runs SET pid=999999999 WHERE id=?", (run.id,))
+    conn.commit()
+    reopened = LocalWorkspace(workspace.path)
+    dead = reopened.get_run(run.id)
+    assert dead.status == "Failed"
+    assert dead.error == "interrupted: the process running it ended without finishing (killed or crashed)"
+    assert reopened.get_run(alive.id).status == "Running"
+
+
+def test_staging_left_by_a_dead_process_is_cleaned(workspace):
+    leftover = workspace.path / ".staging" / "999999999-123-abc"
+    leftover.mkdir()
+    (leftover / "half.csv").write_text("x\n1")
+    mine = workspace.staging_dir()
+    LocalWorkspace(workspace.path)
+    assert not leftover.exists() and mine.exists()
