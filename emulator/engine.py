@@ -122,7 +122,7 @@ def prepare_data(settings: Mapping[str, Any], training: pd.DataFrame, validation
             y_values = y_values.astype(int)
         classes = np.unique(y_values)
         if len(classes) < 2:
-            raise AutoMLDataError(f"label column {label!r} has a single class ({classes[0]!r}); classification "
+            raise AutoMLDataError(f"label column {label!r} has a single class ({classes[0].item()!r}); classification "
                                   f"needs at least two")
     weights = None
     weight = settings.get("weight_column_name")

@@ -121,7 +121,7 @@ def validate_settings(values: Mapping[str, Any], where: str = "AutoML") -> dict[
         target = ALIASES.get(name, name)
         if target not in DEFAULTS:
             close = difflib.get_close_matches(name, list(DEFAULTS) + list(ALIASES), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise _fail(where, f"unknown AutoML setting {name!r}{hint}; valid settings: {', '.join(sorted(DEFAULTS))}")
         settings[target] = value
         given.append(target)

@@ -22,7 +22,7 @@ from .pipeline import AutoMLStep, Dataset, Pipeline, PipelineParameter, Step, St
 from .results import PipelineRunResult, StepRunResult
 from .runs import PortDataReference, Run, get_run
 from .steps import REQUIRED, DataType, Input, Output, Param, StepSpec
-from .workspace import LocalWorkspace
+from .workspace import LocalWorkspace, check_asset_name
 
 __version__ = "0.1.0"
 
@@ -55,6 +55,7 @@ __all__ = [
     "StepSpec",
     "ValidatedPipeline",
     "WorkspaceError",
+    "check_asset_name",
     "get_plugin_manager",
     "get_run",
     "hookimpl",

@@ -143,7 +143,7 @@ def parse_params(values: Iterable[str]) -> dict[str, str]:
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--param")
+            fail(f"--param expects NAME=VALUE, got {item!r}")
         params[name.strip()] = value
     return params
 

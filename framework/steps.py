@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from .errors import StepDefinitionError
+from .errors import AmlStepError, StepDefinitionError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CONTEXT_ARGUMENT = "context"
@@ -82,6 +82,8 @@ class Param:
     default: Any = REQUIRED
     description: str = ""
     choices: tuple[Any, ...] | None = None
+    validator: Callable[[Any], Any] | None = field(default=None, compare=False)
+    """Called with the value; raises ValueError (or an AmlStepError) with a message when it is wrong."""
 
     @property
     def required(self) -> bool:
@@ -101,6 +103,11 @@ class Param:
             raise StepDefinitionError(
                 f"{where}: parameter {self.name!r} must be one of {list(self.choices)}, got {value!r}"
             )
+        if self.validator is not None:
+            try:
+                self.validator(value)
+            except (ValueError, AmlStepError) as exc:
+                raise StepDefinitionError(f"{where}: parameter {self.name!r}: {exc}") from None
         return value
 
     def parse(self, text: str, where: str) -> Any:

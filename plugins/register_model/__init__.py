@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from framework import DataType, Input, Param, RunContext, StepSpec, hookimpl
+from framework import DataType, Input, Param, RunContext, StepSpec, check_asset_name, hookimpl
 
 
 def run(model: Path, model_name: str, description: str, context: RunContext) -> None:
@@ -22,7 +22,8 @@ STEP = StepSpec(
     run=run,
     inputs=[Input("model", DataType.MODEL, "the model file to register (e.g. AutoML's best model)")],
     params=[
-        Param("model_name", str, description="name to register the model under"),
+        Param("model_name", str, description="name to register the model under",
+              validator=lambda name: check_asset_name(name, "model")),
         Param("description", str, "", "free-text description stored with the model"),
     ],
     allow_reuse=False,

@@ -1,0 +1,288 @@
+"""Bad input, clear errors: one table across the CLI, the pipeline API, the plugins and the emulator.
+
+Each case does one wrong thing against a workspace that already holds a dataset, a completed run
+and a registered model, and states what must come back: an exception type, a CLI exit code, or a
+Failed run, plus a message naming the offending step, port, parameter, column or file. After each
+case, everything recorded before it is unchanged.
+
+To add a case, append a ``Case`` to ``CASES``: ``act(ctx)`` does the wrong thing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from framework import (
+    AutoMLStep,
+    Dataset,
+    LocalWorkspace,
+    Pipeline,
+    PipelineParameter,
+    PipelineValidationError,
+    PluginLoadError,
+    Step,
+    StepDefinitionError,
+    WorkspaceError,
+    get_plugin_manager,
+    run_pipeline,
+)
+from framework.cli import make_cli
+from framework.workspace.store import SCHEMA_VERSION
+from tests.toy_steps import ToySteps
+
+
+@dataclass
+class Context:
+    workspace: LocalWorkspace
+    plugins: Any
+    tmp: Path
+    titanic: pd.DataFrame
+
+    def cli(self, *args: str) -> Any:
+        return CliRunner().invoke(make_cli(self.plugins), ["--workspace", str(self.workspace.path), *args])
+
+    def csv(self, name: str, content: str | bytes) -> str:
+        path = self.tmp / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        return str(path)
+
+    def run(self, *steps: Step, **kwargs: Any) -> Any:
+        return run_pipeline(Pipeline(list(steps), **kwargs), workspace=self.workspace, plugins=self.plugins)
+
+    def titanic_run(self, frame: pd.DataFrame, **automl: Any) -> Any:
+        """The Titanic pipeline shape on ``frame`` (registered as a fresh dataset), tiny AutoML budget."""
+        path = self.tmp / "frame.csv"
+        frame.to_csv(path, index=False)
+        settings = {"task": "classification", "label_column_name": "Survived", "iterations": 1, **automl}
+        return self.run(Step("dataprep_titanic", name="dataprep", inputs={"titanic_ds": Dataset("bad_frame", sources=[str(path)])}),
+                        AutoMLStep("train", training_data="prepped_data", **settings))
+
+    def automl_run(self, frame: pd.DataFrame, **settings: Any) -> Any:
+        """An AutoML step straight on ``frame``."""
+        path = self.tmp / "automl.csv"
+        frame.to_csv(path, index=False)
+        return self.run(AutoMLStep("train", training_data=Dataset("automl_frame", sources=[str(path)]),
+                                   **{"iterations": 1, **settings}))
+
+
+@dataclass
+class Case:
+    id: str
+    act: Callable[[Context], Any]
+    expect: type[BaseException] | int | str
+    """An exception type, a CLI exit code, or ``"Failed"`` for a run whose status must be Failed."""
+    message: str
+
+
+def raises(error: type[BaseException], message: str, act: Callable[[Context], Any], id: str) -> Case:
+    return Case(id, act, error, message)
+
+
+def exits(code: int, message: str, act: Callable[[Context], Any], id: str) -> Case:
+    return Case(id, act, code, message)
+
+
+def fails(message: str, act: Callable[[Context], Any], id: str) -> Case:
+    return Case(id, act, "Failed", message)
+
+
+def _newer_workspace(ctx: Context) -> Any:
+    path = ctx.tmp / "newer"
+    LocalWorkspace(path)
+    conn = sqlite3.connect(path / "amlstep.db")
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    return CliRunner().invoke(make_cli(ctx.plugins), ["--workspace", str(path), "runs", "list"])
+
+
+def _validate(*steps: Step, **kwargs: Any) -> Callable[[Context], Any]:
+    return lambda ctx: Pipeline(list(steps), **kwargs).validate(ctx.plugins)
+
+
+def _settings(**settings: Any) -> Callable[[Context], Any]:
+    from emulator.settings import validate_settings
+
+    base = {"task": "classification", "label_column_name": "y"}
+    return lambda ctx: validate_settings({**base, **settings}, "step 'train'")
+
+
+CASES = [
+    # -- the CLI: files, names, ids, workspaces ------------------------------------------------
+    exits(2, "does not exist or is not a file", lambda c: c.cli("datasets", "register", "d", str(c.tmp / "missing.csv")),
+          id="cli-missing-csv"),
+    exits(2, "is not a file", lambda c: c.cli("datasets", "register", "d", str(c.tmp)), id="cli-folder-as-csv"),
+    exits(2, "bin.csv is not UTF-8 text", lambda c: c.cli("datasets", "register", "d", c.csv("bin.csv", b"\xff\xfe\x00\x81")),
+          id="cli-binary-csv"),
+    exits(2, "bad.csv is not a valid CSV file", lambda c: c.cli("datasets", "register", "d",
+                                                                c.csv("bad.csv", "a,b\n1,2\n3,4,5,6\n")), id="cli-malformed-csv"),
+    exits(2, "empty.csv is empty", lambda c: c.cli("datasets", "register", "d", c.csv("empty.csv", "")), id="cli-empty-csv"),
+    exits(2, "header.csv has a header but no data rows", lambda c: c.cli("datasets", "register", "d",
+                                                                          c.csv("header.csv", "a,b\n")), id="cli-header-only"),
+    exits(2, "dup.csv has duplicate column names: 'a'", lambda c: c.cli("datasets", "register", "d",
+                                                                        c.csv("dup.csv", "a,a\n1,2\n")), id="cli-duplicate-columns"),
+    exits(2, "dataset name 'a/b' is not valid", lambda c: c.cli("datasets", "register", "a/b", c.csv("ok.csv", "a\n1\n")),
+          id="cli-dataset-name-separator"),
+    exits(2, "dataset name '../up' is not valid", lambda c: c.cli("datasets", "register", "../up", c.csv("ok.csv", "a\n1\n")),
+          id="cli-dataset-name-dotdot"),
+    exits(2, "run 'no-such-run' does not exist", lambda c: c.cli("runs", "show", "no-such-run"), id="cli-unknown-run"),
+    exits(2, "run 'no-such-run' does not exist", lambda c: c.cli("download", "no-such-run", "x", str(c.tmp)),
+          id="cli-download-unknown-run"),
+    exits(2, "has no pipeline output 'nope'", lambda c: c.cli("download", c.workspace.list_runs()[0].id, "nope", str(c.tmp)),
+          id="cli-download-unknown-output"),
+    exits(2, "pipeline file", lambda c: c.cli("run", str(c.tmp / "nowhere.py")), id="cli-missing-pipeline"),
+    exits(2, "--param expects NAME=VALUE, got 'iterations'", lambda c: c.cli("run", "examples/titanic", "--param", "iterations"),
+          id="cli-param-without-value"),
+    exits(2, "unknown pipeline parameter 'iteration' (did you mean 'iterations'?)",
+          lambda c: c.cli("run", "examples/titanic", "--param", "iteration=3"), id="cli-unknown-pipeline-parameter"),
+    exits(2, "parameter 'iterations' expects int, got 'many'",
+          lambda c: c.cli("run", "examples/titanic", "--param", "iterations=many"), id="cli-wrong-parameter-type"),
+    exits(2, "unknown backend 'lcoal' (did you mean 'local'?)", lambda c: c.cli("run", "examples/titanic", "-b", "lcoal"),
+          id="cli-unknown-backend"),
+    exits(2, "is not writable", lambda c: CliRunner().invoke(make_cli(c.plugins), ["--workspace", "/proc/self", "runs", "list"]),
+          id="cli-workspace-not-writable"),
+    exits(2, "was made by a newer amlstep", _newer_workspace, id="cli-newer-workspace"),
+    exits(2, "step 'register_model': parameter 'model_name': model name '../evil' is not valid", lambda c: c.cli("run", "examples/titanic", "--param", "model_name=../evil"),
+          id="cli-model-name-dotdot"),
+    # -- the pipeline API: the graph is checked before any step runs -----------------------------
+    raises(PipelineValidationError, "step 'prep': unknown step plugin 'dataprep_titanik' (did you mean 'dataprep_titanic'?)",
+           _validate(Step("dataprep_titanik", name="prep")), id="api-unknown-plugin"),
+    raises(PipelineValidationError, "step 'double': required input 'table' (tabular) is not bound",
+           _validate(Step("make_table"), Step("double")), id="api-missing-input"),
+    raises(PipelineValidationError, "step 'score': input 'model' expects model data, but 'table' is tabular data",
+           _validate(Step("make_table"), Step("score", inputs={"model": "table"})), id="api-type-mismatch"),
+    raises(PipelineValidationError, "steps form a cycle",
+           _validate(Step("double", name="a", inputs={"table": "b"}, outputs={"doubled": "a"}),
+                     Step("double", name="b", inputs={"table": "a"}, outputs={"doubled": "b"})), id="api-cycle"),
+    raises(PipelineValidationError, "data 'table' has two producers",
+           _validate(Step("make_table"), Step("make_table", name="again")), id="api-two-producers"),
+    raises(PipelineValidationError, "step 'make_table': unknown parameter 'row'; valid parameters: rows",
+           _validate(Step("make_table", params={"row": 2})), id="api-unknown-parameter"),
+    raises(PipelineValidationError, "step 'make_table': parameter 'rows' expects int, got float 2.5",
+           _validate(Step("make_table", params={"rows": 2.5})), id="api-wrong-parameter-type"),
+    raises(PipelineValidationError, "step 'make_table': parameter 'rows' expects int, got str 'x'",
+           _validate(Step("make_table", params={"rows": PipelineParameter("rows", "x")})), id="api-wrong-pipeline-parameter-type"),
+    raises(StepDefinitionError, "step name 'a b' is not valid", lambda c: Step("make_table", name="a b"), id="api-bad-step-name"),
+    raises(PluginLoadError, "failed to register: step plugin 'clean': run function", lambda c: get_plugin_manager(
+        entry_points=False, plugins=[_BadDeclaration()]), id="api-bad-declaration"),
+    # -- plugins at run time: the run fails, names the step, keeps what came before ---------------
+    fails("step 'explode' (explode) raised RuntimeError: boom: the table is cursed",
+          lambda c: c.run(Step("make_table"), Step("explode", inputs={"table": "table"})), id="plugin-raises"),
+    fails("step 'forgets' did not write its declared output 'doubled'",
+          lambda c: c.run(Step("make_table"), Step("forgets", inputs={"table": "table"})), id="plugin-missing-output"),
+    fails("step 'oversteps' wrote undeclared output 'extra'",
+          lambda c: c.run(Step("make_table"), Step("oversteps", inputs={"table": "table"})), id="plugin-undeclared-output"),
+    fails("Titanic data is missing column(s) 'Age'",
+          lambda c: c.titanic_run(c.titanic.drop(columns=["Age"])), id="dataprep-missing-column"),
+    fails("column 'Fare' must be numeric; found 1 value(s) like 'free'",
+          lambda c: c.titanic_run(c.titanic.astype({"Fare": object}).assign(Fare=lambda f: f["Fare"].where(f.index != 5, "free"))),
+          id="dataprep-column-type"),
+    # -- the emulator: settings and data --------------------------------------------------------
+    fails("label column 'Survived' is not in the training data",
+          lambda c: c.titanic_run(c.titanic.drop(columns=["Survived"])), id="automl-label-absent"),
+    fails("label column 'Survived' has no values (every row is missing)",
+          lambda c: c.titanic_run(c.titanic.assign(Survived=np.nan)), id="automl-label-all-nan"),
+    fails("label column 'Survived' has a single class (1)",
+          lambda c: c.titanic_run(c.titanic.assign(Survived=1)), id="automl-single-class"),
+    fails("label column 'y' must be numeric for regression; found values like 'high'",
+          lambda c: c.automl_run(pd.DataFrame({"x": range(30), "y": ["high", "low", "mid"] * 10}), task="regression",
+                                 label_column_name="y"), id="automl-non-numeric-regression-label"),
+    raises(StepDefinitionError, "primary_metric 'r2_score' is not valid for task 'classification'; valid metrics: accuracy",
+           _settings(primary_metric="r2_score"), id="automl-metric-for-wrong-task"),
+    raises(StepDefinitionError, "AutoML setting 'iterations' must be at least 1, got 0", _settings(iterations=0),
+           id="automl-iterations-below-one"),
+    raises(StepDefinitionError, "AutoML setting 'experiment_timeout_minutes' must be greater than 0, got -5",
+           _settings(experiment_timeout_minutes=-5), id="automl-negative-timeout"),
+    raises(StepDefinitionError, "AutoML setting 'iteration_timeout_minutes' must be greater than 0, got -1",
+           _settings(iteration_timeout_minutes=-1), id="automl-negative-iteration-timeout"),
+    raises(StepDefinitionError, "unknown AutoML setting 'iteratons' (did you mean 'iterations'?)",
+           _settings(iteratons=3), id="automl-unknown-setting"),
+    raises(StepDefinitionError, "allowed_models has unknown model(s) 'XGBoostRegressor' for task 'classification'",
+           _settings(allowed_models=["XGBoostRegressor"]), id="automl-model-for-wrong-task"),
+    raises(StepDefinitionError, "AutoML task 'forecasting' is not valid (forecasting is not supported by the offline emulator)",
+           _settings(task="forecasting"), id="automl-unsupported-task"),
+    # -- registries --------------------------------------------------------------------------------
+    raises(WorkspaceError, "model name 'a/b' is not valid", lambda c: c.workspace.register_model("a/b", c.csv("m.pkl", "x")),
+           id="registry-model-name-separator"),
+    raises(WorkspaceError, "version 9 of model 'Kept' is not registered", lambda c: c.workspace.get_model("Kept", 9),
+           id="registry-unknown-model-version"),
+]
+
+
+class _BadDeclaration:
+    from framework import hookimpl as _hookimpl
+
+    @_hookimpl
+    def register_steps(self, register):
+        from framework import Input, StepSpec
+
+        register(StepSpec("clean", lambda data: {}, inputs=[Input("raw")]))
+
+
+def snapshot(workspace: LocalWorkspace) -> dict[str, Any]:
+    """What is recorded: every row of every table, and every registered or produced file."""
+    conn = sqlite3.connect(workspace.db_path)
+    tables = {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}").fetchall()))
+              for t in ("runs", "metrics", "datasets", "models", "experiments")}
+    files = {str(p.relative_to(workspace.path)): hashlib.sha256(p.read_bytes()).hexdigest()
+             for folder in ("datasets", "models", "datastore") for p in (workspace.path / folder).rglob("*") if p.is_file()}
+    return {"tables": tables, "files": files}
+
+
+def unchanged(before: dict[str, Any], after: dict[str, Any]) -> None:
+    for table, rows in before["tables"].items():
+        missing = set(rows) - set(after["tables"][table])
+        assert not missing, f"recorded {table} rows changed: {sorted(missing)[:2]}"
+    for path, digest in before["files"].items():
+        assert after["files"].get(path) == digest, f"recorded file {path} changed or vanished"
+
+
+@pytest.fixture(scope="module")
+def titanic(titanic_csv):
+    return pd.read_csv(titanic_csv)
+
+
+@pytest.fixture
+def ctx(workspace, titanic_csv, titanic, tmp_path, monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    plugins = get_plugin_manager(plugins=[ToySteps()])
+    workspace.register_dataset("titanic_ds", [str(titanic_csv)])
+    run_pipeline(Pipeline([Step("make_table"), Step("fit", inputs={"table": "table"})], outputs={"model": "model"}),
+                 workspace=workspace, plugins=plugins)
+    (tmp_path / "kept.pkl").write_bytes(b"kept")
+    workspace.register_model("Kept", tmp_path / "kept.pkl")
+    return Context(workspace, plugins, tmp_path, titanic)
+
+
+def test_the_table_is_big_enough():
+    assert len(CASES) >= 30
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, ctx: Context) -> None:
+    before = snapshot(ctx.workspace)
+    if isinstance(case.expect, type):
+        with pytest.raises(case.expect, match=re.escape(case.message)):
+            case.act(ctx)
+    elif isinstance(case.expect, int):
+        result = case.act(ctx)
+        assert result.exit_code == case.expect, result.output
+        assert case.message in result.stderr, result.stderr
+        assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+    else:
+        result = case.act(ctx)
+        assert result.status == "Failed", result
+        assert case.message in result.error, result.error
+        failed = ctx.workspace.get_run(result.run_id)
+        assert failed.status == "Failed" and case.message in failed.error
+    unchanged(before, snapshot(ctx.workspace))
