@@ -7,8 +7,11 @@ from typing import Any, Mapping, Protocol
 
 
 class RegisteredModel(Protocol):
-    name: str
-    version: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
 
 
 class RunContext:

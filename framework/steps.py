@@ -209,7 +209,7 @@ class StepSpec:
         except (TypeError, ValueError):
             return
         accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-        names = [p.name for p in (*self.inputs, *self.params)]
+        names = [i.name for i in self.inputs] + [p.name for p in self.params]
         for name in names:
             if name not in signature.parameters and not accepts_any:
                 raise StepDefinitionError(
