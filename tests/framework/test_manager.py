@@ -22,11 +22,21 @@ def test_bundled_plugins_come_through_the_entry_point_group(plugins):
     assert plugins.owner("dataprep_titanic") == "dataprep_titanic (amlstep)"
 
 
-def test_third_party_distribution_is_discovered(plugin_distribution):
+def test_third_party_distribution_is_discovered_and_runs_in_a_pipeline(plugin_distribution, workspace, tmp_path):
+    import pandas as pd
+
+    from framework import Dataset, Pipeline, Step, run_pipeline
+
     plugin_distribution("amlstep-double", "amlstep_double", GOOD_PLUGIN)
     found = get_plugin_manager()
     assert "double_it" in found.steps
     assert found.owner("double_it") == "amlstep_double (amlstep-double)"
+    pd.DataFrame({"x": [1, 2]}).to_csv(tmp_path / "x.csv", index=False)
+    workspace.register_dataset("xs", [str(tmp_path / "x.csv")])
+    result = run_pipeline(Pipeline([Step("double_it", inputs={"data": Dataset("xs")})], outputs={"out": "doubled"}),
+                          workspace=workspace, plugins=found)
+    assert result.status == "Completed"
+    assert pd.read_csv(f"{result.outputs['out']}/doubled.csv")["x"].tolist() == [2, 4]
 
 
 def test_plugin_that_fails_to_import_names_entry_point_and_distribution(plugin_distribution):
