@@ -138,7 +138,7 @@ class ProgressDisplay:
         self.current_step: str | None = None
         self.log_tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         self._pending_guardrail: dict[str, Any] | None = None
-        self.stream: TextIO = _LogSink(self)
+        self.stream: TextIO = _LogSink(self)  # type: ignore[assignment]  # a TextIOBase used as a text stream
 
     # -- activation ---------------------------------------------------------------------------
     def __enter__(self) -> ProgressDisplay:

@@ -141,7 +141,7 @@ class AutoMLSummary:
         self.best_id = props.get("best_child_run_id")
         self.training_type = props.get("training_type")
         self.unhonoured = props.get("unhonoured_settings") or []
-        self.children = []
+        self.children: list[dict[str, Any]] = []
         goal = ""
         for child in ws.get_children(self.origin.id):
             metrics = ws.get_metrics(child.id)

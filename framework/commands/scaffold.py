@@ -263,7 +263,8 @@ def new_plugin(name: str, directory: str | Path = ".", *, label: str = "label", 
 @click.command("new-plugin")
 @click.argument("name")
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
-@click.option("--label", default="label", show_default=True, help="The label column of your data (for the example test and pipeline).")
+@click.option("--label", default="label", show_default=True,
+              help="The label column of your data (for the example test and pipeline).")
 @click.option("--task", type=click.Choice(["classification", "regression"]), default="classification", show_default=True)
 @click.option("--force", is_flag=True, help="Write into an existing, non-empty folder.")
 def new_plugin_command(name: str, directory: str, label: str, task: str, force: bool) -> None:

@@ -415,7 +415,7 @@ def no_network() -> Iterator[None]:
             raise ConnectionRefusedError(f"the amlstep harness blocks network access (tried {address!r})")
         return original(self, address)
 
-    socket.socket.connect = guarded  # type: ignore[method-assign]
+    socket.socket.connect = guarded  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
