@@ -301,7 +301,7 @@ def _permutation_importance(model: Any, X: Any, y: Any, cv: Any, classification:
     order = np.argsort(result.importances_mean)[::-1][:15][::-1]
     names = [str(X.columns[i]) for i in order]
     fig, ax = _axes("Feature importance", f"Drop in {scoring} when shuffled", "",
-                    size=(5.2, max(3.0, 0.9 + 0.3 * len(names))))
+                    size=(5.2, max(4.2, 0.9 + 0.3 * len(names))))
     ax.barh(names, result.importances_mean[order], xerr=result.importances_std[order], color=BLUE, alpha=0.85,
             error_kw={"ecolor": GREY, "lw": 1})
     ax.axvline(0, color=GREY, lw=1)
@@ -318,7 +318,7 @@ def leaderboard_figure(rows: list[dict[str, Any]], metric: str, minimize: bool) 
     if not points:
         return None
     points.sort()
-    fig, ax = _axes("Score by iteration", "Iteration", metric, size=(5.2, 3.4))
+    fig, ax = _axes("Score by iteration", "Iteration", metric)
     xs = [p[0] for p in points]
     ys = [p[1] for p in points]
     best, running = [], None
