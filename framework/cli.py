@@ -177,6 +177,8 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
                 s.error or "; ".join(s.reasons)) for s in result.steps])
         for name, path in result.outputs.items():
             click.echo(f"output {name}: {path}")
+        if "report" in click.get_current_context().find_root().command.commands:  # type: ignore[attr-defined]
+            click.echo(f"report: amlstep report {result.run_id[:8]} --out report.html")
         if result.error:
             click.echo(f"Error: {result.error}", err=True)
     if not result.succeeded:
