@@ -154,20 +154,22 @@ def parse_params(values: Iterable[str]) -> dict[str, str]:
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a pipeline parameter.")
 @click.option("--no-reuse", is_flag=True, help="Re-run every step, whatever the reuse rule says.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result.")
-@click.option("--quiet", "-q", is_flag=True, help="Print only the result.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Print only the result: no live progress, no step output (live progress shows when stderr is a terminal).")
 @click.option("--resume", metavar="RUN_ID", help="Continue a failed run: its completed steps are not repeated.")
 @pass_state
 def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ...], no_reuse: bool,
                 as_json: bool, quiet: bool, resume: str | None) -> None:
     """Run PIPELINE (a folder with pipeline.py, a .py file or a module name)."""
     from .api import load_pipeline, run_pipeline
+    from .progress import progress_for_run
 
     overrides = parse_params(params)
     options = {"resume": resume} if resume else {}
     try:
         definition = load_pipeline(pipeline)
-        echo = None if quiet else sys.stderr
-        with cancel_on_sigterm():
+        # live progress on stderr when it is a terminal; plain step output otherwise; nothing with --quiet
+        with cancel_on_sigterm(), progress_for_run(quiet=quiet, workspace=state.workspace) as echo:
             result = run_pipeline(definition, backend=backend, params=overrides, reuse=not no_reuse,
                                   workspace=state.workspace, plugins=state.plugins, echo=echo, **options)
     except RunCanceled as exc:
@@ -185,6 +187,8 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
                 s.error or "; ".join(s.reasons)) for s in result.steps])
         for name, path in result.outputs.items():
             click.echo(f"output {name}: {path}")
+        if "report" in click.get_current_context().find_root().command.commands:  # type: ignore[attr-defined]
+            click.echo(f"report: amlstep report {result.run_id[:8]} --out report.html")
         if result.error:
             click.echo(f"Error: {result.error}", err=True)
     if not result.succeeded:

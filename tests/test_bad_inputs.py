@@ -154,7 +154,7 @@ CASES = [
     exits(2, "step 'register_model': parameter 'model_name': model name '../evil' is not valid", lambda c: c.cli("run", "examples/titanic", "--param", "model_name=../evil"),
           id="cli-model-name-dotdot"),
     # -- the pipeline API: the graph is checked before any step runs -----------------------------
-    raises(PipelineValidationError, "step 'prep': unknown step plugin 'dataprep_titanik' (did you mean 'dataprep_titanic'?)",
+    raises(PipelineValidationError, "step 'prep': unknown step plugin 'dataprep_titanik' (did you mean 'dataprep_titanic'",
            _validate(Step("dataprep_titanik", name="prep")), id="api-unknown-plugin"),
     raises(PipelineValidationError, "step 'double': required input 'table' (tabular) is not bound",
            _validate(Step("make_table"), Step("double")), id="api-missing-input"),

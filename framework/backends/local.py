@@ -78,7 +78,8 @@ class LocalBackend:
                     reason = (f"not run: upstream step {sorted(blocked)[0]!r} failed" if blocked
                               else f"not run: step {sorted(failed)[0]!r} failed and continue_on_step_failure is off")
                     skipped = ws.create_run(run_type="step", name=binding.name, experiment=pipeline.experiment,
-                                            parent_id=run.id, status="NotStarted")
+                                            parent_id=run.id, status="NotStarted",
+                                            properties=_binding_properties(binding, datasets, plugins))
                     ws.update_run(skipped.id, error=reason)
                     result.steps.append(StepRunResult(binding.name, skipped.id, "NotStarted", error=reason))
                     continue
@@ -120,12 +121,7 @@ class LocalBackend:
         params = binding.resolve_params(values)
         step_run = ws.create_run(run_type="step", name=binding.name, experiment=pipeline.experiment,
                                  parent_id=run.id, status="Running", params=params,
-                                 properties={"plugin": binding.plugin, "kind": binding.spec.kind,
-                                             "plugin_owner": plugins.owner(binding.plugin),
-                                             "inputs": {port: (f"dataset:{src.name}:{datasets[src.name].version}"
-                                                               if isinstance(src, Dataset) else src)
-                                                        for port, src in binding.inputs.items()},
-                                             "outputs": dict(binding.outputs)})
+                                 properties=_binding_properties(binding, datasets, plugins))
         hook.before_step_run(run_id=run.id, step=binding, step_run_id=step_run.id)
         input_hashes: dict[str, str] = {}
         input_locations: dict[str, Path | list[Path]] = {}
@@ -230,6 +226,15 @@ class LocalBackend:
     def _say(self, message: str) -> None:
         if self.echo is not None:
             print(message, file=self.echo, flush=True)
+
+
+def _binding_properties(binding: StepBinding, datasets: Mapping[str, DatasetVersion], plugins: Plugins
+                        ) -> dict[str, Any]:
+    """What a step run records about its plugin and its data bindings (also for steps that never ran)."""
+    return {"plugin": binding.plugin, "kind": binding.spec.kind, "plugin_owner": plugins.owner(binding.plugin),
+            "inputs": {port: (f"dataset:{src.name}:{datasets[src.name].version}" if isinstance(src, Dataset) else src)
+                       for port, src in binding.inputs.items()},
+            "outputs": dict(binding.outputs)}
 
 
 def pipeline_blockers(pipeline: ValidatedPipeline, binding: StepBinding, failed: set[str]) -> set[str]:

@@ -92,7 +92,7 @@ def test_registering_something_else_than_a_stepspec():
 
 def test_unknown_step_and_backend_suggest_close_names(plugins):
     with pytest.raises(PluginLoadError, match=re.escape(
-            "unknown step plugin 'dataprep_titanc' (did you mean 'dataprep_titanic'?)")):
+            "unknown step plugin 'dataprep_titanc' (did you mean 'dataprep_titanic'")):
         plugins.step("dataprep_titanc")
     with pytest.raises(PluginLoadError, match=re.escape("unknown backend 'lokal' (did you mean 'local'?)")):
         plugins.backend("lokal")

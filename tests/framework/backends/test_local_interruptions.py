@@ -85,15 +85,14 @@ def test_resume_refuses_another_pipeline_or_new_parameters(toy_plugins, workspac
 def test_interrupt_marks_the_run_canceled(toy_env, tmp_path, sig):
     (tmp_path / "slow.py").write_text(SLOW_PIPELINE.format(seconds=30))
     process = amlstep(toy_env, tmp_path / "ws", "run", str(tmp_path / "slow.py"), "--json")
-    workspace = None
-    deadline = time.time() + 30
-    while time.time() < deadline:
+    workspace, running = None, []
+    deadline = time.time() + 180
+    while time.time() < deadline and not running:
         time.sleep(0.2)
         if (tmp_path / "ws" / "amlstep.db").exists():
             workspace = LocalWorkspace(tmp_path / "ws")
             running = [r for r in workspace.list_runs(run_type="step") if r.name == "sleepy" and r.status == "Running"]
-            if running:
-                break
+    assert running, "the sleepy step never started"
     process.send_signal(sig)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 1, err

@@ -1,0 +1,164 @@
+"""Reading a pipeline run's data lineage back from the run history.
+
+Every step run records ``plugin``, ``inputs`` (port -> data name, or ``dataset:NAME:VERSION``)
+and ``outputs`` (port -> data name) in its properties, and where each output landed in its
+``outputs`` record. From those, the report draws the pipeline graph and finds the AutoML step's
+training data, and ``predict`` finds the preparation steps to re-run on new data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import WorkspaceError
+from ..workspace import LocalWorkspace, ModelVersion, RunRecord
+
+DATASET_PREFIX = "dataset:"
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    name: str
+    version: int
+
+    @classmethod
+    def parse(cls, source: str) -> DatasetRef | None:
+        if not isinstance(source, str) or not source.startswith(DATASET_PREFIX):
+            return None
+        name, _, version = source[len(DATASET_PREFIX):].rpartition(":")
+        return cls(name, int(version)) if name and version.isdigit() else None
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+class Lineage:
+    """The step runs of one pipeline run and the data flowing between them."""
+
+    def __init__(self, workspace: LocalWorkspace, run_id: str) -> None:
+        self.workspace = workspace
+        self.run = workspace.get_run(run_id)
+        if self.run.run_type != "pipeline":
+            parent = self.run.parent_id
+            if self.run.run_type == "step" and parent:
+                self.run = workspace.get_run(parent)
+            else:
+                raise WorkspaceError(f"run {run_id!r} is a {self.run.run_type} run, not a pipeline run")
+        self.steps = workspace.get_children(self.run.id)
+
+    def step(self, name: str) -> RunRecord:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise WorkspaceError(f"pipeline run {self.run.id} has no step {name!r}")
+
+    def inputs(self, step: RunRecord) -> dict[str, str]:
+        return dict(step.properties.get("inputs") or {})
+
+    def outputs(self, step: RunRecord) -> dict[str, str]:
+        return dict(step.properties.get("outputs") or {})
+
+    def producer(self, data_name: str) -> RunRecord | None:
+        """The step run that produced ``data_name`` in this pipeline run."""
+        for step in self.steps:
+            if data_name in self.outputs(step).values():
+                return step
+        return None
+
+    def consumers(self, data_name: str) -> list[RunRecord]:
+        return [s for s in self.steps if data_name in self.inputs(s).values()]
+
+    def location(self, source: str) -> Path | list[Path]:
+        """Where the data ``source`` (a data name or ``dataset:NAME:VERSION``) is stored."""
+        dataset = DatasetRef.parse(source)
+        if dataset is not None:
+            return self.workspace.get_dataset(dataset.name, dataset.version).file_paths()
+        step = self.producer(source)
+        if step is None:
+            raise WorkspaceError(f"no step of pipeline run {self.run.id} produced data {source!r}")
+        for record in (step.outputs or {}).values():
+            if isinstance(record, dict) and record.get("data") == source:
+                path = self.workspace.path / record["path"]
+                if not path.exists():
+                    raise WorkspaceError(f"data {source!r} of step {step.name!r} is no longer in the datastore ({path})")
+                return path
+        raise WorkspaceError(f"step {step.name!r} of pipeline run {self.run.id} recorded no location for data "
+                             f"{source!r} (status {step.status})")
+
+    def chain(self, source: str) -> list[RunRecord]:
+        """The step runs needed to produce ``source``, in dependency order (empty for a dataset)."""
+        ordered: list[RunRecord] = []
+        seen: set[str] = set()
+
+        def visit(data: str) -> None:
+            step = self.producer(data)
+            if step is None or step.id in seen:
+                return
+            seen.add(step.id)
+            for upstream in self.inputs(step).values():
+                visit(upstream)
+            ordered.append(step)
+
+        visit(source)
+        return ordered
+
+    def origin(self, step: RunRecord) -> RunRecord:
+        """The run that did the work: the earlier run for a reused step, else the step itself."""
+        if step.reused_from:
+            try:
+                return self.workspace.get_run(step.reused_from)
+            except WorkspaceError:
+                return step
+        return step
+
+    def automl_steps(self) -> list[RunRecord]:
+        return [s for s in self.steps if s.properties.get("kind") == "automl"]
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | None]:
+    """``NAME`` or ``NAME:VERSION``."""
+    name, sep, version = ref.rpartition(":")
+    if not sep:
+        return ref, None
+    if not version.isdigit():
+        raise WorkspaceError(f"model {ref!r}: expected NAME or NAME:VERSION (a positive integer version)")
+    return name, int(version)
+
+
+def automl_for_model(workspace: LocalWorkspace, model: ModelVersion) -> tuple[Lineage, RunRecord]:
+    """The pipeline run that registered ``model`` and its AutoML step that trained it."""
+    if not model.run_id:
+        raise WorkspaceError(f"model {model.id} records no source run, so the preparation that trained it is unknown")
+    lineage = Lineage(workspace, model.run_id)
+    register_id = model.properties.get("step_run_id")
+    automl: RunRecord | None = None
+    register = next((s for s in lineage.steps if s.id == register_id), None)
+    if register is not None:
+        for source in lineage.inputs(register).values():
+            producer = lineage.producer(source)
+            if producer is not None and producer.properties.get("kind") == "automl":
+                automl = producer
+    if automl is None:
+        candidates = lineage.automl_steps()
+        if len(candidates) == 1:
+            automl = candidates[0]
+    if automl is None:
+        raise WorkspaceError(
+            f"model {model.id} was registered by pipeline run {lineage.run.id}, but no AutoML step of that run "
+            f"produced it; predict needs the AutoML step to know the label and the training preparation")
+    return lineage, automl
+
+
+def single_model_file(model: ModelVersion) -> Path:
+    files = [model.path / f for f in model.files]
+    if len(files) != 1:
+        raise WorkspaceError(f"model {model.id} holds {len(files)} files ({', '.join(model.files)}); "
+                             f"expected one pickled model")
+    return files[0]
+
+
+def describe_source(source: Any) -> str:
+    dataset = DatasetRef.parse(source) if isinstance(source, str) else None
+    return f"dataset {dataset}" if dataset else str(source)

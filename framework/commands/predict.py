@@ -1,0 +1,276 @@
+"""``amlstep predict MODEL[:VERSION] DATA.csv``: batch inference with a registered model.
+
+The model's source run tells which preparation produced its training data: the step runs
+upstream of the AutoML step's ``training_data``, with their plugins and parameters. Those
+plugin functions run again, through ``framework.execution`` (the path every backend uses), on
+the new file in place of the dataset they read in training; the prepared rows go to the
+model's ``predict`` (and ``predict_proba`` for classification).
+
+A pickled model runs code when loaded: predict only loads models from the workspace's model
+registry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import click
+
+from ..context import RunContext
+from ..errors import AmlStepError, StepExecutionError, WorkspaceError
+from ..hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..manager import Plugins
+    from ..workspace import LocalWorkspace
+
+
+class InferenceRunContext(RunContext):
+    """The run context a preparation step gets during batch inference: nothing is recorded."""
+
+    backend = "predict"
+
+    def __init__(self, step_name: str, params: Mapping[str, Any], output_dirs: Mapping[str, Path],
+                 output_names: Mapping[str, str]) -> None:
+        super().__init__(run_id=f"predict_{step_name}", step_name=step_name, experiment_name="predict",
+                         pipeline_run_id=None, params=params)
+        self._output_dirs = dict(output_dirs)
+        self._output_names = dict(output_names)
+        self.metrics: dict[str, list[Any]] = {}
+        self.properties: dict[str, Any] = {}
+
+    def log(self, name: str, value: Any, description: str = "") -> None:
+        self.metrics.setdefault(name, []).append(value)
+
+    def get_metrics(self) -> dict[str, Any]:
+        return {k: v[0] if len(v) == 1 else v for k, v in self.metrics.items()}
+
+    def add_properties(self, properties: Mapping[str, Any]) -> None:
+        self.properties.update(properties)
+
+    def output_dir(self, name: str) -> Path:
+        try:
+            return self._output_dirs[name]
+        except KeyError:
+            raise StepExecutionError(f"step {self.step_name!r} has no output {name!r}", step=self.step_name) from None
+
+    def output_data_name(self, name: str) -> str:
+        self.output_dir(name)
+        return self._output_names[name]
+
+    def register_model(self, *args: Any, **kwargs: Any) -> Any:
+        raise StepExecutionError(f"step {self.step_name!r} registers a model; preparation steps re-run for "
+                                 f"prediction must not", step=self.step_name)
+
+    def child_run(self, *args: Any, **kwargs: Any) -> Any:
+        raise StepExecutionError(f"step {self.step_name!r} starts child runs; it cannot be re-run for prediction",
+                                 step=self.step_name)
+
+
+@dataclass
+class Prediction:
+    """What ``predict`` returns: the output table and how it was made."""
+
+    frame: pd.DataFrame
+    model: str
+    run_id: str
+    label: str
+    task: str
+    steps: list[str] = field(default_factory=list)
+    replaced: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: str | Path, *,
+            dataset: str | None = None, keep: list[str] | None = None) -> Prediction:
+    """Apply registered model ``model_ref`` (``NAME`` or ``NAME:VERSION``) to the rows of ``data``.
+
+    Args:
+        dataset: which training dataset ``data`` stands in for, when the preparation read several.
+        keep: input columns to copy into the output (default: all, when the preparation kept the
+            row count).
+    """
+    import pickle
+
+    import numpy as np
+    import pandas as pd
+
+    from ..execution import execute_step, load_inputs
+    from ..io import check_delimited_file, read_input, read_tabular
+    from ..reuse import code_hash
+    from .lineage import DatasetRef, automl_for_model, parse_model_ref, single_model_file
+
+    name, version = parse_model_ref(model_ref)
+    model_version = workspace.get_model(name, version)
+    lineage, automl = automl_for_model(workspace, model_version)
+    settings = automl.params
+    label = settings.get("label_column_name")
+    task = settings.get("task", "classification")
+    training_source = lineage.inputs(automl).get("training_data")
+    if not label or not training_source:
+        raise WorkspaceError(f"AutoML step {automl.name!r} of run {lineage.run.id} records no label column or "
+                             f"training data")
+    path = Path(data)
+    check_delimited_file(path, f"prediction data {str(data)!r}")
+    raw = read_tabular([path], f"prediction data {str(data)!r}")
+    chain = lineage.chain(training_source)
+    notes: list[str] = []
+
+    # the dataset the new file stands in for
+    datasets = {src for step in chain for src in lineage.inputs(step).values() if DatasetRef.parse(src)}
+    if not chain and DatasetRef.parse(training_source):
+        datasets = {training_source}
+    by_name = {DatasetRef.parse(s).name: s for s in datasets}  # type: ignore[union-attr]
+    if dataset is not None:
+        if dataset not in by_name:
+            raise WorkspaceError(f"--dataset {dataset!r} is not read by the preparation of model {model_version.id}; "
+                                 f"it reads: {', '.join(sorted(by_name)) or '(no dataset)'}")
+        replaced = by_name[dataset]
+    elif len(by_name) == 1:
+        replaced = next(iter(by_name.values()))
+    else:
+        raise WorkspaceError(f"the preparation of model {model_version.id} reads several datasets "
+                             f"({', '.join(sorted(by_name))}); say which one {path.name} replaces with --dataset NAME")
+
+    with tempfile.TemporaryDirectory(prefix="amlstep-predict-") as tmp:
+        produced: dict[str, Path] = {}
+        for step in chain:
+            plugin = step.properties.get("plugin", "")
+            spec = plugins.step(plugin, f"step {step.name!r} of run {lineage.run.id}")
+            recorded = (step.reuse_components or {}).get("code")
+            if recorded and recorded != code_hash(spec):
+                notes.append(f"the code of plugin {plugin!r} changed since model {model_version.id} was trained")
+            locations: dict[str, Path | list[Path]] = {}
+            for port, source in lineage.inputs(step).items():
+                if source == replaced:
+                    locations[port] = [path]
+                elif source in produced:
+                    locations[port] = produced[source]
+                else:
+                    locations[port] = lineage.location(source)
+            output_names = lineage.outputs(step)
+            output_dirs = {}
+            for port, data_name in output_names.items():
+                output_dirs[port] = Path(tmp) / step.name / data_name
+                output_dirs[port].mkdir(parents=True)
+            params = dict(step.params)
+            context = InferenceRunContext(step.name, params, output_dirs, output_names)
+            try:
+                values = load_inputs(spec, step.name, locations)
+                with contextlib.redirect_stdout(sys.stderr):  # stdout may be carrying the predictions
+                    execute_step(spec, step.name, values, params, context, output_dirs)
+            except AmlStepError:
+                raise
+            except Exception as exc:
+                raise StepExecutionError(
+                    f"preparation step {step.name!r} ({plugin}) failed on {path.name}: {type(exc).__name__}: {exc}",
+                    step=step.name) from exc
+            for port, data_name in output_names.items():
+                produced[data_name] = output_dirs[port]
+        if chain:
+            from ..steps import DataType
+
+            prepared = read_input(DataType.TABULAR, produced[training_source], f"prepared data {training_source!r}")
+        else:
+            prepared = raw
+
+        with open(single_model_file(model_version), "rb") as f:
+            model = pickle.load(f)  # noqa: S301 - only from the workspace's model registry
+    dropped = [c for c in [label, settings.get("weight_column_name"), *(settings.get("cv_split_column_names") or [])]
+               if c and c in prepared.columns]
+    features = prepared.drop(columns=dropped)
+    expected = _input_columns(model)
+    if expected is not None:
+        missing = [c for c in expected if c not in features.columns]
+        if missing:
+            raise WorkspaceError(
+                f"after preparation, {path.name} lacks column(s) {', '.join(map(repr, missing))} that model "
+                f"{model_version.id} was trained on; prepared columns: {', '.join(map(str, features.columns))}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predicted = model.predict(features)
+        proba = model.predict_proba(features) if task == "classification" and hasattr(model, "predict_proba") else None
+
+    if len(prepared) == len(raw):
+        columns = [c for c in (keep if keep is not None else list(raw.columns)) if c in raw.columns]
+        unknown = [c for c in (keep or []) if c not in raw.columns]
+        if unknown:
+            raise WorkspaceError(f"--keep names unknown column(s) {', '.join(map(repr, unknown))}; "
+                                 f"columns of {path.name}: {', '.join(map(str, raw.columns))}")
+        out = raw[columns].reset_index(drop=True).copy()
+    else:
+        notes.append(f"the preparation changed the number of rows ({len(raw)} -> {len(prepared)}); the output "
+                     f"holds the prepared rows")
+        out = features.reset_index(drop=True).copy()
+    out[f"predicted_{label}"] = np.asarray(predicted)
+    if proba is not None:
+        classes = list(getattr(model, "classes_", range(proba.shape[1])))
+        for j, cls in enumerate(classes):
+            out[f"proba_{cls}"] = np.round(proba[:, j], 6)
+    return Prediction(frame=pd.DataFrame(out), model=model_version.id, run_id=lineage.run.id, label=str(label),
+                      task=str(task), steps=[f"{s.name} ({s.properties.get('plugin')})" for s in chain],
+                      replaced=str(DatasetRef.parse(replaced)) if replaced and DatasetRef.parse(replaced) else None,
+                      notes=notes)
+
+
+def _input_columns(model: Any) -> list[str] | None:
+    steps = getattr(model, "steps", None)
+    if steps:
+        columns = getattr(steps[0][1], "input_columns_", None)
+        if columns is not None:
+            return list(columns)
+    names = getattr(model, "feature_names_in_", None)
+    return list(names) if names is not None else None
+
+
+@click.command("predict")
+@click.argument("model")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-", show_default=True,
+              help="Where to write the predictions CSV ('-' for standard output).")
+@click.option("--dataset", "-d", help="The training dataset DATA stands in for, if the preparation read several.")
+@click.option("--keep", "-k", help="Comma-separated input columns to copy into the output (default: all).")
+def predict_command(model: str, data: str, out: str, dataset: str | None, keep: str | None) -> None:
+    """Apply registered MODEL (NAME or NAME:VERSION) to DATA (a CSV), re-running the training
+    pipeline's preparation steps on it first.
+
+    Writes the input columns plus predicted_<label> and, for classification, proba_<class> columns.
+    Models are loaded only from the workspace's model registry (a pickle runs code when loaded).
+    """
+    from ..cli import EXIT_BAD_INPUT, State, fail
+
+    state = click.get_current_context().find_object(State)
+    assert state is not None
+    try:
+        result = predict(state.workspace, state.plugins, model, data, dataset=dataset,
+                         keep=[c.strip() for c in keep.split(",") if c.strip()] if keep else None)
+    except AmlStepError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+        return
+    for note in result.notes:
+        click.echo(f"Warning: {note}", err=True)
+    if out == "-":
+        result.frame.to_csv(sys.stdout, index=False)
+    else:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        result.frame.to_csv(out, index=False)
+    via = ", ".join(result.steps) or "no preparation step"
+    click.echo(f"Predicted {result.label} for {len(result.frame)} rows with model {result.model} "
+               f"(trained in run {result.run_id[:8]}; prepared by {via})" + ("" if out == "-" else f"; wrote {out}"),
+               err=True)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    cli.add_command(predict_command)
+
+
+__all__ = ["InferenceRunContext", "Prediction", "predict", "predict_command"]

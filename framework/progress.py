@@ -1,0 +1,485 @@
+"""Live progress in the terminal: a bundled observer plugin built on the lifecycle hooks.
+
+While a ``ProgressDisplay`` is active, the hooks below feed it: pipeline steps with their status
+and time, the AutoML leaderboard filling in iteration by iteration with the best score so far,
+and the data guardrails. It renders with rich's ``Live`` only when its console is a terminal;
+otherwise it stays quiet. Step output (what steps print) goes to the display's ``stream``, which
+shows the last lines under the table instead of scrolling the terminal; the full log is in the
+run history (``logs/<step run id>/std_log.txt``).
+
+The ``run`` command activates it through ``progress_for_run``; nothing else needs to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator, TextIO
+
+from .hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+    from .pipeline import Pipeline, StepBinding
+    from .results import PipelineRunResult, StepRunResult
+
+LEADERBOARD_ROWS = 12
+LOG_TAIL_LINES = 4
+STATUS_STYLE = {"Completed": "green", "Running": "cyan", "Failed": "red", "NotStarted": "dim",
+                "Waiting": "dim", "Canceled": "yellow", "Reused": "green"}
+GUARDRAIL_STYLE = {"PASSED": "green", "DONE": "cyan", "ALERTED": "yellow", "FAILED": "red"}
+
+
+@dataclass
+class StepState:
+    name: str
+    plugin: str
+    kind: str
+    status: str = "Waiting"
+    started: float | None = None
+    ended: float | None = None
+    reused: bool = False
+    note: str = ""
+    step_run_id: str | None = None
+    iterations: int | None = None
+
+
+@dataclass
+class LeaderRow:
+    iteration: int
+    pipeline: str
+    score: float
+    best: float
+    fit_time: float | None
+    status: str
+
+
+@dataclass
+class AutoMLState:
+    step: str
+    metric: str = ""
+    goal: str = ""
+    rows: list[LeaderRow] = field(default_factory=list)
+    best: LeaderRow | None = None
+    guardrails: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def minimize(self) -> bool:
+        return self.goal.endswith("_min")
+
+    def better(self, a: float, b: float | None) -> bool:
+        if math.isnan(a):
+            return False
+        if b is None or math.isnan(b):
+            return True
+        return a < b if self.minimize else a > b
+
+
+class _LogSink(io.TextIOBase):
+    """The ``echo`` stream handed to the backend: lines feed the display instead of the terminal."""
+
+    def __init__(self, display: ProgressDisplay) -> None:
+        self._display = display
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        data = self._partial + text
+        *lines, self._partial = data.split("\n")
+        for line in lines:
+            self._display.feed_line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class ProgressDisplay:
+    """Pipeline progress for one run, rendered live on ``console`` when it is a terminal.
+
+    Args:
+        console: where to render (default: a console on stderr). A console that is not a terminal
+            makes the display quiet.
+        workspace: the local workspace, to read the AutoML step's recorded guardrails and the
+            leaderboard of reused steps (optional).
+    """
+
+    def __init__(self, console: Console | None = None, *, workspace: Any = None,
+                 refresh_per_second: float = 4) -> None:
+        from rich.console import Console
+
+        self.console = console if console is not None else Console(file=sys.stderr, stderr=True)
+        self.enabled = self.console.is_terminal
+        self.workspace = workspace
+        self.refresh_per_second = refresh_per_second
+        self._lock = threading.RLock()
+        self._live: Any = None
+        self.run_id: str | None = None
+        self.experiment = ""
+        self.backend = ""
+        self.params: dict[str, Any] = {}
+        self.started: float | None = None
+        self.ended: float | None = None
+        self.status = "Starting"
+        self.steps: dict[str, StepState] = {}
+        self.automl: dict[str, AutoMLState] = {}
+        self.current_step: str | None = None
+        self.log_tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        self._pending_guardrail: dict[str, Any] | None = None
+        self.stream: TextIO = _LogSink(self)  # type: ignore[assignment]  # a TextIOBase used as a text stream
+
+    # -- activation ---------------------------------------------------------------------------
+    def __enter__(self) -> ProgressDisplay:
+        _ACTIVE.append(self)
+        if self.enabled:
+            from rich.live import Live
+
+            self._live = Live(get_renderable=self.render, console=self.console, auto_refresh=True,
+                              refresh_per_second=self.refresh_per_second, transient=False,
+                              redirect_stdout=False, redirect_stderr=False)
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        if self._live is not None:
+            with self._lock:
+                self.log_tail.clear()
+            self._live.stop()
+            self._live = None
+
+    def refresh(self) -> None:
+        if self._live is not None:
+            self._live.refresh()
+
+    # -- events (called by the hook implementations below) -----------------------------------
+    def _mine(self, run_id: str | None) -> bool:
+        return self.run_id is None or run_id is None or run_id == self.run_id
+
+    def before_pipeline_run(self, run_id: str, pipeline: Pipeline, params: dict[str, Any], backend: str) -> None:
+        if self.run_id is not None:
+            return
+        with self._lock:
+            self.run_id, self.experiment, self.backend = run_id, pipeline.experiment, backend
+            self.params = dict(params)
+            self.started, self.status = time.time(), "Running"
+            for step in pipeline.steps:
+                self.steps[step.name] = StepState(step.name, step.plugin, "automl" if step.plugin == "automl" else "python")
+
+    def before_step_run(self, run_id: str, step: StepBinding, step_run_id: str) -> None:
+        if not self._mine(run_id):
+            return
+        with self._lock:
+            state = self.steps.setdefault(step.name, StepState(step.name, step.plugin, step.spec.kind))
+            state.kind = step.spec.kind
+            state.status, state.started, state.step_run_id = "Running", time.time(), step_run_id
+            self.current_step = step.name
+            self.log_tail.clear()
+            if step.spec.kind == "automl":
+                automl = self.automl.setdefault(step_run_id, AutoMLState(step.name))
+                try:
+                    settings = step.resolve_params(self.params)
+                    automl.metric = str(settings.get("primary_metric") or "")
+                    state.iterations = int(settings.get("iterations") or 0) or None
+                except Exception:  # the backend reports bad settings; the display only shows progress
+                    pass
+        self.refresh()
+
+    def after_step_run(self, run_id: str, step: StepBinding, step_run_id: str, result: StepRunResult) -> None:
+        if not self._mine(run_id):
+            return
+        with self._lock:
+            state = self.steps.setdefault(step.name, StepState(step.name, step.plugin, step.spec.kind))
+            state.status, state.ended, state.reused = result.status, time.time(), result.reused
+            if result.duration is not None and state.started is not None:
+                state.ended = state.started + result.duration
+            if result.reused:
+                state.note = f"reused {result.reused_from[:8] if result.reused_from else ''}".strip()
+            if step.spec.kind == "automl":
+                self._load_recorded_automl(step.name, step_run_id, result)
+            if self.current_step == step.name:
+                self.current_step = None
+        self.refresh()
+
+    def on_step_error(self, run_id: str, step: StepBinding, step_run_id: str, error: BaseException) -> None:
+        if not self._mine(run_id):
+            return
+        with self._lock:
+            state = self.steps.setdefault(step.name, StepState(step.name, step.plugin, step.spec.kind))
+            state.status, state.ended = "Failed", time.time()
+            state.note = f"{type(error).__name__}: {error}".splitlines()[0][:160]
+        self.refresh()
+
+    def after_child_run(self, run_id: str, step_run_id: str, child_run_id: str, status: str,
+                        properties: dict[str, Any], metrics: dict[str, Any]) -> None:
+        if not self._mine(run_id):
+            return
+        with self._lock:
+            automl = self.automl.setdefault(step_run_id, AutoMLState(self.current_step or "AutoML"))
+            self._add_child(automl, status, properties, metrics)
+        self.refresh()
+
+    def after_pipeline_run(self, run_id: str, pipeline: Pipeline, result: PipelineRunResult) -> None:
+        if not self._mine(run_id):
+            return
+        with self._lock:
+            self.status, self.ended = result.status, time.time()
+            for step_result in result.steps:
+                state = self.steps.get(step_result.name)
+                if state is not None and state.status in ("Waiting", "Running"):
+                    state.status = step_result.status
+                    if step_result.error and not state.note:
+                        state.note = step_result.error[:160]
+            self.current_step = None
+            self.log_tail.clear()
+        self.refresh()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _add_child(self, automl: AutoMLState, status: str, properties: dict[str, Any],
+                   metrics: dict[str, Any]) -> None:
+        metric = str(properties.get("primary_metric") or automl.metric)
+        automl.metric = metric
+        automl.goal = str(properties.get("goal") or automl.goal)
+        score = _number(metrics.get(metric, properties.get("score")))
+        if status != "Completed":
+            score = float("nan")
+        iteration = int(_number(properties.get("iteration", len(automl.rows)), len(automl.rows)))
+        name = str(properties.get("display_name") or ", ".join(
+            p for p in (properties.get("run_preprocessor"), properties.get("run_algorithm")) if p) or "?")
+        row = LeaderRow(iteration, name, score, score, _number(properties.get("fit_time"), None), status)
+        if automl.better(score, automl.best.score if automl.best else None):
+            automl.best = row
+        row.best = automl.best.score if automl.best else float("nan")
+        automl.rows.append(row)
+
+    def _load_recorded_automl(self, step_name: str, step_run_id: str, result: StepRunResult) -> None:
+        """Guardrails from the step's properties; for a reused step, the earlier run's leaderboard."""
+        if self.workspace is None:
+            return
+        automl = self.automl.setdefault(step_run_id, AutoMLState(step_name))
+        try:
+            record = self.workspace.get_run(result.reused_from or step_run_id)
+            guardrails = record.properties.get("guardrails")
+            if isinstance(guardrails, list) and guardrails:
+                automl.guardrails = [g for g in guardrails if isinstance(g, dict)]
+            automl.metric = str(record.properties.get("primary_metric") or automl.metric)
+            if result.reused and not automl.rows:
+                for child in self.workspace.get_children(record.id):
+                    self._add_child(automl, child.status, child.properties, self.workspace.get_metrics(child.id))
+        except Exception:  # a display never breaks a run
+            return
+
+    def feed_line(self, line: str) -> None:
+        """One line of step output: kept as the log tail; guardrail blocks are parsed as they come."""
+        text = line.rstrip()
+        with self._lock:
+            if text.strip() and not set(text.strip()) <= {"*"}:
+                self.log_tail.append(text)
+            key, _, value = text.partition(":")
+            value = value.strip()
+            if key == "TYPE" and value:
+                self._pending_guardrail = {"type": value, "status": "", "description": "", "columns": []}
+            elif key == "STATUS" and self._pending_guardrail is not None:
+                self._pending_guardrail["status"] = value
+                automl = self._current_automl()
+                if automl is not None and not any(g.get("type") == self._pending_guardrail["type"]
+                                                  for g in automl.guardrails):
+                    automl.guardrails.append(self._pending_guardrail)
+            elif key == "DESCRIPTION" and self._pending_guardrail is not None:
+                self._pending_guardrail["description"] = value
+
+    def _current_automl(self) -> AutoMLState | None:
+        if self.current_step is None:
+            return None
+        state = self.steps.get(self.current_step)
+        if state is None or state.step_run_id is None or state.kind != "automl":
+            return None
+        return self.automl.setdefault(state.step_run_id, AutoMLState(state.name))
+
+    # -- rendering ----------------------------------------------------------------------------
+    def render(self) -> RenderableType:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        with self._lock:
+            now = time.time()
+            parts: list[Any] = []
+            elapsed = _clock((self.ended or now) - self.started) if self.started else "--:--"
+            style = STATUS_STYLE.get(self.status, "bold")
+            header = Text.assemble(("● ", style), (self.experiment or "pipeline", "bold"),
+                                   f"  run {self.run_id[:8] if self.run_id else '?'}  {self.backend}  ",
+                                   (self.status, style), f"  {elapsed}")
+            parts.append(header)
+            steps = Table(box=None, show_header=False, padding=(0, 1), expand=False)
+            steps.add_column(width=1)
+            steps.add_column(style="bold")
+            steps.add_column()
+            steps.add_column(justify="right")
+            steps.add_column(overflow="fold")
+            for state in self.steps.values():
+                shown = "Reused" if state.reused else state.status
+                icon = {"Completed": "✓", "Reused": "↺", "Running": "▶", "Failed": "✗",
+                        "NotStarted": "·", "Waiting": "·", "Canceled": "!"}.get(shown, "·")
+                duration = ""
+                if state.started is not None:
+                    duration = _seconds((state.ended or now) - state.started)
+                steps.add_row(Text(icon, STATUS_STYLE.get(shown, "")), state.name,
+                              Text(shown, STATUS_STYLE.get(shown, "")), duration, self._note(state))
+            parts.append(steps)
+            for automl in self.automl.values():
+                if automl.guardrails:
+                    parts.append(self._guardrails_table(automl))
+                if automl.rows:
+                    parts.append(self._leaderboard(automl))
+            if self.log_tail and self.current_step:
+                parts.append(Text("\n".join(f"  │ {line[:200]}" for line in self.log_tail), style="dim"))
+            return Group(*parts)
+
+    def _note(self, state: StepState) -> str:
+        if state.note:
+            return state.note
+        automl = self.automl.get(state.step_run_id or "")
+        if automl is not None and automl.rows:
+            total = f"/{state.iterations}" if state.iterations else ""
+            best = f"best {automl.metric} {automl.best.score:.4f}" if automl.best else "no completed iteration"
+            return f"iteration {len(automl.rows)}{total}, {best}"
+        if state.status == "Running" and state.kind == "automl":
+            return "featurizing, checking guardrails"
+        return ""
+
+    def _guardrails_table(self, automl: AutoMLState) -> Any:
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(title=f"Data guardrails · {automl.step}", title_justify="left", box=None,
+                      padding=(0, 1), show_header=False)
+        table.add_column()
+        table.add_column()
+        table.add_column(style="dim", overflow="fold")
+        for check in automl.guardrails:
+            status = str(check.get("status", "")).upper()
+            table.add_row(Text(status or "?", GUARDRAIL_STYLE.get(status, "")), str(check.get("type", "")),
+                          str(check.get("description", ""))[:100])
+        return table
+
+    def _leaderboard(self, automl: AutoMLState) -> Any:
+        from rich.table import Table
+        from rich.text import Text
+
+        goal = "lower is better" if automl.minimize else "higher is better"
+        table = Table(title=f"AutoML leaderboard · {automl.step} · {automl.metric} ({goal})",
+                      title_justify="left", box=None, padding=(0, 1), header_style="bold")
+        table.add_column("iter", justify="right")
+        table.add_column("pipeline")
+        table.add_column(automl.metric or "score", justify="right")
+        table.add_column("best so far", justify="right")
+        table.add_column("time", justify="right")
+        rows = automl.rows[-LEADERBOARD_ROWS:]
+        if len(automl.rows) > len(rows):
+            table.add_row("…", Text(f"{len(automl.rows) - len(rows)} earlier iterations", "dim"), "", "", "")
+        for row in rows:
+            is_best = automl.best is row
+            style = "bold green" if is_best else ("red" if row.status != "Completed" else "")
+            score = "failed" if row.status != "Completed" else f"{row.score:.4f}"
+            table.add_row(str(row.iteration), Text(row.pipeline + (" ★" if is_best else ""), style),
+                          Text(score, style), _fmt(row.best), _seconds(row.fit_time))
+        return table
+
+
+def _number(value: Any, default: Any = float("nan")) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _fmt(value: float) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.1f}s" if value < 60 else _clock(value)
+
+
+def _clock(value: float) -> str:
+    value = max(0, int(value))
+    return f"{value // 3600:d}:{value // 60 % 60:02d}:{value % 60:02d}" if value >= 3600 else \
+        f"{value // 60:02d}:{value % 60:02d}"
+
+
+_ACTIVE: list[ProgressDisplay] = []
+
+
+@contextlib.contextmanager
+def progress_for_run(*, quiet: bool, workspace: Any = None, console: Console | None = None
+                     ) -> Iterator[TextIO | None]:
+    """What the ``run`` command echoes step output to, with a live display when stderr is a terminal.
+
+    Yields None with ``quiet``; the display's stream when the console is a terminal (the display
+    shows the last lines); plain ``sys.stderr`` otherwise (no live display, no escape codes).
+    """
+    if quiet:
+        yield None
+        return
+    from rich.console import Console
+
+    console = console if console is not None else Console(file=sys.stderr, stderr=True)
+    if not console.is_terminal:
+        yield sys.stderr
+        return
+    with ProgressDisplay(console, workspace=workspace) as display:
+        yield display.stream
+
+
+# -- the hook implementations: forward to the active displays ---------------------------------
+@hookimpl
+def before_pipeline_run(run_id: str, pipeline: Pipeline, params: dict[str, Any], backend: str) -> None:
+    for display in list(_ACTIVE):
+        display.before_pipeline_run(run_id, pipeline, params, backend)
+
+
+@hookimpl
+def before_step_run(run_id: str, step: StepBinding, step_run_id: str) -> None:
+    for display in list(_ACTIVE):
+        display.before_step_run(run_id, step, step_run_id)
+
+
+@hookimpl
+def after_step_run(run_id: str, step: StepBinding, step_run_id: str, result: StepRunResult) -> None:
+    for display in list(_ACTIVE):
+        display.after_step_run(run_id, step, step_run_id, result)
+
+
+@hookimpl
+def on_step_error(run_id: str, step: StepBinding, step_run_id: str, error: BaseException) -> None:
+    for display in list(_ACTIVE):
+        display.on_step_error(run_id, step, step_run_id, error)
+
+
+@hookimpl
+def after_child_run(run_id: str, step_run_id: str, child_run_id: str, status: str, properties: dict[str, Any],
+                    metrics: dict[str, Any]) -> None:
+    for display in list(_ACTIVE):
+        display.after_child_run(run_id, step_run_id, child_run_id, status, properties, metrics)
+
+
+@hookimpl
+def after_pipeline_run(run_id: str, pipeline: Pipeline, result: PipelineRunResult) -> None:
+    for display in list(_ACTIVE):
+        display.after_pipeline_run(run_id, pipeline, result)

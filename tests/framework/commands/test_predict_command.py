@@ -1,0 +1,91 @@
+"""amlstep predict: the registered model applied to new rows, after the training preparation."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pandas as pd
+import pytest
+
+from framework import get_plugin_manager
+from framework.commands.predict import predict
+from framework.errors import WorkspaceError
+
+
+def test_predicts_the_titanic_test_file(cli, titanic_run, titanic_test_csv, tmp_path):
+    ws, result = titanic_run
+    out = tmp_path / "preds.csv"
+    run = cli(ws, "predict", "TitanicSurvivalInitial", str(titanic_test_csv), "--out", str(out))
+    assert run.exit_code == 0, run.output
+    assert re.search(r"Predicted Survived for 418 rows with model TitanicSurvivalInitial:1", run.stderr)
+    assert "prepared by dataprep (dataprep_titanic)" in run.stderr
+    preds = pd.read_csv(out)
+    raw = pd.read_csv(titanic_test_csv)
+    assert len(preds) == len(raw) == 418
+    assert list(preds.columns) == [*raw.columns, "predicted_Survived", "proba_0", "proba_1"]
+    assert preds["PassengerId"].tolist() == raw["PassengerId"].tolist()
+    assert set(preds["predicted_Survived"]) <= {0, 1}
+    assert (preds[["proba_0", "proba_1"]].sum(axis=1) - 1).abs().max() < 1e-5
+    # women survive more often than men in any sensible Titanic model
+    by_sex = preds.groupby("Sex")["proba_1"].mean()
+    assert by_sex["female"] > by_sex["male"]
+
+
+def test_matches_the_pipeline_models_own_predictions(cli, titanic_run, titanic_test_csv):
+    ws, result = titanic_run
+    prediction = predict(ws, get_plugin_manager(), "TitanicSurvivalInitial:1", titanic_test_csv, keep=["PassengerId"])
+    import pickle
+
+    from plugins.dataprep_titanic import prepare
+
+    with open(result.outputs["model_output"], "rb") as f:
+        model = pickle.load(f)
+    expected = model.predict(prepare(pd.read_csv(titanic_test_csv)))
+    assert prediction.frame["predicted_Survived"].tolist() == list(expected)
+    assert list(prediction.frame.columns) == ["PassengerId", "predicted_Survived", "proba_0", "proba_1"]
+    assert prediction.replaced == "titanic_ds:1"
+
+
+def test_stdout_carries_only_the_csv(cli, titanic_run, titanic_test_csv):
+    ws, _ = titanic_run
+    run = cli(ws, "predict", "TitanicSurvivalInitial", str(titanic_test_csv), "--keep", "PassengerId")
+    assert run.exit_code == 0
+    frame = pd.read_csv(io.StringIO(run.stdout))
+    assert list(frame.columns) == ["PassengerId", "predicted_Survived", "proba_0", "proba_1"]
+    assert "Prepared 418 rows" in run.stderr  # the step's own print went to stderr
+
+
+def test_training_file_with_label_still_predicts(cli, titanic_run, titanic_csv):
+    ws, _ = titanic_run
+    prediction = predict(ws, get_plugin_manager(), "TitanicSurvivalInitial", titanic_csv)
+    frame = prediction.frame
+    assert (frame["predicted_Survived"] == frame["Survived"]).mean() > 0.75
+
+
+@pytest.mark.parametrize("ref, message", [
+    ("TitanicSurvivalInitial:7", "version 7 of model 'TitanicSurvivalInitial' is not registered"),
+    ("NoSuchModel", "model 'NoSuchModel' is not registered"),
+    ("TitanicSurvivalInitial:x", "expected NAME or NAME:VERSION"),
+])
+def test_unknown_model_is_a_clear_error(cli, titanic_run, titanic_test_csv, ref, message):
+    ws, _ = titanic_run
+    run = cli(ws, "predict", ref, str(titanic_test_csv))
+    assert run.exit_code == 2
+    assert message in run.stderr
+
+
+def test_data_the_preparation_cannot_read_names_the_column(cli, titanic_run, tmp_path):
+    ws, _ = titanic_run
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"Pclass": [1, 2], "Sex": ["male", "female"]}).to_csv(bad, index=False)
+    run = cli(ws, "predict", "TitanicSurvivalInitial", str(bad))
+    assert run.exit_code == 2
+    assert "preparation step 'dataprep' (dataprep_titanic) failed on bad.csv" in run.stderr
+    assert "'Age'" in run.stderr
+
+
+def test_keep_names_unknown_columns(cli, titanic_run, titanic_test_csv):
+    ws, _ = titanic_run
+    with pytest.raises(WorkspaceError, match=re.escape("--keep names unknown column(s) 'Nope'")):
+        predict(ws, get_plugin_manager(), "TitanicSurvivalInitial", titanic_test_csv, keep=["Nope"])

@@ -1,0 +1,149 @@
+"""The live progress observer: quiet without a terminal, a filling leaderboard with one."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+from framework import run_pipeline
+from framework.cli import make_cli
+from framework.progress import ProgressDisplay, progress_for_run
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = {"iterations": "3", "experiment_timeout_minutes": "1"}
+
+
+def recording_console(terminal: bool) -> tuple[Console, io.StringIO]:
+    buffer = io.StringIO()
+    return Console(file=buffer, force_terminal=terminal, width=140, color_system=None if not terminal else "standard",
+                   legacy_windows=False), buffer
+
+
+@pytest.fixture(scope="module")
+def terminal_run(tmp_path_factory, titanic_csv):
+    from framework import LocalWorkspace
+
+    ws = LocalWorkspace(tmp_path_factory.mktemp("progress-ws"))
+    ws.register_dataset("titanic_ds", [str(titanic_csv)])
+    console, buffer = recording_console(terminal=True)
+    renders: list[str] = []
+    with ProgressDisplay(console, workspace=ws, refresh_per_second=20) as display:
+        original = display.refresh
+
+        def refresh_and_record() -> None:  # what the screen shows after each event
+            with console.capture() as capture:
+                console.print(display.render())
+            renders.append(capture.get())
+            original()
+
+        display.refresh = refresh_and_record  # type: ignore[method-assign]
+        result = run_pipeline(REPO / "examples" / "titanic", params=FAST, workspace=ws, echo=display.stream)
+    return result, buffer.getvalue(), renders, display
+
+
+def leaderboard_rows(render: str) -> list[str]:
+    table = render.split("AutoML leaderboard", 1)[1].split("│", 1)[0]  # stop at the log tail
+    return [line for line in table.splitlines() if line.strip()[:1].isdigit()]
+
+
+def test_not_a_terminal_means_quiet(workspace, titanic_csv):
+    workspace.register_dataset("titanic_ds", [str(titanic_csv)])
+    console, buffer = recording_console(terminal=False)
+    with ProgressDisplay(console, workspace=workspace) as display:
+        assert not display.enabled
+        result = run_pipeline(REPO / "examples" / "titanic", params=FAST, workspace=workspace, echo=display.stream)
+    assert result.succeeded
+    assert buffer.getvalue() == ""
+
+
+def test_leaderboard_fills_in_iteration_by_iteration(terminal_run):
+    result, output, renders, display = terminal_run
+    assert result.succeeded
+    board = [r for r in renders if "AutoML leaderboard" in r]
+    assert len(board) >= 3
+    counts = [len(leaderboard_rows(r)) for r in board]
+    assert counts[:3] == [1, 2, 3], counts
+    assert "iteration 1/3, best AUC_weighted" in board[0]
+    assert "LightGBM" in output and "best so far" in output and "★" in output
+
+
+def test_steps_show_status_and_time(terminal_run):
+    _, output, renders, display = terminal_run
+    final = renders[-1]
+    for step in ("dataprep", "AutoML_Classification", "register_model"):
+        line = next(line for line in final.splitlines() if step in line and "Completed" in line)
+        assert line.rstrip().split()[-1].endswith("s") or "iteration" in line
+    assert any("Running" in r and "dataprep" in r for r in renders)
+    assert "Completed" in final.strip().splitlines()[0]
+
+
+def test_guardrails_are_shown(terminal_run):
+    _, output, renders, display = terminal_run
+    assert any("Data guardrails" in r and "Missing feature values imputation" in r for r in renders)
+    automl = next(iter(display.automl.values()))
+    assert [g["type"] for g in automl.guardrails][:3] == [
+        "Missing feature values imputation", "High cardinality feature detection", "Validation split handling"]
+
+
+def test_step_output_goes_to_the_log_not_the_terminal(terminal_run):
+    result, output, renders, display = terminal_run
+    assert "Prepared 891 rows" not in renders[-1]  # shown as a fading tail only while the step runs
+    record = display.workspace.get_run(result.step("dataprep").run_id)
+    assert "Prepared 891 rows" in (display.workspace.path / record.log_path).read_text()
+
+
+def test_progress_for_run_picks_the_mode():
+    with progress_for_run(quiet=True) as echo:
+        assert echo is None
+    console, _ = recording_console(terminal=False)
+    import sys
+
+    with progress_for_run(quiet=False, console=console) as echo:
+        assert echo is sys.stderr
+    console, _ = recording_console(terminal=True)
+    with progress_for_run(quiet=False, console=console) as echo:
+        assert echo is not None and echo is not sys.stderr
+
+
+def test_guardrail_lines_are_parsed():
+    display = ProgressDisplay(recording_console(terminal=False)[0])
+    from framework.progress import AutoMLState, StepState
+
+    display.steps["A"] = StepState("A", "automl", "automl", status="Running", step_run_id="s1")
+    display.current_step = "A"
+    display.automl["s1"] = AutoMLState("A")
+    for line in ["DATA GUARDRAILS:", "", "TYPE:         Class balancing detection", "STATUS:       ALERTED",
+                 "DESCRIPTION:  Imbalanced classes were detected in your inputs.", "*" * 80]:
+        display.stream.write(line + "\n")
+    assert display.automl["s1"].guardrails == [{"type": "Class balancing detection", "status": "ALERTED",
+                                                "description": "Imbalanced classes were detected in your inputs.",
+                                                "columns": []}]
+
+
+def test_cli_json_stays_pure_with_a_live_display(workspace, titanic_csv, monkeypatch):
+    workspace.register_dataset("titanic_ds", [str(titanic_csv)])
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich treats stderr as a terminal
+    result = CliRunner().invoke(make_cli(), ["run", str(REPO / "examples" / "titanic"), "--json",
+                                             "-p", "iterations=2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "Completed"
+    assert "AutoML leaderboard" in result.stderr
+
+
+def test_cli_plain_output_without_a_terminal(workspace, titanic_csv, monkeypatch):
+    workspace.register_dataset("titanic_ds", [str(titanic_csv)])
+    monkeypatch.setenv("TTY_COMPATIBLE", "0")
+    result = CliRunner().invoke(make_cli(), ["run", str(REPO / "examples" / "titanic"), "--json",
+                                             "-p", "iterations=2"])
+    assert result.exit_code == 0
+    assert "AutoML leaderboard" not in result.stderr and "\x1b[" not in result.stderr
+    assert "Prepared 891 rows" in result.stderr
+    quiet = CliRunner().invoke(make_cli(), ["run", str(REPO / "examples" / "titanic"), "--json", "--quiet",
+                                            "-p", "iterations=2"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    json.loads(quiet.stdout)
