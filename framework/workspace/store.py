@@ -311,7 +311,9 @@ class LocalWorkspace:
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # An interrupt can land after COMMIT ran or after SQLite rolled back by itself.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
 
     def staging_dir(self) -> Path:
