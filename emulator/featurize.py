@@ -22,7 +22,7 @@ MAX_ONE_HOT = 30
 FEW_DISTINCT_NUMBERS = 10
 HASH_BUCKETS = 32
 TEXT_MIN_TOKENS = 3.0
-TEXT_MAX_FEATURES = 200
+TEXT_MAX_FEATURES = 50
 DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "quarter", "week", "hour", "minute", "second")
 
 
