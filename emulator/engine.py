@@ -238,16 +238,29 @@ class Search:
         self.metric = settings["primary_metric"]
         self.rng = np.random.default_rng(settings.get("random_state", 0))
         self.best_of: dict[str, ChildResult] = {}
+        self.durations: dict[str, list[float]] = {}
         self.issued = 0
 
     def observe(self, child: ChildResult) -> None:
-        if child.status != "Completed" or child.algorithm in ENSEMBLES:
+        if child.algorithm in ENSEMBLES:
+            return
+        self.durations.setdefault(child.algorithm, []).append(child.fit_time)
+        if child.status != "Completed":
             return
         current = self.best_of.get(child.algorithm)
         if current is None or M.better(self.metric, child.score, current.score):
             self.best_of[child.algorithm] = child
 
-    def next(self) -> tuple[str, str, dict[str, Any]]:
+    def next(self, seconds_left: float | None = None) -> tuple[str, str, dict[str, Any]]:
+        """The next child; with ``seconds_left``, skip families whose children took longer than that so far."""
+        for _ in range(20):
+            candidate = self._next()
+            durations = self.durations.get(candidate[1])
+            if seconds_left is None or not durations or float(np.median(durations)) < seconds_left:
+                return candidate
+        return candidate
+
+    def _next(self) -> tuple[str, str, dict[str, Any]]:
         self.issued += 1
         if self.issued <= len(self.portfolio):
             return self.portfolio[self.issued - 1]
@@ -285,6 +298,7 @@ def _child_task(key: str, data: FoldData, spec: dict[str, Any], threads: int, de
 
 
 ENSEMBLES = ("VotingEnsemble", "StackEnsemble")
+ENSEMBLE_POOL = 12  # the best children ensemble selection chooses from
 
 
 def guardrails(settings: Mapping[str, Any], data: PreparedData, featurizer: AutoFeaturizer) -> list[dict[str, Any]]:
@@ -371,6 +385,7 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     model = state.final_model(featurizer)
     log(f"Best: iteration {best.iteration} {best.display_name} {metric}={best.score:.4f}")
     state.featurizer = featurizer
+    POOL.warm(concurrency)  # replace workers stopped at a deadline, for the next experiment
     return AutoMLResult(dict(settings), state.children, state.best, model, checks, data.training_type,
                         time.time() - started, featurizer.summary(), state.stop_reason, state)
 
@@ -390,6 +405,7 @@ class _Loop:
         self.best: ChildResult | None = None
         self.stop_reason = ""
         self.lock = threading.Lock()
+        self._score_seconds: float | None = None
         ensembles = [n for n, on in (("VotingEnsemble", settings.get("enable_voting_ensemble", True)),
                                      ("StackEnsemble", settings.get("enable_stack_ensemble", True))) if on]
         total = int(settings["iterations"])
@@ -404,7 +420,20 @@ class _Loop:
         n_splits = max(1, len(self.fold.splits))
         train_share = np.mean([len(t) for t, _ in self.fold.splits]) / max(len(self.fold.fit_rows), 1)
         refit = sum(c.fit_time / n_splits / max(train_share, 0.3) for c in done)
-        return 1.0 + 0.05 * (self.budget or 0) + 1.3 * refit
+        return 1.0 + 0.03 * (self.budget or 0) + 1.3 * refit + self.ensemble_cost(done)
+
+    def ensemble_cost(self, done: list[ChildResult]) -> float:
+        """Seconds ensemble selection will take: one scoring of out-of-fold predictions, times the rounds."""
+        if not self.ensembles or not done:
+            return 0.0
+        if self._score_seconds is None:
+            from . import ensemble as E
+
+            begun = time.perf_counter()
+            E.fold_score(self.fold, self.metric, done[0].oof)
+            self._score_seconds = time.perf_counter() - begun
+        rounds = int(self.settings.get("ensemble_iterations") or 15) + 1
+        return self._score_seconds * (ENSEMBLE_POOL * rounds + 40)
 
     def deadline(self) -> float | None:
         return None if self.budget is None else self.started + self.budget - self.reserve()
@@ -426,7 +455,8 @@ class _Loop:
 
     # -- base children ------------------------------------------------------------------------
     def _start(self, iteration: int) -> tuple[ChildResult, Any]:
-        prep, algorithm, params = self.search.next()
+        deadline = self.deadline()
+        prep, algorithm, params = self.search.next(None if deadline is None else deadline - time.time())
         child = ChildResult(iteration, f"{self.parent_run_id}_{iteration}", prep, algorithm, params)
         record = self.recorder.child_run(child.display_name, run_id=child.run_id) if self.recorder else None
         return child, record
@@ -517,7 +547,8 @@ class _Loop:
             self._finish(child, record, outcome, which)
 
     # -- ensembles ----------------------------------------------------------------------------
-    def base_pool(self, limit: int = 15) -> list[ChildResult]:
+    def base_pool(self, limit: int | None = None) -> list[ChildResult]:
+        limit = limit or ENSEMBLE_POOL
         done = [c for c in self.children if c.status == "Completed" and c.algorithm not in ENSEMBLES
                 and c.oof is not None and not np.isnan(c.score)]
         return sorted(done, key=lambda c: (c.score, -c.iteration), reverse=self.metric not in M.MINIMIZE)[:limit]

@@ -192,9 +192,20 @@ class WorkerPool:
         return Worker()
 
     def release(self, worker: Worker) -> None:
+        """Return ``worker`` to the pool (a killed one is dropped; ``warm`` replaces it)."""
         if worker.alive():
             with self._lock:
                 self._idle.append(worker)
+
+    def wait_ready(self) -> None:
+        """Block until every idle worker has finished importing."""
+        with self._lock:
+            workers = list(self._idle)
+        for worker in workers:
+            try:
+                worker.wait_ready()
+            except RuntimeError:
+                pass
 
     def shutdown(self) -> None:
         with self._lock:
