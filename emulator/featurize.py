@@ -254,8 +254,8 @@ def _date_parts(series: pd.Series) -> dict[str, np.ndarray]:
             if not pd.api.types.is_datetime64_any_dtype(series) else series
     accessor = dates.dt
     parts = {
-        "year": accessor.year, "month": accessor.month, "day": accessor.day, "dayofweek": accessor.dayofweek,
-        "dayofyear": accessor.dayofyear, "quarter": accessor.quarter, "week": accessor.isocalendar().week,
+        "year": accessor.year, "month": accessor.month, "day": accessor.day, "dayofweek": accessor.day_of_week,
+        "dayofyear": accessor.day_of_year, "quarter": accessor.quarter, "week": accessor.isocalendar().week,
         "hour": accessor.hour, "minute": accessor.minute, "second": accessor.second,
     }
     return {k: pd.to_numeric(v, errors="coerce").astype(float).to_numpy() for k, v in parts.items()}
