@@ -70,10 +70,10 @@ def test_a_child_past_iteration_timeout_is_stopped_and_recorded(workspace):
 def test_experiment_ends_near_its_budget(workspace, titanic_csv):
     frame = pd.read_csv(titanic_csv)
     config = AutoMLConfig(task="classification", training_data=frame, label_column_name="Survived",
-                          experiment_timeout_minutes=0.15, n_cross_validations=3)
+                          experiment_timeout_minutes=0.15, n_cross_validations=3, enable_early_stopping=False)
     started = time.perf_counter()
     run = Experiment(workspace, "budget").submit(config)
-    assert time.perf_counter() - started < 0.15 * 60 * 1.5 + 5  # generous: shared CI machines
+    assert time.perf_counter() - started < 0.15 * 60 * 3 + 20  # generous: loaded machines; 1000 iterations otherwise
     assert "experiment timeout" in run.properties["stop_reason"]
     assert run.get_children()[-1].properties["run_algorithm"] in ("VotingEnsemble", "StackEnsemble")
 
@@ -90,3 +90,15 @@ def test_ensembles_count_within_iterations_and_weights_are_multiples_of_one_kth(
     spec = json.loads(kids[-1].properties["pipeline_spec"])["params"]
     weights = np.array(spec["ensemble_weights"])
     assert weights.sum() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_children_go_wherever_the_joblib_backend_sends_them(workspace, titanic_csv):
+    """Under loky (as under Dask or Ray) each task is pickled to another process, which drives its own worker."""
+    from joblib import parallel_config
+
+    frame = pd.read_csv(titanic_csv)
+    config = AutoMLConfig(task="classification", training_data=frame, label_column_name="Survived", iterations=4,
+                          n_cross_validations=3, max_concurrent_iterations=2)
+    with parallel_config(backend="loky"):
+        run = Experiment(workspace, "loky").submit(config)
+    assert [c.status for c in run.get_children()] == ["Completed"] * 4
