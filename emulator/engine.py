@@ -536,7 +536,8 @@ class _Loop:
                         return
                     child, record = self._start(iteration)
                     pending[iteration] = (child, record)
-                yield delayed(_tagged)(iteration, self.key, self.fold, child.spec, self.threads, self.deadline(),
+                    deadline = self.deadline()
+                yield delayed(_tagged)(iteration, self.key, self.fold, child.spec, self.threads, deadline,
                                        self.iteration_timeout)
                 iteration += 1
 

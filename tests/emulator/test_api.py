@@ -130,3 +130,20 @@ def test_model_pickle_round_trips(run, titanic, tmp_path):
     again = pickle.loads(pickle.dumps(model))
     frame = titanic.drop(columns=["Survived"]).head(4)
     assert np.allclose(again.predict_proba(frame), model.predict_proba(frame))
+
+
+def test_weights_custom_folds_and_nan_labels(workspace):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.normal(size=120), "w": rng.uniform(0.5, 2, 120)})
+    frame["y"] = (frame["a"] > 0).astype(float)
+    frame.loc[:4, "y"] = np.nan
+    frame["fold1"] = (np.arange(120) % 2).astype(int)
+    frame["fold2"] = 1 - frame["fold1"]
+    config = AutoMLConfig(task="classification", training_data=frame, label_column_name="y", weight_column_name="w",
+                          cv_split_column_names=["fold1", "fold2"], iterations=2, allowed_models=["LogisticRegression"])
+    run = Experiment(workspace, "weights").submit(config)
+    purposes = {f["column"] for f in run.properties["featurization"]}
+    assert purposes == {"a"}  # weight and fold columns are not features
+    assert run.get_children()[0].properties["training_type"] == "MeanCrossValidation"
+    best, model = run.get_output()
+    assert model.predict(pd.DataFrame({"a": [-2.0, 2.0]})).tolist() == [0, 1]
