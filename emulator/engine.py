@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Protocol
 
@@ -12,9 +14,12 @@ import numpy as np
 import pandas as pd
 
 from . import metrics as M
+from . import tasks
 from .featurize import AutoFeaturizer
-from .models import WARM_START, make_estimator, make_scaler, preprocessor_for, sample_params
-from .settings import experiment_timeout_seconds
+from .models import SEARCH_WEIGHTS, WARM_START, perturb, preprocessor_for, sample_params
+from .settings import experiment_timeout_seconds, iteration_timeout_seconds
+from .tasks import FoldData
+from .worker import POOL, TaskOutcome, call, run_guarded
 
 
 class AutoMLDataError(ValueError):
@@ -39,6 +44,13 @@ class ChildResult:
     score: float = float("nan")
     fit_time: float = 0.0
     error: str | None = None
+    timed_out: bool = False
+    oof: np.ndarray | None = field(default=None, repr=False)
+    members: list[tuple[int, float]] = field(default_factory=list)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return {"preprocessor": self.preprocessor, "algorithm": self.algorithm, "params": self.params}
 
     @property
     def display_name(self) -> str:
@@ -54,11 +66,37 @@ class AutoMLResult:
     guardrails: list[dict[str, Any]]
     training_type: str
     duration: float
+    featurization: list[dict[str, Any]] = field(default_factory=list)
+    stop_reason: str = ""
+    loop: Any = field(default=None, repr=False)
+
+    def refit_child(self, iteration: int) -> Any:
+        """The model pipeline of any completed child, refitted on the training rows (for ``get_output``)."""
+        loop = self.loop
+        child = next(c for c in loop.children if c.iteration == iteration)
+        by_iteration = {c.iteration: c for c in loop.children}
+        members = [by_iteration[i] for i, _ in child.members] if child.algorithm in ENSEMBLES else [child]
+        outcome = run_guarded(loop.key, loop.fold, call(tasks.refit),
+                              {"specs": [m.spec for m in members], "threads": loop.threads}, None)
+        if not outcome.ok:
+            raise AutoMLDataError(f"refitting iteration {iteration} failed: {outcome.error}")
+        return assemble(loop.fold, child, members, outcome.value, loop.featurizer)
 
     def metrics_json(self) -> dict[str, dict[str, list[Any]]]:
-        """``{child_run_id: {metric: [value]}}``, as AutoMLStep's metrics output holds it."""
-        return {c.run_id: {k: [None if isinstance(v, float) and math.isnan(v) else v] for k, v in c.metrics.items()}
-                for c in self.children if c.status == "Completed"}
+        """``{child_run_id: {metric: [value]}}`` for every child, as AutoMLStep's metrics output holds it.
+
+        Children that failed or timed out have every metric as ``[null]``.
+        """
+        names = M.CLASSIFICATION_METRICS if self.settings["task"] == "classification" else M.REGRESSION_METRICS
+        out: dict[str, dict[str, list[Any]]] = {}
+        for c in self.children:
+            values = c.metrics if c.status == "Completed" else {}
+            out[c.run_id] = {k: [_json_number(values.get(k))] for k in names}
+        return out
+
+
+def _json_number(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
 
 
 @dataclass
@@ -185,79 +223,82 @@ def _min_class_count(y: np.ndarray) -> int:
     return int(np.unique(y, return_counts=True)[1].min())
 
 
+class Search:
+    """Which child pipeline to try next: the portfolio first, then random search that perturbs the best
+    point of a family half of the time. Deterministic for a seed and the results seen so far."""
+
+    def __init__(self, settings: Mapping[str, Any], n_features: int) -> None:
+        from .settings import MODELS
+
+        task = settings["task"]
+        allowed = set(settings.get("allowed_models") or []) or None
+        blocked = set(settings.get("blocked_models") or [])
+        self.usable = [m for m in MODELS[task] if (allowed is None or m in allowed) and m not in blocked]
+        self.portfolio = [(p, a, dict(params)) for p, a, params in WARM_START[task] if a in self.usable]
+        self.metric = settings["primary_metric"]
+        self.rng = np.random.default_rng(settings.get("random_state", 0))
+        self.best_of: dict[str, ChildResult] = {}
+        self.durations: dict[str, list[float]] = {}
+        self.issued = 0
+
+    def observe(self, child: ChildResult) -> None:
+        if child.algorithm in ENSEMBLES:
+            return
+        self.durations.setdefault(child.algorithm, []).append(child.fit_time)
+        if child.status != "Completed":
+            return
+        current = self.best_of.get(child.algorithm)
+        if current is None or M.better(self.metric, child.score, current.score):
+            self.best_of[child.algorithm] = child
+
+    def next(self, seconds_left: float | None = None) -> tuple[str, str, dict[str, Any]]:
+        """The next child; with ``seconds_left``, skip families whose children took longer than that so far."""
+        for _ in range(20):
+            candidate = self._next()
+            durations = self.durations.get(candidate[1])
+            if seconds_left is None or not durations or float(np.median(durations)) < seconds_left:
+                return candidate
+        return candidate
+
+    def _next(self) -> tuple[str, str, dict[str, Any]]:
+        self.issued += 1
+        if self.issued <= len(self.portfolio):
+            return self.portfolio[self.issued - 1]
+        weights = np.array([SEARCH_WEIGHTS.get(m, 1.0) for m in self.usable], dtype=float)
+        # families that did well get more tries: rank the families seen so far
+        ranked = sorted(self.best_of.values(), key=lambda c: c.score, reverse=self.metric not in M.MINIMIZE)
+        for rank, child in enumerate(ranked):
+            weights[self.usable.index(child.algorithm)] *= max(0.3, 2.0 - 0.4 * rank)
+        algorithm = str(self.rng.choice(self.usable, p=weights / weights.sum()))
+        anchor = self.best_of.get(algorithm)
+        if anchor is not None and self.rng.random() < 0.6:
+            return anchor.preprocessor, algorithm, perturb(algorithm, anchor.params, self.rng)
+        return preprocessor_for(algorithm, self.rng), algorithm, sample_params(algorithm, self.rng)
+
+
 def candidates(settings: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """Child pipelines to try, in order: Azure's usual opening, then random points of each space."""
-    task = settings["task"]
-    allowed = set(settings.get("allowed_models") or []) or None
-    blocked = set(settings.get("blocked_models") or [])
-
-    def usable(algorithm: str) -> bool:
-        return (allowed is None or algorithm in allowed) and algorithm not in blocked
-
-    for prep, algorithm, params in WARM_START[task]:
-        if usable(algorithm):
-            yield prep, algorithm, dict(params)
-    from .settings import MODELS
-
-    pool = [m for m in MODELS[task] if usable(m) and m not in ("SVM",)] or [m for m in MODELS[task] if usable(m)]
-    rng = np.random.default_rng(settings.get("random_state", 0))
+    """Child pipelines in the order they are tried when no result is fed back (the portfolio, then random)."""
+    search = Search(settings, 0)
     while True:
-        algorithm = str(rng.choice(pool))
-        yield preprocessor_for(algorithm, rng), algorithm, sample_params(algorithm, rng)
+        yield search.next()
 
 
-class FoldCache:
-    """Featurized folds, computed once and shared by every child."""
-
-    def __init__(self, data: PreparedData, featurization: Any) -> None:
-        self.data = data
-        self.folds = []
-        for train, valid in data.splits:
-            featurizer = AutoFeaturizer(featurization).fit(data.X.iloc[train], data.y[train])
-            self.folds.append((train, valid, featurizer.transform(data.X.iloc[train]),
-                               featurizer.transform(data.X.iloc[valid])))
-
-
-def evaluate(settings: Mapping[str, Any], cache: FoldCache, prep: str, algorithm: str, params: dict[str, Any]
-             ) -> tuple[dict[str, float], np.ndarray]:
-    """Fit the child on each fold; return fold-averaged metrics and its out-of-fold predictions."""
-    from sklearn.pipeline import make_pipeline
-
-    data = cache.data
-    seed = settings.get("random_state", 0)
-    task = settings["task"]
-    per_fold = []
-    width = len(data.classes) if data.classes is not None else 1
-    oof = np.full((len(data.y), width), np.nan)
-    for train, valid, x_train, x_valid in cache.folds:
-        model = make_pipeline(make_scaler(prep), make_estimator(task, algorithm, params, seed))
-        fit_kwargs = {}
-        if data.weights is not None:
-            fit_kwargs[f"{model.steps[-1][0]}__sample_weight"] = data.weights[train]
-        model.fit(x_train, data.y[train], **fit_kwargs)
-        weights = data.weights[valid] if data.weights is not None else None
-        if task == "classification":
-            proba = _aligned_proba(model, x_valid, data.classes)
-            oof[valid] = proba
-            per_fold.append(M.classification_metrics(data.y[valid], proba, data.classes, weights))
-        else:
-            prediction = model.predict(x_valid)
-            oof[valid, 0] = prediction
-            per_fold.append(M.regression_metrics(data.y[valid], prediction, data.y_min, data.y_max, weights))
-    averaged = {name: float(np.nanmean([f[name] for f in per_fold])) if any(not math.isnan(f[name]) for f in per_fold)
-                else float("nan") for name in per_fold[0]}
-    return averaged, oof
+def _child_task(key: str, data: FoldData, spec: dict[str, Any], threads: int, deadline: float | None,
+                iteration_timeout: float | None) -> tuple[TaskOutcome, str]:
+    """Cross-validate one child in a worker process; the limit is the nearer of its own and the experiment's."""
+    limits = []
+    if iteration_timeout is not None:
+        limits.append((iteration_timeout, "iteration"))
+    if deadline is not None:
+        limits.append((max(0.0, deadline - time.time()), "experiment"))
+    timeout, which = min(limits) if limits else (None, "")
+    if timeout is not None and timeout <= 0:
+        return TaskOutcome(False, error="experiment timeout reached before the child started", timed_out=True), which
+    return run_guarded(key, data, call(tasks.cross_validate), {"spec": spec, "threads": threads}, timeout), which
 
 
-def _aligned_proba(model: Any, X: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    proba = model.predict_proba(X)
-    fitted = list(model.classes_)
-    if fitted == list(classes):
-        return proba
-    aligned = np.zeros((len(X), len(classes)))
-    for j, cls in enumerate(fitted):
-        aligned[:, list(classes).index(cls)] = proba[:, j]
-    return aligned
+ENSEMBLES = ("VotingEnsemble", "StackEnsemble")
+ENSEMBLE_POOL = 12  # the best children ensemble selection chooses from
 
 
 def guardrails(settings: Mapping[str, Any], data: PreparedData, featurizer: AutoFeaturizer) -> list[dict[str, Any]]:
@@ -280,8 +321,8 @@ def guardrails(settings: Mapping[str, Any], data: PreparedData, featurizer: Auto
     ]
     if settings["task"] == "classification":
         values, counts = np.unique(data.y, return_counts=True)
-        smallest = counts.min() / counts.sum()
-        balanced = smallest >= 0.2 * (1 / len(values)) * len(values) / 2 if len(values) else True
+        # Azure alerts when the smallest class has under 20% of the samples of the largest
+        balanced = counts.min() / counts.max() >= 0.2
         checks.append({"type": "Class balancing detection", "status": "Passed" if balanced else "Alerted",
                        "description": ("Your inputs were analyzed, and all classes are balanced in your training "
                                        "data." if balanced else "Imbalanced classes were detected in your inputs."),
@@ -308,69 +349,301 @@ def format_guardrails(checks: list[dict[str, Any]]) -> str:
 def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: pd.DataFrame | None = None, *,
                recorder: Recorder | None = None, parent_run_id: str = "AutoML",
                log: Callable[[str], None] = print) -> AutoMLResult:
-    """Run an AutoML experiment with validated ``settings`` and return the best fitted pipeline."""
-    from sklearn.pipeline import Pipeline
+    """Run an AutoML experiment with validated ``settings`` and return the best fitted pipeline.
 
+    Both ``Experiment.submit`` and the pipeline's ``automl`` step come here.
+    """
     started = time.time()
+    concurrency = int(settings.get("max_concurrent_iterations") or 1)
+    POOL.warm(concurrency)  # workers import scikit-learn while we featurize
     data = prepare_data(settings, training, validation)
     metric = settings["primary_metric"]
+    task = settings["task"]
+    seed = int(settings.get("random_state", 0) or 0)
     budget = experiment_timeout_seconds(settings)
+    iteration_timeout = iteration_timeout_seconds(settings)
+    threads = int(settings.get("max_cores_per_iteration") or 1)
     featurization = settings.get("featurization", "auto")
-    full_featurizer = AutoFeaturizer(featurization).fit(data.X.iloc[: data.n_train], data.y[: data.n_train])
-    checks = guardrails(settings, data, full_featurizer)
+    featurizer = AutoFeaturizer(featurization).fit(data.X.iloc[: data.n_train], data.y[: data.n_train])
+    checks = guardrails(settings, data, featurizer)
     log(format_guardrails(checks))
     if settings.get("unhonoured"):
         log("Settings accepted but not honoured by the offline emulator: " + ", ".join(settings["unhonoured"]))
-    cache = FoldCache(data, featurization)
-    children: list[ChildResult] = []
-    best: ChildResult | None = None
-    exit_score = settings.get("experiment_exit_score")
-    log(f"{'ITER':>5}  {'PIPELINE':<45} {'DURATION':>9} {'METRIC':>8} {'BEST':>8}")
-    for iteration, (prep, algorithm, params) in enumerate(candidates(settings)):
-        if iteration >= settings["iterations"]:
-            break
-        if budget is not None and time.time() - started > budget:
-            log(f"Stopping: experiment timeout of {budget / 60:g} minutes reached")
-            break
-        if _early_stop(settings, children, metric):
-            log("Stopping: no improvement over the last 10 iterations (early stopping)")
-            break
-        child = ChildResult(iteration, f"{parent_run_id}_{iteration}", prep, algorithm, params)
-        record = recorder.child_run(child.display_name, run_id=child.run_id) if recorder else None
-        begun = time.time()
-        try:
-            child.metrics, _ = evaluate(settings, cache, prep, algorithm, params)
-            child.score = child.metrics[metric]
-        except Exception as exc:  # a child that fails is recorded, the experiment goes on
-            child.status, child.error = "Failed", f"{type(exc).__name__}: {exc}"
-        child.fit_time = time.time() - begun
-        children.append(child)
-        if record is not None:
-            record.add_properties(child_properties(child, settings, data.training_type))
-            if child.status == "Completed":
-                record.log_metrics(child.metrics)
-                record.complete()
-            else:
-                record.fail(child.error or "failed")
-        if child.status == "Completed" and (best is None or M.better(metric, child.score, best.score)):
-            best = child
-        log(f"{iteration:>5}  {child.display_name:<45} {_clock(child.fit_time):>9} "
-            f"{child.score:>8.4f} {best.score if best else float('nan'):>8.4f}")
-        if exit_score is not None and best is not None and not M.better(metric, exit_score, best.score):
-            log(f"Stopping: experiment_exit_score {exit_score} reached")
-            break
-    if best is None:
-        errors = "; ".join(f"{c.display_name}: {c.error}" for c in children[:3]) or "no iteration ran"
-        raise AutoMLDataError(f"no child run completed ({errors})")
-    scaler = make_scaler(best.preprocessor)
-    estimator = make_estimator(settings["task"], best.algorithm, best.params, settings.get("random_state", 0))
-    model = Pipeline([("datatransformer", AutoFeaturizer(featurization)), (best.preprocessor, scaler),
-                      (best.algorithm, estimator)])
     fit_rows = np.arange(len(data.y)) if data.training_type == "MeanCrossValidation" else np.arange(data.n_train)
-    fit_kwargs = {f"{best.algorithm}__sample_weight": data.weights[fit_rows]} if data.weights is not None else {}
-    model.fit(data.X.iloc[fit_rows], data.y[fit_rows], **fit_kwargs)
+    fold = FoldData(task, featurizer.transform(data.X), data.y, data.weights, data.splits, fit_rows, data.classes,
+                    data.y_min, data.y_max, seed)
+    key = uuid.uuid4().hex
+    state = _Loop(settings, fold, key, started, budget, iteration_timeout, threads, recorder, parent_run_id, log,
+                  data.training_type)
+    log(f"{'ITER':>5}  {'PIPELINE':<45} {'DURATION':>9} {'METRIC':>8} {'BEST':>8}")
+    state.run_base(concurrency)
+    state.run_ensembles()
+    best = state.best
+    if best is None:
+        errors = "; ".join(f"{c.display_name}: {c.error}" for c in state.children[:3]) or "no iteration ran"
+        raise AutoMLDataError(f"no child run completed ({errors})")
+    model = state.final_model(featurizer)
     log(f"Best: iteration {best.iteration} {best.display_name} {metric}={best.score:.4f}")
-    return AutoMLResult(dict(settings), children, best, model, checks, data.training_type, time.time() - started)
+    state.featurizer = featurizer
+    POOL.warm(concurrency)  # replace workers stopped at a deadline, for the next experiment
+    return AutoMLResult(dict(settings), state.children, state.best, model, checks, data.training_type,
+                        time.time() - started, featurizer.summary(), state.stop_reason, state)
+
+
+class _Loop:
+    """One experiment's children: scheduling, budget, recording, ensembles and the final refit."""
+
+    def __init__(self, settings: Mapping[str, Any], fold: FoldData, key: str, started: float, budget: float | None,
+                 iteration_timeout: float | None, threads: int, recorder: Recorder | None, parent_run_id: str,
+                 log: Callable[[str], None], training_type: str) -> None:
+        self.settings, self.fold, self.key, self.started = settings, fold, key, started
+        self.budget, self.iteration_timeout, self.threads = budget, iteration_timeout, threads
+        self.recorder, self.parent_run_id, self.log, self.training_type = recorder, parent_run_id, log, training_type
+        self.metric = settings["primary_metric"]
+        self.search = Search(settings, fold.X.shape[1])
+        self.children: list[ChildResult] = []
+        self.best: ChildResult | None = None
+        self.stop_reason = ""
+        self.lock = threading.Lock()
+        self._score_seconds: float | None = None
+        ensembles = [n for n, on in (("VotingEnsemble", settings.get("enable_voting_ensemble", True)),
+                                     ("StackEnsemble", settings.get("enable_stack_ensemble", True))) if on]
+        total = int(settings["iterations"])
+        self.ensembles = ensembles[: max(0, total - 2)]
+        self.n_base = total - len(self.ensembles)
+
+    # -- time ---------------------------------------------------------------------------------
+    def reserve(self) -> float:
+        """Seconds kept back for ensemble selection and the final refit."""
+        done = sorted((c for c in self.children if c.status == "Completed" and c.algorithm not in ENSEMBLES),
+                      key=lambda c: c.score, reverse=self.metric not in M.MINIMIZE)[:5]
+        n_splits = max(1, len(self.fold.splits))
+        train_share = np.mean([len(t) for t, _ in self.fold.splits]) / max(len(self.fold.fit_rows), 1)
+        refit = sum(c.fit_time / n_splits / max(train_share, 0.3) for c in done)
+        return 1.0 + 0.03 * (self.budget or 0) + 1.3 * refit + self.ensemble_cost(done)
+
+    def ensemble_cost(self, done: list[ChildResult]) -> float:
+        """Seconds ensemble selection will take: one scoring of out-of-fold predictions, times the rounds."""
+        if not self.ensembles or not done:
+            return 0.0
+        if self._score_seconds is None:
+            from . import ensemble as E
+
+            begun = time.perf_counter()
+            E.fold_score(self.fold, self.metric, done[0].oof)
+            self._score_seconds = time.perf_counter() - begun
+        rounds = int(self.settings.get("ensemble_iterations") or 15) + 1
+        return self._score_seconds * (ENSEMBLE_POOL * rounds + 40)
+
+    def deadline(self) -> float | None:
+        return None if self.budget is None else self.started + self.budget - self.reserve()
+
+    def should_stop(self) -> bool:
+        if self.stop_reason:
+            return True
+        if len(self.children) >= self.n_base:
+            return True
+        deadline = self.deadline()
+        if deadline is not None and time.time() >= deadline:
+            self.stop_reason = f"experiment timeout of {self.budget / 60:g} minutes reached"
+        elif _early_stop(self.settings, self.children, self.metric):
+            self.stop_reason = "no improvement over the last 10 iterations (early stopping)"
+        exit_score = self.settings.get("experiment_exit_score")
+        if exit_score is not None and self.best is not None and not M.better(self.metric, exit_score, self.best.score):
+            self.stop_reason = f"experiment_exit_score {exit_score} reached"
+        return bool(self.stop_reason)
+
+    # -- base children ------------------------------------------------------------------------
+    def _start(self, iteration: int) -> tuple[ChildResult, Any]:
+        deadline = self.deadline()
+        prep, algorithm, params = self.search.next(None if deadline is None else deadline - time.time())
+        child = ChildResult(iteration, f"{self.parent_run_id}_{iteration}", prep, algorithm, params)
+        record = self.recorder.child_run(child.display_name, run_id=child.run_id) if self.recorder else None
+        return child, record
+
+    def _finish(self, child: ChildResult, record: Any, outcome: TaskOutcome, which: str) -> None:
+        if outcome.ok:
+            child.metrics, child.oof = outcome.value["metrics"], outcome.value["oof"]
+            child.fit_time = outcome.value["fit_time"]
+            child.score = child.metrics.get(self.metric, float("nan"))
+        else:
+            child.fit_time = outcome.seconds
+            if outcome.timed_out and which == "iteration":
+                child.status = "Failed"
+                child.error = (f"TimeoutError: iteration_timeout_minutes ({self.settings['iteration_timeout_minutes']:g})"
+                               f" reached; the worker process was stopped after {outcome.seconds:.1f} s")
+            elif outcome.timed_out:
+                child.status = "Canceled"
+                child.error = "experiment timeout reached; the worker process was stopped"
+            else:
+                child.status, child.error = "Failed", outcome.error
+            child.timed_out = outcome.timed_out
+        with self.lock:
+            self.children.append(child)
+            self.children.sort(key=lambda c: c.iteration)
+            self.search.observe(child)
+            if child.status == "Completed" and (self.best is None or M.better(self.metric, child.score, self.best.score)):
+                self.best = child
+        self._record(child, record)
+        best = self.best.score if self.best else float("nan")
+        self.log(f"{child.iteration:>5}  {child.display_name:<45} {_clock(child.fit_time):>9} "
+                 f"{child.score:>8.4f} {best:>8.4f}" + (f"  {child.status}: {child.error.splitlines()[0]}"
+                                                        if child.error else ""))
+
+    def _record(self, child: ChildResult, record: Any) -> None:
+        if record is None:
+            return
+        record.add_properties(child_properties(child, self.settings, self.training_type))
+        if child.status == "Completed":
+            record.log_metrics(child.metrics)
+            write = getattr(record, "write_artifact", None)
+            if write is not None and self.fold.classes is not None and child.oof is not None:
+                rows = np.flatnonzero(np.isfinite(child.oof).all(axis=1))
+                y, proba = self.fold.y[rows], child.oof[rows]
+                predicted = self.fold.classes[np.argmax(proba, axis=1)]
+                write("confusion_matrix", json.dumps(M.confusion_matrix(y, predicted, self.fold.classes)))
+                write("accuracy_table", json.dumps(M.accuracy_table(y, proba, self.fold.classes)))
+            record.complete()
+        else:
+            record.fail(child.error or "failed", status=child.status)
+
+    def run_base(self, concurrency: int) -> None:
+        if concurrency <= 1:
+            iteration = 0
+            while not self.should_stop():
+                child, record = self._start(iteration)
+                outcome, which = _child_task(self.key, self.fold, child.spec, self.threads, self.deadline(),
+                                             self.iteration_timeout)
+                self._finish(child, record, outcome, which)
+                iteration += 1
+        else:
+            self._run_parallel(concurrency)
+        if self.stop_reason:
+            self.log(f"Stopping: {self.stop_reason}")
+
+    def _run_parallel(self, concurrency: int) -> None:
+        """Children in parallel through joblib: threads that each drive a worker process by default;
+        inside ``joblib.parallel_config(backend="dask")`` (or ray) the tasks go to that cluster."""
+        from joblib import Parallel, delayed
+
+        pending: dict[int, tuple[ChildResult, Any]] = {}
+
+        def tasks_to_run() -> Iterator[Any]:
+            iteration = 0
+            while True:
+                with self.lock:
+                    if len(self.children) + len(pending) >= self.n_base or self.should_stop():
+                        return
+                    child, record = self._start(iteration)
+                    pending[iteration] = (child, record)
+                    deadline = self.deadline()
+                yield delayed(_tagged)(iteration, self.key, self.fold, child.spec, self.threads, deadline,
+                                       self.iteration_timeout)
+                iteration += 1
+
+        runner = Parallel(n_jobs=concurrency, prefer="threads", return_as="generator_unordered",
+                          pre_dispatch="n_jobs")
+        for iteration, (outcome, which) in runner(tasks_to_run()):
+            child, record = pending.pop(iteration)
+            self._finish(child, record, outcome, which)
+
+    # -- ensembles ----------------------------------------------------------------------------
+    def base_pool(self, limit: int | None = None) -> list[ChildResult]:
+        limit = limit or ENSEMBLE_POOL
+        done = [c for c in self.children if c.status == "Completed" and c.algorithm not in ENSEMBLES
+                and c.oof is not None and not np.isnan(c.score)]
+        return sorted(done, key=lambda c: (c.score, -c.iteration), reverse=self.metric not in M.MINIMIZE)[:limit]
+
+    def run_ensembles(self) -> None:
+        from . import ensemble as E
+
+        pool = self.base_pool()
+        if len(pool) < 2 or not self.ensembles:
+            return
+        iteration = max(c.iteration for c in self.children) + 1
+        oofs = [c.oof for c in pool]
+        weights = E.caruana(self.fold, self.metric, oofs, [c.score for c in pool],
+                            iterations=int(self.settings.get("ensemble_iterations") or 15))
+        members = [(c, w) for c, w in zip(pool, weights) if w > 0]
+        for name in self.ensembles:
+            child = ChildResult(iteration, f"{self.parent_run_id}_{iteration}", "", name, {})
+            record = self.recorder.child_run(name, run_id=child.run_id) if self.recorder else None
+            begun = time.perf_counter()
+            try:
+                if name == "VotingEnsemble":
+                    child.members = [(c.iteration, w) for c, w in members]
+                    child.oof = E.blend([c.oof for c, _ in members], [w for _, w in members])
+                else:
+                    chosen = [c for c, _ in members] if len(members) >= 2 else pool[:2]
+                    child.members = [(c.iteration, 1.0 / len(chosen)) for c in chosen]
+                    child.oof = E.stack_oof(self.fold, [c.oof for c in chosen])
+                child.metrics = E.score_all(self.fold, child.oof)
+                child.score = child.metrics[self.metric]
+                child.params = {"ensembled_iterations": [i for i, _ in child.members],
+                                "ensemble_weights": [round(w, 6) for _, w in child.members]}
+            except Exception as exc:  # an ensemble that fails is recorded like any child
+                child.status, child.error = "Failed", f"{type(exc).__name__}: {exc}"
+            child.fit_time = time.perf_counter() - begun
+            outcome = TaskOutcome(child.status == "Completed")
+            with self.lock:
+                self.children.append(child)
+                if child.status == "Completed" and M.better(self.metric, child.score, self.best.score):
+                    self.best = child
+            self._record(child, record)
+            self.log(f"{child.iteration:>5}  {child.display_name:<45} {_clock(child.fit_time):>9} "
+                     f"{child.score:>8.4f} {self.best.score:>8.4f}")
+            del outcome
+            iteration += 1
+
+    # -- the final model ----------------------------------------------------------------------
+    def final_model(self, featurizer: AutoFeaturizer) -> Any:
+        """The best child refitted on all training rows, behind the fitted featurizer."""
+        best = self.best
+        assert best is not None
+        by_iteration = {c.iteration: c for c in self.children}
+        members = [by_iteration[i] for i, _ in best.members] if best.algorithm in ENSEMBLES else [best]
+        timeout = None if self.budget is None else max(5.0, self.started + self.budget - time.time())
+        outcome = run_guarded(self.key, self.fold, call(tasks.refit),
+                              {"specs": [m.spec for m in members], "threads": self.threads}, timeout)
+        if not outcome.ok:
+            fallback = min(self.base_pool(3), key=lambda c: c.fit_time)
+            self.log(f"The final refit of {best.display_name} did not finish ({outcome.error}); "
+                     f"using iteration {fallback.iteration} {fallback.display_name}")
+            self.best = best = fallback
+            members = [fallback]
+            outcome = run_guarded(self.key, self.fold, call(tasks.refit),
+                                  {"specs": [fallback.spec], "threads": self.threads}, None)
+            if not outcome.ok:
+                raise AutoMLDataError(f"the final refit failed: {outcome.error}")
+        return assemble(self.fold, best, members, outcome.value, featurizer)
+
+
+def assemble(fold: FoldData, best: ChildResult, members: list[ChildResult], fitted: list[Any],
+             featurizer: AutoFeaturizer) -> Any:
+    """The model pipeline Azure outputs: datatransformer, then scaler and estimator, or an ensemble."""
+    from sklearn.pipeline import Pipeline
+
+    from . import ensemble as E
+
+    if best.algorithm not in ENSEMBLES:
+        return Pipeline([("datatransformer", featurizer), *fitted[0].steps])
+    named = [(f"{m.iteration}_{m.algorithm}", f) for m, f in zip(members, fitted)]
+    weights = [w for _, w in best.members]
+    classification = fold.task == "classification"
+    if best.algorithm == "VotingEnsemble":
+        last = (("prefittedsoftvotingclassifier", E.PreFittedSoftVotingClassifier(named, weights, fold.classes))
+                if classification else ("prefittedsoftvotingregressor", E.PreFittedSoftVotingRegressor(named, weights)))
+    else:
+        features = E.meta_features(fold.task, [m.oof for m in members])
+        known = np.isfinite(features).all(axis=1)
+        meta = E.meta_learner(fold.task, fold.seed).fit(features[known], fold.y[known])
+        last = (("stackensembleclassifier", E.StackEnsembleClassifier(named, meta, fold.classes)) if classification
+                else ("stackensembleregressor", E.StackEnsembleRegressor(named, meta)))
+    return Pipeline([("datatransformer", featurizer), last])
+
+
+def _tagged(iteration: int, *args: Any) -> tuple[int, tuple[TaskOutcome, str]]:
+    return iteration, _child_task(*args)
 
 
 def child_properties(child: ChildResult, settings: Mapping[str, Any], training_type: str) -> dict[str, Any]:

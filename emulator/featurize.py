@@ -22,7 +22,7 @@ MAX_ONE_HOT = 30
 FEW_DISTINCT_NUMBERS = 10
 HASH_BUCKETS = 32
 TEXT_MIN_TOKENS = 3.0
-TEXT_MAX_FEATURES = 200
+TEXT_MAX_FEATURES = 50
 DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "quarter", "week", "hour", "minute", "second")
 
 
@@ -254,8 +254,8 @@ def _date_parts(series: pd.Series) -> dict[str, np.ndarray]:
             if not pd.api.types.is_datetime64_any_dtype(series) else series
     accessor = dates.dt
     parts = {
-        "year": accessor.year, "month": accessor.month, "day": accessor.day, "dayofweek": accessor.dayofweek,
-        "dayofyear": accessor.dayofyear, "quarter": accessor.quarter, "week": accessor.isocalendar().week,
+        "year": accessor.year, "month": accessor.month, "day": accessor.day, "dayofweek": accessor.day_of_week,
+        "dayofyear": accessor.day_of_year, "quarter": accessor.quarter, "week": accessor.isocalendar().week,
         "hour": accessor.hour, "minute": accessor.minute, "second": accessor.second,
     }
     return {k: pd.to_numeric(v, errors="coerce").astype(float).to_numpy() for k, v in parts.items()}

@@ -175,3 +175,67 @@ def accuracy_table(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[Any]
                      "probability_thresholds": thresholds.tolist(),
                      "percentile_thresholds": np.linspace(0, 100, n_thresholds).tolist(),
                      "class_labels": [str(c) for c in classes]}}
+
+
+def primary_value(metric: str, y_true: np.ndarray, prediction: np.ndarray, classes: Sequence[Any] | None,
+                  y_min: float = 0.0, y_max: float = 1.0, sample_weight: np.ndarray | None = None) -> float:
+    """One metric only (fast, for ensemble selection); same definitions as the full sets.
+
+    ``prediction`` is class probabilities (classification) or a column of values (regression).
+    """
+    from sklearn import metrics as skm
+
+    y_true = np.asarray(y_true)
+    w = sample_weight
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if classes is None:
+            pred = np.asarray(prediction, dtype=float).reshape(len(y_true), -1)[:, 0]
+            span = abs(y_max - y_min) or 1.0
+            if metric == "r2_score":
+                return _safe(lambda: max(-1.0, skm.r2_score(y_true, pred, sample_weight=w)))
+            if metric == "normalized_root_mean_squared_error":
+                return _safe(lambda: math.sqrt(skm.mean_squared_error(y_true, pred, sample_weight=w)) / span)
+            if metric == "normalized_mean_absolute_error":
+                return _safe(lambda: skm.mean_absolute_error(y_true, pred, sample_weight=w) / span)
+            return regression_metrics(y_true, pred, y_min, y_max, w)[metric]
+        classes = np.asarray(classes)
+        proba = np.clip(np.asarray(prediction, dtype=float), 0.0, 1.0)
+        if metric == "AUC_weighted" and w is None:
+            return auc_weighted(y_true, proba, classes)
+        if metric == "AUC_weighted":
+            onehot = (y_true[:, None] == classes[None, :]).astype(int)
+            present = onehot.sum(axis=0) > 0
+            return _safe(lambda: skm.roc_auc_score(onehot[:, present], proba[:, present], average="weighted",
+                                                   sample_weight=w))
+        if metric == "accuracy":
+            return _safe(lambda: skm.accuracy_score(y_true, classes[np.argmax(proba, axis=1)], sample_weight=w))
+        return classification_metrics(y_true, proba, classes, w)[metric]
+
+
+def _binary_auc(positive: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC by the rank-sum (Mann-Whitney) formula, ties averaged: equal to sklearn's roc_auc_score."""
+    from scipy.stats import rankdata
+
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def auc_weighted(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[Any]) -> float:
+    """``AUC_weighted`` without sklearn's input checks (used thousands of times by ensemble selection)."""
+    classes = np.asarray(classes)
+    if len(classes) == 2:
+        return _binary_auc(y_true == classes[1], proba[:, 1])
+    total, weight = 0.0, 0
+    for index, cls in enumerate(classes):
+        positive = y_true == cls
+        support = int(positive.sum())
+        if support == 0 or support == len(y_true):
+            continue
+        total += support * _binary_auc(positive, proba[:, index])
+        weight += support
+    return total / weight if weight else float("nan")

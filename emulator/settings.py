@@ -71,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
 }
 ALIASES = {"whitelist_models": "allowed_models", "blacklist_models": "blocked_models",
            "blacklist_algos": "blocked_models"}
-UNHONOURED = ("max_cores_per_iteration", "enable_onnx_compatible_models", "model_explainability", "enable_dnn",
+UNHONOURED = ("enable_onnx_compatible_models", "model_explainability", "enable_dnn",
               "enable_code_generation", "verbosity", "path", "debug_log", "compute_target",
               "run_configuration", "spark_context", "max_nodes", "stack_meta_learner_type")
 FEATURIZATION_KEYS = ("column_purposes", "drop_columns", "blocked_transformers", "transformer_params",
@@ -209,7 +209,11 @@ def validate_settings(values: Mapping[str, Any], where: str = "AutoML") -> dict[
     else:
         raise _fail(where, f"featurization must be 'auto', 'off' or a FeaturizationConfig, got {featurization!r}")
     settings["featurization"] = featurization
-    settings["unhonoured"] = sorted(n for n in given if n in UNHONOURED and values.get(n) not in (None, False))
+    unhonoured = [n for n in given if n in UNHONOURED and values.get(n) not in (None, False)]
+    if isinstance(featurization, Mapping):
+        unhonoured += [f"featurization.{k}" for k in ("transformer_params", "dataset_language",
+                                                      "prediction_transform_type") if featurization.get(k)]
+    settings["unhonoured"] = sorted(unhonoured)
     return settings
 
 
@@ -224,3 +228,45 @@ def experiment_timeout_seconds(settings: Mapping[str, Any]) -> float | None:
 def iteration_timeout_seconds(settings: Mapping[str, Any]) -> float | None:
     minutes = settings.get("iteration_timeout_minutes")
     return None if minutes is None else float(minutes) * 60
+
+
+class FeaturizationConfig:
+    """Azure's ``FeaturizationConfig``: column purposes, dropped columns, blocked transformers, parameters.
+
+    Pass it as ``featurization=`` of ``AutoMLConfig`` (or as a dict with the same keys).
+    """
+
+    def __init__(self, blocked_transformers: list[str] | None = None, column_purposes: dict[str, str] | None = None,
+                 transformer_params: dict[str, Any] | None = None, drop_columns: list[str] | None = None,
+                 dataset_language: str | None = None, prediction_transform_type: str | None = None) -> None:
+        self.blocked_transformers = list(blocked_transformers or [])
+        self.column_purposes = dict(column_purposes or {})
+        self.transformer_params = dict(transformer_params or {})
+        self.drop_columns = list(drop_columns or [])
+        self.dataset_language = dataset_language
+        self.prediction_transform_type = prediction_transform_type
+
+    def add_column_purpose(self, column_name: str, feature_type: str) -> None:
+        if feature_type not in COLUMN_PURPOSES:
+            raise StepDefinitionError(f"FeaturizationConfig: column purpose {feature_type!r} for column "
+                                      f"{column_name!r} is not valid; valid purposes: {', '.join(COLUMN_PURPOSES)}")
+        self.column_purposes[column_name] = feature_type
+
+    def add_drop_columns(self, drop_columns: str | list[str]) -> None:
+        self.drop_columns.extend([drop_columns] if isinstance(drop_columns, str) else drop_columns)
+
+    def add_blocked_transformers(self, transformers: str | list[str]) -> None:
+        self.blocked_transformers.extend([transformers] if isinstance(transformers, str) else transformers)
+
+    def add_transformer_params(self, transformer: str, cols: list[str], params: dict[str, Any]) -> None:
+        self.transformer_params.setdefault(transformer, []).append((list(cols), dict(params)))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"column_purposes": self.column_purposes, "drop_columns": self.drop_columns,
+                               "blocked_transformers": self.blocked_transformers,
+                               "transformer_params": self.transformer_params}
+        if self.dataset_language:
+            out["dataset_language"] = self.dataset_language
+        if self.prediction_transform_type:
+            out["prediction_transform_type"] = self.prediction_transform_type
+        return out

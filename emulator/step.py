@@ -12,15 +12,11 @@ from .settings import validate_settings
 
 
 def run(context: RunContext, training_data: Any, validation_data: Any = None, **settings: Any) -> None:
-    from .engine import run_automl
+    from .api import execute, parent_properties
 
-    result = run_automl(settings, training_data, validation_data, recorder=context, parent_run_id=context.id)
+    result = execute(settings, training_data, validation_data, recorder=context, parent_run_id=context.id)
     metric = settings["primary_metric"]
-    context.add_properties({
-        "best_child_run_id": result.best.run_id, "primary_metric": metric, "score": result.best.score,
-        "training_type": result.training_type, "guardrails": result.guardrails,
-        "unhonoured_settings": settings.get("unhonoured", []), "iterations_run": len(result.children),
-    })
+    context.add_properties(parent_properties(result))
     context.log(metric, result.best.score)
     metrics_file = context.output_dir("metrics") / context.output_data_name("metrics")
     metrics_file.write_text(json.dumps(result.metrics_json(), indent=1))

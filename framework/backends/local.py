@@ -360,6 +360,10 @@ class LocalChildRun:
     def add_properties(self, properties: Mapping[str, Any]) -> None:
         self.workspace.merge_properties(self.id, dict(properties))
 
+    def write_artifact(self, name: str, content: str | bytes) -> Path:
+        """Keep a file with the run (``confusion_matrix``, ``accuracy_table``, ``outputs/model.pkl``)."""
+        return self.workspace.write_artifact(self.id, name, content)
+
     def complete(self) -> None:
         self.workspace.update_run(self.id, status="Completed")
         if self._on_end is not None:

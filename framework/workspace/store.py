@@ -7,6 +7,7 @@ Layout under the workspace directory::
     datastore/azureml/<run_id>/<data_name>/   step outputs
     models/<name>/<version>/        registered models
     logs/<run_id>/std_log.txt       step logs
+    artifacts/<run_id>/             run artifacts (AutoML child runs: confusion_matrix, outputs/model.pkl)
     cache/downloads/                downloaded dataset sources
 
 Files land atomically: written under ``.staging/`` and renamed into place.
@@ -636,6 +637,26 @@ class LocalWorkspace:
         target = self.output_root(step_run_id)
         _move_into_place(staging, target)
         return target
+
+    def artifacts_dir(self, run_id: str) -> Path:
+        """Files a run keeps (Azure's run artifacts, e.g. an AutoML child's ``confusion_matrix``)."""
+        return self.path / "artifacts" / run_id
+
+    def write_artifact(self, run_id: str, name: str, content: str | bytes) -> Path:
+        """Write artifact ``name`` of ``run_id`` atomically; return its path."""
+        target = self.artifacts_dir(run_id) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+        staging.write_bytes(content.encode() if isinstance(content, str) else content)
+        os.replace(staging, target)
+        return target
+
+    def list_artifacts(self, run_id: str) -> list[str]:
+        root = self.artifacts_dir(run_id)
+        if not root.is_dir():
+            return []
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
+                      and not p.name.endswith(".partial"))
 
     def log_path(self, run_id: str) -> Path:
         path = self.path / "logs" / run_id / "std_log.txt"

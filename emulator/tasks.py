@@ -1,0 +1,110 @@
+"""What a worker process does: cross-validate one child pipeline, or refit pipelines on all rows.
+
+Functions here take the featurized ``FoldData`` first and return plain picklable values.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import metrics as M
+from .models import make_estimator, make_scaler
+
+
+@dataclass
+class FoldData:
+    """The featurized training rows and Azure's splits, shared by every child of an experiment."""
+
+    task: str
+    X: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray | None
+    splits: list[tuple[np.ndarray, np.ndarray]]
+    fit_rows: np.ndarray
+    classes: np.ndarray | None
+    y_min: float
+    y_max: float
+    seed: int
+
+
+def child_pipeline(data: FoldData, spec: dict[str, Any], threads: int) -> Any:
+    from sklearn.pipeline import Pipeline
+
+    estimator = make_estimator(data.task, spec["algorithm"], spec["params"], data.seed, threads=threads)
+    return Pipeline([(spec["preprocessor"], make_scaler(spec["preprocessor"])), (spec["algorithm"], estimator)])
+
+
+def _fit(model: Any, data: FoldData, rows: np.ndarray) -> Any:
+    kwargs = {}
+    if data.weights is not None:
+        kwargs[f"{model.steps[-1][0]}__sample_weight"] = data.weights[rows]
+    return model.fit(data.X[rows], data.y[rows], **kwargs)
+
+
+def predict(model: Any, X: np.ndarray, data: FoldData) -> np.ndarray:
+    """Class probabilities aligned with ``data.classes`` (classification) or a column of values."""
+    if data.task != "classification":
+        return np.asarray(model.predict(X), dtype=float)[:, None]
+    proba = model.predict_proba(X)
+    fitted = list(model.classes_)
+    if fitted == list(data.classes):
+        return proba
+    aligned = np.zeros((len(X), len(data.classes)))
+    for j, cls in enumerate(fitted):
+        aligned[:, list(data.classes).index(cls)] = proba[:, j]
+    return aligned
+
+
+def fold_metrics(data: FoldData, valid: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+    weights = data.weights[valid] if data.weights is not None else None
+    if data.task == "classification":
+        return M.classification_metrics(data.y[valid], prediction, data.classes, weights)
+    return M.regression_metrics(data.y[valid], prediction[:, 0], data.y_min, data.y_max, weights)
+
+
+def average(per_fold: list[dict[str, float]]) -> dict[str, float]:
+    """Fold-averaged metrics (NaN folds ignored, NaN when every fold is NaN)."""
+    result = {}
+    for name in per_fold[0]:
+        values = [f[name] for f in per_fold if not math.isnan(f[name])]
+        result[name] = float(np.mean(values)) if values else float("nan")
+    return result
+
+
+def score_predictions(data: FoldData, oof: np.ndarray) -> dict[str, float]:
+    """Metrics of out-of-fold predictions, fold by fold then averaged (how every child is scored)."""
+    return average([fold_metrics(data, valid, oof[valid]) for _, valid in data.splits])
+
+
+def cross_validate(data: FoldData, spec: dict[str, Any], threads: int = 1) -> dict[str, Any]:
+    """Fit the child on each split; return fold-averaged metrics and out-of-fold predictions."""
+    from threadpoolctl import threadpool_limits
+
+    started = time.perf_counter()
+    width = len(data.classes) if data.classes is not None else 1
+    oof = np.full((len(data.y), width), np.nan)
+    per_fold = []
+    with threadpool_limits(limits=threads if threads > 0 else None):
+        for train, valid in data.splits:
+            model = _fit(child_pipeline(data, spec, threads), data, train)
+            oof[valid] = predict(model, data.X[valid], data)
+            per_fold.append(fold_metrics(data, valid, oof[valid]))
+    return {"metrics": average(per_fold), "oof": oof, "fit_time": time.perf_counter() - started}
+
+
+def refit(data: FoldData, specs: list[dict[str, Any]], threads: int = 1) -> list[Any]:
+    """Fit each child pipeline on all the rows the final model learns from."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads if threads > 0 else None):
+        return [_fit(child_pipeline(data, spec, threads), data, data.fit_rows) for spec in specs]
+
+
+def sleep(data: FoldData, seconds: float) -> None:
+    """A child that hangs (tests of ``iteration_timeout_minutes``)."""
+    time.sleep(seconds)

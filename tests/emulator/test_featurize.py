@@ -1,0 +1,73 @@
+"""Featurization 'auto': what Azure does to raw columns; FeaturizationConfig purposes and drops."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emulator.featurize import HASH_BUCKETS, AutoFeaturizer
+
+
+@pytest.fixture
+def frame():
+    n = 60
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({
+        "id": range(n),
+        "constant": ["same"] * n,
+        "empty": [np.nan] * n,
+        "age": np.where(rng.random(n) < 0.2, np.nan, rng.normal(40, 10, n)),
+        "colour": rng.choice(["red", "green", "blue"], n),
+        "city": [f"city{i % 45}" for i in range(n)],
+        "when": pd.date_range("2024-01-01", periods=n, freq="37h").astype(str),
+        "review": [" ".join(rng.choice(["good", "bad", "very", "slow", "fast", "food"], 6)) for _ in range(n)],
+    })
+
+
+def purposes(featurizer):
+    return {s["column"]: s["purpose"] for s in featurizer.summary()}
+
+
+def test_auto_detects_each_column_purpose(frame):
+    featurizer = AutoFeaturizer().fit(frame)
+    assert purposes(featurizer) == {"id": "Ignore", "constant": "Ignore", "empty": "Ignore", "age": "Numeric",
+                                    "colour": "Categorical", "city": "CategoricalHash", "when": "DateTime",
+                                    "review": "Text"}
+    reasons = {s["column"]: s["reason"] for s in featurizer.summary()}
+    assert reasons["id"].startswith("ID-like") and reasons["empty"] == "all values missing"
+    names = list(featurizer.get_feature_names_out())
+    assert {"age", "age_WASNULL", "colour_blue", "when_month", "when_hour"} <= set(names)
+    assert sum(n.startswith("city_hash") for n in names) == HASH_BUCKETS
+    assert any(n.startswith("review_") for n in names)
+
+
+def test_transform_imputes_and_is_dense(frame):
+    featurizer = AutoFeaturizer().fit(frame)
+    matrix = featurizer.transform(frame)
+    assert matrix.shape == (60, len(featurizer.get_feature_names_out()))
+    assert np.isfinite(matrix).all()
+    age = list(featurizer.get_feature_names_out()).index("age")
+    assert matrix[frame["age"].isna().to_numpy(), age] == pytest.approx(frame["age"].mean())
+
+
+def test_unseen_categories_and_missing_columns(frame):
+    featurizer = AutoFeaturizer().fit(frame)
+    new = frame.head(2).assign(colour=["purple", None])
+    assert np.isfinite(featurizer.transform(new)).all()
+    with pytest.raises(ValueError, match="input data lacks column\\(s\\) 'colour'"):
+        featurizer.transform(frame.drop(columns=["colour"]))
+
+
+def test_featurization_config_purposes_and_drops(frame):
+    featurizer = AutoFeaturizer({"column_purposes": {"id": "Categorical", "age": "Numeric"},
+                                 "drop_columns": ["review"]}).fit(frame)
+    found = purposes(featurizer)
+    assert found["id"] == "Categorical" and found["review"] == "Ignore"
+    with pytest.raises(ValueError, match="featurization config names column 'nope'"):
+        AutoFeaturizer({"drop_columns": ["nope"]}).fit(frame)
+
+
+def test_featurization_off_needs_numbers(frame):
+    with pytest.raises(ValueError, match="featurization='off' needs numeric columns, but column 'constant'"):
+        AutoFeaturizer("off").fit(frame)
+    numeric = frame[["age"]].fillna(0)
+    assert AutoFeaturizer("off").fit_transform(numeric).shape == (60, 1)
