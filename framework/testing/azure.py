@@ -25,12 +25,14 @@ Shape the service with the ``fake_azure`` marker::
     @pytest.mark.fake_azure(auth_error=True)                               # every call answers 401
 
 The fixture binds 127.0.0.1 only, points ``HOME`` at a temporary folder (the SDK caches discovery
-and snapshots under ``~/.azureml``), turns the SDK's telemetry off, and stops the server at teardown.
+and snapshots under ``~/.azureml``), turns the SDK's telemetry off (``HBI_WORKSPACE_JOB=true``, set
+for the whole session because the SDK reads it at import time), and stops the server at teardown.
 It needs the ``azure`` extra: ``pip install 'amlstep[azure]'``.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -80,6 +82,9 @@ class FakeAzure:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The SDK decides about telemetry when azureml is first imported, possibly before any fixture
+    # runs: switch it off for the whole test session (an explicit setting wins).
+    os.environ.setdefault("HBI_WORKSPACE_JOB", "true")
     config.addinivalue_line(
         "markers", f"{MARKER}(**options): options of the fake Azure ML service the fake_azure fixture starts "
                    "(outcome, failed_step, failure_message, computes, datasets, compute_error, auth_error, run_seconds)")

@@ -65,10 +65,12 @@ class AzureBackend:
     def compile(self, pipeline: ValidatedPipeline, *, plugins: Plugins,
                 params: Mapping[str, Any] | None = None, reuse: bool = True) -> CompiledPipeline:
         """Build the SDK v1 objects; offline (dry run) unless a workspace was given."""
-        require_azureml()
         from . import plan as plan_module
+        from .offline import offline_import
 
         if self.dry_run or self.aml_workspace is None:
+            with offline_import():
+                require_azureml()
             with self._offline(pipeline) as resources:
                 compiled = compile_pipeline(pipeline, resources, plugins=plugins, params=params, compute=self.compute,
                                             reuse=reuse)

@@ -34,6 +34,21 @@ def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
+OFFLINE_ENVIRONMENT = {
+    # read once, when azureml is first imported: Application Insights telemetry stays off
+    "HBI_WORKSPACE_JOB": "true",
+    # the built-in cloud list instead of a call to the ARM metadata URL
+    "AZUREML_CURRENT_CLOUD": "AzureCloud",
+}
+
+
+@contextlib.contextmanager
+def offline_import() -> Iterator[None]:
+    """Import the SDK with telemetry and cloud discovery off (they are decided at import time)."""
+    with patched_environ({k: os.environ.get(k, v) for k, v in OFFLINE_ENVIRONMENT.items()}):
+        yield
+
+
 @contextlib.contextmanager
 def quiet_sdk() -> Iterator[None]:
     """Keep the SDK's own log chatter (telemetry, cloud metadata warnings) off the terminal."""

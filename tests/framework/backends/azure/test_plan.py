@@ -108,16 +108,36 @@ def test_dry_run_contacts_nothing_and_needs_no_config(tmp_path, monkeypatch):
     assert not (tmp_path / ".azureml").exists()
 
 
-def test_dry_run_from_a_fresh_process_is_fast(tmp_path):
+GUARDED_CLI = """
+import socket, sys
+looked_up = []
+real = socket.getaddrinfo
+def guarded(host, *args, **kwargs):
+    looked_up.append(host)
+    if host not in ("127.0.0.1", "localhost"):
+        raise socket.gaierror("the test refuses DNS for " + str(host))
+    return real(host, *args, **kwargs)
+socket.getaddrinfo = guarded
+from framework.cli import main
+try:
+    main(sys.argv[1:])
+finally:
+    print("LOOKED UP", sorted(set(looked_up)), file=sys.stderr)
+"""
+
+
+def test_dry_run_from_a_fresh_process_is_fast_and_resolves_no_host(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("HBI_WORKSPACE_JOB", "AZUREML_CURRENT_CLOUD")}
     started = time.time()
-    done = subprocess.run([sys.executable, "-m", "framework.cli", "run", str(TITANIC), "--backend", "azure",
+    done = subprocess.run([sys.executable, "-c", GUARDED_CLI, "run", str(TITANIC), "--backend", "azure",
                            "--dry-run", "--json"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env={**os.environ, "HOME": str(tmp_path)})
+                          env={**env, "HOME": str(tmp_path)})
     elapsed = time.time() - started
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["steps"][1]["name"] == "AutoML_Classification"
     assert elapsed < 30, elapsed
     assert "Traceback" not in done.stderr
+    assert "LOOKED UP ['127.0.0.1']" in done.stderr
 
 
 def test_dry_run_is_refused_for_the_local_backend():

@@ -179,3 +179,21 @@ def test_pipeline_outputs_are_downloaded_by_name(tmp_path, workspace):
     assert outputs == {"metrics_output": str(tmp_path / "dl" / "azureml" / "run-1" / "metrics_output")}
     assert result.details["download_errors"] == {
         "model_output": "could not download pipeline output 'model_output': RuntimeError: blob not found"}
+
+
+@pytest.mark.fake_azure(datasets={"penguins_ds": ["penguins.csv"]})
+def test_a_third_party_plugin_pipeline_submits(fake_azure):
+    pytest.importorskip("amlstep_penguins")
+    from .conftest import PENGUINS
+
+    result = fake_azure.submit(PENGUINS, params={"model_name": "Penguins"})
+    assert result.status == "Completed"
+    submitted = fake_azure.submissions[-1]
+    prep = next(s for s in submitted["steps"] if s["name"] == "dataprep")
+    assert (prep["type"], prep["script"], prep["compute_target"]) == ("PythonScriptStep", "amlstep_entry.py",
+                                                                      "cpu-cluster")
+    assert ["Literal", "dataprep_penguins"] in prep["arguments"]
+    assert ["dataset:penguins_ds", "dataprep.penguins_ds"] in submitted["edges"]
+    automl = next(s for s in submitted["steps"] if s["type"] == "AutoMLStep")
+    assert automl["automl"]["label_column_name"] == "species"
+    assert submitted["submitted_parameters"] == {"model_name": "Penguins"}
