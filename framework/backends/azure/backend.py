@@ -160,6 +160,23 @@ class AzureBackend:
         if not self.wait:
             result.details["wait"] = False
             return result
+        try:
+            self._finish(run, compiled, result, record.id, step_records, started)
+        except BaseException as exc:  # the Azure run goes on; say locally that amlstep stopped following it
+            changes = {"error": f"amlstep stopped following Azure run {run.id} (it may still be running on Azure): "
+                                f"{type(exc).__name__}: {exc}"}
+            if not isinstance(exc, KeyboardInterrupt):
+                changes["status"] = "Failed"
+            local.update_run(record.id, **changes)
+            raise
+        if hook is not None:
+            hook.after_pipeline_run(run_id=run.id, pipeline=compiled.validated.pipeline, result=result)
+        return result
+
+    def _finish(self, run: Any, compiled: CompiledPipeline, result: PipelineRunResult, record_id: str,
+                step_records: dict[str, Any], started: float) -> None:
+        """Wait for the run, record step and pipeline statuses, download the outputs."""
+        local = self._local_workspace()
         status = self._wait(run)
         result.status = status
         result.duration = time.time() - started
@@ -171,10 +188,7 @@ class AzureBackend:
             local.update_run(step_records[step_result.name].id, status=step_result.status)
         if status == "Completed" and self.download:
             result.outputs = self._download(run, compiled, result)
-        local.update_run(record.id, status=result.status, error=result.error, outputs=dict(result.outputs))
-        if hook is not None:
-            hook.after_pipeline_run(run_id=run.id, pipeline=compiled.validated.pipeline, result=result)
-        return result
+        local.update_run(record_id, status=result.status, error=result.error, outputs=dict(result.outputs))
 
     def _wait(self, run: Any) -> str:
         try:

@@ -197,3 +197,18 @@ def test_a_third_party_plugin_pipeline_submits(fake_azure):
     automl = next(s for s in submitted["steps"] if s["type"] == "AutoMLStep")
     assert automl["automl"]["label_column_name"] == "species"
     assert submitted["submitted_parameters"] == {"model_name": "Penguins"}
+
+
+@pytest.mark.fake_azure(datasets=TITANIC_DS, outcome="Failed", failed_step="dataprep", failure_message="no rows")
+def test_cli_submission_prints_json_and_exits_1_on_failure(fake_azure, monkeypatch, tmp_path):
+    monkeypatch.setattr(AzureBackend, "workspace", lambda self: fake_azure.workspace)
+    app = make_cli(get_plugin_manager())
+    result = CliRunner().invoke(app, ["--workspace", str(tmp_path / "ws"), "run", str(TITANIC), "--backend", "azure",
+                                      "--json", "--quiet", "-p", "model_name=FromCli"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert data["status"] == "Failed" and data["backend"] == "azure"
+    assert "step 'dataprep' failed: no rows" in data["error"]
+    assert fake_azure.submissions[-1]["submitted_parameters"] == {"model_name": "FromCli"}
+    listed = json.loads(CliRunner().invoke(app, ["--workspace", str(tmp_path / "ws"), "runs", "list", "--json"]).stdout)
+    assert [(r["id"], r["backend"], r["status"]) for r in listed] == [(data["run_id"], "azure", "Failed")]
