@@ -31,7 +31,7 @@ SCRIPT_DIR = Path(__file__).resolve().parent / "script"
 SCRIPT_NAME = "amlstep_entry.py"
 DEFAULT_COMPUTE = "cpu-cluster"
 PYTHON_VERSION = "3.10"
-# AutoML settings amlstep passes through unchanged (AutoMLConfig keywords).
+# AutoML step output port -> TrainingOutput type.
 TRAINING_OUTPUTS = {"metrics": "Metrics", "model": "Model"}
 
 
