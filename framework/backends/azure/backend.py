@@ -217,7 +217,9 @@ class AzureBackend:
                 with _sdk_output(self.echo):
                     port = run.get_pipeline_output(name)
                     port.download(str(target), show_progress=False)
-                outputs[name] = str(target / "azureml" / run.id / name)
+                # the files land under target/<path on datastore> (azureml/<step run id>/<output name>)
+                where = getattr(port, "path_on_datastore", None) or f"azureml/{run.id}/{name}"
+                outputs[name] = str(target / where)
             except Exception as exc:
                 result.details.setdefault("download_errors", {})[name] = (
                     f"could not download pipeline output {name!r}: {type(exc).__name__}: {_short(exc)}")
