@@ -148,26 +148,49 @@ def parse_params(values: Iterable[str]) -> dict[str, str]:
     return params
 
 
+AZURE_ONLY = ("dry_run", "compute", "no_wait", "config", "vm_size", "min_nodes", "max_nodes")
+
+
 @click.command("run")
 @click.argument("pipeline")
 @click.option("--backend", "-b", default="local", show_default=True, help="Where to run: local or azure.")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a pipeline parameter.")
 @click.option("--no-reuse", is_flag=True, help="Re-run every step, whatever the reuse rule says.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result (with --dry-run: the plan).")
 @click.option("--quiet", "-q", is_flag=True,
               help="Print only the result: no live progress, no step output (live progress shows when stderr is a terminal).")
 @click.option("--resume", metavar="RUN_ID", help="Continue a failed run: its completed steps are not repeated.")
+@click.option("--dry-run", is_flag=True,
+              help="azure: build every SDK object offline and print the compiled plan; contacts nothing.")
+@click.option("--compute", metavar="NAME", help="azure: compute target for steps that name none [default: the pipeline's, cpu-cluster].")
+@click.option("--no-wait", is_flag=True, help="azure: return once submitted, without waiting or downloading.")
+@click.option("--config", "config", metavar="PATH", type=click.Path(),
+              help="azure: the workspace config.json (file or folder) [default: found from the current folder up].")
+@click.option("--vm-size", default=None, metavar="SIZE", help="azure: VM size of a compute cluster created when missing [STANDARD_D2_V2].")
+@click.option("--min-nodes", type=int, default=None, help="azure: minimum nodes of a created cluster [0].")
+@click.option("--max-nodes", type=int, default=None, help="azure: maximum nodes of a created cluster [1].")
 @pass_state
 def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ...], no_reuse: bool,
-                as_json: bool, quiet: bool, resume: str | None) -> None:
+                as_json: bool, quiet: bool, resume: str | None, dry_run: bool, compute: str | None, no_wait: bool,
+                config: str | None, vm_size: str | None, min_nodes: int | None, max_nodes: int | None) -> None:
     """Run PIPELINE (a folder with pipeline.py, a .py file or a module name)."""
     from .api import load_pipeline, run_pipeline
     from .progress import progress_for_run
 
     overrides = parse_params(params)
-    options = {"resume": resume} if resume else {}
+    options: dict[str, Any] = {"resume": resume} if resume else {}
+    given = {k for k, v in {"dry_run": dry_run, "compute": compute, "no_wait": no_wait, "config": config,
+                            "vm_size": vm_size, "min_nodes": min_nodes, "max_nodes": max_nodes}.items()
+             if v not in (None, False)}
+    if given and backend != "azure":
+        fail(f"--{sorted(given)[0].replace('_', '-')} applies to --backend azure only")
+    if backend == "azure":
+        options.update(azure_options(compute, no_wait, config, vm_size, min_nodes, max_nodes))
     try:
         definition = load_pipeline(pipeline)
+        if dry_run:
+            print_plan(state, definition, overrides, options, as_json)
+            return
         # live progress on stderr when it is a terminal; plain step output otherwise; nothing with --quiet
         with cancel_on_sigterm(), progress_for_run(quiet=quiet, workspace=state.workspace) as echo:
             result = run_pipeline(definition, backend=backend, params=overrides, reuse=not no_reuse,
@@ -187,12 +210,71 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
                 s.error or "; ".join(s.reasons)) for s in result.steps])
         for name, path in result.outputs.items():
             click.echo(f"output {name}: {path}")
-        if "report" in click.get_current_context().find_root().command.commands:  # type: ignore[attr-defined]
+        for name, problem in result.details.get("download_errors", {}).items():
+            click.echo(f"warning: {problem}", err=True)
+        if result.details.get("portal_url"):
+            click.echo(f"portal: {result.details['portal_url']}")
+        if result.backend == "local" and "report" in click.get_current_context().find_root().command.commands:  # type: ignore[attr-defined]
             click.echo(f"report: amlstep report {result.run_id[:8]} --out report.html")
         if result.error:
             click.echo(f"Error: {result.error}", err=True)
+    if result.status == "Running" and result.details.get("wait") is False:
+        return
     if not result.succeeded:
         sys.exit(EXIT_FAILED)
+
+
+def azure_options(compute: str | None, no_wait: bool, config: str | None, vm_size: str | None,
+                  min_nodes: int | None, max_nodes: int | None) -> dict[str, Any]:
+    """The Azure backend's options from the command line."""
+    options: dict[str, Any] = {"compute": compute, "wait": not no_wait, "config": config}
+    provisioning: dict[str, Any] = {k: v for k, v in {"vm_size": vm_size, "min_nodes": min_nodes,
+                                                      "max_nodes": max_nodes}.items() if v is not None}
+    if provisioning:
+        from .backends.azure.backend import Provisioning
+
+        options["provisioning"] = Provisioning(**provisioning)
+    return options
+
+
+def print_plan(state: State, definition: Any, overrides: dict[str, str], options: dict[str, Any],
+               as_json: bool) -> None:
+    """``run --backend azure --dry-run``: the compiled plan, offline."""
+    validated = definition.validate(state.plugins)
+    backend: Any = state.plugins.backend("azure", dry_run=True, **{k: v for k, v in options.items() if k != "resume"})
+    plan = backend.plan(validated, plugins=state.plugins, params=overrides)
+    if as_json:
+        emit_json(plan)
+    else:
+        from .backends.azure.plan import format_text
+
+        click.echo(format_text(plan))
+
+
+@click.command("explain-reuse")
+@click.argument("pipeline")
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a pipeline parameter.")
+@click.option("--no-reuse", is_flag=True, help="Explain a run with --no-reuse.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+@handle_errors
+def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], no_reuse: bool, as_json: bool) -> None:
+    """Say for each step of PIPELINE whether it would be reused now, and if not, what changed.
+
+    The rule is the same on both backends: a step re-runs when its code, its parameters or its
+    inputs changed (or allow_reuse is off). Azure applies it to the compiled step, whose arguments
+    carry the code hash and the parameters.
+    """
+    from .api import load_pipeline
+    from .reuse import predict
+
+    validated = load_pipeline(pipeline).validate(state.plugins)
+    found = predict(validated, state.workspace, parse_params(params), reuse=not no_reuse)
+    if as_json:
+        emit_json(found)
+        return
+    table(f"Reuse for {validated.experiment}", ["step", "plugin", "reused", "why"],
+          [(f["step"], f["plugin"], "yes" if f["would_reuse"] else "no", "; ".join(f["reasons"])) for f in found])
 
 
 @contextlib.contextmanager
@@ -350,8 +432,8 @@ def download_command(state: State, run_id: str, output_name: str, directory: str
     click.echo(path)
 
 
-COMMANDS: list[click.Command] = [plugins_command, run_command, runs_group, datasets_group, models_group,
-                                 download_command]
+COMMANDS: list[click.Command] = [plugins_command, run_command, explain_reuse_command, runs_group, datasets_group,
+                                 models_group, download_command]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -93,3 +93,62 @@ def explain(current: Mapping[str, Any], previous: Mapping[str, Any] | None) -> l
         if old_inputs.get(name) != new_inputs.get(name):
             reasons.append(f"input {name!r} changed (different content)")
     return reasons or ["earlier outputs are no longer in the datastore"]
+
+
+def predict(pipeline: Any, workspace: Any, params: Mapping[str, Any] | None = None,
+            reuse: bool = True) -> list[dict[str, Any]]:
+    """Whether each step of a validated pipeline would be reused now, and if not, why.
+
+    The same rule the local backend applies when it runs, walked without running anything: a
+    step's key needs its inputs' content, which is known for registered datasets and for the
+    outputs of upstream steps that would themselves be reused; a step downstream of one that
+    re-runs re-runs too (its input is new data). On Azure the service decides, with the same
+    ingredients in the compiled step: the code hash and the parameters are in its arguments,
+    its inputs are the same bindings, and ``allow_reuse`` is carried over.
+    """
+    from .pipeline import Dataset
+
+    values = pipeline.resolve_parameters(params)
+    known: dict[str, str | None] = {}
+    producers = {data: step for step, ports in ((b.name, b.outputs) for b in pipeline.steps) for data in ports.values()}
+    found = []
+    for binding in pipeline.steps:
+        resolved = binding.resolve_params(values)
+        hashes: dict[str, str] = {}
+        unknown: list[str] = []
+        for port, source in sorted(binding.inputs.items()):
+            if isinstance(source, Dataset):
+                if workspace.has_dataset(source.name):
+                    hashes[port] = f"dataset:{workspace.get_dataset(source.name, source.version).sha256}"
+                else:
+                    unknown.append(f"input {port!r}: dataset {source.name!r} is not registered yet")
+            elif known.get(source) is None:
+                unknown.append(f"input {port!r} changes: upstream step {producers[source]!r} re-runs, "
+                               f"so {source!r} is new data")
+            else:
+                hashes[port] = str(known[source])
+        entry: dict[str, Any] = {"step": binding.name, "plugin": binding.plugin, "allow_reuse": binding.allow_reuse,
+                                 "code": code_hash(binding.spec)[:16], "would_reuse": False, "reused_from": None,
+                                 "key": None}
+        earlier = None
+        if not binding.allow_reuse:
+            entry["reasons"] = ["allow_reuse is False for this step"]
+        elif not reuse:
+            entry["reasons"] = ["reuse disabled for this run (--no-reuse)"]
+        elif unknown:
+            entry["reasons"] = unknown
+        else:
+            parts = components(binding.spec, resolved, hashes, binding.allow_reuse)
+            entry["key"] = key(parts)
+            earlier = workspace.find_reusable(entry["key"])
+            if earlier is not None:
+                entry.update(would_reuse=True, reused_from=earlier.id,
+                             reasons=[f"would reuse step run {earlier.id[:8]}: code, parameters and inputs unchanged"])
+            else:
+                previous = workspace.last_step_run(binding.name, binding.plugin)
+                entry["reasons"] = explain(parts, previous.reuse_components if previous else None)
+        for port, data in binding.outputs.items():
+            record = (earlier.outputs.get(port) if earlier is not None else None) or {}
+            known[data] = record.get("sha256")
+        found.append(entry)
+    return found

@@ -15,8 +15,9 @@ from framework import AutoMLStep, Dataset, Pipeline, PipelineParameter, Step
 penguins_ds = Dataset("penguins_ds", sources=(penguins_csv(),), description="Palmer penguins (palmerpenguins)")
 
 model_name = PipelineParameter("model_name", default_value="PenguinSpecies")
-iterations = PipelineParameter("iterations", default_value=8)
-timeout_minutes = PipelineParameter("experiment_timeout_minutes", default_value=0.5)
+# The Titanic budget: 2 iterations within 15 minutes (Azure's minimum); offline it ends after 2 iterations.
+iterations = PipelineParameter("iterations", default_value=2)
+timeout_minutes = PipelineParameter("experiment_timeout_minutes", default_value=15)
 
 pipeline = Pipeline(
     experiment="penguins_automl",

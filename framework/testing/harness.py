@@ -22,8 +22,9 @@ The checks (each also callable on its own, ``check_runs_locally(STEP, sample_inp
 ``check_deterministic``
     the same inputs and parameters give the same tabular outputs (reuse depends on it).
 ``check_compiles_for_azure``
-    the step compiles for the ``azure`` backend in dry-run mode with the network cut off; skips
-    only when no plugin registers an ``azure`` backend.
+    the step compiles to real Azure ML SDK v1 objects (the ``azure`` backend's dry-run compile)
+    with the network cut off; fails naming ``amlstep[azure]`` when the SDK is not installed, and
+    skips only when no plugin registers an ``azure`` backend.
 
 This module is also a pytest plugin (entry point ``pytest11``) providing the ``run_step``
 fixture, which runs one step on in-memory values::
@@ -423,9 +424,11 @@ def no_network() -> Iterator[None]:
 
 
 def check_compiles_for_azure(step: StepLike, *, sample_params: Samples = None, **_: Any) -> Any:
-    """The step compiles for the ``azure`` backend (dry run, no network).
+    """The step compiles to Azure ML SDK v1 objects (the azure backend's dry run, no network).
 
-    Skips, saying so, only when no installed plugin registers an ``azure`` backend.
+    Returns the compiled pipeline (its ``plan`` is what ``amlstep run --dry-run`` prints). Fails with
+    a BackendError naming ``amlstep[azure]`` when the SDK is missing; skips, saying so, only when no
+    installed plugin registers an ``azure`` backend.
     """
     from ..pipeline import Dataset, Pipeline, Step
 
@@ -442,7 +445,11 @@ def check_compiles_for_azure(step: StepLike, *, sample_params: Samples = None, *
         backend = plugins.backend("azure", dry_run=True)
         compile_ = getattr(backend, "compile", None)
         if callable(compile_):
-            return compile_(validated, plugins=plugins)
+            compiled = compile_(validated, plugins=plugins)
+            steps = getattr(compiled, "steps", None)
+            assert steps is None or [s.binding.name for s in steps] == [spec.name], (
+                f"step {spec.name!r} did not compile to one Azure step")
+            return compiled
         return backend.run(validated, plugins=plugins, params=None, reuse=True)
 
 

@@ -1,0 +1,299 @@
+"""The validated graph compiled to Azure ML SDK v1 objects. Nothing here submits anything.
+
+Each plugin step becomes a ``PythonScriptStep`` running the generic entry script
+(``script/amlstep_entry.py``) with arguments that name the step, its plugin, its code hash, its
+parameters and its data; the built-in AutoML step becomes ``AutoMLConfig`` + ``AutoMLStep`` with
+``PipelineData`` outputs bound to ``TrainingOutput('Metrics')`` / ``TrainingOutput('Model')``.
+Data between plugin steps is an ``OutputFileDatasetConfig`` (``read_delimited_files()`` when it
+trains AutoML). Pipeline parameters used by plugin steps become ``PipelineParameter``s; AutoML
+settings cannot be pipeline parameters in SDK v1, so their values are fixed at compile time (the
+plan says so).
+
+A compiler for SDK v2 (``azure-ai-ml``) would take the same ``ValidatedPipeline`` and the same
+``Resources`` and return its own ``CompiledPipeline``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ... import reuse as reuse_rule
+from ...errors import BackendError
+from ...manager import Plugins
+from ...pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipeline
+from .sdk import sdk
+
+SCRIPT_DIR = Path(__file__).resolve().parent / "script"
+SCRIPT_NAME = "amlstep_entry.py"
+DEFAULT_COMPUTE = "cpu-cluster"
+PYTHON_VERSION = "3.10"
+# AutoML step output port -> TrainingOutput type.
+TRAINING_OUTPUTS = {"metrics": "Metrics", "model": "Model"}
+
+
+@dataclass
+class Resources:
+    """What the compiler needs from a workspace, real or offline.
+
+    Args:
+        workspace: an ``azureml.core.Workspace``.
+        compute: name -> ``ComputeTarget`` (AutoMLConfig needs the object, not a string).
+        dataset: a pipeline ``Dataset`` -> the registered ``TabularDataset``.
+        datastore: the datastore PipelineData is written to (the default one).
+    """
+
+    workspace: Any
+    compute: Callable[[str], Any]
+    dataset: Callable[[Dataset], Any]
+    datastore: Any
+
+
+@dataclass
+class CompiledStep:
+    """One compiled step and what amlstep knows about it."""
+
+    binding: StepBinding
+    sdk_step: Any
+    compute_target: str
+    kind: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+    baked_settings: dict[str, str] = field(default_factory=dict)
+    automl_settings: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    reuse: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CompiledPipeline:
+    """The SDK v1 objects of one pipeline, ready to submit."""
+
+    validated: ValidatedPipeline
+    pipeline: Any
+    steps: list[CompiledStep]
+    parameters: dict[str, Any]
+    parameter_values: dict[str, Any]
+    baked_parameters: dict[str, list[str]]
+    pipeline_outputs: dict[str, str]
+    datasets: list[Dataset]
+    experiment: str
+    sdk_version: str = "v1"
+
+
+def distribution_pins(plugins: Plugins, binding: StepBinding) -> list[str]:
+    """The pip requirements of a step's environment: amlstep and the plugin's distribution."""
+    pins = [f"amlstep=={_version('amlstep')}"]
+    owner = plugins.step_owners.get(binding.plugin)
+    dist = plugins.distributions.get(owner or "")
+    if dist and dist != "amlstep":
+        pins.append(f"{dist}=={_version(dist)}")
+    return pins
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def compute_name(validated: ValidatedPipeline, binding: StepBinding, override: str | None) -> str:
+    """The step's compute target: its own, else ``--compute``, else the pipeline's."""
+    own = validated.pipeline.step(binding.name).compute_target
+    return own or override or binding.compute_target or DEFAULT_COMPUTE
+
+
+def compile_pipeline(validated: ValidatedPipeline, resources: Resources, *, plugins: Plugins,
+                     params: Mapping[str, Any] | None = None, compute: str | None = None,
+                     reuse: bool = True) -> CompiledPipeline:
+    """Build the SDK v1 objects of ``validated``; ``params`` are submit-time parameter values.
+
+    ``reuse=False`` (``--no-reuse``) compiles every step with ``allow_reuse=False``.
+    """
+    api = sdk()
+    values = validated.resolve_parameters(params)
+    parameters: dict[str, Any] = {}
+    baked: dict[str, list[str]] = {}
+    producers: dict[str, Any] = {}          # data name -> the SDK object a producer step writes
+    producer_kind: dict[str, str] = {}      # data name -> "file" | "pipeline_data"
+    pipeline_outputs = {data: out for out, data in validated.pipeline.outputs.items()}
+    compiled: list[CompiledStep] = []
+
+    def parameter(p: PipelineParameter) -> Any:
+        if p.name not in parameters:
+            parameters[p.name] = api.PipelineParameter(p.name, default_value=p.default_value)
+        return parameters[p.name]
+
+    for binding in validated.steps:
+        if not reuse and binding.allow_reuse:
+            binding = dataclasses.replace(binding, allow_reuse=False)
+        target = compute_name(validated, binding, compute)
+        try:
+            if binding.spec.kind == "automl":
+                step = _automl_step(api, validated, binding, resources, target, values, producers, producer_kind,
+                                    pipeline_outputs, baked)
+            else:
+                step = _script_step(api, plugins, binding, resources, target, values, parameter, producers,
+                                    producer_kind, pipeline_outputs)
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"step {binding.name!r}: the Azure ML SDK refused the compiled step: "
+                               f"{type(exc).__name__}: {_first_line(exc)}") from exc
+        compiled.append(step)
+    try:
+        pipeline = api.Pipeline(resources.workspace, [c.sdk_step for c in compiled],
+                                description=validated.pipeline.description or validated.experiment,
+                                default_datastore=resources.datastore)
+    except Exception as exc:
+        raise BackendError(f"the Azure ML SDK refused the pipeline: {type(exc).__name__}: {_first_line(exc)}") from exc
+    return CompiledPipeline(validated=validated, pipeline=pipeline, steps=compiled, parameters=parameters,
+                            parameter_values=values, baked_parameters=baked,
+                            pipeline_outputs=dict(validated.pipeline.outputs), datasets=validated.datasets(),
+                            experiment=validated.experiment)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if "Message:" in text:
+        text = text.split("Message:", 1)[1]
+    text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return text.strip(" :\"',")
+
+
+MIN_TIMEOUT_MINUTES = 15.0
+
+
+def check_automl_budget(binding: StepBinding, settings: Mapping[str, Any]) -> None:
+    """Azure refuses an AutoML experiment timeout under 15 minutes: say so naming the step."""
+    minutes = settings.get("experiment_timeout_minutes")
+    hours = settings.get("experiment_timeout_hours")
+    given = (f"experiment_timeout_minutes={minutes}" if minutes is not None
+             else f"experiment_timeout_hours={hours}" if hours is not None else None)
+    total = float(minutes) if minutes is not None else float(hours) * 60 if hours is not None else None
+    if total is not None and total < MIN_TIMEOUT_MINUTES:
+        raise BackendError(
+            f"step {binding.name!r}: {given} is below Azure's minimum of 15 minutes (0.25 hours) for an "
+            f"AutoML experiment; use at least experiment_timeout_minutes=15 for --backend azure "
+            f"(e.g. -p experiment_timeout_minutes=15 when it is a pipeline parameter)")
+
+
+def _environment(api: Any, plugins: Plugins, binding: StepBinding) -> tuple[Any, dict[str, Any]]:
+    pins = distribution_pins(plugins, binding)
+    packages = ["azureml-defaults", *pins]
+    env = api.Environment(name=f"amlstep-{binding.plugin}".replace("_", "-"))
+    env.python.conda_dependencies = api.CondaDependencies.create(python_version=PYTHON_VERSION,
+                                                                 pip_packages=packages)
+    runconfig = api.RunConfiguration()
+    runconfig.environment = env
+    return runconfig, {"name": env.name, "python": PYTHON_VERSION, "pip": packages}
+
+
+def _script_step(api: Any, plugins: Plugins, binding: StepBinding, resources: Resources, target: str,
+                 values: Mapping[str, Any], parameter: Callable[[PipelineParameter], Any],
+                 producers: dict[str, Any], producer_kind: dict[str, str],
+                 pipeline_outputs: Mapping[str, str]) -> CompiledStep:
+    spec = binding.spec
+    code = reuse_rule.code_hash(spec)
+    arguments: list[Any] = ["--amlstep-step", binding.name, "--amlstep-plugin", binding.plugin,
+                            "--amlstep-code", code[:16]]
+    inputs: list[Any] = []
+    for name in sorted(binding.params):
+        value = binding.params[name]
+        if isinstance(value, PipelineParameter):
+            arguments += ["--param", name, parameter(value)]
+        else:
+            declared = spec.param(name)
+            arguments += ["--param", name, declared.format(value) if declared is not None else _text(value)]
+    bindings: dict[str, str] = {}
+    for port in sorted(binding.inputs):
+        source = binding.inputs[port]
+        if isinstance(source, Dataset):
+            consumption = resources.dataset(source).as_named_input(port)
+            inputs.append(consumption)
+            arguments += ["--dataset", port, port]
+            bindings[port] = f"dataset:{source.name}:{source.version or 'latest'}"
+        else:
+            upstream = producers[source]
+            if producer_kind[source] == "file":
+                consumed = upstream.as_input(name=port)
+                arguments += ["--input", port, consumed]
+            else:
+                inputs.append(upstream)
+                arguments += ["--input", port, upstream]
+            bindings[port] = f"data:{source}"
+    outputs: dict[str, Any] = {}
+    pipeline_data: list[Any] = []
+    for port, data in sorted(binding.outputs.items()):
+        if data in pipeline_outputs:  # a pipeline output by name needs PipelineData(pipeline_output_name=...)
+            out = api.PipelineData(data, datastore=resources.datastore, pipeline_output_name=pipeline_outputs[data])
+            producer_kind[data] = "pipeline_data"
+            pipeline_data.append(out)
+        else:
+            out = api.OutputFileDatasetConfig(name=data)
+            producer_kind[data] = "file"
+        arguments += ["--output", port, out]
+        producers[data] = out
+        outputs[port] = out
+    runconfig, env = _environment(api, plugins, binding)
+    step = api.PythonScriptStep(
+        name=binding.name, script_name=SCRIPT_NAME, source_directory=str(SCRIPT_DIR), arguments=arguments,
+        inputs=inputs or None, outputs=pipeline_data or None, compute_target=target, runconfig=runconfig,
+        allow_reuse=binding.allow_reuse)
+    resolved = binding.resolve_params(values)
+    reuse = {"allow_reuse": binding.allow_reuse, "code": code,
+             "params": reuse_rule.components(spec, resolved, {}, binding.allow_reuse)["params"],
+             "inputs": bindings}
+    return CompiledStep(binding, step, target, "python", outputs=outputs, environment=env, reuse=reuse)
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _automl_step(api: Any, validated: ValidatedPipeline, binding: StepBinding, resources: Resources, target: str,
+                 values: Mapping[str, Any], producers: dict[str, Any], producer_kind: dict[str, str],
+                 pipeline_outputs: Mapping[str, str], baked: dict[str, list[str]]) -> CompiledStep:
+    settings: dict[str, Any] = {}
+    baked_settings: dict[str, str] = {}
+    for name, value in binding.params.items():
+        if isinstance(value, PipelineParameter):
+            settings[name] = values[value.name]
+            baked_settings[name] = value.name
+            baked.setdefault(value.name, []).append(binding.name)
+        else:
+            settings[name] = value
+    data: dict[str, Any] = {}
+    bindings: dict[str, str] = {}
+    for port, source in sorted(binding.inputs.items()):
+        if isinstance(source, Dataset):
+            data[port] = resources.dataset(source)
+            bindings[port] = f"dataset:{source.name}:{source.version or 'latest'}"
+        elif producer_kind[source] == "file":
+            data[port] = producers[source].read_delimited_files()
+            bindings[port] = f"data:{source}"
+        else:
+            data[port] = producers[source].as_dataset().parse_delimited_files()
+            bindings[port] = f"data:{source}"
+    check_automl_budget(binding, settings)
+    compute_target = resources.compute(target)
+    config = api.AutoMLConfig(compute_target=compute_target, path=str(SCRIPT_DIR), **data, **settings)
+    outputs: dict[str, Any] = {}
+    for port, kind in TRAINING_OUTPUTS.items():
+        name = binding.outputs[port]
+        out = api.PipelineData(name, datastore=resources.datastore, pipeline_output_name=pipeline_outputs.get(name),
+                               training_output=api.TrainingOutput(type=kind))
+        producers[name] = out
+        producer_kind[name] = "pipeline_data"
+        outputs[port] = out
+    step = api.AutoMLStep(name=binding.name, automl_config=config, passthru_automl_config=False,
+                          outputs=[outputs["metrics"], outputs["model"]], enable_default_model_output=False,
+                          enable_default_metrics_output=False, allow_reuse=binding.allow_reuse)
+    reuse = {"allow_reuse": binding.allow_reuse, "code": reuse_rule.code_hash(binding.spec),
+             "params": reuse_rule.components(binding.spec, settings, {}, binding.allow_reuse)["params"],
+             "inputs": bindings}
+    return CompiledStep(binding, step, target, "automl", outputs=outputs, baked_settings=baked_settings,
+                        automl_settings=dict(settings), reuse=reuse)

@@ -1,0 +1,210 @@
+"""The compiled plan: what the SDK v1 objects say, in a stable order, readable and diff-able.
+
+Everything is read back from the SDK objects themselves (``PythonScriptStep``, ``AutoMLStep``,
+``AutoMLConfig``, ``Pipeline.graph``), so the plan shows what would be submitted, not what amlstep
+meant to build. It never holds workspace ids, keys or tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .compiler_v1 import SCRIPT_DIR, CompiledPipeline, CompiledStep
+from .sdk import versions
+
+PUBLIC_CLASSES = {
+    "PythonScriptStep": "azureml.pipeline.steps.PythonScriptStep",
+    "AutoMLStep": "azureml.pipeline.steps.AutoMLStep",
+    "PipelineData": "azureml.pipeline.core.PipelineData",
+    "PipelineParameter": "azureml.pipeline.core.PipelineParameter",
+    "OutputFileDatasetConfig": "azureml.data.OutputFileDatasetConfig",
+    "OutputTabularDatasetConfig": "azureml.data.output_dataset_config.OutputTabularDatasetConfig",
+    "DatasetConsumptionConfig": "azureml.data.dataset_consumption_config.DatasetConsumptionConfig",
+    "TabularDataset": "azureml.data.TabularDataset",
+    "PipelineOutputTabularDataset": "azureml.pipeline.core.PipelineOutputTabularDataset",
+}
+# AutoMLConfig.user_settings entries that are objects or machine-specific, shown elsewhere or not at all.
+HIDDEN_SETTINGS = {"path", "compute_target", "training_data", "validation_data", "run_configuration",
+                   "debug_log", "spark_context", "X", "y", "X_valid", "y_valid", "sample_weight",
+                   "sample_weight_valid", "cv_splits_indices", "subscription_id", "resource_group",
+                   "workspace_name", "region", "azure_service"}
+
+
+def class_name(obj: Any) -> str:
+    return PUBLIC_CLASSES.get(type(obj).__name__, f"{type(obj).__module__}.{type(obj).__name__}")
+
+
+def describe_value(value: Any) -> Any:
+    """A plan-friendly rendering of an argument, input or output object."""
+    kind = type(value).__name__
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if kind == "PipelineParameter":
+        return f"PipelineParameter({value.name}, default={value.default_value!r})"
+    if kind == "OutputFileDatasetConfig":
+        return f"OutputFileDatasetConfig({value.name})"
+    if kind == "PipelineData":
+        extra = ""
+        if getattr(value, "_training_output", None) is not None:
+            extra += f", training_output={value._training_output.type}"
+        if getattr(value, "_pipeline_output_name", None):
+            extra += f", pipeline_output_name={value._pipeline_output_name}"
+        return f"PipelineData({value.name}{extra})"
+    if kind == "DatasetConsumptionConfig":
+        dataset = value.dataset
+        dataset_kind = type(dataset).__name__
+        if dataset_kind == "OutputFileDatasetConfig":
+            source = f"OutputFileDatasetConfig({dataset.name})"
+        elif dataset_kind in ("TabularDataset", "FileDataset"):
+            source = f"{dataset_kind}({dataset.name})"
+        else:
+            source = describe_value(dataset)
+        return f"DatasetConsumptionConfig({value.name} <- {source})"
+    if kind == "OutputTabularDatasetConfig":
+        return f"OutputTabularDatasetConfig({value.name}).read_delimited_files()"
+    if kind in ("TabularDataset", "FileDataset"):
+        return f"{kind}({value.name})"
+    if kind == "PipelineOutputTabularDataset":
+        return f"PipelineOutputTabularDataset({value._pipeline_data.name}).parse_delimited_files()"
+    return f"{kind}({getattr(value, 'name', '?')})"
+
+
+def _script_dir() -> str:
+    return "<amlstep>/" + SCRIPT_DIR.relative_to(SCRIPT_DIR.parents[3]).as_posix()
+
+
+def _step(compiled: CompiledStep) -> dict[str, Any]:
+    step = compiled.sdk_step
+    entry: dict[str, Any] = {
+        "name": step.name,
+        "sdk_class": class_name(step),
+        "plugin": compiled.binding.plugin,
+        "compute_target": compiled.compute_target,
+        "allow_reuse": step._allow_reuse,
+    }
+    if compiled.kind == "automl":
+        config = step._automl_config
+        given = {"task_type" if k == "task" else k for k in compiled.automl_settings}
+        settings = {k: v for k, v in sorted(config.user_settings.items())
+                    if k in given and k not in HIDDEN_SETTINGS and _is_json(v)}
+        training = {port: describe_value(config.user_settings.get(port))
+                    for port in ("training_data", "validation_data") if config.user_settings.get(port) is not None}
+        entry.update({
+            "script": None,
+            "arguments": [],
+            "inputs": [f"{port}: {value}" for port, value in training.items()],
+            "outputs": [describe_value(o) for o in (compiled.outputs["metrics"], compiled.outputs["model"])],
+            "automl_config": {"sdk_class": "azureml.train.automl.AutoMLConfig",
+                              "compute_target": f"ComputeTarget({compiled.compute_target})",
+                              "settings": settings,
+                              "from_pipeline_parameters": dict(sorted(compiled.baked_settings.items()))},
+            "enable_default_model_output": step._enable_default_model_output,
+            "enable_default_metrics_output": step._enable_default_metrics_output,
+        })
+    else:
+        entry.update({
+            "script": step._script_name,
+            "source_directory": _script_dir(),
+            "arguments": [describe_value(a) for a in step._arguments],
+            "inputs": [describe_value(i) for i in step._inputs],
+            "outputs": [describe_value(o) for o in compiled.outputs.values()],
+            "environment": compiled.environment,
+        })
+    entry["reuse"] = compiled.reuse
+    return entry
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def edges(compiled: CompiledPipeline) -> list[list[str]]:
+    """``[source, destination]`` pairs, sorted: step ports, datasets and pipeline outputs."""
+    found: set[tuple[str, str]] = set()
+    graph = compiled.pipeline.graph
+    module_ids = {node.node_id for node in graph.module_nodes}
+    for edge in graph.edges:
+        source = edge.source_port
+        dest = edge.dest_port
+        source_node = source.node
+        if source_node.node_id not in module_ids:
+            label = f"dataset:{source_node.name}"
+        else:
+            label = f"{source_node.name}.{source.name}"
+        found.add((label, f"{dest.node.name}.{dest.name}"))
+    for out, data in compiled.pipeline_outputs.items():
+        for step in compiled.steps:
+            for sdk_output in step.outputs.values():
+                if getattr(sdk_output, "name", None) == data:
+                    found.add((f"{step.sdk_step.name}.{data}", f"pipeline_output:{out}"))
+    return [list(pair) for pair in sorted(found)]
+
+
+def render(compiled: CompiledPipeline, *, workspace: str = "(not contacted: dry run)") -> dict[str, Any]:
+    """The plan of a compiled pipeline, as plain JSON-ready data in a stable order."""
+    validated = compiled.validated
+    parameters: dict[str, Any] = {}
+    for name in sorted(validated.parameters):
+        default = validated.parameters[name].default_value
+        value = compiled.parameter_values.get(name, default)
+        if name in compiled.parameters:
+            azure = "PipelineParameter"
+        elif name in compiled.baked_parameters:
+            azure = ("fixed in AutoMLConfig of step(s) " + ", ".join(compiled.baked_parameters[name])
+                     + " (SDK v1 AutoML settings cannot be pipeline parameters)")
+        else:
+            azure = "not used by any step"
+        parameters[name] = {"default": default, "value": value, "azure": azure}
+    return {
+        "sdk": "Azure ML SDK v1",
+        "sdk_versions": versions(),
+        "workspace": workspace,
+        "experiment": compiled.experiment,
+        "continue_on_step_failure": validated.pipeline.continue_on_step_failure,
+        "pipeline_parameters": parameters,
+        "datasets": [{"name": d.name, "version": d.version or "latest", "sources": list(d.sources),
+                      "registered_from_sources_when_missing": bool(d.sources)}
+                     for d in sorted(compiled.datasets, key=lambda d: d.name)],
+        "compute_targets": sorted({s.compute_target for s in compiled.steps}),
+        "steps": [_step(s) for s in compiled.steps],
+        "edges": edges(compiled),
+        "pipeline_outputs": dict(sorted(compiled.pipeline_outputs.items())),
+    }
+
+
+def format_text(plan: dict[str, Any]) -> str:
+    """The plan for a terminal: one block per step."""
+    lines = [f"Azure ML SDK v1 plan for experiment {plan['experiment']!r} (workspace: {plan['workspace']})"]
+    if plan["pipeline_parameters"]:
+        lines.append("pipeline parameters:")
+        for name, p in plan["pipeline_parameters"].items():
+            lines.append(f"  {name} = {p['value']!r} (default {p['default']!r}; {p['azure']})")
+    for d in plan["datasets"]:
+        lines.append(f"dataset {d['name']} (version {d['version']})"
+                     + (f", registered from {', '.join(d['sources'])} when missing" if d["sources"] else ""))
+    for step in plan["steps"]:
+        lines.append("")
+        lines.append(f"step {step['name']}: {step['sdk_class']} on {step['compute_target']} "
+                     f"(plugin {step['plugin']}, allow_reuse={step['allow_reuse']})")
+        if step.get("script"):
+            lines.append(f"  script     {step['source_directory']}/{step['script']}")
+            lines.append("  arguments  " + " ".join(str(a) for a in step["arguments"]))
+            lines.append(f"  environment {step['environment']['name']}: pip {', '.join(step['environment']['pip'])}")
+        if step.get("automl_config"):
+            settings = step["automl_config"]["settings"]
+            lines.append("  AutoMLConfig " + ", ".join(f"{k}={v!r}" for k, v in settings.items()))
+            for setting, parameter in step["automl_config"]["from_pipeline_parameters"].items():
+                lines.append(f"  note: {setting} comes from pipeline parameter {parameter!r}, fixed at compile time")
+        for value in step["inputs"]:
+            lines.append(f"  input      {value}")
+        for value in step["outputs"]:
+            lines.append(f"  output     {value}")
+    lines.append("")
+    lines.append("edges:")
+    lines += [f"  {a} -> {b}" for a, b in plan["edges"]]
+    return "\n".join(lines)

@@ -1,0 +1,214 @@
+"""Submitting through the real SDK to the fake Azure ML service (the ``fake_azure`` fixture)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import FAST_AUTOML
+from framework import BackendError, Dataset, get_plugin_manager, load_pipeline, run_pipeline
+from framework.backends.azure.backend import AzureBackend, Provisioning
+from framework.cli import make_cli
+
+from .conftest import TITANIC
+
+TITANIC_DS = {"titanic_ds": ["titanic.csv"]}
+
+
+@pytest.mark.fake_azure(datasets=TITANIC_DS)
+def test_titanic_submits_waits_and_is_recorded(fake_azure):
+    result = fake_azure.submit(TITANIC)
+    assert result.status == "Completed" and result.backend == "azure" and result.error is None
+    assert [(s.name, s.status) for s in result.steps] == [
+        ("dataprep", "Completed"), ("AutoML_Classification", "Completed"), ("register_model", "Completed")]
+    submitted = fake_azure.submissions[-1]
+    assert submitted["experiment"] == "titanic_automl" and submitted["run_id"] == result.run_id
+    assert fake_azure.service.unhandled == []
+    history = fake_azure.local_workspace.get_run(result.run_id)
+    assert (history.backend, history.status, history.properties["azure_run_id"]) == ("azure", "Completed",
+                                                                                     result.run_id)
+    assert [r.name for r in fake_azure.local_workspace.get_children(result.run_id)] == [
+        "dataprep", "AutoML_Classification", "register_model"]
+
+
+@pytest.mark.fake_azure(datasets=TITANIC_DS)
+def test_recorded_submission_matches_the_plan(fake_azure):
+    plugins = get_plugin_manager()
+    validated = load_pipeline(TITANIC).validate(plugins)
+    plan = AzureBackend(dry_run=True).plan(validated, plugins=plugins)
+    fake_azure.submit(TITANIC, plugins=plugins)
+    submitted = fake_azure.submissions[-1]
+
+    def short(cls: str) -> str:
+        return cls.rsplit(".", 1)[1]
+
+    planned = sorted((s["name"], short(s["sdk_class"]), s["compute_target"], s["script"], s["allow_reuse"])
+                     for s in plan["steps"])
+    recorded = sorted((s["name"], s["type"], s["compute_target"], s["script"], s["allow_reuse"])
+                      for s in submitted["steps"])
+    assert planned == recorded
+    assert submitted["edges"] == plan["edges"]
+    by_name = {s["name"]: s for s in submitted["steps"]}
+    automl = by_name["AutoML_Classification"]["automl"]
+    settings = plan["steps"][1]["automl_config"]["settings"]
+    for key in ("task_type", "primary_metric", "iterations", "experiment_timeout_minutes", "label_column_name",
+                "featurization", "n_cross_validations", "enable_early_stopping"):
+        assert automl[key] == settings[key], key
+    assert automl["compute_target"] == "cpu-cluster"
+    # the plan's literal arguments are exactly the submitted literals; objects become Parameter/Input markers
+    for step in plan["steps"]:
+        sent = by_name[step["name"]]["arguments"]
+        assert [v for kind, v in sent if kind == "Literal"] == [a for a in step["arguments"]
+                                                                 if not re.fullmatch(r"\w+\(.*\)", a)]
+        assert len(sent) == len(step["arguments"])
+    assert ["Parameter", "model_name"] in by_name["register_model"]["arguments"]
+    assert submitted["pipeline_parameters"] == {"model_name": "TitanicSurvivalInitial"}
+
+
+@pytest.mark.fake_azure(datasets=TITANIC_DS)
+def test_submit_time_parameters_reach_the_pipeline_parameters(fake_azure):
+    result = fake_azure.submit(TITANIC, params={"model_name": "Submitted", "iterations": "3"})
+    submitted = fake_azure.submissions[-1]
+    assert submitted["pipeline_parameters"] == {"model_name": "TitanicSurvivalInitial"}
+    assert submitted["submitted_parameters"] == {"model_name": "Submitted"}
+    automl = next(s for s in submitted["steps"] if s["type"] == "AutoMLStep")
+    assert automl["automl"]["iterations"] == 3
+    assert result.params == {"model_name": "Submitted", "iterations": 3, "experiment_timeout_minutes": 15}
+
+
+@pytest.mark.fake_azure(datasets=TITANIC_DS, outcome="Failed", failed_step="AutoML_Classification",
+                        failure_message="ValidationError: label column 'Survived' not found")
+def test_a_failed_run_names_the_step_and_the_service_message(fake_azure):
+    result = fake_azure.submit(TITANIC)
+    assert result.status == "Failed"
+    assert "'AutoML_Classification' failed" in result.error
+    assert "label column 'Survived' not found" in result.error
+    assert fake_azure.local_workspace.get_run(result.run_id).status == "Failed"
+
+
+@pytest.mark.fake_azure(datasets=TITANIC_DS, run_seconds=30)
+def test_no_wait_returns_once_submitted(fake_azure):
+    result = fake_azure.submit(TITANIC, wait=False)
+    assert result.status == "Running" and result.details["wait"] is False
+    assert fake_azure.local_workspace.get_run(result.run_id).status == "Running"
+
+
+@pytest.mark.fake_azure(computes=(), datasets=TITANIC_DS)
+def test_missing_compute_is_created_with_the_seed_provisioning(fake_azure):
+    assert fake_azure.submit(TITANIC).status == "Completed"
+    assert fake_azure.created_computes == [{"name": "cpu-cluster", "vm_size": "STANDARD_D2_V2", "min_nodes": 0,
+                                            "max_nodes": 1, "idle_seconds_before_scaledown": "PT1800S",
+                                            "vm_priority": "dedicated"}]
+
+
+@pytest.mark.fake_azure(computes=(), datasets=TITANIC_DS)
+def test_provisioning_is_configurable(fake_azure):
+    fake_azure.submit(TITANIC, compute="big", provisioning=Provisioning(vm_size="STANDARD_D4_V2", max_nodes=4))
+    assert [(c["name"], c["vm_size"], c["max_nodes"]) for c in fake_azure.created_computes] == [
+        ("big", "STANDARD_D4_V2", 4)]
+    assert {s["compute_target"] for s in fake_azure.submissions[-1]["steps"]} == {"big"}
+
+
+@pytest.mark.fake_azure(computes=(), datasets=TITANIC_DS, compute_error="Quota exceeded for STANDARD_D2_V2")
+def test_compute_creation_failure_is_a_clear_error(fake_azure):
+    with pytest.raises(BackendError, match=re.escape("could not create compute target 'cpu-cluster' "
+                                                     "(STANDARD_D2_V2, 0-1 nodes)")) as caught:
+        fake_azure.submit(TITANIC)
+    assert "Quota exceeded" in str(caught.value)
+    assert fake_azure.submissions == []
+
+
+@pytest.mark.fake_azure(auth_error=True)
+def test_authentication_failure_says_to_sign_in_again(fake_azure):
+    with pytest.raises(BackendError, match="Azure authentication failed while looking up compute target "
+                                           "'cpu-cluster'.*sign in again"):
+        fake_azure.submit(TITANIC)
+
+
+@pytest.mark.fake_azure()
+def test_a_dataset_without_sources_missing_from_the_workspace(fake_azure):
+    pipeline = load_pipeline(TITANIC)
+    pipeline.steps[0].inputs["titanic_ds"] = Dataset("titanic_ds")
+    with pytest.raises(BackendError, match="dataset 'titanic_ds' is not registered in the workspace and the "
+                                           "pipeline gives no sources"):
+        fake_azure.submit(pipeline)
+
+
+@pytest.mark.fake_azure(datasets=TITANIC_DS)
+def test_runs_list_shows_both_backends(fake_azure, titanic_workspace, plugins):
+    run_pipeline(load_pipeline(TITANIC), workspace=titanic_workspace, plugins=plugins, params=FAST_AUTOML)
+    AzureBackend(titanic_workspace, aml_workspace=fake_azure.workspace, download=False).run(
+        load_pipeline(TITANIC).validate(plugins), plugins=plugins)
+    listed = CliRunner().invoke(make_cli(plugins), ["--workspace", str(titanic_workspace.path), "runs", "list",
+                                                    "--json"])
+    assert sorted(r["backend"] for r in json.loads(listed.stdout)) == ["azure", "local"]
+
+
+@pytest.mark.fake_azure(datasets=TITANIC_DS)
+def test_no_reuse_submits_every_step_with_allow_reuse_false(fake_azure):
+    plugins = get_plugin_manager()
+    fake_azure.backend().run(load_pipeline(TITANIC).validate(plugins), plugins=plugins, reuse=False)
+    assert {s["name"]: s["allow_reuse"] for s in fake_azure.submissions[-1]["steps"]} == {
+        "dataprep": False, "AutoML_Classification": False, "register_model": False}
+
+
+def test_pipeline_outputs_are_downloaded_by_name(tmp_path, workspace):
+    """The seed's get_pipeline_output(name).download(path); a failed download is reported, not fatal."""
+    from types import SimpleNamespace
+
+    from framework.results import PipelineRunResult
+
+    class Port:
+        def __init__(self, name):
+            self.name = name
+
+        def download(self, local_path, show_progress=False):
+            if self.name == "model_output":
+                raise RuntimeError("blob not found")
+            target = tmp_path / "dl" / "azureml" / "run-1" / self.name
+            target.mkdir(parents=True)
+            (target / "metrics_data").write_text("{}")
+
+    run = SimpleNamespace(id="run-1", get_pipeline_output=Port)
+    compiled = SimpleNamespace(pipeline_outputs={"metrics_output": "metrics_data", "model_output": "best_model_data"})
+    result = PipelineRunResult(run_id="run-1", experiment="e", status="Completed", backend="azure")
+    outputs = AzureBackend(workspace, download_dir=tmp_path / "dl")._download(run, compiled, result)
+    assert outputs == {"metrics_output": str(tmp_path / "dl" / "azureml" / "run-1" / "metrics_output")}
+    assert result.details["download_errors"] == {
+        "model_output": "could not download pipeline output 'model_output': RuntimeError: blob not found"}
+
+
+@pytest.mark.fake_azure(datasets={"penguins_ds": ["penguins.csv"]})
+def test_a_third_party_plugin_pipeline_submits(fake_azure):
+    pytest.importorskip("amlstep_penguins")
+    from .conftest import PENGUINS
+
+    result = fake_azure.submit(PENGUINS, params={"model_name": "Penguins"})
+    assert result.status == "Completed"
+    submitted = fake_azure.submissions[-1]
+    prep = next(s for s in submitted["steps"] if s["name"] == "dataprep")
+    assert (prep["type"], prep["script"], prep["compute_target"]) == ("PythonScriptStep", "amlstep_entry.py",
+                                                                      "cpu-cluster")
+    assert ["Literal", "dataprep_penguins"] in prep["arguments"]
+    assert ["dataset:penguins_ds", "dataprep.penguins_ds"] in submitted["edges"]
+    automl = next(s for s in submitted["steps"] if s["type"] == "AutoMLStep")
+    assert automl["automl"]["label_column_name"] == "species"
+    assert submitted["submitted_parameters"] == {"model_name": "Penguins"}
+
+
+@pytest.mark.fake_azure(datasets=TITANIC_DS, outcome="Failed", failed_step="dataprep", failure_message="no rows")
+def test_cli_submission_prints_json_and_exits_1_on_failure(fake_azure, monkeypatch, tmp_path):
+    monkeypatch.setattr(AzureBackend, "workspace", lambda self: fake_azure.workspace)
+    app = make_cli(get_plugin_manager())
+    result = CliRunner().invoke(app, ["--workspace", str(tmp_path / "ws"), "run", str(TITANIC), "--backend", "azure",
+                                      "--json", "--quiet", "-p", "model_name=FromCli"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert data["status"] == "Failed" and data["backend"] == "azure"
+    assert "step 'dataprep' failed: no rows" in data["error"]
+    assert fake_azure.submissions[-1]["submitted_parameters"] == {"model_name": "FromCli"}
+    listed = json.loads(CliRunner().invoke(app, ["--workspace", str(tmp_path / "ws"), "runs", "list", "--json"]).stdout)
+    assert [(r["id"], r["backend"], r["status"]) for r in listed] == [(data["run_id"], "azure", "Failed")]
