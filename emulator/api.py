@@ -285,7 +285,7 @@ class AutoMLRun(Run):
             if child.status != "Completed":
                 continue
             score = child.get_metrics().get(metric)
-            if score is not None and (best is None or M.better(metric, float(score), float(best_score))):
+            if score is not None and (best_score is None or M.better(metric, float(score), float(best_score))):
                 best, best_score = child, score
         if best is None:
             raise WorkspaceError(f"run {self.id} has no completed child with metric {metric!r}")

@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Protocol
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
 import numpy as np
 import pandas as pd
@@ -306,7 +306,7 @@ def guardrails(settings: Mapping[str, Any], data: PreparedData, featurizer: Auto
     summary = featurizer.summary()
     imputed = [s["column"] for s in summary if s["had_missing"] and s["purpose"] != "Ignore"]
     high_card = [s["column"] for s in summary if s["purpose"] == "CategoricalHash"]
-    checks = [
+    checks: list[dict[str, Any]] = [
         {"type": "Missing feature values imputation", "status": "Done" if imputed else "Passed",
          "description": ("Missing feature values were detected in the training data and imputed."
                          if imputed else "No missing feature values were detected in the training data."),
@@ -386,6 +386,7 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     log(f"Best: iteration {best.iteration} {best.display_name} {metric}={best.score:.4f}")
     state.featurizer = featurizer
     POOL.warm(concurrency)  # replace workers stopped at a deadline, for the next experiment
+    assert state.best is not None
     return AutoMLResult(dict(settings), state.children, state.best, model, checks, data.training_type,
                         time.time() - started, featurizer.summary(), state.stop_reason, state)
 
@@ -403,6 +404,7 @@ class _Loop:
         self.search = Search(settings, fold.X.shape[1])
         self.children: list[ChildResult] = []
         self.best: ChildResult | None = None
+        self.featurizer: AutoFeaturizer | None = None
         self.stop_reason = ""
         self.lock = threading.Lock()
         self._score_seconds: float | None = None
@@ -418,7 +420,7 @@ class _Loop:
         done = sorted((c for c in self.children if c.status == "Completed" and c.algorithm not in ENSEMBLES),
                       key=lambda c: c.score, reverse=self.metric not in M.MINIMIZE)[:5]
         n_splits = max(1, len(self.fold.splits))
-        train_share = np.mean([len(t) for t, _ in self.fold.splits]) / max(len(self.fold.fit_rows), 1)
+        train_share = float(np.mean([len(t) for t, _ in self.fold.splits])) / max(len(self.fold.fit_rows), 1)
         refit = sum(c.fit_time / n_splits / max(train_share, 0.3) for c in done)
         return 1.0 + 0.03 * (self.budget or 0) + 1.3 * refit + self.ensemble_cost(done)
 
@@ -429,8 +431,10 @@ class _Loop:
         if self._score_seconds is None:
             from . import ensemble as E
 
+            oof = done[0].oof
+            assert oof is not None
             begun = time.perf_counter()
-            E.fold_score(self.fold, self.metric, done[0].oof)
+            E.fold_score(self.fold, self.metric, oof)
             self._score_seconds = time.perf_counter() - begun
         rounds = int(self.settings.get("ensemble_iterations") or 15) + 1
         return self._score_seconds * (ENSEMBLE_POOL * rounds + 40)
@@ -445,6 +449,7 @@ class _Loop:
             return True
         deadline = self.deadline()
         if deadline is not None and time.time() >= deadline:
+            assert self.budget is not None
             self.stop_reason = f"experiment timeout of {self.budget / 60:g} minutes reached"
         elif _early_stop(self.settings, self.children, self.metric):
             self.stop_reason = "no improvement over the last 10 iterations (early stopping)"
@@ -560,8 +565,9 @@ class _Loop:
         pool = self.base_pool()
         if len(pool) < 2 or not self.ensembles:
             return
+        assert self.best is not None
         iteration = max(c.iteration for c in self.children) + 1
-        oofs = [c.oof for c in pool]
+        oofs = _oofs(pool)
         weights = E.caruana(self.fold, self.metric, oofs, [c.score for c in pool],
                             iterations=int(self.settings.get("ensemble_iterations") or 15))
         members = [(c, w) for c, w in zip(pool, weights) if w > 0]
@@ -572,11 +578,11 @@ class _Loop:
             try:
                 if name == "VotingEnsemble":
                     child.members = [(c.iteration, w) for c, w in members]
-                    child.oof = E.blend([c.oof for c, _ in members], [w for _, w in members])
+                    child.oof = E.blend(_oofs(c for c, _ in members), [w for _, w in members])
                 else:
                     chosen = [c for c, _ in members] if len(members) >= 2 else pool[:2]
                     child.members = [(c.iteration, 1.0 / len(chosen)) for c in chosen]
-                    child.oof = E.stack_oof(self.fold, [c.oof for c in chosen])
+                    child.oof = E.stack_oof(self.fold, _oofs(chosen))
                 child.metrics = E.score_all(self.fold, child.oof)
                 child.score = child.metrics[self.metric]
                 child.params = {"ensembled_iterations": [i for i, _ in child.members],
@@ -634,12 +640,21 @@ def assemble(fold: FoldData, best: ChildResult, members: list[ChildResult], fitt
         last = (("prefittedsoftvotingclassifier", E.PreFittedSoftVotingClassifier(named, weights, fold.classes))
                 if classification else ("prefittedsoftvotingregressor", E.PreFittedSoftVotingRegressor(named, weights)))
     else:
-        features = E.meta_features(fold.task, [m.oof for m in members])
+        features = E.meta_features(fold.task, _oofs(members))
         known = np.isfinite(features).all(axis=1)
         meta = E.meta_learner(fold.task, fold.seed).fit(features[known], fold.y[known])
         last = (("stackensembleclassifier", E.StackEnsembleClassifier(named, meta, fold.classes)) if classification
                 else ("stackensembleregressor", E.StackEnsembleRegressor(named, meta)))
     return Pipeline([("datatransformer", featurizer), last])
+
+
+def _oofs(children: Iterable[ChildResult]) -> list[np.ndarray]:
+    """The out-of-fold predictions of completed base children, which always have them."""
+    oofs = []
+    for child in children:
+        assert child.oof is not None
+        oofs.append(child.oof)
+    return oofs
 
 
 def _tagged(iteration: int, *args: Any) -> tuple[int, tuple[TaskOutcome, str]]:

@@ -69,7 +69,9 @@ def caruana(data: FoldData, metric: str, oofs: Sequence[np.ndarray], scores: Seq
 
 
 def blend(oofs: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
-    return sum(w * o for w, o in zip(weights, oofs) if w > 0)
+    total = sum(w * o for w, o in zip(weights, oofs) if w > 0)
+    assert isinstance(total, np.ndarray)
+    return total
 
 
 def meta_learner(task: str, seed: int) -> Any:
@@ -109,6 +111,7 @@ def stack_oof(data: FoldData, oofs: Sequence[np.ndarray], train_percentage: floa
 def _meta_predict(learner: Any, features: np.ndarray, data: FoldData) -> np.ndarray:
     if data.task != "classification":
         return learner.predict(features)[:, None]
+    assert data.classes is not None
     proba = learner.predict_proba(features)
     if list(learner.classes_) == list(data.classes):
         return proba
@@ -149,6 +152,7 @@ class PreFittedSoftVotingClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         members = getattr(self, "fitted_", self.estimators)
         total = sum(w * _proba(e, X, self.classes_) for (_, e), w in zip(members, self.weights))
+        assert isinstance(total, np.ndarray)
         return total / float(sum(self.weights))
 
     def predict(self, X: Any) -> np.ndarray:
@@ -172,6 +176,7 @@ class PreFittedSoftVotingRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         members = getattr(self, "fitted_", self.estimators)
         total = sum(w * np.asarray(e.predict(X), dtype=float) for (_, e), w in zip(members, self.weights))
+        assert isinstance(total, np.ndarray)
         return total / float(sum(self.weights))
 
 

@@ -45,7 +45,7 @@ def better(metric: str, a: float, b: float) -> bool:
     return a < b if metric in MINIMIZE else a > b
 
 
-def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[Any],
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[Any] | np.ndarray,
                            sample_weight: np.ndarray | None = None) -> dict[str, float]:
     """Every scalar classification metric, from true labels and class probabilities.
 
@@ -89,7 +89,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: Seque
     return {k: float(v) for k, v in result.items()}
 
 
-def weighted_accuracy(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[Any]) -> float:
+def weighted_accuracy(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[Any] | np.ndarray) -> float:
     """Accuracy with each sample weighted by its class's share of the samples."""
     y_true = np.asarray(y_true)
     shares = {c: float(np.mean(y_true == c)) for c in classes}
@@ -144,7 +144,7 @@ def _safe(compute: Any) -> float:
     return value
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[Any]) -> dict[str, Any]:
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[Any] | np.ndarray) -> dict[str, Any]:
     """Azure's ``confusion_matrix`` artifact: class labels and the matrix (rows true, columns predicted)."""
     from sklearn import metrics as skm
 
@@ -153,12 +153,13 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[A
             "data": {"class_labels": [str(c) for c in classes], "matrix": matrix.tolist()}}
 
 
-def accuracy_table(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[Any], n_thresholds: int = 101
+def accuracy_table(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[Any] | np.ndarray, n_thresholds: int = 101
                    ) -> dict[str, Any]:
     """Azure's ``accuracy_table`` artifact: TP/FP/TN/FN per class at probability and percentile thresholds."""
     y_true = np.asarray(y_true)
     thresholds = np.linspace(0, 1, n_thresholds)
-    probability_tables, percentile_tables = [], []
+    probability_tables: list[list[list[int]]] = []
+    percentile_tables: list[list[list[int]]] = []
     for index, cls in enumerate(classes):
         positive = y_true == cls
         scores = np.asarray(proba)[:, index]
@@ -177,7 +178,7 @@ def accuracy_table(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[Any]
                      "class_labels": [str(c) for c in classes]}}
 
 
-def primary_value(metric: str, y_true: np.ndarray, prediction: np.ndarray, classes: Sequence[Any] | None,
+def primary_value(metric: str, y_true: np.ndarray, prediction: np.ndarray, classes: Sequence[Any] | np.ndarray | None,
                   y_min: float = 0.0, y_max: float = 1.0, sample_weight: np.ndarray | None = None) -> float:
     """One metric only (fast, for ensemble selection); same definitions as the full sets.
 
@@ -225,7 +226,7 @@ def _binary_auc(positive: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def auc_weighted(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[Any]) -> float:
+def auc_weighted(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[Any] | np.ndarray) -> float:
     """``AUC_weighted`` without sklearn's input checks (used thousands of times by ensemble selection)."""
     classes = np.asarray(classes)
     if len(classes) == 2:

@@ -158,7 +158,7 @@ _XGB = {"n_estimators": 300, "learning_rate": 0.05, "max_depth": 4, "subsample":
 _XGB_DEEP = {"n_estimators": 400, "learning_rate": 0.02, "max_depth": 6, "subsample": 0.7, "colsample_bytree": 0.6,
              "min_child_weight": 3}
 _TREES = {"n_estimators": 200, "min_samples_leaf": 2, "max_features": "sqrt"}
-WARM_START = {
+WARM_START: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "classification": [
         ("MaxAbsScaler", "LightGBM", {}),
         ("MaxAbsScaler", "LogisticRegression", {"C": 1.0}),

@@ -50,6 +50,7 @@ def predict(model: Any, X: np.ndarray, data: FoldData) -> np.ndarray:
     """Class probabilities aligned with ``data.classes`` (classification) or a column of values."""
     if data.task != "classification":
         return np.asarray(model.predict(X), dtype=float)[:, None]
+    assert data.classes is not None
     proba = model.predict_proba(X)
     fitted = list(model.classes_)
     if fitted == list(data.classes):
@@ -63,6 +64,7 @@ def predict(model: Any, X: np.ndarray, data: FoldData) -> np.ndarray:
 def fold_metrics(data: FoldData, valid: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
     weights = data.weights[valid] if data.weights is not None else None
     if data.task == "classification":
+        assert data.classes is not None
         return M.classification_metrics(data.y[valid], prediction, data.classes, weights)
     return M.regression_metrics(data.y[valid], prediction[:, 0], data.y_min, data.y_max, weights)
 

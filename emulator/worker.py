@@ -7,10 +7,10 @@ check would never see. The worker is then replaced by a fresh one.
 
 Workers are fresh interpreters (not forks: forking a process that has used OpenMP deadlocks; and
 unlike multiprocessing's spawn they do not re-import the user's ``__main__``, so scripts need no
-``if __name__ == "__main__"`` guard). They are kept in a per-process pool and reused across experiments; the training data is sent once per worker and
-cached there by key. ``run_guarded`` is a plain function of picklable arguments, so it runs the
-same way in a joblib thread, a loky process or a Dask/Ray worker: wherever it runs, it drives a
-local worker process of that machine.
+``if __name__ == "__main__"`` guard). They are kept in a per-process pool and reused across
+experiments; the training data is sent once per worker and cached there by key. ``run_guarded`` is
+a plain function of picklable arguments, so it runs the same way in a joblib thread, a loky process
+or a Dask/Ray worker: wherever it runs, it drives a local worker process of that machine.
 """
 
 from __future__ import annotations

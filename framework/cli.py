@@ -162,11 +162,13 @@ AZURE_ONLY = ("dry_run", "compute", "no_wait", "config", "vm_size", "min_nodes",
 @click.option("--resume", metavar="RUN_ID", help="Continue a failed run: its completed steps are not repeated.")
 @click.option("--dry-run", is_flag=True,
               help="azure: build every SDK object offline and print the compiled plan; contacts nothing.")
-@click.option("--compute", metavar="NAME", help="azure: compute target for steps that name none [default: the pipeline's, cpu-cluster].")
+@click.option("--compute", metavar="NAME",
+              help="azure: compute target for steps that name none [default: the pipeline's, cpu-cluster].")
 @click.option("--no-wait", is_flag=True, help="azure: return once submitted, without waiting or downloading.")
 @click.option("--config", "config", metavar="PATH", type=click.Path(),
               help="azure: the workspace config.json (file or folder) [default: found from the current folder up].")
-@click.option("--vm-size", default=None, metavar="SIZE", help="azure: VM size of a compute cluster created when missing [STANDARD_D2_V2].")
+@click.option("--vm-size", default=None, metavar="SIZE",
+              help="azure: VM size of a compute cluster created when missing [STANDARD_D2_V2].")
 @click.option("--min-nodes", type=int, default=None, help="azure: minimum nodes of a created cluster [0].")
 @click.option("--max-nodes", type=int, default=None, help="azure: maximum nodes of a created cluster [1].")
 @pass_state
@@ -210,7 +212,7 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
                 s.error or "; ".join(s.reasons)) for s in result.steps])
         for name, path in result.outputs.items():
             click.echo(f"output {name}: {path}")
-        for name, problem in result.details.get("download_errors", {}).items():
+        for problem in result.details.get("download_errors", {}).values():
             click.echo(f"warning: {problem}", err=True)
         if result.details.get("portal_url"):
             click.echo(f"portal: {result.details['portal_url']}")
