@@ -62,14 +62,14 @@ def test_cli_end_to_end(cli, titanic_test_csv, titanic_workspace):
     assert automl["children"][0]["properties"]["primary_metric"] == "AUC_weighted"
 
 
-def test_python_api(plugins, titanic_workspace, tmp_path):
+def test_python_api(plugins, titanic_workspace, titanic_csv, tmp_path):
     result = run_pipeline(load_pipeline(TITANIC), workspace=titanic_workspace, plugins=plugins, params=FAST_AUTOML)
     assert result.succeeded
     run = get_run(result.run_id, titanic_workspace)
     path = run.get_pipeline_output("metrics_output").download(tmp_path)
     assert "AUC_weighted" in pd.DataFrame(json.load(open(path))).index
     model_path = run.get_pipeline_output("model_output").download(tmp_path)
-    assert pickle.load(open(model_path, "rb")).predict(prepare(pd.read_csv(REPO.parent / "shared/data/titanic.csv")))\
+    assert pickle.load(open(model_path, "rb")).predict(prepare(pd.read_csv(titanic_csv)))\
         .shape == (891,)
     automl = run.find_step_run("AutoML_Classification")[0]
     children = automl.get_children()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import SHARED_DATA
 from framework import DataType, Input, Output, Param, StepSpec
 from framework.errors import StepExecutionError
 from framework.testing import (
@@ -20,7 +21,6 @@ from framework.testing import (
     run_step,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 
 
 def titanic_sample() -> pd.DataFrame:
