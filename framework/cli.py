@@ -128,14 +128,19 @@ def plugins_command(state: State, as_json: bool) -> None:
         if step["description"]:
             click.echo(f"  {step['description']}")
         for port in step["inputs"]:
-            click.echo(f"  in   {port['name']}: {port['type']}" + (" (optional)" if port["optional"] else ""))
+            optional = " (optional)" if port["optional"] else ""
+            click.echo(f"  in   {port['name']}: {port['type']}{optional}{_explained(port)}")
         for port in step["outputs"]:
-            click.echo(f"  out  {port['name']}: {port['type']}")
+            click.echo(f"  out  {port['name']}: {port['type']}{_explained(port)}")
         for param in step["params"]:
             default = "required" if param["required"] else f"default {param['default']!r}"
-            click.echo(f"  param {param['name']}: {param['type']} ({default})")
+            click.echo(f"  param {param['name']}: {param['type']} ({default}){_explained(param)}")
         click.echo()
     click.echo(f"backends: {', '.join(sorted(found.backends))}")
+
+
+def _explained(declared: dict[str, Any]) -> str:
+    return f" - {declared['description']}" if declared.get("description") else ""
 
 
 def parse_params(values: Iterable[str]) -> dict[str, str]:

@@ -245,7 +245,8 @@ def build_report(workspace: LocalWorkspace, run_id: str, *, plots: bool = True) 
     for step in steps:
         if step.params:
             shown = {k: v for k, v in step.params.items() if v not in (None, [], {}, "")}
-            out.append(f"<details><summary>{escape(step.name)}: {len(shown)} parameters</summary>"
+            unset = f", {len(step.params) - len(shown)} left empty" if len(shown) < len(step.params) else ""
+            out.append(f"<details><summary>{escape(step.name)}: {len(shown)} parameters set{unset}</summary>"
                        + _table(["parameter", "value"], [[escape(k), f"<code>{escape(repr(v))}</code>"]
                                                          for k, v in sorted(shown.items())]) + "</details>")
     datasets = run.properties.get("datasets") or {}
@@ -352,7 +353,9 @@ def _automl_section(lineage: Lineage, summary: AutoMLSummary, plots: bool) -> st
         except PlotsUnavailable as exc:
             out.append(f"<div class='note'>Plots unavailable: {escape(str(exc))}</div>")
         else:
-            out.append(f"<p>{escape(evaluation.algorithm)}, evaluated with {evaluation.n_splits}-fold "
+            best = summary.best
+            name = f"{best['pipeline']} (iteration {best['iteration']})" if best else evaluation.algorithm
+            out.append(f"<p>{escape(name)}, evaluated with {evaluation.n_splits}-fold "
                        f"cross-validation of an unfitted copy of the best pipeline on the step's "
                        f"{evaluation.n_rows} training rows: every point below is a prediction for a row "
                        f"the model did not see.</p>")

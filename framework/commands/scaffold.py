@@ -221,8 +221,9 @@ def plugin_files(name: str, *, label: str = "label", task: str = "classification
     """Relative path -> content of the package for step plugin ``name``."""
     module = name
     dist = "amlstep-" + name.replace("_", "-")
-    title = name.replace("_", " ")
-    model = "".join(part.capitalize() for part in name.split("_")) + "Model"
+    subject = name.removeprefix("dataprep_") or name
+    title = subject.replace("_", " ")
+    model = "".join(part.capitalize() for part in subject.split("_")) + "Model"
     values = {"name": name, "module": module, "dist": dist, "title": title, "label": label, "task": task,
               "dataset": f"{name}_ds", "model": model, "folder": folder or name}
     return {

@@ -55,7 +55,10 @@ def test_leaderboard_lists_every_iteration_best_first(titanic_html, titanic_run)
     rows = re.findall(r"<tr( class=\"best\")?><td class=\"num\">(\d+)</td>", board)
     assert [r[1] for r in rows] == ["1", "2", "3"]
     assert rows[0][0], "the best child run is highlighted"
-    assert (best.display_name or "") + " ★" in board
+    name = best.display_name or best.properties["display_name"]
+    assert name + " ★" in board
+    evaluated = titanic_html.split("id='best-model'")[1].split("</p>")[0]
+    assert f"{name} (iteration {best.properties['iteration']}), evaluated with" in evaluated
 
 
 def test_graph_follows_the_recorded_bindings(titanic_run):

@@ -93,6 +93,6 @@ def test_generated_pipeline_runs_offline_and_predicts(installed_plugin, tmp_path
     assert json.loads(run.stdout)["status"] == "Completed"
     new = tmp_path / "new.csv"
     frame.drop(columns=["Outcome"]).head(5).to_csv(new, index=False)
-    predicted = amlstep(ws, "predict", "DataprepScaffoldcheckModel", str(new), "--out", str(tmp_path / "p.csv"))
+    predicted = amlstep(ws, "predict", "ScaffoldcheckModel", str(new), "--out", str(tmp_path / "p.csv"))
     assert predicted.returncode == 0, predicted.stderr
     assert "predicted_Outcome" in (tmp_path / "p.csv").read_text().splitlines()[0]
