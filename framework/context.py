@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
+from .errors import StepExecutionError
+
 
 class RegisteredModel(Protocol):
     @property
@@ -24,13 +26,17 @@ class RunContext:
     backend: str = "?"
 
     def __init__(self, *, run_id: str, step_name: str, experiment_name: str, pipeline_run_id: str | None,
-                 params: Mapping[str, Any], input_datasets: Mapping[str, Any] | None = None) -> None:
+                 params: Mapping[str, Any], input_datasets: Mapping[str, Any] | None = None,
+                 output_dirs: Mapping[str, Path] | None = None, output_names: Mapping[str, str] | None = None,
+                 ) -> None:
         self.id = run_id
         self.step_name = step_name
         self.experiment_name = experiment_name
         self.pipeline_run_id = pipeline_run_id
         self.params = dict(params)
         self.input_datasets = dict(input_datasets or {})
+        self._output_dirs = dict(output_dirs or {})
+        self._output_names = dict(output_names or {})
 
     # -- metrics, as on azureml.core.Run ------------------------------------------------------
     def log(self, name: str, value: Any, description: str = "") -> None:
@@ -56,11 +62,16 @@ class RunContext:
     # -- data -------------------------------------------------------------------------------
     def output_dir(self, name: str) -> Path:
         """The folder where output ``name`` is written (an ``OutputFileDatasetConfig`` path on Azure)."""
-        raise NotImplementedError
+        try:
+            return self._output_dirs[name]
+        except KeyError:
+            raise StepExecutionError(
+                f"step {self.step_name!r} has no output {name!r}; declared outputs: "
+                f"{', '.join(self._output_dirs) or '(none)'}", step=self.step_name) from None
 
     def output_data_name(self, name: str) -> str:
-        """The pipeline data name bound to output port ``name``."""
-        raise NotImplementedError
+        """The pipeline data name bound to output port ``name`` (by default its folder's name)."""
+        return self._output_names.get(name) or self.output_dir(name).name
 
     # -- models -----------------------------------------------------------------------------
     def register_model(self, model_name: str, model_path: str | Path, *, description: str = "",

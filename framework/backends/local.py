@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Mapping, TextIO
 
 from .. import reuse as reuse_rule
 from ..context import RunContext
-from ..errors import AmlStepError, PipelineValidationError, RunCanceled, StepExecutionError, WorkspaceError
+from ..errors import AmlStepError, PipelineValidationError, RunCanceled, WorkspaceError
 from ..hookspecs import hookimpl
 from ..execution import execute_step, load_inputs
 from ..io import single_file
@@ -290,11 +290,10 @@ class LocalRunContext(RunContext):
                  binding: StepBinding, params: Mapping[str, Any], output_dirs: Mapping[str, Path],
                  input_datasets: Mapping[str, Any], hook: Any = None) -> None:
         super().__init__(run_id=record.id, step_name=binding.name, experiment_name=record.experiment,
-                         pipeline_run_id=pipeline_run_id, params=params, input_datasets=input_datasets)
+                         pipeline_run_id=pipeline_run_id, params=params, input_datasets=input_datasets,
+                         output_dirs=output_dirs, output_names=binding.outputs)
         self.workspace = workspace
         self._hook = hook
-        self._binding = binding
-        self._output_dirs = dict(output_dirs)
 
     def log(self, name: str, value: Any, description: str = "") -> None:
         self.workspace.log_metric(self.id, name, value)
@@ -306,18 +305,6 @@ class LocalRunContext(RunContext):
 
     def add_properties(self, properties: Mapping[str, Any]) -> None:
         self.workspace.merge_properties(self.id, dict(properties))
-
-    def output_dir(self, name: str) -> Path:
-        try:
-            return self._output_dirs[name]
-        except KeyError:
-            raise StepExecutionError(
-                f"step {self.step_name!r} has no output {name!r}; declared outputs: "
-                f"{', '.join(self._output_dirs) or '(none)'}", step=self.step_name) from None
-
-    def output_data_name(self, name: str) -> str:
-        self.output_dir(name)
-        return self._binding.outputs[name]
 
     def register_model(self, model_name: str, model_path: str | Path, *, description: str = "",
                        tags: Mapping[str, Any] | None = None,

@@ -41,9 +41,7 @@ class InferenceRunContext(RunContext):
     def __init__(self, step_name: str, params: Mapping[str, Any], output_dirs: Mapping[str, Path],
                  output_names: Mapping[str, str]) -> None:
         super().__init__(run_id=f"predict_{step_name}", step_name=step_name, experiment_name="predict",
-                         pipeline_run_id=None, params=params)
-        self._output_dirs = dict(output_dirs)
-        self._output_names = dict(output_names)
+                         pipeline_run_id=None, params=params, output_dirs=output_dirs, output_names=output_names)
         self.metrics: dict[str, list[Any]] = {}
         self.properties: dict[str, Any] = {}
 
@@ -55,16 +53,6 @@ class InferenceRunContext(RunContext):
 
     def add_properties(self, properties: Mapping[str, Any]) -> None:
         self.properties.update(properties)
-
-    def output_dir(self, name: str) -> Path:
-        try:
-            return self._output_dirs[name]
-        except KeyError:
-            raise StepExecutionError(f"step {self.step_name!r} has no output {name!r}", step=self.step_name) from None
-
-    def output_data_name(self, name: str) -> str:
-        self.output_dir(name)
-        return self._output_names[name]
 
     def register_model(self, *args: Any, **kwargs: Any) -> Any:
         raise StepExecutionError(f"step {self.step_name!r} registers a model; preparation steps re-run for "

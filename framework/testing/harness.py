@@ -122,9 +122,8 @@ class RecordingRunContext(RunContext):
                  output_names: Mapping[str, str] | None = None, input_datasets: Mapping[str, Any] | None = None,
                  ) -> None:
         super().__init__(run_id=f"test_{uuid.uuid4().hex[:12]}", step_name=step_name, experiment_name="harness",
-                         pipeline_run_id=None, params=params, input_datasets=input_datasets)
-        self._output_dirs = dict(output_dirs)
-        self._output_names = dict(output_names or {p: p for p in output_dirs})
+                         pipeline_run_id=None, params=params, input_datasets=input_datasets,
+                         output_dirs=output_dirs, output_names=output_names or {p: p for p in output_dirs})
         self.metrics: dict[str, list[Any]] = {}
         self.properties: dict[str, Any] = {}
         self.models: list[RecordedModel] = []
@@ -138,20 +137,6 @@ class RecordingRunContext(RunContext):
 
     def add_properties(self, properties: Mapping[str, Any]) -> None:
         self.properties.update(properties)
-
-    def output_dir(self, name: str) -> Path:
-        from ..errors import StepExecutionError
-
-        try:
-            return self._output_dirs[name]
-        except KeyError:
-            raise StepExecutionError(
-                f"step {self.step_name!r} has no output {name!r}; declared outputs: "
-                f"{', '.join(self._output_dirs) or '(none)'}", step=self.step_name) from None
-
-    def output_data_name(self, name: str) -> str:
-        self.output_dir(name)
-        return self._output_names[name]
 
     def register_model(self, model_name: str, model_path: str | Path, *, description: str = "",
                        tags: Mapping[str, Any] | None = None,

@@ -48,9 +48,9 @@ class AzureRunContext(RunContext):
         experiment = getattr(getattr(run, "experiment", None), "name", "offline")
         parent = getattr(getattr(run, "parent", None), "id", None)
         super().__init__(run_id=getattr(run, "id", "offline"), step_name=step_name, experiment_name=experiment,
-                         pipeline_run_id=parent, params=params, input_datasets=input_datasets)
+                         pipeline_run_id=parent, params=params, input_datasets=input_datasets,
+                         output_dirs=output_dirs)
         self.run = run
-        self._output_dirs = dict(output_dirs)
         self._local_workspace = local_workspace
 
     @property
@@ -74,17 +74,6 @@ class AzureRunContext(RunContext):
 
     def add_properties(self, properties: Mapping[str, Any]) -> None:
         self.run.add_properties({k: v if isinstance(v, str) else str(v) for k, v in properties.items()})
-
-    def output_dir(self, name: str) -> Path:
-        try:
-            return self._output_dirs[name]
-        except KeyError:
-            raise StepExecutionError(
-                f"step {self.step_name!r} has no output {name!r}; declared outputs: "
-                f"{', '.join(self._output_dirs) or '(none)'}", step=self.step_name) from None
-
-    def output_data_name(self, name: str) -> str:
-        return self.output_dir(name).name
 
     def register_model(self, model_name: str, model_path: str | Path, *, description: str = "",
                        tags: Mapping[str, Any] | None = None, properties: Mapping[str, Any] | None = None) -> Any:
