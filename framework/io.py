@@ -35,7 +35,7 @@ def check_delimited_file(path: Path, what: str) -> None:
         with open(path, newline="", encoding="utf-8-sig") as f:
             header = next(csv.reader(f), None)
     except UnicodeDecodeError as exc:
-        raise WorkspaceError(f"{what}: {path.name} is not UTF-8 text ({exc.reason})") from None
+        raise _not_utf8(what, path, exc) from None
     except OSError as exc:
         raise WorkspaceError(f"{what}: cannot read {path}: {exc.strerror}") from None
     if not header or not any(h.strip() for h in header):
@@ -45,10 +45,17 @@ def check_delimited_file(path: Path, what: str) -> None:
         raise WorkspaceError(f"{what}: {path.name} has duplicate column names: {', '.join(map(repr, duplicates))}")
     try:
         frame = pd.read_csv(path)
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(what, path, exc) from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise WorkspaceError(f"{what}: {path.name} is not a valid CSV file: {str(exc).strip()}") from None
     if frame.empty:
         raise WorkspaceError(f"{what}: {path.name} has a header but no data rows")
+
+
+def _not_utf8(what: str, path: Path, exc: UnicodeDecodeError) -> WorkspaceError:
+    return WorkspaceError(f"{what}: {path.name} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                          f"save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > {path.stem}-utf8{path.suffix}`")
 
 
 def read_tabular(paths: Sequence[Path] | Path, what: str) -> pd.DataFrame:

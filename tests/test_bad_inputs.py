@@ -123,6 +123,10 @@ CASES = [
     exits(2, "is not a file", lambda c: c.cli("datasets", "register", "d", str(c.tmp)), id="cli-folder-as-csv"),
     exits(2, "bin.csv is not UTF-8 text", lambda c: c.cli("datasets", "register", "d", c.csv("bin.csv", b"\xff\xfe\x00\x81")),
           id="cli-binary-csv"),
+    exits(2, "latin.csv is not UTF-8 text (invalid continuation byte at byte 14); save it as UTF-8, e.g. "
+             "`iconv -f latin1 -t utf-8 latin.csv > latin-utf8.csv`",
+          lambda c: c.cli("datasets", "register", "d", c.csv("latin.csv", "name,label\nJos\xe9 Mar\xeda,1\n".encode("latin1"))),
+          id="cli-latin1-rows"),
     exits(2, "bad.csv is not a valid CSV file", lambda c: c.cli("datasets", "register", "d",
                                                                 c.csv("bad.csv", "a,b\n1,2\n3,4,5,6\n")), id="cli-malformed-csv"),
     exits(2, "empty.csv is empty", lambda c: c.cli("datasets", "register", "d", c.csv("empty.csv", "")), id="cli-empty-csv"),
