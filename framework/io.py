@@ -54,8 +54,18 @@ def check_delimited_file(path: Path, what: str) -> None:
 
 
 def _not_utf8(what: str, path: Path, exc: UnicodeDecodeError) -> WorkspaceError:
-    return WorkspaceError(f"{what}: {path.name} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+    with open(path, "rb") as f:
+        line = next((n for n, raw in enumerate(f, 1) if not _decodes(raw)), None)
+    return WorkspaceError(f"{what}: {path.name} is not UTF-8 text ({exc.reason} on line {line}); "
                           f"save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > {path.stem}-utf8{path.suffix}`")
+
+
+def _decodes(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_tabular(paths: Sequence[Path] | Path, what: str) -> pd.DataFrame:

@@ -123,7 +123,7 @@ CASES = [
     exits(2, "is not a file", lambda c: c.cli("datasets", "register", "d", str(c.tmp)), id="cli-folder-as-csv"),
     exits(2, "bin.csv is not UTF-8 text", lambda c: c.cli("datasets", "register", "d", c.csv("bin.csv", b"\xff\xfe\x00\x81")),
           id="cli-binary-csv"),
-    exits(2, "latin.csv is not UTF-8 text (invalid continuation byte at byte 14); save it as UTF-8, e.g. "
+    exits(2, "latin.csv is not UTF-8 text (invalid continuation byte on line 2); save it as UTF-8, e.g. "
              "`iconv -f latin1 -t utf-8 latin.csv > latin-utf8.csv`",
           lambda c: c.cli("datasets", "register", "d", c.csv("latin.csv", "name,label\nJos\xe9 Mar\xeda,1\n".encode("latin1"))),
           id="cli-latin1-rows"),
