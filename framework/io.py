@@ -40,6 +40,12 @@ def check_delimited_file(path: Path, what: str) -> None:
         raise WorkspaceError(f"{what}: cannot read {path}: {exc.strerror}") from None
     if not header or not any(h.strip() for h in header):
         raise WorkspaceError(f"{what}: {path.name} is empty; expected a header row and data rows")
+    line = ",".join(header)
+    other = max(";\t|", key=line.count)
+    if path.suffix != ".tsv" and line.count(other) > line.count(","):
+        shown = {"\t": "tab", ";": "semicolon", "|": "pipe"}[other]
+        raise WorkspaceError(f"{what}: {path.name} looks {shown}-separated (header {line[:80]!r}); amlstep reads "
+                             f"comma-separated files: save it as CSV with ',' between columns and '.' in numbers")
     duplicates = sorted({h for h in header if header.count(h) > 1})
     if duplicates:
         raise WorkspaceError(f"{what}: {path.name} has duplicate column names: {', '.join(map(repr, duplicates))}")

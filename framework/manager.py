@@ -82,7 +82,7 @@ def get_plugin_manager(*, entry_points: bool = True, plugins: Iterable[object] =
         for ep in _entry_points():
             if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
                 continue
-            dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+            dist = _dist_name(ep)
             try:
                 module = ep.load()
             except Exception as exc:
@@ -104,13 +104,20 @@ def get_plugin_manager(*, entry_points: bool = True, plugins: Iterable[object] =
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
-    seen: set[str] = set()
-    found = []
+    """The ``amlstep`` entry points, one per name; two distributions claiming one name is an error."""
+    found: dict[str, metadata.EntryPoint] = {}
     for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if ep.name not in seen:
-            seen.add(ep.name)
-            found.append(ep)
-    return found
+        first = found.setdefault(ep.name, ep)
+        if first is not ep and (_dist_name(first), first.value) != (_dist_name(ep), ep.value):
+            claims = " and ".join(f"{e.value!r} by distribution {_dist_name(e)!r}"
+                                  for e in sorted((first, ep), key=_dist_name))
+            raise PluginLoadError(f"plugin entry point {ep.name!r} is declared twice: {claims}; "
+                                  f"uninstall one or rename its entry point and step")
+    return list(found.values())
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    return ep.dist.name if ep.dist is not None else "unknown distribution"
 
 
 def _register(pm: pluggy.PluginManager, plugin: object, name: str | None, what: str) -> None:

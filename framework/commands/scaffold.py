@@ -7,6 +7,7 @@ into the Titanic pipeline's place (same AutoML and register_model steps), and a 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,7 @@ SAMPLE = pd.DataFrame({{
     "id": [1, 2, 3, 4, 5, 6],
     "colour": ["red", " blue", "", "green", "red", None],
     "size": [1.5, 2.0, None, 3.5, 1.0, 2.5],
-    "{label}": [0, 1, 0, 1, 1, 0],
+    {label_py}: [0, 1, 0, 1, 1, 0],
 }})
 
 
@@ -125,12 +126,12 @@ def test_step_contract(step, check):
 def test_drops_columns_and_tidies_text(run_step):
     out = run_step("{name}", raw_data=SAMPLE, drop_columns="id")
     prepped = out["prepped_data"]
-    assert list(prepped.columns) == ["colour", "size", "{label}"]
+    assert list(prepped.columns) == ["colour", "size", {label_py}]
     assert prepped["colour"].isna().sum() == 2
 
 
 def test_prepares_rows_without_label():
-    rows = SAMPLE.drop(columns=["{label}"])
+    rows = SAMPLE.drop(columns=[{label_py}])
     assert len(prepare(rows)) == len(rows)
 
 
@@ -145,7 +146,9 @@ PIPELINE = '''\
     amlstep datasets register {dataset} path/to/your.csv
     amlstep run {folder} -p iterations=5
 
-Only the first step differs from examples/titanic/pipeline.py; set label_column_name to your label.
+Only the first step, the label and the iterations differ from examples/titanic/pipeline.py (8
+iterations instead of 2; offline they end the run long before the 15-minute timeout, which is
+Azure's minimum). Set label_column_name to your label.
 """
 
 from framework import AutoMLStep, Dataset, Pipeline, PipelineParameter, Step
@@ -154,7 +157,7 @@ from framework import AutoMLStep, Dataset, Pipeline, PipelineParameter, Step
 
 model_name = PipelineParameter("model_name", default_value="{model}")
 iterations = PipelineParameter("iterations", default_value=8)
-timeout_minutes = PipelineParameter("experiment_timeout_minutes", default_value=0.5)
+timeout_minutes = PipelineParameter("experiment_timeout_minutes", default_value=15)
 
 pipeline = Pipeline(
     experiment="{name}_automl",
@@ -166,16 +169,20 @@ pipeline = Pipeline(
             metrics_output="metrics_data",
             model_output="best_model_data",
             task="{task}",
-            label_column_name="{label}",
+            primary_metric="{metric}",
+            label_column_name={label_py},
             featurization="auto",
             iterations=iterations,
             experiment_timeout_minutes=timeout_minutes,
+            iteration_timeout_minutes=10,
             n_cross_validations=5,
+            enable_early_stopping=True,
         ),
         Step("register_model", inputs={{"model": "best_model_data"}}, params={{"model_name": model_name}},
              allow_reuse=False),
     ],
     outputs={{"metrics_output": "metrics_data", "model_output": "best_model_data"}},
+    compute_target="cpu-cluster",
 )
 '''
 
@@ -225,6 +232,8 @@ def plugin_files(name: str, *, label: str = "label", task: str = "classification
     title = subject.replace("_", " ")
     model = "".join(part.capitalize() for part in subject.split("_")) + "Model"
     values = {"name": name, "module": module, "dist": dist, "title": title, "label": label, "task": task,
+              "label_py": json.dumps(label),
+              "metric": "AUC_weighted" if task == "classification" else "normalized_root_mean_squared_error",
               "dataset": f"{name}_ds", "model": model, "folder": folder or name}
     return {
         "pyproject.toml": PYPROJECT.format(**values),
@@ -270,20 +279,27 @@ def new_plugin(name: str, directory: str | Path = ".", *, label: str = "label", 
 @click.option("--force", is_flag=True, help="Write into an existing, non-empty folder.")
 def new_plugin_command(name: str, directory: str, label: str, task: str, force: bool) -> None:
     """Write a ready-to-install step plugin package NAME into DIR/NAME (DIR defaults to '.')."""
-    from ..cli import fail
+    from ..cli import State, fail
 
+    state = click.get_current_context().find_object(State)
+    module = name.replace("-", "_")
+    if state is not None and module in state.plugins.steps:
+        fail(f"a step named {module!r} is already installed, by {state.plugins.owner(module)}; "
+             f"step names are unique: choose another NAME")
+        return
     try:
         target = new_plugin(name, directory, label=label, task=task, force=force)
     except AmlStepError as exc:
         fail(str(exc))
         return
-    click.echo(f"Wrote step plugin {name.replace('-', '_')!r} into {target}/")
-    for relative in plugin_files(name.replace("-", "_")):
+    renamed = f" (a Python module name: {name!r} with '-' as '_')" if module != name else ""
+    click.echo(f"Wrote step plugin {module!r}{renamed} into {target}/")
+    for relative in plugin_files(module):
         click.echo(f"  {relative}")
     click.echo("Next:")
     click.echo(f"  pip install -e {target}")
     click.echo(f"  python -m pytest {target}/tests")
-    click.echo(f"  amlstep datasets register {name.replace('-', '_')}_ds path/to/your.csv")
+    click.echo(f"  amlstep datasets register {module}_ds path/to/your.csv")
     click.echo(f"  amlstep run {target} -p iterations=5      # label column: {label} (see pipeline.py)")
 
 

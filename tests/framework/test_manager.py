@@ -47,6 +47,22 @@ def test_plugin_that_fails_to_import_names_entry_point_and_distribution(plugin_d
         get_plugin_manager()
 
 
+def test_an_entry_point_name_taken_by_another_distribution_is_an_error(plugin_distribution):
+    plugin_distribution("amlstep-my-titanic", "my_titanic", GOOD_PLUGIN, {"dataprep_titanic": "my_titanic"})
+    with pytest.raises(PluginLoadError, match=re.escape(
+            "plugin entry point 'dataprep_titanic' is declared twice: 'plugins.dataprep_titanic' by distribution "
+            "'amlstep' and 'my_titanic' by distribution 'amlstep-my-titanic'; uninstall one or rename its entry "
+            "point and step")):
+        get_plugin_manager()
+
+
+def test_a_step_name_taken_by_another_distribution_is_an_error(plugin_distribution):
+    plugin_distribution("amlstep-clash", "amlstep_clash", GOOD_PLUGIN.replace('"double_it"', '"dataprep_titanic"'))
+    with pytest.raises(PluginLoadError, match=re.escape(
+            "step plugin 'dataprep_titanic' is registered twice: by ")):
+        get_plugin_manager()
+
+
 def test_misspelled_hook_is_an_error():
     class Typo:
         @hookimpl

@@ -35,6 +35,24 @@ def test_writes_a_complete_package(tmp_path, cli):
         compile(source, "generated", "exec") if not source.startswith(("[", "#")) else None
 
 
+def test_refuses_the_name_of_an_installed_step(tmp_path, cli):
+    run = cli(tmp_path / "ws", "new-plugin", "dataprep_titanic", str(tmp_path / "plugins"))
+    assert run.exit_code == 2
+    assert ("a step named 'dataprep_titanic' is already installed, by dataprep_titanic (amlstep); step names "
+            "are unique: choose another NAME") in run.stderr
+    assert not (tmp_path / "plugins").exists()
+
+
+def test_any_label_becomes_valid_code_and_a_hyphen_is_announced(tmp_path, cli):
+    run = cli(tmp_path / "ws", "new-plugin", "dataprep-odd", str(tmp_path), "--label", 'it"s \\ odd')
+    assert run.exit_code == 0, run.output
+    assert "Wrote step plugin 'dataprep_odd' (a Python module name: 'dataprep-odd' with '-' as '_')" in run.output
+    root = tmp_path / "dataprep_odd"
+    for path in [root / "pipeline.py", root / "tests" / "test_dataprep_odd.py"]:
+        compile(path.read_text(), str(path), "exec")
+    assert 'label_column_name="it\\"s \\\\ odd"' in (root / "pipeline.py").read_text()
+
+
 def test_refuses_bad_names_and_existing_folders(tmp_path):
     with pytest.raises(StepDefinitionError, match="is not valid"):
         new_plugin("9lives", tmp_path)
@@ -96,3 +114,6 @@ def test_generated_pipeline_runs_offline_and_predicts(installed_plugin, tmp_path
     predicted = amlstep(ws, "predict", "ScaffoldcheckModel", str(new), "--out", str(tmp_path / "p.csv"))
     assert predicted.returncode == 0, predicted.stderr
     assert "predicted_Outcome" in (tmp_path / "p.csv").read_text().splitlines()[0]
+    plan = amlstep(ws, "run", str(installed_plugin), "--backend", "azure", "--dry-run", "--json")
+    assert plan.returncode == 0, plan.stderr
+    assert '"primary_metric": "AUC_weighted"' in plan.stdout
