@@ -94,6 +94,7 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
     from ..execution import execute_step, load_inputs
     from ..io import check_delimited_file, read_input, read_tabular
     from ..reuse import code_hash
+    from ..steps import DataType
     from .lineage import DatasetRef, automl_for_model, parse_model_ref, single_model_file
 
     name, version = parse_model_ref(model_ref)
@@ -164,8 +165,6 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
             for port, data_name in output_names.items():
                 produced[data_name] = output_dirs[port]
         if chain:
-            from ..steps import DataType
-
             prepared = read_input(DataType.TABULAR, produced[training_source], f"prepared data {training_source!r}")
         else:
             prepared = raw
@@ -182,6 +181,8 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
             raise WorkspaceError(
                 f"after preparation, {path.name} lacks column(s) {', '.join(map(repr, missing))} that model "
                 f"{model_version.id} was trained on; prepared columns: {', '.join(map(str, features.columns))}")
+    trained_on = read_tabular(lineage.location(training_source), f"training data {training_source!r}")
+    notes.extend(_type_changes(trained_on, features, path.name))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         predicted = model.predict(features)
@@ -207,6 +208,27 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
                       task=str(task), steps=[f"{s.name} ({s.properties.get('plugin')})" for s in chain],
                       replaced=str(DatasetRef.parse(replaced)) if replaced and DatasetRef.parse(replaced) else None,
                       notes=notes)
+
+
+def _type_changes(trained_on: pd.DataFrame, features: pd.DataFrame, file_name: str) -> list[str]:
+    """Notes for numeric training columns that are empty or hold text in the new rows."""
+    import pandas as pd
+
+    notes = []
+    for column in features.columns:
+        if column not in trained_on.columns or not pd.api.types.is_numeric_dtype(trained_on[column]):
+            continue
+        values = features[column]
+        if values.isna().all() and trained_on[column].notna().any():
+            notes.append(f"column {column!r} is empty in all {len(values)} rows of {file_name}; the model imputes it")
+            continue
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        text = values[values.notna() & pd.to_numeric(values, errors="coerce").isna()]
+        if len(text):
+            notes.append(f"column {column!r} was numeric in training but holds text in {len(text)} of {len(values)} "
+                         f"rows of {file_name} (e.g. {text.iloc[0]!r}); those values count as missing")
+    return notes
 
 
 def _input_columns(model: Any) -> list[str] | None:

@@ -89,3 +89,20 @@ def test_keep_names_unknown_columns(cli, titanic_run, titanic_test_csv):
     ws, _ = titanic_run
     with pytest.raises(WorkspaceError, match=re.escape("--keep names unknown column(s) 'Nope'")):
         predict(ws, get_plugin_manager(), "TitanicSurvivalInitial", titanic_test_csv, keep=["Nope"])
+
+
+def test_text_in_a_numeric_training_column_is_reported(cli, titanic_run, titanic_test_csv, tmp_path):
+    ws, _ = titanic_run
+    odd = tmp_path / "odd.csv"
+    rows = pd.read_csv(titanic_test_csv).head(20)
+    rows["Pclass"] = rows["Pclass"].astype(object)
+    rows.loc[:2, "Pclass"] = "first"
+    rows["SibSp"] = "n/a"
+    rows.to_csv(odd, index=False)
+    run = cli(ws, "predict", "TitanicSurvivalInitial", str(odd), "--out", str(tmp_path / "p.csv"))
+    assert run.exit_code == 0, run.output
+    assert ("column 'Pclass' was numeric in training but holds text in 3 of 20 rows of odd.csv (e.g. 'first'); "
+            "those values count as missing") in run.stderr
+    assert "column 'SibSp' is empty in all 20 rows of odd.csv; the model imputes it" in run.stderr
+    clean = cli(ws, "predict", "TitanicSurvivalInitial", str(titanic_test_csv), "--out", str(tmp_path / "q.csv"))
+    assert "was numeric in training" not in clean.stderr and "is empty in all" not in clean.stderr
