@@ -22,8 +22,16 @@ from .tasks import FoldData
 from .worker import POOL, TaskOutcome, call, run_guarded
 
 
-class AutoMLDataError(ValueError):
+class AutoMLError(ValueError):
+    """An AutoML experiment could not produce a model (the base of the emulator's run errors)."""
+
+
+class AutoMLDataError(AutoMLError):
     """The training data cannot be used as configured (names the column at fault)."""
+
+
+class AutoMLTimeoutError(AutoMLError):
+    """No child run completed within the experiment's or the iterations' time limit."""
 
 
 class Recorder(Protocol):
@@ -79,7 +87,7 @@ class AutoMLResult:
         outcome = run_guarded(loop.key, loop.fold, call(tasks.refit),
                               {"specs": [m.spec for m in members], "threads": loop.threads}, None)
         if not outcome.ok:
-            raise AutoMLDataError(f"refitting iteration {iteration} failed: {outcome.error}")
+            raise AutoMLDataError(f"refitting iteration {iteration} failed: {short_error(outcome.error)}")
         return assemble(loop.fold, child, members, outcome.value, loop.featurizer)
 
     def metrics_json(self) -> dict[str, dict[str, list[Any]]]:
@@ -112,6 +120,16 @@ class PreparedData:
     n_train: int
 
 
+def _did_you_mean(name: str, columns: Iterable[Any]) -> str:
+    """' (did you mean ...?)' for columns equal to ``name`` up to case and spaces, or close to it."""
+    import difflib
+
+    names = [str(c) for c in columns]
+    same = [c for c in names if c.strip().lower() == name.strip().lower()]
+    close = same or difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    return " (did you mean " + " or ".join(map(repr, close)) + "?)" if close else ""
+
+
 def prepare_data(settings: Mapping[str, Any], training: pd.DataFrame, validation: pd.DataFrame | None
                  ) -> PreparedData:
     """Check the label, weight and split columns and build the train/validation splits."""
@@ -121,18 +139,20 @@ def prepare_data(settings: Mapping[str, Any], training: pd.DataFrame, validation
     for what, frame in frames:
         if frame is None or len(frame.columns) == 0 or len(frame) == 0:
             raise AutoMLDataError(f"the {what} is empty")
-        duplicated = sorted({str(c) for c in frame.columns if list(frame.columns).count(c) > 1})
+        duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
         if duplicated:
             raise AutoMLDataError(f"the {what} has duplicate column names: {', '.join(map(repr, duplicated))}")
         if label not in frame.columns:
-            raise AutoMLDataError(
-                f"label column {label!r} is not in the {what}; columns: {', '.join(map(str, frame.columns))}")
+            raise AutoMLDataError(f"label column {label!r} is not in the {what}{_did_you_mean(label, frame.columns)}; "
+                                  f"columns: {', '.join(map(repr, map(str, frame.columns)))}")
         weight = settings.get("weight_column_name")
         if weight and weight not in frame.columns:
             raise AutoMLDataError(f"weight column {weight!r} is not in the {what}")
     for column in settings.get("cv_split_column_names") or []:
         if column not in training.columns:
             raise AutoMLDataError(f"cv_split_column_names column {column!r} is not in the training data")
+    for what, frame in frames:
+        _check_finite_label(label, task, frame[label], "" if what == "training data" else f" in the {what}")
     data = pd.concat([training, validation], ignore_index=True) if validation is not None else training.reset_index(drop=True)
     n_train = len(training)
     y_raw = data[label]
@@ -173,15 +193,48 @@ def prepare_data(settings: Mapping[str, Any], training: pd.DataFrame, validation
     X = data.drop(columns=drop)
     if X.shape[1] == 0:
         raise AutoMLDataError(f"no feature columns left besides label column {label!r}")
-    splits, training_type = make_splits(settings, y_values, n_train, len(data), data[cv_columns] if cv_columns else None)
+    splits, training_type = make_splits(settings, y_values, n_train, len(data), data[cv_columns] if cv_columns else None,
+                                        dropped=int((~keep).sum()))
     train_y = y_values[:n_train] if task == "regression" else y_values
     y_min, y_max = (float(np.min(train_y)), float(np.max(train_y))) if task == "regression" else (0.0, 1.0)
     return PreparedData(X, y_values, weights, splits, training_type, classes, y_min, y_max, n_train)
 
 
+def _check_finite_label(label: str, task: str, column: pd.Series, where: str) -> None:
+    """Infinite labels cannot be trained on or scored: reject them before any child runs."""
+    if task != "regression" and not pd.api.types.is_numeric_dtype(column):
+        return
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+    rows = np.flatnonzero(np.isinf(values))
+    if len(rows):
+        shown = ", ".join(map(str, rows[:5].tolist())) + (", ..." if len(rows) > 5 else "")
+        raise AutoMLDataError(f"label column {label!r} has {len(rows)} infinite value{'s' if len(rows) > 1 else ''}"
+                              f"{where} (row{'s' if len(rows) > 1 else ''} {shown}); remove them or replace them "
+                              f"with NaN (exclude_nan_labels drops NaN labels)")
+
+
+def _check_fold_rows(n_cv: int, n_rows: int, automatic: bool, dropped: int) -> None:
+    """K-fold cross-validation needs at least k rows: say so before any child runs."""
+    if n_rows >= n_cv:
+        return
+    rows = f"training data has {n_rows} row{'s' if n_rows != 1 else ''}"
+    if dropped:
+        rows += f" after dropping {dropped} with a missing label"
+    if automatic:
+        fix = f"give more rows or set n_cross_validations (at most {n_rows})" if n_rows >= 2 else "give more rows"
+        raise AutoMLDataError(f"{rows}; {n_cv}-fold cross-validation (Azure's automatic rule below 1,000 rows) "
+                              f"needs at least {n_cv}; {fix}")
+    fix = f"give more rows or lower n_cross_validations to at most {n_rows}" if n_rows >= 2 else "give more rows"
+    raise AutoMLDataError(f"{rows}; {n_cv}-fold cross-validation (n_cross_validations={n_cv}) needs at least {n_cv}; "
+                          f"{fix}")
+
+
 def make_splits(settings: Mapping[str, Any], y: np.ndarray, n_train: int, n_rows: int,
-                cv_columns: pd.DataFrame | None) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
-    """Azure's validation rule: explicit data, custom columns, a size, folds, or the automatic choice."""
+                cv_columns: pd.DataFrame | None, dropped: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """Azure's validation rule: explicit data, custom columns, a size, folds, or the automatic choice.
+
+    ``dropped``: how many rows were removed for a missing label (named in the error for too few rows).
+    """
     from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
     seed = settings.get("random_state", 0)
@@ -198,6 +251,7 @@ def make_splits(settings: Mapping[str, Any], y: np.ndarray, n_train: int, n_rows
             splits.append((index[flags == 1], index[flags == 0]))
         return splits, "MeanCrossValidation"
     n_cv = settings.get("n_cross_validations")
+    automatic = n_cv is None
     size = settings.get("validation_size")
     stratify = classification and _min_class_count(y) >= max(n_cv or 3, 2)
     if size is not None:
@@ -214,6 +268,7 @@ def make_splits(settings: Mapping[str, Any], y: np.ndarray, n_train: int, n_rows
             splitter = (StratifiedShuffleSplit if classification and _min_class_count(y) >= 2 else ShuffleSplit)(
                 n_splits=1, test_size=0.1, random_state=seed)
             return list(splitter.split(index, y)), "TrainValidateTest"
+    _check_fold_rows(n_cv, n_rows, automatic, dropped)
     stratify = classification and _min_class_count(y) >= n_cv
     folds = (StratifiedKFold if stratify else KFold)(n_splits=n_cv, shuffle=True, random_state=seed)
     return list(folds.split(index, y)), "MeanCrossValidation"
@@ -305,11 +360,13 @@ def guardrails(settings: Mapping[str, Any], data: PreparedData, featurizer: Auto
     """Azure's data guardrails: each Passed, Done or Alerted, with the columns concerned."""
     summary = featurizer.summary()
     imputed = [s["column"] for s in summary if s["had_missing"] and s["purpose"] != "Ignore"]
+    infinite = [f"{s['column']} ({s['infinite']})" for s in summary if s.get("infinite") and s["purpose"] != "Ignore"]
     high_card = [s["column"] for s in summary if s["purpose"] == "CategoricalHash"]
     checks: list[dict[str, Any]] = [
         {"type": "Missing feature values imputation", "status": "Done" if imputed else "Passed",
          "description": ("Missing feature values were detected in the training data and imputed."
-                         if imputed else "No missing feature values were detected in the training data."),
+                         if imputed else "No missing feature values were detected in the training data.")
+                        + (f" Infinite values were treated as missing: {', '.join(infinite)}." if infinite else ""),
          "columns": imputed},
         {"type": "High cardinality feature detection", "status": "Done" if high_card else "Passed",
          "description": ("High cardinality features were detected and hash-encoded." if high_card else
@@ -364,7 +421,10 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     iteration_timeout = iteration_timeout_seconds(settings)
     threads = int(settings.get("max_cores_per_iteration") or 1)
     featurization = settings.get("featurization", "auto")
-    featurizer = AutoFeaturizer(featurization).fit(data.X.iloc[: data.n_train], data.y[: data.n_train])
+    try:
+        featurizer = AutoFeaturizer(featurization).fit(data.X.iloc[: data.n_train], data.y[: data.n_train])
+    except ValueError as exc:  # a column the featurization cannot use: before any child runs
+        raise AutoMLDataError(str(exc)) from None
     checks = guardrails(settings, data, featurizer)
     log(format_guardrails(checks))
     if settings.get("unhonoured"):
@@ -380,8 +440,7 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     state.run_ensembles()
     best = state.best
     if best is None:
-        errors = "; ".join(f"{c.display_name}: {c.error}" for c in state.children[:3]) or "no iteration ran"
-        raise AutoMLDataError(f"no child run completed ({errors})")
+        raise state.no_child_error()
     model = state.final_model(featurizer)
     log(f"Best: iteration {best.iteration} {best.display_name} {metric}={best.score:.4f}")
     state.featurizer = featurizer
@@ -494,6 +553,42 @@ class _Loop:
         self.log(f"{child.iteration:>5}  {child.display_name:<45} {_clock(child.fit_time):>9} "
                  f"{child.score:>8.4f} {best:>8.4f}" + (f"  {child.status}: {child.error.splitlines()[0]}"
                                                         if child.error else ""))
+        if outcome.traceback:  # the whole story goes to the log; error messages keep the first line
+            self.log("       " + outcome.traceback.rstrip().replace("\n", "\n       "))
+
+    def no_child_error(self) -> AutoMLError:
+        """Why no child completed: the time limits (an ``AutoMLTimeoutError``) or the children's own errors."""
+        children = [c for c in self.children if c.algorithm not in ENSEMBLES]
+        started = len(children)
+        timed_out = [c for c in children if c.timed_out]
+        stopped_by_experiment = "experiment timeout" in self.stop_reason or any(
+            c.status == "Canceled" for c in timed_out)
+        if children and len(timed_out) == len(children) and not stopped_by_experiment:
+            minutes = self.settings["iteration_timeout_minutes"]
+            return AutoMLTimeoutError(
+                f"no child run completed within iteration_timeout_minutes={minutes:g} ({started} started, each "
+                f"stopped by the iteration timeout); raise iteration_timeout_minutes")
+        if len(timed_out) == len(children) and stopped_by_experiment:
+            hours = self.settings.get("experiment_timeout_hours")
+            setting = ("experiment_timeout_hours", hours) if hours is not None and \
+                self.settings.get("experiment_timeout_minutes") is None else \
+                ("experiment_timeout_minutes", (self.budget or 0) / 60)
+            by_iteration = sum(1 for c in timed_out if c.status != "Canceled")
+            if not started:
+                return AutoMLTimeoutError(
+                    f"no child run started within {setting[0]}={setting[1]:g} (preparing and featurizing the data "
+                    f"took {time.time() - self.started:.0f} s); raise {setting[0]}")
+            stopped = (f"{started} started, stopped by the timeout" if not by_iteration else
+                       f"{started} started: {started - by_iteration} stopped by the experiment timeout, "
+                       f"{by_iteration} by iteration_timeout_minutes="
+                       f"{self.settings['iteration_timeout_minutes']:g}")
+            return AutoMLTimeoutError(f"no child run completed within {setting[0]}={setting[1]:g} ({stopped}); "
+                                      f"raise {setting[0]}")
+        failed = [c for c in children if not c.timed_out]
+        errors = "; ".join(f"{c.display_name}: {short_error(c.error)}" for c in failed[:3]) or "no iteration ran"
+        more = f"; {len(failed) - 3} more failed" if len(failed) > 3 else ""
+        timeouts = f"; {len(timed_out)} more stopped by a timeout" if timed_out else ""
+        return AutoMLDataError(f"no child run completed ({errors}{more}{timeouts})")
 
     def _record(self, child: ChildResult, record: Any) -> None:
         if record is None:
@@ -613,14 +708,14 @@ class _Loop:
                               {"specs": [m.spec for m in members], "threads": self.threads}, timeout)
         if not outcome.ok:
             fallback = min(self.base_pool(3), key=lambda c: c.fit_time)
-            self.log(f"The final refit of {best.display_name} did not finish ({outcome.error}); "
+            self.log(f"The final refit of {best.display_name} did not finish ({short_error(outcome.error)}); "
                      f"using iteration {fallback.iteration} {fallback.display_name}")
             self.best = best = fallback
             members = [fallback]
             outcome = run_guarded(self.key, self.fold, call(tasks.refit),
                                   {"specs": [fallback.spec], "threads": self.threads}, None)
             if not outcome.ok:
-                raise AutoMLDataError(f"the final refit failed: {outcome.error}")
+                raise AutoMLDataError(f"the final refit failed: {short_error(outcome.error)}")
         return assemble(self.fold, best, members, outcome.value, featurizer)
 
 
@@ -655,6 +750,13 @@ def _oofs(children: Iterable[ChildResult]) -> list[np.ndarray]:
         assert child.oof is not None
         oofs.append(child.oof)
     return oofs
+
+
+def short_error(error: str | None, limit: int = 300) -> str:
+    """The first line of a child's error, for messages (the traceback stays in the log)."""
+    lines = (error or "failed").strip().splitlines()
+    line = lines[0] if lines else "failed"
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _tagged(iteration: int, *args: Any) -> tuple[int, tuple[TaskOutcome, str]]:

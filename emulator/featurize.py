@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -34,6 +35,7 @@ class ColumnPlan:
     fill: Any = None
     categories: list[Any] = field(default_factory=list)
     had_missing: bool = False
+    infinite: int = 0  # +/-inf values seen in training, treated as missing
     extra_one_hot: list[Any] = field(default_factory=list)
     vectorizer: Any = None
 
@@ -72,6 +74,14 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
                 if not pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
                     raise ValueError(f"featurization='off' needs numeric columns, but column {column!r} is "
                                      f"{series.dtype}; use featurization='auto' or encode it in a preparation step")
+                infinite = _infinite_rows(series)
+                if len(infinite):
+                    shown = ", ".join(map(str, infinite[:5].tolist())) + (", ..." if len(infinite) > 5 else "")
+                    raise ValueError(f"feature column {column!r} has {len(infinite)} infinite value"
+                                     f"{'s' if len(infinite) > 1 else ''} (row{'s' if len(infinite) > 1 else ''} "
+                                     f"{shown}); with featurization='off' the models get the values as they are and "
+                                     f"cannot use infinity: replace them with NaN or a finite number, or use "
+                                     f"featurization='auto', which treats them as missing values")
                 plan = ColumnPlan(column, "Numeric", "featurization off")
             else:
                 plan = self._plan(column, series, purposes.get(column), n_rows, blocked)
@@ -118,6 +128,10 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
         plan.had_missing = bool(series.isna().any())
         if plan.purpose == "Numeric":
             values = _numeric(series, plan.name)
+            infinite = np.isinf(values)
+            if infinite.any():  # Azure treats +/-inf as missing: imputed, and flagged in _WASNULL
+                plan.infinite, plan.had_missing = int(infinite.sum()), True
+                values = np.where(infinite, np.nan, values)
             plan.fill = float(np.nanmean(values)) if np.isfinite(values).any() else 0.0
             distinct = np.unique(values[np.isfinite(values)])
             if 2 < len(distinct) <= FEW_DISTINCT_NUMBERS and np.allclose(distinct, np.round(distinct)):
@@ -179,22 +193,7 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
         return np.hstack(blocks).astype(np.float64) if blocks else np.zeros((len(X), 0))
 
     def _feature_names(self) -> list[str]:
-        names: list[str] = []
-        for plan in self.plans_:
-            if plan.purpose == "Numeric":
-                names.append(plan.name)
-                if plan.had_missing:
-                    names.append(f"{plan.name}_WASNULL")
-                names.extend(f"{plan.name}_{v:g}" for v in plan.extra_one_hot)
-            elif plan.purpose == "Categorical":
-                names.extend(f"{plan.name}_{c}" for c in plan.categories)
-            elif plan.purpose == "CategoricalHash":
-                names.extend(f"{plan.name}_hash{i}" for i in range(HASH_BUCKETS))
-            elif plan.purpose == "Text":
-                names.extend(f"{plan.name}_{t}" for t in plan.vectorizer.get_feature_names_out())
-            elif plan.purpose == "DateTime":
-                names.extend(f"{plan.name}_{p}" for p in plan.categories)
-        return names
+        return [name for plan in self.plans_ for name in _plan_feature_names(plan)]
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(self.feature_names_, dtype=object)
@@ -203,19 +202,31 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
         """Engineered feature name -> the raw column it came from."""
         mapping: dict[str, str] = {}
         for plan in self.plans_:
-            if plan.purpose == "Ignore":
-                continue
-            prefix = f"{plan.name}_"
-            for name in self.feature_names_:
-                if name == plan.name or name.startswith(prefix):
-                    mapping.setdefault(name, plan.name)
+            for name in _plan_feature_names(plan):
+                mapping.setdefault(name, plan.name)
         return mapping
 
     def summary(self) -> list[dict[str, Any]]:
         """Per raw column: detected purpose, why, and how many features it became."""
-        sources = self.feature_source()
+        counts = Counter(self.feature_source().values())
         return [{"column": p.name, "purpose": p.purpose, "reason": p.reason, "had_missing": p.had_missing,
-                 "features": sum(1 for src in sources.values() if src == p.name)} for p in self.plans_]
+                 "infinite": p.infinite, "features": counts[p.name]} for p in self.plans_]
+
+
+def _plan_feature_names(plan: ColumnPlan) -> list[str]:
+    """The engineered features one raw column becomes, in the order ``transform`` writes them."""
+    if plan.purpose == "Numeric":
+        return ([plan.name] + ([f"{plan.name}_WASNULL"] if plan.had_missing else [])
+                + [f"{plan.name}_{v:g}" for v in plan.extra_one_hot])
+    if plan.purpose == "Categorical":
+        return [f"{plan.name}_{c}" for c in plan.categories]
+    if plan.purpose == "CategoricalHash":
+        return [f"{plan.name}_hash{i}" for i in range(HASH_BUCKETS)]
+    if plan.purpose == "Text":
+        return [f"{plan.name}_{t}" for t in plan.vectorizer.get_feature_names_out()]
+    if plan.purpose == "DateTime":
+        return [f"{plan.name}_{p}" for p in plan.categories]
+    return []
 
 
 def _frame(X: Any) -> pd.DataFrame:
@@ -229,6 +240,13 @@ def _numeric(series: pd.Series, name: str) -> np.ndarray:
         return series.astype(float).to_numpy()
     values = pd.to_numeric(series, errors="coerce").astype(float).to_numpy()
     return values
+
+
+def _infinite_rows(series: pd.Series) -> np.ndarray:
+    """Positions of +/-inf values in a numeric column (none for other columns)."""
+    if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return np.zeros(0, dtype=int)
+    return np.flatnonzero(np.isinf(series.to_numpy(dtype=float, na_value=np.nan)))
 
 
 def _bucket(value: Any) -> int:

@@ -138,8 +138,11 @@ def validate_settings(values: Mapping[str, Any], where: str = "AutoML") -> dict[
                            f"{', '.join(PRIMARY_METRICS[task])}")
     settings["primary_metric"] = metric
     label = settings["label_column_name"]
-    if not isinstance(label, str) or not label:
+    if label is None or label == "":
         raise _fail(where, "AutoML setting 'label_column_name' is required (the column to predict)")
+    if not isinstance(label, str):
+        raise _fail(where, f"AutoML setting 'label_column_name' expects one column name (a str), got "
+                           f"{type(label).__name__} {label!r}")
 
     _number(settings, "iterations", where, kind=int, minimum=1)
     _number(settings, "iteration_timeout_minutes", where, minimum=0, exclusive=True)

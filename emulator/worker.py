@@ -41,6 +41,8 @@ class TaskOutcome:
     error: str | None = None
     timed_out: bool = False
     seconds: float = 0.0
+    traceback: str = ""
+    """The worker's traceback of a failed task: for the log, never for an error message."""
 
 
 def _serve(fd: int) -> None:  # pragma: no cover - runs in the worker process
@@ -83,14 +85,14 @@ def _worker_main(conn: Any) -> None:  # pragma: no cover - runs in the worker pr
             module, _, function = target.partition(":")
             fn = getattr(importlib.import_module(module), function)
             value = fn(cache.get(key), **kwargs)
-            reply = ("ok", value, time.perf_counter() - started)
+            reply = ("ok", value, time.perf_counter() - started, "")
         except BaseException as exc:  # report, never die on a failing child
-            reply = ("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}",
-                     time.perf_counter() - started)
+            reply = ("error", f"{type(exc).__name__}: {exc}", time.perf_counter() - started,
+                     traceback.format_exc(limit=4))
         try:
             conn.send(reply)
         except Exception as exc:  # an unpicklable result
-            conn.send(("error", f"cannot return the result: {type(exc).__name__}: {exc}", reply[2]))
+            conn.send(("error", f"cannot return the result: {type(exc).__name__}: {exc}", reply[2], ""))
 
 
 class Worker:
@@ -137,7 +139,7 @@ class Worker:
             return TaskOutcome(False, timed_out=True, seconds=time.perf_counter() - started,
                                error=f"stopped after {timeout:.1f} s")
         try:
-            status, value, _ = self.conn.recv()
+            status, value, _, trace = self.conn.recv()
         except (EOFError, OSError) as exc:
             self.kill()
             return TaskOutcome(False, error=f"the worker process died ({type(exc).__name__}; exit code "
@@ -145,7 +147,7 @@ class Worker:
         seconds = time.perf_counter() - started
         if status == "ok":
             return TaskOutcome(True, value=value, seconds=seconds)
-        return TaskOutcome(False, error=str(value), seconds=seconds)
+        return TaskOutcome(False, error=str(value), seconds=seconds, traceback=trace)
 
     def kill(self) -> None:
         if self.alive():

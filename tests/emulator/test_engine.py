@@ -1,13 +1,17 @@
 """The AutoML loop: Azure's validation and early-stopping rules, real timeouts, ensembles."""
 
+import re
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from emulator import AutoMLConfig, Experiment
-from emulator.engine import AutoMLDataError, ChildResult, _early_stop, candidates, make_splits
+from emulator.engine import (AutoMLDataError, AutoMLTimeoutError, ChildResult, _early_stop, _Loop, candidates,
+                             guardrails, make_splits, prepare_data, run_automl, short_error)
+from emulator.featurize import AutoFeaturizer
 from emulator.settings import validate_settings
 
 SETTINGS = validate_settings({"task": "classification", "label_column_name": "y", "primary_metric": "accuracy"})
@@ -59,7 +63,9 @@ def test_a_child_past_iteration_timeout_is_stopped_and_recorded(workspace):
     config = AutoMLConfig(task="classification", training_data=frame, label_column_name="y", allowed_models=["SVM"],
                           iterations=2, iteration_timeout_minutes=0.01, n_cross_validations=3)
     started = time.perf_counter()
-    with pytest.raises(AutoMLDataError, match="no child run completed.*TimeoutError: iteration_timeout_minutes"):
+    message = ("no child run completed within iteration_timeout_minutes=0.01 (2 started, each stopped by the "
+               "iteration timeout); raise iteration_timeout_minutes")
+    with pytest.raises(AutoMLTimeoutError, match=re.escape(message)):
         Experiment(workspace, "hang").submit(config)
     assert time.perf_counter() - started < 30
     run = workspace.list_runs(run_type="automl", experiment="hang")[0]
@@ -102,3 +108,119 @@ def test_children_go_wherever_the_joblib_backend_sends_them(workspace, titanic_c
     with parallel_config(backend="loky"):
         run = Experiment(workspace, "loky").submit(config)
     assert [c.status for c in run.get_children()] == ["Completed"] * 4
+
+
+class NoChildren:
+    """A recorder that fails the test if any child run starts."""
+
+    def child_run(self, name, **kwargs):
+        raise AssertionError(f"child run {name!r} started; the error should come before any child trains")
+
+
+def test_no_child_within_the_experiment_timeout_is_a_timeout_error_not_a_data_error():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(6000, 12)), columns=[f"x{i}" for i in range(12)])
+    frame["y"] = (frame["x0"] + rng.normal(size=6000) > 0).astype(int)
+    # SVC with probability estimates on 4,000 rows takes far longer than the ~5 s this budget leaves
+    settings = validate_settings({"task": "classification", "label_column_name": "y", "allowed_models": ["SVM"],
+                                  "experiment_timeout_minutes": 0.1, "n_cross_validations": 3})
+    lines = []
+    started = time.perf_counter()
+    with pytest.raises(AutoMLTimeoutError) as caught:
+        run_automl(settings, frame, log=lines.append)
+    assert time.perf_counter() - started < 20
+    assert not isinstance(caught.value, AutoMLDataError)
+    # (on a very loaded machine the budget can run out before the first child starts: the other message)
+    assert re.fullmatch(r"no child run completed within experiment_timeout_minutes=0\.1 \(\d+ started, stopped by "
+                        r"the timeout\); raise experiment_timeout_minutes|no child run started within "
+                        r"experiment_timeout_minutes=0\.1 \(preparing and featurizing the data took \d+ s\); "
+                        r"raise experiment_timeout_minutes", str(caught.value)), caught.value
+    assert any("Stopping: experiment timeout of 0.1 minutes reached" in line for line in lines)
+
+
+def _loop(children, stop_reason="", **settings):
+    return SimpleNamespace(children=children, stop_reason=stop_reason, budget=30.0, started=time.time(),
+                           settings={"iteration_timeout_minutes": 1.0, "experiment_timeout_minutes": 0.5, **settings})
+
+
+def test_failed_children_are_summarized_by_their_first_line():
+    kids = [ChildResult(i, f"r_{i}", "MaxAbsScaler", "LightGBM", {}, status="Failed",
+                        error="ValueError: Input X contains infinity\nTraceback (most recent call last):\n  File x")
+            for i in range(5)]
+    error = _Loop.no_child_error(_loop(kids))
+    assert type(error) is AutoMLDataError
+    assert str(error) == ("no child run completed (MaxAbsScaler, LightGBM: ValueError: Input X contains infinity; "
+                          "MaxAbsScaler, LightGBM: ValueError: Input X contains infinity; MaxAbsScaler, LightGBM: "
+                          "ValueError: Input X contains infinity; 2 more failed)")
+    assert "Traceback" not in str(error)
+    assert short_error("a\nb") == "a" and short_error("x" * 400).endswith("...")
+    nothing = _Loop.no_child_error(_loop([], "experiment timeout of 0.5 minutes reached"))
+    assert isinstance(nothing, AutoMLTimeoutError)
+    assert str(nothing).startswith("no child run started within experiment_timeout_minutes=0.5 (preparing and "
+                                   "featurizing the data took ")
+
+
+def test_worker_errors_keep_the_traceback_apart_from_the_message():
+    from emulator.worker import run_guarded
+
+    outcome = run_guarded("none", None, "emulator.tasks:no_such_task", {}, timeout=60)
+    assert outcome.error == "AttributeError: module 'emulator.tasks' has no attribute 'no_such_task'"
+    assert outcome.traceback.startswith("Traceback (most recent call last):")
+
+
+def test_infinite_labels_are_rejected_before_any_child_runs():
+    frame = pd.DataFrame({"x": np.arange(30.0), "target": np.arange(30.0)})
+    frame.loc[[4, 17], "target"] = [np.inf, -np.inf]
+    settings = validate_settings({"task": "regression", "label_column_name": "target"})
+    message = ("label column 'target' has 2 infinite values (rows 4, 17); remove them or replace them with NaN "
+               "(exclude_nan_labels drops NaN labels)")
+    with pytest.raises(AutoMLDataError, match=re.escape(message)):
+        prepare_data(settings, frame, None)
+    with pytest.raises(AutoMLDataError, match=re.escape(message)):
+        run_automl(settings, frame, recorder=NoChildren(), log=lambda line: None)
+    classification = validate_settings({"task": "classification", "label_column_name": "target"})
+    with pytest.raises(AutoMLDataError, match=re.escape("in the validation data (row 1)")):
+        prepare_data(classification, frame.iloc[:3].assign(target=[0, 1, 0]),
+                     frame.iloc[:3].assign(target=[0.0, np.inf, 1.0]))
+
+
+def test_too_few_rows_for_the_folds_are_rejected_before_any_child_runs():
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0, 1, 0]})
+    message = ("training data has 3 rows; 10-fold cross-validation (Azure's automatic rule below 1,000 rows) needs "
+               "at least 10; give more rows or set n_cross_validations (at most 3)")
+    with pytest.raises(AutoMLDataError, match=re.escape(message)):
+        run_automl(SETTINGS, frame, recorder=NoChildren(), log=lambda line: None)
+    given = validate_settings({"task": "regression", "label_column_name": "y", "n_cross_validations": 5})
+    frame = pd.DataFrame({"x": np.arange(6.0), "y": [1.0, np.nan, 2.0, np.nan, 3.0, 4.0]})
+    message = ("training data has 4 rows after dropping 2 with a missing label; 5-fold cross-validation "
+               "(n_cross_validations=5) needs at least 5; give more rows or lower n_cross_validations to at most 4")
+    with pytest.raises(AutoMLDataError, match=re.escape(message)):
+        prepare_data(given, frame, None)
+
+
+def test_classes_smaller_than_the_folds_still_fall_back_to_unstratified_folds():
+    y = np.array([0] * 10 + [1] * 2)
+    splits, kind = make_splits({**SETTINGS, "n_cross_validations": 3}, y, 12, 12, None)
+    assert kind == "MeanCrossValidation" and len(splits) == 3
+
+
+def test_infinite_feature_values_are_imputed_and_reported_by_the_guardrail():
+    frame = pd.DataFrame({"mean radius": np.linspace(1, 2, 40), "y": [0, 1] * 20})
+    frame.loc[[3, 7], "mean radius"] = [np.inf, -np.inf]
+    data = prepare_data(SETTINGS, frame, None)
+    featurizer = AutoFeaturizer("auto").fit(data.X, data.y)
+    assert np.isfinite(featurizer.transform(data.X)).all()
+    check = guardrails(SETTINGS, data, featurizer)[0]
+    assert check["status"] == "Done" and check["columns"] == ["mean radius"]
+    assert check["description"].endswith("Infinite values were treated as missing: mean radius (2).")
+
+
+def test_infinite_feature_values_with_featurization_off_are_rejected_before_any_child_runs():
+    frame = pd.DataFrame({"mean radius": np.linspace(1, 2, 40), "y": [0, 1] * 20})
+    frame.loc[[3, 7], "mean radius"] = [np.inf, -np.inf]
+    settings = validate_settings({"task": "classification", "label_column_name": "y", "featurization": "off"})
+    with pytest.raises(AutoMLDataError, match=re.escape(
+            "feature column 'mean radius' has 2 infinite values (rows 3, 7); with featurization='off' the models get "
+            "the values as they are and cannot use infinity: replace them with NaN or a finite number, or use "
+            "featurization='auto', which treats them as missing values")):
+        run_automl(settings, frame, recorder=NoChildren(), log=lambda line: None)

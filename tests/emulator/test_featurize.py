@@ -71,3 +71,21 @@ def test_featurization_off_needs_numbers(frame):
         AutoFeaturizer("off").fit(frame)
     numeric = frame[["age"]].fillna(0)
     assert AutoFeaturizer("off").fit_transform(numeric).shape == (60, 1)
+
+
+def test_infinity_is_missing_for_auto_and_rejected_when_off():
+    frame = pd.DataFrame({"x": [1.0, np.inf, 3.0, -np.inf, 5.0, 6.0], "z": [1.0, 2.0, 3.0, 4.0, 5.0, 7.0]})
+    featurizer = AutoFeaturizer("auto").fit(frame)
+    assert "x_WASNULL" in featurizer.feature_names_
+    assert {s["column"]: s["infinite"] for s in featurizer.summary()} == {"x": 2, "z": 0}
+    out = featurizer.transform(frame)
+    assert np.isfinite(out).all() and out[1, 0] == pytest.approx(np.mean([1.0, 3.0, 5.0, 6.0]))
+    with pytest.raises(ValueError, match=r"feature column 'x' has 2 infinite values \(rows 1, 3\)"):
+        AutoFeaturizer("off").fit(frame)
+
+
+def test_feature_sources_follow_the_columns_even_with_shared_prefixes():
+    frame = pd.DataFrame({"a": [1.0, np.nan, 3.0, 4.0, 5.5], "a_b": [0.5, 1.5, 2.5, 3.5, 4.25]})
+    featurizer = AutoFeaturizer("auto").fit(frame)
+    assert featurizer.feature_source() == {"a": "a", "a_WASNULL": "a", "a_b": "a_b"}
+    assert {s["column"]: s["features"] for s in featurizer.summary()} == {"a": 2, "a_b": 1}
