@@ -220,13 +220,11 @@ def _check_fold_rows(n_cv: int, n_rows: int, automatic: bool, dropped: int) -> N
     rows = f"training data has {n_rows} row{'s' if n_rows != 1 else ''}"
     if dropped:
         rows += f" after dropping {dropped} with a missing label"
-    if automatic:
-        fix = f"give more rows or set n_cross_validations (at most {n_rows})" if n_rows >= 2 else "give more rows"
-        raise AutoMLDataError(f"{rows}; {n_cv}-fold cross-validation (Azure's automatic rule below 1,000 rows) "
-                              f"needs at least {n_cv}; {fix}")
-    fix = f"give more rows or lower n_cross_validations to at most {n_rows}" if n_rows >= 2 else "give more rows"
-    raise AutoMLDataError(f"{rows}; {n_cv}-fold cross-validation (n_cross_validations={n_cv}) needs at least {n_cv}; "
-                          f"{fix}")
+    rule = "Azure's automatic rule below 1,000 rows" if automatic else f"n_cross_validations={n_cv}"
+    fewer = (f"set n_cross_validations (at most {n_rows})" if automatic
+             else f"lower n_cross_validations to at most {n_rows}")
+    fix = f"give more rows or {fewer}" if n_rows >= 2 else "give more rows"
+    raise AutoMLDataError(f"{rows}; {n_cv}-fold cross-validation ({rule}) needs at least {n_cv}; {fix}")
 
 
 def make_splits(settings: Mapping[str, Any], y: np.ndarray, n_train: int, n_rows: int,
