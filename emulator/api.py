@@ -37,7 +37,7 @@ class AutoMLConfig:
     """Settings of an AutoML experiment, validated like Azure's ``AutoMLConfig`` (errors list the valid values).
 
     Args:
-        task: ``classification`` or ``regression``.
+        task: one of ``emulator.task_types.task_names()`` (``classification``, ``regression``).
         training_data: a DataFrame, a CSV/Parquet path, a dataset with ``to_pandas_dataframe()``, or a
             ``framework.Dataset`` registered in the workspace. The label column is inside it.
         validation_data: the same kinds, for an explicit holdout.
@@ -275,9 +275,10 @@ class AutoMLRun(Run):
     def get_best_child(self, metric: str | None = None) -> AutoMLChildRun:
         """The completed child with the best ``metric`` (the primary metric by default)."""
         from . import metrics as M
+        from .task_types import all_tasks
 
         metric = metric or self.properties.get("primary_metric")
-        valid = M.CLASSIFICATION_METRICS + M.REGRESSION_METRICS
+        valid = tuple(dict.fromkeys(m for task in all_tasks() for m in task.metrics))
         if metric not in valid:
             raise StepDefinitionError(f"unknown metric {metric!r}; valid metrics: {', '.join(valid)}")
         best, best_score = None, None

@@ -28,32 +28,46 @@ def make_scaler(name: str) -> Any:
 
 
 def make_estimator(task: str, algorithm: str, params: dict[str, Any], seed: int, threads: int = 1) -> Any:
-    """A fresh estimator for Azure's ``algorithm`` name with hyperparameters ``params``.
+    """A fresh estimator of ``task`` for Azure's ``algorithm`` name with hyperparameters ``params``.
 
     ``threads`` is ``max_cores_per_iteration`` (-1: all cores) for estimators that take a thread count.
     """
+    from .task_types import get_task
+
+    return get_task(task).make_estimator(algorithm, params, seed, threads)
+
+
+def classifier(algorithm: str, params: dict[str, Any], seed: int, threads: int = 1) -> Any:
+    """Azure's classification ``algorithm``, answering in the original labels."""
     from sklearn import ensemble, linear_model, naive_bayes, neighbors, svm, tree
 
     p = dict(params)
     jobs = None if threads in (-1, 0) else threads
-    if task == "classification":
-        factories: dict[str, Any] = {
-            "LogisticRegression": lambda: linear_model.LogisticRegression(max_iter=2000, random_state=seed, **p),
-            "SGD": lambda: linear_model.SGDClassifier(loss="modified_huber", random_state=seed, **p),
-            "MultinomialNaiveBayes": lambda: naive_bayes.MultinomialNB(**p),
-            "BernoulliNaiveBayes": lambda: naive_bayes.BernoulliNB(**p),
-            "SVM": lambda: svm.SVC(probability=True, random_state=seed, **p),
-            "LinearSVM": lambda: _calibrated(svm.LinearSVC(random_state=seed, **p)),
-            "KNN": lambda: neighbors.KNeighborsClassifier(**p),
-            "DecisionTree": lambda: tree.DecisionTreeClassifier(random_state=seed, **p),
-            "RandomForest": lambda: ensemble.RandomForestClassifier(random_state=seed, n_jobs=jobs, **p),
-            "ExtremeRandomTrees": lambda: ensemble.ExtraTreesClassifier(random_state=seed, n_jobs=jobs, **p),
-            "LightGBM": lambda: _lightgbm("classification", seed, p, threads),
-            "GradientBoosting": lambda: ensemble.GradientBoostingClassifier(random_state=seed, **p),
-            "XGBoostClassifier": lambda: _xgb_classifier(seed, p, threads),
-        }
-        return LabelEncodedClassifier(factories[algorithm]())
-    factories = {
+    factories: dict[str, Any] = {
+        "LogisticRegression": lambda: linear_model.LogisticRegression(max_iter=2000, random_state=seed, **p),
+        "SGD": lambda: linear_model.SGDClassifier(loss="modified_huber", random_state=seed, **p),
+        "MultinomialNaiveBayes": lambda: naive_bayes.MultinomialNB(**p),
+        "BernoulliNaiveBayes": lambda: naive_bayes.BernoulliNB(**p),
+        "SVM": lambda: svm.SVC(probability=True, random_state=seed, **p),
+        "LinearSVM": lambda: _calibrated(svm.LinearSVC(random_state=seed, **p)),
+        "KNN": lambda: neighbors.KNeighborsClassifier(**p),
+        "DecisionTree": lambda: tree.DecisionTreeClassifier(random_state=seed, **p),
+        "RandomForest": lambda: ensemble.RandomForestClassifier(random_state=seed, n_jobs=jobs, **p),
+        "ExtremeRandomTrees": lambda: ensemble.ExtraTreesClassifier(random_state=seed, n_jobs=jobs, **p),
+        "LightGBM": lambda: _lightgbm(True, seed, p, threads),
+        "GradientBoosting": lambda: ensemble.GradientBoostingClassifier(random_state=seed, **p),
+        "XGBoostClassifier": lambda: _xgb_classifier(seed, p, threads),
+    }
+    return LabelEncodedClassifier(factories[algorithm]())
+
+
+def regressor(algorithm: str, params: dict[str, Any], seed: int, threads: int = 1) -> Any:
+    """Azure's regression ``algorithm`` (also the learners of forecasting's lag features)."""
+    from sklearn import ensemble, linear_model, neighbors, tree
+
+    p = dict(params)
+    jobs = None if threads in (-1, 0) else threads
+    factories: dict[str, Any] = {
         "ElasticNet": lambda: linear_model.ElasticNet(random_state=seed, max_iter=5000, **p),
         "GradientBoosting": lambda: ensemble.GradientBoostingRegressor(random_state=seed, **p),
         "DecisionTree": lambda: tree.DecisionTreeRegressor(random_state=seed, **p),
@@ -62,7 +76,7 @@ def make_estimator(task: str, algorithm: str, params: dict[str, Any], seed: int,
         "SGD": lambda: linear_model.SGDRegressor(random_state=seed, **p),
         "RandomForest": lambda: ensemble.RandomForestRegressor(random_state=seed, n_jobs=jobs, **p),
         "ExtremeRandomTrees": lambda: ensemble.ExtraTreesRegressor(random_state=seed, n_jobs=jobs, **p),
-        "LightGBM": lambda: _lightgbm("regression", seed, p, threads),
+        "LightGBM": lambda: _lightgbm(False, seed, p, threads),
         "XGBoostRegressor": lambda: _xgb_regressor(seed, p, threads),
     }
     return factories[algorithm]()
@@ -72,7 +86,7 @@ _HGB_NAMES = {"n_estimators": "max_iter", "num_leaves": "max_leaf_nodes", "min_c
               "reg_lambda": "l2_regularization", "learning_rate": "learning_rate"}
 
 
-def _lightgbm(task: str, seed: int, params: dict[str, Any], threads: int) -> Any:
+def _lightgbm(classification: bool, seed: int, params: dict[str, Any], threads: int) -> Any:
     """Azure's ``LightGBM``: the lightgbm package; scikit-learn's histogram gradient boosting without it."""
     try:
         import lightgbm
@@ -80,12 +94,12 @@ def _lightgbm(task: str, seed: int, params: dict[str, Any], threads: int) -> Any
         from sklearn import ensemble
 
         translated = {_HGB_NAMES[k]: v for k, v in params.items() if k in _HGB_NAMES}
-        cls = ensemble.HistGradientBoostingClassifier if task == "classification" else ensemble.HistGradientBoostingRegressor
+        cls = ensemble.HistGradientBoostingClassifier if classification else ensemble.HistGradientBoostingRegressor
         return cls(random_state=seed, **translated)
     settings = {"verbose": -1, "random_state": seed, "n_jobs": -1 if threads in (-1, 0) else threads, **params}
     if settings.get("subsample", 1.0) < 1.0:
         settings.setdefault("subsample_freq", 1)
-    cls = lightgbm.LGBMClassifier if task == "classification" else lightgbm.LGBMRegressor
+    cls = lightgbm.LGBMClassifier if classification else lightgbm.LGBMRegressor
     return cls(**settings)
 
 

@@ -88,7 +88,6 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
     """
     import pickle
 
-    import numpy as np
     import pandas as pd
 
     from ..execution import execute_step, load_inputs
@@ -183,10 +182,11 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
                 f"{model_version.id} was trained on; prepared columns: {', '.join(map(str, features.columns))}")
     trained_on = read_tabular(lineage.location(training_source), f"training data {training_source!r}")
     notes.extend(_type_changes(trained_on, features, path.name))
+    from emulator.task_types import get_task
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        predicted = model.predict(features)
-        proba = model.predict_proba(features) if task == "classification" and hasattr(model, "predict_proba") else None
+        predicted = get_task(str(task)).prediction_columns(model, features, str(label))
 
     if len(prepared) == len(raw):
         columns = [c for c in (keep if keep is not None else list(raw.columns)) if c in raw.columns]
@@ -199,11 +199,8 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
         notes.append(f"the preparation changed the number of rows ({len(raw)} -> {len(prepared)}); the output "
                      f"holds the prepared rows")
         out = features.reset_index(drop=True).copy()
-    out[f"predicted_{label}"] = np.asarray(predicted)
-    if proba is not None:
-        classes = list(getattr(model, "classes_", range(proba.shape[1])))
-        for j, cls in enumerate(classes):
-            out[f"proba_{cls}"] = np.round(proba[:, j], 6)
+    for column, values in predicted.items():
+        out[column] = values
     return Prediction(frame=pd.DataFrame(out), model=model_version.id, run_id=lineage.run.id, label=str(label),
                       task=str(task), steps=[f"{s.name} ({s.properties.get('plugin')})" for s in chain],
                       replaced=str(DatasetRef.parse(replaced)) if replaced and DatasetRef.parse(replaced) else None,

@@ -26,11 +26,6 @@ if TYPE_CHECKING:
 
 LOG_TAIL = 60
 MINIMIZE_HINTS = ("error", "loss")
-LEADER_METRICS = {
-    "classification": ["AUC_weighted", "accuracy", "balanced_accuracy", "f1_score_weighted", "log_loss"],
-    "regression": ["normalized_root_mean_squared_error", "r2_score", "spearman_correlation",
-                   "normalized_mean_absolute_error"],
-}
 
 CSS = """
 :root { --fg:#24292f; --muted:#57606a; --line:#d0d7de; --bg:#f6f8fa; --ok:#1a7f37; --bad:#cf222e;
@@ -324,7 +319,7 @@ def _automl_section(lineage: Lineage, summary: AutoMLSummary, plots: bool) -> st
     out.append("<h3 id='leaderboard'>Leaderboard</h3>")
     ranked = summary.ranked()
     if ranked:
-        extra = [m for m in LEADER_METRICS.get(summary.task, []) if m != summary.metric
+        extra = [m for m in _leader_metrics(summary.task) if m != summary.metric
                  and any(m in c["metrics"] for c in ranked)][:4]
         headers = ["rank", "iteration", "pipeline", summary.metric, *extra, "fit time", "status"]
         rows, classes = [], []
@@ -373,6 +368,16 @@ def _automl_section(lineage: Lineage, summary: AutoMLSummary, plots: bool) -> st
             + "</div>")
     out.append("</section>")
     return "".join(out)
+
+
+def _leader_metrics(task: str) -> tuple[str, ...]:
+    """The task's extra leaderboard columns (none for a task this amlstep does not know)."""
+    from emulator.task_types import get_task
+
+    try:
+        return get_task(task).leader_metrics
+    except KeyError:
+        return ()
 
 
 def _log_tail(workspace: LocalWorkspace, step: RunRecord) -> str | None:

@@ -14,7 +14,7 @@ import math
 import pickle
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from ..workspace import RunRecord
 from .lineage import Lineage
@@ -121,14 +121,17 @@ def load_model(lineage: Lineage, automl: RunRecord) -> Any:
 
 
 def evaluate(lineage: Lineage, automl: RunRecord) -> Evaluation:
-    """Out-of-fold evaluation of the AutoML step's best model, with its figures."""
+    """Out-of-fold evaluation of the AutoML step's best model, with its figures (the task's own)."""
     import numpy as np
-    from sklearn.base import clone
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+
+    from emulator.task_types import get_task
 
     X, y, settings = load_training(lineage, automl)
     model = load_model(lineage, automl)
-    task = settings.get("task", "classification")
+    try:
+        task = get_task(str(settings.get("task") or "classification"))
+    except KeyError as exc:
+        raise PlotsUnavailable(str(exc).strip("'\"")) from None
     notes = []
     if len(X) > MAX_ROWS:
         rng = np.random.default_rng(SEED)
@@ -137,40 +140,34 @@ def evaluate(lineage: Lineage, automl: RunRecord) -> Evaluation:
         notes.append(f"plots use a random sample of {MAX_ROWS} training rows")
     if settings.get("weight_column_name"):
         notes.append("sample weights are not applied in these plots")
+    return task.report_evaluation(model, X, y, settings, notes)
+
+
+def cross_validated_evaluation(task: Any, model: Any, X: Any, y: Any, settings: Mapping[str, Any],
+                               notes: list[str]) -> Evaluation:
+    """Rows as independent samples: ``cross_val_predict`` of an unfitted clone, the task's figures, importance."""
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_predict
+
     n_splits = int(settings.get("n_cross_validations") or 5)
     algorithm = model.steps[-1][0] if hasattr(model, "steps") else type(model).__name__
-    classification = task == "classification"
-    if classification:
-        if isinstance(y[0], float) and np.all(np.mod(y.astype(float), 1) == 0):
-            y = y.astype(int)
-        classes, counts = np.unique(y, return_counts=True)
-        n_splits = max(2, min(n_splits, int(counts.min())))
-        cv: Any = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=SEED)
-    else:
-        n_splits = max(2, min(n_splits, len(y) // 2))
-        cv = KFold(n_splits=n_splits, shuffle=True, random_state=SEED)
+    y, cv, n_splits = task.report_cv(y, n_splits, SEED)
     estimator = clone(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            if classification:
-                oof = cross_val_predict(estimator, X, y, cv=cv, method="predict_proba")
-            else:
-                oof = cross_val_predict(estimator, X, y.astype(float), cv=cv)
+            oof = cross_val_predict(estimator, X, y, cv=cv, method=task.report_predict_method)
         except Exception as exc:
             raise PlotsUnavailable(f"cross-validating the best pipeline failed: {type(exc).__name__}: {exc}") from None
-    evaluation = Evaluation(task, str(settings.get("label_column_name")), len(X), n_splits, algorithm, notes=notes)
-    if classification:
-        _classification_figures(evaluation, y, oof, classes)
-    else:
-        _regression_figures(evaluation, y.astype(float), oof)
-    importance = _permutation_importance(model, X, y, cv, classification)
+    evaluation = Evaluation(task.name, str(settings.get("label_column_name")), len(X), n_splits, algorithm, notes=notes)
+    task.report_figures(evaluation, y, oof, None)
+    importance = _permutation_importance(model, X, y, cv, task.importance_scoring(y))
     if importance is not None:
         evaluation.figures.append(importance)
     return evaluation
 
 
-def _classification_figures(evaluation: Evaluation, y: Any, proba: Any, classes: Any) -> None:
+def classification_figures(evaluation: Evaluation, y: Any, proba: Any, classes: Any) -> None:
     import numpy as np
     from sklearn import metrics
 
@@ -247,7 +244,7 @@ def _classification_figures(evaluation: Evaluation, y: Any, proba: Any, classes:
                                      "Predicted probability against the observed share, in quantile bins.", _png(fig)))
 
 
-def _regression_figures(evaluation: Evaluation, y: Any, predicted: Any) -> None:
+def regression_figures(evaluation: Evaluation, y: Any, predicted: Any) -> None:
     import numpy as np
     from sklearn import metrics
 
@@ -279,7 +276,7 @@ def _regression_figures(evaluation: Evaluation, y: Any, predicted: Any) -> None:
                                      f"RMSE {evaluation.metrics['root_mean_squared_error']:.4g}.", _png(fig)))
 
 
-def _permutation_importance(model: Any, X: Any, y: Any, cv: Any, classification: bool) -> Figure | None:
+def _permutation_importance(model: Any, X: Any, y: Any, cv: Any, scoring: str) -> Figure | None:
     import numpy as np
     from sklearn.base import clone
     from sklearn.inspection import permutation_importance
@@ -290,10 +287,6 @@ def _permutation_importance(model: Any, X: Any, y: Any, cv: Any, classification:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fitted.fit(X.iloc[train], y[train])
-            if classification:
-                scoring = "roc_auc" if len(np.unique(y)) == 2 else "roc_auc_ovr_weighted"
-            else:
-                scoring = "r2"
             result = permutation_importance(fitted, X.iloc[valid], y[valid], scoring=scoring, n_repeats=5,
                                             random_state=SEED, n_jobs=1)
     except Exception:
