@@ -269,8 +269,9 @@ def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], 
     """Say for each step of PIPELINE whether it would be reused now, and if not, what changed.
 
     The rule is the same on both backends: a step re-runs when its code, its parameters or its
-    inputs changed (or allow_reuse is off). Azure applies it to the compiled step, whose arguments
-    carry the code hash and the parameters.
+    inputs changed (or allow_reuse is off, or an earlier output changed on disk). Azure applies it
+    to the compiled step, whose arguments carry the code hash and the parameters. "maybe": the step
+    re-runs unless the step upstream that re-runs writes the same output as before.
     """
     from .api import load_pipeline
     from .reuse import predict
@@ -280,8 +281,9 @@ def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], 
     if as_json:
         emit_json(found)
         return
+    shown = {True: "yes", False: "no", None: "maybe"}
     table(f"Reuse for {validated.experiment}", ["step", "plugin", "reused", "why"],
-          [(f["step"], f["plugin"], "yes" if f["would_reuse"] else "no", "; ".join(f["reasons"])) for f in found])
+          [(f["step"], f["plugin"], shown[f["would_reuse"]], "; ".join(f["reasons"])) for f in found])
 
 
 @contextlib.contextmanager

@@ -136,10 +136,12 @@ class LocalBackend:
                 input_locations[port] = location
         parts = reuse_rule.components(binding.spec, params, input_hashes, binding.allow_reuse)
         key = reuse_rule.key(parts)
-        previous = ws.last_step_run(binding.name, binding.plugin)
-        earlier = ws.find_reusable(key) if (reuse and binding.allow_reuse) else None
+        previous = ws.last_step_run(binding.name, binding.plugin, experiment=pipeline.experiment)
+        earlier, problem = reuse_rule.find_reusable(ws, key) if (reuse and binding.allow_reuse) else (None, None)
         if resumed is not None and resumed.reuse_key == key:
-            earlier = ws.get_run(resumed.reused_from) if resumed.reused_from else resumed
+            done = ws.get_run(resumed.reused_from) if resumed.reused_from else resumed
+            problem = reuse_rule.integrity_problem(ws, done)
+            earlier = done if problem is None else None
         if earlier is not None:
             for record in earlier.outputs.values():
                 data[record["data"]] = (ws.path / record["path"], record["sha256"], DataType(record["type"]))
@@ -158,7 +160,9 @@ class LocalBackend:
         elif not reuse:
             reasons = ["reuse disabled for this run (--no-reuse)"]
         else:
-            reasons = reuse_rule.explain(parts, previous.reuse_components if previous else None)
+            reasons = reuse_rule.explain(parts, previous.reuse_components if previous else None, problem=problem,
+                                         previous_status=previous.status if previous else None,
+                                         previous_id=previous.id if previous else None)
         ws.update_run(step_run.id, reuse_key=key, reuse_components=parts,
                       properties={**step_run.properties, "reuse_reasons": reasons})
         self._say(f"[{binding.name}] running: " + "; ".join(reasons))

@@ -609,6 +609,14 @@ class LocalWorkspace:
                 return run
         return None
 
+    def step_runs_with_key(self, reuse_key: str, limit: int = 5) -> list[RunRecord]:
+        """Completed step runs that computed ``reuse_key`` themselves (not reused), newest first."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM runs WHERE reuse_key=? AND status='Completed' AND reused_from IS NULL "
+                "ORDER BY created_at DESC, rowid DESC LIMIT ?", (reuse_key, int(limit))).fetchall()
+        return [self._run(row) for row in rows]
+
     def last_step_run(self, step_name: str, plugin: str, experiment: str | None = None) -> RunRecord | None:
         """The latest step run of ``step_name`` that computed a reuse key, for explaining re-runs."""
         query = ("SELECT * FROM runs WHERE run_type='step' AND name=? AND reuse_components IS NOT NULL "
