@@ -271,8 +271,10 @@ def _input_columns(model: Any) -> list[str] | None:
 @click.option("--dataset", "-d", help="The training dataset DATA stands in for, if the preparation read several.")
 @click.option("--keep", "-k", help="Comma-separated input columns to copy into the output (default: all).")
 def predict_command(model: str, data: str, out: str, dataset: str | None, keep: str | None) -> None:
-    """Apply registered MODEL (NAME or NAME:VERSION) to DATA (a CSV), re-running the training
-    pipeline's preparation steps on it first.
+    """Predict with a registered model on the rows of a CSV.
+
+    Applies MODEL (NAME or NAME:VERSION) to DATA, after re-running the training pipeline's
+    preparation steps on it with what they learned from the training rows.
 
     Writes the input columns plus predicted_<label> and, for classification, proba_<class> columns.
     Models are loaded only from the workspace's model registry (a pickle runs code when loaded).

@@ -320,10 +320,14 @@ def new_plugin(name: str, directory: str | Path = ".", *, label: str = "label", 
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
 @click.option("--label", default="label", show_default=True,
               help="The label column of your data (for the example test and pipeline).")
-@click.option("--task", type=click.Choice(["classification", "regression"]), default="classification", show_default=True)
+@click.option("--task", type=click.Choice(["classification", "regression"]), default="classification", show_default=True,
+              help="The AutoML task: sets the task and the primary metric in pipeline.py.")
 @click.option("--force", is_flag=True, help="Write into an existing, non-empty folder.")
 def new_plugin_command(name: str, directory: str, label: str, task: str, force: bool) -> None:
-    """Write a ready-to-install step plugin package NAME into DIR/NAME (DIR defaults to '.')."""
+    """Write a new step plugin package, ready to install.
+
+    The package NAME goes into DIR/NAME (DIR defaults to '.').
+    """
     from ..cli import State, fail
 
     state = click.get_current_context().find_object(State)
