@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import re
 import subprocess
@@ -164,3 +165,53 @@ def test_guide_learned_output_example_works(run_step):
     alone = run_step(step, raw_data=rows.iloc[[1]].drop(columns=["label"]), learned=learned)["clean_data"]
     assert alone["age"].tolist() == [30.0]
     check_rows_independent(step, sample_inputs={"raw_data": rows})
+
+
+# -- statements that were false once (issue 16) ----------------------------------------------------
+def pages() -> list[Path]:
+    return [*sorted(DOCS.glob("*.md")), DOCS.parent / "README.md"]
+
+
+def test_relative_links_point_at_files_in_the_repo():
+    """docs/emulator.md once linked ../shared/reference/automl-semantics.md, which is not in the repo."""
+    broken = []
+    for page in pages():
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()) + re.findall(
+                r"`(\.\./[^`]+\.md)`", page.read_text()):
+            if re.match(r"[a-z]+://|#|mailto:", target):
+                continue
+            path = (page.parent / target.split("#", 1)[0]).resolve()
+            if not path.exists() or REPO not in path.parents:
+                broken.append(f"{page.name}: {target}")
+    assert broken == []
+
+
+def test_what_the_docs_say_about_lightgbm_is_what_runs():
+    from emulator.models import make_estimator
+
+    fitted = make_estimator("classification", "LightGBM", {}, seed=0)
+    inner = getattr(fitted, "estimator", getattr(fitted, "base", fitted))
+    names = {type(o).__module__.split(".")[0] for o in (fitted, inner, *vars(fitted).values())}
+    assert "lightgbm" in names, names
+    for page in pages():
+        assert "LightGBM is emulated with scikit-learn" not in page.read_text(), page.name
+    assert "`LightGBM` is the lightgbm package" in (DOCS / "emulator.md").read_text()
+
+
+def test_standalone_automl_runs_are_in_runs_list_as_emulator_md_says(workspace):
+    from click.testing import CliRunner
+
+    from framework.cli import make_cli
+
+    assert "`amlstep runs list` lists it beside pipeline runs" in (DOCS / "emulator.md").read_text()
+    run = workspace.create_run(run_type="automl", name="AutoML_x", experiment="standalone", run_id="AutoML_x",
+                               status="Completed", properties={"primary_metric": "accuracy", "score": 0.8})
+    listed = CliRunner().invoke(make_cli(), ["--workspace", str(workspace.path), "runs", "list", "--json"])
+    assert [r["id"] for r in json.loads(listed.stdout)] == [run.id]
+
+
+def test_the_readme_prefix_claim_holds(workspace):
+    text = (DOCS.parent / "README.md").read_text()
+    assert "a prefix works" in text and "unique prefix of at least 4 characters" in text
+    run = workspace.create_run(run_type="pipeline", name="p", experiment="e")
+    assert workspace.get_run(run.id[:4]).id == run.id

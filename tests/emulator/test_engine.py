@@ -74,14 +74,27 @@ def test_a_child_past_iteration_timeout_is_stopped_and_recorded(workspace):
 
 
 def test_experiment_ends_near_its_budget(workspace, titanic_csv):
+    """The budget covers the whole experiment, as the run records it: importing the estimators, featurization,
+    ensembles and the final refit included (a 2-minute budget once gave a 123 s step)."""
+    from emulator.worker import Worker
+
+    begun = time.perf_counter()  # the reference, measured under the same load: starting one worker process
+    worker = Worker()
+    worker.wait_ready()
+    startup = time.perf_counter() - begun
+    worker.stop()
     frame = pd.read_csv(titanic_csv)
+    budget = max(9.0, 4 * startup)  # time for a few children even on a loaded machine
     config = AutoMLConfig(task="classification", training_data=frame, label_column_name="Survived",
-                          experiment_timeout_minutes=0.15, n_cross_validations=3, enable_early_stopping=False)
-    started = time.perf_counter()
+                          experiment_timeout_minutes=budget / 60, n_cross_validations=3, enable_early_stopping=False)
     run = Experiment(workspace, "budget").submit(config)
-    assert time.perf_counter() - started < 0.15 * 60 * 3 + 20  # generous: loaded machines; 1000 iterations otherwise
     assert "experiment timeout" in run.properties["stop_reason"]
-    assert run.get_children()[-1].properties["run_algorithm"] in ("VotingEnsemble", "StackEnsemble")
+    duration = workspace.get_run(run.id).duration
+    # past the deadline only the final refit of a fallback child can run on (in a fresh worker at worst)
+    assert duration <= budget + startup + 1.0, (duration, budget, startup, run.properties["stop_reason"])
+    kinds = [c.properties["run_algorithm"] for c in run.get_children()]
+    assert kinds[-1] in ("VotingEnsemble", "StackEnsemble") or "Skipping" in (workspace.path / run.record.log_path
+                                                                              ).read_text()
 
 
 def test_ensembles_count_within_iterations_and_weights_are_multiples_of_one_kth(workspace, titanic_csv):
