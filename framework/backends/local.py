@@ -277,10 +277,12 @@ def resolve_dataset(ws: LocalWorkspace, dataset: Dataset) -> DatasetVersion:
     """The registered dataset, registered first from its sources when the workspace lacks it."""
     if ws.has_dataset(dataset.name) or not dataset.sources:
         return ws.get_dataset(dataset.name, dataset.version)
+    from ..commands.browse import resolved_sources
+
     problems = []
     for sources in (dataset.sources, *((s,) for s in dataset.fallback_sources)):
         try:
-            version, _ = ws.register_dataset(dataset.name, list(sources), description=dataset.description)
+            version, _ = ws.register_dataset(dataset.name, resolved_sources(sources), description=dataset.description)
             return version
         except WorkspaceError as exc:
             problems.append(str(exc))
