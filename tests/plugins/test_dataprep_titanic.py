@@ -104,10 +104,13 @@ def test_what_it_learned_prepares_each_row_on_its_own(raw, titanic_test_csv):
     assert learned["Age"]["bins"] == [0.0, 19.0, 25.0, 32.0, 39.0, 80.0] and learned["Age"]["fill"] == 29
     new = pd.read_csv(titanic_test_csv)
     whole = prepare(new, learned=learned)
+    gaps = [*new.index[new["Age"].isna()][:8], *new.index[new["Fare"].isna()]]
+    rows = sorted({*range(20), *gaps})  # some whole rows, and rows with missing values to fill
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        one_by_one = pd.concat([prepare(new.iloc[[i]], learned=learned) for i in range(len(new))])
-    pd.testing.assert_frame_equal(one_by_one, whole)
+        one_by_one = pd.concat([prepare(new.iloc[[i]], learned=learned) for i in rows])
+    pd.testing.assert_frame_equal(one_by_one, whole.iloc[rows])
+    assert new["Fare"].iloc[rows].isna().any() and new["Age"].iloc[rows].isna().sum() >= 5
     assert not whole.isna().any().any()
     # the training rows' known ages and every fare fall in the groups they had in training
     prepped = prepare(raw)
