@@ -379,12 +379,13 @@ def format_guardrails(checks: list[dict[str, Any]]) -> str:
 
 def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: pd.DataFrame | None = None, *,
                recorder: Recorder | None = None, parent_run_id: str = "AutoML",
-               log: Callable[[str], None] = print) -> AutoMLResult:
+               log: Callable[[str], None] = print, started: float | None = None) -> AutoMLResult:
     """Run an AutoML experiment with validated ``settings`` and return the best fitted pipeline.
 
-    Both ``Experiment.submit`` and the pipeline's ``automl`` step come here.
+    Both ``Experiment.submit`` and the pipeline's ``automl`` step come here. ``started`` (default:
+    now) is when the experiment began: ``experiment_timeout_minutes`` counts from it.
     """
-    started = time.time()
+    started = time.time() if started is None else started
     concurrency = int(settings.get("max_concurrent_iterations") or 1)
     POOL.warm(concurrency)  # workers import scikit-learn while we featurize
     data = prepare_data(settings, training, validation)
@@ -409,6 +410,8 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     if best is None:
         raise state.no_child_error()
     model = state.final_model(featurizer)
+    best = state.best  # the final refit may fall back to a faster child
+    assert best is not None
     log(f"Best: iteration {best.iteration} {best.display_name} {metric}={best.score:.4f}")
     state.featurizer = featurizer
     POOL.warm(concurrency)  # replace workers stopped at a deadline, for the next experiment
@@ -445,10 +448,17 @@ class _Loop:
         """Seconds kept back for ensemble selection and the final refit."""
         done = sorted((c for c in self.children if c.status == "Completed" and c.algorithm not in ENSEMBLES),
                       key=lambda c: c.score, reverse=self.metric not in M.MINIMIZE)[:5]
+        return 1.0 + 0.03 * (self.budget or 0) + 1.3 * self.refit_seconds(done) + self.ensemble_cost(done)
+
+    def refit_seconds(self, children: Iterable[ChildResult]) -> float:
+        """Seconds a refit of ``children`` on all training rows should take, from their cross-validation times."""
         n_splits = max(1, len(self.fold.splits))
         train_share = float(np.mean([len(t) for t, _ in self.fold.splits])) / max(len(self.fold.fit_rows), 1)
-        refit = sum(c.fit_time / n_splits / max(train_share, 0.3) for c in done)
-        return 1.0 + 0.03 * (self.budget or 0) + 1.3 * refit + self.ensemble_cost(done)
+        return sum(c.fit_time / n_splits / max(train_share, 0.3) for c in children)
+
+    def end(self) -> float | None:
+        """When the experiment must be over: its start plus the budget (featurization and refit included)."""
+        return None if self.budget is None else self.started + self.budget
 
     def ensemble_cost(self, done: list[ChildResult]) -> float:
         """Seconds ensemble selection will take: one scoring of out-of-fold predictions, times the rounds."""
@@ -624,6 +634,10 @@ class _Loop:
         pool = self.base_pool()
         if len(pool) < 2 or not self.ensembles:
             return
+        end = self.end()
+        if end is not None and time.time() + self.ensemble_cost(pool[:5]) + self.refit_seconds(pool[:1]) >= end:
+            self.log(f"Skipping {' and '.join(self.ensembles)}: the experiment timeout leaves no time for them")
+            return
         assert self.best is not None
         iteration = max(c.iteration for c in self.children) + 1
         oofs = _oofs(pool)
@@ -662,25 +676,43 @@ class _Loop:
 
     # -- the final model ----------------------------------------------------------------------
     def final_model(self, featurizer: AutoFeaturizer) -> Any:
-        """The best child refitted on all training rows, behind the fitted featurizer."""
+        """The best child refitted on all training rows, behind the fitted featurizer.
+
+        The refit runs in this process, which has every estimator imported already: a worker stopped
+        at the deadline would have to be replaced first, which can take longer than the refit. When
+        the time left is shorter than the best child's refit should take, the fastest of the three
+        best base children is refitted instead (and the run says so).
+        """
         best = self.best
         assert best is not None
         by_iteration = {c.iteration: c for c in self.children}
         members = [by_iteration[i] for i, _ in best.members] if best.algorithm in ENSEMBLES else [best]
-        timeout = None if self.budget is None else max(5.0, self.started + self.budget - time.time())
-        outcome = run_guarded(self.key, self.fold, call(tasks.refit),
-                              {"specs": [m.spec for m in members], "threads": self.threads}, timeout)
+        end = self.end()
+        left = None if end is None else end - time.time()
+        fallback = min(self.base_pool(3), key=lambda c: c.fit_time)
+        if left is not None and 1.3 * self.refit_seconds(members) > left and members != [fallback]:
+            outcome = TaskOutcome(False, error=f"its refit needs about {self.refit_seconds(members):.1f} s and "
+                                               f"the experiment timeout leaves {max(left, 0):.1f} s")
+        else:
+            outcome = self._refit(members)
         if not outcome.ok:
-            fallback = min(self.base_pool(3), key=lambda c: c.fit_time)
-            self.log(f"The final refit of {best.display_name} did not finish ({short_error(outcome.error)}); "
-                     f"using iteration {fallback.iteration} {fallback.display_name}")
+            self.log(f"The final refit of {best.display_name} did not fit in the time left "
+                     f"({short_error(outcome.error)}); using iteration {fallback.iteration} {fallback.display_name}")
             self.best = best = fallback
             members = [fallback]
-            outcome = run_guarded(self.key, self.fold, call(tasks.refit),
-                                  {"specs": [fallback.spec], "threads": self.threads}, None)
+            outcome = self._refit(members)
             if not outcome.ok:
                 raise AutoMLDataError(f"the final refit failed: {short_error(outcome.error)}")
         return assemble(self.fold, best, members, outcome.value, featurizer)
+
+
+    def _refit(self, members: list[ChildResult]) -> TaskOutcome:
+        begun = time.perf_counter()
+        try:
+            fitted = tasks.refit(self.fold, [m.spec for m in members], self.threads)
+        except Exception as exc:  # reported like a worker's error
+            return TaskOutcome(False, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - begun)
+        return TaskOutcome(True, value=fitted, seconds=time.perf_counter() - begun)
 
 
 def assemble(fold: FoldData, best: ChildResult, members: list[ChildResult], fitted: list[Any],

@@ -36,7 +36,7 @@ class PortDataReference:
         target = Path(local_path) / "azureml" / self.step_run_id / self.data_name
         if target.exists():
             if not overwrite:
-                raise WorkspaceError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
+                raise WorkspaceError(f"{target} already exists; pass overwrite=True to replace it")
             shutil.rmtree(target)
         staging = target.with_name(f".{target.name}.partial")
         shutil.rmtree(staging, ignore_errors=True)
@@ -70,8 +70,17 @@ class Run:
         return self.record.status
 
     @property
+    def display_name(self) -> str:
+        """The name shown in the studio (an AutoML child's pipeline, e.g. ``MaxAbsScaler, LightGBM``)."""
+        return self.record.display_name or self.record.name
+
+    @property
     def properties(self) -> dict[str, Any]:
         return self.record.properties
+
+    def get_properties(self) -> dict[str, Any]:
+        """The run's properties, read again from the run history (``Run.get_properties()`` on Azure)."""
+        return dict(self.workspace.get_run(self.id).properties)
 
     def get_status(self) -> str:
         return self.workspace.get_run(self.id).status
@@ -114,6 +123,6 @@ class Run:
 
 
 def get_run(run_id: str, workspace: LocalWorkspace | str | Path | None = None) -> Run:
-    """A historical run by id (a unique prefix of at least 6 characters also works)."""
+    """A historical run by id (a unique prefix of at least 4 characters also works)."""
     ws = workspace if isinstance(workspace, LocalWorkspace) else LocalWorkspace(workspace)
     return Run(ws, ws.get_run(run_id))

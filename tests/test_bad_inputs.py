@@ -172,7 +172,7 @@ CASES = [
                      Step("double", name="b", inputs={"table": "a"}, outputs={"doubled": "b"})), id="api-cycle"),
     raises(PipelineValidationError, "data 'table' has two producers",
            _validate(Step("make_table"), Step("make_table", name="again")), id="api-two-producers"),
-    raises(PipelineValidationError, "step 'make_table': unknown parameter 'row'; valid parameters: rows",
+    raises(PipelineValidationError, "step 'make_table': unknown parameter 'row' (did you mean 'rows'?); valid parameters: rows",
            _validate(Step("make_table", params={"row": 2})), id="api-unknown-parameter"),
     raises(PipelineValidationError, "step 'make_table': parameter 'rows' expects int, got float 2.5",
            _validate(Step("make_table", params={"rows": 2.5})), id="api-wrong-parameter-type"),

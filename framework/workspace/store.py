@@ -35,6 +35,7 @@ from .sources import fetch
 SCHEMA_VERSION = 2
 ENV_VAR = "AMLSTEP_WORKSPACE"
 TERMINAL_STATUSES = ("Completed", "Failed", "Canceled")
+MIN_PREFIX = 4  # shortest run id prefix accepted (like git's abbreviated hashes)
 
 _SCHEMA = [
     """CREATE TABLE experiments(name TEXT PRIMARY KEY, created_at REAL NOT NULL)""",
@@ -565,16 +566,30 @@ class LocalWorkspace:
         return {k: v[0] if len(v) == 1 else v for k, v in found.items()}
 
     def get_run(self, run_id: str) -> RunRecord:
+        """A run by id, or by a unique prefix of at least ``MIN_PREFIX`` characters (like git).
+
+        A child run's id starts with its step run's id, so a prefix that matches a run and its
+        children names the run.
+        """
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
-            if row is None:
-                pattern = run_id.replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
-                prefix = conn.execute("SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
-                                      (pattern,)).fetchall() if len(run_id) >= 6 else []
-                if len(prefix) == 1:
-                    row = prefix[0]
+            matches = []
+            if row is None and len(run_id) >= MIN_PREFIX:
+                pattern = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                matches = conn.execute("SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY length(id), id "
+                                       "LIMIT 200", (pattern,)).fetchall()
+        if row is None and matches:
+            shortest = matches[0]["id"]
+            if all(m["id"].startswith(shortest) for m in matches):
+                row = matches[0]
+            else:
+                shown = ", ".join(m["id"] for m in matches[:5]) + (", ..." if len(matches) > 5 else "")
+                raise WorkspaceError(f"run id prefix {run_id!r} is ambiguous: it starts {len(matches)} run ids "
+                                     f"({shown}); give more characters")
         if row is None:
-            raise WorkspaceError(f"run {run_id!r} does not exist in workspace {self.path}; see `amlstep runs list`")
+            short = (f" (a prefix needs at least {MIN_PREFIX} characters)" if len(run_id) < MIN_PREFIX else "")
+            raise WorkspaceError(f"run {run_id!r} does not exist in workspace {self.path}{short}; "
+                                 f"see `amlstep runs list`")
         return self._run(row)
 
     def list_runs(self, *, run_type: str | None = "pipeline", experiment: str | None = None,
@@ -608,6 +623,14 @@ class LocalWorkspace:
             if all((self.path / o["path"]).exists() for o in run.outputs.values()):
                 return run
         return None
+
+    def step_runs_with_key(self, reuse_key: str, limit: int = 5) -> list[RunRecord]:
+        """Completed step runs that computed ``reuse_key`` themselves (not reused), newest first."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM runs WHERE reuse_key=? AND status='Completed' AND reused_from IS NULL "
+                "ORDER BY created_at DESC, rowid DESC LIMIT ?", (reuse_key, int(limit))).fetchall()
+        return [self._run(row) for row in rows]
 
     def last_step_run(self, step_name: str, plugin: str, experiment: str | None = None) -> RunRecord | None:
         """The latest step run of ``step_name`` that computed a reuse key, for explaining re-runs."""
