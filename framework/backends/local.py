@@ -277,7 +277,9 @@ def error_message(binding: StepBinding, exc: BaseException, workspace: Path | No
 def resolve_dataset(ws: LocalWorkspace, dataset: Dataset) -> DatasetVersion:
     """The registered dataset, registered first from its sources when the workspace lacks it."""
     if ws.has_dataset(dataset.name) or not dataset.sources:
-        return ws.get_dataset(dataset.name, dataset.version)
+        found = ws.get_dataset(dataset.name, dataset.version)
+        found.check_files()
+        return found
     problems = []
     for sources in (dataset.sources, *((s,) for s in dataset.fallback_sources)):
         try:
