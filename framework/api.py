@@ -67,8 +67,8 @@ def load_pipeline(target: str | Path) -> Pipeline:
         try:
             pipeline = factory()
         except Exception as exc:
-            raise _load_error(exc, Path(module.__file__) if getattr(module, "__file__", None) else None,
-                              f"{factory.__name__}() raised") from exc
+            file = getattr(module, "__file__", None)
+            raise _load_error(exc, Path(file) if file else None, f"{factory.__name__}() raised") from exc
         if not isinstance(pipeline, Pipeline):
             raise PipelineValidationError(f"{source}: {factory.__name__}() returned {type(pipeline).__name__}, not a Pipeline")
     pipeline.source = source
