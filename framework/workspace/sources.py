@@ -26,7 +26,7 @@ from typing import Callable
 from ..errors import WorkspaceError
 from .db import WorkspaceUnwritable, is_disk_full, no_space_message
 
-READ_TIMEOUT_SECONDS = 30.0
+DOWNLOAD_TIMEOUT_SECONDS = 30.0  # per socket read; the whole download is bounded by download_timeout()
 DOWNLOAD_TIMEOUT_ENV = "AMLSTEP_DOWNLOAD_TIMEOUT"
 DEFAULT_DOWNLOAD_TIMEOUT = 600.0
 PROGRESS_AFTER_SECONDS = 2.0
@@ -111,7 +111,7 @@ def download(url: str, target: Path, *, timeout: float | None = None, progress: 
     received = 0
     request = urllib.request.Request(url, headers={"User-Agent": "amlstep", "Accept-Encoding": "identity"})
     try:
-        with urllib.request.urlopen(request, timeout=min(READ_TIMEOUT_SECONDS, total)) as response, \
+        with urllib.request.urlopen(request, timeout=min(DOWNLOAD_TIMEOUT_SECONDS, total)) as response, \
                 open(target, "wb") as out:
             length = _content_length(response.headers.get("Content-Length"))
             encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
@@ -124,7 +124,7 @@ def download(url: str, target: Path, *, timeout: float | None = None, progress: 
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise _too_slow(url, total, received, length)
-                _set_read_timeout(response, min(READ_TIMEOUT_SECONDS, remaining))
+                _set_read_timeout(response, min(DOWNLOAD_TIMEOUT_SECONDS, remaining))
                 chunk = response.read1(CHUNK)
                 if not chunk:
                     break
@@ -158,7 +158,7 @@ def download(url: str, target: Path, *, timeout: float | None = None, progress: 
         if isinstance(exc, TimeoutError) or "timed out" in str(getattr(exc, "reason", exc)):
             if time.monotonic() >= deadline - 0.05:
                 raise _too_slow(url, total, received, None) from None
-            raise WorkspaceError(f"could not download {url}: no data for {READ_TIMEOUT_SECONDS:g} s") from None
+            raise WorkspaceError(f"could not download {url}: no data for {DOWNLOAD_TIMEOUT_SECONDS:g} s") from None
         reason = getattr(exc, "reason", None) or exc.strerror or exc
         raise WorkspaceError(f"could not download {url}: {reason}") from None
     except (http.client.HTTPException, ValueError, zlib.error) as exc:

@@ -725,11 +725,11 @@ class LocalWorkspace:
         status = changes.get("status")
         if status == "Running":
             changes.setdefault("started_at", now)
-            if liveness.lease_of_run(self.path, run_id) is None:
-                with self._connect() as conn:
-                    row = conn.execute("SELECT parent_id FROM runs WHERE id=?", (run_id,)).fetchone()
+            with self._connect() as conn:
+                row = conn.execute("SELECT parent_id, lease FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is not None and not (row["lease"] and liveness.held_here(self.path, row["lease"])):
                 pid, started = _this_process()
-                changes.update(lease=self._run_lease(run_id, row[0] if row else None), pid=pid, process_start=started,
+                changes.update(lease=self._run_lease(run_id, row["parent_id"]), pid=pid, process_start=started,
                                host=socket.gethostname())
         if status in TERMINAL_STATUSES:
             changes.setdefault("ended_at", now)
