@@ -22,20 +22,21 @@ from framework.steps import Output
 REPO = Path(__file__).resolve().parents[3]
 
 SCENARIO = r"""
-import errno, json, os, subprocess, sys
+import json, sys
 from pathlib import Path
+from click.testing import CliRunner
 from framework import Pipeline, Step, StepSpec, WorkspaceError, get_plugin_manager, hookimpl, run_pipeline
+from framework.cli import make_cli
 from framework.steps import Output
 
 mount, titanic = Path(sys.argv[1]), sys.argv[2]
 ws = mount / "ws"
 hog = mount / "hog"
-cli = [sys.executable, "-m", "framework.cli", "--workspace", str(ws)]
 
 
 def amlstep(*args):
-    done = subprocess.run([*cli, *args], capture_output=True, text=True)
-    return {"code": done.returncode, "out": done.stdout, "err": done.stderr}
+    done = CliRunner().invoke(make_cli(), ["--workspace", str(ws), *args])
+    return {"code": done.exit_code, "out": done.stdout, "err": done.stderr}
 
 
 def fill(table):
