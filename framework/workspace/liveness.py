@@ -127,12 +127,6 @@ def release(workspace: Path, run_id: str, note: str | None = None) -> bool:
     return True
 
 
-def lease_of_run(workspace: Path, run_id: str) -> Lease | None:
-    with _guard:
-        lease = _run_leases.get((workspace, run_id))
-    return lease if lease is not None and lease.pid == os.getpid() else None
-
-
 def _take(workspace: Path) -> Lease:
     live = workspace / LIVE_DIR
     live.mkdir(exist_ok=True)

@@ -200,6 +200,7 @@ def test_a_copy_is_what_gets_validated_hashed_and_registered(workspace, tmp_path
 
 
 def test_parquet_files_register_as_they_are(workspace, tmp_path):
+    pytest.importorskip("pyarrow", reason="writing and reading Parquet needs pyarrow (comes with the azure extra)")
     import pandas as pd
 
     path = tmp_path / "table.parquet"
