@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -40,10 +41,10 @@ def lock_timeout() -> float:
 
 def free_bytes(path: Path) -> int | None:
     try:
-        stat = os.statvfs(path)
+        usage = shutil.disk_usage(path)
     except OSError:
         return None
-    return stat.f_bavail * stat.f_frsize
+    return usage.free
 
 
 def human_bytes(count: int | None) -> str:

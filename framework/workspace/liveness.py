@@ -16,7 +16,6 @@ the lease released records the note as the run's error.
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import socket
@@ -26,6 +25,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; liveness falls back to the pid hint
+    fcntl = None  # type: ignore[assignment]
 
 LIVE_DIR = ".live"
 LEASE_SIZE = 4096
@@ -77,7 +81,7 @@ class Lease:
         info["note"] = text[:1500]
         data = json.dumps(info).encode()[: LEASE_SIZE - 1]
         try:
-            os.pwrite(self.fd, data.ljust(LEASE_SIZE, b" "), 0)
+            _pwrite(self.fd, data.ljust(LEASE_SIZE, b" "))
             os.fsync(self.fd)
         except OSError:
             pass
@@ -134,12 +138,13 @@ def _take(workspace: Path) -> Lease:
     name = f"{pid}-{uuid.uuid4().hex[:12]}"
     # Locked under a temporary name, then renamed: nobody ever sees the lease file unlocked.
     temporary = live / f".new-{name}"
-    fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         info = {"pid": pid, "process_start": process_start(pid), "host": socket.gethostname(), "boot_id": boot_id(),
                 "started_at": time.time()}
-        os.pwrite(fd, json.dumps(info).encode().ljust(LEASE_SIZE, b" "), 0)
+        _pwrite(fd, json.dumps(info).encode().ljust(LEASE_SIZE, b" "))
         os.rename(temporary, live / f"{name}.lock")
     except BaseException:
         os.close(fd)
@@ -159,12 +164,28 @@ def _forget_in_child() -> None:
     _run_leases.clear()
 
 
-os.register_at_fork(after_in_child=_forget_in_child)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
+def _pwrite(fd: int, data: bytes) -> None:
+    if hasattr(os, "pwrite"):
+        os.pwrite(fd, data, 0)
+    else:
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, data)
+
+
+def _pread(fd: int, size: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, size)
 
 
 def _read_info(fd: int) -> dict[str, Any]:
     try:
-        data = os.pread(fd, LEASE_SIZE, 0).strip()
+        data = _pread(fd, LEASE_SIZE).strip()
         info = json.loads(data) if data else {}
         return info if isinstance(info, dict) else {}
     except (OSError, ValueError):
@@ -187,9 +208,11 @@ def probe(workspace: Path, name: str, *, remove_if_dead: bool = False) -> Probe:
     """
     if held_here(workspace, name):
         return Probe(ALIVE, {})
+    if fcntl is None:
+        return Probe(GONE, {})  # no flock here: the caller falls back to the pid hint
     path = workspace / LIVE_DIR / f"{name}.lock"
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return Probe(GONE, {})
     except OSError:
@@ -236,8 +259,10 @@ def leftover_new_leases(workspace: Path, older_than: float = 60.0) -> list[Path]
 
 def probe_file_released(path: Path) -> bool:
     """Whether nobody holds the lock on ``path`` (a lease file never renamed into place)."""
+    if fcntl is None:
+        return False
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return False
     try:

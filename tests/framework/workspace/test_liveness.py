@@ -90,7 +90,7 @@ def test_a_run_in_another_pid_namespace(tmp_path):
     unshare = shutil.which("unshare")
     if unshare is None:
         pytest.skip("unshare is not installed")
-    prefix = [unshare, "--pid", "--fork", "--mount-proc"]
+    prefix = [unshare, "--pid", "--fork", "--mount-proc", "--kill-child"]
     if os.geteuid() != 0:
         prefix[1:1] = ["--user", "--map-root-user"]
     if subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
