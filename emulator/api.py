@@ -234,7 +234,7 @@ class AutoMLChildRun(Run):
         return self.workspace.list_artifacts(self.id)
 
     def download_file(self, name: str, output_file_path: str | Path | None = None) -> str:
-        source = self.workspace.artifacts_dir(self.id) / name
+        source = self.workspace.artifact_path(self.id, name)
         if not source.is_file():
             raise WorkspaceError(f"run {self.id} has no file {name!r}; its files: "
                                  f"{', '.join(self.get_file_names()) or '(none)'}")
@@ -246,7 +246,7 @@ class AutoMLChildRun(Run):
 
     def get_artifact(self, name: str) -> Any:
         """An artifact's content: JSON artifacts (``confusion_matrix``, ``accuracy_table``) parsed."""
-        source = self.workspace.artifacts_dir(self.id) / name
+        source = self.workspace.artifact_path(self.id, name)
         if not source.is_file():
             raise WorkspaceError(f"run {self.id} has no file {name!r}; its files: "
                                  f"{', '.join(self.get_file_names()) or '(none)'}")

@@ -358,17 +358,24 @@ def datasets_group() -> None:
 @click.argument("name")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--description", "-d", default="", help="What the data is (shown by datasets list and show).")
+@click.option("--refresh", is_flag=True, help="Download URLs again instead of using the download cache.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: the registered version.")
 @pass_state
 @handle_errors
-def datasets_register(state: State, name: str, sources: tuple[str, ...], description: str, as_json: bool) -> None:
+def datasets_register(state: State, name: str, sources: tuple[str, ...], description: str, refresh: bool,
+                      as_json: bool) -> None:
     """Register CSV files (paths or URLs) as dataset NAME.
 
     New content makes a new version; the same content again registers nothing.
     """
     from .commands.browse import resolved_sources
 
-    version, created = state.workspace.register_dataset(name, resolved_sources(sources), description=description)
+    try:
+        version, created = state.workspace.register_dataset(name, resolved_sources(sources), description=description,
+                                                            refresh=refresh)
+    except KeyboardInterrupt as exc:  # RegistrationInterrupted says whether anything was registered
+        fail(str(exc) or "interrupted", EXIT_FAILED)
+        return
     if as_json:
         emit_json({**version.to_dict(), "created": created})
     elif created:

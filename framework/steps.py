@@ -41,7 +41,7 @@ def can_feed(source: DataType, target: DataType) -> bool:
 
 
 def check_name(name: object, what: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or keyword.iskeyword(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or keyword.iskeyword(name):
         raise StepDefinitionError(
             f"{what} name {name!r} is not valid: use letters, digits and underscores, not starting with a digit"
         )

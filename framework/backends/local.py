@@ -23,6 +23,7 @@ from ..pipeline import Dataset, StepBinding, ValidatedPipeline
 from ..results import PipelineRunResult, StepRunResult
 from ..steps import DataType
 from ..workspace import DatasetVersion, LocalWorkspace, ModelVersion, RunRecord
+from ..workspace.db import WorkspaceUnwritable, is_disk_full, no_space_message
 from ..workspace.store import sha256_tree
 
 
@@ -89,13 +90,22 @@ class LocalBackend:
                 if step_result.status != "Completed":
                     failed.add(binding.name)
         except (KeyboardInterrupt, RunCanceled) as exc:
-            ws.end_unfinished(run.id, "Canceled", "canceled by the user")
+            try:
+                ws.end_unfinished(run.id, "Canceled", "canceled by the user")
+            except WorkspaceError as unrecorded:
+                ws.note_unrecorded(run.id, f"canceled by the user; the cancellation could not be recorded: {unrecorded}")
+                raise unrecorded from None
             result.status, result.error = "Canceled", "canceled by the user"
             result.duration = time.time() - started
             hook.after_pipeline_run(run_id=run.id, pipeline=pipeline.pipeline, result=result)
             raise RunCanceled(f"pipeline run {run.id} was canceled") from exc
         except BaseException as exc:
-            ws.end_unfinished(run.id, "Failed", f"amlstep failed while running the pipeline: {type(exc).__name__}: {exc}")
+            reason = (str(exc) if isinstance(exc, AmlStepError)
+                      else f"amlstep failed while running the pipeline: {type(exc).__name__}: {exc}")
+            try:
+                ws.end_unfinished(run.id, "Failed", reason)
+            except WorkspaceError:
+                ws.note_unrecorded(run.id, reason)  # recorded by the next process that opens the workspace
             raise
         for out, data_name in pipeline.pipeline.outputs.items():
             if data_name in data:
@@ -107,8 +117,12 @@ class LocalBackend:
         else:
             result.status = "Completed"
         result.duration = time.time() - started
-        ws.update_run(run.id, status=result.status, error=result.error,
-                      outputs={k: ws.relative(Path(v)) for k, v in result.outputs.items()})
+        try:
+            ws.update_run(run.id, status=result.status, error=result.error,
+                          outputs={k: ws.relative(Path(v)) for k, v in result.outputs.items()})
+        except WorkspaceError as exc:
+            ws.note_unrecorded(run.id, f"the run ended {result.status} but that could not be recorded: {exc}")
+            raise
         hook.after_pipeline_run(run_id=run.id, pipeline=pipeline.pipeline, result=result)
         return result
 
@@ -193,10 +207,16 @@ class LocalBackend:
             raise
         except Exception as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            message = error_message(binding, exc)
-            with open(log_path, "a") as log:
-                log.write("\n" + "".join(traceback.format_exception(exc)))
-            ws.update_run(step_run.id, status="Failed", error=message)
+            message = error_message(binding, exc, ws.path)
+            try:
+                with open(log_path, "a") as log:
+                    log.write("\n" + "".join(traceback.format_exception(exc)))
+            except OSError:
+                pass  # a full disk: the error is still recorded in the run history
+            try:
+                ws.update_run(step_run.id, status="Failed", error=message)
+            except WorkspaceUnwritable:
+                raise WorkspaceUnwritable(message) from None  # the pipeline run leaves it in its lease
             self._say(f"[{binding.name}] failed: {message}")
             hook.on_step_error(run_id=run.id, step=binding, step_run_id=step_run.id, error=exc)
             return StepRunResult(binding.name, step_run.id, "Failed", reasons=reasons,
@@ -248,7 +268,12 @@ def pipeline_blockers(pipeline: ValidatedPipeline, binding: StepBinding, failed:
     return {name for name in failed if binding.name in pipeline.downstream_of(name)}
 
 
-def error_message(binding: StepBinding, exc: BaseException) -> str:
+def error_message(binding: StepBinding, exc: BaseException, workspace: Path | None = None) -> str:
+    if is_disk_full(exc):
+        filename = getattr(exc, "filename", None)
+        if workspace is not None and (filename is None or Path(filename).resolve().is_relative_to(workspace)):
+            return f"step {binding.name!r}: {no_space_message(workspace)}"
+        return f"step {binding.name!r} ({binding.plugin}): no space left on the device holding {filename}"
     if isinstance(exc, AmlStepError):
         text = str(exc)
         return text if f"{binding.name!r}" in text else f"step {binding.name!r}: {text}"
@@ -276,7 +301,9 @@ def traceback_tail(exc: BaseException, binding: StepBinding, frames: int = 3) ->
 def resolve_dataset(ws: LocalWorkspace, dataset: Dataset) -> DatasetVersion:
     """The registered dataset, registered first from its sources when the workspace lacks it."""
     if ws.has_dataset(dataset.name) or not dataset.sources:
-        return ws.get_dataset(dataset.name, dataset.version)
+        found = ws.get_dataset(dataset.name, dataset.version)
+        found.check_files()
+        return found
     from ..commands.browse import resolved_sources
 
     problems = []

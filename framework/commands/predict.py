@@ -99,6 +99,7 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
 
     name, version = parse_model_ref(model_ref)
     model_version = workspace.get_model(name, version)
+    model_version.check_files()
     lineage, automl = automl_for_model(workspace, model_version)
     settings = automl.params
     label = settings.get("label_column_name")
