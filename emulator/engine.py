@@ -119,6 +119,8 @@ class PreparedData:
     y_min: float
     y_max: float
     n_train: int
+    extra: Any = None
+    """What a task's own preparation adds (forecasting: the regular series)."""
 
 
 def _did_you_mean(name: str, columns: Iterable[Any]) -> str:
@@ -269,7 +271,9 @@ class Search:
         task = get_task(settings["task"])
         allowed = set(settings.get("allowed_models") or []) or None
         blocked = set(settings.get("blocked_models") or [])
-        self.usable = [m for m in task.models if (allowed is None or m in allowed) and m not in blocked]
+        unavailable = task.unavailable_models()
+        self.usable = [m for m in task.models if (allowed is None or m in allowed) and m not in blocked
+                       and m not in unavailable]
         self.portfolio = [(p, a, dict(params)) for p, a, params in task.warm_start if a in self.usable]
         self.metric = settings["primary_metric"]
         self.rng = np.random.default_rng(settings.get("random_state", 0))
@@ -398,6 +402,8 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     log(format_guardrails(checks))
     if settings.get("unhonoured"):
         log("Settings accepted but not honoured by the offline emulator: " + ", ".join(settings["unhonoured"]))
+    for model, why in task.unavailable_models().items():
+        log(f"Model {model} is {why}")
     fold = task.fold_data(settings, data, featurizer)
     key = uuid.uuid4().hex
     state = _Loop(settings, fold, key, started, budget, iteration_timeout, threads, recorder, parent_run_id, log,
