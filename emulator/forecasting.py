@@ -1049,6 +1049,7 @@ class ForecastingPipelineWrapper:
         if (position < 0).any():
             raise _error(f"time {wanted[position < 0][0]} is not on the series' frequency '{t.freq}' after {last}")
         total = len(steps)
+        steps = pd.date_range(last, periods=total + t.horizon + 1, freq=t.freq)[1:]  # room for a whole horizon
         future_exog = self._exog_on(target, steps, exog)
         all_times = times.append(steps)
         all_exog = np.vstack([exog, future_exog])

@@ -53,7 +53,7 @@ class Forecasting(Task):
         object_given = "forecasting_parameters" in given and settings.get("forecasting_parameters") is not None
         for name in [*PARAMETERS, *FLAT_ALIASES]:
             value = settings.pop(name, None)
-            if name not in given or value is None:
+            if name not in given or (value is None and name != "short_series_handling_configuration"):
                 continue
             target = FLAT_ALIASES.get(name, name)
             if object_given and target in params and params[target] not in (None, PARAMETERS[target], value):
