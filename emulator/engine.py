@@ -501,6 +501,7 @@ class _Loop:
     def _finish(self, child: ChildResult, record: Any, outcome: TaskOutcome, which: str) -> None:
         if outcome.ok:
             child.metrics, child.oof = outcome.value["metrics"], outcome.value["oof"]
+            child.params.update(outcome.value.get("params") or {})  # what the child chose (forecasting's forms)
             child.fit_time = outcome.value["fit_time"]
             child.score = child.metrics.get(self.metric, float("nan"))
         else:

@@ -566,11 +566,12 @@ def _ets(y: np.ndarray, h: int, m: int, config: Any) -> tuple[np.ndarray, Any]:
     if config is not None:
         forms = [tuple(config)]
     else:
-        # simple, damped-trend, and their seasonal forms (the full grid costs 3x for little: see docs/emulator.md)
-        forms = [(None, False, None), ("add", True, None)]
+        # simple and damped-trend forms, seasonal ones when the series is seasonal (a smaller grid than
+        # statsforecast's AutoETS: statsmodels fits are slower, see docs/emulator.md)
         if seasonal_ok:
-            forms += [(None, False, "add"), ("add", True, "add")] + (
-                [("add", True, "mul")] if (y > 0).all() else [])
+            forms = [(None, False, "add"), ("add", True, "add")] + ([("add", True, "mul")] if (y > 0).all() else [])
+        else:
+            forms = [(None, False, None), ("add", True, None)]
     best, best_form = None, None
     for trend, damped, seasonal in forms:
         try:
@@ -601,11 +602,11 @@ def _arima(y: np.ndarray, h: int, m: int, config: Any, exog: np.ndarray | None =
         seasonal_ok = m > 1 and len(y) >= 3 * m and not small
         # a short stepwise-like search: three non-seasonal forms, then the best one with a seasonal AR term
         orders = [(1, d, 1)] if small else [(1, d, 0), (0, d, 1), (1, d, 1)]
-        candidates = [(o, (0, 0, 0, 0)) for o in orders]
-    else:
-        candidates = [(tuple(config["order"]), tuple(config["seasonal"]))]
+        candidates: list[tuple[Any, Any]] = [(o, (0, 0, 0, 0)) for o in orders]
         if seasonal_ok:
             candidates.append((None, (1, 0, 0, m)))  # None: the best order found so far
+    else:
+        candidates = [(tuple(config["order"]), tuple(config["seasonal"]))]
     best, best_form = None, None
     y = y[-300:]
     exog = None if exog is None else exog[-len(y):]
@@ -758,20 +759,26 @@ def cross_validate(data: Any, spec: dict[str, Any], threads: int) -> dict[str, A
     oof = np.full((len(data.y), 1), np.nan)
     per_fold = []
     algorithm = spec["algorithm"]
+    forms: dict[int, Any] = {}
     with threadpool_limits(limits=threads if threads > 0 else None):
         for fold, (_, valid) in enumerate(data.splits):
             cuts = [sf.cut(fold, s) for s in range(len(sf.ys))]
-            if algorithm in STATISTICAL:
-                predictions = [stat_forecast(algorithm, sf.ys[s][:cut], sf.horizon, sf.seasonality,
-                                             exog=sf.exogs[s][:cut], exog_future=sf.exogs[s][cut:cut + sf.horizon],
-                                             times=sf.times[s][:cut], freq=sf.freq)[0] for s, cut in enumerate(cuts)]
+            if algorithm in STATISTICAL:  # the form (ETS components, ARIMA orders) is chosen on the first fold
+                predictions = []
+                for s, cut in enumerate(cuts):
+                    mean, form = stat_forecast(algorithm, sf.ys[s][:cut], sf.horizon, sf.seasonality, forms.get(s),
+                                               exog=sf.exogs[s][:cut], exog_future=sf.exogs[s][cut:cut + sf.horizon],
+                                               times=sf.times[s][:cut], freq=sf.freq)
+                    forms.setdefault(s, form)
+                    predictions.append(mean)
             else:
                 model = ml_fit(sf, spec, cuts, data.seed, threads)
                 predictions = [ml_predict(model, sf.ys[s][:cut], sf.extras[s], s, sf.horizon, sf.lags, sf.window,
                                           sf.seasonality) for s, cut in enumerate(cuts)]
             oof[valid, 0] = np.concatenate(predictions)
             per_fold.append(data.kind.fold_metrics(data, valid, oof[valid]))
-    return {"metrics": average(per_fold), "oof": oof, "fit_time": time.perf_counter() - started}
+    chosen = {"forms": {str(k): v for k, v in forms.items()}} if forms else {}
+    return {"metrics": average(per_fold), "oof": oof, "fit_time": time.perf_counter() - started, "params": chosen}
 
 
 @dataclass
@@ -804,9 +811,11 @@ def refit(data: Any, specs: list[dict[str, Any]], threads: int) -> list[Forecast
     with threadpool_limits(limits=threads if threads > 0 else None):
         for spec in specs:
             algorithm = spec["algorithm"]
-            if algorithm in STATISTICAL:
-                forms = {s: stat_forecast(algorithm, y, sf.horizon, sf.seasonality, exog=sf.exogs[s],
-                                          times=sf.times[s], freq=sf.freq)[1] for s, y in enumerate(sf.ys)}
+            if algorithm in STATISTICAL:  # the forms chosen in cross-validation, re-estimated on all points
+                chosen = (spec.get("params") or {}).get("forms") or {}
+                forms = {s: stat_forecast(algorithm, y, sf.horizon, sf.seasonality, chosen.get(str(s)),
+                                          exog=sf.exogs[s], times=sf.times[s], freq=sf.freq)[1]
+                         for s, y in enumerate(sf.ys)}
                 members.append(ForecastMember(algorithm, forms=forms))
             else:
                 members.append(ForecastMember(algorithm, model=ml_fit(sf, spec, [len(y) for y in sf.ys], data.seed,
