@@ -16,7 +16,7 @@ import pandas as pd
 from . import metrics as M
 from . import tasks
 from .featurize import AutoFeaturizer
-from .models import SEARCH_WEIGHTS, WARM_START, perturb, preprocessor_for, sample_params
+from .models import SEARCH_WEIGHTS, perturb, preprocessor_for, sample_params
 from .settings import experiment_timeout_seconds, iteration_timeout_seconds
 from .task_types import Task, get_task
 from .tasks import FoldData

@@ -36,7 +36,7 @@ SEASONALITY_BY_FREQ = {"h": 24, "D": 7, "B": 5, "W": 52, "M": 12, "Q": 4, "Y": 1
 LOOKBACK_BY_FREQ = {"h": 24, "D": 7, "B": 5, "W": 4, "M": 12, "Q": 4, "Y": 2, "A": 2, "min": 60, "s": 60}
 CALENDAR_PARTS = ("year", "quarter", "month", "week", "day", "dayofweek", "dayofyear", "hour", "minute")
 STAT_HISTORY = 600  # the statistical models see at most the last 600 points of a series
-MAX_DESIGN_ROWS = 80_000
+MAX_DESIGN_ROWS = 40_000
 TARGET = "_automl_target_col"
 
 
@@ -209,9 +209,9 @@ def detect_freq(groups: list[tuple[Any, pd.DataFrame]], time_column: str, ids: l
     found: dict[str, list[Any]] = {}
     for key, group in groups:
         times = pd.DatetimeIndex(group[time_column])
-        freq = pd.infer_freq(times) if len(times) >= 3 else None
+        freq = _infer_freq(times) if len(times) >= 3 else None
         if freq is None and len(times) >= 4:  # gaps: the most common spacing of short runs
-            runs = [pd.infer_freq(times[i:i + 3]) for i in range(0, len(times) - 2)]
+            runs = [_infer_freq(times[i:i + 3]) for i in range(0, len(times) - 2)]
             runs = [r for r in runs if r]
             freq = max(set(runs), key=runs.count) if runs else None
         if freq is not None:
@@ -228,6 +228,13 @@ def detect_freq(groups: list[tuple[Any, pd.DataFrame]], time_column: str, ids: l
                      f"gaps in series. If the dataset needs to be aggregated, please provide freq and "
                      f"target_aggregation_function parameters and run AutoML again. ({described})")
     return next(iter(found))
+
+
+def _infer_freq(times: pd.DatetimeIndex) -> str | None:
+    with warnings.catch_warnings():  # pandas 3 warns that infer_freq will return an offset
+        warnings.simplefilter("ignore")
+        freq = pd.infer_freq(times)
+    return getattr(freq, "freqstr", freq)
 
 
 def check_alignment(groups: list[tuple[Any, pd.DataFrame]], time_column: str, ids: list[str], freq: str) -> None:
@@ -281,7 +288,7 @@ def detect_seasonality(y: np.ndarray, freq: str) -> int:
     if m <= 1 or len(y) < 2 * m + 2:
         return 1
     z = np.diff(y)
-    return m if _acf(z, m) > 1.645 / math.sqrt(len(z)) else 1
+    return m if _acf(z, m) > 1.96 / math.sqrt(len(z)) else 1
 
 
 def _pacf(y: np.ndarray, nlags: int) -> np.ndarray:
@@ -450,8 +457,8 @@ class TimeSeriesTransformer:
 def _calendar_parts(times: pd.DatetimeIndex) -> dict[str, np.ndarray]:
     return {"year": times.year.to_numpy(float), "quarter": times.quarter.to_numpy(float),
             "month": times.month.to_numpy(float), "week": times.isocalendar().week.to_numpy(float),
-            "day": times.day.to_numpy(float), "dayofweek": times.dayofweek.to_numpy(float),
-            "dayofyear": times.dayofyear.to_numpy(float), "hour": times.hour.to_numpy(float),
+            "day": times.day.to_numpy(float), "dayofweek": times.day_of_week.to_numpy(float),
+            "dayofyear": times.day_of_year.to_numpy(float), "hour": times.hour.to_numpy(float),
             "minute": times.minute.to_numpy(float)}
 
 
@@ -569,7 +576,7 @@ def _ets(y: np.ndarray, h: int, m: int, config: Any) -> tuple[np.ndarray, Any]:
         # simple and damped-trend forms, seasonal ones when the series is seasonal (a smaller grid than
         # statsforecast's AutoETS: statsmodels fits are slower, see docs/emulator.md)
         if seasonal_ok:
-            forms = [(None, False, "add"), ("add", True, "add")] + ([("add", True, "mul")] if (y > 0).all() else [])
+            forms = [(None, False, "add"), ("add", True, "add")]
         else:
             forms = [(None, False, None), ("add", True, None)]
     best, best_form = None, None

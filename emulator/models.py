@@ -205,11 +205,12 @@ WARM_START: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
 _STATISTICAL_START: list[tuple[str, str, dict[str, Any]]] = [("", "SeasonalNaive", {}), ("", "Naive", {}), ("", "ExponentialSmoothing", {}),
                       ("", "AutoArima", {}), ("", "SeasonalAverage", {}), ("", "Average", {}), ("", "Arimax", {}),
                       ("", "Prophet", {})]
-WARM_START["forecasting"] = [
-    ("StandardScalerWrapper", "LightGBM", {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15,
-                                           "min_child_samples": 10}),
-    *_STATISTICAL_START[:4],
+WARM_START["forecasting"] = [  # the cheap, strong statistical models first, then the learners on lag features
+    *_STATISTICAL_START[:3],
     ("StandardScalerWrapper", "ElasticNet", {"alpha": 0.001, "l1_ratio": 0.5}),
+    ("StandardScalerWrapper", "LightGBM", {"n_estimators": 150, "learning_rate": 0.08, "num_leaves": 15,
+                                           "min_child_samples": 10}),
+    _STATISTICAL_START[3],
     ("MaxAbsScaler", "ExtremeRandomTrees", _TREES),
     *_STATISTICAL_START[4:],
     ("MaxAbsScaler", "XGBoostRegressor", _XGB),
