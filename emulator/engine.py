@@ -678,7 +678,9 @@ class _Loop:
         outcome = run_guarded(self.key, self.fold, call(tasks.refit),
                               {"specs": [m.spec for m in members], "threads": self.threads}, timeout)
         if not outcome.ok:
-            fallback = min(self.base_pool(3), key=lambda c: c.fit_time)
+            pool = self.base_pool(3)  # the best of the 3 best children that refits about as fast as the fastest
+            fastest = min(c.fit_time for c in pool)
+            fallback = next(c for c in pool if c.fit_time <= 2 * fastest + 1.0)
             self.log(f"The final refit of {best.display_name} did not finish ({short_error(outcome.error)}); "
                      f"using iteration {fallback.iteration} {fallback.display_name}")
             self.best = best = fallback

@@ -581,10 +581,17 @@ def _ets(y: np.ndarray, h: int, m: int, config: Any) -> tuple[np.ndarray, Any]:
             forms = [(None, False, None), ("add", True, None)]
     best, best_form = None, None
     for trend, damped, seasonal in forms:
-        try:
-            fit = ETSModel(y, error="add", trend=trend, damped_trend=damped, seasonal=seasonal,
-                           seasonal_periods=m if seasonal else None).fit(disp=False, maxiter=100)
-        except Exception:
+        fit = None
+        # heuristic initial states (Hyndman et al.): far fewer parameters to optimise than estimating them
+        for initialization in ("heuristic", "estimated"):
+            try:
+                fit = ETSModel(y, error="add", trend=trend, damped_trend=damped, seasonal=seasonal,
+                               seasonal_periods=m if seasonal else None,
+                               initialization_method=initialization).fit(disp=False, maxiter=100)
+                break
+            except Exception:
+                continue
+        if fit is None:
             continue
         score = fit.aicc
         if np.isfinite(score) and (best is None or score < best.aicc):
@@ -624,7 +631,9 @@ def _arima(y: np.ndarray, h: int, m: int, config: Any, exog: np.ndarray | None =
             order = tuple(best_form["order"])
         trend = "t" if order[1] == 1 else ("c" if order[1] == 0 else "n")
         try:
-            fit = ARIMA(y, exog=exog, order=order, seasonal_order=seasonal, trend=trend).fit()
+            # no parameter covariance (only forecasts are needed): much faster fits
+            fit = ARIMA(y, exog=exog, order=order, seasonal_order=seasonal, trend=trend).fit(
+                cov_type="none", method_kwargs={"maxiter": 60})
         except Exception:
             continue
         if np.isfinite(fit.aicc) and (best is None or fit.aicc < best.aicc):
