@@ -678,9 +678,11 @@ class _Loop:
         outcome = run_guarded(self.key, self.fold, call(tasks.refit),
                               {"specs": [m.spec for m in members], "threads": self.threads}, timeout)
         if not outcome.ok:
-            pool = self.base_pool(3)  # the best of the 3 best children that refits about as fast as the fastest
-            fastest = min(c.fit_time for c in pool)
-            fallback = next(c for c in pool if c.fit_time <= 2 * fastest + 1.0)
+            # the best of the 3 best base children whose refit (about one fold's fit) is quick
+            pool = self.base_pool(3)
+            per_fold = {c.iteration: c.fit_time / max(1, len(self.fold.splits)) for c in pool}
+            quick = max(5.0, 2 * min(per_fold.values()) + 1.0)
+            fallback = next(c for c in pool if per_fold[c.iteration] <= quick)
             self.log(f"The final refit of {best.display_name} did not finish ({short_error(outcome.error)}); "
                      f"using iteration {fallback.iteration} {fallback.display_name}")
             self.best = best = fallback
