@@ -16,7 +16,7 @@ import pandas as pd
 from . import metrics as M
 from . import tasks
 from .featurize import AutoFeaturizer
-from .models import SEARCH_WEIGHTS, WARM_START, perturb, preprocessor_for, sample_params
+from .models import SEARCH_WEIGHTS, perturb, preprocessor_for, sample_params
 from .settings import experiment_timeout_seconds, iteration_timeout_seconds
 from .task_types import Task, get_task
 from .tasks import FoldData
@@ -119,6 +119,8 @@ class PreparedData:
     y_min: float
     y_max: float
     n_train: int
+    extra: Any = None
+    """What a task's own preparation adds (forecasting: the regular series)."""
 
 
 def _did_you_mean(name: str, columns: Iterable[Any]) -> str:
@@ -269,7 +271,9 @@ class Search:
         task = get_task(settings["task"])
         allowed = set(settings.get("allowed_models") or []) or None
         blocked = set(settings.get("blocked_models") or [])
-        self.usable = [m for m in task.models if (allowed is None or m in allowed) and m not in blocked]
+        unavailable = task.unavailable_models()
+        self.usable = [m for m in task.models if (allowed is None or m in allowed) and m not in blocked
+                       and m not in unavailable]
         self.portfolio = [(p, a, dict(params)) for p, a, params in task.warm_start if a in self.usable]
         self.metric = settings["primary_metric"]
         self.rng = np.random.default_rng(settings.get("random_state", 0))
@@ -399,6 +403,8 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     log(format_guardrails(checks))
     if settings.get("unhonoured"):
         log("Settings accepted but not honoured by the offline emulator: " + ", ".join(settings["unhonoured"]))
+    for model, why in task.unavailable_models().items():
+        log(f"Model {model} is {why}")
     fold = task.fold_data(settings, data, featurizer)
     key = uuid.uuid4().hex
     state = _Loop(settings, fold, key, started, budget, iteration_timeout, threads, recorder, parent_run_id, log,
@@ -505,6 +511,7 @@ class _Loop:
     def _finish(self, child: ChildResult, record: Any, outcome: TaskOutcome, which: str) -> None:
         if outcome.ok:
             child.metrics, child.oof = outcome.value["metrics"], outcome.value["oof"]
+            child.params.update(outcome.value.get("params") or {})  # what the child chose (forecasting's forms)
             child.fit_time = outcome.value["fit_time"]
             child.score = child.metrics.get(self.metric, float("nan"))
         else:
@@ -680,8 +687,9 @@ class _Loop:
 
         The refit runs in this process, which has every estimator imported already: a worker stopped
         at the deadline would have to be replaced first, which can take longer than the refit. When
-        the time left is shorter than the best child's refit should take, the fastest of the three
-        best base children is refitted instead (and the run says so).
+        the time left is shorter than the best child's refit should take (or the refit fails), the best
+        of the three best base children whose refit takes about one fold's fit is refitted instead (and
+        the run says so).
         """
         best = self.best
         assert best is not None
@@ -689,7 +697,11 @@ class _Loop:
         members = [by_iteration[i] for i, _ in best.members] if best.algorithm in ENSEMBLES else [best]
         end = self.end()
         left = None if end is None else end - time.time()
-        fallback = min(self.base_pool(3), key=lambda c: c.fit_time)
+        # the best of the 3 best base children whose refit (about one fold's fit) is quick
+        pool = self.base_pool(3)
+        per_fold = {c.iteration: c.fit_time / max(1, len(self.fold.splits)) for c in pool}
+        quick = max(5.0, 2 * min(per_fold.values()) + 1.0)
+        fallback = next(c for c in pool if per_fold[c.iteration] <= quick)
         if left is not None and 1.3 * self.refit_seconds(members) > left and members != [fallback]:
             outcome = TaskOutcome(False, error=f"its refit needs about {self.refit_seconds(members):.1f} s and "
                                                f"the experiment timeout leaves {max(left, 0):.1f} s")

@@ -202,11 +202,29 @@ WARM_START: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("StandardScalerWrapper", "LassoLars", {"alpha": 0.001}),
     ],
 }
+_STATISTICAL_START: list[tuple[str, str, dict[str, Any]]] = [("", "SeasonalNaive", {}), ("", "Naive", {}), ("", "ExponentialSmoothing", {}),
+                      ("", "AutoArima", {}), ("", "SeasonalAverage", {}), ("", "Average", {}), ("", "Arimax", {}),
+                      ("", "Prophet", {})]
+WARM_START["forecasting"] = [  # the cheap, strong statistical models first, then the learners on lag features
+    *_STATISTICAL_START[:3],
+    ("StandardScalerWrapper", "ElasticNet", {"alpha": 0.001, "l1_ratio": 0.5}),
+    ("StandardScalerWrapper", "LightGBM", {"n_estimators": 150, "learning_rate": 0.08, "num_leaves": 15,
+                                           "min_child_samples": 10}),
+    _STATISTICAL_START[3],
+    ("MaxAbsScaler", "ExtremeRandomTrees", _TREES),
+    *_STATISTICAL_START[4:],
+    ("MaxAbsScaler", "XGBoostRegressor", _XGB),
+    ("MaxAbsScaler", "LightGBM", _LGBM_SMALL),
+    ("MaxAbsScaler", "RandomForest", {"n_estimators": 200, "min_samples_leaf": 2, "max_features": 0.5}),
+]
 # How often random search picks each family (families Azure names but that rarely win get less).
 SEARCH_WEIGHTS = {"LightGBM": 4, "XGBoostClassifier": 4, "XGBoostRegressor": 4, "ExtremeRandomTrees": 2,
                   "RandomForest": 2, "LogisticRegression": 2, "ElasticNet": 2, "GradientBoosting": 1, "KNN": 1,
                   "SGD": 0.5, "LassoLars": 1, "DecisionTree": 0.5, "LinearSVM": 0.5, "SVM": 0.2,
-                  "MultinomialNaiveBayes": 0.3, "BernoulliNaiveBayes": 0.3}
+                  "MultinomialNaiveBayes": 0.3, "BernoulliNaiveBayes": 0.3,
+                  # forecasting's statistical models have no hyperparameters: the portfolio tries each once
+                  "Naive": 1e-6, "SeasonalNaive": 1e-6, "Average": 1e-6, "SeasonalAverage": 1e-6,
+                  "ExponentialSmoothing": 1e-6, "AutoArima": 1e-6, "Arimax": 1e-6, "Prophet": 1e-6}
 
 
 def perturb(algorithm: str, params: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
@@ -255,6 +273,8 @@ def sample_params(algorithm: str, rng: np.random.Generator) -> dict[str, Any]:
         "LinearSVM": lambda: {"C": log_uniform(0.01, 10)},
         "MultinomialNaiveBayes": lambda: {"alpha": log_uniform(0.01, 10)},
         "BernoulliNaiveBayes": lambda: {"alpha": log_uniform(0.01, 10)},
+        **{name: dict for name in ("Naive", "SeasonalNaive", "Average", "SeasonalAverage", "ExponentialSmoothing",
+                                   "AutoArima", "Arimax", "Prophet")},
     }
     return spaces[algorithm]()
 
@@ -266,7 +286,10 @@ def _xgb_space(rng: np.random.Generator, log_uniform: Any) -> dict[str, Any]:
 
 
 def preprocessor_for(algorithm: str, rng: np.random.Generator) -> str:
-    """A scaler that suits ``algorithm`` (naive Bayes needs non-negative features)."""
+    """A scaler that suits ``algorithm`` (naive Bayes needs non-negative features; statistical forecasters none)."""
     if algorithm == "MultinomialNaiveBayes":
         return "MinMaxScaler"
+    if algorithm in ("Naive", "SeasonalNaive", "Average", "SeasonalAverage", "ExponentialSmoothing", "AutoArima",
+                     "Arimax", "Prophet"):
+        return ""
     return str(rng.choice(SCALERS))

@@ -36,6 +36,7 @@ from framework import (
     get_plugin_manager,
     run_pipeline,
 )
+from emulator import ForecastingParameters
 from framework.cli import make_cli
 from framework.workspace.store import SCHEMA_VERSION
 from tests.toy_steps import ToySteps
@@ -113,6 +114,25 @@ def _settings(**settings: Any) -> Callable[[Context], Any]:
     from emulator.settings import validate_settings
 
     base = {"task": "classification", "label_column_name": "y"}
+    return lambda ctx: validate_settings({**base, **settings}, "step 'train'")
+
+
+_FORECAST = {"task": "forecasting", "label_column_name": "sales", "time_column_name": "date",
+             "time_series_id_column_names": ["store"], "forecast_horizon": 3, "n_cross_validations": 3,
+             "allowed_models": ["Naive"]}
+
+
+def _series_frame() -> pd.DataFrame:
+    """Two daily series of 40 days (stores a and b)."""
+    days = pd.date_range("2024-01-01", periods=40, freq="D")
+    return pd.concat([pd.DataFrame({"date": days, "store": store, "sales": np.arange(40.0) + offset})
+                      for store, offset in (("a", 0), ("b", 100))], ignore_index=True)
+
+
+def _forecast_settings(**settings: Any) -> Callable[[Context], Any]:
+    from emulator.settings import validate_settings
+
+    base = {"task": "forecasting", "label_column_name": "y", "time_column_name": "date"}
     return lambda ctx: validate_settings({**base, **settings}, "step 'train'")
 
 
@@ -226,8 +246,41 @@ CASES = [
            _settings(iteratons=3), id="automl-unknown-setting"),
     raises(StepDefinitionError, "allowed_models has unknown model(s) 'XGBoostRegressor' for task 'classification'",
            _settings(allowed_models=["XGBoostRegressor"]), id="automl-model-for-wrong-task"),
-    raises(StepDefinitionError, "AutoML task 'forecasting' is not valid (forecasting is not supported by the offline emulator)",
-           _settings(task="forecasting"), id="automl-unsupported-task"),
+    raises(StepDefinitionError, "AutoML task 'clustering' is not valid; valid tasks: classification, regression, forecasting",
+           _settings(task="clustering"), id="automl-unsupported-task"),
+    # -- forecasting (issue 14) ------------------------------------------------------------------
+    raises(StepDefinitionError, "step 'train': An empty value for argument [time_column_name] is provided.",
+           _forecast_settings(time_column_name=None), id="forecast-no-time-column-name"),
+    raises(StepDefinitionError, "step 'train': Value for argument [forecast_horizon] is out of range (Range: [1 - inf]), got 0.",
+           _forecast_settings(forecast_horizon=0), id="forecast-horizon-zero"),
+    raises(StepDefinitionError, "step 'train': Invalid argument(s) 'short_series_handling_configuration (trim)' specified. "
+           "Supported value(s): 'auto, pad, drop, None'.", _forecast_settings(short_series_handling_configuration="trim"),
+           id="forecast-bad-short-series-handling"),
+    raises(StepDefinitionError, "step 'train': Please provide the freq (forecast frequency) parameter to perform the data set aggregation.",
+           _forecast_settings(target_aggregation_function="sum"), id="forecast-aggregation-without-freq"),
+    raises(StepDefinitionError, "step 'train': The dataset frequency must be a string or None. The string must represent a pandas date offset.",
+           _forecast_settings(freq="fortnightly"), id="forecast-bad-freq"),
+    raises(StepDefinitionError, "AutoMLStep 'train': validation_size is not supported for forecasting",
+           lambda c: AutoMLStep("train", training_data="x", task="forecasting", label_column_name="y", time_column_name="date",
+                                validation_size=0.2), id="forecast-validation-size-at-definition"),
+    fails("One or more rows in the input dataset have an invalid date/time. Please ensure you can run `pandas.to_datetime(X)` without "
+          "any errors. Time column 'date': 1 value do not parse, e.g. 'not a date' (row 3)",
+          lambda c: c.automl_run(_series_frame().assign(date=lambda f: f.date.astype(str).where(f.index != 3, "not a date")),
+                                 **_FORECAST), id="forecast-time-column-does-not-parse"),
+    fails("Found duplicated rows for date and ['store'] combinations.",
+          lambda c: c.automl_run(pd.concat([_series_frame(), _series_frame().iloc[[5]]]), **_FORECAST),
+          id="forecast-duplicate-timestamps-in-a-series"),
+    fails("The series provided for given time series identifiers (a, b) is insufficient for a valid training with CV (3), "
+          "step size [30], forecast horizon (30), lags (0) and rolling window size (0).",
+          lambda c: c.automl_run(_series_frame(), task="forecasting", label_column_name="sales", allowed_models=["Naive"],
+                                 forecasting_parameters=ForecastingParameters(
+                                     time_column_name="date", time_series_id_column_names=["store"], forecast_horizon=30,
+                                     short_series_handling_configuration=None)),
+          id="forecast-horizon-longer-than-the-series-allow"),
+    fails("The frequency for the following time series identifier [b] is not consistent. The expected frequency is a data point "
+          "every 'D'.", lambda c: c.automl_run(_series_frame().assign(
+              date=lambda f: f.date + pd.to_timedelta(np.where((f.store == "b") & (f.index % 7 == 3), 5, 0), unit="h")),
+              **_FORECAST), id="forecast-irregular-frequency-without-freq"),
     # -- registries --------------------------------------------------------------------------------
     raises(WorkspaceError, "model name 'a/b' is not valid", lambda c: c.workspace.register_model("a/b", c.csv("m.pkl", "x")),
            id="registry-model-name-separator"),

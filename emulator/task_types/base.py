@@ -100,6 +100,10 @@ class Task:
         return []
 
     # -- models ----------------------------------------------------------------------------------
+    def unavailable_models(self) -> dict[str, str]:
+        """Azure's model names this machine cannot run, with the reason (listed in the run output)."""
+        return {}
+
     @property
     def warm_start(self) -> list[tuple[str, str, dict[str, Any]]]:
         """The first children (preprocessor, algorithm, params), tried in order."""
@@ -170,6 +174,10 @@ class Task:
         return None
 
     # -- after training: predict and report ------------------------------------------------------
+    def prediction_frame(self, model: Any, prepared: pd.DataFrame, label: str) -> pd.DataFrame | None:
+        """``amlstep predict``'s whole output table when the task decides its rows (forecasting), else None."""
+        return None
+
     def prediction_columns(self, model: Any, features: pd.DataFrame, label: str) -> dict[str, Any]:
         """``amlstep predict``'s output columns for prepared rows ``features``."""
         import numpy as np

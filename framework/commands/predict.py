@@ -174,6 +174,20 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
 
         with open(single_model_file(model_version), "rb") as f:
             model = pickle.load(f)  # noqa: S301 - only from the workspace's model registry
+    from emulator.task_types import get_task
+
+    kind = get_task(str(task))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            table = kind.prediction_frame(model, prepared, str(label))  # forecasting: the task picks the rows
+        except ValueError as exc:
+            raise WorkspaceError(f"model {model_version.id} cannot forecast {path.name}: {exc}") from None
+    if table is not None:
+        return Prediction(frame=table, model=model_version.id, run_id=lineage.run.id, label=str(label),
+                          task=str(task), steps=[f"{s.name} ({s.properties.get('plugin')})" for s in chain],
+                          replaced=str(DatasetRef.parse(replaced)) if replaced and DatasetRef.parse(replaced) else None,
+                          notes=notes)
     dropped = [c for c in [label, settings.get("weight_column_name"), *(settings.get("cv_split_column_names") or [])]
                if c and c in prepared.columns]
     features = prepared.drop(columns=dropped)
@@ -186,11 +200,9 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
                 f"{model_version.id} was trained on; prepared columns: {', '.join(map(str, features.columns))}")
     trained_on = read_tabular(lineage.location(training_source), f"training data {training_source!r}")
     notes.extend(_type_changes(trained_on, features, path.name))
-    from emulator.task_types import get_task
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        predicted = get_task(str(task)).prediction_columns(model, features, str(label))
+        predicted = kind.prediction_columns(model, features, str(label))
 
     if len(prepared) == len(raw):
         columns = [c for c in (keep if keep is not None else list(raw.columns)) if c in raw.columns]

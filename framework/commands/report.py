@@ -350,10 +350,13 @@ def _automl_section(lineage: Lineage, summary: AutoMLSummary, plots: bool) -> st
         else:
             best = summary.best
             name = f"{best['pipeline']} (iteration {best['iteration']})" if best else evaluation.algorithm
-            out.append(f"<p>{escape(name)}, evaluated with {evaluation.n_splits}-fold "
-                       f"cross-validation of an unfitted copy of the best pipeline on the step's "
-                       f"{evaluation.n_rows} training rows: every point below is a prediction for a row "
-                       f"the model did not see.</p>")
+            if evaluation.intro:  # the task's own evaluation says what it shows
+                out.append(f"<p>{escape(name)}: {escape(evaluation.intro)}</p>")
+            else:
+                out.append(f"<p>{escape(name)}, evaluated with {evaluation.n_splits}-fold "
+                           f"cross-validation of an unfitted copy of the best pipeline on the step's "
+                           f"{evaluation.n_rows} training rows: every point below is a prediction for a row "
+                           f"the model did not see.</p>")
             for note in evaluation.notes:
                 out.append(f"<div class='note'>{escape(note)}</div>")
             out.append(_table(["out-of-fold metric", "value"],

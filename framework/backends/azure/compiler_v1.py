@@ -181,6 +181,19 @@ def check_automl_budget(binding: StepBinding, settings: Mapping[str, Any]) -> No
             f"(e.g. -p experiment_timeout_minutes=15 when it is a pipeline parameter)")
 
 
+def azure_forecasting_parameters(value: Any) -> Any:
+    """Azure's ``ForecastingParameters`` for the step's (emulator object, dict, or Azure's own: kept)."""
+    from azureml.automl.core.forecasting_parameters import ForecastingParameters
+
+    if isinstance(value, ForecastingParameters):
+        return value
+    from emulator.forecasting_parameters import PARAMETERS, parameters_of
+
+    given = {k: v for k, v in parameters_of(value).items()
+             if k in PARAMETERS and k != "drop_column_names" and v is not None and v != PARAMETERS[k]}
+    return ForecastingParameters(**given)
+
+
 def _environment(api: Any, plugins: Plugins, binding: StepBinding) -> tuple[Any, dict[str, Any]]:
     pins = distribution_pins(plugins, binding)
     packages = ["azureml-defaults", *pins]
@@ -279,6 +292,8 @@ def _automl_step(api: Any, validated: ValidatedPipeline, binding: StepBinding, r
             data[port] = producers[source].as_dataset().parse_delimited_files()
             bindings[port] = f"data:{source}"
     check_automl_budget(binding, settings)
+    if settings.get("forecasting_parameters") is not None:
+        settings["forecasting_parameters"] = azure_forecasting_parameters(settings["forecasting_parameters"])
     compute_target = resources.compute(target)
     config = api.AutoMLConfig(compute_target=compute_target, path=str(SCRIPT_DIR), **data, **settings)
     outputs: dict[str, Any] = {}
