@@ -262,7 +262,7 @@ def test_the_final_refit_that_does_not_fit_the_time_left_is_not_started(monkeypa
     ensemble = ChildResult(3, "r_3", "", "VotingEnsemble", {}, score=0.9, members=[(0, 0.5), (1, 0.5)])
     refitted, logged = [], []
     fake = SimpleNamespace(
-        best=ensemble, children=[*kids, ensemble], fold=None, end=lambda: time.time() + 2.0,
+        best=ensemble, children=[*kids, ensemble], fold=SimpleNamespace(splits=[None] * 5), end=lambda: time.time() + 2.0,
         refit_seconds=lambda members: 10.0 * len(members), base_pool=lambda limit=None: kids[::-1][:limit],
         _refit=lambda members: refitted.append([m.iteration for m in members]) or
         SimpleNamespace(ok=True, value=["fitted"]), log=logged.append)
