@@ -94,9 +94,10 @@ def test_guide_plugin_tests_pass(guide_plugin):
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
                           cwd=guide_plugin, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:]
-    # with the azure extra installed the Azure compile check runs too; without it, it fails naming the extra
-    # dedupe changes the number of rows, so the row-by-row check skips (saying why)
-    assert "7 passed, 1 skipped" in done.stdout, done.stdout[-2000:]
+    # dedupe changes the number of rows, so the row-by-row check skips (saying why);
+    # the guide's plugin is importable but not installed: the Azure compile check skips, saying why (its code
+    # cannot be shipped as a wheel); installed, it runs too
+    assert "6 passed, 2 skipped" in done.stdout
 
 
 def test_guide_pipeline_runs_with_the_plugin(guide_plugin, workspace, monkeypatch):
