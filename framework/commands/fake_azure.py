@@ -34,7 +34,10 @@ from ..hookspecs import hookimpl
 @click.option("--compute", "computes", multiple=True, default=("cpu-cluster",), show_default=True,
               help="Compute clusters that exist at start (repeat the option for several).")
 def fake_azure_command(port: int, config_out: str | None, state_dir: str | None, computes: tuple[str, ...]) -> None:
-    """Serve a fake Azure ML workspace on 127.0.0.1 that runs what it is sent, until Ctrl-C."""
+    """Serve an offline Azure ML workspace on 127.0.0.1.
+
+    The fake service runs what it is sent, until Ctrl-C.
+    """
     from emulator.azure_service import FakeAzureML
 
     try:
