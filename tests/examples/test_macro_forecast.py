@@ -73,3 +73,24 @@ def test_azure_dry_run_shows_forecasting_parameters():
         "sdk_class": "azureml.automl.core.forecasting_parameters.ForecastingParameters", "time_column_name": "date",
         "forecast_horizon": 8, "time_series_id_column_names": ["series"], "freq": "QS", "target_lags": "auto",
         "target_rolling_window_size": "auto"}
+
+
+@pytest.mark.fake_azure()
+def test_runs_on_the_executing_fake_azure(fake_azure):
+    """The v1 submission: dataprep from its wheel, the forecasting AutoML step service-side, a forecaster back."""
+    import pickle
+
+    fake_azure.local_workspace.register_dataset("macro_ds", [str(_macrodata_csv())])
+    result = fake_azure.submit(EXAMPLE, params={"iterations": "3"})
+    assert result.status == "Completed", result.error
+    automl = fake_azure.step_runs()["AutoML_Forecasting"]
+    assert "task forecasting" in fake_azure.step_log(automl)
+    model = pickle.loads(Path(result.outputs["model_output"]).read_bytes())
+    assert hasattr(model, "forecast") and hasattr(model, "forecast_quantiles")
+    assert [v.version for v in fake_azure.models["MacroForecast"]] == [1]
+
+
+def _macrodata_csv() -> Path:
+    from amlstep_macro_forecast import macrodata_csv
+
+    return Path(macrodata_csv())
