@@ -78,6 +78,8 @@ class AutoMLResult:
     featurization: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str = ""
     loop: Any = field(default=None, repr=False)
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per phase: prepare, featurize, children, ensembles, refit."""
 
     def refit_child(self, iteration: int) -> Any:
         """The model pipeline of any completed child, refitted on the training rows (for ``get_output``)."""
@@ -387,7 +389,17 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     started = time.time()
     concurrency = int(settings.get("max_concurrent_iterations") or 1)
     POOL.warm(concurrency)  # workers import scikit-learn while we featurize
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[phase] = timings.get(phase, 0.0) + now - clock
+        clock = now
+
     data = prepare_data(settings, training, validation)
+    lap("prepare")
     metric = settings["primary_metric"]
     task = get_task(settings["task"])
     budget = experiment_timeout_seconds(settings)
@@ -399,22 +411,26 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     if settings.get("unhonoured"):
         log("Settings accepted but not honoured by the offline emulator: " + ", ".join(settings["unhonoured"]))
     fold = task.fold_data(settings, data, featurizer)
+    lap("featurize")
     key = uuid.uuid4().hex
     state = _Loop(settings, fold, key, started, budget, iteration_timeout, threads, recorder, parent_run_id, log,
                   data.training_type)
     log(f"{'ITER':>5}  {'PIPELINE':<45} {'DURATION':>9} {'METRIC':>8} {'BEST':>8}")
     state.run_base(concurrency)
+    lap("children")
     state.run_ensembles()
+    lap("ensembles")
     best = state.best
     if best is None:
         raise state.no_child_error()
     model = state.final_model(featurizer)
+    lap("refit")
     log(f"Best: iteration {best.iteration} {best.display_name} {metric}={best.score:.4f}")
     state.featurizer = featurizer
     POOL.warm(concurrency)  # replace workers stopped at a deadline, for the next experiment
     assert state.best is not None
     return AutoMLResult(dict(settings), state.children, state.best, model, checks, data.training_type,
-                        time.time() - started, featurizer.summary(), state.stop_reason, state)
+                        time.time() - started, featurizer.summary(), state.stop_reason, state, timings)
 
 
 class _Loop:
