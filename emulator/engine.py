@@ -388,7 +388,7 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     """
     started = time.time()
     concurrency = int(settings.get("max_concurrent_iterations") or 1)
-    POOL.warm(concurrency)  # workers import scikit-learn while we featurize
+    POOL.warm(concurrency + 1)  # workers import scikit-learn while we featurize; one spare for the final refit
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -414,9 +414,10 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     lap("featurize")
     key = uuid.uuid4().hex
     state = _Loop(settings, fold, key, started, budget, iteration_timeout, threads, recorder, parent_run_id, log,
-                  data.training_type)
+                  data.training_type, concurrency)
     log(f"{'ITER':>5}  {'PIPELINE':<45} {'DURATION':>9} {'METRIC':>8} {'BEST':>8}")
     state.run_base(concurrency)
+    POOL.warm(concurrency + 1)  # workers stopped at the deadline are replaced while the ensembles are chosen
     lap("children")
     state.run_ensembles()
     lap("ensembles")
@@ -427,7 +428,7 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     lap("refit")
     log(f"Best: iteration {best.iteration} {best.display_name} {metric}={best.score:.4f}")
     state.featurizer = featurizer
-    POOL.warm(concurrency)  # replace workers stopped at a deadline, for the next experiment
+    POOL.warm(concurrency + 1)  # replace workers stopped at a deadline, for the next experiment
     assert state.best is not None
     return AutoMLResult(dict(settings), state.children, state.best, model, checks, data.training_type,
                         time.time() - started, featurizer.summary(), state.stop_reason, state, timings)
@@ -438,8 +439,9 @@ class _Loop:
 
     def __init__(self, settings: Mapping[str, Any], fold: FoldData, key: str, started: float, budget: float | None,
                  iteration_timeout: float | None, threads: int, recorder: Recorder | None, parent_run_id: str,
-                 log: Callable[[str], None], training_type: str) -> None:
+                 log: Callable[[str], None], training_type: str, concurrency: int = 1) -> None:
         self.settings, self.fold, self.key, self.started = settings, fold, key, started
+        self.concurrency = max(1, concurrency)
         self.budget, self.iteration_timeout, self.threads = budget, iteration_timeout, threads
         self.recorder, self.parent_run_id, self.log, self.training_type = recorder, parent_run_id, log, training_type
         self.metric = settings["primary_metric"]
@@ -463,7 +465,7 @@ class _Loop:
                       key=lambda c: c.score, reverse=self.metric not in M.MINIMIZE)[:5]
         n_splits = max(1, len(self.fold.splits))
         train_share = float(np.mean([len(t) for t, _ in self.fold.splits])) / max(len(self.fold.fit_rows), 1)
-        refit = sum(c.fit_time / n_splits / max(train_share, 0.3) for c in done)
+        refit = sum(c.fit_time / n_splits / max(train_share, 0.3) for c in done) / min(self.concurrency, max(1, len(done)))
         return 1.0 + 0.03 * (self.budget or 0) + 1.3 * refit + self.ensemble_cost(done)
 
     def ensemble_cost(self, done: list[ChildResult]) -> float:
@@ -683,20 +685,63 @@ class _Loop:
         assert best is not None
         by_iteration = {c.iteration: c for c in self.children}
         members = [by_iteration[i] for i, _ in best.members] if best.algorithm in ENSEMBLES else [best]
-        timeout = None if self.budget is None else max(5.0, self.started + self.budget - time.time())
-        outcome = run_guarded(self.key, self.fold, call(tasks.refit),
-                              {"specs": [m.spec for m in members], "threads": self.threads}, timeout)
+        # the budget's end, but never less than twice the expected refit: a refit stopped here costs the best model
+        timeout = None if self.budget is None else max(self.started + self.budget - time.time(),
+                                                       2.0 * self.refit_seconds(members) + 5.0)
+        outcome = self.refit(members, timeout)
         if not outcome.ok:
-            fallback = min(self.base_pool(3), key=lambda c: c.fit_time)
+            # an ensemble falls back to its best member; a single child to the quickest of the best three
+            fallback = (self.base_pool(1)[0] if best.algorithm in ENSEMBLES
+                        else min(self.base_pool(3), key=lambda c: c.fit_time))
             self.log(f"The final refit of {best.display_name} did not finish ({short_error(outcome.error)}); "
                      f"using iteration {fallback.iteration} {fallback.display_name}")
             self.best = best = fallback
             members = [fallback]
-            outcome = run_guarded(self.key, self.fold, call(tasks.refit),
-                                  {"specs": [fallback.spec], "threads": self.threads}, None)
+            outcome = self.refit([fallback], None)
             if not outcome.ok:
                 raise AutoMLDataError(f"the final refit failed: {short_error(outcome.error)}")
         return assemble(self.fold, best, members, outcome.value, featurizer)
+
+    def refit_seconds(self, members: list[ChildResult]) -> float:
+        """Expected seconds to fit ``members`` on all rows: a fold's fit scaled to every row, over the idle workers."""
+        n_splits = max(1, len(self.fold.splits))
+        train_share = float(np.mean([len(t) for t, _ in self.fold.splits])) / max(len(self.fold.fit_rows), 1)
+        total = sum(c.fit_time / n_splits / max(train_share, 0.3) for c in members)
+        return total / min(self.concurrency, max(1, len(members)))
+
+    def refit(self, members: list[ChildResult], timeout: float | None) -> TaskOutcome:
+        """Fit ``members`` on all the training rows, spread over the idle workers (longest first).
+
+        The timeout counts from when a worker is ready: a worker replaced after a deadline may still
+        be starting, and its start is not the refit's fault.
+        """
+        groups = min(self.concurrency, len(members), max(1, POOL.ready_count()))  # never wait for a starting worker
+        bins: list[list[int]] = [[] for _ in range(groups)]
+        loads = [0.0] * groups
+        for i in sorted(range(len(members)), key=lambda i: -members[i].fit_time):
+            j = loads.index(min(loads))
+            bins[j].append(i)
+            loads[j] += members[i].fit_time
+
+        def fit(rows: list[int]) -> TaskOutcome:
+            return run_guarded(self.key, self.fold, call(tasks.refit),
+                               {"specs": [members[i].spec for i in rows], "threads": self.threads}, timeout,
+                               count_startup=False)
+
+        if groups == 1:
+            return fit(bins[0])
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(groups) as pool:
+            outcomes = list(pool.map(fit, bins))
+        failed = next((o for o in outcomes if not o.ok), None)
+        if failed is not None:
+            return failed
+        fitted: list[Any] = [None] * len(members)
+        for rows, outcome in zip(bins, outcomes):
+            for i, model in zip(rows, outcome.value):
+                fitted[i] = model
+        return TaskOutcome(True, value=fitted, seconds=max(o.seconds for o in outcomes))
 
 
 def assemble(fold: FoldData, best: ChildResult, members: list[ChildResult], fitted: list[Any],

@@ -80,10 +80,15 @@ class Task:
         from ..featurize import AutoFeaturizer
 
         try:
-            return AutoFeaturizer(settings.get("featurization", "auto")).fit(data.X.iloc[: data.n_train],
-                                                                           data.y[: data.n_train])
+            featurizer = AutoFeaturizer(settings.get("featurization", "auto"), self.target_type(data.y[: data.n_train]))
+            return featurizer.fit(data.X.iloc[: data.n_train], data.y[: data.n_train])
         except ValueError as exc:  # a column the featurization cannot use: before any child runs
             raise AutoMLDataError(str(exc)) from None
+
+    def target_type(self, y: np.ndarray) -> str | None:
+        """What Azure's ``CatTargetEncoder`` encodes for this task's labels (scikit-learn's ``TargetEncoder``
+        target type: ``binary``, ``multiclass``, ``continuous``), or None for no target encoding."""
+        return None
 
     def fold_data(self, settings: Mapping[str, Any], data: Any, featurizer: Any) -> FoldData:
         """What every child of the experiment is fitted and scored on."""
@@ -92,8 +97,9 @@ class Task:
         from ..tasks import FoldData
 
         fit_rows = np.arange(len(data.y)) if data.training_type == "MeanCrossValidation" else np.arange(data.n_train)
-        return FoldData(self.name, featurizer.transform(data.X), data.y, data.weights, data.splits, fit_rows,
-                        data.classes, data.y_min, data.y_max, int(settings.get("random_state", 0) or 0))
+        X = featurizer.training_matrix(data.X, data.n_train)
+        return FoldData(self.name, X, data.y, data.weights, data.splits, fit_rows, data.classes, data.y_min, data.y_max,
+                        int(settings.get("random_state", 0) or 0))
 
     def guardrails(self, data: Any) -> list[dict[str, Any]]:
         """Checks of this task added to the common data guardrails (Azure's form)."""

@@ -43,6 +43,11 @@ class Classification(Task):
                                   f"needs at least two")
         return values, classes
 
+    def target_type(self, y: np.ndarray) -> str | None:
+        import numpy as np
+
+        return "binary" if len(np.unique(y)) == 2 else "multiclass"
+
     def stratify(self, y: np.ndarray, n_splits: int) -> bool:
         import numpy as np
 
