@@ -104,9 +104,12 @@ def _lightgbm(classification: bool, seed: int, params: dict[str, Any], threads: 
 
 
 def _calibrated(estimator: Any) -> Any:
+    """Probabilities for a linear SVM: sigmoid calibration over 3 shuffled, stratified folds (not the rows'
+    order: a table sorted by a column would calibrate each fold model on rows outside its range)."""
     from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.model_selection import StratifiedKFold
 
-    return CalibratedClassifierCV(estimator, cv=3)
+    return CalibratedClassifierCV(estimator, cv=StratifiedKFold(3, shuffle=True, random_state=estimator.random_state))
 
 
 def _xgb_defaults(threads: int) -> dict[str, Any]:
@@ -133,6 +136,13 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
         self.estimator = estimator
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LabelEncodedClassifier:
+        from sklearn.utils.multiclass import check_classification_targets
+
+        if y is None:
+            raise ValueError("LabelEncodedClassifier requires y to be passed, but the target y is None")
+        check_classification_targets(y)
+        if getattr(X, "ndim", 2) == 2 and hasattr(X, "shape"):
+            self.n_features_in_ = X.shape[1]
         self.encoder_ = LabelEncoder().fit(y)
         self.classes_ = self.encoder_.classes_
         self.estimator_ = clone(self.estimator)
@@ -147,6 +157,9 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
         proba = self.estimator_.predict_proba(X)
         if proba.shape[1] == len(self.classes_):
             return proba
@@ -155,11 +168,21 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
         return full
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     @property
     def feature_importances_(self) -> np.ndarray:
         return self.estimator_.feature_importances_
+
+    def __sklearn_tags__(self) -> Any:
+        """The wrapped estimator's input tags (sparse input, missing values), a classifier's output tags."""
+        from sklearn.utils import get_tags
+
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.input_tags.sparse, tags.input_tags.allow_nan = inner.input_tags.sparse, inner.input_tags.allow_nan
+        return tags
 
 
 # The first iterations: a portfolio of fast, strong defaults (Azure also opens with LightGBM and

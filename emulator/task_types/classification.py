@@ -113,7 +113,8 @@ class Classification(Task):
     def stack_ensemble(self, named: list[tuple[str, Any]], meta: Any, data: FoldData) -> tuple[str, Any]:
         from ..ensemble import StackEnsembleClassifier
 
-        return "stackensembleclassifier", StackEnsembleClassifier(named, meta, data.classes)
+        return "stackensembleclassifier", StackEnsembleClassifier(named, meta, data.classes,
+                                                                    random_state=data.seed)
 
     # -- predict and report ----------------------------------------------------------------------
     def prediction_columns(self, model: Any, features: pd.DataFrame, label: str) -> dict[str, Any]:
