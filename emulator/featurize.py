@@ -224,10 +224,41 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
         return tags
 
     def summary(self) -> list[dict[str, Any]]:
-        """Per raw column: detected purpose, why, and how many features it became."""
+        """Per raw column: detected purpose, why, how many features it became and the transformations (Azure's names)."""
         counts = Counter(self.feature_source().values())
         return [{"column": p.name, "purpose": p.purpose, "reason": p.reason, "had_missing": p.had_missing,
-                 "infinite": p.infinite, "features": counts[p.name]} for p in self.plans_]
+                 "infinite": p.infinite, "features": counts[p.name], "transformations": _transformations(p)}
+                for p in self.plans_]
+
+    def get_featurization_summary(self) -> list[dict[str, Any]]:
+        """Azure's ``datatransformer.get_featurization_summary()``: per raw column ``RawFeatureName``,
+        ``TypeDetected``, ``Dropped`` (``Yes``/``No``), ``EngineeredFeatureCount`` and ``Transformations``."""
+        return [{"RawFeatureName": s["column"],
+                 "TypeDetected": "AllNan" if s["reason"] == "all values missing" else s["purpose"],
+                 "Dropped": "Yes" if s["purpose"] == "Ignore" else "No", "EngineeredFeatureCount": s["features"],
+                 "Transformations": s["transformations"]} for s in self.summary()]
+
+    def get_engineered_feature_names(self) -> list[str]:
+        """Azure's ``datatransformer.get_engineered_feature_names()``: the columns the models see, in order."""
+        return list(self.feature_names_)
+
+
+def _transformations(plan: ColumnPlan) -> list[str]:
+    """What happens to one raw column, named as Azure's featurization summary names its transformers."""
+    if plan.purpose == "Numeric":
+        if plan.reason == "featurization off":
+            return []
+        return (["MeanImputer"] + (["ImputationMarker"] if plan.had_missing else [])
+                + (["OneHotEncoder"] if plan.extra_one_hot else []))
+    if plan.purpose == "Categorical":
+        return ["ModeCatImputer-StringCast-OneHotEncoder"]
+    if plan.purpose == "CategoricalHash":
+        return ["ModeCatImputer-StringCast-HashOneHotEncoder"]
+    if plan.purpose == "Text":
+        return ["StringCast-TfIdf"]
+    if plan.purpose == "DateTime":
+        return ["DateTimeTransformer"]
+    return []
 
 
 def _plan_feature_names(plan: ColumnPlan) -> list[str]:
