@@ -426,6 +426,7 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
         raise state.no_child_error()
     model = state.final_model(featurizer)
     lap("refit")
+    state.keep_predictions()
     log(f"Best: iteration {best.iteration} {best.display_name} {metric}={best.score:.4f}")
     state.featurizer = featurizer
     POOL.warm(concurrency + 1)  # replace workers stopped at a deadline, for the next experiment
@@ -452,6 +453,7 @@ class _Loop:
         self.stop_reason = ""
         self.lock = threading.Lock()
         self._score_seconds: float | None = None
+        self.records: dict[int, Any] = {}  # iteration -> its child run record (where artifacts go)
         ensembles = [n for n, on in (("VotingEnsemble", settings.get("enable_voting_ensemble", True)),
                                      ("StackEnsemble", settings.get("enable_stack_ensemble", True))) if on]
         total = int(settings["iterations"])
@@ -508,6 +510,7 @@ class _Loop:
         prep, algorithm, params = self.search.next(None if deadline is None else deadline - time.time())
         child = ChildResult(iteration, f"{self.parent_run_id}_{iteration}", prep, algorithm, params)
         record = self.recorder.child_run(child.display_name, run_id=child.run_id) if self.recorder else None
+        self.records[iteration] = record
         return child, record
 
     def _finish(self, child: ChildResult, record: Any, outcome: TaskOutcome, which: str) -> None:
@@ -651,6 +654,7 @@ class _Loop:
         for name in self.ensembles:
             child = ChildResult(iteration, f"{self.parent_run_id}_{iteration}", "", name, {})
             record = self.recorder.child_run(name, run_id=child.run_id) if self.recorder else None
+            self.records[iteration] = record
             begun = time.perf_counter()
             try:
                 if name == "VotingEnsemble":
@@ -677,6 +681,20 @@ class _Loop:
                      f"{child.score:>8.4f} {self.best.score:>8.4f}")
             del outcome
             iteration += 1
+
+    def keep_predictions(self) -> None:
+        """Keep the validation predictions of the best child and of the ensembles with their runs
+        (``VALIDATION_PREDICTIONS``): what Azure draws a child's charts from, and what ``amlstep report`` reads."""
+        from .task_types.base import VALIDATION_PREDICTIONS
+
+        kept = [c for c in self.children if c.status == "Completed" and c.oof is not None
+                and (c is self.best or c.algorithm in ENSEMBLES)]
+        for child in kept:
+            write = getattr(self.records.get(child.iteration), "write_artifact", None)
+            if write is not None:
+                assert child.oof is not None
+                frame = self.fold.kind.validation_predictions(self.fold, child.oof)
+                write(VALIDATION_PREDICTIONS, frame.to_csv(index=False))
 
     # -- the final model ----------------------------------------------------------------------
     def final_model(self, featurizer: AutoFeaturizer) -> Any:

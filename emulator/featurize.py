@@ -71,7 +71,14 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
             if column not in X.columns:
                 raise ValueError(f"featurization config names column {column!r}, which the training data lacks; "
                                  f"columns: {', '.join(map(str, X.columns))}")
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            what = "sample" if X.shape[0] == 0 else "feature"
+            raise ValueError(f"0 {what}(s) (shape={X.shape}) while a minimum of 1 is required.")
+        complex_columns = [str(c) for c in X.columns if pd.api.types.is_complex_dtype(X[c])]
+        if complex_columns:
+            raise ValueError(f"Complex data not supported: column(s) {', '.join(map(repr, complex_columns))}")
         self.input_columns_ = [str(c) for c in X.columns]
+        self.n_features_in_ = X.shape[1]
         self.plans_: list[ColumnPlan] = []
         n_rows = len(X)
         for column in X.columns:
@@ -99,6 +106,7 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
         self.feature_names_ = self._feature_names()
         if not self.feature_names_:
             raise ValueError("no usable feature columns after featurization: every column was dropped "
+                             + ("(1 sample: every column is constant) " if n_rows == 1 else "") +
                              f"({'; '.join(f'{p.name}: {p.reason}' for p in self.plans_)})")
         return self
 
@@ -205,6 +213,9 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
         return self.fit(X, y).training_matrix(X, len(X))
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
         X = _frame(X)
         return self._stack([b for _, b in self._blocks(X)], len(X))
 
@@ -267,22 +278,49 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
                 mapping.setdefault(name, plan.name)
         return mapping
 
+    def __sklearn_tags__(self) -> Any:
+        """Raw columns with missing values and text are its input (it imputes and encodes them)."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = tags.input_tags.string = tags.input_tags.categorical = True
+        return tags
+
     def summary(self) -> list[dict[str, Any]]:
-        """Per raw column: detected purpose, why, and how many features it became."""
+        """Per raw column: detected purpose, why, how many features it became and the transformations (Azure's names)."""
         counts = Counter(self.feature_source().values())
         return [{"column": p.name, "purpose": p.purpose, "reason": p.reason, "had_missing": p.had_missing,
                  "infinite": p.infinite, "features": counts[p.name], "transformations": _transformations(p)}
                 for p in self.plans_]
 
     def get_featurization_summary(self) -> list[dict[str, Any]]:
-        """Azure's featurization summary of the ``datatransformer`` step: one entry per raw column."""
-        return [{"RawFeatureName": s["column"], "TypeDetected": s["purpose"] if s["purpose"] != "Ignore" else "Ignore",
+        """Azure's ``datatransformer.get_featurization_summary()``: per raw column ``RawFeatureName``,
+        ``TypeDetected``, ``Dropped`` (``Yes``/``No``), ``EngineeredFeatureCount`` and ``Transformations``."""
+        return [{"RawFeatureName": s["column"],
+                 "TypeDetected": "AllNan" if s["reason"] == "all values missing" else s["purpose"],
                  "Dropped": "Yes" if s["purpose"] == "Ignore" else "No", "EngineeredFeatureCount": s["features"],
                  "Transformations": s["transformations"]} for s in self.summary()]
 
     def get_engineered_feature_names(self) -> list[str]:
-        """Azure's name for the engineered features' names, in column order."""
+        """Azure's ``datatransformer.get_engineered_feature_names()``: the columns the models see, in order."""
         return list(self.feature_names_)
+
+
+def _transformations(plan: ColumnPlan) -> list[str]:
+    """What happens to one raw column, named as Azure's featurization summary names its transformers."""
+    if plan.purpose == "Numeric":
+        if plan.reason == "featurization off":
+            return []
+        return (["MeanImputer"] + (["ImputationMarker"] if plan.had_missing else [])
+                + (["OneHotEncoder"] if plan.extra_one_hot else []))
+    target = ["ModeCatImputer-StringCast-CatTargetEncoder"] if plan.target_encoder is not None else []
+    if plan.purpose == "Categorical":
+        return ["ModeCatImputer-StringCast-OneHotEncoder"] + target
+    if plan.purpose == "CategoricalHash":
+        return ["ModeCatImputer-StringCast-HashOneHotEncoder"] + target
+    if plan.purpose == "Text":
+        return ["StringCast-TfIdf"]
+    if plan.purpose == "DateTime":
+        return ["DateTimeTransformer"]
+    return []
 
 
 def _plan_feature_names(plan: ColumnPlan) -> list[str]:
@@ -310,25 +348,17 @@ def _target_encoded_names(plan: ColumnPlan) -> list[str]:
     return [f"{plan.name}_target"]
 
 
-def _transformations(plan: ColumnPlan) -> list[str]:
-    """Azure's names of the transformers applied to one raw column (its featurization summary)."""
-    if plan.purpose == "Numeric":
-        return ["MeanImputer"] + (["ImputationMarker"] if plan.had_missing else [])
-    if plan.purpose in ("Categorical", "CategoricalHash"):
-        steps = ["ModeCatImputer", "StringCastTransformer",
-                 "OneHotEncoder" if plan.purpose == "Categorical" else "HashOneHotEncoder"]
-        return steps + (["CatTargetEncoder"] if plan.target_encoder is not None else [])
-    if plan.purpose == "Text":
-        return ["StringCastTransformer", "TfIdf"]
-    if plan.purpose == "DateTime":
-        return ["DateTimeTransformer"]
-    return []
-
-
 def _frame(X: Any) -> pd.DataFrame:
     if isinstance(X, pd.DataFrame):
         return X
-    return pd.DataFrame(np.asarray(X)).rename(columns=str)
+    if hasattr(X, "tocsr") or hasattr(X, "toarray"):
+        raise TypeError("sparse input is not supported: the featurizer takes a DataFrame of raw columns "
+                        "(or a dense 2-D array)")
+    values = np.asarray(X)
+    if values.ndim != 2:
+        raise ValueError(f"Expected a 2-D table of raw columns, got {values.ndim}-D input instead. Reshape your data "
+                         f"(array.reshape(-1, 1) for a single column)")
+    return pd.DataFrame(values).rename(columns=str)
 
 
 def _numeric(series: pd.Series, name: str) -> np.ndarray:
@@ -350,7 +380,11 @@ def _bucket(value: Any) -> int:
 
 
 def _looks_like_dates(text: pd.Series) -> bool:
-    sample = text.head(200)
+    """Whether a text column holds dates, judged on up to 200 of its distinct values chosen by their content
+    (not the rows' order, so a table sorted by this column is judged as the same rows shuffled)."""
+    distinct = text.drop_duplicates()
+    order = np.argsort(pd.util.hash_pandas_object(distinct, index=False).to_numpy(), kind="stable")
+    sample = distinct.iloc[order[:200]]
     if sample.str.fullmatch(r"[-+]?\d+(\.\d+)?").mean() > 0.5:
         return False
     if not sample.str.contains(r"\d{1,4}[-/.:]\d{1,2}", regex=True).mean() > 0.9:

@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 
     from ..tasks import FoldData
 
+#: The artifact of a child run holding its validation predictions (``Task.validation_predictions``).
+VALIDATION_PREDICTIONS = "outputs/validation_predictions.csv"
+#: Its columns before the task's prediction columns (``weight`` only with a weight column).
+PREDICTION_KEYS = ("row", "fold", "y_true", "weight")
+
 
 class Task:
     """One Automated ML task: its settings, data rules, models, metrics, ensembles, guardrails and plots.
@@ -151,6 +156,38 @@ class Task:
         """JSON artifacts a completed child keeps (Azure's ``confusion_matrix``...), from its out-of-fold predictions."""
         return {}
 
+    # -- validation predictions a run keeps (what ``amlstep report`` reads) ----------------------
+    def prediction_names(self, data: FoldData) -> list[str]:
+        """Names of the columns of ``predict``'s output in the kept validation predictions."""
+        return ["predicted"]
+
+    def validation_predictions(self, data: FoldData, oof: np.ndarray) -> pd.DataFrame:
+        """A completed child's validation predictions as a table: one row per training row a fold model predicted.
+
+        Columns: ``row`` (the row's position among the training rows with a label, validation data after),
+        ``fold`` (the split whose model predicted it), ``y_true``, ``weight`` (with a weight column), then
+        ``prediction_names``. Azure computes a child's charts from these; the run keeps them for
+        the best child and the ensembles (``VALIDATION_PREDICTIONS``).
+        """
+        import numpy as np
+        import pandas as pd
+
+        fold = np.full(len(data.y), -1)
+        for k, (_, valid) in enumerate(data.splits):
+            fold[valid] = k
+        rows = np.flatnonzero(np.isfinite(oof).all(axis=1) & (fold >= 0))
+        frame = pd.DataFrame({"row": rows, "fold": fold[rows], "y_true": data.y[rows]})
+        if data.weights is not None:
+            frame["weight"] = data.weights[rows]
+        for j, name in enumerate(self.prediction_names(data)):
+            frame[name] = oof[rows, j]
+        return frame
+
+    def read_validation_predictions(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(y_true, predictions, classes)`` from a kept table (the inverse of ``validation_predictions``)."""
+        names = [c for c in frame.columns if c not in PREDICTION_KEYS]
+        return frame["y_true"].to_numpy(dtype=float), frame[names].to_numpy(dtype=float), None
+
     # -- ensembles -------------------------------------------------------------------------------
     def meta_learner(self, seed: int) -> Any:
         """The StackEnsemble's meta-learner."""
@@ -199,6 +236,14 @@ class Task:
     def report_figures(self, evaluation: Any, y: np.ndarray, oof: np.ndarray, classes: Any) -> None:
         """Add this task's metrics and figures to the report's ``evaluation``."""
 
-    def importance_scoring(self, y: np.ndarray) -> str:
-        """The scikit-learn scorer the report's permutation importance uses."""
-        return "r2"
+    def report_predict(self, model: Any, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """A fitted model's predictions for raw rows ``X`` as the metrics take them (2-D), and the classes."""
+        import numpy as np
+
+        return np.asarray(model.predict(X), dtype=float).reshape(len(X), -1), None
+
+    def report_labels(self, y: np.ndarray) -> np.ndarray:
+        """Training labels read back from the data, as the model learned them."""
+        import numpy as np
+
+        return np.asarray(y, dtype=float)

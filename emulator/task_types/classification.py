@@ -98,6 +98,18 @@ class Classification(Task):
         return {"confusion_matrix": M.confusion_matrix(y, predicted, data.classes),
                 "accuracy_table": M.accuracy_table(y, proba, data.classes)}
 
+    def prediction_names(self, data: FoldData) -> list[str]:
+        assert data.classes is not None
+        return [f"proba_{c}" for c in data.classes]
+
+    def read_validation_predictions(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Labels as text (``y_true`` is read with ``dtype=str``), classes from the ``proba_<class>`` headers."""
+        import numpy as np
+
+        names = [c for c in frame.columns if c.startswith("proba_")]
+        classes = np.array([c[len("proba_"):] for c in names], dtype=object)
+        return frame["y_true"].astype(str).to_numpy(dtype=object), frame[names].to_numpy(dtype=float), classes
+
     # -- ensembles -------------------------------------------------------------------------------
     def meta_learner(self, seed: int) -> Any:
         from sklearn.linear_model import LogisticRegression
@@ -118,7 +130,8 @@ class Classification(Task):
     def stack_ensemble(self, named: list[tuple[str, Any]], meta: Any, data: FoldData) -> tuple[str, Any]:
         from ..ensemble import StackEnsembleClassifier
 
-        return "stackensembleclassifier", StackEnsembleClassifier(named, meta, data.classes)
+        return "stackensembleclassifier", StackEnsembleClassifier(named, meta, data.classes,
+                                                                    random_state=data.seed)
 
     # -- predict and report ----------------------------------------------------------------------
     def prediction_columns(self, model: Any, features: pd.DataFrame, label: str) -> dict[str, Any]:
@@ -132,12 +145,24 @@ class Classification(Task):
                 columns[f"proba_{cls}"] = np.round(proba[:, j], 6)
         return columns
 
+    def report_labels(self, y: np.ndarray) -> np.ndarray:
+        """Whole-number float labels as integers, as ``encode_labels`` gave them to the models."""
+        import numpy as np
+
+        if len(y) and isinstance(y[0], float) and np.all(np.mod(y.astype(float), 1) == 0):
+            return y.astype(int)
+        return y
+
+    def report_predict(self, model: Any, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        import numpy as np
+
+        return model.predict_proba(X), np.asarray(model.classes_)
+
     def report_cv(self, y: np.ndarray, n_splits: int, seed: int) -> tuple[np.ndarray, Any, int]:
         import numpy as np
         from sklearn.model_selection import StratifiedKFold
 
-        if isinstance(y[0], float) and np.all(np.mod(y.astype(float), 1) == 0):
-            y = y.astype(int)
+        y = self.report_labels(y)
         counts = np.unique(y, return_counts=True)[1]
         n_splits = max(2, min(n_splits, int(counts.min())))
         return y, StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed), n_splits
@@ -148,11 +173,6 @@ class Classification(Task):
         from framework.commands.report_plots import classification_figures
 
         classification_figures(evaluation, y, oof, np.unique(y))
-
-    def importance_scoring(self, y: np.ndarray) -> str:
-        import numpy as np
-
-        return "roc_auc" if len(np.unique(y)) == 2 else "roc_auc_ovr_weighted"
 
 
 def _aligned(proba: np.ndarray, fitted: Any, classes: np.ndarray) -> np.ndarray:

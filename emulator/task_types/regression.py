@@ -69,7 +69,7 @@ class Regression(Task):
     def stack_ensemble(self, named: list[tuple[str, Any]], meta: Any, data: FoldData) -> tuple[str, Any]:
         from ..ensemble import StackEnsembleRegressor
 
-        return "stackensembleregressor", StackEnsembleRegressor(named, meta)
+        return "stackensembleregressor", StackEnsembleRegressor(named, meta, random_state=data.seed)
 
     def report_cv(self, y: np.ndarray, n_splits: int, seed: int) -> tuple[np.ndarray, Any, int]:
         from sklearn.model_selection import KFold

@@ -103,9 +103,9 @@ def test_many_valued_categoricals_get_azures_cat_target_encoder_cross_fitted():
     frame, y = _many_categories()
     featurizer = AutoFeaturizer(target_type="binary").fit(frame, y)
     summary = {s["RawFeatureName"]: s for s in featurizer.get_featurization_summary()}
-    assert summary["state"]["Transformations"] == ["ModeCatImputer", "StringCastTransformer", "HashOneHotEncoder",
-                                                   "CatTargetEncoder"]
-    assert summary["grade"]["Transformations"] == ["ModeCatImputer", "StringCastTransformer", "OneHotEncoder"]
+    assert summary["state"]["Transformations"] == ["ModeCatImputer-StringCast-HashOneHotEncoder",
+                                                   "ModeCatImputer-StringCast-CatTargetEncoder"]
+    assert summary["grade"]["Transformations"] == ["ModeCatImputer-StringCast-OneHotEncoder"]
     assert summary["x"]["Transformations"] == ["MeanImputer"] and summary["x"]["Dropped"] == "No"
     names = featurizer.get_engineered_feature_names()
     column = names.index("state_target")
@@ -125,4 +125,5 @@ def test_cat_target_encoder_per_class_for_multiclass_and_blockable():
     assert {"state_target_high", "state_target_low", "state_target_mid"} <= set(featurizer.get_engineered_feature_names())
     blocked = AutoFeaturizer({"blocked_transformers": ["CatTargetEncoder"]}, target_type="binary").fit(frame, y)
     assert not any("target" in n for n in blocked.get_engineered_feature_names())
-    assert AutoFeaturizer().fit(frame, y).summary()[0]["transformations"][-1] == "HashOneHotEncoder"  # no task, no encoder
+    assert AutoFeaturizer().fit(frame, y).summary()[0]["transformations"] == [  # no task, no target encoder
+        "ModeCatImputer-StringCast-HashOneHotEncoder"]
