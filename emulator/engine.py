@@ -485,6 +485,11 @@ class _Loop:
         rounds = int(self.settings.get("ensemble_iterations") or 15) + 1
         return self._score_seconds * (ENSEMBLE_POOL * rounds + 40)
 
+    def typical_child_seconds(self) -> float:
+        """The median time of the base children completed so far (0 before two have)."""
+        times = [c.fit_time for c in self.children if c.status == "Completed" and c.algorithm not in ENSEMBLES]
+        return float(np.median(times)) if len(times) >= 2 else 0.0
+
     def deadline(self) -> float | None:
         return None if self.budget is None else self.started + self.budget - self.reserve()
 
@@ -497,6 +502,10 @@ class _Loop:
         if deadline is not None and time.time() >= deadline:
             assert self.budget is not None
             self.stop_reason = f"experiment timeout of {self.budget / 60:g} minutes reached"
+        elif deadline is not None and deadline - time.time() < self.typical_child_seconds():
+            assert self.budget is not None  # a child started now would be cancelled at the deadline: start none
+            self.stop_reason = (f"experiment timeout of {self.budget / 60:g} minutes reached (no further child "
+                                f"would finish in time)")
         elif _early_stop(self.settings, self.children, self.metric):
             self.stop_reason = "no improvement over the last 10 iterations (early stopping)"
         exit_score = self.settings.get("experiment_exit_score")

@@ -224,3 +224,28 @@ def test_infinite_feature_values_with_featurization_off_are_rejected_before_any_
             "the values as they are and cannot use infinity: replace them with NaN or a finite number, or use "
             "featurization='auto', which treats them as missing values")):
         run_automl(settings, frame, recorder=NoChildren(), log=lambda line: None)
+
+
+def test_no_child_is_started_that_would_be_cancelled_at_the_deadline():
+    from emulator.tasks import FoldData
+
+    index = np.arange(30)
+    splits = [(np.setdiff1d(index, part), part) for part in np.array_split(index, 3)]
+    fold = FoldData("classification", np.zeros((30, 2)), np.arange(30) % 2, None, splits, index, np.array([0, 1]),
+                    0.0, 1.0, 0)
+    settings = validate_settings({"task": "classification", "label_column_name": "y", "experiment_timeout_minutes": 0.5,
+                                  "enable_early_stopping": False})
+
+    def loop(child_seconds):
+        state = _Loop(settings, fold, "k", time.time() - 10, 30.0, None, 1, None, "AutoML", print,
+                      "MeanCrossValidation", concurrency=2)
+        state.ensembles = []
+        state.children = [ChildResult(i, f"r_{i}", "MaxAbsScaler", "LightGBM", {}, score=0.8, fit_time=s)
+                          for i, s in enumerate(child_seconds)]
+        return state
+
+    slow = loop([12.0, 14.0])  # about 10 s to the deadline, and children take 13 s
+    assert slow.should_stop()
+    assert slow.stop_reason == "experiment timeout of 0.5 minutes reached (no further child would finish in time)"
+    assert not loop([2.0, 3.0]).should_stop()
+    assert not loop([14.0]).should_stop()  # one child says too little
