@@ -267,12 +267,12 @@ class Search:
     """Which child pipeline to try next: the portfolio first, then random search that perturbs the best
     point of a family half of the time. Deterministic for a seed and the results seen so far."""
 
-    def __init__(self, settings: Mapping[str, Any], n_features: int) -> None:
+    def __init__(self, settings: Mapping[str, Any], n_features: int, data: FoldData | None = None) -> None:
         task = get_task(settings["task"])
         allowed = set(settings.get("allowed_models") or []) or None
         blocked = set(settings.get("blocked_models") or [])
         self.usable = [m for m in task.models if (allowed is None or m in allowed) and m not in blocked]
-        self.portfolio = [(p, a, dict(params)) for p, a, params in task.warm_start if a in self.usable]
+        self.portfolio = [(p, a, dict(params)) for p, a, params in task.portfolio(data) if a in self.usable]
         self.metric = settings["primary_metric"]
         self.rng = np.random.default_rng(settings.get("random_state", 0))
         self.best_of: dict[str, ChildResult] = {}
@@ -446,7 +446,7 @@ class _Loop:
         self.budget, self.iteration_timeout, self.threads = budget, iteration_timeout, threads
         self.recorder, self.parent_run_id, self.log, self.training_type = recorder, parent_run_id, log, training_type
         self.metric = settings["primary_metric"]
-        self.search = Search(settings, fold.X.shape[1])
+        self.search = Search(settings, fold.X.shape[1], fold)
         self.children: list[ChildResult] = []
         self.best: ChildResult | None = None
         self.featurizer: AutoFeaturizer | None = None

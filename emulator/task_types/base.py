@@ -118,6 +118,10 @@ class Task:
 
         return WARM_START[self.name]
 
+    def portfolio(self, data: FoldData | None) -> list[tuple[str, str, dict[str, Any]]]:
+        """The first children of an experiment on ``data`` (default: ``warm_start``, whatever the data)."""
+        return self.warm_start
+
     def make_estimator(self, algorithm: str, params: dict[str, Any], seed: int, threads: int = 1) -> Any:
         """A fresh estimator for Azure's ``algorithm`` name."""
         raise NotImplementedError
