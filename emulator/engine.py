@@ -712,9 +712,11 @@ class _Loop:
         assert best is not None
         by_iteration = {c.iteration: c for c in self.children}
         members = [by_iteration[i] for i, _ in best.members] if best.algorithm in ENSEMBLES else [best]
-        # the budget's end, but never less than twice the expected refit: a refit stopped here costs the best model
+        # the budget's end, but never less than three times the expected refit (the machine's load can change
+        # between a child's cross-validation and the refit): a refit stopped here costs the best model
         timeout = None if self.budget is None else max(self.started + self.budget - time.time(),
-                                                       2.0 * self.refit_seconds(members) + 5.0)
+                                                       3.0 * self.refit_seconds(members, self.refit_groups(members))
+                                                       + 10.0)
         outcome = self.refit(members, timeout)
         if not outcome.ok:
             # an ensemble falls back to its best member; a single child to the quickest of the best three
@@ -729,12 +731,17 @@ class _Loop:
                 raise AutoMLDataError(f"the final refit failed: {short_error(outcome.error)}")
         return assemble(self.fold, best, members, outcome.value, featurizer)
 
-    def refit_seconds(self, members: list[ChildResult]) -> float:
-        """Expected seconds to fit ``members`` on all rows: a fold's fit scaled to every row, over the idle workers."""
+    def refit_seconds(self, members: list[ChildResult], groups: int | None = None) -> float:
+        """Expected seconds to fit ``members`` on all rows: a fold's fit scaled to every row, over ``groups``
+        workers (default: one per concurrent iteration)."""
         n_splits = max(1, len(self.fold.splits))
         train_share = float(np.mean([len(t) for t, _ in self.fold.splits])) / max(len(self.fold.fit_rows), 1)
         total = sum(c.fit_time / n_splits / max(train_share, 0.3) for c in members)
-        return total / min(self.concurrency, max(1, len(members)))
+        return total / max(1, min(groups or self.concurrency, len(members)))
+
+    def refit_groups(self, members: list[ChildResult]) -> int:
+        """Workers the refit of ``members`` is spread over: the ready idle ones (one at least), one per member."""
+        return max(1, min(self.concurrency, len(members), POOL.ready_count()))
 
     def refit(self, members: list[ChildResult], timeout: float | None) -> TaskOutcome:
         """Fit ``members`` on all the training rows, spread over the idle workers (longest first).
@@ -742,7 +749,7 @@ class _Loop:
         The timeout counts from when a worker is ready: a worker replaced after a deadline may still
         be starting, and its start is not the refit's fault.
         """
-        groups = min(self.concurrency, len(members), max(1, POOL.ready_count()))  # never wait for a starting worker
+        groups = self.refit_groups(members)  # never wait for a starting worker
         bins: list[list[int]] = [[] for _ in range(groups)]
         loads = [0.0] * groups
         for i in sorted(range(len(members)), key=lambda i: -members[i].fit_time):
