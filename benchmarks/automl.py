@@ -193,7 +193,8 @@ def _autogluon(preset: str) -> Callable[..., Outcome]:
         metric = ("roc_auc" if n_classes == 2 else "roc_auc_ovr_weighted") if task == "classification" else "r2"
         path = tempfile.mkdtemp(prefix="amlstep-bench-ag-")
         try:
-            predictor = TabularPredictor(label=label, eval_metric=metric, path=path, verbosity=0)
+            problem = ("binary" if n_classes == 2 else "multiclass") if task == "classification" else "regression"
+            predictor = TabularPredictor(label=label, eval_metric=metric, problem_type=problem, path=path, verbosity=0)
             # AutoGluon seeds itself (0). DyStack off: at 120 s on a loaded 2-core machine its holdout sub-fit
             # trained no model and AutoGluon 1.6.3 then failed ("Learner is already fit") on half the tables
             predictor.fit(train, presets=preset, time_limit=budget, num_gpus=0, dynamic_stacking=False)
@@ -375,7 +376,7 @@ def gap_table(rows: list[dict[str, Any]], version: str | None = None, emulator_b
     out = [f"Emulator version `{version}`; gaps are emulator minus anchor (AUC_weighted or R2), "
            f"per table averaged over the seeds both ran.", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    sums: dict[str, list[float]] = {}
+    pairs: dict[str, list[tuple[float, float]]] = {}  # anchor -> (emulator, anchor) per table
     below = []
     for dataset in [d for d in (datasets or DATASETS) if d in set(emu.dataset)]:
         e = emu[emu.dataset == dataset].set_index("seed")
@@ -384,7 +385,6 @@ def gap_table(rows: list[dict[str, Any]], version: str | None = None, emulator_b
         seeds = sorted(set(e.index) & set(ref.index)) or sorted(set(e.index))
         regression = e.task.iloc[0] == "regression"
         cells = [dataset, "R2" if regression else "AUC_weighted", str(len(seeds)), f"{e.loc[seeds].score.mean():.4f}"]
-        sums.setdefault("emulator", []).append(e.loc[seeds].score.mean())
         worst = ""
         for system, budget in anchors:
             a = frame[(frame.system == system) & (frame.budget == budget) & (frame.dataset == dataset)].set_index("seed")
@@ -394,7 +394,7 @@ def gap_table(rows: list[dict[str, Any]], version: str | None = None, emulator_b
                 continue
             gap = e.loc[common].score.mean() - a.loc[common].score.mean()
             cells += [f"{a.loc[common].score.mean():.4f}", f"{gap:+.4f}"]
-            sums.setdefault(system, []).append(a.loc[common].score.mean())
+            pairs.setdefault(system, []).append((e.loc[common].score.mean(), a.loc[common].score.mean()))
             if (system, budget) == reference:
                 worst = f"{(e.loc[common].score - a.loc[common].score).min():+.4f}"
                 if gap < -0.002:
@@ -404,6 +404,15 @@ def gap_table(rows: list[dict[str, Any]], version: str | None = None, emulator_b
         cells += [worst or "-", f"{e.seconds.mean():.1f} s ({e.seconds.max():.1f})", ref_time,
                   f"{loads.mean():.1f}" if len(loads) else "-"]
         out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    for system, budget in anchors:
+        got = pairs.get(system, [])
+        if got:
+            emu_mean, anchor_mean = np.mean([p[0] for p in got]), np.mean([p[1] for p in got])
+            wins = sum(1 for p in got if p[0] > p[1])
+            out.append(f"- vs {LABELS[system]}" + (f" {budget} s" if budget else "") + f": {len(got)} tables, mean "
+                       f"{emu_mean:.4f} against {anchor_mean:.4f} ({emu_mean - anchor_mean:+.4f}); the emulator higher "
+                       f"on {wins} of {len(got)}.")
     out.append("")
     out.append(f"Tables more than 0.002 below {LABELS[reference[0]]} {reference[1]} s: "
                + (", ".join(below) if below else "none") + ".")
