@@ -58,7 +58,7 @@ def test_leaderboard_lists_every_iteration_best_first(titanic_html, titanic_run)
     name = best.display_name or best.properties["display_name"]
     assert name + " ★" in board
     evaluated = titanic_html.split("id='best-model'")[1].split("</p>")[0]
-    assert f"{name} (iteration {best.properties['iteration']}), evaluated with" in evaluated
+    assert f"{name} (iteration {best.properties['iteration']}): the validation predictions its run kept" in evaluated
 
 
 def test_graph_follows_the_recorded_bindings(titanic_run):
