@@ -28,6 +28,8 @@ MAX_ROWS = 20_000
 SEED = 0
 IMPORTANCE_ROWS = 1_000  # rows permutation importance scores on (a random sample above)
 IMPORTANCE_REPEATS = 3
+IMPORTANCE_SECONDS = 5.0  # fewer rows (at least IMPORTANCE_MIN_ROWS) when the model predicts slower than this allows
+IMPORTANCE_MIN_ROWS = 200
 
 #: ``progress(what, done, total)``: how far a slow part of the report is (``amlstep report`` draws a bar).
 Progress = Callable[[str, int, int], None]
@@ -312,45 +314,78 @@ def _add_importance(lineage: Lineage, automl: RunRecord, task: Any, evaluation: 
 def importance_figure(task: Any, model: Any, X: Any, y: Any, metric: str, where: str) -> Figure | None:
     """Permutation importance of each raw column, measured with ``metric`` (the run's primary metric)."""
     import numpy as np
-    from sklearn.inspection import permutation_importance
 
     from emulator import metrics as M
 
-    if len(X) > IMPORTANCE_ROWS:
-        keep = np.sort(np.random.default_rng(SEED).choice(len(X), IMPORTANCE_ROWS, replace=False))
-        X, y = X.iloc[keep].reset_index(drop=True), y[keep]
-        where = f"a random sample of {IMPORTANCE_ROWS} of the {where}"
+    rows = min(len(X), IMPORTANCE_ROWS)
+    if rows > IMPORTANCE_MIN_ROWS:  # a slow model (many members, many trees) gets fewer rows, not more minutes
+        import time
+
+        started = time.perf_counter()
+        task.report_predict(model, X.iloc[:rows])
+        per_row = (time.perf_counter() - started) / rows
+        affordable = int(IMPORTANCE_SECONDS / max(per_row * X.shape[1] * IMPORTANCE_REPEATS, 1e-9))
+        rows = max(IMPORTANCE_MIN_ROWS, min(rows, affordable))
+    if rows < len(X):
+        keep = np.sort(np.random.default_rng(SEED).choice(len(X), rows, replace=False))
+        X, y = X.iloc[keep].reset_index(drop=True), np.asarray(y)[keep]
+        where = f"a random sample of {rows} of the {where}"
     y = task.report_labels(np.asarray(y))
     y_min, y_max = task.label_range(y, len(y))
     sign = -1.0 if metric in M.MINIMIZE else 1.0
-    total = 1 + X.shape[1] * IMPORTANCE_REPEATS
-    calls = [0]
 
-    def score(estimator: Any, rows: Any, labels: Any) -> float:
-        prediction, classes = task.report_predict(estimator, rows)
-        calls[0] += 1
-        _tick("feature importance", calls[0], total)
-        return sign * M.primary_value(metric, labels, prediction, classes, y_min, y_max, None)
+    def score(prediction: Any, classes: Any) -> float:
+        return sign * M.primary_value(metric, y, prediction, classes, y_min, y_max, None)
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = permutation_importance(model, X, y, scoring=score, n_repeats=IMPORTANCE_REPEATS,
-                                            random_state=SEED, n_jobs=1)
+            drops = permutation_drops(task, model, X, score)
     except Exception:
         return None
-    order = np.argsort(result.importances_mean)[::-1][:15][::-1]
+    means, spreads = drops.mean(axis=1), drops.std(axis=1)
+    order = np.argsort(means)[::-1][:15][::-1]
     names = [str(X.columns[i]) for i in order]
     change = "Rise" if sign < 0 else "Drop"
     fig, ax = _axes("Feature importance", f"{change} in {metric} when the column is shuffled", "",
                     size=(5.2, max(4.2, 0.9 + 0.3 * len(names))))
-    ax.barh(names, result.importances_mean[order], xerr=result.importances_std[order], color=BLUE, alpha=0.85,
-            error_kw={"ecolor": GREY, "lw": 1})
+    ax.barh(names, means[order], xerr=spreads[order], color=BLUE, alpha=0.85, error_kw={"ecolor": GREY, "lw": 1})
     ax.axvline(0, color=GREY, lw=1)
     ax.grid(axis="y", alpha=0)
     return Figure("feature_importance", "Feature importance",
                   f"Permutation importance of each raw column for the fitted model: the {change.lower()} in {metric} "
                   f"when its values are shuffled, on {where} ({IMPORTANCE_REPEATS} repeats).", _png(fig))
+
+
+def permutation_drops(task: Any, model: Any, X: Any, score: Callable[[Any, Any], float],
+                      batch_rows: int = 20_000) -> Any:
+    """``(columns, repeats)`` drops of ``score`` when each column of ``X`` is shuffled (permutation importance).
+
+    The shuffled copies are predicted in batches of about ``batch_rows`` rows rather than one call per
+    copy: an ensemble of forests pays its per-call cost a few times instead of columns x repeats times.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(SEED)
+    n, columns = len(X), list(X.columns)
+    baseline = score(*task.report_predict(model, X))
+    drops = np.zeros((len(columns), IMPORTANCE_REPEATS))
+    per_batch = max(1, batch_rows // max(1, n * IMPORTANCE_REPEATS))
+    for start in range(0, len(columns), per_batch):
+        chosen = columns[start:start + per_batch]
+        copies = []
+        for column in chosen:
+            for _ in range(IMPORTANCE_REPEATS):
+                copy = X.copy()
+                copy[column] = X[column].to_numpy()[rng.permutation(n)]
+                copies.append(copy)
+        prediction, classes = task.report_predict(model, pd.concat(copies, ignore_index=True))
+        for k in range(len(chosen) * IMPORTANCE_REPEATS):
+            drops[start + k // IMPORTANCE_REPEATS, k % IMPORTANCE_REPEATS] = \
+                baseline - score(prediction[k * n:(k + 1) * n], classes)
+        _tick("feature importance", min(start + per_batch, len(columns)), len(columns))
+    return drops
 
 
 def classification_figures(evaluation: Evaluation, y: Any, proba: Any, classes: Any) -> None:

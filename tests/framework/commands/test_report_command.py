@@ -195,7 +195,7 @@ def fair_html(sorted_fair_run) -> str:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(SkPipeline, "fit", refuse)
         html = build_report(ws, result.run_id, progress=lambda what, done, total: seen.append((what, done, total)))
-    assert ("feature importance", 1 + 8 * 3, 1 + 8 * 3) in seen  # 8 raw columns, 3 repeats
+    assert ("feature importance", 8, 8) in seen  # 8 raw columns
     assert not any(what.startswith("refitting") for what, _, _ in seen)
     return html
 
@@ -231,7 +231,7 @@ def test_report_shows_featurization_ensembles_and_hyperparameters(fair_html):
 def test_importance_is_measured_with_the_primary_metric(fair_html):
     caption = fair_html.split("id='plot-feature_importance'")[1].split("</figcaption>")[0]
     assert "the drop in AUC_weighted when its values are shuffled" in caption
-    assert "1000 of the 1500 training rows the model learned from" in caption
+    assert re.search(r"on a random sample of \d+ of the 1500 training rows the model learned from", caption)
     assert "roc_auc" not in fair_html
 
 
