@@ -700,10 +700,14 @@ class _Loop:
                 and (c is self.best or c.algorithm in ENSEMBLES)]
         for child in kept:
             write = getattr(self.records.get(child.iteration), "write_artifact", None)
-            if write is not None:
-                assert child.oof is not None
+            if write is None:
+                continue
+            assert child.oof is not None
+            try:
                 frame = self.fold.kind.validation_predictions(self.fold, child.oof)
                 write(VALIDATION_PREDICTIONS, frame.to_csv(index=False))
+            except Exception as exc:  # the charts' data, never a reason to fail the run
+                self.log(f"Iteration {child.iteration} keeps no validation predictions: {type(exc).__name__}: {exc}")
 
     # -- the final model ----------------------------------------------------------------------
     def final_model(self, featurizer: AutoFeaturizer) -> Any:

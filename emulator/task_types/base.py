@@ -46,6 +46,9 @@ class Task:
     numeric_label: bool = True
     #: Extra AutoMLConfig settings this task accepts, name -> default (forecasting's parameters).
     extra_settings: Mapping[str, Any] = {}
+    #: ``amlstep report`` draws the best child's kept validation predictions (``report_figures``) instead of
+    #: calling ``report_evaluation`` (which may refit the model).
+    reads_validation_predictions: bool = False
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"

@@ -25,6 +25,7 @@ class Classification(Task):
     metrics = metric_names.CLASSIFICATION_METRICS
     leader_metrics = ("AUC_weighted", "accuracy", "balanced_accuracy", "f1_score_weighted", "log_loss")
     numeric_label = False
+    reads_validation_predictions = True
     report_predict_method = "predict_proba"
 
     # -- data ------------------------------------------------------------------------------------
@@ -185,7 +186,7 @@ class Classification(Task):
 
         from framework.commands.report_plots import classification_figures
 
-        classification_figures(evaluation, y, oof, np.unique(y))
+        classification_figures(evaluation, y, oof, np.unique(y) if classes is None else classes)
 
 
 def _fewer_rounds(params: dict[str, Any], k: int) -> dict[str, Any]:

@@ -24,6 +24,7 @@ class Regression(Task):
     metrics = metric_names.REGRESSION_METRICS
     leader_metrics = ("normalized_root_mean_squared_error", "r2_score", "spearman_correlation",
                       "normalized_mean_absolute_error")
+    reads_validation_predictions = True
 
     def encode_labels(self, label: str, y: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
         import pandas as pd
