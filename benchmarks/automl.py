@@ -437,7 +437,7 @@ def diagnosis_table(rows: list[dict[str, Any]], version: str | None = None, budg
                    f"({i['completed']}/{i['failed']}/{i['canceled']}) | {i['folds']} x {i['features']} | "
                    f"{i.get('prepare_s', 0) + i.get('featurize_s', 0):.1f} s | {i['child_seconds']:.0f} s | "
                    f"{i.get('ensembles_s', float('nan')):.1f} s | {i.get('refit_s', float('nan')):.1f} s | "
-                   f"{r['seconds']:.1f} s | {i['stop'][:40]} |")
+                   f"{r['seconds']:.1f} s | {i['stop'].replace('experiment timeout of 0.5 minutes reached', 'timeout')} |")
     return "\n".join(out)
 
 
