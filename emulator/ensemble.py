@@ -332,7 +332,7 @@ def _rows(X: Any, index: np.ndarray) -> Any:
 
 def _checked(estimator: Any, X: Any, y: Any) -> tuple[Any, np.ndarray]:
     """``fit``'s inputs validated as scikit-learn does (frames stay frames: the members may be whole pipelines)."""
-    from sklearn.utils.validation import check_array, check_X_y
+    from sklearn.utils.validation import check_X_y
 
     if y is None:
         raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None")

@@ -1003,8 +1003,9 @@ class ForecastingPipelineWrapper:
             if tuple(map(str, known)) == tuple(map(str, key)):
                 return known
         grain = dict(zip(self.time_series_id_column_names, key))
+        known_series = ", ".join(str(dict(zip(self.time_series_id_column_names, k))) for k in list(history)[:5])
         raise _error(f"The time series identifier {grain} does not exist in the training dataset. Please inspect your "
-                     f"data. (known series: {', '.join(str(dict(zip(self.time_series_id_column_names, k))) for k in list(history)[:5])}"
+                     f"data. (known series: {known_series}"
                      f"{', ...' if len(history) > 5 else ''})")
 
     def _request(self, X_pred: Any, y_pred: Any, destination: Any) -> tuple[pd.DataFrame, np.ndarray]:

@@ -236,9 +236,9 @@ WARM_START: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("StandardScalerWrapper", "LassoLars", {"alpha": 0.001}),
     ],
 }
-_STATISTICAL_START: list[tuple[str, str, dict[str, Any]]] = [("", "SeasonalNaive", {}), ("", "Naive", {}), ("", "ExponentialSmoothing", {}),
-                      ("", "AutoArima", {}), ("", "SeasonalAverage", {}), ("", "Average", {}), ("", "Arimax", {}),
-                      ("", "Prophet", {})]
+_STATISTICAL_START: list[tuple[str, str, dict[str, Any]]] = [
+    ("", "SeasonalNaive", {}), ("", "Naive", {}), ("", "ExponentialSmoothing", {}), ("", "AutoArima", {}),
+    ("", "SeasonalAverage", {}), ("", "Average", {}), ("", "Arimax", {}), ("", "Prophet", {})]
 WARM_START["forecasting"] = [  # the cheap, strong statistical models first, then the learners on lag features
     *_STATISTICAL_START[:3],
     ("StandardScalerWrapper", "ElasticNet", {"alpha": 0.001, "l1_ratio": 0.5}),

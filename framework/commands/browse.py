@@ -259,7 +259,6 @@ def runs_logs(ctx: click.Context, run_id: str, step: str | None, follow: bool) -
 
     The std_log.txt of each step, as Azure streams them; --follow waits for more until the run ends.
     """
-    cli = _cli()
     with _errors():
         ws = _workspace(ctx)
         run = ws.get_run(run_id)

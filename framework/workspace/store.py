@@ -36,10 +36,8 @@ from typing import Any, Iterator, Sequence
 from ..errors import WorkspaceError
 from . import liveness
 from .db import (
-    WorkspaceDamaged,
     WorkspaceLocked,
     WorkspaceUnwritable,
-    damaged_message,
     is_disk_full,
     lock_timeout,
     locked_message,

@@ -36,7 +36,8 @@ def test_overwrite_keeps_the_old_copy_when_the_new_one_fails(produced, tmp_path,
     monkeypatch.setattr(shutil, "copytree", full)
     again = download(workspace, run_id, "model", str(tmp_path), "--overwrite")
     assert again.exit_code == 2
-    assert again.stderr == f"Error: cannot download output 'model' into {tmp_path}: no space left on the device holding {tmp_path}\n"
+    assert again.stderr == (f"Error: cannot download output 'model' into {tmp_path}: "
+                            f"no space left on the device holding {tmp_path}\n")
     assert kept.read_bytes() == before, "the earlier download must survive a failed overwrite"
     assert [p.name for p in kept.parent.parent.iterdir()] == ["model"], "no partial copy left behind"
 

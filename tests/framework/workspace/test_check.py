@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import sqlite3
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -56,7 +55,7 @@ def test_changed_or_missing_files_are_found(filled):
     shutil.rmtree(filled.get_dataset("numbers").path)
     result = check(filled.path)
     assert result.exit_code == 1
-    assert f"output 'model' of step run" in result.stdout and "changed after it was written" in result.stdout
+    assert "output 'model' of step run" in result.stdout and "changed after it was written" in result.stdout
     assert "model Toy:1 changed after it was registered" in result.stdout
     assert "dataset numbers:1 is registered but its folder is missing" in result.stdout
     assert "3 problem(s)" in result.stderr
@@ -153,7 +152,8 @@ def test_nothing_to_check_in_an_empty_folder(tmp_path):
 
 def test_checking_a_path_that_is_not_a_workspace(tmp_path):
     result = check(tmp_path / "nowhere")
-    assert result.exit_code == 2 and result.stderr == f"Error: workspace {tmp_path / 'nowhere'} does not exist or is not a directory\n"
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: workspace {tmp_path / 'nowhere'} does not exist or is not a directory\n"
 
 
 def test_repair_does_not_need_the_workspace_to_open(filled):

@@ -140,7 +140,8 @@ def test_the_script_runs_as_a_script(titanic_csv, tmp_path, workspace):
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, SCRIPT_NAME, "--amlstep-step", "dataprep", "--amlstep-plugin",
                            "dataprep_titanic", "--input", "titanic_ds", str(source), "--output", "prepped_data",
-                           str(out), "--output", "learned", str(tmp_path / "learned")], cwd=SCRIPT_DIR, capture_output=True, text=True, timeout=120)
+                           str(out), "--output", "learned", str(tmp_path / "learned")],
+                          cwd=SCRIPT_DIR, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Prepared 891 rows" in done.stdout
     assert (out / "prepped_data.csv").is_file()
