@@ -141,7 +141,7 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
             return ColumnPlan(column, "Ignore", "high cardinality and HashOneHotEncoder blocked")
         return ColumnPlan(column, "CategoricalHash", f"high cardinality ({distinct} values)")
 
-    def _fit_plan(self, plan: ColumnPlan, series: pd.Series, y: Any = None, blocked: set[str] = frozenset()) -> None:
+    def _fit_plan(self, plan: ColumnPlan, series: pd.Series, y: Any = None, blocked: frozenset[str] | set[str] = frozenset()) -> None:
         plan.had_missing = bool(series.isna().any())
         if plan.purpose == "Numeric":
             values = _numeric(series, plan.name)
@@ -230,7 +230,7 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
         if missing:
             raise ValueError(f"input data lacks column(s) {', '.join(map(repr, missing))} that the model was "
                              f"trained on; expected columns: {', '.join(self.input_columns_)}")
-        blocks = []
+        blocks: list[np.ndarray | tuple[ColumnPlan, np.ndarray]] = []
         for plan in self.plans_:
             if plan.purpose == "Ignore":
                 continue
