@@ -25,9 +25,15 @@ pipeline = Pipeline(
 """
 
 
+def _ctrl_c_works() -> None:
+    """A shell's background job inherits SIGINT ignored; the CLI under test must get Ctrl-C as a terminal gives it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def amlstep(env, workspace, *args, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "framework.cli", "--workspace", str(workspace), *args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_works, **kwargs)
 
 
 def check_workspace(path):
