@@ -271,7 +271,8 @@ def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: 
 
 
 def _data_path(dataset: Dataset) -> str:
-    return f"azureml:{dataset.name}:{dataset.version}" if dataset.version else f"azureml:{dataset.name}@latest"
+    # the SDK resolves "name@label" and "name:version" (its YAML dump writes them with the "azureml:" prefix)
+    return f"{dataset.name}:{dataset.version}" if dataset.version else f"{dataset.name}@latest"
 
 
 def _first_line(exc: BaseException) -> str:

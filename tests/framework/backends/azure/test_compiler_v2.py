@@ -69,7 +69,7 @@ def test_titanic_compiles_to_a_pipeline_job_of_command_and_automl_nodes(titanic_
     assert automl.featurization.mode == "auto"
 
     # pipeline inputs: the dataset and the parameters, with the submit-time values
-    assert job.inputs["titanic_ds"].type == "mltable" and job.inputs["titanic_ds"].path == "azureml:titanic_ds@latest"
+    assert job.inputs["titanic_ds"].type == "mltable" and job.inputs["titanic_ds"].path == "titanic_ds@latest"
     assert {n: job.inputs[n]._data for n in ("iterations", "experiment_timeout_minutes", "model_name")} == {
         "iterations": 4, "experiment_timeout_minutes": 15, "model_name": "Submitted"}
     assert plan_v2.job_dict(titanic_v2)["outputs"] == {"model_output": {"type": "mlflow_model"}}
