@@ -114,7 +114,7 @@ def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: 
     """
     require_sdk()
     from azure.ai.ml import Input, Output, automl, dsl
-    from azure.ai.ml.entities import BuildContext, CommandComponent, Environment
+    from azure.ai.ml.entities import BuildContext, CommandComponent, Environment, UserIdentityConfiguration
 
     environment = environment or write_environment
     values = validated.resolve_parameters(params)
@@ -198,7 +198,7 @@ def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: 
                             produced[data] = (None, "run_history", binding.name)
                 else:
                     env, env_plan = step_environment(binding)
-                    node, compiled = _command_node(CommandComponent, Input, Output, binding, nodes[binding.name],
+                    node, compiled = _command_node(CommandComponent, Input, Output, UserIdentityConfiguration, binding, nodes[binding.name],
                                                    target, code_dir, env, env_plan, inputs, produced)
                     for port, data in binding.outputs.items():
                         produced[data] = (node.outputs[port], _port_type(binding.output_type(port)), binding.name)
@@ -319,7 +319,7 @@ def _port_type(kind: DataType) -> str:
     return PORT_TYPES[kind]
 
 
-def _command_node(CommandComponent: Any, Input: Any, Output: Any, binding: StepBinding, node_name: str, target: str,
+def _command_node(CommandComponent: Any, Input: Any, Output: Any, UserIdentityConfiguration: Any, binding: StepBinding, node_name: str, target: str,
                   code_dir: Path, env: Any, env_plan: dict[str, Any], pipeline_inputs: Mapping[str, Any],
                   produced: Mapping[str, tuple[Any, str, str]]) -> tuple[Any, CompiledStep]:
     spec = binding.spec
@@ -377,6 +377,8 @@ def _command_node(CommandComponent: Any, Input: Any, Output: Any, binding: StepB
     node.name = node_name
     node.display_name = binding.name
     node.compute = target
+    # the submitting user's identity, so that context.register_model can call the workspace from the job
+    node.identity = UserIdentityConfiguration()
     resolved = {k: v for k, v in binding.params.items() if not isinstance(v, PipelineParameter)}
     reuse = {"allow_reuse": binding.allow_reuse, "code": code,
              "params": reuse_rule.components(spec, resolved, {}, binding.allow_reuse)["params"],
