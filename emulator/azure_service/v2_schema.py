@@ -6,9 +6,12 @@ declares its fields (``rest_field``: JSON name, visibility), their types (annota
 ``Optional[...]``, nested models, ``dict``/``list`` of them, enums, ``datetime``/``timedelta``) and
 polymorphism (``__mapping__`` keyed by a discriminator such as ``jobType`` or ``dataType``).
 :func:`check` walks a JSON body against a model and lists what the real service would refuse:
-a required field missing, a value of the wrong JSON type, an unknown discriminator value. Fields
-the service fills in (``visibility=["read"]``) are never required; unknown fields are ignored, as
-the service's JSON reader does.
+a required field missing, a value of a type that cannot be read as the declared one, an unknown
+discriminator value. Fields the service fills in (``visibility=["read"]``) are never required;
+unknown fields are ignored. Scalars are read the way the service's JSON reader (Json.NET) reads
+them: a number or boolean where a string is declared becomes its text (the SDK itself sends
+``hash_version: 202208`` in a ``dict[str, str]``), a numeric string where a number is declared its
+value; an object or array where a scalar is declared, or text that is no number, is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import datetime
 import enum
 import functools
+import json
 import re
 import types
 import typing
@@ -25,6 +29,27 @@ from typing import Any
 # ISO 8601 durations as the service writes them (PT10M, P1DT2H, PT0.5S)
 DURATION = re.compile(r"^-?P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?"
                       r"(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?$")
+
+
+TIMESPAN = re.compile(r"^-?(\d+\.)?\d{1,2}:\d{2}:\d{2}(\.\d+)?$")  # .NET TimeSpan text, also accepted
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -143,21 +168,21 @@ def _check_value(value: Any, hint: Any, target: str, problems: list[Problem]) ->
                 _check_value(item, args[0], f"{target}[{index}]", problems)
         return
     if hint is str:
-        if not isinstance(value, str):
+        if not isinstance(value, (str, int, float, bool)):
             problems.append(Problem(where, "InvalidType", f"{where}: expected a string, got {_json_type(value)} "
-                                                          f"{value!r}"))
+                                                          f"{_short(value)}"))
         return
     if hint is bool:
-        if not isinstance(value, bool):
+        if not (isinstance(value, bool) or (isinstance(value, str) and value.lower() in ("true", "false"))):
             problems.append(Problem(where, "InvalidType", f"{where}: expected a boolean, got {_json_type(value)} "
-                                                          f"{value!r}"))
+                                                          f"{_short(value)}"))
         return
     if hint in (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (hint is int and isinstance(value, float)
-                                                                             and not value.is_integer()):
+        number = _number(value)
+        if number is None or (hint is int and not float(number).is_integer()):
             kind = "an integer" if hint is int else "a number"
             problems.append(Problem(where, "InvalidType", f"{where}: expected {kind}, got {_json_type(value)} "
-                                                          f"{value!r}"))
+                                                          f"{_short(value)}"))
         return
     if hint is datetime.datetime:
         try:
@@ -166,9 +191,9 @@ def _check_value(value: Any, hint: Any, target: str, problems: list[Problem]) ->
             problems.append(Problem(where, "InvalidType", f"{where}: expected an ISO 8601 date-time, got {value!r}"))
         return
     if hint is datetime.timedelta:
-        if not isinstance(value, str) or not DURATION.match(value):
+        if not isinstance(value, str) or not (DURATION.match(value) or TIMESPAN.match(value)):
             problems.append(Problem(where, "InvalidType", f"{where}: expected an ISO 8601 duration such as PT10M, "
-                                                          f"got {value!r}"))
+                                                          f"got {_short(value)}"))
         return
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         if not isinstance(value, str):

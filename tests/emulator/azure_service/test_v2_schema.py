@@ -17,6 +17,9 @@ PIPELINE = {"properties": {
 
 def test_what_the_sdk_sends_passes():
     assert check_resource("jobs", PIPELINE) == []
+    # scalars are read as Json.NET reads them: the SDK sends a number in a dict[str, str] on every code upload
+    assert check_resource("codes", {"properties": {"codeUri": "https://a/b", "isAnonymous": True,
+                                                   "properties": {"hash_version": 202208}}}) == []
     assert check_resource("environments", {"properties": {"build": {"contextUri": "https://a/b/"}, "isAnonymous": True}}) == []
 
 
@@ -26,13 +29,16 @@ def test_what_the_sdk_sends_passes():
     ("jobs", {"properties": {"experimentName": "x"}},
      Problem("properties.jobType", "RequiredField", "properties.jobType: required property is missing; one of AutoML, "
                                                     "Command, FineTuning, Pipeline, Spark, Sweep")),
-    ("jobs", {"properties": {**PIPELINE["properties"], "inputs": {"n": {"jobInputType": "literal", "value": 2}}}},
-     Problem("properties.inputs.n.value", "InvalidType", "properties.inputs.n.value: expected a string, got number 2")),
+    ("jobs", {"properties": {**PIPELINE["properties"], "inputs": {"n": {"jobInputType": "literal", "value": [2]}}}},
+     Problem("properties.inputs.n.value", "InvalidType", "properties.inputs.n.value: expected a string, got array [2]")),
+    ("computes", {"properties": {"computeType": "AmlCompute", "properties": {"scaleSettings": {"maxNodeCount": "two"}}}},
+     Problem("properties.properties.scaleSettings.maxNodeCount", "InvalidType",
+             "properties.properties.scaleSettings.maxNodeCount: expected an integer, got string \"two\"")),
     ("jobs", {"properties": {**PIPELINE["properties"], "inputs": {"d": {"jobInputType": "table", "uri": "u"}}}},
      Problem("properties.inputs.d.jobInputType", "InvalidValue", "properties.inputs.d.jobInputType: unknown value "
              "'table'; one of custom_model, literal, mlflow_model, mltable, triton_model, uri_file, uri_folder")),
-    ("codes", {"properties": {"codeUri": 5}},
-     Problem("properties.codeUri", "InvalidType", "properties.codeUri: expected a string, got number 5")),
+    ("codes", {"properties": {"codeUri": {"uri": "x"}}},
+     Problem("properties.codeUri", "InvalidType", "properties.codeUri: expected a string, got object {\"uri\": \"x\"}")),
     ("environments", {"properties": {"build": {}}},
      Problem("properties.build.contextUri", "RequiredField", "properties.build.contextUri: required property is missing")),
     ("models", {"properties": {"modelType": "mlflow_model", "flavors": {"python_function": "x"}}},
