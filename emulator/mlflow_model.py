@@ -12,6 +12,8 @@ mlflow is imported only when a folder is written (it is part of the ``azure`` ex
 
 from __future__ import annotations
 
+import logging
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -57,13 +59,23 @@ def save_mlflow_model(model: Any, path: str | Path, *, features: Any = None, pre
     target = Path(path)
     signature = None
     example = None
-    if features is not None:
-        example = features.head(5)
-        if predictions is None:
-            predictions = model.predict(example)
-        signature = infer_signature(features, predictions)
-    mlflow.sklearn.save_model(model, str(target), signature=signature, input_example=example,
-                              pip_requirements=requirements(), serialization_format="pickle")
+    mlflow_logger = logging.getLogger("mlflow")
+    level = mlflow_logger.level
+    # mlflow's advice on integer columns and on pickles is for model authors; AutoML's best model is
+    # written as Azure writes it (the training frame's types, a pickled pipeline), quietly
+    mlflow_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if features is not None:
+                example = features.head(5)
+                if predictions is None:
+                    predictions = model.predict(example)
+                signature = infer_signature(features, predictions)
+            mlflow.sklearn.save_model(model, str(target), signature=signature, input_example=example,
+                                      pip_requirements=requirements(), serialization_format="pickle")
+    finally:
+        mlflow_logger.setLevel(level)
     return target
 
 
