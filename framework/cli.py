@@ -273,9 +273,14 @@ def print_plan(state: State, definition: Any, overrides: dict[str, str], options
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a pipeline parameter.")
 @click.option("--no-reuse", is_flag=True, help="Explain a run with --no-reuse.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--backend", "-b", default="local", show_default=True,
+              help="Whose reuse to explain: local, or azure (from the Azure runs in the run history; offline).")
+@click.option("--config", "config", metavar="PATH", type=click.Path(),
+              help="azure: only count runs of the workspace this config.json names.")
 @pass_state
 @handle_errors
-def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], no_reuse: bool, as_json: bool) -> None:
+def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], no_reuse: bool, as_json: bool,
+                          backend: str, config: str | None) -> None:
     """Say for each step of PIPELINE whether it would be reused now, and if not, what changed.
 
     The rule is the same on both backends: a step re-runs when its code, its parameters or its
@@ -286,7 +291,13 @@ def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], 
     from .reuse import predict
 
     validated = load_pipeline(pipeline).validate(state.plugins)
-    found = predict(validated, state.workspace, parse_params(params), reuse=not no_reuse)
+    if backend != "local":
+        chosen: Any = state.plugins.backend(backend, workspace=state.workspace, config=config)
+        if not hasattr(chosen, "explain_reuse"):
+            fail(f"backend {backend!r} cannot explain its reuse")
+        found = chosen.explain_reuse(validated, plugins=state.plugins, params=parse_params(params), reuse=not no_reuse)
+    else:
+        found = predict(validated, state.workspace, parse_params(params), reuse=not no_reuse)
     if as_json:
         emit_json(found)
         return

@@ -93,8 +93,9 @@ def test_guide_plugin_tests_pass(guide_plugin):
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
                           cwd=guide_plugin, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:]
-    # with the azure extra installed the Azure compile check runs too; without it, it fails naming the extra
-    assert "6 passed" in done.stdout
+    # the guide's plugin is importable but not installed: the Azure compile check skips, saying why (its code
+    # cannot be shipped as a wheel); installed, it runs too
+    assert "5 passed, 1 skipped" in done.stdout
 
 
 def test_guide_pipeline_runs_with_the_plugin(guide_plugin, workspace, monkeypatch):

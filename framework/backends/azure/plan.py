@@ -194,7 +194,10 @@ def format_text(plan: dict[str, Any]) -> str:
         if step.get("script"):
             lines.append(f"  script     {step['source_directory']}/{step['script']}")
             lines.append("  arguments  " + " ".join(str(a) for a in step["arguments"]))
-            lines.append(f"  environment {step['environment']['name']}: pip {', '.join(step['environment']['pip'])}")
+            env = step["environment"]
+            lines.append(f"  environment {env['name']} (python {env['python']}): "
+                         + ", ".join(f"{w['file']} (sha256 {w['sha256'][:12]})" for w in env["wheels"]))
+            lines.append(f"  requirements {', '.join(env['requirements'])}")
         if step.get("automl_config"):
             settings = step["automl_config"]["settings"]
             lines.append("  AutoMLConfig " + ", ".join(f"{k}={v!r}" for k, v in settings.items()))
