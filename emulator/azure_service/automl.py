@@ -112,7 +112,12 @@ def run_automl_step(engine: Engine, state: PipelineState, step: StepJob, step_ru
         for port in ("training_data", "validation_data"):
             if port in step.inputs:
                 location = engine.input_location(state, step.inputs[port])
-                frames[port] = read_tabular(_files(location), f"step {step.name!r} input {port!r}")
+                if location.is_dir() and (location / "MLTable").is_file():  # SDK v2: an mltable input
+                    from framework.backends.azure import mltable
+
+                    frames[port] = mltable.read(location, f"step {step.name!r} input {port!r}")
+                else:
+                    frames[port] = read_tabular(_files(location), f"step {step.name!r} input {port!r}")
         if "training_data" not in frames:
             raise StepFailure("UserError", f"AutoML step {step.name!r} has no training_data input")
         log(f"AutoML: task {settings['task']}, primary metric {settings['primary_metric']}, "
@@ -136,6 +141,15 @@ def run_automl_step(engine: Engine, state: PipelineState, step: StepJob, step_ru
     metrics = json.dumps(result.metrics_json()).encode()
     model = pickle.dumps(result.model)
     for port, spec in step.outputs.items():
+        if spec.training_output == "MLflowModel":  # SDK v2's best_model: an MLflow model folder
+            from emulator.mlflow_model import save_mlflow_model
+
+            target = engine.output_location(step_run, port, is_file=False)
+            label = settings["label_column_name"]
+            save_mlflow_model(result.model, target / "model", features=frames["training_data"].drop(columns=[label]))
+            for item in (target / "model").iterdir():
+                item.rename(target / item.name)
+            (target / "model").rmdir()
         if spec.training_output in ("Metrics", "Model"):
             target = engine.output_location(step_run, port, is_file=True)
             target.write_bytes(metrics if spec.training_output == "Metrics" else model)

@@ -135,6 +135,10 @@ class V2Api:
                     return (*wrong, {}, name)
             try:
                 result = function(match, body, query)
+            except _Refused as exc:
+                result = arm_error(exc.status, exc.code, exc.message, target=exc.target, location=self.location,
+                                   details=[{"code": p.code, "message": p.message, "target": p.target}
+                                            for p in exc.problems])
             except ServiceError as exc:
                 result = arm_error(exc.status, exc.code, exc.message, location=self.location)
             status, response = result[0], result[1]
@@ -328,13 +332,18 @@ class V2Api:
         return 200, found
 
     # -- datastores ------------------------------------------------------------------------------------
+    def containers(self) -> dict[str, str]:
+        """datastore -> container: the engine's, and the artifact store where run files (logs) are kept."""
+        return {**self.engine.datastores, "workspaceartifactstore": "azureml"}
+
     def datastore_payload(self, name: str = "workspaceblobstore") -> dict[str, Any]:
-        if name not in self.engine.datastores:
+        containers = self.containers()
+        if name not in containers:
             raise ServiceError(404, "UserError", f"Datastore {name!r} was not found in the workspace.")
         return {"id": f"{self.ws_id}/datastores/{name}", "name": name, "type": f"{PROVIDER}/workspaces/datastores",
                 "systemData": system_data(),
                 "properties": {"datastoreType": "AzureBlob", "accountName": self.account,
-                               "containerName": self.engine.datastores[name],
+                               "containerName": containers[name],
                                "endpoint": BLOB_HOST_SUFFIX.split(".blob.", 1)[1], "protocol": "https",
                                "credentials": {"credentialsType": "AccountKey"},
                                "isDefault": name == "workspaceblobstore", "serviceDataAccessAuthIdentity": "None",
@@ -445,7 +454,7 @@ class V2Api:
         if location is None:
             return  # a URL outside the workspace's storage (public data): read when used
         container, prefix = location
-        if not self.engine.blob.exists(container, prefix) and not self.engine.blob.list(container, prefix.rstrip("/")):
+        if not self.engine.blob.exists(container, prefix) and not self.engine.blob.names(container, prefix.rstrip("/")):
             raise ServiceError(400, "UserError", f"{kind[:-1].capitalize()} {name}:{version}: nothing was uploaded "
                                                  f"at {uri}")
 
@@ -459,7 +468,7 @@ class V2Api:
         text = None
         if location is not None:
             container, prefix = location
-            candidates = [n for n in self.engine.blob.list(container, prefix.rstrip("/"))
+            candidates = [n for n in self.engine.blob.names(container, prefix.rstrip("/"))
                           if n.rsplit("/", 1)[-1] == "MLmodel"]
             if candidates:
                 text = self.engine.blob.get(container, min(candidates, key=len)).decode()
@@ -474,9 +483,9 @@ class V2Api:
         """(container, blob path or prefix) of a storage URL or ``azureml://...datastores/<d>/paths/<p>`` URI."""
         if uri.startswith("azureml://"):
             found = re.search(r"/datastores/(?P<ds>[^/]+)/paths/(?P<path>.*)$", uri)
-            if found is None or found.group("ds") not in self.engine.datastores:
+            if found is None or found.group("ds") not in self.containers():
                 raise ServiceError(400, "UserError", f"{uri} does not name a datastore of the workspace")
-            return self.engine.datastores[found.group("ds")], unquote(found.group("path"))
+            return self.containers()[found.group("ds")], unquote(found.group("path"))
         parsed = urlparse(uri)
         if parsed.netloc != f"{self.account}{BLOB_HOST_SUFFIX}":
             return None
@@ -868,7 +877,7 @@ class V2Api:
                                                      f"storage")
             container, prefix = location
             prefix = prefix.rstrip("/")
-            files = {name[len(prefix) + 1:]: (container, name) for name in self.engine.blob.list(container, prefix)
+            files = {name[len(prefix) + 1:]: (container, name) for name in self.engine.blob.names(container, prefix)
                      if name.startswith(prefix + "/")}
             if not files and self.engine.blob.exists(container, prefix):
                 files = {prefix.rsplit("/", 1)[-1]: (container, prefix)}

@@ -22,9 +22,10 @@ SDK_VERSION = "v1"
 
 
 def make_backend(**options: Any) -> Any:
-    from .backend import AzureBackend
+    """The Azure backend for ``sdk=`` (``"v1"``, the default, or ``"v2"``; see ``compilers``)."""
+    from .compilers import backend_class
 
-    return AzureBackend(**options)
+    return backend_class(options.pop("sdk", None))(**options)
 
 
 @hookimpl

@@ -43,10 +43,12 @@ from .compiler_v1 import SCRIPT_DIR, SCRIPT_NAME, CompiledPipeline, CompiledStep
 NAME = "v2"
 LABEL = "Azure ML SDK v2"
 DISTRIBUTIONS = ("azure-ai-ml", "azure-identity", "mlflow-skinny")
+# what the entry script needs at run time under SDK v2: MLflow for metrics, MLClient for the registry
+RUNTIME = DISTRIBUTIONS
+IMAGE_WHEELS = "/amlstep/wheels"
 INSTALL_HINT = "pip install 'amlstep[azure]'"
 # Azure ML's curated base image for custom environments (Ubuntu 22.04, conda, OpenMPI).
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
-PYTHON_VERSION = "3.11"
 NODE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")  # the SDK's rule for node names (dsl pipeline builder)
 PORT_TYPES = {DataType.TABULAR: "mltable", DataType.FOLDER: "uri_folder", DataType.MODEL: "custom_model",
               DataType.METRICS: "uri_folder"}
@@ -286,33 +288,37 @@ def _env_key(plugins: Plugins, binding: StepBinding) -> str:
     return re.sub(r"[^a-z0-9]+", "-", dist.lower()).strip("-")
 
 
-def _pin(dist: str) -> str:
-    try:
-        return f"{dist}=={metadata.version(dist)}"
-    except metadata.PackageNotFoundError:
-        return dist
-
-
 def write_environment(plugins: Plugins, binding: StepBinding, folder: Path) -> dict[str, Any]:
-    """Write a step's Docker build context: Dockerfile (the base image) + conda.yaml (what to install)."""
+    """Write a step's Docker build context: the base image, the shipped wheels and a conda file installing them.
+
+    The wheels (amlstep and the plugin's distribution, built here by ``shipping``) travel inside the
+    build context because the image build cannot see the code snapshot; the conda file installs
+    them from where the Dockerfile copies them, plus the third-party requirements pinned to the
+    versions installed here and what an SDK v2 job's run context needs (``RUNTIME``).
+    """
     import yaml
 
-    owner = plugins.step_owners.get(binding.plugin)
-    dist = plugins.distributions.get(owner or "")
-    pip = [_pin("amlstep")] + ([_pin(dist)] if dist and dist != "amlstep" else []) + [_pin(d) for d in DISTRIBUTIONS]
+    from .shipping import WheelBuilder, pinned_requirements, python_version, step_distributions
+
+    builder = WheelBuilder()
+    wheels = [builder.wheel(name) for name in step_distributions(plugins, binding)]
+    requirements = pinned_requirements([w.distribution for w in wheels], runtime=RUNTIME)
+    (folder / "wheels").mkdir(exist_ok=True)
+    for wheel in wheels:
+        shutil.copyfile(wheel.path, folder / "wheels" / wheel.filename)
+    pip = [f"{IMAGE_WHEELS}/{w.filename}" for w in wheels] + requirements
     conda = {"name": "amlstep", "channels": ["conda-forge"],
-             "dependencies": [f"python={PYTHON_VERSION}", "pip", {"pip": pip}]}
+             "dependencies": [f"python={python_version()}", "pip", {"pip": pip}]}
     (folder / "conda.yaml").write_text(yaml.safe_dump(conda, sort_keys=False))
     (folder / "Dockerfile").write_text(dockerfile())
-    return {"image": BASE_IMAGE, "python": PYTHON_VERSION, "pip": pip, "wheels": []}
+    return {"image": BASE_IMAGE, "python": python_version(), "pip": requirements,
+            "wheels": [w.describe() for w in wheels]}
 
 
-def dockerfile(wheels: bool = False) -> str:
-    lines = [f"FROM {BASE_IMAGE}", "COPY conda.yaml /amlstep/conda.yaml"]
-    if wheels:
-        lines.append("COPY wheels /amlstep/wheels")
-    lines += ["RUN conda env update --name base --file /amlstep/conda.yaml && conda clean --all --yes"]
-    return "\n".join(lines) + "\n"
+def dockerfile() -> str:
+    """FROM the base image; COPY the conda file and the wheels; install them into the image's Python."""
+    return "\n".join([f"FROM {BASE_IMAGE}", "COPY conda.yaml /amlstep/conda.yaml", f"COPY wheels {IMAGE_WHEELS}",
+                      "RUN conda env update --name base --file /amlstep/conda.yaml && conda clean --all --yes"]) + "\n"
 
 
 def _port_type(kind: DataType) -> str:

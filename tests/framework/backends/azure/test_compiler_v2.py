@@ -54,8 +54,15 @@ def test_titanic_compiles_to_a_pipeline_job_of_command_and_automl_nodes(titanic_
     build = component.environment.build
     assert (titanic_v2.assets / "environments" / "amlstep" / "Dockerfile").is_file()
     assert build.path == str(titanic_v2.assets / "environments" / "amlstep")
-    conda = yaml.safe_load((titanic_v2.assets / "environments" / "amlstep" / "conda.yaml").read_text())
-    assert "amlstep==0.1.0" in conda["dependencies"][-1]["pip"]
+    # the wheels shipped in the build context, installed by the conda file from where the Dockerfile copies them
+    context = titanic_v2.assets / "environments" / "amlstep"
+    wheel = next((context / "wheels").glob("amlstep-0.1.0-*.whl"))
+    pip = yaml.safe_load((context / "conda.yaml").read_text())["dependencies"][-1]["pip"]
+    assert pip[0] == f"/amlstep/wheels/{wheel.name}"
+    assert "COPY wheels /amlstep/wheels" in (context / "Dockerfile").read_text()
+    assert {p.split("==")[0] for p in pip[1:]} >= {"pandas", "scikit-learn", "azure-ai-ml", "mlflow-skinny"}
+    assert not any(p.startswith(("amlstep==", "azureml-core")) for p in pip)
+    assert titanic_v2.environments["amlstep"]["wheels"][0]["name"] == "amlstep"
     assert register.component.inputs["model"].type == "mlflow_model"
     assert register.component.inputs["model_name"].type == "string"
     assert "--param model_name '${{inputs.model_name}}'" in register.component.command
@@ -125,7 +132,8 @@ def test_penguins_compiles_with_its_own_distribution_environment(tmp_path):
     envs = sorted(p.name for p in (compiled.assets / "environments").iterdir())
     assert envs == ["amlstep", "amlstep-penguins"]
     conda = yaml.safe_load((compiled.assets / "environments" / "amlstep-penguins" / "conda.yaml").read_text())
-    assert "amlstep-penguins==0.1.0" in conda["dependencies"][-1]["pip"]
+    shipped = [p for p in conda["dependencies"][-1]["pip"] if p.endswith(".whl")]
+    assert [p.split("/")[-1].split("-")[0] for p in shipped] == ["amlstep", "amlstep_penguins"]
     automl = compiled.pipeline.jobs["automl_classification"]
     assert automl.target_column_name == "species"
 
