@@ -262,10 +262,7 @@ def print_plan(state: State, definition: Any, overrides: dict[str, str], options
     if as_json:
         emit_json(plan)
     else:
-        format_plan = getattr(backend, "format_plan", None)
-        if format_plan is None:
-            from .backends.azure.plan import format_text as format_plan
-        click.echo(format_plan(plan))
+        click.echo(backend.format_plan(plan))
 
 
 @click.command("explain-reuse")

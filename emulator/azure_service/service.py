@@ -35,7 +35,7 @@ from .engine import ComputeTarget, Engine, RunRecord
 from framework.backends.azure.endpoint import CONFIG_MARKER
 
 from .v1 import V1Api, b64, make_token, summarize_submission
-from .v2 import AML_RESOURCE, CLOUD_NAME, V2Api
+from .v2 import AML_RESOURCE, V2Api
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 RESOURCE_GROUP = "amlstep-fake-rg"
@@ -178,7 +178,7 @@ class FakeAzureML:
         """Environment variables an SDK v2 client needs to reach this fake: its cloud, its CA, its blob proxy."""
         return {"HBI_WORKSPACE_JOB": "true", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
                 "ARM_CLOUD_METADATA_URL": f"{self.tls_url}/metadata/endpoints?api-version=2019-05-01",
-                "AZUREML_CURRENT_CLOUD": CLOUD_NAME, "HTTPS_PROXY": self.base_url, "https_proxy": self.base_url,
+                "AZUREML_CURRENT_CLOUD": self.api_v2.cloud_name(), "HTTPS_PROXY": self.base_url, "https_proxy": self.base_url,
                 "REQUESTS_CA_BUNDLE": str(self.ca.ca_file), "AZURE_CORE_COLLECT_TELEMETRY": "false"}
 
     def ml_client(self) -> Any:
@@ -206,7 +206,7 @@ class FakeAzureML:
                 "workspace_name": self.workspace_name,
                 CONFIG_MARKER: {"endpoint": self.base_url, "token": FAKE_TOKEN, "workspace_id": WORKSPACE_ID,
                                 "location": LOCATION, "tenant_id": TENANT, "ca_bundle": str(self.ca.ca_file),
-                                "tls_endpoint": self.tls_url, "cloud": CLOUD_NAME,
+                                "tls_endpoint": self.tls_url, "cloud": self.api_v2.cloud_name(),
                                 "arm_cloud_metadata_url": f"{self.tls_url}/metadata/endpoints?api-version=2019-05-01"}}
 
     def _runtime_env(self, record: RunRecord) -> dict[str, str]:

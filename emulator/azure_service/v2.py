@@ -41,6 +41,8 @@ WS = (r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Mic
       r"workspaces/(?P<ws>[^/]+)")
 ASSET_KINDS = ("codes", "environments", "components", "data", "models")
 API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+# azure-ai-ml caches a cloud's endpoints by name for the life of the process
+# (``_azure_environments._environments``): each fake names its cloud after its port
 CLOUD_NAME = "AmlstepFake"
 # what the SDK turns a cloud's portal into its ML resource id: "https://ml.azure." + the portal's suffix
 PORTAL = "https://portal.amlstep.invalid/"
@@ -210,6 +212,9 @@ class V2Api:
     def host(self) -> str:
         return urlparse(self.base_url()).netloc
 
+    def cloud_name(self) -> str:
+        return f"{CLOUD_NAME}{urlparse(self.base_url()).port}"
+
     def blob_url(self, container: str, blob: str = "") -> str:
         return f"https://{self.account}{BLOB_HOST_SUFFIX}/{container}" + (f"/{quote(blob)}" if blob else "")
 
@@ -220,7 +225,7 @@ class V2Api:
     # -- cloud, workspace, discovery -------------------------------------------------------------------
     def _cloud_metadata(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         base = self.base_url()
-        return 200, [{"name": CLOUD_NAME, "portal": PORTAL, "resourceManager": base + "/",
+        return 200, [{"name": self.cloud_name(), "portal": PORTAL, "resourceManager": base + "/",
                       "authentication": {"loginEndpoint": base + "/login/", "audiences": [base + "/"],
                                          "tenant": "common", "identityProvider": "AAD"},
                       "suffixes": {"storage": BLOB_HOST_SUFFIX.split(".blob.", 1)[1],

@@ -33,6 +33,7 @@ from ...errors import BackendError, StepExecutionError
 from ...pipeline import Dataset, StepBinding
 from ...results import PipelineRunResult, StepRunResult
 from . import client_v2
+from .backend import AzureBackendBase
 
 TERMINAL = {"Completed": "Completed", "Finished": "Completed", "Failed": "Failed", "Canceled": "Canceled",
             "Cancelled": "Canceled", "NotResponding": "Failed"}
@@ -273,6 +274,8 @@ def service_error(doing: str, exc: BaseException) -> BackendError:
 class V2Follower:
     """Follows a submitted SDK v2 pipeline job: its steps' statuses become hook events and local records."""
 
+    reused_what = "component, environment and inputs"
+
     def __init__(self, session: V2Session, job_name: str, bindings: Mapping[str, StepBinding],
                  records: Mapping[str, Any], local: Any, events: Any, poll: float) -> None:
         self.session, self.job_name = session, job_name
@@ -412,92 +415,80 @@ def download_outputs(session: V2Session, job_name: str, compiled: Any, follower:
     return outputs
 
 
-class AzureBackendV2:
-    """Compiles pipelines to Azure ML SDK v2 entities and submits them with ``MLClient``."""
+class AzureBackendV2(AzureBackendBase):
+    """Compiles pipelines to Azure ML SDK v2 entities and submits them with ``MLClient``.
 
-    name = "azure"
+    Options beyond the shared ones: ``ml_client`` (an ``MLClient`` to use; else one from ``config``),
+    ``credential`` (else ``DefaultAzureCredential``, or the fake's for a config of ``amlstep fake-azure``),
+    ``yaml`` (a dry run also writes the pipeline job YAML there).
+    """
+
     sdk = "v2"
 
     def __init__(self, workspace: Any = None, *, echo: Any = None, dry_run: bool = False, compute: str | None = None,
                  config: str | Path | None = None, ml_client: Any = None, credential: Any = None, wait: bool = True,
                  download: bool = True, download_dir: str | Path | None = None, provisioning: Any = None,
                  poll_seconds: float | None = None, yaml: str | Path | None = None, **_ignored: Any) -> None:
-        from .backend import Provisioning
-        from .endpoint import fake_service
-
-        self._local = workspace
-        self.echo = echo
-        self.dry_run = dry_run
-        self.compute = compute
-        self.config = config
+        super().__init__(workspace, echo=echo, dry_run=dry_run, compute=compute, config=config, wait=wait,
+                         download=download, download_dir=download_dir, provisioning=provisioning,
+                         poll_seconds=poll_seconds)
         self.ml_client = ml_client
         self.credential = credential
-        self.wait = wait
-        self.download = download
-        self.download_dir = Path(download_dir) if download_dir else None
-        self.provisioning = provisioning or Provisioning()
-        self.poll_seconds = poll_seconds
         self.yaml = Path(yaml) if yaml else None
-        self._service = None if ml_client is not None or dry_run else fake_service(config)
+        if ml_client is not None:
+            self._service = None
 
     # -- compile / plan ----------------------------------------------------------------------------
     def compile(self, pipeline: Any, *, plugins: Any, params: Mapping[str, Any] | None = None,
                 reuse: bool = True, assets: Path | None = None) -> Any:
-        """The SDK v2 ``PipelineJob`` (in ``.pipeline``) and its plan (``.plan``); contacts nothing."""
+        """The SDK v2 ``PipelineJob`` (in ``.pipeline``) and its plan (``.plan``); contacts nothing.
+
+        ``assets`` receives the code folder and the environments' build contexts; without it a
+        plan-only compilation writes them in a temporary folder (removed), or beside ``yaml``.
+        """
         from . import plan_v2
-        from .compiler_v2 import compile_pipeline
 
         if assets is None:
             if self.yaml is None:  # a plan only: the assets are written, described, then removed
                 with tempfile.TemporaryDirectory(prefix="amlstep-v2-assets-") as folder:
                     return self.compile(pipeline, plugins=plugins, params=params, reuse=reuse, assets=Path(folder))
             assets = plan_v2.prepare_assets(self.yaml)
-        compiled = compile_pipeline(pipeline, plugins=plugins, assets=assets, params=params, compute=self.compute,
-                                    reuse=reuse)
-        workspace = "(not contacted: dry run)"
-        if not self.dry_run and self.ml_client is not None:
-            workspace = str(getattr(self.ml_client, "workspace_name", workspace))
-        compiled.plan = plan_v2.render(compiled, workspace=workspace)
-        if self.yaml is not None:
-            written = plan_v2.write_yaml(compiled, self.yaml)
-            compiled.plan["yaml"] = str(written)
+        with sdk_output(self.echo):
+            compiled = self.compiler.compile_pipeline(pipeline, plugins=plugins, assets=assets, params=params,
+                                                      compute=self.compute, reuse=reuse)
+            workspace = "(not contacted: dry run)"
+            if not self.dry_run and self.ml_client is not None:
+                workspace = str(getattr(self.ml_client, "workspace_name", workspace))
+            compiled.plan = plan_v2.render(compiled, workspace=workspace)
+            if self.yaml is not None:
+                compiled.plan["yaml"] = str(plan_v2.write_yaml(compiled, self.yaml))
         return compiled
-
-    def plan(self, pipeline: Any, *, plugins: Any, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return self.compile(pipeline, plugins=plugins, params=params).plan  # type: ignore[no-any-return]
-
-    @staticmethod
-    def format_plan(plan: Mapping[str, Any]) -> str:
-        from .plan_v2 import format_text
-
-        return format_text(plan)
 
     # -- run ---------------------------------------------------------------------------------------
     def run(self, pipeline: Any, *, plugins: Any, params: Mapping[str, Any] | None = None, reuse: bool = True,
             resume: str | None = None) -> PipelineRunResult:
         from ...errors import PipelineValidationError
-        from .compiler_v1 import compute_name
+        from .compiled import compute_name
         from .offline import patched_environ
 
         if resume is not None:
             raise PipelineValidationError("--resume works with the local backend only; on Azure, resubmit: "
                                           "unchanged steps are reused by the service")
         if self.dry_run:
-            compiled = self.compile(pipeline, plugins=plugins, params=params, reuse=reuse)
-            return PipelineRunResult(run_id="dry-run", experiment=pipeline.experiment, status="DryRun",
-                                     backend=self.name, params=compiled.parameter_values,
-                                     details={"plan": compiled.plan})
+            return self.dry_run_result(self.compile(pipeline, plugins=plugins, params=params, reuse=reuse))
         client_v2.require_sdk()
+        local = self._local_workspace()
         with patched_environ(client_v2.environment(self._service) if self._service else {}), \
                 tempfile.TemporaryDirectory(prefix="amlstep-v2-assets-") as assets, sdk_output(self.echo):
             session = V2Session(self.client(), echo=self.echo)
             session.ensure_compute(sorted({compute_name(pipeline, b, self.compute) for b in pipeline.steps}),
                                    self.provisioning)
-            hashes = session.ensure_datasets(pipeline.datasets(), self._local_workspace())
+            hashes = session.ensure_datasets(pipeline.datasets(), local)
             compiled = self.compile(pipeline, plugins=plugins, params=params, reuse=reuse, assets=Path(assets))
             return self.submit(compiled, session, plugins=plugins, dataset_hashes=hashes)
 
     def client(self) -> Any:
+        """The ``MLClient``: given, or built from ``config`` with the credential."""
         if self.ml_client is None:
             self.ml_client = client_v2.ml_client(self.config, self._service, self.credential)
         return self.ml_client
@@ -505,90 +496,25 @@ class AzureBackendV2:
     def submit(self, compiled: Any, session: V2Session, *, plugins: Any = None,
                dataset_hashes: Mapping[str, str] | None = None) -> PipelineRunResult:
         """Submit the job, record it locally, follow it and download its outputs unless told not to."""
-        from ...events import StepEvents
-
-        values = compiled.parameter_values
         started = time.time()
         job = session.submit(compiled.pipeline, compiled.experiment)
-        name = job.name
-        portal = ((getattr(job, "services", None) or {}).get("Studio") or None)
-        portal_url = getattr(portal, "endpoint", None)
-        local = self._local_workspace()
-        workspace = getattr(session.ml, "workspace_name", None)
-        record = local.create_run(
-            run_type="pipeline", name=compiled.experiment, experiment=compiled.experiment, run_id=name,
-            backend=self.name, status="Running", params=dict(values),
-            properties={"steps": [s.binding.name for s in compiled.steps],
-                        "pipeline_outputs": dict(compiled.pipeline_outputs),
-                        "source": compiled.validated.pipeline.source, "azure_run_id": name,
-                        "azure_workspace": workspace, "sdk": "v2", "portal_url": portal_url})
-        step_records = {}
-        for step in compiled.steps:
-            step_records[step.binding.name] = local.create_run(
-                run_type="step", name=step.binding.name, experiment=compiled.experiment, parent_id=record.id,
-                backend=self.name, status="NotStarted",
-                properties={"plugin": step.binding.plugin, "kind": step.binding.spec.kind, "sdk": "v2",
-                            "sdk_class": type(step.sdk_step).__name__, "compute_target": step.compute_target,
-                            "node": compiled.node_names[step.binding.name], "reuse": step.reuse,
-                            "azure_workspace": workspace, "datasets": dict(dataset_hashes or {})})
-        say(self.echo, f"submitted pipeline job {name} to experiment {compiled.experiment!r}")
-        hook = plugins.hook if plugins is not None else None
-        if hook is not None:
-            hook.before_pipeline_run(run_id=name, pipeline=compiled.validated.pipeline, params=dict(values),
-                                     backend=self.name)
-        result = PipelineRunResult(run_id=name, experiment=compiled.experiment, status="Running", backend=self.name,
-                                   params=dict(values),
-                                   steps=[StepRunResult(n, r.id, "NotStarted") for n, r in step_records.items()],
-                                   details={"azure_run_id": name, "portal_url": portal_url, "sdk": "v2"})
-        if not self.wait:
-            result.details["wait"] = False
-            return result
-        events = StepEvents(hook, name) if hook is not None else None
-        follower = V2Follower(session, name, {s.binding.name: s.binding for s in compiled.steps}, step_records,
-                              local, events, self._poll())
-        try:
-            status = follower.follow()
-            result.status = status
-            result.duration = time.time() - started
-            for step_result in result.steps:
-                seen = follower.steps.get(step_result.name)
-                if seen is None:
-                    step_result.status = "NotStarted" if status != "Completed" else "Completed"
-                    local.update_run(step_records[step_result.name].id, status=step_result.status)
-                    continue
-                step_result.status = seen["status"]
-                step_result.reused = seen["reused"]
-                step_result.reused_from = seen.get("reused_from_local") or seen.get("reused_from")
-                step_result.duration = seen.get("duration")
-                if seen["reused"]:
-                    step_result.reasons = [f"reused Azure step job {seen['reused_from']} (the service found the "
-                                           f"same component, environment and inputs)"]
-                step_result.error = seen.get("error")
-            if status != "Completed":
-                result.error = follower.failure_message(status)
-            if status == "Completed" and self.download:
-                target = self.download_dir or (local.path / "downloads")
-                result.outputs = download_outputs(session, name, compiled, follower, target, result)
-            local.update_run(record.id, status=result.status, error=result.error, outputs=dict(result.outputs))
-        except BaseException as exc:  # the Azure job goes on; say locally that amlstep stopped following it
-            changes = {"error": f"amlstep stopped following Azure job {name} (it may still be running on Azure): "
-                                f"{type(exc).__name__}: {exc}"}
-            if not isinstance(exc, KeyboardInterrupt):
-                changes["status"] = "Failed"
-            local.update_run(record.id, **changes)
-            raise
-        if hook is not None:
-            hook.after_pipeline_run(run_id=name, pipeline=compiled.validated.pipeline, result=result)
-        return result
+        studio = (getattr(job, "services", None) or {}).get("Studio")
+        datasets = dict(dataset_hashes or {})
 
-    def _poll(self) -> float:
-        if self.poll_seconds is not None:
-            return self.poll_seconds
-        return 0.25 if self._service is not None else 10.0
+        def step_properties(step: Any) -> dict[str, Any]:
+            return {"node": compiled.node_names[step.binding.name],
+                    "datasets": {k: v for k, v in datasets.items()
+                                 if f"dataset:{k}:" in json.dumps(step.reuse.get("inputs"))}}
 
-    def _local_workspace(self) -> Any:
-        from ...workspace import LocalWorkspace
+        def follower(records: Mapping[str, Any], events: Any) -> V2Follower:
+            return V2Follower(session, job.name, {s.binding.name: s.binding for s in compiled.steps}, records,
+                              self._local_workspace(), events, self._poll())
 
-        if not isinstance(self._local, LocalWorkspace):
-            self._local = LocalWorkspace(self._local)
-        return self._local
+        def download(result: PipelineRunResult, following: V2Follower) -> dict[str, str]:
+            target = self.download_dir or (self._local_workspace().path / "downloads")
+            return download_outputs(session, job.name, compiled, following, target, result)
+
+        return self.track(compiled, job.name, plugins=plugins, started=started,
+                          workspace_name=getattr(session.ml, "workspace_name", None),
+                          portal_url=getattr(studio, "endpoint", None), step_properties=step_properties,
+                          follower=follower, download=download)

@@ -38,7 +38,8 @@ from ...manager import Plugins
 from ...pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipeline
 from ...steps import DataType
 from . import automl_v2
-from .compiler_v1 import SCRIPT_DIR, SCRIPT_NAME, CompiledPipeline, CompiledStep, check_automl_budget, compute_name
+from .compiled import (SCRIPT_DIR, SCRIPT_NAME, CompiledPipeline, CompiledStep, check_automl_budget, code_hash,
+                       compute_name)
 
 NAME = "v2"
 LABEL = "Azure ML SDK v2"
@@ -83,7 +84,6 @@ class CompiledPipelineV2(CompiledPipeline):
     run_history_outputs: dict[str, str] = field(default_factory=dict)  # pipeline output -> AutoML step
     assets: Path | None = None
     environments: dict[str, dict[str, Any]] = field(default_factory=dict)
-    plan: dict[str, Any] = field(default_factory=dict)
 
 
 def node_names(validated: ValidatedPipeline) -> dict[str, str]:
@@ -329,9 +329,9 @@ def _command_node(CommandComponent: Any, Input: Any, Output: Any, UserIdentityCo
                   code_dir: Path, env: Any, env_plan: dict[str, Any], pipeline_inputs: Mapping[str, Any],
                   produced: Mapping[str, tuple[Any, str, str]]) -> tuple[Any, CompiledStep]:
     spec = binding.spec
-    code = reuse_rule.code_hash(spec)
+    code = code_hash(spec)
     words = ["python", SCRIPT_NAME, "--amlstep-sdk", NAME, "--amlstep-step", binding.name, "--amlstep-plugin",
-             binding.plugin, "--amlstep-code", code[:16]]
+             binding.plugin, "--amlstep-code", code]
     command = [shlex.join(words)]
     comp_inputs: dict[str, Any] = {}
     comp_outputs: dict[str, Any] = {}
@@ -452,7 +452,7 @@ def _automl_node(automl: Any, Input: Any, Output: Any, validated: ValidatedPipel
     node.display_name = binding.name
     node.compute = target
     fixed = automl_v2.fixed_parameters(v2, from_params)
-    reuse = {"allow_reuse": binding.allow_reuse, "code": reuse_rule.code_hash(binding.spec),
+    reuse = {"allow_reuse": binding.allow_reuse, "code": code_hash(binding.spec),
              "params": reuse_rule.components(binding.spec, given, {}, binding.allow_reuse)["params"],
              "inputs": bindings}
     compiled = CompiledStep(binding, node, target, "automl", outputs={"model": node.outputs[AUTOML_MODEL]},

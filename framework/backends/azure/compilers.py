@@ -14,10 +14,10 @@ from typing import Any
 from ...errors import BackendError
 
 DEFAULT = "v1"
-# name -> (compiler module, backend class "module:attribute", what it targets)
-COMPILERS: dict[str, tuple[str, str, str]] = {
-    "v1": ("compiler_v1", "backend:AzureBackend", "Azure ML SDK v1 (azureml-core, azureml-pipeline)"),
-    "v2": ("compiler_v2", "backend_v2:AzureBackendV2", "Azure ML SDK v2 (azure-ai-ml)"),
+# name -> (compiler module, plan module, backend class "module:attribute", what it targets)
+COMPILERS: dict[str, tuple[str, str, str, str]] = {
+    "v1": ("compiler_v1", "plan", "backend:AzureBackend", "Azure ML SDK v1 (azureml-core, azureml-pipeline)"),
+    "v2": ("compiler_v2", "plan_v2", "backend_v2:AzureBackendV2", "Azure ML SDK v2 (azure-ai-ml)"),
 }
 
 
@@ -29,7 +29,7 @@ def _check(sdk: str | None) -> str:
     name = sdk or DEFAULT
     if name not in COMPILERS:
         raise BackendError(f"unknown Azure SDK {name!r}; choose one of: "
-                           + ", ".join(f"{k} ({v[2]})" for k, v in COMPILERS.items()))
+                           + ", ".join(f"{k} ({v[3]})" for k, v in COMPILERS.items()))
     return name
 
 
@@ -38,7 +38,12 @@ def compiler(sdk: str | None = None) -> Any:
     return importlib.import_module(f"{__package__}.{COMPILERS[_check(sdk)][0]}")
 
 
+def plan_module(sdk: str | None = None) -> Any:
+    """The module that reads ``sdk``'s compiled objects back into the plan (``render``, ``format_text``)."""
+    return importlib.import_module(f"{__package__}.{COMPILERS[_check(sdk)][1]}")
+
+
 def backend_class(sdk: str | None = None) -> Any:
     """The backend class that submits with ``sdk``."""
-    module, _, attribute = COMPILERS[_check(sdk)][1].partition(":")
+    module, _, attribute = COMPILERS[_check(sdk)][2].partition(":")
     return getattr(importlib.import_module(f"{__package__}.{module}"), attribute)

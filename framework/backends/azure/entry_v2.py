@@ -238,8 +238,11 @@ def input_locations(spec: Any, inputs: Sequence[tuple[str, str]]) -> tuple[dict[
 def run_step(args: argparse.Namespace, *, plugins: Any = None, environ: Mapping[str, str] | None = None,
              ml_client: Any = None) -> None:
     """Run the step the arguments name; raise StepExecutionError naming it on failure."""
+    from .entry import check_code
+
     plugins = plugins or get_plugin_manager()
     spec = plugins.step(args.plugin, f"step {args.step!r}")
+    check_code(args, spec, plugins)  # the shipped wheel must hold the code the job was compiled from
     where = f"step {args.step!r}"
     texts = dict(args.param)
     if spec.settings_validator is None:
