@@ -123,7 +123,7 @@ class V2Api:
                     return (*arm_error(refused[0], refused[1]["error"]["code"], refused[1]["error"]["message"]), {},
                             name)
             if path.startswith("/subscriptions/"):
-                version = (query.get("api-version") or [None])[0]
+                version: str | None = (query.get("api-version") or [None])[0]  # type: ignore[list-item]
                 if version is None:
                     return (*arm_error(400, "MissingApiVersionParameter", "The api-version query parameter "
                                                                           "(?api-version=) is required for all "
@@ -467,7 +467,7 @@ class V2Api:
         """The flavors of an MLflow model, read from its MLmodel file, as the service fills them in."""
         if str(props.get("modelType")).lower() != "mlflow_model":
             return {}
-        import yaml
+        import yaml  # type: ignore[import-untyped]
 
         location = self.locate(str(props.get("modelUri") or ""))
         text = None
@@ -900,7 +900,8 @@ class V2Api:
                 return {k: resolve(v, f"{path}.{k}") for k, v in value.items()}
             if isinstance(value, list):
                 return [resolve(v, f"{path}[{i}]") for i, v in enumerate(value)]
-            if isinstance(value, str) and BINDING.match(value) and BINDING.match(value).group(1) == "inputs":
+            found = BINDING.match(value) if isinstance(value, str) else None
+            if found is not None and found.group(1) == "inputs":
                 kind, resolved = self._resolve_input(path, value, pipeline_inputs)
                 return resolved if kind == "literal" else value
             return value
@@ -1251,7 +1252,7 @@ def _arm_name(value: Any) -> str | None:
 
 def _conda_pip(conda: str, wheels: Mapping[str, str]) -> tuple[str | None, list[str]]:
     """(python version, pip lines) of a conda file; wheel paths in the image become their blob URLs."""
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     try:
         doc = yaml.safe_load(conda) or {}

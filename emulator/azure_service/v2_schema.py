@@ -72,7 +72,7 @@ def _fields(cls: type) -> tuple[tuple[str, Any, bool, bool], ...]:
     """(JSON name, type, required, is_discriminator) of each field a model declares (its bases' too)."""
     module = __import__(cls.__module__, fromlist=["_"])
     hints = typing.get_type_hints(cls, globalns={**vars(module), "_models": models()})
-    found = []
+    found: list[tuple[str, Any, bool, bool]] = []
     for klass in reversed(cls.__mro__):
         for attr, value in vars(klass).items():
             if attr.startswith("_") or not hasattr(value, "_rest_name_input") or not hasattr(value, "_visibility"):

@@ -158,7 +158,7 @@ def patch_model_output_download() -> None:
     if getattr(ModelDataplaneOperations.get_batch_model_uris, "_amlstep", False):
         return
     try:
-        BatchGetResolvedUrisDto(values=[])
+        BatchGetResolvedUrisDto(values=[])  # type: ignore[call-overload]
         return  # the SDK's own request works
     except TypeError:
         pass

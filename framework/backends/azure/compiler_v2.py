@@ -232,10 +232,9 @@ def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: 
     if consumer_errors:
         raise BackendError(consumer_errors[0])
     for name, param in used_params.items():
-        kind = type(param.default_value)
-        if kind not in PARAM_TYPES:
+        if type(param.default_value) not in PARAM_TYPES:
             raise BackendError(f"pipeline parameter {name!r}: SDK v2 pipeline inputs are str, int, float or bool, "
-                               f"got {kind.__name__} {param.default_value!r}")
+                               f"got {type(param.default_value).__name__} {param.default_value!r}")
 
     signature = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
                                    annotation=Input(type=kind, description=f"dataset {d.name}"))
@@ -248,11 +247,10 @@ def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: 
     body.__name__ = re.sub(r"\W", "_", validated.experiment)
     body.__qualname__ = body.__name__
     description = validated.pipeline.description or f"amlstep pipeline {validated.experiment}"
-    build = dsl.pipeline(name=validated.experiment, display_name=validated.experiment, description=description,
-                         experiment_name=validated.experiment,
-                         default_compute=validated.pipeline.compute_target or compute or "cpu-cluster",
-                         continue_on_step_failure=validated.pipeline.continue_on_step_failure,
-                         force_rerun=not reuse)
+    build: Any = dsl.pipeline(  # type: ignore[call-overload]
+        name=validated.experiment, display_name=validated.experiment, description=description,
+        experiment_name=validated.experiment, default_compute=validated.pipeline.compute_target or compute or "cpu-cluster",
+        continue_on_step_failure=validated.pipeline.continue_on_step_failure, force_rerun=not reuse)
     call = {name: Input(type=kind, path=_data_path(d)) for name, (d, kind) in datasets.items()}
     call.update({name: values[name] for name in used_params})
     try:
@@ -296,7 +294,7 @@ def write_environment(plugins: Plugins, binding: StepBinding, folder: Path) -> d
     them from where the Dockerfile copies them, plus the third-party requirements pinned to the
     versions installed here and what an SDK v2 job's run context needs (``RUNTIME``).
     """
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     from .shipping import WheelBuilder, pinned_requirements, python_version, step_distributions
 
@@ -357,8 +355,8 @@ def _command_node(CommandComponent: Any, Input: Any, Output: Any, UserIdentityCo
             raise BackendError(f"step {binding.name!r}: input {port!r} has the name of a parameter; SDK v2 "
                                f"components have one namespace for both")
         if isinstance(source, Dataset):
-            declared = spec.input(port)
-            kind = "mltable" if declared is None or declared.type is DataType.TABULAR else "uri_folder"
+            port_spec = spec.input(port)
+            kind = "mltable" if port_spec is None or port_spec.type is DataType.TABULAR else "uri_folder"
             kwargs[port] = pipeline_inputs[source.name]
             bindings[port] = f"dataset:{source.name}:{source.version or 'latest'}"
             described_inputs.append(f"{port}: {kind} <- dataset {source.name}")

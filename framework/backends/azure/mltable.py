@@ -20,7 +20,7 @@ SCHEMA = "https://azuremlschemas.azureedge.net/latest/MLTable.schema.json"
 
 
 def _yaml() -> Any:
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     return yaml
 

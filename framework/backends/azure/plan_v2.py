@@ -26,7 +26,7 @@ ASSETS_MARKER = ".amlstep-assets"
 
 def job_dict(compiled: CompiledPipelineV2) -> dict[str, Any]:
     """The job as the SDK dumps it to YAML (``PipelineJob._to_yaml``), with SDK v2's AutoML output fix."""
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     return fix_automl_outputs(yaml.safe_load(compiled.pipeline._to_yaml()))
 
@@ -79,7 +79,7 @@ def prepare_assets(yaml_file: Path) -> Path:
 
 def write_yaml(compiled: CompiledPipelineV2, yaml_file: str | Path) -> Path:
     """Write the pipeline job YAML (paths to its assets relative to it), atomically."""
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     target = Path(yaml_file).resolve()
     job = job_dict(compiled)
