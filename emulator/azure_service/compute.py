@@ -204,7 +204,7 @@ class Compute:
 
     def _build(self, folder: Path, wheels: list[tuple[str, bytes]], log: list[str]) -> None:
         def run(command: list[str]) -> None:
-            done = subprocess.run(command, capture_output=True, text=True, env=_tool_env())
+            done = subprocess.run(command, capture_output=True, text=True, env=_tool_env(self.cache_dir / "home"))
             log.append("$ " + " ".join(command) + "\n" + done.stdout + done.stderr)
             if done.returncode != 0:
                 raise ImageBuildError(f"{Path(command[0]).name} {' '.join(command[1:3])} failed: "
@@ -213,7 +213,8 @@ class Compute:
         run([self.python, "-m", "venv", "--without-pip", str(folder)])
         purelib = subprocess.run([str(folder / "bin" / "python"), "-c",
                                   "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                 capture_output=True, text=True, check=True, env=_tool_env()).stdout.strip()
+                                 capture_output=True, text=True, check=True,
+                                 env=_tool_env(self.cache_dir / "home")).stdout.strip()
         Path(purelib, "_amlstep_base_layer.pth").write_text(str(self.base_layer()) + "\n")
         if wheels:
             downloads = folder / "wheels"
@@ -228,10 +229,15 @@ class Compute:
             shutil.rmtree(downloads)
 
 
-def _tool_env() -> dict[str, str]:
-    """The environment for venv and pip: no PYTHONPATH, no index, nothing from the caller's venv."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("PYTHON", "PIP_", "VIRTUAL_ENV", "CONDA"))} | {"PIP_NO_INPUT": "1"}
+def _tool_env(home: Path | None = None) -> dict[str, str]:
+    """The environment for venv and pip: no PYTHONPATH, no index, nothing from the caller's venv, and a
+    private HOME (pip's helpers leave files there, e.g. ``~/.rustup/settings.toml`` via a rustup proxy)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTHON", "PIP_", "VIRTUAL_ENV", "CONDA"))} | {"PIP_NO_INPUT": "1"}
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+        env["HOME"] = str(home)
+    return env
 
 
 @dataclass

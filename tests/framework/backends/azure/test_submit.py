@@ -109,6 +109,11 @@ def test_a_second_submission_reuses_dataprep_and_automl_as_explain_reuse_said(ti
     records = {r.name: r for r in local.get_children(second.run_id)}
     assert records["dataprep"].reused_from == titanic_twice.first.step("dataprep").run_id
     assert local.get_run(second.run_id).status == "Completed"
+    # the command line says the same, offline, from the run history
+    listed = CliRunner().invoke(make_cli(get_plugin_manager()), ["--workspace", str(local.path), "explain-reuse",
+                                                                 str(TITANIC), "--backend", "azure", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert {e["step"]: e["would_reuse"] for e in json.loads(listed.stdout)} == actual
 
 
 def test_step_hooks_fire_as_the_service_reports_step_status(titanic_twice):
