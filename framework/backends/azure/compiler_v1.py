@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ... import reuse as reuse_rule
 from ...errors import BackendError
 from ...manager import Plugins
 from ...pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipeline
-from .compiled import (DEFAULT_COMPUTE, MIN_TIMEOUT_MINUTES, SCRIPT_DIR, SCRIPT_NAME, CompiledPipeline, CompiledStep,
-                       check_automl_budget, code_hash, compute_name)
+from .compiled import (DEFAULT_COMPUTE, MIN_TIMEOUT_MINUTES, SCRIPT_DIR, SCRIPT_NAME,  # noqa: F401  (re-exported)
+                       CompiledPipeline, CompiledStep, check_automl_budget, code_hash, compute_name)
 from .sdk import sdk
 from .shipping import Shipment, Wheel, WheelBuilder, step_distributions
 

@@ -200,8 +200,9 @@ def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: 
                             produced[data] = (None, "run_history", binding.name)
                 else:
                     env, env_plan = step_environment(binding)
-                    node, compiled = _command_node(CommandComponent, Input, Output, UserIdentityConfiguration, binding, nodes[binding.name],
-                                                   target, code_dir, env, env_plan, inputs, produced)
+                    node, compiled = _command_node(CommandComponent, Input, Output, UserIdentityConfiguration, binding,
+                                                   nodes[binding.name], target, code_dir, env, env_plan, inputs,
+                                                   produced)
                     for port, data in binding.outputs.items():
                         produced[data] = (node.outputs[port], _port_type(binding.output_type(port)), binding.name)
             except BackendError:
@@ -323,9 +324,10 @@ def _port_type(kind: DataType) -> str:
     return PORT_TYPES[kind]
 
 
-def _command_node(CommandComponent: Any, Input: Any, Output: Any, UserIdentityConfiguration: Any, binding: StepBinding, node_name: str, target: str,
-                  code_dir: Path, env: Any, env_plan: dict[str, Any], pipeline_inputs: Mapping[str, Any],
-                  produced: Mapping[str, tuple[Any, str, str]]) -> tuple[Any, CompiledStep]:
+def _command_node(CommandComponent: Any, Input: Any, Output: Any, UserIdentityConfiguration: Any, binding: StepBinding,
+                  node_name: str, target: str, code_dir: Path, env: Any, env_plan: dict[str, Any],
+                  pipeline_inputs: Mapping[str, Any], produced: Mapping[str, tuple[Any, str, str]],
+                  ) -> tuple[Any, CompiledStep]:
     spec = binding.spec
     code = code_hash(spec)
     words = ["python", SCRIPT_NAME, "--amlstep-sdk", NAME, "--amlstep-step", binding.name, "--amlstep-plugin",

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from types import SimpleNamespace
 
-import pandas as pd
 import pytest
 
 from framework.backends.azure import mltable

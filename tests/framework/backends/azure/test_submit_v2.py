@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import SHARED_DATA
-from framework import BackendError, get_plugin_manager, load_pipeline, run_pipeline
+from framework import get_plugin_manager, load_pipeline, run_pipeline
 from framework.cli import make_cli
 from framework.testing.azure import open_fake_azure
 from tests.toy_steps import Recorder
