@@ -123,8 +123,6 @@ def to_v2(step: str, settings: Mapping[str, Any], parameters: Mapping[str, str] 
         group, v2_name = RENAMES[name]
         if name in ("experiment_timeout_minutes", "iteration_timeout_minutes"):
             value = _whole_minutes(step, name, value)
-        if name == "n_cross_validations" and value == "auto":
-            value = "auto"
         if name in parameters and name in BINDABLE:
             out.bound[name] = parameters[name]
             value = ("input", parameters[name])

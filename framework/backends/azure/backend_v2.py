@@ -322,9 +322,11 @@ class V2Follower:
                 self._ended(binding, child, record, status)
 
     def _poll_trials(self, child: Any, record_id: str) -> None:
-        origin = (child.properties or {}).get("azureml.reusedrunid") or child.name
+        """AutoML's trials as they end (a reused AutoML step has none of its own: nothing ran)."""
+        if (child.properties or {}).get("azureml.reusedrunid"):
+            return
         try:
-            trials = self.session.automl_children(origin)
+            trials = self.session.automl_children(child.name)
         except Exception:
             return
         for trial in trials:
