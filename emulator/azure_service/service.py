@@ -261,8 +261,7 @@ class FakeAzureML:
 
     def wait(self, run_id: str | None = None, timeout: float = 600) -> str:
         """Wait for a pipeline run (the last submitted by default) to end; returns its status."""
-        run_id = run_id or self.api.raw_submissions[-1]["run_id"]
-        return self.engine.wait(run_id, timeout)
+        return self.engine.wait(run_id or self.last_pipeline_run(), timeout)
 
     @property
     def submissions(self) -> list[dict[str, Any]]:
@@ -286,8 +285,13 @@ class FakeAzureML:
 
     def step_runs(self, run_id: str | None = None) -> dict[str, RunRecord]:
         """The step runs of a pipeline run (the last submitted by default), by step name."""
-        run_id = run_id or self.api.raw_submissions[-1]["run_id"]
-        return {r.name: r for r in self.engine.children(run_id)}
+        return {r.name: r for r in self.engine.children(run_id or self.last_pipeline_run())}
+
+    def last_pipeline_run(self) -> str:
+        """The id of the pipeline run submitted last, through either API."""
+        if not self.engine.pipelines:
+            raise LookupError("no pipeline was submitted to the fake service")
+        return list(self.engine.pipelines)[-1]
 
     def step_log(self, step_run: RunRecord) -> str:
         for name in ("azureml-logs/70_driver_log.txt", "azureml-logs/20_image_build_log.txt"):

@@ -594,6 +594,8 @@ class V2Api:
         node = self.step_job(record) or {}
         props: dict[str, Any] = {"displayName": node["display_name"], "experimentName": record.experiment,
                                  "status": record.status, "computeId": f"{self.ws_id}/computes/{record.target}",
+                                 "services": {"Studio": {"endpoint": f"{self.base_url()}/studio/runs/{record.id}",
+                                                         "jobServiceType": "Studio"}},
                                  "properties": {k: v for k, v in record.properties.items()}, "tags": {},
                                  "outputs": {port: {"jobOutputType": "uri_folder",
                                                     "uri": self.datastore_uri(path), "mode": "ReadWriteMount"}
@@ -745,7 +747,7 @@ class V2Api:
                        identity=fingerprint, inputs=bindings, outputs=outputs, snapshot_id=snapshot, script=script,
                        argv=argv, environment=environment)
         step.v2 = {"type": "command", "display_name": step.name, "command": command,  # type: ignore[attr-defined]
-                   "environment_id": env_id, "code_id": str(code_id), "identity": identity_type,
+                   "environment_id": env_id, "code_id": str(code_id).removeprefix("azureml:"), "identity": identity_type,
                    "output_types": {p: str((o or {}).get("type") or "uri_folder") for p, o in declared_outputs.items()}}
         return step
 

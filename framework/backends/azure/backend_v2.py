@@ -257,7 +257,9 @@ def service_error(doing: str, exc: BaseException) -> BackendError:
     """A BackendError for a failed SDK v2 call: sign-in problems say how to sign in."""
     kind = type(exc).__name__
     text = f"{kind}: {exc}".lower()
-    if kind == "ClientAuthenticationError" or "credentialunavailable" in text or "defaultazurecredential" in text:
+    answered = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+    if answered is None and (kind in ("ClientAuthenticationError", "CredentialUnavailableError")
+                             or "defaultazurecredential" in text):  # no token: the credential could not sign in
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else kind
         return BackendError(f"no Azure credential could sign in while {doing} (DefaultAzureCredential: {first}); "
                             f"sign in with `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and "

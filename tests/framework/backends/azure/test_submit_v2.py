@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import SHARED_DATA
-from framework import get_plugin_manager, load_pipeline, run_pipeline
+from framework import BackendError, get_plugin_manager, load_pipeline, run_pipeline
 from framework.cli import make_cli
 from framework.testing.azure import open_fake_azure
 from tests.toy_steps import Recorder
@@ -162,3 +162,53 @@ def test_a_body_the_service_refuses_gets_the_services_error_shape(v2):
     assert {i["type"] for i in payload["additionalInfo"]} == {"ComponentName", "Correlation", "Environment",
                                                                "Location", "Time"}
     assert v2.fake.service.api_v2.refused[-1]["kind"] == "jobs"
+
+
+def test_a_plugin_that_raises_fails_the_run_naming_the_step_with_its_log(v2, tmp_path, titanic_csv):
+    """By hand, under SDK v2: a titanic_ds without Sex; exit 1, the step and the column named, the log's tail."""
+    bad = tmp_path / "no_sex.csv"
+    pd.read_csv(titanic_csv).drop(columns=["Sex"]).to_csv(bad, index=False)
+    app = make_cli(get_plugin_manager())
+    ws = str(tmp_path / "ws")
+    assert CliRunner().invoke(app, ["--workspace", ws, "datasets", "register", "titanic_ds", str(bad)]).exit_code == 0
+    result = CliRunner().invoke(app, ["--workspace", ws, "run", str(TITANIC), "--backend", "azure", "--sdk", "v2",
+                                      "--config", str(v2.config), "--json", "--quiet"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    first_line = data["error"].splitlines()[0]
+    assert first_line.startswith("step 'dataprep' failed on Azure: User program failed with MissingColumnsError: "
+                                 "Titanic data is missing column(s) 'Sex'"), data["error"]
+    assert "last lines of its log (user_logs/std_log.txt):" in data["error"]
+    assert "MissingColumnsError" in data["error"].splitlines()[-1]
+    assert [(s["name"], s["status"]) for s in data["steps"]] == [
+        ("dataprep", "Failed"), ("AutoML_Classification", "NotStarted"), ("register_model", "NotStarted")]
+    assert set(v2.fake.step_runs()) == {"dataprep"}   # downstream steps never started on the service
+
+
+@pytest.mark.fake_azure(computes=(), execute=False)
+def test_a_missing_compute_is_created_with_the_provisioning(fake_azure_v2, titanic_csv):
+    from framework.backends.azure.backend import Provisioning
+
+    fake_azure_v2.local_workspace.register_dataset("titanic_ds", [str(titanic_csv)])
+    result = fake_azure_v2.submit(TITANIC, provisioning=Provisioning(vm_size="STANDARD_DS3_V2", max_nodes=2),
+                                  download=False)
+    assert result.status == "Completed", result.error
+    assert fake_azure_v2.created_computes == []  # the SDK v1 API saw nothing
+    assert fake_azure_v2.service.api_v2.created_computes == [
+        {"name": "cpu-cluster", "vm_size": "STANDARD_DS3_V2", "min_nodes": 0, "max_nodes": 2}]
+
+
+@pytest.mark.fake_azure(computes=(), compute_error="Quota exceeded for VM family standardDSv2Family")
+def test_a_compute_that_cannot_be_created_is_a_clear_error(fake_azure_v2):
+    with pytest.raises(BackendError, match=re.escape("could not create compute target 'cpu-cluster' (STANDARD_D2_V2, "
+                                                     "0-1 nodes): ")) as raised:
+        fake_azure_v2.submit(TITANIC)
+    assert "Quota exceeded for VM family standardDSv2Family" in str(raised.value)
+
+
+@pytest.mark.fake_azure(auth_error=True)
+def test_an_expired_sign_in_says_to_sign_in_again(fake_azure_v2):
+    with pytest.raises(BackendError, match=re.escape("Azure authentication failed while looking up compute target "
+                                                     "'cpu-cluster': ")) as raised:
+        fake_azure_v2.submit(TITANIC)
+    assert str(raised.value).endswith("sign in again (`az login`) and check that you can access the workspace")
