@@ -3,19 +3,26 @@
 import pandas as pd
 import pytest
 
-from emulator import AutoMLConfig, Experiment
 from emulator.mlflow_model import is_mlflow_model, requirements, save_mlflow_model
 
 pytest.importorskip("mlflow")
 
 
 @pytest.fixture(scope="module")
-def fitted(titanic_csv, tmp_path_factory):
+def fitted(titanic_csv):
+    """A pipeline shaped like the emulator's best model (its featurizer, then an estimator), fitted on raw rows.
+
+    The fake's AutoML writes the emulator's own best model this way (tests/framework/backends/azure/test_submit_v2.py).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from emulator.featurize import AutoFeaturizer
+
     frame = pd.read_csv(titanic_csv)
-    config = AutoMLConfig(task="classification", training_data=frame, label_column_name="Survived", iterations=2,
-                          n_cross_validations=3, enable_voting_ensemble=False, enable_stack_ensemble=False)
-    run = Experiment(tmp_path_factory.mktemp("ws"), "mlflow_model").submit(config)
-    return frame.drop(columns=["Survived"]), run.get_output()[1]
+    features = frame.drop(columns=["Survived"])
+    model = Pipeline([("datatransformer", AutoFeaturizer()), ("LogisticRegression", LogisticRegression(max_iter=500))])
+    return features, model.fit(features, frame["Survived"])
 
 
 def test_folder_loads_with_pyfunc_and_sklearn_and_predicts_like_the_pipeline(fitted, tmp_path):
