@@ -16,8 +16,9 @@ import pandas as pd
 from . import metrics as M
 from . import tasks
 from .featurize import AutoFeaturizer
-from .models import SEARCH_WEIGHTS, WARM_START, perturb, preprocessor_for, sample_params
+from .models import SEARCH_WEIGHTS, perturb, preprocessor_for, sample_params
 from .settings import experiment_timeout_seconds, iteration_timeout_seconds
+from .task_types import Task, get_task
 from .tasks import FoldData
 from .worker import POOL, TaskOutcome, call, run_guarded
 
@@ -95,7 +96,7 @@ class AutoMLResult:
 
         Children that failed or timed out have every metric as ``[null]``.
         """
-        names = M.CLASSIFICATION_METRICS if self.settings["task"] == "classification" else M.REGRESSION_METRICS
+        names = get_task(self.settings["task"]).metrics
         out: dict[str, dict[str, list[Any]]] = {}
         for c in self.children:
             values = c.metrics if c.status == "Completed" else {}
@@ -118,6 +119,8 @@ class PreparedData:
     y_min: float
     y_max: float
     n_train: int
+    extra: Any = None
+    """What a task's own preparation adds (forecasting: the regular series)."""
 
 
 def _did_you_mean(name: str, columns: Iterable[Any]) -> str:
@@ -132,9 +135,14 @@ def _did_you_mean(name: str, columns: Iterable[Any]) -> str:
 
 def prepare_data(settings: Mapping[str, Any], training: pd.DataFrame, validation: pd.DataFrame | None
                  ) -> PreparedData:
-    """Check the label, weight and split columns and build the train/validation splits."""
+    """Check the label, weight and split columns and build the train/validation splits (the task's rules)."""
+    return get_task(settings["task"]).prepare_data(settings, training, validation)
+
+
+def prepare_tabular(task: Task, settings: Mapping[str, Any], training: pd.DataFrame, validation: pd.DataFrame | None
+                    ) -> PreparedData:
+    """Rows as independent samples (classification, regression): check the columns, encode the labels, split."""
     label = settings["label_column_name"]
-    task = settings["task"]
     frames = [("training data", training)] + ([("validation data", validation)] if validation is not None else [])
     for what, frame in frames:
         if frame is None or len(frame.columns) == 0 or len(frame) == 0:
@@ -165,23 +173,7 @@ def prepare_data(settings: Mapping[str, Any], training: pd.DataFrame, validation
                                   f"exclude_nan_labels is False")
         n_train = int(keep[:n_train].sum())
         data = data[keep].reset_index(drop=True)
-    y = data[label]
-    if task == "regression":
-        numeric = pd.to_numeric(y, errors="coerce")
-        if numeric.isna().any():
-            bad = y[numeric.isna()].astype(str).unique()[:3]
-            raise AutoMLDataError(f"label column {label!r} must be numeric for regression; found values like "
-                                  f"{', '.join(map(repr, bad))}")
-        y_values = numeric.to_numpy(dtype=float)
-        classes = None
-    else:
-        y_values = y.to_numpy()
-        if pd.api.types.is_float_dtype(y) and np.all(np.mod(y_values, 1) == 0):
-            y_values = y_values.astype(int)
-        classes = np.unique(y_values)
-        if len(classes) < 2:
-            raise AutoMLDataError(f"label column {label!r} has a single class ({classes[0].item()!r}); classification "
-                                  f"needs at least two")
+    y_values, classes = task.encode_labels(label, data[label])
     weights = None
     weight = settings.get("weight_column_name")
     if weight:
@@ -195,14 +187,13 @@ def prepare_data(settings: Mapping[str, Any], training: pd.DataFrame, validation
         raise AutoMLDataError(f"no feature columns left besides label column {label!r}")
     splits, training_type = make_splits(settings, y_values, n_train, len(data), data[cv_columns] if cv_columns else None,
                                         dropped=int((~keep).sum()))
-    train_y = y_values[:n_train] if task == "regression" else y_values
-    y_min, y_max = (float(np.min(train_y)), float(np.max(train_y))) if task == "regression" else (0.0, 1.0)
+    y_min, y_max = task.label_range(y_values, n_train)
     return PreparedData(X, y_values, weights, splits, training_type, classes, y_min, y_max, n_train)
 
 
-def _check_finite_label(label: str, task: str, column: pd.Series, where: str) -> None:
+def _check_finite_label(label: str, task: Task, column: pd.Series, where: str) -> None:
     """Infinite labels cannot be trained on or scored: reject them before any child runs."""
-    if task != "regression" and not pd.api.types.is_numeric_dtype(column):
+    if not task.numeric_label and not pd.api.types.is_numeric_dtype(column):
         return
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
     rows = np.flatnonzero(np.isinf(values))
@@ -236,7 +227,7 @@ def make_splits(settings: Mapping[str, Any], y: np.ndarray, n_train: int, n_rows
     from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
     seed = settings.get("random_state", 0)
-    classification = settings["task"] == "classification"
+    task = get_task(settings["task"])
     index = np.arange(n_rows)
     if n_train < n_rows:
         return [(index[:n_train], index[n_train:])], "TrainValidateTest"
@@ -251,7 +242,7 @@ def make_splits(settings: Mapping[str, Any], y: np.ndarray, n_train: int, n_rows
     n_cv = settings.get("n_cross_validations")
     automatic = n_cv is None
     size = settings.get("validation_size")
-    stratify = classification and _min_class_count(y) >= max(n_cv or 3, 2)
+    stratify = task.stratify(y, max(n_cv or 3, 2))
     if size is not None:
         n_splits = n_cv or 1
         splitter = (StratifiedShuffleSplit if stratify else ShuffleSplit)(n_splits=n_splits, test_size=size,
@@ -263,17 +254,13 @@ def make_splits(settings: Mapping[str, Any], y: np.ndarray, n_train: int, n_rows
         elif n_rows < 20000:
             n_cv = 3
         else:
-            splitter = (StratifiedShuffleSplit if classification and _min_class_count(y) >= 2 else ShuffleSplit)(
+            splitter = (StratifiedShuffleSplit if task.stratify(y, 2) else ShuffleSplit)(
                 n_splits=1, test_size=0.1, random_state=seed)
             return list(splitter.split(index, y)), "TrainValidateTest"
     _check_fold_rows(n_cv, n_rows, automatic, dropped)
-    stratify = classification and _min_class_count(y) >= n_cv
+    stratify = task.stratify(y, n_cv)
     folds = (StratifiedKFold if stratify else KFold)(n_splits=n_cv, shuffle=True, random_state=seed)
     return list(folds.split(index, y)), "MeanCrossValidation"
-
-
-def _min_class_count(y: np.ndarray) -> int:
-    return int(np.unique(y, return_counts=True)[1].min())
 
 
 class Search:
@@ -281,13 +268,13 @@ class Search:
     point of a family half of the time. Deterministic for a seed and the results seen so far."""
 
     def __init__(self, settings: Mapping[str, Any], n_features: int) -> None:
-        from .settings import MODELS
-
-        task = settings["task"]
+        task = get_task(settings["task"])
         allowed = set(settings.get("allowed_models") or []) or None
         blocked = set(settings.get("blocked_models") or [])
-        self.usable = [m for m in MODELS[task] if (allowed is None or m in allowed) and m not in blocked]
-        self.portfolio = [(p, a, dict(params)) for p, a, params in WARM_START[task] if a in self.usable]
+        unavailable = task.unavailable_models()
+        self.usable = [m for m in task.models if (allowed is None or m in allowed) and m not in blocked
+                       and m not in unavailable]
+        self.portfolio = [(p, a, dict(params)) for p, a, params in task.warm_start if a in self.usable]
         self.metric = settings["primary_metric"]
         self.rng = np.random.default_rng(settings.get("random_state", 0))
         self.best_of: dict[str, ChildResult] = {}
@@ -354,7 +341,7 @@ ENSEMBLES = ("VotingEnsemble", "StackEnsemble")
 ENSEMBLE_POOL = 12  # the best children ensemble selection chooses from
 
 
-def guardrails(settings: Mapping[str, Any], data: PreparedData, featurizer: AutoFeaturizer) -> list[dict[str, Any]]:
+def guardrails(settings: Mapping[str, Any], data: PreparedData, featurizer: Any) -> list[dict[str, Any]]:
     """Azure's data guardrails: each Passed, Done or Alerted, with the columns concerned."""
     summary = featurizer.summary()
     imputed = [s["column"] for s in summary if s["had_missing"] and s["purpose"] != "Ignore"]
@@ -374,14 +361,7 @@ def guardrails(settings: Mapping[str, Any], data: PreparedData, featurizer: Auto
          "description": (f"The validation configuration was set to {data.training_type} with "
                          f"{len(data.splits)} split(s)."), "columns": []},
     ]
-    if settings["task"] == "classification":
-        values, counts = np.unique(data.y, return_counts=True)
-        # Azure alerts when the smallest class has under 20% of the samples of the largest
-        balanced = counts.min() / counts.max() >= 0.2
-        checks.append({"type": "Class balancing detection", "status": "Passed" if balanced else "Alerted",
-                       "description": ("Your inputs were analyzed, and all classes are balanced in your training "
-                                       "data." if balanced else "Imbalanced classes were detected in your inputs."),
-                       "columns": [f"{v}: {c}" for v, c in zip(values.tolist(), counts.tolist())]})
+    checks += get_task(settings["task"]).guardrails(data)
     dropped = [f"{s['column']} ({s['reason']})" for s in summary if s["purpose"] == "Ignore"]
     if dropped:
         checks.append({"type": "Dropped columns", "status": "Done",
@@ -403,33 +383,29 @@ def format_guardrails(checks: list[dict[str, Any]]) -> str:
 
 def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: pd.DataFrame | None = None, *,
                recorder: Recorder | None = None, parent_run_id: str = "AutoML",
-               log: Callable[[str], None] = print) -> AutoMLResult:
+               log: Callable[[str], None] = print, started: float | None = None) -> AutoMLResult:
     """Run an AutoML experiment with validated ``settings`` and return the best fitted pipeline.
 
-    Both ``Experiment.submit`` and the pipeline's ``automl`` step come here.
+    Both ``Experiment.submit`` and the pipeline's ``automl`` step come here. ``started`` (default:
+    now) is when the experiment began: ``experiment_timeout_minutes`` counts from it.
     """
-    started = time.time()
+    started = time.time() if started is None else started
     concurrency = int(settings.get("max_concurrent_iterations") or 1)
     POOL.warm(concurrency)  # workers import scikit-learn while we featurize
     data = prepare_data(settings, training, validation)
     metric = settings["primary_metric"]
-    task = settings["task"]
-    seed = int(settings.get("random_state", 0) or 0)
+    task = get_task(settings["task"])
     budget = experiment_timeout_seconds(settings)
     iteration_timeout = iteration_timeout_seconds(settings)
     threads = int(settings.get("max_cores_per_iteration") or 1)
-    featurization = settings.get("featurization", "auto")
-    try:
-        featurizer = AutoFeaturizer(featurization).fit(data.X.iloc[: data.n_train], data.y[: data.n_train])
-    except ValueError as exc:  # a column the featurization cannot use: before any child runs
-        raise AutoMLDataError(str(exc)) from None
+    featurizer = task.featurize(settings, data)
     checks = guardrails(settings, data, featurizer)
     log(format_guardrails(checks))
     if settings.get("unhonoured"):
         log("Settings accepted but not honoured by the offline emulator: " + ", ".join(settings["unhonoured"]))
-    fit_rows = np.arange(len(data.y)) if data.training_type == "MeanCrossValidation" else np.arange(data.n_train)
-    fold = FoldData(task, featurizer.transform(data.X), data.y, data.weights, data.splits, fit_rows, data.classes,
-                    data.y_min, data.y_max, seed)
+    for model, why in task.unavailable_models().items():
+        log(f"Model {model} is {why}")
+    fold = task.fold_data(settings, data, featurizer)
     key = uuid.uuid4().hex
     state = _Loop(settings, fold, key, started, budget, iteration_timeout, threads, recorder, parent_run_id, log,
                   data.training_type)
@@ -440,6 +416,8 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     if best is None:
         raise state.no_child_error()
     model = state.final_model(featurizer)
+    best = state.best  # the final refit may fall back to a faster child
+    assert best is not None
     log(f"Best: iteration {best.iteration} {best.display_name} {metric}={best.score:.4f}")
     state.featurizer = featurizer
     POOL.warm(concurrency)  # replace workers stopped at a deadline, for the next experiment
@@ -476,10 +454,17 @@ class _Loop:
         """Seconds kept back for ensemble selection and the final refit."""
         done = sorted((c for c in self.children if c.status == "Completed" and c.algorithm not in ENSEMBLES),
                       key=lambda c: c.score, reverse=self.metric not in M.MINIMIZE)[:5]
+        return 1.0 + 0.03 * (self.budget or 0) + 1.3 * self.refit_seconds(done) + self.ensemble_cost(done)
+
+    def refit_seconds(self, children: Iterable[ChildResult]) -> float:
+        """Seconds a refit of ``children`` on all training rows should take, from their cross-validation times."""
         n_splits = max(1, len(self.fold.splits))
         train_share = float(np.mean([len(t) for t, _ in self.fold.splits])) / max(len(self.fold.fit_rows), 1)
-        refit = sum(c.fit_time / n_splits / max(train_share, 0.3) for c in done)
-        return 1.0 + 0.03 * (self.budget or 0) + 1.3 * refit + self.ensemble_cost(done)
+        return sum(c.fit_time / n_splits / max(train_share, 0.3) for c in children)
+
+    def end(self) -> float | None:
+        """When the experiment must be over: its start plus the budget (featurization and refit included)."""
+        return None if self.budget is None else self.started + self.budget
 
     def ensemble_cost(self, done: list[ChildResult]) -> float:
         """Seconds ensemble selection will take: one scoring of out-of-fold predictions, times the rounds."""
@@ -526,6 +511,7 @@ class _Loop:
     def _finish(self, child: ChildResult, record: Any, outcome: TaskOutcome, which: str) -> None:
         if outcome.ok:
             child.metrics, child.oof = outcome.value["metrics"], outcome.value["oof"]
+            child.params.update(outcome.value.get("params") or {})  # what the child chose (forecasting's forms)
             child.fit_time = outcome.value["fit_time"]
             child.score = child.metrics.get(self.metric, float("nan"))
         else:
@@ -595,12 +581,9 @@ class _Loop:
         if child.status == "Completed":
             record.log_metrics(child.metrics)
             write = getattr(record, "write_artifact", None)
-            if write is not None and self.fold.classes is not None and child.oof is not None:
-                rows = np.flatnonzero(np.isfinite(child.oof).all(axis=1))
-                y, proba = self.fold.y[rows], child.oof[rows]
-                predicted = self.fold.classes[np.argmax(proba, axis=1)]
-                write("confusion_matrix", json.dumps(M.confusion_matrix(y, predicted, self.fold.classes)))
-                write("accuracy_table", json.dumps(M.accuracy_table(y, proba, self.fold.classes)))
+            if write is not None and child.oof is not None:
+                for name, artifact in self.fold.kind.child_artifacts(self.fold, child.oof).items():
+                    write(name, json.dumps(artifact))
             record.complete()
         else:
             record.fail(child.error or "failed", status=child.status)
@@ -658,6 +641,10 @@ class _Loop:
         pool = self.base_pool()
         if len(pool) < 2 or not self.ensembles:
             return
+        end = self.end()
+        if end is not None and time.time() + self.ensemble_cost(pool[:5]) + self.refit_seconds(pool[:1]) >= end:
+            self.log(f"Skipping {' and '.join(self.ensembles)}: the experiment timeout leaves no time for them")
+            return
         assert self.best is not None
         iteration = max(c.iteration for c in self.children) + 1
         oofs = _oofs(pool)
@@ -696,25 +683,48 @@ class _Loop:
 
     # -- the final model ----------------------------------------------------------------------
     def final_model(self, featurizer: AutoFeaturizer) -> Any:
-        """The best child refitted on all training rows, behind the fitted featurizer."""
+        """The best child refitted on all training rows, behind the fitted featurizer.
+
+        The refit runs in this process, which has every estimator imported already: a worker stopped
+        at the deadline would have to be replaced first, which can take longer than the refit. When
+        the time left is shorter than the best child's refit should take (or the refit fails), the best
+        of the three best base children whose refit takes about one fold's fit is refitted instead (and
+        the run says so).
+        """
         best = self.best
         assert best is not None
         by_iteration = {c.iteration: c for c in self.children}
         members = [by_iteration[i] for i, _ in best.members] if best.algorithm in ENSEMBLES else [best]
-        timeout = None if self.budget is None else max(5.0, self.started + self.budget - time.time())
-        outcome = run_guarded(self.key, self.fold, call(tasks.refit),
-                              {"specs": [m.spec for m in members], "threads": self.threads}, timeout)
+        end = self.end()
+        left = None if end is None else end - time.time()
+        # the best of the 3 best base children whose refit (about one fold's fit) is quick
+        pool = self.base_pool(3)
+        per_fold = {c.iteration: c.fit_time / max(1, len(self.fold.splits)) for c in pool}
+        quick = max(5.0, 2 * min(per_fold.values()) + 1.0)
+        fallback = next(c for c in pool if per_fold[c.iteration] <= quick)
+        if left is not None and 1.3 * self.refit_seconds(members) > left and members != [fallback]:
+            outcome = TaskOutcome(False, error=f"its refit needs about {self.refit_seconds(members):.1f} s and "
+                                               f"the experiment timeout leaves {max(left, 0):.1f} s")
+        else:
+            outcome = self._refit(members)
         if not outcome.ok:
-            fallback = min(self.base_pool(3), key=lambda c: c.fit_time)
-            self.log(f"The final refit of {best.display_name} did not finish ({short_error(outcome.error)}); "
-                     f"using iteration {fallback.iteration} {fallback.display_name}")
+            self.log(f"The final refit of {best.display_name} did not fit in the time left "
+                     f"({short_error(outcome.error)}); using iteration {fallback.iteration} {fallback.display_name}")
             self.best = best = fallback
             members = [fallback]
-            outcome = run_guarded(self.key, self.fold, call(tasks.refit),
-                                  {"specs": [fallback.spec], "threads": self.threads}, None)
+            outcome = self._refit(members)
             if not outcome.ok:
                 raise AutoMLDataError(f"the final refit failed: {short_error(outcome.error)}")
         return assemble(self.fold, best, members, outcome.value, featurizer)
+
+
+    def _refit(self, members: list[ChildResult]) -> TaskOutcome:
+        begun = time.perf_counter()
+        try:
+            fitted = tasks.refit(self.fold, [m.spec for m in members], self.threads)
+        except Exception as exc:  # reported like a worker's error
+            return TaskOutcome(False, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - begun)
+        return TaskOutcome(True, value=fitted, seconds=time.perf_counter() - begun)
 
 
 def assemble(fold: FoldData, best: ChildResult, members: list[ChildResult], fitted: list[Any],
@@ -722,22 +732,21 @@ def assemble(fold: FoldData, best: ChildResult, members: list[ChildResult], fitt
     """The model pipeline Azure outputs: datatransformer, then scaler and estimator, or an ensemble."""
     from sklearn.pipeline import Pipeline
 
-    from . import ensemble as E
-
+    task = fold.kind
+    own = task.assemble(fold, best, members, fitted, featurizer, _oofs(members))
+    if own is not None:
+        return own
     if best.algorithm not in ENSEMBLES:
         return Pipeline([("datatransformer", featurizer), *fitted[0].steps])
     named = [(f"{m.iteration}_{m.algorithm}", f) for m, f in zip(members, fitted)]
     weights = [w for _, w in best.members]
-    classification = fold.task == "classification"
     if best.algorithm == "VotingEnsemble":
-        last = (("prefittedsoftvotingclassifier", E.PreFittedSoftVotingClassifier(named, weights, fold.classes))
-                if classification else ("prefittedsoftvotingregressor", E.PreFittedSoftVotingRegressor(named, weights)))
+        last = task.voting_ensemble(named, weights, fold)
     else:
-        features = E.meta_features(fold.task, _oofs(members))
+        features = task.meta_features(_oofs(members))
         known = np.isfinite(features).all(axis=1)
-        meta = E.meta_learner(fold.task, fold.seed).fit(features[known], fold.y[known])
-        last = (("stackensembleclassifier", E.StackEnsembleClassifier(named, meta, fold.classes)) if classification
-                else ("stackensembleregressor", E.StackEnsembleRegressor(named, meta)))
+        meta = task.meta_learner(fold.seed).fit(features[known], fold.y[known])
+        last = task.stack_ensemble(named, meta, fold)
     return Pipeline([("datatransformer", featurizer), last])
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from . import metrics as M
+from .task_types import get_task
 from .tasks import FoldData, average, fold_metrics
 
 
@@ -20,9 +21,7 @@ def fold_score(data: FoldData, metric: str, prediction: np.ndarray) -> float:
     """The primary metric of out-of-fold predictions, averaged over the folds."""
     values = []
     for _, valid in data.splits:
-        weights = data.weights[valid] if data.weights is not None else None
-        values.append(M.primary_value(metric, data.y[valid], prediction[valid], data.classes, data.y_min, data.y_max,
-                                      weights))
+        values.append(data.kind.primary_value(data, metric, valid, prediction[valid]))
     values = [v for v in values if not np.isnan(v)]
     return float(np.mean(values)) if values else float("nan")
 
@@ -75,18 +74,13 @@ def blend(oofs: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
 
 
 def meta_learner(task: str, seed: int) -> Any:
-    from sklearn.linear_model import LogisticRegression, RidgeCV
-
-    if task == "classification":
-        return LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
-    return RidgeCV(alphas=(0.01, 0.1, 1.0, 10.0))
+    """The StackEnsemble meta-learner of ``task``."""
+    return get_task(task).meta_learner(seed)
 
 
 def meta_features(task: str, predictions: Sequence[np.ndarray]) -> np.ndarray:
     """Stacked base predictions: logit-free probabilities (one column less for binary) or values."""
-    if task == "classification":
-        return np.hstack([p[:, 1:] if p.shape[1] == 2 else p for p in predictions])
-    return np.hstack(predictions)
+    return get_task(task).meta_features(predictions)
 
 
 def stack_oof(data: FoldData, oofs: Sequence[np.ndarray], train_percentage: float = 0.2) -> np.ndarray:
@@ -109,16 +103,7 @@ def stack_oof(data: FoldData, oofs: Sequence[np.ndarray], train_percentage: floa
 
 
 def _meta_predict(learner: Any, features: np.ndarray, data: FoldData) -> np.ndarray:
-    if data.task != "classification":
-        return learner.predict(features)[:, None]
-    assert data.classes is not None
-    proba = learner.predict_proba(features)
-    if list(learner.classes_) == list(data.classes):
-        return proba
-    aligned = np.zeros((len(features), len(data.classes)))
-    for j, cls in enumerate(learner.classes_):
-        aligned[:, list(data.classes).index(cls)] = proba[:, j]
-    return aligned
+    return data.kind.predict(learner, features, data)
 
 
 def score_all(data: FoldData, prediction: np.ndarray) -> dict[str, float]:

@@ -28,32 +28,46 @@ def make_scaler(name: str) -> Any:
 
 
 def make_estimator(task: str, algorithm: str, params: dict[str, Any], seed: int, threads: int = 1) -> Any:
-    """A fresh estimator for Azure's ``algorithm`` name with hyperparameters ``params``.
+    """A fresh estimator of ``task`` for Azure's ``algorithm`` name with hyperparameters ``params``.
 
     ``threads`` is ``max_cores_per_iteration`` (-1: all cores) for estimators that take a thread count.
     """
+    from .task_types import get_task
+
+    return get_task(task).make_estimator(algorithm, params, seed, threads)
+
+
+def classifier(algorithm: str, params: dict[str, Any], seed: int, threads: int = 1) -> Any:
+    """Azure's classification ``algorithm``, answering in the original labels."""
     from sklearn import ensemble, linear_model, naive_bayes, neighbors, svm, tree
 
     p = dict(params)
     jobs = None if threads in (-1, 0) else threads
-    if task == "classification":
-        factories: dict[str, Any] = {
-            "LogisticRegression": lambda: linear_model.LogisticRegression(max_iter=2000, random_state=seed, **p),
-            "SGD": lambda: linear_model.SGDClassifier(loss="modified_huber", random_state=seed, **p),
-            "MultinomialNaiveBayes": lambda: naive_bayes.MultinomialNB(**p),
-            "BernoulliNaiveBayes": lambda: naive_bayes.BernoulliNB(**p),
-            "SVM": lambda: svm.SVC(probability=True, random_state=seed, **p),
-            "LinearSVM": lambda: _calibrated(svm.LinearSVC(random_state=seed, **p)),
-            "KNN": lambda: neighbors.KNeighborsClassifier(**p),
-            "DecisionTree": lambda: tree.DecisionTreeClassifier(random_state=seed, **p),
-            "RandomForest": lambda: ensemble.RandomForestClassifier(random_state=seed, n_jobs=jobs, **p),
-            "ExtremeRandomTrees": lambda: ensemble.ExtraTreesClassifier(random_state=seed, n_jobs=jobs, **p),
-            "LightGBM": lambda: _lightgbm("classification", seed, p, threads),
-            "GradientBoosting": lambda: ensemble.GradientBoostingClassifier(random_state=seed, **p),
-            "XGBoostClassifier": lambda: _xgb_classifier(seed, p, threads),
-        }
-        return LabelEncodedClassifier(factories[algorithm]())
-    factories = {
+    factories: dict[str, Any] = {
+        "LogisticRegression": lambda: linear_model.LogisticRegression(max_iter=2000, random_state=seed, **p),
+        "SGD": lambda: linear_model.SGDClassifier(loss="modified_huber", random_state=seed, **p),
+        "MultinomialNaiveBayes": lambda: naive_bayes.MultinomialNB(**p),
+        "BernoulliNaiveBayes": lambda: naive_bayes.BernoulliNB(**p),
+        "SVM": lambda: svm.SVC(probability=True, random_state=seed, **p),
+        "LinearSVM": lambda: _calibrated(svm.LinearSVC(random_state=seed, **p)),
+        "KNN": lambda: neighbors.KNeighborsClassifier(**p),
+        "DecisionTree": lambda: tree.DecisionTreeClassifier(random_state=seed, **p),
+        "RandomForest": lambda: ensemble.RandomForestClassifier(random_state=seed, n_jobs=jobs, **p),
+        "ExtremeRandomTrees": lambda: ensemble.ExtraTreesClassifier(random_state=seed, n_jobs=jobs, **p),
+        "LightGBM": lambda: _lightgbm(True, seed, p, threads),
+        "GradientBoosting": lambda: ensemble.GradientBoostingClassifier(random_state=seed, **p),
+        "XGBoostClassifier": lambda: _xgb_classifier(seed, p, threads),
+    }
+    return LabelEncodedClassifier(factories[algorithm]())
+
+
+def regressor(algorithm: str, params: dict[str, Any], seed: int, threads: int = 1) -> Any:
+    """Azure's regression ``algorithm`` (also the learners of forecasting's lag features)."""
+    from sklearn import ensemble, linear_model, neighbors, tree
+
+    p = dict(params)
+    jobs = None if threads in (-1, 0) else threads
+    factories: dict[str, Any] = {
         "ElasticNet": lambda: linear_model.ElasticNet(random_state=seed, max_iter=5000, **p),
         "GradientBoosting": lambda: ensemble.GradientBoostingRegressor(random_state=seed, **p),
         "DecisionTree": lambda: tree.DecisionTreeRegressor(random_state=seed, **p),
@@ -62,7 +76,7 @@ def make_estimator(task: str, algorithm: str, params: dict[str, Any], seed: int,
         "SGD": lambda: linear_model.SGDRegressor(random_state=seed, **p),
         "RandomForest": lambda: ensemble.RandomForestRegressor(random_state=seed, n_jobs=jobs, **p),
         "ExtremeRandomTrees": lambda: ensemble.ExtraTreesRegressor(random_state=seed, n_jobs=jobs, **p),
-        "LightGBM": lambda: _lightgbm("regression", seed, p, threads),
+        "LightGBM": lambda: _lightgbm(False, seed, p, threads),
         "XGBoostRegressor": lambda: _xgb_regressor(seed, p, threads),
     }
     return factories[algorithm]()
@@ -72,7 +86,7 @@ _HGB_NAMES = {"n_estimators": "max_iter", "num_leaves": "max_leaf_nodes", "min_c
               "reg_lambda": "l2_regularization", "learning_rate": "learning_rate"}
 
 
-def _lightgbm(task: str, seed: int, params: dict[str, Any], threads: int) -> Any:
+def _lightgbm(classification: bool, seed: int, params: dict[str, Any], threads: int) -> Any:
     """Azure's ``LightGBM``: the lightgbm package; scikit-learn's histogram gradient boosting without it."""
     try:
         import lightgbm
@@ -80,12 +94,12 @@ def _lightgbm(task: str, seed: int, params: dict[str, Any], threads: int) -> Any
         from sklearn import ensemble
 
         translated = {_HGB_NAMES[k]: v for k, v in params.items() if k in _HGB_NAMES}
-        cls = ensemble.HistGradientBoostingClassifier if task == "classification" else ensemble.HistGradientBoostingRegressor
+        cls = ensemble.HistGradientBoostingClassifier if classification else ensemble.HistGradientBoostingRegressor
         return cls(random_state=seed, **translated)
     settings = {"verbose": -1, "random_state": seed, "n_jobs": -1 if threads in (-1, 0) else threads, **params}
     if settings.get("subsample", 1.0) < 1.0:
         settings.setdefault("subsample_freq", 1)
-    cls = lightgbm.LGBMClassifier if task == "classification" else lightgbm.LGBMRegressor
+    cls = lightgbm.LGBMClassifier if classification else lightgbm.LGBMRegressor
     return cls(**settings)
 
 
@@ -188,11 +202,29 @@ WARM_START: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("StandardScalerWrapper", "LassoLars", {"alpha": 0.001}),
     ],
 }
+_STATISTICAL_START: list[tuple[str, str, dict[str, Any]]] = [("", "SeasonalNaive", {}), ("", "Naive", {}), ("", "ExponentialSmoothing", {}),
+                      ("", "AutoArima", {}), ("", "SeasonalAverage", {}), ("", "Average", {}), ("", "Arimax", {}),
+                      ("", "Prophet", {})]
+WARM_START["forecasting"] = [  # the cheap, strong statistical models first, then the learners on lag features
+    *_STATISTICAL_START[:3],
+    ("StandardScalerWrapper", "ElasticNet", {"alpha": 0.001, "l1_ratio": 0.5}),
+    ("StandardScalerWrapper", "LightGBM", {"n_estimators": 150, "learning_rate": 0.08, "num_leaves": 15,
+                                           "min_child_samples": 10}),
+    _STATISTICAL_START[3],
+    ("MaxAbsScaler", "ExtremeRandomTrees", _TREES),
+    *_STATISTICAL_START[4:],
+    ("MaxAbsScaler", "XGBoostRegressor", _XGB),
+    ("MaxAbsScaler", "LightGBM", _LGBM_SMALL),
+    ("MaxAbsScaler", "RandomForest", {"n_estimators": 200, "min_samples_leaf": 2, "max_features": 0.5}),
+]
 # How often random search picks each family (families Azure names but that rarely win get less).
 SEARCH_WEIGHTS = {"LightGBM": 4, "XGBoostClassifier": 4, "XGBoostRegressor": 4, "ExtremeRandomTrees": 2,
                   "RandomForest": 2, "LogisticRegression": 2, "ElasticNet": 2, "GradientBoosting": 1, "KNN": 1,
                   "SGD": 0.5, "LassoLars": 1, "DecisionTree": 0.5, "LinearSVM": 0.5, "SVM": 0.2,
-                  "MultinomialNaiveBayes": 0.3, "BernoulliNaiveBayes": 0.3}
+                  "MultinomialNaiveBayes": 0.3, "BernoulliNaiveBayes": 0.3,
+                  # forecasting's statistical models have no hyperparameters: the portfolio tries each once
+                  "Naive": 1e-6, "SeasonalNaive": 1e-6, "Average": 1e-6, "SeasonalAverage": 1e-6,
+                  "ExponentialSmoothing": 1e-6, "AutoArima": 1e-6, "Arimax": 1e-6, "Prophet": 1e-6}
 
 
 def perturb(algorithm: str, params: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
@@ -241,6 +273,8 @@ def sample_params(algorithm: str, rng: np.random.Generator) -> dict[str, Any]:
         "LinearSVM": lambda: {"C": log_uniform(0.01, 10)},
         "MultinomialNaiveBayes": lambda: {"alpha": log_uniform(0.01, 10)},
         "BernoulliNaiveBayes": lambda: {"alpha": log_uniform(0.01, 10)},
+        **{name: dict for name in ("Naive", "SeasonalNaive", "Average", "SeasonalAverage", "ExponentialSmoothing",
+                                   "AutoArima", "Arimax", "Prophet")},
     }
     return spaces[algorithm]()
 
@@ -252,7 +286,10 @@ def _xgb_space(rng: np.random.Generator, log_uniform: Any) -> dict[str, Any]:
 
 
 def preprocessor_for(algorithm: str, rng: np.random.Generator) -> str:
-    """A scaler that suits ``algorithm`` (naive Bayes needs non-negative features)."""
+    """A scaler that suits ``algorithm`` (naive Bayes needs non-negative features; statistical forecasters none)."""
     if algorithm == "MultinomialNaiveBayes":
         return "MinMaxScaler"
+    if algorithm in ("Naive", "SeasonalNaive", "Average", "SeasonalAverage", "ExponentialSmoothing", "AutoArima",
+                     "Arimax", "Prophet"):
+        return ""
     return str(rng.choice(SCALERS))

@@ -10,25 +10,16 @@ from typing import Any, Mapping
 
 from framework.errors import StepDefinitionError
 
+from .task_types import all_tasks, get_task, task_names
+
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
-TASKS = (CLASSIFICATION, REGRESSION)
+TASKS = task_names()
 
-PRIMARY_METRICS = {
-    CLASSIFICATION: ("accuracy", "AUC_weighted", "average_precision_score_weighted", "norm_macro_recall",
-                     "precision_score_weighted"),
-    REGRESSION: ("spearman_correlation", "normalized_root_mean_squared_error", "r2_score",
-                 "normalized_mean_absolute_error"),
-}
-DEFAULT_PRIMARY_METRIC = {CLASSIFICATION: "accuracy", REGRESSION: "normalized_root_mean_squared_error"}
-
-MODELS = {
-    CLASSIFICATION: ("LogisticRegression", "SGD", "MultinomialNaiveBayes", "BernoulliNaiveBayes", "SVM",
-                     "LinearSVM", "KNN", "DecisionTree", "RandomForest", "ExtremeRandomTrees", "LightGBM",
-                     "GradientBoosting", "XGBoostClassifier"),
-    REGRESSION: ("ElasticNet", "GradientBoosting", "DecisionTree", "KNN", "LassoLars", "SGD", "RandomForest",
-                 "ExtremeRandomTrees", "LightGBM", "XGBoostRegressor"),
-}
+# Views of the task objects (emulator.task_types), by task name.
+PRIMARY_METRICS = {t.name: t.primary_metrics for t in all_tasks()}
+DEFAULT_PRIMARY_METRIC = {t.name: t.default_primary_metric for t in all_tasks()}
+MODELS = {t.name: t.models for t in all_tasks()}
 
 # name -> default. Settings below UNHONOURED are accepted and reported, never silently dropped.
 DEFAULTS: dict[str, Any] = {
@@ -115,27 +106,28 @@ def validate_settings(values: Mapping[str, Any], where: str = "AutoML") -> dict[
     The result also carries ``unhonoured``: the settings given that the emulator accepts but
     cannot act on (reported in the run's output).
     """
-    settings = dict(DEFAULTS)
+    task = values.get("task")
+    known = {**DEFAULTS, **(get_task(task).extra_settings if task in TASKS else {})}
+    settings = dict(known)
     given: list[str] = []
     for name, value in values.items():
         target = ALIASES.get(name, name)
-        if target not in DEFAULTS:
-            close = difflib.get_close_matches(name, list(DEFAULTS) + list(ALIASES), n=1)
+        if target not in known:
+            close = difflib.get_close_matches(name, list(known) + list(ALIASES), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise _fail(where, f"unknown AutoML setting {name!r}{hint}; valid settings: {', '.join(sorted(DEFAULTS))}")
+            raise _fail(where, f"unknown AutoML setting {name!r}{hint}; valid settings: {', '.join(sorted(known))}")
         settings[target] = value
         given.append(target)
 
-    task = settings["task"]
     if task is None:
         raise _fail(where, f"AutoML setting 'task' is required; one of {', '.join(TASKS)}")
     if task not in TASKS:
-        extra = " (forecasting is not supported by the offline emulator)" if task == "forecasting" else ""
-        raise _fail(where, f"AutoML task {task!r} is not valid{extra}; valid tasks: {', '.join(TASKS)}")
-    metric = settings["primary_metric"] or DEFAULT_PRIMARY_METRIC[task]
-    if metric not in PRIMARY_METRICS[task]:
+        raise _fail(where, f"AutoML task {task!r} is not valid; valid tasks: {', '.join(TASKS)}")
+    kind = get_task(task)
+    metric = settings["primary_metric"] or kind.default_primary_metric
+    if metric not in kind.primary_metrics:
         raise _fail(where, f"primary_metric {metric!r} is not valid for task {task!r}; valid metrics: "
-                           f"{', '.join(PRIMARY_METRICS[task])}")
+                           f"{', '.join(kind.primary_metrics)}")
     settings["primary_metric"] = metric
     label = settings["label_column_name"]
     if label is None or label == "":
@@ -165,7 +157,7 @@ def validate_settings(values: Mapping[str, Any], where: str = "AutoML") -> dict[
                  "enable_onnx_compatible_models", "model_explainability", "enable_dnn", "enable_code_generation"):
         _flag(settings, name, where)
     if settings["enable_stack_ensemble"] is None:
-        settings["enable_stack_ensemble"] = True
+        settings["enable_stack_ensemble"] = kind.stack_ensemble_default
 
     cv_columns = settings["cv_split_column_names"]
     if cv_columns is not None:
@@ -185,12 +177,12 @@ def validate_settings(values: Mapping[str, Any], where: str = "AutoML") -> dict[
             continue
         if isinstance(models, str):
             models = [models]
-        unknown = [m for m in models if m not in MODELS[task]]
+        unknown = [m for m in models if m not in kind.models]
         if unknown:
             raise _fail(where, f"{name} has unknown model(s) {', '.join(map(repr, unknown))} for task {task!r}; "
-                               f"valid models: {', '.join(MODELS[task])}")
+                               f"valid models: {', '.join(kind.models)}")
         settings[name] = list(models)
-    remaining = [m for m in MODELS[task] if (settings["allowed_models"] is None or m in settings["allowed_models"])
+    remaining = [m for m in kind.models if (settings["allowed_models"] is None or m in settings["allowed_models"])
                  and m not in (settings["blocked_models"] or [])]
     if not remaining:
         raise _fail(where, "allowed_models and blocked_models leave no model to try")
@@ -217,6 +209,7 @@ def validate_settings(values: Mapping[str, Any], where: str = "AutoML") -> dict[
         unhonoured += [f"featurization.{k}" for k in ("transformer_params", "dataset_language",
                                                       "prediction_transform_type") if featurization.get(k)]
     settings["unhonoured"] = sorted(unhonoured)
+    kind.validate_settings(settings, given, where)
     return settings
 
 

@@ -9,6 +9,7 @@ from typing import Any, Callable
 from framework import REQUIRED, DataType, Input, Output, Param, RunContext, StepSpec, hookimpl
 
 from .settings import validate_settings
+from .task_types import task_names
 
 
 def run(context: RunContext, training_data: Any, validation_data: Any = None, **settings: Any) -> None:
@@ -33,7 +34,7 @@ STEP = StepSpec(
             Input("validation_data", DataType.TABULAR, "explicit validation rows", optional=True)],
     outputs=[Output("metrics", DataType.METRICS, "{child_run_id: {metric: [value]}} (TrainingOutput 'Metrics')"),
              Output("model", DataType.MODEL, "pickled fitted scikit-learn Pipeline (TrainingOutput 'Model')")],
-    params=[Param("task", str, REQUIRED, "classification or regression", ("classification", "regression")),
+    params=[Param("task", str, REQUIRED, " or ".join(task_names()), task_names()),
             Param("label_column_name", str, REQUIRED, "the column to predict"),
             Param("primary_metric", str, "accuracy",
                   "metric that ranks child runs; regression default: normalized_root_mean_squared_error"),

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics as M
-from .models import make_estimator, make_scaler
+from .models import make_scaler
+from .task_types import Task, get_task
 
 
 @dataclass
@@ -30,12 +30,19 @@ class FoldData:
     y_min: float
     y_max: float
     seed: int
+    extra: Any = None
+    """What a task needs beyond the matrix (forecasting: the series and their time axis)."""
+
+    @property
+    def kind(self) -> Task:
+        """The task object (``emulator.task_types``)."""
+        return get_task(self.task)
 
 
 def child_pipeline(data: FoldData, spec: dict[str, Any], threads: int) -> Any:
     from sklearn.pipeline import Pipeline
 
-    estimator = make_estimator(data.task, spec["algorithm"], spec["params"], data.seed, threads=threads)
+    estimator = data.kind.make_estimator(spec["algorithm"], spec["params"], data.seed, threads=threads)
     return Pipeline([(spec["preprocessor"], make_scaler(spec["preprocessor"])), (spec["algorithm"], estimator)])
 
 
@@ -48,25 +55,11 @@ def _fit(model: Any, data: FoldData, rows: np.ndarray) -> Any:
 
 def predict(model: Any, X: np.ndarray, data: FoldData) -> np.ndarray:
     """Class probabilities aligned with ``data.classes`` (classification) or a column of values."""
-    if data.task != "classification":
-        return np.asarray(model.predict(X), dtype=float)[:, None]
-    assert data.classes is not None
-    proba = model.predict_proba(X)
-    fitted = list(model.classes_)
-    if fitted == list(data.classes):
-        return proba
-    aligned = np.zeros((len(X), len(data.classes)))
-    for j, cls in enumerate(fitted):
-        aligned[:, list(data.classes).index(cls)] = proba[:, j]
-    return aligned
+    return data.kind.predict(model, X, data)
 
 
 def fold_metrics(data: FoldData, valid: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
-    weights = data.weights[valid] if data.weights is not None else None
-    if data.task == "classification":
-        assert data.classes is not None
-        return M.classification_metrics(data.y[valid], prediction, data.classes, weights)
-    return M.regression_metrics(data.y[valid], prediction[:, 0], data.y_min, data.y_max, weights)
+    return data.kind.fold_metrics(data, valid, prediction)
 
 
 def average(per_fold: list[dict[str, float]]) -> dict[str, float]:
@@ -87,9 +80,11 @@ def cross_validate(data: FoldData, spec: dict[str, Any], threads: int = 1) -> di
     """Fit the child on each split; return fold-averaged metrics and out-of-fold predictions."""
     from threadpoolctl import threadpool_limits
 
+    own = data.kind.cross_validate(data, spec, threads)
+    if own is not None:
+        return own
     started = time.perf_counter()
-    width = len(data.classes) if data.classes is not None else 1
-    oof = np.full((len(data.y), width), np.nan)
+    oof = np.full((len(data.y), data.kind.prediction_width(data)), np.nan)
     per_fold = []
     with threadpool_limits(limits=threads if threads > 0 else None):
         for train, valid in data.splits:
@@ -103,6 +98,9 @@ def refit(data: FoldData, specs: list[dict[str, Any]], threads: int = 1) -> list
     """Fit each child pipeline on all the rows the final model learns from."""
     from threadpoolctl import threadpool_limits
 
+    own = data.kind.refit(data, specs, threads)
+    if own is not None:
+        return own
     with threadpool_limits(limits=threads if threads > 0 else None):
         return [_fit(child_pipeline(data, spec, threads), data, data.fit_rows) for spec in specs]
 

@@ -29,17 +29,44 @@ RENAMED = {"task_type": "task", "enable_ensembling": "enable_voting_ensemble",
 UNSET = {"validation_size": (0, 0.0), "experiment_exit_score": (None,)}
 
 
+# SDK v1 serialises ForecastingParameters as flat settings of a "regression" task with is_timeseries.
+FORECASTING_KEYS = {"time_column_name": "time_column_name", "max_horizon": "forecast_horizon",
+                    "grain_column_names": "time_series_id_column_names", "freq": "freq",
+                    "feature_lags": "feature_lags", "window_size": "target_rolling_window_size",
+                    "seasonality": "seasonality", "use_stl": "use_stl",
+                    "short_series_handling_configuration": "short_series_handling_configuration",
+                    "target_aggregation_function": "target_aggregation_function",
+                    "country_or_region": "country_or_region_for_holidays", "cv_step_size": "cv_step_size",
+                    "drop_column_names": "drop_column_names"}
+TARGET_LAGS_KEY = "_automl_target_col"
+
+
+def forecasting_parameters(submitted: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``ForecastingParameters`` of a submitted forecasting experiment, from its flat settings."""
+    found = {target: submitted[name] for name, target in FORECASTING_KEYS.items() if submitted.get(name) is not None}
+    lags = (submitted.get("lags") or {}).get(TARGET_LAGS_KEY)
+    if lags is not None:
+        found["target_lags"] = lags[0] if isinstance(lags, list) and len(lags) == 1 else lags
+    return found
+
+
 def emulator_settings(submitted: Mapping[str, Any]) -> dict[str, Any]:
     """The emulator's settings from the submitted ones (names it does not know are Azure-side only)."""
     from emulator.settings import ALIASES, DEFAULTS, UNHONOURED
 
+    forecasting = bool(submitted.get("is_timeseries"))
     settings: dict[str, Any] = {}
     for name, value in submitted.items():
         target = RENAMED.get(name, name)
         target = ALIASES.get(target, target)
+        if forecasting and name in FORECASTING_KEYS:
+            continue
         if target not in DEFAULTS or target in UNHONOURED or value is None or value in UNSET.get(name, ()):
             continue
         settings[target] = value
+    if forecasting:
+        settings["task"] = "forecasting"
+        settings["forecasting_parameters"] = forecasting_parameters(submitted)
     return settings
 
 

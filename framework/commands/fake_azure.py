@@ -40,7 +40,10 @@ from ..hookspecs import hookimpl
               help="The SDK you will use (both are served; this picks the endpoint and the hint shown).")
 def fake_azure_command(port: int, config_out: str | None, state_dir: str | None, computes: tuple[str, ...],
                        sdk: str) -> None:
-    """Serve a fake Azure ML workspace on 127.0.0.1 that runs what it is sent, until Ctrl-C."""
+    """Serve an offline Azure ML workspace on 127.0.0.1.
+
+    The fake service runs what it is sent, until Ctrl-C.
+    """
     from emulator.azure_service import FakeAzureML
 
     try:

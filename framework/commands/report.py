@@ -26,11 +26,6 @@ if TYPE_CHECKING:
 
 LOG_TAIL = 60
 MINIMIZE_HINTS = ("error", "loss")
-LEADER_METRICS = {
-    "classification": ["AUC_weighted", "accuracy", "balanced_accuracy", "f1_score_weighted", "log_loss"],
-    "regression": ["normalized_root_mean_squared_error", "r2_score", "spearman_correlation",
-                   "normalized_mean_absolute_error"],
-}
 
 CSS = """
 :root { --fg:#24292f; --muted:#57606a; --line:#d0d7de; --bg:#f6f8fa; --ok:#1a7f37; --bad:#cf222e;
@@ -324,7 +319,7 @@ def _automl_section(lineage: Lineage, summary: AutoMLSummary, plots: bool) -> st
     out.append("<h3 id='leaderboard'>Leaderboard</h3>")
     ranked = summary.ranked()
     if ranked:
-        extra = [m for m in LEADER_METRICS.get(summary.task, []) if m != summary.metric
+        extra = [m for m in _leader_metrics(summary.task) if m != summary.metric
                  and any(m in c["metrics"] for c in ranked)][:4]
         headers = ["rank", "iteration", "pipeline", summary.metric, *extra, "fit time", "status"]
         rows, classes = [], []
@@ -355,10 +350,13 @@ def _automl_section(lineage: Lineage, summary: AutoMLSummary, plots: bool) -> st
         else:
             best = summary.best
             name = f"{best['pipeline']} (iteration {best['iteration']})" if best else evaluation.algorithm
-            out.append(f"<p>{escape(name)}, evaluated with {evaluation.n_splits}-fold "
-                       f"cross-validation of an unfitted copy of the best pipeline on the step's "
-                       f"{evaluation.n_rows} training rows: every point below is a prediction for a row "
-                       f"the model did not see.</p>")
+            if evaluation.intro:  # the task's own evaluation says what it shows
+                out.append(f"<p>{escape(name)}: {escape(evaluation.intro)}</p>")
+            else:
+                out.append(f"<p>{escape(name)}, evaluated with {evaluation.n_splits}-fold "
+                           f"cross-validation of an unfitted copy of the best pipeline on the step's "
+                           f"{evaluation.n_rows} training rows: every point below is a prediction for a row "
+                           f"the model did not see.</p>")
             for note in evaluation.notes:
                 out.append(f"<div class='note'>{escape(note)}</div>")
             out.append(_table(["out-of-fold metric", "value"],
@@ -373,6 +371,16 @@ def _automl_section(lineage: Lineage, summary: AutoMLSummary, plots: bool) -> st
             + "</div>")
     out.append("</section>")
     return "".join(out)
+
+
+def _leader_metrics(task: str) -> tuple[str, ...]:
+    """The task's extra leaderboard columns (none for a task this amlstep does not know)."""
+    from emulator.task_types import get_task
+
+    try:
+        return get_task(task).leader_metrics
+    except KeyError:
+        return ()
 
 
 def _log_tail(workspace: LocalWorkspace, step: RunRecord) -> str | None:
@@ -402,8 +410,10 @@ def write_report(workspace: LocalWorkspace, run_id: str, out: str | Path | None 
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="HTML file to write [default: report-<RUN_ID>.html].")
 @click.option("--no-plots", is_flag=True, help="Skip the best-model plots (faster; no model is re-fitted).")
 def report_command(run_id: str, out: str | None, no_plots: bool) -> None:
-    """Write a self-contained HTML report of pipeline run RUN_ID: graph, steps, parameters,
-    AutoML guardrails and leaderboard, best-model plots, logs. Opens offline in any browser."""
+    """Write an HTML report of a pipeline run.
+
+    One self-contained page for RUN_ID: graph, steps, parameters, AutoML guardrails and
+    leaderboard, best-model plots, logs. Opens offline in any browser."""
     from ..cli import State, fail
 
     state = click.get_current_context().find_object(State)

@@ -14,7 +14,7 @@ import math
 import pickle
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from ..workspace import RunRecord
 from .lineage import Lineage
@@ -47,6 +47,7 @@ class Evaluation:
     metrics: dict[str, float] = field(default_factory=dict)
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    intro: str = ""  # what the evaluation shows, when it is not the out-of-fold cross-validation
 
 
 def _png(fig: Any) -> str:
@@ -121,14 +122,17 @@ def load_model(lineage: Lineage, automl: RunRecord) -> Any:
 
 
 def evaluate(lineage: Lineage, automl: RunRecord) -> Evaluation:
-    """Out-of-fold evaluation of the AutoML step's best model, with its figures."""
+    """Out-of-fold evaluation of the AutoML step's best model, with its figures (the task's own)."""
     import numpy as np
-    from sklearn.base import clone
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+
+    from emulator.task_types import get_task
 
     X, y, settings = load_training(lineage, automl)
     model = load_model(lineage, automl)
-    task = settings.get("task", "classification")
+    try:
+        task = get_task(str(settings.get("task") or "classification"))
+    except KeyError as exc:
+        raise PlotsUnavailable(str(exc).strip("'\"")) from None
     notes = []
     if len(X) > MAX_ROWS:
         rng = np.random.default_rng(SEED)
@@ -137,40 +141,34 @@ def evaluate(lineage: Lineage, automl: RunRecord) -> Evaluation:
         notes.append(f"plots use a random sample of {MAX_ROWS} training rows")
     if settings.get("weight_column_name"):
         notes.append("sample weights are not applied in these plots")
+    return task.report_evaluation(model, X, y, settings, notes)
+
+
+def cross_validated_evaluation(task: Any, model: Any, X: Any, y: Any, settings: Mapping[str, Any],
+                               notes: list[str]) -> Evaluation:
+    """Rows as independent samples: ``cross_val_predict`` of an unfitted clone, the task's figures, importance."""
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_predict
+
     n_splits = int(settings.get("n_cross_validations") or 5)
     algorithm = model.steps[-1][0] if hasattr(model, "steps") else type(model).__name__
-    classification = task == "classification"
-    if classification:
-        if isinstance(y[0], float) and np.all(np.mod(y.astype(float), 1) == 0):
-            y = y.astype(int)
-        classes, counts = np.unique(y, return_counts=True)
-        n_splits = max(2, min(n_splits, int(counts.min())))
-        cv: Any = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=SEED)
-    else:
-        n_splits = max(2, min(n_splits, len(y) // 2))
-        cv = KFold(n_splits=n_splits, shuffle=True, random_state=SEED)
+    y, cv, n_splits = task.report_cv(y, n_splits, SEED)
     estimator = clone(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            if classification:
-                oof = cross_val_predict(estimator, X, y, cv=cv, method="predict_proba")
-            else:
-                oof = cross_val_predict(estimator, X, y.astype(float), cv=cv)
+            oof = cross_val_predict(estimator, X, y, cv=cv, method=task.report_predict_method)
         except Exception as exc:
             raise PlotsUnavailable(f"cross-validating the best pipeline failed: {type(exc).__name__}: {exc}") from None
-    evaluation = Evaluation(task, str(settings.get("label_column_name")), len(X), n_splits, algorithm, notes=notes)
-    if classification:
-        _classification_figures(evaluation, y, oof, classes)
-    else:
-        _regression_figures(evaluation, y.astype(float), oof)
-    importance = _permutation_importance(model, X, y, cv, classification)
+    evaluation = Evaluation(task.name, str(settings.get("label_column_name")), len(X), n_splits, algorithm, notes=notes)
+    task.report_figures(evaluation, y, oof, None)
+    importance = _permutation_importance(model, X, y, cv, task.importance_scoring(y))
     if importance is not None:
         evaluation.figures.append(importance)
     return evaluation
 
 
-def _classification_figures(evaluation: Evaluation, y: Any, proba: Any, classes: Any) -> None:
+def classification_figures(evaluation: Evaluation, y: Any, proba: Any, classes: Any) -> None:
     import numpy as np
     from sklearn import metrics
 
@@ -247,7 +245,7 @@ def _classification_figures(evaluation: Evaluation, y: Any, proba: Any, classes:
                                      "Predicted probability against the observed share, in quantile bins.", _png(fig)))
 
 
-def _regression_figures(evaluation: Evaluation, y: Any, predicted: Any) -> None:
+def regression_figures(evaluation: Evaluation, y: Any, predicted: Any) -> None:
     import numpy as np
     from sklearn import metrics
 
@@ -279,7 +277,7 @@ def _regression_figures(evaluation: Evaluation, y: Any, predicted: Any) -> None:
                                      f"RMSE {evaluation.metrics['root_mean_squared_error']:.4g}.", _png(fig)))
 
 
-def _permutation_importance(model: Any, X: Any, y: Any, cv: Any, classification: bool) -> Figure | None:
+def _permutation_importance(model: Any, X: Any, y: Any, cv: Any, scoring: str) -> Figure | None:
     import numpy as np
     from sklearn.base import clone
     from sklearn.inspection import permutation_importance
@@ -290,10 +288,6 @@ def _permutation_importance(model: Any, X: Any, y: Any, cv: Any, classification:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fitted.fit(X.iloc[train], y[train])
-            if classification:
-                scoring = "roc_auc" if len(np.unique(y)) == 2 else "roc_auc_ovr_weighted"
-            else:
-                scoring = "r2"
             result = permutation_importance(fitted, X.iloc[valid], y[valid], scoring=scoring, n_repeats=5,
                                             random_state=SEED, n_jobs=1)
     except Exception:
@@ -335,3 +329,75 @@ def leaderboard_figure(rows: list[dict[str, Any]], metric: str, minimize: bool) 
     if len(xs) < 15:
         ax.set_xticks(xs)
     return Figure("leaderboard", "Score by iteration", f"{metric} of each child run.", _png(fig))
+
+
+def forecasting_evaluation(model: Any, X: Any, y: Any, settings: Mapping[str, Any], notes: list[str]) -> Evaluation:
+    """The forecaster's own view: history and the next horizon with a 5%-95% band per series, and the
+    rolling-origin cross-validation error by horizon (no refit: the model keeps both)."""
+    import numpy as np
+    import pandas as pd
+
+    if not hasattr(model, "forecast_quantiles"):
+        raise PlotsUnavailable("the best model is not a forecaster (no forecast_quantiles)")
+    t = model.transformer
+    keys = list(t.history)[:6]
+    evaluation = Evaluation("forecasting", str(settings.get("label_column_name")), len(X), t.n_folds,
+                            model.algorithm or "forecaster", notes=list(notes),
+                            intro=f"the next forecast horizon of each series with its 5%-95% band, and the error by "
+                                  f"horizon of its {t.n_folds} rolling-origin cross-validation folds.")
+    if len(t.history) > len(keys):
+        evaluation.notes.append(f"the forecast plot shows {len(keys)} of {len(t.history)} series")
+    future = []
+    for key in keys:
+        block = pd.DataFrame({t.time_column: t.future_times(t.history[key][0][-1], t.horizon)})
+        for column, value in zip(t.id_columns, key):
+            block[column] = value
+        future.append(block)
+    frame = pd.concat(future, ignore_index=True)
+    bands = model.forecast_quantiles(frame, quantiles=[0.05, 0.5, 0.95])
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    columns = 2 if len(keys) > 1 else 1
+    rows = math.ceil(len(keys) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 2.8 * rows), squeeze=False)
+    for index, key in enumerate(keys):
+        ax = axes[index // columns][index % columns]
+        times, values, _ = t.history[key]
+        shown = max(4 * t.horizon, 3 * max(t.seasonality, 1), 24)
+        ax.plot(times[-shown:], values[-shown:], color=BLUE, lw=1.6, label="history")
+        mask = np.ones(len(bands), dtype=bool)
+        for column, value in zip(t.id_columns, key):
+            mask &= (bands[column].astype(str) == str(value)).to_numpy()
+        part = bands[mask]
+        ax.fill_between(part[t.time_column], part[0.05], part[0.95], color=ORANGE, alpha=0.2, label="5%-95%")
+        ax.plot(part[t.time_column], part[0.5], color=ORANGE, lw=1.8, label="forecast")
+        ax.set_title(", ".join(map(str, key)) if key else evaluation.label, fontsize=10, loc="left")
+        ax.grid(alpha=0.25)
+        ax.tick_params(axis="x", labelsize=8, rotation=30)
+        if index == 0:
+            ax.legend(fontsize=8, frameon=False, loc="upper left")
+    for index in range(len(keys), rows * columns):
+        axes[index // columns][index % columns].axis("off")
+    evaluation.figures.append(Figure("forecast", "Forecast",
+                                     f"The last points of each series and the next {t.horizon} periods, with the "
+                                     f"5%-95% band from the cross-validation errors.", _png(fig)))
+    errors = model.cv_error_by_horizon.get("mean_absolute_scaled_error") or []
+    if errors:
+        fig, ax = _axes("Error by horizon", "Horizon (periods after the origin)", "MASE")
+        horizons = list(range(1, len(errors) + 1))
+        ax.bar(horizons, errors, color=BLUE, alpha=0.85)
+        ax.axhline(1.0, ls="--", color=GREY, lw=1, label="in-sample seasonal naive")
+        ax.legend(fontsize=9, frameon=False)
+        if len(horizons) <= 24:
+            ax.set_xticks(horizons)
+        evaluation.figures.append(Figure("error_by_horizon", "Error by horizon",
+                                         f"Mean absolute scaled error of the rolling-origin folds ({t.n_folds} "
+                                         f"origins), by periods ahead.", _png(fig)))
+        evaluation.metrics["mean_absolute_scaled_error"] = float(np.nanmean(errors))
+        mae = model.cv_error_by_horizon.get("mean_absolute_error") or []
+        if mae:
+            evaluation.metrics["mean_absolute_error"] = float(np.nanmean(mae))
+    return evaluation

@@ -112,6 +112,19 @@ def _first_line(exc: BaseException) -> str:
     return text.strip(" :\"',")
 
 
+def azure_forecasting_parameters(value: Any) -> Any:
+    """Azure's ``ForecastingParameters`` for the step's (emulator object, dict, or Azure's own: kept)."""
+    from azureml.automl.core.forecasting_parameters import ForecastingParameters
+
+    if isinstance(value, ForecastingParameters):
+        return value
+    from emulator.forecasting_parameters import PARAMETERS, parameters_of
+
+    given = {k: v for k, v in parameters_of(value).items()
+             if k in PARAMETERS and k != "drop_column_names" and v is not None and v != PARAMETERS[k]}
+    return ForecastingParameters(**given)
+
+
 def _environment(api: Any, plugins: Plugins, binding: StepBinding, resources: Resources) -> tuple[Any, dict[str, Any]]:
     """The step's environment: pinned requirements from the index plus the wheels shipped with it."""
     shipment: Shipment = resources.wheels.shipment(step_distributions(plugins, binding))
@@ -218,6 +231,8 @@ def _automl_step(api: Any, validated: ValidatedPipeline, binding: StepBinding, r
             data[port] = producers[source].as_dataset().parse_delimited_files()
             bindings[port] = f"data:{source}"
     check_automl_budget(binding, settings)
+    if settings.get("forecasting_parameters") is not None:
+        settings["forecasting_parameters"] = azure_forecasting_parameters(settings["forecasting_parameters"])
     compute_target = resources.compute(target)
     # debug_log=None: the SDK would otherwise write automl.log into the current folder at compile time
     config = api.AutoMLConfig(compute_target=compute_target, path=str(SCRIPT_DIR), **{"debug_log": None, **settings},

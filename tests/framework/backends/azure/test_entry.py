@@ -49,10 +49,11 @@ def test_dataprep_runs_from_a_named_input_dataset(titanic_csv, tmp_path):
     code = code_hash(get_plugin_manager().step("dataprep_titanic"))
     args = parse_arguments(["--amlstep-step", "dataprep", "--amlstep-plugin", "dataprep_titanic", "--amlstep-code",
                             code, "--param", "seed", "7", "--dataset", "titanic_ds", "titanic_ds",
-                            "--output", "prepped_data", str(out)])
+                            "--output", "prepped_data", str(out), "--output", "learned", str(out.with_name("learned"))])
     run_step(args, run=run)
     prepped = pd.read_csv(out / "prepped_data.csv")
     assert len(prepped) == 891 and "Age_Group" in prepped.columns
+    assert (out.with_name("learned") / "learned.json").is_file()  # what predict applies travels as a step output
 
 
 def test_register_model_calls_model_register_on_the_runs_workspace(tmp_path, monkeypatch):
@@ -139,7 +140,7 @@ def test_the_script_runs_as_a_script(titanic_csv, tmp_path, workspace):
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, SCRIPT_NAME, "--amlstep-step", "dataprep", "--amlstep-plugin",
                            "dataprep_titanic", "--input", "titanic_ds", str(source), "--output", "prepped_data",
-                           str(out)], cwd=SCRIPT_DIR, capture_output=True, text=True, timeout=120)
+                           str(out), "--output", "learned", str(tmp_path / "learned")], cwd=SCRIPT_DIR, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Prepared 891 rows" in done.stdout
     assert (out / "prepped_data.csv").is_file()

@@ -60,7 +60,7 @@ def test_titanic_plan_matches_the_seed_field_by_field():
     assert (dataprep["name"], dataprep["sdk_class"], dataprep["allow_reuse"]) == (
         "dataprep", "azureml.pipeline.steps.PythonScriptStep", True)
     assert dataprep["inputs"] == ["DatasetConsumptionConfig(titanic_ds <- TabularDataset(titanic_ds))"]
-    assert dataprep["outputs"] == ["OutputFileDatasetConfig(prepped_data)"]
+    assert dataprep["outputs"] == ["OutputFileDatasetConfig(learned)", "OutputFileDatasetConfig(prepped_data)"]
     assert (automl["name"], automl["sdk_class"], automl["allow_reuse"]) == (
         "AutoML_Classification", "azureml.pipeline.steps.AutoMLStep", True)
     settings = automl["automl_config"]["settings"]

@@ -1,0 +1,163 @@
+"""Classification: class probabilities, stratified folds, Azure's classification metrics and models."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .. import metric_names
+from .base import Task
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from ..tasks import FoldData
+
+
+class Classification(Task):
+    name = "classification"
+    primary_metrics = ("accuracy", "AUC_weighted", "average_precision_score_weighted", "norm_macro_recall",
+                       "precision_score_weighted")
+    default_primary_metric = "accuracy"
+    models = ("LogisticRegression", "SGD", "MultinomialNaiveBayes", "BernoulliNaiveBayes", "SVM", "LinearSVM", "KNN",
+              "DecisionTree", "RandomForest", "ExtremeRandomTrees", "LightGBM", "GradientBoosting",
+              "XGBoostClassifier")
+    metrics = metric_names.CLASSIFICATION_METRICS
+    leader_metrics = ("AUC_weighted", "accuracy", "balanced_accuracy", "f1_score_weighted", "log_loss")
+    numeric_label = False
+    report_predict_method = "predict_proba"
+
+    # -- data ------------------------------------------------------------------------------------
+    def encode_labels(self, label: str, y: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
+        import numpy as np
+        import pandas as pd
+
+        from ..engine import AutoMLDataError
+
+        values = y.to_numpy()
+        if pd.api.types.is_float_dtype(y) and np.all(np.mod(values, 1) == 0):
+            values = values.astype(int)
+        classes = np.unique(values)
+        if len(classes) < 2:
+            raise AutoMLDataError(f"label column {label!r} has a single class ({classes[0].item()!r}); classification "
+                                  f"needs at least two")
+        return values, classes
+
+    def stratify(self, y: np.ndarray, n_splits: int) -> bool:
+        import numpy as np
+
+        return int(np.unique(y, return_counts=True)[1].min()) >= n_splits
+
+    def guardrails(self, data: Any) -> list[dict[str, Any]]:
+        import numpy as np
+
+        values, counts = np.unique(data.y, return_counts=True)
+        # Azure alerts when the smallest class has under 20% of the samples of the largest
+        balanced = counts.min() / counts.max() >= 0.2
+        return [{"type": "Class balancing detection", "status": "Passed" if balanced else "Alerted",
+                 "description": ("Your inputs were analyzed, and all classes are balanced in your training "
+                                 "data." if balanced else "Imbalanced classes were detected in your inputs."),
+                 "columns": [f"{v}: {c}" for v, c in zip(values.tolist(), counts.tolist())]}]
+
+    # -- models ----------------------------------------------------------------------------------
+    def make_estimator(self, algorithm: str, params: dict[str, Any], seed: int, threads: int = 1) -> Any:
+        from ..models import classifier
+
+        return classifier(algorithm, params, seed, threads)
+
+    def prediction_width(self, data: FoldData) -> int:
+        assert data.classes is not None
+        return len(data.classes)
+
+    def predict(self, model: Any, X: Any, data: FoldData) -> np.ndarray:
+        """Class probabilities aligned with ``data.classes``."""
+        assert data.classes is not None
+        return _aligned(model.predict_proba(X), model.classes_, data.classes)
+
+    def fold_metrics(self, data: FoldData, valid: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+        from .. import metrics as M
+
+        assert data.classes is not None
+        weights = data.weights[valid] if data.weights is not None else None
+        return M.classification_metrics(data.y[valid], prediction, data.classes, weights)
+
+    def child_artifacts(self, data: FoldData, oof: np.ndarray) -> dict[str, Any]:
+        import numpy as np
+
+        from .. import metrics as M
+
+        assert data.classes is not None
+        rows = np.flatnonzero(np.isfinite(oof).all(axis=1))
+        y, proba = data.y[rows], oof[rows]
+        predicted = data.classes[np.argmax(proba, axis=1)]
+        return {"confusion_matrix": M.confusion_matrix(y, predicted, data.classes),
+                "accuracy_table": M.accuracy_table(y, proba, data.classes)}
+
+    # -- ensembles -------------------------------------------------------------------------------
+    def meta_learner(self, seed: int) -> Any:
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
+
+    def meta_features(self, predictions: Sequence[np.ndarray]) -> np.ndarray:
+        """Class probabilities side by side, one column less per model for binary problems."""
+        import numpy as np
+
+        return np.hstack([p[:, 1:] if p.shape[1] == 2 else p for p in predictions])
+
+    def voting_ensemble(self, named: list[tuple[str, Any]], weights: list[float], data: FoldData) -> tuple[str, Any]:
+        from ..ensemble import PreFittedSoftVotingClassifier
+
+        return "prefittedsoftvotingclassifier", PreFittedSoftVotingClassifier(named, weights, data.classes)
+
+    def stack_ensemble(self, named: list[tuple[str, Any]], meta: Any, data: FoldData) -> tuple[str, Any]:
+        from ..ensemble import StackEnsembleClassifier
+
+        return "stackensembleclassifier", StackEnsembleClassifier(named, meta, data.classes)
+
+    # -- predict and report ----------------------------------------------------------------------
+    def prediction_columns(self, model: Any, features: pd.DataFrame, label: str) -> dict[str, Any]:
+        import numpy as np
+
+        columns: dict[str, Any] = {f"predicted_{label}": np.asarray(model.predict(features))}
+        if hasattr(model, "predict_proba"):
+            proba = model.predict_proba(features)
+            classes = list(getattr(model, "classes_", range(proba.shape[1])))
+            for j, cls in enumerate(classes):
+                columns[f"proba_{cls}"] = np.round(proba[:, j], 6)
+        return columns
+
+    def report_cv(self, y: np.ndarray, n_splits: int, seed: int) -> tuple[np.ndarray, Any, int]:
+        import numpy as np
+        from sklearn.model_selection import StratifiedKFold
+
+        if isinstance(y[0], float) and np.all(np.mod(y.astype(float), 1) == 0):
+            y = y.astype(int)
+        counts = np.unique(y, return_counts=True)[1]
+        n_splits = max(2, min(n_splits, int(counts.min())))
+        return y, StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed), n_splits
+
+    def report_figures(self, evaluation: Any, y: np.ndarray, oof: np.ndarray, classes: Any) -> None:
+        import numpy as np
+
+        from framework.commands.report_plots import classification_figures
+
+        classification_figures(evaluation, y, oof, np.unique(y))
+
+    def importance_scoring(self, y: np.ndarray) -> str:
+        import numpy as np
+
+        return "roc_auc" if len(np.unique(y)) == 2 else "roc_auc_ovr_weighted"
+
+
+def _aligned(proba: np.ndarray, fitted: Any, classes: np.ndarray) -> np.ndarray:
+    """``proba``'s columns (in ``fitted`` class order) re-ordered to ``classes``, zeros for absent classes."""
+    import numpy as np
+
+    fitted = list(fitted)
+    if fitted == list(classes):
+        return proba
+    aligned = np.zeros((proba.shape[0], len(classes)))
+    for j, cls in enumerate(fitted):
+        aligned[:, list(classes).index(cls)] = proba[:, j]
+    return aligned
