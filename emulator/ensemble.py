@@ -113,7 +113,57 @@ def score_all(data: FoldData, prediction: np.ndarray) -> dict[str, float]:
 
 
 # -- the fitted ensembles (last step of the model pipeline) -----------------------------------------
-class PreFittedSoftVotingClassifier(ClassifierMixin, BaseEstimator):
+# The engine builds them from members it already fitted (``assemble``); ``clone()`` + ``fit()`` refits
+# them from scratch, and that refit does not depend on the order of the rows: the StackEnsemble's
+# internal folds are shuffled (seeded by ``random_state``) and stratified for classification. Azure's
+# own StackEnsemble uses ``StratifiedKFold(training_cv_folds)`` without shuffling, which on a table
+# sorted by a column trains the meta-learner on predictions for rows outside each fold model's range.
+class _Ensemble(BaseEstimator):
+    """What both ensembles share: fitted when their members are, refitted on clones of them."""
+
+    def _base(self) -> list[tuple[str, Any]]:
+        """The members as given (fitted when the engine assembled the ensemble, unfitted after ``clone``)."""
+        raise NotImplementedError
+
+    def _given(self) -> list[Any]:
+        """Every estimator given to ``__init__`` that must be fitted before ``predict`` without ``fit``."""
+        return [e for _, e in self._base()]
+
+    def __sklearn_is_fitted__(self) -> bool:
+        if hasattr(self, "fitted_"):
+            return True
+        given = self._given()
+        return bool(given) and all(_is_fitted(e) for e in given)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Models pickled before ``training_cv_folds`` and ``random_state`` existed load with their defaults."""
+        if "base_learners" in state:
+            state.setdefault("training_cv_folds", 5)
+            state.setdefault("random_state", 0)
+        super().__setstate__(state)
+
+    def _fitted_members(self) -> list[tuple[str, Any]]:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+        return getattr(self, "fitted_", None) or list(self._base())
+
+
+class _EnsembleClassifier(ClassifierMixin, _Ensemble):
+    classes: Any
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The classes seen by ``fit``, else the ones the ensemble was assembled with."""
+        fitted = self.__dict__.get("_fit_classes")
+        return np.asarray(self.classes if fitted is None else fitted)
+
+    def predict(self, X: Any) -> np.ndarray:
+        proba = self.predict_proba(X)  # type: ignore[attr-defined]
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+class PreFittedSoftVotingClassifier(_EnsembleClassifier):
     """Weighted average of fitted pipelines' class probabilities (Azure's VotingEnsemble)."""
 
     def __init__(self, estimators: list[tuple[str, Any]], weights: list[float], classes: Any = None) -> None:
@@ -121,122 +171,223 @@ class PreFittedSoftVotingClassifier(ClassifierMixin, BaseEstimator):
         self.weights = weights
         self.classes = classes
 
+    def _base(self) -> list[tuple[str, Any]]:
+        return list(self.estimators)
+
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> PreFittedSoftVotingClassifier:
         """Refit every member on ``X``, ``y`` (the weights stay): what ``clone`` + ``fit`` expect."""
+        X, y = _checked(self, X, y)
+        self._fit_classes = np.unique(y)
         self.fitted_ = [(name, _refit(e, X, y, sample_weight)) for name, e in self.estimators]
-        self.classes = np.unique(y)
         return self
 
-    @property
-    def classes_(self) -> np.ndarray:
-        return np.asarray(self.classes)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
     def predict_proba(self, X: Any) -> np.ndarray:
-        members = getattr(self, "fitted_", self.estimators)
+        members = self._fitted_members()
+        X = _rows_checked(self, X)
         total = sum(w * _proba(e, X, self.classes_) for (_, e), w in zip(members, self.weights))
         assert isinstance(total, np.ndarray)
         return total / float(sum(self.weights))
 
-    def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
-
-class PreFittedSoftVotingRegressor(RegressorMixin, BaseEstimator):
+class PreFittedSoftVotingRegressor(RegressorMixin, _Ensemble):
     """Weighted average of fitted pipelines' predictions (Azure's VotingEnsemble for regression)."""
 
     def __init__(self, estimators: list[tuple[str, Any]], weights: list[float]) -> None:
         self.estimators = estimators
         self.weights = weights
 
+    def _base(self) -> list[tuple[str, Any]]:
+        return list(self.estimators)
+
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> PreFittedSoftVotingRegressor:
+        """Refit every member on ``X``, ``y`` (the weights stay)."""
+        X, y = _checked(self, X, y)
         self.fitted_ = [(name, _refit(e, X, y, sample_weight)) for name, e in self.estimators]
         return self
 
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
     def predict(self, X: Any) -> np.ndarray:
-        members = getattr(self, "fitted_", self.estimators)
+        members = self._fitted_members()
+        X = _rows_checked(self, X)
         total = sum(w * np.asarray(e.predict(X), dtype=float) for (_, e), w in zip(members, self.weights))
         assert isinstance(total, np.ndarray)
         return total / float(sum(self.weights))
 
 
-class StackEnsembleClassifier(ClassifierMixin, BaseEstimator):
-    """Fitted base pipelines and a meta-learner over their probabilities (Azure's StackEnsemble)."""
+class StackEnsembleClassifier(_EnsembleClassifier):
+    """Fitted base pipelines and a meta-learner over their probabilities (Azure's StackEnsemble).
 
-    def __init__(self, base_learners: list[tuple[str, Any]], meta_learner: Any, classes: Any = None) -> None:
+    ``fit`` refits it as Azure's does: the meta-learner learns from the base learners' predictions
+    over ``training_cv_folds`` folds, then the base learners are refitted on every row. The folds
+    are stratified and shuffled with ``random_state``, so the result does not depend on row order.
+    """
+
+    def __init__(self, base_learners: list[tuple[str, Any]], meta_learner: Any, classes: Any = None,
+                 training_cv_folds: int = 5, random_state: int | None = 0) -> None:
         self.base_learners = base_learners
         self.meta_learner = meta_learner
         self.classes = classes
+        self.training_cv_folds = training_cv_folds
+        self.random_state = random_state
+
+    def _base(self) -> list[tuple[str, Any]]:
+        return list(self.base_learners)
+
+    def _given(self) -> list[Any]:
+        return [e for _, e in self.base_learners] + [self.meta_learner]
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> StackEnsembleClassifier:
-        """Refit the base learners on all rows and the meta-learner on their 3-fold predictions."""
+        """Refit the meta-learner on the base learners' out-of-fold probabilities, then the base learners."""
         from sklearn.base import clone
-        from sklearn.model_selection import cross_val_predict
 
-        self.classes = np.unique(y)
-        oof = [cross_val_predict(clone(e), X, y, cv=3, method="predict_proba") for _, e in self.base_learners]
+        X, y = _checked(self, X, y)
+        classes, counts = np.unique(y, return_counts=True)
+        self._fit_classes = classes
+        splits = _folds(y, self.training_cv_folds, self.random_state, stratify=int(counts.min()))
+        oof = [_out_of_fold(e, X, y, sample_weight, splits, lambda m, rows: _proba(m, rows, classes))
+               for _, e in self.base_learners]
         self.meta_ = clone(self.meta_learner).fit(meta_features("classification", oof), y)
         self.fitted_ = [(name, _refit(e, X, y, sample_weight)) for name, e in self.base_learners]
         return self
 
-    @property
-    def classes_(self) -> np.ndarray:
-        return np.asarray(self.classes)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
     def predict_proba(self, X: Any) -> np.ndarray:
-        members = getattr(self, "fitted_", self.base_learners)
+        members = self._fitted_members()
+        X = _rows_checked(self, X)
         meta = getattr(self, "meta_", self.meta_learner)
         features = meta_features("classification", [_proba(e, X, self.classes_) for _, e in members])
-        proba = meta.predict_proba(features)
-        aligned = np.zeros((len(features), len(self.classes_)))
-        for j, cls in enumerate(meta.classes_):
-            aligned[:, list(self.classes_).index(cls)] = proba[:, j]
-        return aligned
-
-    def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        return _proba(meta, features, self.classes_)
 
 
-class StackEnsembleRegressor(RegressorMixin, BaseEstimator):
-    """Fitted base pipelines and a meta-learner over their predictions (Azure's StackEnsemble)."""
+class StackEnsembleRegressor(RegressorMixin, _Ensemble):
+    """Fitted base pipelines and a meta-learner over their predictions (Azure's StackEnsemble).
 
-    def __init__(self, base_learners: list[tuple[str, Any]], meta_learner: Any) -> None:
+    ``fit`` works as the classifier's, with shuffled (unstratified) folds.
+    """
+
+    def __init__(self, base_learners: list[tuple[str, Any]], meta_learner: Any, training_cv_folds: int = 5,
+                 random_state: int | None = 0) -> None:
         self.base_learners = base_learners
         self.meta_learner = meta_learner
+        self.training_cv_folds = training_cv_folds
+        self.random_state = random_state
+
+    def _base(self) -> list[tuple[str, Any]]:
+        return list(self.base_learners)
+
+    def _given(self) -> list[Any]:
+        return [e for _, e in self.base_learners] + [self.meta_learner]
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> StackEnsembleRegressor:
+        """Refit the meta-learner on the base learners' out-of-fold predictions, then the base learners."""
         from sklearn.base import clone
-        from sklearn.model_selection import cross_val_predict
 
-        oof = [np.asarray(cross_val_predict(clone(e), X, y, cv=3), dtype=float)[:, None] for _, e in self.base_learners]
+        X, y = _checked(self, X, y)
+        y = np.asarray(y, dtype=float)
+        splits = _folds(y, self.training_cv_folds, self.random_state, stratify=0)
+        oof = [_out_of_fold(e, X, y, sample_weight, splits,
+                            lambda m, rows: np.asarray(m.predict(rows), dtype=float).reshape(-1, 1))
+               for _, e in self.base_learners]
         self.meta_ = clone(self.meta_learner).fit(meta_features("regression", oof), y)
         self.fitted_ = [(name, _refit(e, X, y, sample_weight)) for name, e in self.base_learners]
         return self
 
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
     def predict(self, X: Any) -> np.ndarray:
-        members = getattr(self, "fitted_", self.base_learners)
+        members = self._fitted_members()
+        X = _rows_checked(self, X)
         meta = getattr(self, "meta_", self.meta_learner)
-        features = meta_features("regression", [np.asarray(e.predict(X), dtype=float)[:, None] for _, e in members])
-        return meta.predict(features)
+        features = meta_features("regression", [np.asarray(e.predict(X), dtype=float).reshape(-1, 1)
+                                                for _, e in members])
+        return np.asarray(meta.predict(features), dtype=float)
+
+
+def _folds(y: np.ndarray, n_splits: int, seed: int | None, *, stratify: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The StackEnsemble's internal folds, shuffled; stratified when ``stratify`` (the smallest class's
+    row count, 0 for regression) leaves a row of every class in each fold (the engine's rule)."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    n_rows = len(y)
+    n_splits = max(2, min(int(n_splits), n_rows))
+    if stratify >= n_splits:
+        return list(StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(n_rows), y))
+    return list(KFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(n_rows)))
+
+
+def _out_of_fold(estimator: Any, X: Any, y: np.ndarray, sample_weight: Any, splits: list[tuple[np.ndarray, np.ndarray]],
+                 predict: Any) -> np.ndarray:
+    """Predictions for every row by a clone of ``estimator`` fitted without the row's fold."""
+    out: np.ndarray | None = None
+    for train, valid in splits:
+        weights = None if sample_weight is None else np.asarray(sample_weight)[train]
+        model = _refit(estimator, _rows(X, train), y[train], weights)
+        prediction = predict(model, _rows(X, valid))
+        if out is None:
+            out = np.zeros((len(y), prediction.shape[1]))
+        out[valid] = prediction
+    assert out is not None
+    return out
+
+
+def _rows(X: Any, index: np.ndarray) -> Any:
+    return X.iloc[index] if hasattr(X, "iloc") else X[index]
+
+
+def _checked(estimator: Any, X: Any, y: Any) -> tuple[Any, np.ndarray]:
+    """``fit``'s inputs validated as scikit-learn does (frames stay frames: the members may be whole pipelines)."""
+    from sklearn.utils.validation import check_array, check_X_y
+
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None")
+    if hasattr(X, "iloc"):
+        y = np.asarray(y)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+        estimator.n_features_in_ = X.shape[1]
+    else:
+        X, y = check_X_y(X, y, ensure_all_finite=False, y_numeric=isinstance(estimator, RegressorMixin))
+        estimator.n_features_in_ = X.shape[1]
+    if isinstance(estimator, ClassifierMixin):
+        from sklearn.utils.multiclass import check_classification_targets
+
+        check_classification_targets(y)
+    return X, y
+
+
+def _rows_checked(estimator: Any, X: Any) -> Any:
+    """``predict``'s input: an array with the columns ``fit`` saw (frames go to the members as they are)."""
+    from sklearn.utils.validation import check_array
+
+    if hasattr(X, "iloc"):
+        return X
+    X = check_array(X, ensure_all_finite=False)
+    expected = getattr(estimator, "n_features_in_", None)
+    if expected is not None and X.shape[1] != expected:
+        raise ValueError(f"X has {X.shape[1]} features, but {type(estimator).__name__} is expecting "
+                         f"{expected} features as input")
+    return X
+
+
+def _is_fitted(estimator: Any) -> bool:
+    """Whether a member is fitted (anything without ``fit`` is taken as given, i.e. fitted)."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    except TypeError:  # not a scikit-learn estimator: nothing to fit
+        return True
+    return True
 
 
 def _refit(estimator: Any, X: Any, y: Any, sample_weight: Any) -> Any:
     from sklearn.base import clone
+    from sklearn.utils.validation import has_fit_parameter
 
     fresh = clone(estimator)
     if sample_weight is not None and hasattr(fresh, "steps"):
         return fresh.fit(X, y, **{f"{fresh.steps[-1][0]}__sample_weight": sample_weight})
+    if sample_weight is not None and has_fit_parameter(fresh, "sample_weight"):
+        return fresh.fit(X, y, sample_weight=sample_weight)
     return fresh.fit(X, y)
 
 

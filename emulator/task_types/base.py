@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 
     from ..tasks import FoldData
 
+#: The artifact of a child run holding its validation predictions (``Task.validation_predictions``).
+VALIDATION_PREDICTIONS = "outputs/validation_predictions.csv"
+#: Its columns before the task's prediction columns (``weight`` only with a weight column).
+PREDICTION_KEYS = ("row", "fold", "y_true", "weight")
+
 
 class Task:
     """One Automated ML task: its settings, data rules, models, metrics, ensembles, guardrails and plots.
@@ -41,6 +46,9 @@ class Task:
     numeric_label: bool = True
     #: Extra AutoMLConfig settings this task accepts, name -> default (forecasting's parameters).
     extra_settings: Mapping[str, Any] = {}
+    #: ``amlstep report`` draws the best child's kept validation predictions (``report_figures``) instead of
+    #: calling ``report_evaluation`` (which may refit the model).
+    reads_validation_predictions: bool = False
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
@@ -80,10 +88,15 @@ class Task:
         from ..featurize import AutoFeaturizer
 
         try:
-            return AutoFeaturizer(settings.get("featurization", "auto")).fit(data.X.iloc[: data.n_train],
-                                                                           data.y[: data.n_train])
+            featurizer = AutoFeaturizer(settings.get("featurization", "auto"), self.target_type(data.y[: data.n_train]))
+            return featurizer.fit(data.X.iloc[: data.n_train], data.y[: data.n_train])
         except ValueError as exc:  # a column the featurization cannot use: before any child runs
             raise AutoMLDataError(str(exc)) from None
+
+    def target_type(self, y: np.ndarray) -> str | None:
+        """What Azure's ``CatTargetEncoder`` encodes for this task's labels (scikit-learn's ``TargetEncoder``
+        target type: ``binary``, ``multiclass``, ``continuous``), or None for no target encoding."""
+        return None
 
     def fold_data(self, settings: Mapping[str, Any], data: Any, featurizer: Any) -> FoldData:
         """What every child of the experiment is fitted and scored on."""
@@ -92,8 +105,9 @@ class Task:
         from ..tasks import FoldData
 
         fit_rows = np.arange(len(data.y)) if data.training_type == "MeanCrossValidation" else np.arange(data.n_train)
-        return FoldData(self.name, featurizer.transform(data.X), data.y, data.weights, data.splits, fit_rows,
-                        data.classes, data.y_min, data.y_max, int(settings.get("random_state", 0) or 0))
+        X = featurizer.training_matrix(data.X, data.n_train)
+        return FoldData(self.name, X, data.y, data.weights, data.splits, fit_rows, data.classes, data.y_min, data.y_max,
+                        int(settings.get("random_state", 0) or 0))
 
     def guardrails(self, data: Any) -> list[dict[str, Any]]:
         """Checks of this task added to the common data guardrails (Azure's form)."""
@@ -110,6 +124,10 @@ class Task:
         from ..models import WARM_START
 
         return WARM_START[self.name]
+
+    def portfolio(self, data: FoldData | None) -> list[tuple[str, str, dict[str, Any]]]:
+        """The first children of an experiment on ``data`` (default: ``warm_start``, whatever the data)."""
+        return self.warm_start
 
     def make_estimator(self, algorithm: str, params: dict[str, Any], seed: int, threads: int = 1) -> Any:
         """A fresh estimator for Azure's ``algorithm`` name."""
@@ -148,6 +166,38 @@ class Task:
     def child_artifacts(self, data: FoldData, oof: np.ndarray) -> dict[str, Any]:
         """JSON artifacts a completed child keeps (Azure's ``confusion_matrix``...), from its out-of-fold predictions."""
         return {}
+
+    # -- validation predictions a run keeps (what ``amlstep report`` reads) ----------------------
+    def prediction_names(self, data: FoldData) -> list[str]:
+        """Names of the columns of ``predict``'s output in the kept validation predictions."""
+        return ["predicted"]
+
+    def validation_predictions(self, data: FoldData, oof: np.ndarray) -> pd.DataFrame:
+        """A completed child's validation predictions as a table: one row per training row a fold model predicted.
+
+        Columns: ``row`` (the row's position among the training rows with a label, validation data after),
+        ``fold`` (the split whose model predicted it), ``y_true``, ``weight`` (with a weight column), then
+        ``prediction_names``. Azure computes a child's charts from these; the run keeps them for
+        the best child and the ensembles (``VALIDATION_PREDICTIONS``).
+        """
+        import numpy as np
+        import pandas as pd
+
+        fold = np.full(len(data.y), -1)
+        for k, (_, valid) in enumerate(data.splits):
+            fold[valid] = k
+        rows = np.flatnonzero(np.isfinite(oof).all(axis=1) & (fold >= 0))
+        frame = pd.DataFrame({"row": rows, "fold": fold[rows], "y_true": data.y[rows]})
+        if data.weights is not None:
+            frame["weight"] = data.weights[rows]
+        for j, name in enumerate(self.prediction_names(data)):
+            frame[name] = oof[rows, j]
+        return frame
+
+    def read_validation_predictions(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(y_true, predictions, classes)`` from a kept table (the inverse of ``validation_predictions``)."""
+        names = [c for c in frame.columns if c not in PREDICTION_KEYS]
+        return frame["y_true"].to_numpy(dtype=float), frame[names].to_numpy(dtype=float), None
 
     # -- ensembles -------------------------------------------------------------------------------
     def meta_learner(self, seed: int) -> Any:
@@ -201,6 +251,14 @@ class Task:
     def report_figures(self, evaluation: Any, y: np.ndarray, oof: np.ndarray, classes: Any) -> None:
         """Add this task's metrics and figures to the report's ``evaluation``."""
 
-    def importance_scoring(self, y: np.ndarray) -> str:
-        """The scikit-learn scorer the report's permutation importance uses."""
-        return "r2"
+    def report_predict(self, model: Any, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """A fitted model's predictions for raw rows ``X`` as the metrics take them (2-D), and the classes."""
+        import numpy as np
+
+        return np.asarray(model.predict(X), dtype=float).reshape(len(X), -1), None
+
+    def report_labels(self, y: np.ndarray) -> np.ndarray:
+        """Training labels read back from the data, as the model learned them."""
+        import numpy as np
+
+        return np.asarray(y, dtype=float)

@@ -25,6 +25,7 @@ class Classification(Task):
     metrics = metric_names.CLASSIFICATION_METRICS
     leader_metrics = ("AUC_weighted", "accuracy", "balanced_accuracy", "f1_score_weighted", "log_loss")
     numeric_label = False
+    reads_validation_predictions = True
     report_predict_method = "predict_proba"
 
     # -- data ------------------------------------------------------------------------------------
@@ -43,6 +44,11 @@ class Classification(Task):
                                   f"needs at least two")
         return values, classes
 
+    def target_type(self, y: np.ndarray) -> str | None:
+        import numpy as np
+
+        return "binary" if len(np.unique(y)) == 2 else "multiclass"
+
     def stratify(self, y: np.ndarray, n_splits: int) -> bool:
         import numpy as np
 
@@ -60,6 +66,19 @@ class Classification(Task):
                  "columns": [f"{v}: {c}" for v, c in zip(values.tolist(), counts.tolist())]}]
 
     # -- models ----------------------------------------------------------------------------------
+    def portfolio(self, data: FoldData | None) -> list[tuple[str, str, dict[str, Any]]]:
+        """``warm_start``; with more than two classes the boosted children take fewer, larger steps.
+
+        Boosting grows one tree per class and round, so k classes cost k/2 times a binary model: the
+        first children keep a binary model's time by ``n_estimators * 2/k`` rounds (at least 50) at a
+        learning rate raised as much (at most 0.3)."""
+        children = self.warm_start
+        k = len(data.classes) if data is not None and data.classes is not None else 2
+        if k <= 2:
+            return children
+        boosted = ("LightGBM", "XGBoostClassifier", "GradientBoosting")
+        return [(p, a, _fewer_rounds(params, k) if a in boosted else params) for p, a, params in children]
+
     def make_estimator(self, algorithm: str, params: dict[str, Any], seed: int, threads: int = 1) -> Any:
         from ..models import classifier
 
@@ -93,6 +112,18 @@ class Classification(Task):
         return {"confusion_matrix": M.confusion_matrix(y, predicted, data.classes),
                 "accuracy_table": M.accuracy_table(y, proba, data.classes)}
 
+    def prediction_names(self, data: FoldData) -> list[str]:
+        assert data.classes is not None
+        return [f"proba_{c}" for c in data.classes]
+
+    def read_validation_predictions(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Labels as text (``y_true`` is read with ``dtype=str``), classes from the ``proba_<class>`` headers."""
+        import numpy as np
+
+        names = [c for c in frame.columns if c.startswith("proba_")]
+        classes = np.array([c[len("proba_"):] for c in names], dtype=object)
+        return frame["y_true"].astype(str).to_numpy(dtype=object), frame[names].to_numpy(dtype=float), classes
+
     # -- ensembles -------------------------------------------------------------------------------
     def meta_learner(self, seed: int) -> Any:
         from sklearn.linear_model import LogisticRegression
@@ -113,7 +144,8 @@ class Classification(Task):
     def stack_ensemble(self, named: list[tuple[str, Any]], meta: Any, data: FoldData) -> tuple[str, Any]:
         from ..ensemble import StackEnsembleClassifier
 
-        return "stackensembleclassifier", StackEnsembleClassifier(named, meta, data.classes)
+        return "stackensembleclassifier", StackEnsembleClassifier(named, meta, data.classes,
+                                                                    random_state=data.seed)
 
     # -- predict and report ----------------------------------------------------------------------
     def prediction_columns(self, model: Any, features: pd.DataFrame, label: str) -> dict[str, Any]:
@@ -127,12 +159,24 @@ class Classification(Task):
                 columns[f"proba_{cls}"] = np.round(proba[:, j], 6)
         return columns
 
+    def report_labels(self, y: np.ndarray) -> np.ndarray:
+        """Whole-number float labels as integers, as ``encode_labels`` gave them to the models."""
+        import numpy as np
+
+        if len(y) and isinstance(y[0], float) and np.all(np.mod(y.astype(float), 1) == 0):
+            return y.astype(int)
+        return y
+
+    def report_predict(self, model: Any, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        import numpy as np
+
+        return model.predict_proba(X), np.asarray(model.classes_)
+
     def report_cv(self, y: np.ndarray, n_splits: int, seed: int) -> tuple[np.ndarray, Any, int]:
         import numpy as np
         from sklearn.model_selection import StratifiedKFold
 
-        if isinstance(y[0], float) and np.all(np.mod(y.astype(float), 1) == 0):
-            y = y.astype(int)
+        y = self.report_labels(y)
         counts = np.unique(y, return_counts=True)[1]
         n_splits = max(2, min(n_splits, int(counts.min())))
         return y, StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed), n_splits
@@ -142,12 +186,16 @@ class Classification(Task):
 
         from framework.commands.report_plots import classification_figures
 
-        classification_figures(evaluation, y, oof, np.unique(y))
+        classification_figures(evaluation, y, oof, np.unique(y) if classes is None else classes)
 
-    def importance_scoring(self, y: np.ndarray) -> str:
-        import numpy as np
 
-        return "roc_auc" if len(np.unique(y)) == 2 else "roc_auc_ovr_weighted"
+def _fewer_rounds(params: dict[str, Any], k: int) -> dict[str, Any]:
+    rounds = int(params.get("n_estimators", 100))
+    fewer = max(50, round(rounds * 2 / k))
+    if fewer >= rounds:
+        return params
+    rate = float(params.get("learning_rate", 0.1))
+    return {**params, "n_estimators": fewer, "learning_rate": min(0.3, rate * rounds / fewer)}
 
 
 def _aligned(proba: np.ndarray, fitted: Any, classes: np.ndarray) -> np.ndarray:

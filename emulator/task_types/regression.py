@@ -24,6 +24,7 @@ class Regression(Task):
     metrics = metric_names.REGRESSION_METRICS
     leader_metrics = ("normalized_root_mean_squared_error", "r2_score", "spearman_correlation",
                       "normalized_mean_absolute_error")
+    reads_validation_predictions = True
 
     def encode_labels(self, label: str, y: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
         import pandas as pd
@@ -36,6 +37,9 @@ class Regression(Task):
             raise AutoMLDataError(f"label column {label!r} must be numeric for {self.name}; found values like "
                                   f"{', '.join(map(repr, bad))}")
         return numeric.to_numpy(dtype=float), None
+
+    def target_type(self, y: np.ndarray) -> str | None:
+        return "continuous"
 
     def label_range(self, y: np.ndarray, n_train: int) -> tuple[float, float]:
         import numpy as np
@@ -66,7 +70,7 @@ class Regression(Task):
     def stack_ensemble(self, named: list[tuple[str, Any]], meta: Any, data: FoldData) -> tuple[str, Any]:
         from ..ensemble import StackEnsembleRegressor
 
-        return "stackensembleregressor", StackEnsembleRegressor(named, meta)
+        return "stackensembleregressor", StackEnsembleRegressor(named, meta, random_state=data.seed)
 
     def report_cv(self, y: np.ndarray, n_splits: int, seed: int) -> tuple[np.ndarray, Any, int]:
         from sklearn.model_selection import KFold

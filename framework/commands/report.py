@@ -23,6 +23,7 @@ from ..hookspecs import hookimpl
 if TYPE_CHECKING:
     from ..workspace import LocalWorkspace, RunRecord
     from .lineage import Lineage
+    from .report_plots import Progress
 
 LOG_TAIL = 60
 MINIMIZE_HINTS = ("error", "loss")
@@ -71,6 +72,7 @@ pre { background:var(--bg); border:1px solid var(--line); border-radius:6px; pad
       font-size:12px; line-height:1.4; max-height:420px; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size:12.5px; }
 .note { background:#fff8c5; border:1px solid #d4a72c66; border-radius:6px; padding:8px 12px; margin:8px 0; }
+code.params { font-size:11.5px; color:var(--muted); white-space:normal; word-break:break-word; }
 footer { color:var(--muted); font-size:12px; padding:16px 32px; border-top:1px solid var(--line); }
 """
 
@@ -122,6 +124,30 @@ def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None =
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _spec_params(spec: Any) -> dict[str, Any]:
+    """A child's hyperparameters from its ``pipeline_spec`` property (JSON), or {}."""
+    import json
+
+    try:
+        params = json.loads(spec).get("params") if isinstance(spec, str) else None
+    except (ValueError, AttributeError):
+        return {}
+    return params if isinstance(params, dict) else {}
+
+
+def _hyperparameters(params: dict[str, Any]) -> str:
+    """``name=value`` pairs, numbers to 4 significant digits (ensembles: their members, shown apart)."""
+    shown = []
+    for name, value in sorted(params.items()):
+        if name in ("ensembled_iterations", "ensemble_weights"):
+            continue
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        shown.append(f"{name}={text}")
+    if "ensembled_iterations" in params:
+        shown.insert(0, "iterations " + ", ".join(map(str, params["ensembled_iterations"])))
+    return ", ".join(shown) or "defaults"
+
+
 class AutoMLSummary:
     """One AutoML step's record: guardrails, child runs ranked, best child."""
 
@@ -136,6 +162,7 @@ class AutoMLSummary:
         self.best_id = props.get("best_child_run_id")
         self.training_type = props.get("training_type")
         self.unhonoured = props.get("unhonoured_settings") or []
+        self.featurization = [f for f in props.get("featurization") or [] if isinstance(f, dict)]
         self.children: list[dict[str, Any]] = []
         goal = ""
         for child in ws.get_children(self.origin.id):
@@ -148,6 +175,7 @@ class AutoMLSummary:
                 "status": child.status, "error": child.error, "metrics": metrics,
                 "score": _number(metrics.get(self.metric, child.properties.get("score"))),
                 "fit_time": _number(child.properties.get("fit_time")) if child.properties.get("fit_time") else child.duration,
+                "params": _spec_params(child.properties.get("pipeline_spec")),
             })
         self.minimize = goal.endswith("_min") if goal else any(h in self.metric for h in MINIMIZE_HINTS)
 
@@ -169,8 +197,12 @@ class AutoMLSummary:
         return ranked[0] if ranked else None
 
 
-def build_report(workspace: LocalWorkspace, run_id: str, *, plots: bool = True) -> str:
-    """The HTML report of pipeline run ``run_id`` (a unique prefix works) as a string."""
+def build_report(workspace: LocalWorkspace, run_id: str, *, plots: bool = True, progress: Progress | None = None) -> str:
+    """The HTML report of pipeline run ``run_id`` (a unique prefix works) as a string.
+
+    ``progress(what, done, total)`` hears how far the slow parts are (feature importance, or a refit for
+    runs that kept no validation predictions).
+    """
     from .lineage import Lineage
     from .report_graph import render_svg
 
@@ -252,7 +284,7 @@ def build_report(workspace: LocalWorkspace, run_id: str, *, plots: bool = True) 
 
     # AutoML
     for summary in automl:
-        out.append(_automl_section(lineage, summary, plots))
+        out.append(_automl_section(lineage, summary, plots, progress))
 
     # outputs and models
     out.append("<section id='outputs'><h2>Outputs</h2>")
@@ -289,7 +321,7 @@ def build_report(workspace: LocalWorkspace, run_id: str, *, plots: bool = True) 
     return "".join(out)
 
 
-def _automl_section(lineage: Lineage, summary: AutoMLSummary, plots: bool) -> str:
+def _automl_section(lineage: Lineage, summary: AutoMLSummary, plots: bool, progress: Progress | None = None) -> str:
     from .report_plots import PlotsUnavailable, evaluate, leaderboard_figure
 
     step = summary.step
@@ -315,23 +347,26 @@ def _automl_section(lineage: Lineage, summary: AutoMLSummary, plots: bool) -> st
                             escape(", ".join(map(str, g.get("columns") or [])))] for g in summary.guardrails]))
     else:
         out.append("<p class='muted'>No guardrails recorded.</p>")
+    out.append(_featurization_section(summary))
 
     out.append("<h3 id='leaderboard'>Leaderboard</h3>")
     ranked = summary.ranked()
     if ranked:
         extra = [m for m in _leader_metrics(summary.task) if m != summary.metric
                  and any(m in c["metrics"] for c in ranked)][:4]
-        headers = ["rank", "iteration", "pipeline", summary.metric, *extra, "fit time", "status"]
+        headers = ["rank", "iteration", "pipeline", summary.metric, *extra, "fit time", "status", "hyperparameters"]
         rows, classes = [], []
         best = summary.best
         for rank, child in enumerate(ranked, 1):
             rows.append([str(rank), str(child["iteration"]), escape(str(child["pipeline"]))
                          + (" ★" if best is child else ""), escape(_fmt(child["score"])),
                          *[escape(_fmt(child["metrics"].get(m))) for m in extra],
-                         escape(_seconds(child["fit_time"])), _badge(child["status"])])
+                         escape(_seconds(child["fit_time"])), _badge(child["status"]),
+                         f"<code class='params'>{escape(_hyperparameters(child['params']))}</code>"])
             classes.append("best" if best is child else "")
         numeric = {0, 1, 3, *range(4, 4 + len(extra)), 4 + len(extra)}
         out.append(_table(headers, rows, numeric, classes))
+        out.append(_ensembles_section(summary))
     else:
         out.append("<p class='muted'>No child runs recorded.</p>")
 
@@ -344,7 +379,7 @@ def _automl_section(lineage: Lineage, summary: AutoMLSummary, plots: bool) -> st
         out.append(f"<p class='muted'>The step did not complete ({escape(step.status)}); no model to evaluate.</p>")
     else:
         try:
-            evaluation = evaluate(lineage, step)
+            evaluation = evaluate(lineage, step, progress)
         except PlotsUnavailable as exc:
             out.append(f"<div class='note'>Plots unavailable: {escape(str(exc))}</div>")
         else:
@@ -359,8 +394,7 @@ def _automl_section(lineage: Lineage, summary: AutoMLSummary, plots: bool) -> st
                            f"the model did not see.</p>")
             for note in evaluation.notes:
                 out.append(f"<div class='note'>{escape(note)}</div>")
-            out.append(_table(["out-of-fold metric", "value"],
-                              [[escape(k), escape(_fmt(v))] for k, v in evaluation.metrics.items()], {1}))
+            out.append(_metrics_table(summary, evaluation))
             figures.extend(evaluation.figures)
     if board is not None:
         figures.insert(0, board)
@@ -383,6 +417,66 @@ def _leader_metrics(task: str) -> tuple[str, ...]:
         return ()
 
 
+def _metrics_table(summary: AutoMLSummary, evaluation: Any) -> str:
+    """The best model's out-of-fold metrics over all rows at once, beside the leaderboard's (mean over folds)."""
+    leaderboard = (summary.best or {}).get("metrics") or {}
+    names = [summary.metric, *_leader_metrics(summary.task)]
+    names = [m for m in dict.fromkeys(names) if m in evaluation.metrics] or list(evaluation.metrics)
+    names += [m for m in evaluation.metrics if m not in names and m not in _azure_metrics(summary.task)]
+    rows = [[escape(m) + (" (primary)" if m == summary.metric else ""), escape(_fmt(evaluation.metrics.get(m))),
+             escape(_fmt(_number(leaderboard.get(m)) if m in leaderboard else None))] for m in names]
+    return _table(["out-of-fold metric", "all out-of-fold rows", "leaderboard (mean over folds)"], rows, {1, 2})
+
+
+def _azure_metrics(task: str) -> tuple[str, ...]:
+    from emulator.task_types import get_task
+
+    try:
+        return get_task(task).metrics
+    except KeyError:
+        return ()
+
+
+def _featurization_section(summary: AutoMLSummary) -> str:
+    """Per raw column: the type detected and what featurization did to it (Azure's featurization summary)."""
+    if not summary.featurization:
+        return ""
+    rows = []
+    for column in summary.featurization:
+        dropped = column.get("purpose") == "Ignore"
+        steps = column.get("transformations")
+        rows.append([f"<b>{escape(str(column.get('column')))}</b>", escape(str(column.get("purpose") or "")),
+                     escape("Yes" if dropped else "No"), escape(str(column.get("features", "—"))),
+                     escape(", ".join(map(str, steps)) if steps else ("—" if steps is None or dropped else "none")),
+                     escape(str(column.get("reason") or ""))])
+    return ("<h3 id='featurization'>Featurization</h3>"
+            + _table(["column", "type detected", "dropped", "engineered features", "transformations", "why"], rows, {3}))
+
+
+def _ensembles_section(summary: AutoMLSummary) -> str:
+    """Each ensemble's members: for the VotingEnsemble their weights, for the StackEnsemble its meta-learner."""
+    by_iteration = {c["iteration"]: c for c in summary.children}
+    parts = []
+    for child in summary.children:
+        members = child["params"].get("ensembled_iterations")
+        if child["algorithm"] not in ("VotingEnsemble", "StackEnsemble") or not members:
+            continue
+        weights = child["params"].get("ensemble_weights") or [None] * len(members)
+        rows = []
+        for iteration, weight in zip(members, weights):
+            member = by_iteration.get(iteration, {})
+            rows.append([str(iteration), escape(str(member.get("pipeline", "?"))),
+                         escape(_fmt(member.get("score"))),
+                         escape(f"{weight:.4g}" if isinstance(weight, (int, float)) and child["algorithm"] ==
+                                "VotingEnsemble" else "—")])
+        how = ("the weighted average of its members' predictions (weights from ensemble selection)"
+               if child["algorithm"] == "VotingEnsemble" else "a meta-learner over its members' predictions")
+        parts.append(f"<p><b>{escape(child['algorithm'])}</b> (iteration {child['iteration']}, "
+                     f"{escape(summary.metric)} {escape(_fmt(child['score']))}): {how}.</p>"
+                     + _table(["member iteration", "pipeline", summary.metric, "weight"], rows, {0, 2, 3}))
+    return ("<h3 id='ensembles'>Ensembles</h3>" + "".join(parts)) if parts else ""
+
+
 def _log_tail(workspace: LocalWorkspace, step: RunRecord) -> str | None:
     if not step.log_path:
         return None
@@ -395,9 +489,10 @@ def _log_tail(workspace: LocalWorkspace, step: RunRecord) -> str | None:
     return (f"… {skipped} earlier lines in {path}\n" + text) if skipped > 0 else text
 
 
-def write_report(workspace: LocalWorkspace, run_id: str, out: str | Path | None = None, *, plots: bool = True) -> Path:
+def write_report(workspace: LocalWorkspace, run_id: str, out: str | Path | None = None, *, plots: bool = True,
+                 progress: Progress | None = None) -> Path:
     """Write the report of ``run_id`` to ``out`` (default ``report-<run id prefix>.html``)."""
-    html = build_report(workspace, run_id, plots=plots)
+    html = build_report(workspace, run_id, plots=plots, progress=progress)
     run = workspace.get_run(run_id)
     target = Path(out) if out else Path(f"report-{run.id[:8]}.html")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -405,10 +500,33 @@ def write_report(workspace: LocalWorkspace, run_id: str, out: str | Path | None 
     return target
 
 
+class _progress_bar:
+    """A rich progress bar on stderr for the slow parts of the report (nothing when stderr is not a terminal)."""
+
+    def __enter__(self) -> Progress:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+        self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       console=Console(stderr=True), transient=True)
+        self.tasks: dict[str, Any] = {}
+        self.bar.start()
+        return self.update
+
+    def update(self, what: str, done: int, total: int) -> None:
+        key = what.split(" (")[0]
+        if key not in self.tasks:
+            self.tasks[key] = self.bar.add_task(what, total=total)
+        self.bar.update(self.tasks[key], description=what, completed=done, total=total)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.stop()
+
+
 @click.command("report")
 @click.argument("run_id")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="HTML file to write [default: report-<RUN_ID>.html].")
-@click.option("--no-plots", is_flag=True, help="Skip the best-model plots (faster; no model is re-fitted).")
+@click.option("--no-plots", is_flag=True, help="Skip the best-model plots and feature importance (faster).")
 def report_command(run_id: str, out: str | None, no_plots: bool) -> None:
     """Write an HTML report of a pipeline run.
 
@@ -419,7 +537,8 @@ def report_command(run_id: str, out: str | None, no_plots: bool) -> None:
     state = click.get_current_context().find_object(State)
     assert state is not None
     try:
-        target = write_report(state.workspace, run_id, out, plots=not no_plots)
+        with _progress_bar() as progress:
+            target = write_report(state.workspace, run_id, out, plots=not no_plots, progress=progress)
     except AmlStepError as exc:
         fail(str(exc))
         return

@@ -1,8 +1,12 @@
-"""Plots of the best AutoML model, computed honestly from out-of-fold predictions.
+"""Plots of the best AutoML model, from the validation predictions its run kept.
 
-An unfitted clone of the best pipeline (featurizer included) is cross-validated on the AutoML
-step's training data with ``cross_val_predict``: every row is predicted by a model that never
-saw it. Feature importance is permutation importance on a held-out fold, over the raw columns.
+As on Azure, a child's charts come from its validation predictions: every row predicted by the
+fold model that did not see it. The run keeps them for its best child and its ensembles
+(``outputs/validation_predictions.csv``), so the report reads them instead of fitting anything.
+Runs made before runs kept them (and tasks that draw their own views) are evaluated by
+cross-validating an unfitted clone of the best pipeline, fold by fold. Feature importance is
+the permutation importance of the fitted model over the raw columns, measured with the run's
+primary metric: on the validation data when the model did not learn from it, else on training rows.
 Figures are matplotlib (Agg backend) PNGs, returned base64-encoded for inlining.
 """
 
@@ -13,14 +17,29 @@ import io
 import math
 import pickle
 import warnings
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..workspace import RunRecord
 from .lineage import Lineage
 
 MAX_ROWS = 20_000
 SEED = 0
+IMPORTANCE_ROWS = 1_000  # rows permutation importance scores on (a random sample above)
+IMPORTANCE_REPEATS = 3
+IMPORTANCE_SECONDS = 5.0  # fewer rows (at least IMPORTANCE_MIN_ROWS) when the model predicts slower than this allows
+IMPORTANCE_MIN_ROWS = 200
+
+#: ``progress(what, done, total)``: how far a slow part of the report is (``amlstep report`` draws a bar).
+Progress = Callable[[str, int, int], None]
+_PROGRESS: ContextVar[Progress | None] = ContextVar("report_progress", default=None)
+
+
+def _tick(what: str, done: int, total: int) -> None:
+    progress = _PROGRESS.get()
+    if progress is not None:
+        progress(what, done, total)
 BLUE, ORANGE, GREEN, RED, GREY = "#0969da", "#bc4c00", "#1a7f37", "#cf222e", "#8c959f"
 PALETTE = ["#0969da", "#bc4c00", "#1a7f37", "#8250df", "#cf222e", "#0a7c86", "#9a6700", "#6e7781"]
 
@@ -78,6 +97,13 @@ def _axes(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = (5.2
 
 def load_training(lineage: Lineage, automl: RunRecord) -> tuple[Any, Any, dict[str, Any]]:
     """The AutoML step's training rows as (X, y, settings), label-less rows dropped."""
+    X, y, settings, _ = load_training_rows(lineage, automl)
+    return X, y, settings
+
+
+def load_training_rows(lineage: Lineage, automl: RunRecord) -> tuple[Any, Any, dict[str, Any], int]:
+    """(X, y, settings, n_train): the rows the run learned from, in its order (label-less rows dropped,
+    validation data after the ``n_train`` training rows): the ``row`` of its kept predictions."""
     from ..io import read_tabular
 
     settings = automl.params
@@ -92,6 +118,7 @@ def load_training(lineage: Lineage, automl: RunRecord) -> tuple[Any, Any, dict[s
         raise PlotsUnavailable(f"the training data is not available: {exc}") from None
     if label not in frame.columns:
         raise PlotsUnavailable(f"label column {label!r} is not in the training data")
+    n_train = int(frame[label].notna().sum())
     validation = lineage.inputs(automl).get("validation_data")
     if validation:
         try:
@@ -104,7 +131,7 @@ def load_training(lineage: Lineage, automl: RunRecord) -> tuple[Any, Any, dict[s
     frame = frame[frame[label].notna()].reset_index(drop=True)
     drop = [c for c in [label, settings.get("weight_column_name"), *(settings.get("cv_split_column_names") or [])]
             if c and c in frame.columns]
-    return frame.drop(columns=drop), frame[label].to_numpy(), settings
+    return frame.drop(columns=drop), frame[label].to_numpy(), settings, n_train
 
 
 def load_model(lineage: Lineage, automl: RunRecord) -> Any:
@@ -121,71 +148,256 @@ def load_model(lineage: Lineage, automl: RunRecord) -> Any:
         raise PlotsUnavailable(f"the best model cannot be loaded: {exc}") from None
 
 
-def evaluate(lineage: Lineage, automl: RunRecord) -> Evaluation:
-    """Out-of-fold evaluation of the AutoML step's best model, with its figures (the task's own)."""
+def kept_predictions(lineage: Lineage, child_id: str | None) -> Any | None:
+    """The validation predictions a child run kept (a DataFrame), or None when it kept none."""
+    import pandas as pd
+
+    from emulator.task_types.base import VALIDATION_PREDICTIONS
+
+    if not child_id:
+        return None
+    path = lineage.workspace.artifacts_dir(child_id) / VALIDATION_PREDICTIONS
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path, dtype={"y_true": str})
+    except Exception as exc:
+        raise PlotsUnavailable(f"the validation predictions of run {child_id} cannot be read: {exc}") from None
+
+
+def evaluate(lineage: Lineage, automl: RunRecord, progress: Progress | None = None) -> Evaluation:
+    """The AutoML step's best model: its kept validation predictions with the task's figures and feature
+    importance, or (runs that kept none) the out-of-fold evaluation of a refitted clone."""
     import numpy as np
 
     from emulator.task_types import get_task
 
-    X, y, settings = load_training(lineage, automl)
-    model = load_model(lineage, automl)
+    settings = automl.params
     try:
         task = get_task(str(settings.get("task") or "classification"))
     except KeyError as exc:
         raise PlotsUnavailable(str(exc).strip("'\"")) from None
-    notes = []
-    if len(X) > MAX_ROWS:
-        rng = np.random.default_rng(SEED)
-        keep = np.sort(rng.choice(len(X), MAX_ROWS, replace=False))
-        X, y = X.iloc[keep].reset_index(drop=True), y[keep]
-        notes.append(f"plots use a random sample of {MAX_ROWS} training rows")
-    if settings.get("weight_column_name"):
-        notes.append("sample weights are not applied in these plots")
-    return task.report_evaluation(model, X, y, settings, notes)
+    origin = lineage.origin(automl)
+    kept = kept_predictions(lineage, origin.properties.get("best_child_run_id"))
+    token = _PROGRESS.set(progress)
+    try:
+        if kept is not None and task.reads_validation_predictions:
+            evaluation = predictions_evaluation(task, kept, settings)
+            _add_importance(lineage, automl, task, evaluation, kept, str(origin.properties.get("primary_metric")
+                                                                          or settings.get("primary_metric")))
+            return evaluation
+        X, y, settings = load_training(lineage, automl)
+        model = load_model(lineage, automl)
+        notes = []
+        if len(X) > MAX_ROWS:
+            rng = np.random.default_rng(SEED)
+            keep = np.sort(rng.choice(len(X), MAX_ROWS, replace=False))
+            X, y = X.iloc[keep].reset_index(drop=True), y[keep]
+            notes.append(f"plots use a random sample of {MAX_ROWS} training rows")
+        if settings.get("weight_column_name"):
+            notes.append("sample weights are not applied in these plots")
+        if kept is None and task.reads_validation_predictions:
+            notes.append("this run kept no validation predictions (it predates amlstep keeping them): the best "
+                         "pipeline was cross-validated again for these plots")
+        return task.report_evaluation(model, X, y, settings, notes)
+    finally:
+        _PROGRESS.reset(token)
+
+
+def predictions_evaluation(task: Any, frame: Any, settings: Mapping[str, Any]) -> Evaluation:
+    """Metrics and figures of kept validation predictions: no model is fitted or even loaded."""
+    y, prediction, classes = task.read_validation_predictions(frame)
+    folds = frame["fold"].to_numpy()
+    weights = frame["weight"].to_numpy(dtype=float) if "weight" in frame.columns else None
+    n_splits = len(set(folds.tolist()))
+    evaluation = Evaluation(task.name, str(settings.get("label_column_name")), len(y), n_splits, "",
+                            notes=[], metrics=pooled_metrics(task, y, prediction, classes, weights))
+    how = (f"the {len(y)} validation rows" if n_splits == 1 else
+           f"the {len(y)} training rows of {n_splits} cross-validation folds")
+    evaluation.intro = (f"the validation predictions its run kept, for {how}: every point below is a prediction for "
+                        f"a row the fold model did not learn from, as the leaderboard scored them.")
+    if weights is not None:
+        evaluation.notes.append("the metrics apply the sample weights; the plots count every row once")
+    _tick("plotting", 0, 1)
+    task.report_figures(evaluation, y, prediction, classes)
+    _tick("plotting", 1, 1)
+    return evaluation
+
+
+def pooled_metrics(task: Any, y: Any, prediction: Any, classes: Any, weights: Any = None) -> dict[str, float]:
+    """The task's metrics (Azure's definitions) over every out-of-fold row at once."""
+    import numpy as np
+
+    from emulator.tasks import FoldData
+
+    rows = np.arange(len(y))
+    y_min, y_max = task.label_range(y, len(y))
+    data = FoldData(task.name, np.zeros((len(y), 0)), y, weights, [(rows, rows)], rows, classes, y_min, y_max, SEED)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return task.fold_metrics(data, rows, prediction)
 
 
 def cross_validated_evaluation(task: Any, model: Any, X: Any, y: Any, settings: Mapping[str, Any],
                                notes: list[str]) -> Evaluation:
-    """Rows as independent samples: ``cross_val_predict`` of an unfitted clone, the task's figures, importance."""
+    """Rows as independent samples: an unfitted clone of ``model`` fitted fold by fold, the task's figures, importance."""
+    import numpy as np
     from sklearn.base import clone
-    from sklearn.model_selection import cross_val_predict
 
     n_splits = int(settings.get("n_cross_validations") or 5)
     algorithm = model.steps[-1][0] if hasattr(model, "steps") else type(model).__name__
     y, cv, n_splits = task.report_cv(y, n_splits, SEED)
-    estimator = clone(model)
+    classes = np.unique(y) if task.name == "classification" else None
+    oof: Any = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            oof = cross_val_predict(estimator, X, y, cv=cv, method=task.report_predict_method)
-        except Exception as exc:
-            raise PlotsUnavailable(f"cross-validating the best pipeline failed: {type(exc).__name__}: {exc}") from None
-    evaluation = Evaluation(task.name, str(settings.get("label_column_name")), len(X), n_splits, algorithm, notes=notes)
-    task.report_figures(evaluation, y, oof, None)
-    importance = _permutation_importance(model, X, y, cv, task.importance_scoring(y))
-    if importance is not None:
-        evaluation.figures.append(importance)
+        for k, (train, valid) in enumerate(cv.split(X, y)):
+            _tick(f"refitting the best pipeline (fold {k + 1} of {n_splits})", k, n_splits)
+            try:
+                fitted = clone(model).fit(X.iloc[train], y[train])
+                prediction, fitted_classes = task.report_predict(fitted, X.iloc[valid])
+            except Exception as exc:
+                raise PlotsUnavailable(f"cross-validating the best pipeline failed: {type(exc).__name__}: {exc}") \
+                    from None
+            if classes is not None:
+                prediction = _aligned(prediction, fitted_classes, classes)
+            if oof is None:
+                oof = np.zeros((len(y), prediction.shape[1]))
+            oof[valid] = prediction
+        _tick(f"refitting the best pipeline (fold {n_splits} of {n_splits})", n_splits, n_splits)
+    evaluation = Evaluation(task.name, str(settings.get("label_column_name")), len(X), n_splits, algorithm, notes=notes,
+                            metrics=pooled_metrics(task, y, oof, classes))
+    task.report_figures(evaluation, y, oof, classes)
+    metric = str(settings.get("primary_metric") or "")
+    figure = importance_figure(task, model, X, y, metric, f"{len(X)} training rows the model learned from")
+    if figure is not None:
+        evaluation.figures.append(figure)
     return evaluation
 
 
+def _aligned(proba: Any, fitted: Any, classes: Any) -> Any:
+    import numpy as np
+
+    fitted = list(fitted)
+    if fitted == list(classes):
+        return proba
+    out = np.zeros((len(proba), len(classes)))
+    for j, cls in enumerate(fitted):
+        out[:, list(classes).index(cls)] = proba[:, j]
+    return out
+
+
+def _add_importance(lineage: Lineage, automl: RunRecord, task: Any, evaluation: Evaluation, kept: Any,
+                    metric: str) -> None:
+    """Permutation importance of the fitted best model: on the validation data it did not learn from, else on
+    a sample of its training rows (a note says why when the data or the model is gone)."""
+    import numpy as np
+
+    try:
+        X, y, _, n_train = load_training_rows(lineage, automl)
+        model = load_model(lineage, automl)
+    except PlotsUnavailable as exc:
+        evaluation.notes.append(f"feature importance needs the model and the training data: {exc}")
+        return
+    held_out = kept["row"].to_numpy()
+    held_out = held_out[held_out >= n_train] if len(X) > n_train else held_out[:0]
+    if len(held_out):
+        rows, where = held_out, "validation rows the model did not learn from"
+    else:
+        rows, where = np.arange(len(X)), "training rows the model learned from"
+    figure = importance_figure(task, model, X.iloc[rows].reset_index(drop=True), y[rows], metric,
+                               f"{len(rows)} {where}")
+    if figure is not None:
+        evaluation.figures.append(figure)
+
+
+def importance_figure(task: Any, model: Any, X: Any, y: Any, metric: str, where: str) -> Figure | None:
+    """Permutation importance of each raw column, measured with ``metric`` (the run's primary metric)."""
+    import numpy as np
+
+    from emulator import metrics as M
+
+    rows = min(len(X), IMPORTANCE_ROWS)
+    if rows > IMPORTANCE_MIN_ROWS:  # a slow model (many members, many trees) gets fewer rows, not more minutes
+        import time
+
+        started = time.perf_counter()
+        task.report_predict(model, X.iloc[:rows])
+        per_row = (time.perf_counter() - started) / rows
+        affordable = int(IMPORTANCE_SECONDS / max(per_row * X.shape[1] * IMPORTANCE_REPEATS, 1e-9))
+        rows = max(IMPORTANCE_MIN_ROWS, min(rows, affordable))
+    if rows < len(X):
+        keep = np.sort(np.random.default_rng(SEED).choice(len(X), rows, replace=False))
+        X, y = X.iloc[keep].reset_index(drop=True), np.asarray(y)[keep]
+        where = f"a random sample of {rows} of the {where}"
+    y = task.report_labels(np.asarray(y))
+    y_min, y_max = task.label_range(y, len(y))
+    sign = -1.0 if metric in M.MINIMIZE else 1.0
+
+    def score(prediction: Any, classes: Any) -> float:
+        return sign * M.primary_value(metric, y, prediction, classes, y_min, y_max, None)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            drops = permutation_drops(task, model, X, score)
+    except Exception:
+        return None
+    means, spreads = drops.mean(axis=1), drops.std(axis=1)
+    order = np.argsort(means)[::-1][:15][::-1]
+    names = [str(X.columns[i]) for i in order]
+    change = "Rise" if sign < 0 else "Drop"
+    fig, ax = _axes("Feature importance", f"{change} in {metric} when the column is shuffled", "",
+                    size=(5.2, max(4.2, 0.9 + 0.3 * len(names))))
+    ax.barh(names, means[order], xerr=spreads[order], color=BLUE, alpha=0.85, error_kw={"ecolor": GREY, "lw": 1})
+    ax.axvline(0, color=GREY, lw=1)
+    ax.grid(axis="y", alpha=0)
+    return Figure("feature_importance", "Feature importance",
+                  f"Permutation importance of each raw column for the fitted model: the {change.lower()} in {metric} "
+                  f"when its values are shuffled, on {where} ({IMPORTANCE_REPEATS} repeats).", _png(fig))
+
+
+def permutation_drops(task: Any, model: Any, X: Any, score: Callable[[Any, Any], float],
+                      batch_rows: int = 20_000) -> Any:
+    """``(columns, repeats)`` drops of ``score`` when each column of ``X`` is shuffled (permutation importance).
+
+    The shuffled copies are predicted in batches of about ``batch_rows`` rows rather than one call per
+    copy: an ensemble of forests pays its per-call cost a few times instead of columns x repeats times.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(SEED)
+    n, columns = len(X), list(X.columns)
+    baseline = score(*task.report_predict(model, X))
+    drops = np.zeros((len(columns), IMPORTANCE_REPEATS))
+    per_batch = max(1, batch_rows // max(1, n * IMPORTANCE_REPEATS))
+    for start in range(0, len(columns), per_batch):
+        chosen = columns[start:start + per_batch]
+        copies = []
+        for column in chosen:
+            for _ in range(IMPORTANCE_REPEATS):
+                copy = X.copy()
+                copy[column] = X[column].to_numpy()[rng.permutation(n)]
+                copies.append(copy)
+        prediction, classes = task.report_predict(model, pd.concat(copies, ignore_index=True))
+        for k in range(len(chosen) * IMPORTANCE_REPEATS):
+            drops[start + k // IMPORTANCE_REPEATS, k % IMPORTANCE_REPEATS] = \
+                baseline - score(prediction[k * n:(k + 1) * n], classes)
+        _tick("feature importance", min(start + per_batch, len(columns)), len(columns))
+    return drops
+
+
 def classification_figures(evaluation: Evaluation, y: Any, proba: Any, classes: Any) -> None:
+    """ROC, precision-recall, confusion matrix and calibration of out-of-fold class probabilities."""
     import numpy as np
     from sklearn import metrics
 
+    classes = np.asarray(classes)
     predicted = classes[np.argmax(proba, axis=1)]
     onehot = (y[:, None] == classes[None, :]).astype(int)
     binary = len(classes) == 2
-    evaluation.metrics["accuracy"] = float(metrics.accuracy_score(y, predicted))
-    evaluation.metrics["balanced_accuracy"] = float(metrics.balanced_accuracy_score(y, predicted))
-    try:
-        evaluation.metrics["AUC_weighted"] = float(
-            metrics.roc_auc_score(y, proba[:, 1]) if binary else
-            metrics.roc_auc_score(onehot, proba, average="weighted", multi_class="ovr"))
-    except ValueError:
-        pass
-    evaluation.metrics["f1_score_weighted"] = float(metrics.f1_score(y, predicted, average="weighted"))
-    evaluation.metrics["log_loss"] = float(metrics.log_loss(y, np.clip(proba, 1e-15, 1), labels=classes))
-    shown = [(1, classes[1])] if binary else list(enumerate(classes))
+    shown = [(1, classes[1])] if binary else [(j, c) for j, c in enumerate(classes) if 0 < onehot[:, j].sum() < len(y)]
 
     fig, ax = _axes("ROC curve", "False positive rate", "True positive rate")
     for j, cls in shown:
@@ -246,15 +458,14 @@ def classification_figures(evaluation: Evaluation, y: Any, proba: Any, classes: 
 
 
 def regression_figures(evaluation: Evaluation, y: Any, predicted: Any) -> None:
+    """Predicted against true values and the residuals of out-of-fold predictions."""
     import numpy as np
     from sklearn import metrics
 
+    y, predicted = np.asarray(y, dtype=float), np.asarray(predicted, dtype=float).ravel()
     residuals = y - predicted
-    evaluation.metrics["r2_score"] = float(metrics.r2_score(y, predicted))
-    evaluation.metrics["root_mean_squared_error"] = float(math.sqrt(metrics.mean_squared_error(y, predicted)))
-    evaluation.metrics["mean_absolute_error"] = float(metrics.mean_absolute_error(y, predicted))
-    span = float(np.max(y) - np.min(y)) or 1.0
-    evaluation.metrics["normalized_root_mean_squared_error"] = evaluation.metrics["root_mean_squared_error"] / span
+    r2 = float(metrics.r2_score(y, predicted))
+    rmse = float(math.sqrt(metrics.mean_squared_error(y, predicted)))
 
     fig, ax = _axes("Predicted vs true", "True value", "Predicted value")
     ax.scatter(y, predicted, s=12, alpha=0.55, color=BLUE, edgecolors="none")
@@ -262,7 +473,7 @@ def regression_figures(evaluation: Evaluation, y: Any, predicted: Any) -> None:
     ax.plot([low, high], [low, high], ls="--", color=GREY, lw=1, label="ideal")
     ax.legend(loc="upper left", fontsize=9, frameon=False)
     evaluation.figures.append(Figure("predicted_vs_true", "Predicted vs true",
-                                     f"Out-of-fold predictions; R² {evaluation.metrics['r2_score']:.3f}.", _png(fig)))
+                                     f"Out-of-fold predictions; R² {r2:.3f}.", _png(fig)))
 
     fig, ax = _axes("Residuals", "Predicted value", "Residual (true − predicted)")
     ax.scatter(predicted, residuals, s=12, alpha=0.55, color=ORANGE, edgecolors="none")
@@ -274,35 +485,31 @@ def regression_figures(evaluation: Evaluation, y: Any, predicted: Any) -> None:
     ax.hist(residuals, bins=min(40, max(10, len(y) // 20)), color=ORANGE, alpha=0.8)
     ax.axvline(0, ls="--", color=GREY, lw=1)
     evaluation.figures.append(Figure("residual_histogram", "Residual distribution",
-                                     f"RMSE {evaluation.metrics['root_mean_squared_error']:.4g}.", _png(fig)))
+                                     f"RMSE {rmse:.4g}.", _png(fig)))
 
 
-def _permutation_importance(model: Any, X: Any, y: Any, cv: Any, scoring: str) -> Figure | None:
-    import numpy as np
-    from sklearn.base import clone
-    from sklearn.inspection import permutation_importance
+def metric_bounds(metric: str) -> tuple[float, float]:
+    """The values ``metric`` can take (AUC and accuracy never exceed 1, errors never fall below 0)."""
+    from emulator.metric_names import CLASSIFICATION_METRICS
 
-    try:
-        train, valid = next(iter(cv.split(X, y)))
-        fitted = clone(model)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fitted.fit(X.iloc[train], y[train])
-            result = permutation_importance(fitted, X.iloc[valid], y[valid], scoring=scoring, n_repeats=5,
-                                            random_state=SEED, n_jobs=1)
-    except Exception:
-        return None
-    order = np.argsort(result.importances_mean)[::-1][:15][::-1]
-    names = [str(X.columns[i]) for i in order]
-    fig, ax = _axes("Feature importance", f"Drop in {scoring} when shuffled", "",
-                    size=(5.2, max(4.2, 0.9 + 0.3 * len(names))))
-    ax.barh(names, result.importances_mean[order], xerr=result.importances_std[order], color=BLUE, alpha=0.85,
-            error_kw={"ecolor": GREY, "lw": 1})
-    ax.axvline(0, color=GREY, lw=1)
-    ax.grid(axis="y", alpha=0)
-    return Figure("feature_importance", "Feature importance",
-                  f"Permutation importance of each raw column on a held-out fold ({len(valid)} rows, 5 repeats).",
-                  _png(fig))
+    if metric in ("r2_score", "explained_variance"):
+        return -math.inf, 1.0
+    if metric in ("spearman_correlation", "matthews_correlation"):
+        return -1.0, 1.0
+    if metric == "log_loss" or "error" in metric:
+        return 0.0, math.inf
+    if metric in CLASSIFICATION_METRICS:
+        return 0.0, 1.0
+    return -math.inf, math.inf
+
+
+def score_limits(scores: list[float], metric: str) -> tuple[float, float]:
+    """The score axis: the scores with a margin, never past the values ``metric`` can take."""
+    low, high = min(scores), max(scores)
+    margin = max((high - low) * 0.12, 0.002)
+    floor, ceiling = metric_bounds(metric)
+    bottom, top = max(low - margin, floor), min(high + margin, ceiling)
+    return (bottom, top) if bottom < top else (low - margin, high + margin)
 
 
 def leaderboard_figure(rows: list[dict[str, Any]], metric: str, minimize: bool) -> Figure | None:
@@ -322,9 +529,7 @@ def leaderboard_figure(rows: list[dict[str, Any]], metric: str, minimize: bool) 
     ax.scatter(xs, ys, color=BLUE, s=28, zorder=3, label="iteration")
     ax.step(xs, best, where="post", color=GREEN, lw=2, label="best so far")
     ax.ticklabel_format(axis="y", useOffset=False, style="plain")
-    low, high = min(ys), max(ys)
-    margin = max((high - low) * 0.12, 0.002)
-    ax.set_ylim(low - margin, high + margin)
+    ax.set_ylim(*score_limits(ys, metric))
     ax.legend(loc="lower right" if not minimize else "upper right", fontsize=9, frameon=False)
     if len(xs) < 15:
         ax.set_xticks(xs)

@@ -252,23 +252,64 @@ def test_the_budget_counts_from_the_start_of_the_experiment(titanic_csv):
         run_automl(settings, frame, started=time.time() - 3.0)  # the 3 s budget was spent before the search began
 
 
-def test_the_final_refit_that_does_not_fit_the_time_left_is_not_started(monkeypatch):
-    """With 2 s left and an ensemble whose refit needs ~20 s, the fastest good child is refitted at once,
-    in this process: no refit is started and killed at the deadline (a fresh worker would follow)."""
-    import emulator.engine as engine
 
-    kids = [ChildResult(i, f"r_{i}", "MaxAbsScaler", "LightGBM", {}, score=0.8 + i / 100, fit_time=10.0 - i)
-            for i in range(3)]
-    ensemble = ChildResult(3, "r_3", "", "VotingEnsemble", {}, score=0.9, members=[(0, 0.5), (1, 0.5)])
-    refitted, logged = [], []
-    fake = SimpleNamespace(
-        best=ensemble, children=[*kids, ensemble], fold=SimpleNamespace(splits=[None] * 5), end=lambda: time.time() + 2.0,
-        refit_seconds=lambda members: 10.0 * len(members), base_pool=lambda limit=None: kids[::-1][:limit],
-        _refit=lambda members: refitted.append([m.iteration for m in members]) or
-        SimpleNamespace(ok=True, value=["fitted"]), log=logged.append)
-    monkeypatch.setattr(engine, "assemble", lambda fold, best, members, fitted, featurizer: (best, members, fitted))
-    best, members, _ = _Loop.final_model(fake, featurizer=None)
-    assert refitted == [[2]] and best is kids[2] and fake.best is kids[2]
-    assert len(logged) == 1 and re.fullmatch(
-        r"The final refit of VotingEnsemble did not fit in the time left \(its refit needs about 20\.0 s and the "
-        r"experiment timeout leaves [12]\.\d s\); using iteration 2 MaxAbsScaler, LightGBM", logged[0]), logged
+def test_no_child_is_started_that_would_be_cancelled_at_the_deadline():
+    from emulator.tasks import FoldData
+
+    index = np.arange(30)
+    splits = [(np.setdiff1d(index, part), part) for part in np.array_split(index, 3)]
+    fold = FoldData("classification", np.zeros((30, 2)), np.arange(30) % 2, None, splits, index, np.array([0, 1]),
+                    0.0, 1.0, 0)
+    settings = validate_settings({"task": "classification", "label_column_name": "y", "experiment_timeout_minutes": 0.5,
+                                  "enable_early_stopping": False})
+
+    def loop(child_seconds):
+        state = _Loop(settings, fold, "k", time.time() - 10, 30.0, None, 1, None, "AutoML", print,
+                      "MeanCrossValidation", concurrency=2)
+        state.ensembles = []
+        state.children = [ChildResult(i, f"r_{i}", "MaxAbsScaler", "LightGBM", {}, score=0.8, fit_time=s)
+                          for i, s in enumerate(child_seconds)]
+        return state
+
+    slow = loop([12.0, 14.0])  # about 10 s to the deadline, and children take 13 s
+    assert slow.should_stop()
+    assert slow.stop_reason == "experiment timeout of 0.5 minutes reached (no further child would finish in time)"
+    assert not loop([2.0, 3.0]).should_stop()
+    assert not loop([14.0]).should_stop()  # one child says too little
+
+
+def test_an_ensemble_whose_refit_fails_falls_back_to_its_best_member_not_the_fastest():
+    from sklearn.dummy import DummyClassifier
+    from sklearn.pipeline import Pipeline
+
+    from emulator.tasks import FoldData
+    from emulator.worker import TaskOutcome
+
+    index = np.arange(30)
+    splits = [(np.setdiff1d(index, part), part) for part in np.array_split(index, 3)]
+    fold = FoldData("classification", np.zeros((30, 2)), np.arange(30) % 2, None, splits, index, np.array([0, 1]),
+                    0.0, 1.0, 0)
+    settings = validate_settings({"task": "classification", "label_column_name": "y", "experiment_timeout_minutes": 0.5})
+    lines = []
+    state = _Loop(settings, fold, "k", time.time(), 30.0, None, 1, None, "AutoML", lines.append, "MeanCrossValidation",
+                  concurrency=2)
+    oof = np.full((30, 2), 0.5)
+    fast = ChildResult(0, "r_0", "MaxAbsScaler", "LogisticRegression", {}, score=0.85, fit_time=1.0, oof=oof)
+    strong = ChildResult(1, "r_1", "MaxAbsScaler", "LightGBM", {}, score=0.92, fit_time=9.0, oof=oof)
+    slower = ChildResult(2, "r_2", "MaxAbsScaler", "XGBoostClassifier", {}, score=0.91, fit_time=12.0, oof=oof)
+    voting = ChildResult(3, "r_3", "", "VotingEnsemble", {}, score=0.93, members=[(1, 0.5), (2, 0.5)])
+    state.children, state.best = [fast, strong, slower, voting], voting
+    refits = []
+
+    def refit(members, timeout):
+        refits.append(([m.iteration for m in members], timeout))
+        if len(members) > 1:
+            return TaskOutcome(False, error="stopped after 20.0 s", timed_out=True)
+        return TaskOutcome(True, value=[Pipeline([("MaxAbsScaler", None), ("LightGBM", DummyClassifier())])])
+
+    state.refit = refit
+    model = state.final_model(AutoFeaturizer())
+    assert state.best is strong and model.steps[-1][0] == "LightGBM"
+    assert refits[0][0] == [1, 2] and refits[0][1] >= 3.0 * 21.0 / 3 / (20 / 30) / 2 + 10 - 1e-6
+    assert refits[1] == ([1], None)
+    assert "using iteration 1 MaxAbsScaler, LightGBM" in lines[-1]

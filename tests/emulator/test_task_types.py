@@ -84,3 +84,17 @@ def test_settings_and_task_objects_load_without_numpy():
             "print([m for m in ('numpy', 'pandas', 'sklearn', 'statsmodels') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+
+def test_many_classes_make_the_first_boosted_children_take_fewer_larger_steps():
+    from types import SimpleNamespace
+
+    task = get_task("classification")
+    binary = task.portfolio(SimpleNamespace(classes=np.array([0, 1])))
+    nine = task.portfolio(SimpleNamespace(classes=np.arange(9)))
+    assert binary == task.warm_start and [c[:2] for c in nine] == [c[:2] for c in binary]
+    first = nine[0][2]
+    assert first["n_estimators"] == 50 and first["learning_rate"] == pytest.approx(0.2)  # 200 x 0.05 -> 50 x 0.2
+    assert nine[1] == binary[1]  # logistic regression is unchanged
+    assert get_task("regression").portfolio(None) == get_task("regression").warm_start

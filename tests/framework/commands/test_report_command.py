@@ -58,7 +58,7 @@ def test_leaderboard_lists_every_iteration_best_first(titanic_html, titanic_run)
     name = best.display_name or best.properties["display_name"]
     assert name + " ★" in board
     evaluated = titanic_html.split("id='best-model'")[1].split("</p>")[0]
-    assert f"{name} (iteration {best.properties['iteration']}), evaluated with" in evaluated
+    assert f"{name} (iteration {best.properties['iteration']}): the validation predictions its run kept" in evaluated
 
 
 def test_graph_follows_the_recorded_bindings(titanic_run):
@@ -172,3 +172,86 @@ def test_report_renders_in_headless_chromium(titanic_html, tmp_path):
     assert dom.count("<img") == 6
     if os.environ.get("AMLSTEP_REPORT_SCREENSHOT"):
         shutil.copy(shot, os.environ["AMLSTEP_REPORT_SCREENSHOT"])
+
+
+# -- the best model from the run's kept validation predictions (issue 16) ------------------------------
+def _best_metrics(html: str) -> dict[str, tuple[float, float]]:
+    """The best-model table: metric -> (all out-of-fold rows, leaderboard mean over folds)."""
+    table = html.split("id='best-model'")[1].split("</table>")[0]
+    rows = re.findall(r"<tr><td>([\w ()]+)</td><td class=\"num\">([-\d.]+)</td><td class=\"num\">([-\d.]+)</td>", table)
+    return {name.replace(" (primary)", ""): (float(a), float(b)) for name, a, b in rows}
+
+
+@pytest.fixture(scope="module")
+def fair_html(sorted_fair_run) -> str:
+    """The report of the sorted multi-class run, built while fitting any pipeline is an error."""
+    from sklearn.pipeline import Pipeline as SkPipeline
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the report fitted a model")
+
+    ws, result = sorted_fair_run
+    seen = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SkPipeline, "fit", refuse)
+        html = build_report(ws, result.run_id, progress=lambda what, done, total: seen.append((what, done, total)))
+    assert ("feature importance", 8, 8) in seen  # 8 raw columns
+    assert not any(what.startswith("refitting") for what, _, _ in seen)
+    return html
+
+
+def test_sorted_multiclass_report_agrees_with_its_leaderboard_without_refitting(fair_html, sorted_fair_run):
+    ws, result = sorted_fair_run
+    automl = ws.get_run(result.step("AutoML").run_id)
+    best = ws.get_run(automl.properties["best_child_run_id"])
+    assert best.properties["run_algorithm"] == "StackEnsemble"  # the model whose refit depended on row order
+    metrics = _best_metrics(fair_html)
+    pooled, leaderboard = metrics["AUC_weighted"]
+    assert leaderboard == pytest.approx(float(best.properties["score"]), abs=1e-4)
+    assert abs(pooled - leaderboard) < 0.02, metrics
+    assert set(metrics) >= {"accuracy", "balanced_accuracy", "f1_score_weighted", "log_loss"}
+    for plot in ("roc", "precision_recall", "confusion_matrix", "calibration", "feature_importance"):
+        assert f"id='plot-{plot}'" in fair_html
+    assert "the validation predictions its run kept, for the 1500 training rows of 3 cross-validation folds" in fair_html
+    assert "Plots unavailable" not in fair_html
+
+
+def test_report_shows_featurization_ensembles_and_hyperparameters(fair_html):
+    featurization = fair_html.split("id='featurization'")[1].split("</table>")[0]
+    assert "<td><b>educ</b></td><td>Numeric</td><td>No</td>" in featurization
+    assert "MeanImputer, OneHotEncoder" in featurization  # religious: 4 whole-number values
+    ensembles = fair_html.split("id='ensembles'")[1].split("</table>")[0]
+    assert "<b>StackEnsemble</b>" in ensembles and "meta-learner over its members" in ensembles
+    assert ensembles.count("MaxAbsScaler, ") >= 2  # its members, chosen by ensemble selection
+    board = fair_html.split("id='leaderboard'")[1].split("</table>")[0]
+    assert "max_depth=5, min_child_weight=2, n_estimators=67" in board  # the XGBoost child's hyperparameters
+    assert re.search(r"<code class='params'>iterations \d, \d", board)  # the StackEnsemble's members
+
+
+def test_importance_is_measured_with_the_primary_metric(fair_html):
+    caption = fair_html.split("id='plot-feature_importance'")[1].split("</figcaption>")[0]
+    assert "the drop in AUC_weighted when its values are shuffled" in caption
+    assert re.search(r"on a random sample of \d+ of the 1500 training rows the model learned from", caption)
+    assert "roc_auc" not in fair_html
+
+
+def test_score_axis_stays_within_the_metrics_range():
+    from framework.commands.report_plots import score_limits
+
+    assert score_limits([0.95, 0.999, 0.97], "AUC_weighted")[1] == 1.0
+    assert score_limits([1.0, 1.0], "accuracy") == (pytest.approx(0.998), 1.0)
+    assert score_limits([0.01, 0.2], "normalized_root_mean_squared_error")[0] == 0.0
+    low, high = score_limits([0.2, 0.4], "r2_score")
+    assert low < 0.2 and 0.4 < high < 1.0
+
+
+def test_runs_without_kept_predictions_are_refitted_with_progress(titanic_run, monkeypatch):
+    from framework.commands import report_plots
+
+    monkeypatch.setattr(report_plots, "kept_predictions", lambda lineage, child_id: None)
+    ws, result = titanic_run
+    seen = []
+    html = build_report(ws, result.run_id, progress=lambda what, done, total: seen.append(what))
+    assert "this run kept no validation predictions" in html
+    assert "refitting the best pipeline (fold 5 of 5)" in seen
+    assert "id='plot-roc'" in html and "id='plot-feature_importance'" in html
