@@ -5,7 +5,8 @@
   conda file that installs the wheels shipped with the submission and the pinned third-party
   requirements. Its inputs and outputs are typed from the ports' ``DataType``: tabular data is an
   ``mltable`` (the step writes an ``MLTable`` file beside its CSV), folders ``uri_folder``, models
-  ``custom_model`` (``mlflow_model`` when AutoML made them), metrics ``uri_folder``.
+  ``custom_model`` (``mlflow_model`` when AutoML made them), metrics and learned outputs (``learned.json``)
+  ``uri_folder``.
 - The built-in AutoML step becomes ``automl.classification(...)``/``automl.regression(...)`` with
   ``set_limits``/``set_training``/``set_featurization`` (names in ``automl_v2``); its ``best_model``
   output is an ``mlflow_model``. SDK v2 AutoML has no metrics output: a pipeline output bound to
@@ -52,7 +53,7 @@ INSTALL_HINT = "pip install 'amlstep[azure]'"
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 NODE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")  # the SDK's rule for node names (dsl pipeline builder)
 PORT_TYPES = {DataType.TABULAR: "mltable", DataType.FOLDER: "uri_folder", DataType.MODEL: "custom_model",
-              DataType.METRICS: "uri_folder"}
+              DataType.METRICS: "uri_folder", DataType.LEARNED: "uri_folder"}
 PARAM_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
 AUTOML_MODEL = "best_model"
 

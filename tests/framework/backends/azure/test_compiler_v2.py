@@ -46,8 +46,10 @@ def test_titanic_compiles_to_a_pipeline_job_of_command_and_automl_nodes(titanic_
     component = dataprep.component
     assert component.command.startswith("python amlstep_entry.py --amlstep-sdk v2 --amlstep-step dataprep "
                                          "--amlstep-plugin dataprep_titanic --amlstep-code ")
-    assert "--input titanic_ds ${{inputs.titanic_ds}} --output prepped_data ${{outputs.prepped_data}}" in component.command
+    assert ("--input titanic_ds ${{inputs.titanic_ds}} --output learned ${{outputs.learned}} "
+            "--output prepped_data ${{outputs.prepped_data}}") in component.command
     assert component.inputs["titanic_ds"].type == "mltable" and component.outputs["prepped_data"].type == "mltable"
+    assert component.outputs["learned"].type == "uri_folder"  # what dataprep learned: learned.json
     assert component.is_deterministic is True and register.component.is_deterministic is False
     assert (titanic_v2.assets / "code" / "amlstep_entry.py").is_file()
     assert component.code == str(titanic_v2.assets / "code")

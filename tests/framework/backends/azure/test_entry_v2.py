@@ -38,11 +38,13 @@ def test_mltable_input_is_read_and_tabular_outputs_get_an_mltable(tmp_path, tita
     data.mkdir()
     shutil.copy(titanic_csv, data / "part.csv")
     mltable.write(data)
-    out = tmp_path / "prepped"
+    out, learned = tmp_path / "prepped", tmp_path / "learned"
     args = parse_arguments(["--amlstep-sdk", "v2", "--amlstep-step", "dataprep", "--amlstep-plugin", "dataprep_titanic",
-                            "--input", "titanic_ds", str(data), "--output", "prepped_data", str(out)])
+                            "--input", "titanic_ds", str(data), "--output", "prepped_data", str(out),
+                            "--output", "learned", str(learned)])
     run_step(args, environ=environ)
     assert sorted(p.name for p in out.iterdir()) == ["MLTable", "prepped_data.csv"]
+    assert sorted(p.name for p in learned.iterdir()) == ["learned.json"]  # a folder output, no MLTable
     prepped = mltable.read(out, "prepped")
     assert len(prepped) == 891 and "Survived" in prepped.columns
 
