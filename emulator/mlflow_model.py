@@ -47,7 +47,7 @@ def save_mlflow_model(model: Any, path: str | Path, *, features: Any = None, pre
         model: the fitted pipeline (featurizer + estimator) AutoML chose.
         path: the folder to create.
         features: training rows without the label (a few are enough): the signature's inputs and
-            the input example.
+            the input example (for a forecaster, the period after each series' last one, see ``future_rows``).
         predictions: what ``model.predict`` returns for ``features`` (computed when omitted).
     """
     try:
@@ -68,7 +68,7 @@ def save_mlflow_model(model: Any, path: str | Path, *, features: Any = None, pre
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if features is not None:
-                example = features.head(5)
+                example = future_rows(model, features) if hasattr(model, "forecast") else features.head(5)
                 if predictions is None:
                     predictions = model.predict(example)
                 signature = infer_signature(features, predictions)
@@ -77,6 +77,32 @@ def save_mlflow_model(model: Any, path: str | Path, *, features: Any = None, pre
     finally:
         mlflow_logger.setLevel(level)
     return target
+
+
+def future_rows(model: Any, features: Any) -> Any:
+    """What a forecaster's ``predict`` takes: the period after each training series' last one, the id
+    columns and the other columns of the series' last training row (a forecast cannot start in the past)."""
+    import pandas as pd
+    from pandas.tseries.frequencies import to_offset
+
+    transformer = model.transformer
+    time_column, ids = model.time_column_name, model.time_series_id_column_names
+    step = to_offset(transformer.freq)
+    rows = []
+    for key, (times, _, _) in transformer.history.items():
+        row = {time_column: times[-1] + step, **dict(zip(ids, key))}
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if not pd.api.types.is_datetime64_any_dtype(features[time_column]):  # written as the training rows have it
+        times = frame[time_column]
+        frame[time_column] = times.dt.strftime("%Y-%m-%d" if (times == times.dt.normalize()).all() else
+                                               "%Y-%m-%dT%H:%M:%S")
+    others = [c for c in features.columns if c not in (time_column, *ids)]
+    if others:
+        last = features.sort_values(time_column).groupby(ids, sort=False).tail(1) if ids else features.tail(1)
+        frame = frame.merge(last[[*ids, *others]], on=ids, how="left") if ids else frame.assign(
+            **{c: last[c].iloc[0] for c in others})
+    return frame
 
 
 def is_mlflow_model(path: str | Path) -> bool:

@@ -1,7 +1,8 @@
 """AutoML steps, run service-side by the project's AutoML emulator, as Azure runs them on its side.
 
 The job carries the AutoML settings the client submitted (for SDK v1: ``aml_settings_json_string``
-of the ``AutoMLConfig`` module parameter, every setting with the SDK's defaults filled in). They
+of the ``AutoMLConfig`` module parameter, every setting with the SDK's defaults filled in; for SDK v2:
+the AutoML node, read back into ``AutoMLConfig``'s names by ``automl_v2.from_v2``). They
 are mapped onto the emulator's settings; the training data is read from where the upstream step
 wrote it (or from the registered dataset); each iteration becomes a child run of the step run with
 its properties and metrics; the fitted pipeline of the best child is kept as its
@@ -67,6 +68,8 @@ def emulator_settings(submitted: Mapping[str, Any]) -> dict[str, Any]:
     if forecasting:
         settings["task"] = "forecasting"
         settings["forecasting_parameters"] = forecasting_parameters(submitted)
+    elif submitted.get("task") == "forecasting":  # SDK v2: read back from the node's forecasting settings
+        settings["forecasting_parameters"] = dict(submitted.get("forecasting_parameters") or {})
     return settings
 
 

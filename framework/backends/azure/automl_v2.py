@@ -1,10 +1,11 @@
 """AutoML settings between amlstep's ``AutoMLStep`` (``AutoMLConfig``'s names, SDK v1) and SDK v2's AutoML node.
 
 SDK v2 spreads what ``AutoMLConfig`` takes in one call over the task function
-(``automl.classification(...)``) and three setters: ``set_limits`` (budgets), ``set_training``
-(models, ensembles) and ``set_featurization``. ``to_v2`` sorts a step's settings into those four
-groups under their v2 names; ``from_v2`` reads a submitted node back into ``AutoMLConfig``'s names
-(the fake service uses it to run the emulator on what it was sent).
+(``automl.classification(...)``) and setters: ``set_limits`` (budgets), ``set_training``
+(models, ensembles), ``set_featurization`` and, for forecasting, ``set_forecast_settings`` (what
+SDK v1 holds in ``ForecastingParameters``). ``to_v2`` sorts a step's settings into those groups
+under their v2 names; ``from_v2`` reads a submitted node back into ``AutoMLConfig``'s names (the
+fake service uses it to run the emulator on what it was sent).
 
 Pure Python: nothing here imports ``azure.ai.ml``.
 """
@@ -68,7 +69,21 @@ FEATURIZATION_RENAMES = {"column_purposes": "column_name_and_types", "blocked_tr
                          "dataset_language": "dataset_language", "transformer_params": "transformer_params"}
 FEATURIZATION_NO_V2 = {"drop_columns": "drop the columns in the step that prepares the data",
                        "prediction_transform_type": "SDK v2 featurization has no prediction transform type"}
-TASKS = ("classification", "regression")  # forecasting: automl.forecasting(...) + set_forecast_settings
+TASKS = ("classification", "regression", "forecasting")
+# ForecastingParameters (SDK v1) name -> set_forecast_settings (SDK v2) keyword
+FORECAST_RENAMES = {
+    "time_column_name": "time_column_name", "forecast_horizon": "forecast_horizon",
+    "time_series_id_column_names": "time_series_id_column_names", "freq": "frequency", "target_lags": "target_lags",
+    "feature_lags": "feature_lags", "target_rolling_window_size": "target_rolling_window_size",
+    "seasonality": "seasonality", "use_stl": "use_stl",
+    "short_series_handling_configuration": "short_series_handling_config",
+    "target_aggregation_function": "target_aggregate_function",
+    "country_or_region_for_holidays": "country_or_region_for_holidays", "cv_step_size": "cv_step_size",
+    "features_unknown_at_forecast_time": "features_unknown_at_forecast_time",
+}
+FORECAST_NO_V2 = {"drop_column_names": "drop the columns in the step that prepares the data"}
+# set_forecast_settings values that mean "off" where ForecastingParameters uses None
+FORECAST_NONE = ("feature_lags", "use_stl", "short_series_handling_configuration", "target_aggregation_function")
 
 
 @dataclass
@@ -81,6 +96,7 @@ class V2Settings:
     training: dict[str, Any] = field(default_factory=dict)
     featurization: dict[str, Any] = field(default_factory=dict)
     stack_ensemble: dict[str, Any] = field(default_factory=dict)
+    forecasting: dict[str, Any] = field(default_factory=dict)  # set_forecast_settings keywords
     bound: dict[str, str] = field(default_factory=dict)  # v1 setting -> pipeline parameter feeding it
 
 
@@ -94,15 +110,16 @@ def to_v2(step: str, settings: Mapping[str, Any], parameters: Mapping[str, str] 
     parameters = dict(parameters or {})
     task = settings.get("task")
     if task not in TASKS:
-        hint = (" (automl.forecasting with set_forecast_settings is not compiled yet)" if task == "forecasting"
-                else "")
-        raise BackendError(f"step {step!r}: AutoML task {task!r} cannot be compiled for SDK v2{hint}; "
+        raise BackendError(f"step {step!r}: AutoML task {task!r} cannot be compiled for SDK v2; "
                            f"tasks: {', '.join(TASKS)}")
     out = V2Settings(task=task)
+    forecasting_names: set[str] = set()
+    if task == "forecasting":
+        out.forecasting, forecasting_names = _forecast_settings(step, settings)
     minutes = settings.get("experiment_timeout_minutes")
     hours = settings.get("experiment_timeout_hours")
     for name, value in settings.items():
-        if name in ("task", "experiment_timeout_hours"):
+        if name in ("task", "experiment_timeout_hours") or name in forecasting_names:
             continue
         if name in NO_V2:
             if value in NO_V2_DEFAULTS.get(name, (None,)):
@@ -130,6 +147,49 @@ def to_v2(step: str, settings: Mapping[str, Any], parameters: Mapping[str, str] 
     if hours is not None and minutes is None:
         out.limits["timeout_minutes"] = _whole_minutes(step, "experiment_timeout_hours", float(hours) * 60)
     return out
+
+
+def _forecast_settings(step: str, settings: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """``set_forecast_settings`` keywords from ``forecasting_parameters`` and the older flat keywords
+    (checked with Azure's messages), and the names of the settings they were read from."""
+    from emulator.forecasting_parameters import FLAT_ALIASES, PARAMETERS, check_parameters, parameters_of
+
+    from ...errors import StepDefinitionError
+
+    names = {"forecasting_parameters", *PARAMETERS, *FLAT_ALIASES}
+    try:
+        params = parameters_of(settings.get("forecasting_parameters"))
+        for name in [*PARAMETERS, *FLAT_ALIASES]:
+            if name in settings and (settings[name] is not None or name == "short_series_handling_configuration"):
+                params[FLAT_ALIASES.get(name, name)] = settings[name]
+        checked = check_parameters(params, f"step {step!r}")
+    except StepDefinitionError as exc:
+        message = str(exc)
+        raise BackendError(message if message.startswith(f"step {step!r}") else f"step {step!r}: {message}") from None
+    out: dict[str, Any] = {}
+    for name, value in checked.items():
+        if name in FORECAST_NO_V2:
+            if value:
+                raise BackendError(f"step {step!r}: forecasting parameter {name!r} has no SDK v2 equivalent "
+                                   f"({FORECAST_NO_V2[name]}); remove it to compile with --sdk v2")
+            continue
+        default = PARAMETERS[name]
+        if name in ("time_column_name", "forecast_horizon"):
+            pass  # always written: the forecasting node needs them
+        elif name == "short_series_handling_configuration" and value is None:
+            value = "none"  # None turns short series handling off (its default is auto)
+        elif value is None or value == default or (name == "cv_step_size" and value == "auto"):
+            continue  # SDK v2's default is the same (cv_step_size takes only ints: "auto" is leaving it out)
+        if name == "time_series_id_column_names" and len(value) == 1:
+            value = value[0]  # see from_v2: the SDK dumps a list of names as its Python text in a pipeline node
+        if name == "use_stl":
+            value = {"season_trend": "seasontrend"}.get(value, value)  # the SDK's STLMode refuses "season_trend"
+        if name == "target_lags" and isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if name == "features_unknown_at_forecast_time" and len(value) == 1:
+            value = value[0]
+        out[FORECAST_RENAMES[name]] = value
+    return out, names
 
 
 def fixed_parameters(v2: V2Settings, parameters: Mapping[str, str]) -> dict[str, str]:
@@ -178,6 +238,9 @@ MODEL_NAMES = {
     "decision_tree": "DecisionTree", "random_forest": "RandomForest", "extreme_random_trees": "ExtremeRandomTrees",
     "light_gbm": "LightGBM", "gradient_boosting": "GradientBoosting", "xg_boost_classifier": "XGBoostClassifier",
     "elastic_net": "ElasticNet", "lasso_lars": "LassoLars", "xg_boost_regressor": "XGBoostRegressor",
+    "auto_arima": "AutoArima", "prophet": "Prophet", "naive": "Naive", "seasonal_naive": "SeasonalNaive",
+    "average": "Average", "seasonal_average": "SeasonalAverage", "exponential_smoothing": "ExponentialSmoothing",
+    "arimax": "Arimax", "tcn_forecaster": "TCNForecaster",
 }
 METRIC_NAMES = {
     "auc_weighted": "AUC_weighted", "accuracy": "accuracy", "norm_macro_recall": "norm_macro_recall",
@@ -211,6 +274,9 @@ def from_v2(node: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("stack_meta_learner_type", "stack_meta_learner_train_percentage"):
         if stack.get(key) is not None:
             settings[key] = stack[key]
+    if str(node.get("task") or "").lower() == "forecasting":
+        settings["task"] = "forecasting"
+        settings["forecasting_parameters"] = _forecasting_parameters(dict(node.get("forecasting") or {}))
     metric = settings.get("primary_metric")
     if isinstance(metric, str):
         settings["primary_metric"] = METRIC_NAMES.get(metric.lower(), metric)
@@ -243,3 +309,42 @@ def from_v2(node: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(settings.get("enable_early_stopping"), str):
         settings["enable_early_stopping"] = settings["enable_early_stopping"].lower() == "true"
     return settings
+
+
+def _forecasting_parameters(forecasting: Mapping[str, Any]) -> dict[str, Any]:
+    """``ForecastingParameters`` names and values from a node's ``forecasting`` settings (as submitted)."""
+    inverse = {v2: v1 for v1, v2 in FORECAST_RENAMES.items()}
+    out: dict[str, Any] = {}
+    for key, value in forecasting.items():
+        name = inverse.get(key)
+        if name is None or value is None:
+            continue
+        if isinstance(value, str) and value.lower() == "none" and name in FORECAST_NONE:
+            value = None
+        elif isinstance(value, str) and value.lower() == "auto":
+            value = "auto"
+        elif name in ("time_series_id_column_names", "features_unknown_at_forecast_time"):
+            value = _names(value)
+        elif name in ("forecast_horizon", "seasonality", "target_rolling_window_size", "cv_step_size") and \
+                isinstance(value, str) and value.lstrip("-").isdigit():
+            value = int(value)
+        elif name in ("short_series_handling_configuration", "target_aggregation_function", "use_stl") and \
+                isinstance(value, str):
+            value = {"seasontrend": "season_trend"}.get(value.lower(), value.lower())
+        out[name] = value
+    return out
+
+
+def _names(value: Any) -> list[str]:
+    """Column names as a node holds them: a list, one name, or (azure-ai-ml 1.35 dumps a list of names in a
+    pipeline node through a string field first) the list's Python text, ``"['a', 'b']"``."""
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        import ast
+
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return [value]
+        if isinstance(parsed, list) and all(isinstance(v, str) for v in parsed):
+            return parsed
+    return [value] if isinstance(value, str) else [str(v) for v in value]

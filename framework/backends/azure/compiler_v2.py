@@ -7,8 +7,9 @@
   ``mltable`` (the step writes an ``MLTable`` file beside its CSV), folders ``uri_folder``, models
   ``custom_model`` (``mlflow_model`` when AutoML made them), metrics and learned outputs (``learned.json``)
   ``uri_folder``.
-- The built-in AutoML step becomes ``automl.classification(...)``/``automl.regression(...)`` with
-  ``set_limits``/``set_training``/``set_featurization`` (names in ``automl_v2``); its ``best_model``
+- The built-in AutoML step becomes ``automl.classification/regression/forecasting(...)`` with
+  ``set_limits``/``set_training``/``set_featurization`` and, for forecasting, ``set_forecast_settings``
+  (names in ``automl_v2``); its ``best_model``
   output is an ``mlflow_model``. SDK v2 AutoML has no metrics output: a pipeline output bound to
   AutoML's metrics is read from the AutoML job's child runs after the run (``run_history_outputs``).
 - Pipeline parameters become inputs of the ``@dsl.pipeline`` function; so do the datasets.
@@ -431,6 +432,8 @@ def _automl_node(automl: Any, Input: Any, Output: Any, validated: ValidatedPipel
     factory = getattr(automl, v2.task)
     task_kwargs = {k: value(v) for k, v in v2.task_kwargs.items()}
     node = factory(**data, **task_kwargs, outputs={AUTOML_MODEL: Output(type="mlflow_model")})
+    if v2.forecasting:
+        node.set_forecast_settings(**v2.forecasting)
     if v2.limits:
         node.set_limits(**{k: value(v) for k, v in v2.limits.items()})
     training = dict(v2.training)

@@ -147,7 +147,7 @@ def _command_step(compiled_step: Any, node: Mapping[str, Any], steps_by_node: Ma
 
 AUTOML_KEYS = ("task", "primary_metric", "target_column_name", "n_cross_validations", "validation_data_size",
                "cv_split_column_names", "weight_column_name", "enable_model_explainability", "limits", "training",
-               "featurization")
+               "featurization", "forecasting")
 
 
 def _automl_step(compiled_step: Any, node: Mapping[str, Any], steps_by_node: Mapping[str, str],
