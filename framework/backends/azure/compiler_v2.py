@@ -406,7 +406,10 @@ def _automl_node(automl: Any, Input: Any, Output: Any, validated: ValidatedPipel
     settings = binding.resolve_params(values)
     given = {k: settings[k] for k in binding.params if k in settings}
     check_automl_budget(binding, given)
-    v2 = automl_v2.to_v2(binding.name, given, from_params)
+    sorted_settings = dict(given)
+    if settings.get("forecasting_parameters") is not None:  # ForecastingParameters merged with the flat keywords
+        sorted_settings["forecasting_parameters"] = settings["forecasting_parameters"]
+    v2 = automl_v2.to_v2(binding.name, sorted_settings, from_params)
 
     def value(item: Any) -> Any:
         if isinstance(item, tuple) and len(item) == 2 and item[0] == "input":

@@ -154,7 +154,6 @@ def test_settings_v2_cannot_bind_are_fixed_and_say_so(tmp_path):
     compiled = compile_v2(_pipeline(primary_metric=allowed, iterations=PipelineParameter("n", default_value=3),
                                     allowed_models=["LogisticRegression", "XGBoostClassifier"],
                                     enable_stack_ensemble=False), tmp_path)
-    node = compiled.pipeline.jobs["train"]
     assert plan_v2.job_dict(compiled)["jobs"]["train"]["limits"]["max_trials"] == "${{parent.inputs.n}}"
     assert plan_v2.job_dict(compiled)["jobs"]["train"]["training"] == {
         "enable_stack_ensemble": False, "allowed_training_algorithms": ["logistic_regression", "xg_boost_classifier"]}
@@ -214,3 +213,79 @@ def test_no_reuse_forces_a_rerun_of_every_node(tmp_path):
     compiled = compile_v2(load_pipeline(TITANIC), tmp_path, reuse=False)
     assert compiled.pipeline.settings.force_rerun is True
     assert compiled.pipeline.jobs["dataprep"].component.is_deterministic is False
+
+
+def _forecasting(**automl):
+    settings = {"task": "forecasting", "label_column_name": "Fare", **automl}
+    return Pipeline(experiment="x", steps=[
+        Step("dataprep_titanic", name="prep", inputs={"titanic_ds": Dataset("titanic_ds")},
+             outputs={"prepped_data": "prepped"}),
+        AutoMLStep(name="train", training_data="prepped", **settings),
+    ], outputs={"model_output": "best_model_data"})
+
+
+def test_forecasting_compiles_to_automl_forecasting_with_set_forecast_settings(tmp_path):
+    from azure.ai.ml.entities._job.automl.tabular import ForecastingJob
+
+    from emulator import ForecastingParameters
+    from framework.backends.azure.automl_v2 import from_v2
+
+    parameters = ForecastingParameters(
+        time_column_name="date", forecast_horizon=6, time_series_id_column_names=["store", "brand"], freq="MS",
+        target_lags=[1, 12], feature_lags="auto", target_rolling_window_size=3, seasonality=None,
+        use_stl="season_trend", short_series_handling_configuration=None, target_aggregation_function="sum",
+        country_or_region_for_holidays="us", cv_step_size=2)
+    compiled = compile_v2(_forecasting(forecasting_parameters=parameters, n_cross_validations=3,
+                                       allowed_models=["SeasonalNaive", "AutoArima", "LightGBM", "Prophet"]), tmp_path)
+    node = compiled.pipeline.jobs["train"]
+    assert isinstance(node, ForecastingJob) and node.target_column_name == "Fare"
+    written = plan_v2.job_dict(compiled)["jobs"]["train"]
+    assert written["forecasting"] == {
+        "time_column_name": "date", "forecast_horizon": 6, "time_series_id_column_names": "['store', 'brand']",
+        "frequency": "MS", "target_lags": [1, 12], "feature_lags": "auto", "target_rolling_window_size": 3,
+        "seasonality": 1, "use_stl": "seasontrend", "short_series_handling_config": "none",
+        "target_aggregate_function": "sum", "country_or_region_for_holidays": "US", "cv_step_size": 2}
+    assert written["training"]["allowed_training_algorithms"] == ["seasonal_naive", "auto_arima", "light_gbm", "prophet"]
+    # what the service reads back (the REST body's node) is the same ForecastingParameters
+    rest = compiled.pipeline._to_rest_object().as_dict()["properties"]["jobs"]["train"]
+    settings = from_v2(rest)
+    assert settings["task"] == "forecasting" and settings["allowed_models"] == ["SeasonalNaive", "AutoArima",
+                                                                                "LightGBM", "Prophet"]
+    assert settings["forecasting_parameters"] == {
+        "time_column_name": "date", "forecast_horizon": 6, "time_series_id_column_names": ["store", "brand"],
+        "freq": "MS", "target_lags": [1, 12], "feature_lags": "auto", "target_rolling_window_size": 3, "seasonality": 1,
+        "use_stl": "season_trend", "short_series_handling_configuration": None, "target_aggregation_function": "sum",
+        "country_or_region_for_holidays": "US", "cv_step_size": 2}
+    plan = plan_v2.render(compiled)
+    assert plan["steps"][1]["automl_config"]["sdk_class"] == "azure.ai.ml.automl.forecasting"
+    assert plan["steps"][1]["automl_config"]["settings"]["forecasting"]["frequency"] == "MS"
+    # the YAML loads back into an equal job
+    target = tmp_path / "review" / "forecast.yml"
+    target.parent.mkdir()
+    plugins = get_plugin_manager()
+    again = compile_pipeline(_forecasting(forecasting_parameters=parameters).validate(plugins), plugins=plugins,
+                             assets=plan_v2.prepare_assets(target))
+    plan_v2.write_yaml(again, target)
+    loaded = plan_v2.load_yaml(target)
+    assert plan_v2.fix_automl_outputs(yaml.safe_load(loaded._to_yaml())) == plan_v2.job_dict(again)
+
+
+def test_forecasting_flat_keywords_compile_like_forecasting_parameters(tmp_path):
+    from emulator import ForecastingParameters
+
+    flat = compile_v2(_forecasting(time_column_name="date", max_horizon=4, grain_column_names="store"), tmp_path / "a")
+    given = compile_v2(_forecasting(forecasting_parameters=ForecastingParameters(
+        time_column_name="date", forecast_horizon=4, time_series_id_column_names="store")), tmp_path / "b")
+    forecasting = plan_v2.job_dict(flat)["jobs"]["train"]["forecasting"]
+    assert forecasting == plan_v2.job_dict(given)["jobs"]["train"]["forecasting"] == {
+        "time_column_name": "date", "forecast_horizon": 4, "time_series_id_column_names": "store"}
+
+
+def test_forecasting_settings_v2_cannot_express_are_refused(tmp_path):
+    from emulator import ForecastingParameters
+
+    with pytest.raises(BackendError, match=re.escape(
+            "step 'train': forecasting parameter 'drop_column_names' has no SDK v2 equivalent (drop the columns in the "
+            "step that prepares the data); remove it to compile with --sdk v2")):
+        compile_v2(_forecasting(forecasting_parameters=ForecastingParameters(
+            time_column_name="date", drop_column_names=["Name"])), tmp_path)
