@@ -180,7 +180,7 @@ def parse_params(values: Iterable[str]) -> dict[str, str]:
     return params
 
 
-AZURE_ONLY = ("dry_run", "compute", "no_wait", "config", "vm_size", "min_nodes", "max_nodes")
+AZURE_ONLY = ("dry_run", "compute", "no_wait", "config", "vm_size", "min_nodes", "max_nodes", "sdk", "yaml")
 
 
 @click.command("run")
@@ -204,10 +204,15 @@ AZURE_ONLY = ("dry_run", "compute", "no_wait", "config", "vm_size", "min_nodes",
               help="azure: VM size of a compute cluster created when missing [STANDARD_D2_V2].")
 @click.option("--min-nodes", type=int, default=None, help="azure: minimum nodes of a created cluster [0].")
 @click.option("--max-nodes", type=int, default=None, help="azure: maximum nodes of a created cluster [1].")
+@click.option("--sdk", type=click.Choice(["v1", "v2"]), default=None,
+              help="azure: the Azure ML SDK to compile to: v1 (azureml-core) or v2 (azure-ai-ml) [v1].")
+@click.option("--yaml", "yaml_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="azure --sdk v2 --dry-run: also write the pipeline job YAML (for az ml job create --file).")
 @pass_state
 def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ...], no_reuse: bool,
                 as_json: bool, quiet: bool, resume: str | None, dry_run: bool, compute: str | None, no_wait: bool,
-                config: str | None, vm_size: str | None, min_nodes: int | None, max_nodes: int | None) -> None:
+                config: str | None, vm_size: str | None, min_nodes: int | None, max_nodes: int | None,
+                sdk: str | None, yaml_file: str | None) -> None:
     """Run a pipeline, locally or on Azure.
 
     PIPELINE is a folder with pipeline.py, a .py file or a module name.
@@ -218,12 +223,16 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
     overrides = parse_params(params)
     options: dict[str, Any] = {"resume": resume} if resume else {}
     given = {k for k, v in {"dry_run": dry_run, "compute": compute, "no_wait": no_wait, "config": config,
-                            "vm_size": vm_size, "min_nodes": min_nodes, "max_nodes": max_nodes}.items()
+                            "vm_size": vm_size, "min_nodes": min_nodes, "max_nodes": max_nodes, "sdk": sdk,
+                            "yaml": yaml_file}.items()
              if v not in (None, False)}
     if given and backend != "azure":
         fail(f"--{sorted(given)[0].replace('_', '-')} applies to --backend azure only")
+    if yaml_file and (sdk != "v2" or not dry_run):
+        fail("--yaml writes the SDK v2 pipeline job YAML: use it with --dry-run --sdk v2")
     if backend == "azure":
         options.update(azure_options(compute, no_wait, config, vm_size, min_nodes, max_nodes))
+        options.update({k: v for k, v in {"sdk": sdk, "yaml": yaml_file}.items() if v})
     try:
         definition = load_pipeline(pipeline)
         if dry_run:
@@ -292,9 +301,7 @@ def print_plan(state: State, definition: Any, overrides: dict[str, str], options
     if as_json:
         emit_json(plan)
     else:
-        from .backends.azure.plan import format_text
-
-        click.echo(format_text(plan))
+        click.echo(backend.format_plan(plan))
 
 
 @click.command("explain-reuse")

@@ -1,7 +1,8 @@
 """AutoML steps, run service-side by the project's AutoML emulator, as Azure runs them on its side.
 
 The job carries the AutoML settings the client submitted (for SDK v1: ``aml_settings_json_string``
-of the ``AutoMLConfig`` module parameter, every setting with the SDK's defaults filled in). They
+of the ``AutoMLConfig`` module parameter, every setting with the SDK's defaults filled in; for SDK v2:
+the AutoML node, read back into ``AutoMLConfig``'s names by ``automl_v2.from_v2``). They
 are mapped onto the emulator's settings; the training data is read from where the upstream step
 wrote it (or from the registered dataset); each iteration becomes a child run of the step run with
 its properties and metrics; the fitted pipeline of the best child is kept as its
@@ -67,6 +68,8 @@ def emulator_settings(submitted: Mapping[str, Any]) -> dict[str, Any]:
     if forecasting:
         settings["task"] = "forecasting"
         settings["forecasting_parameters"] = forecasting_parameters(submitted)
+    elif submitted.get("task") == "forecasting":  # SDK v2: read back from the node's forecasting settings
+        settings["forecasting_parameters"] = dict(submitted.get("forecasting_parameters") or {})
     return settings
 
 
@@ -139,7 +142,12 @@ def run_automl_step(engine: Engine, state: PipelineState, step: StepJob, step_ru
         for port in ("training_data", "validation_data"):
             if port in step.inputs:
                 location = engine.input_location(state, step.inputs[port])
-                frames[port] = read_tabular(_files(location), f"step {step.name!r} input {port!r}")
+                if location.is_dir() and (location / "MLTable").is_file():  # SDK v2: an mltable input
+                    from framework.backends.azure import mltable
+
+                    frames[port] = mltable.read(location, f"step {step.name!r} input {port!r}")
+                else:
+                    frames[port] = read_tabular(_files(location), f"step {step.name!r} input {port!r}")
         if "training_data" not in frames:
             raise StepFailure("UserError", f"AutoML step {step.name!r} has no training_data input")
         log(f"AutoML: task {settings['task']}, primary metric {settings['primary_metric']}, "
@@ -163,6 +171,15 @@ def run_automl_step(engine: Engine, state: PipelineState, step: StepJob, step_ru
     metrics = json.dumps(result.metrics_json()).encode()
     model = pickle.dumps(result.model)
     for port, spec in step.outputs.items():
+        if spec.training_output == "MLflowModel":  # SDK v2's best_model: an MLflow model folder
+            from emulator.mlflow_model import save_mlflow_model
+
+            target = engine.output_location(step_run, port, is_file=False)
+            label = settings["label_column_name"]
+            save_mlflow_model(result.model, target / "model", features=frames["training_data"].drop(columns=[label]))
+            for item in (target / "model").iterdir():
+                item.rename(target / item.name)
+            (target / "model").rmdir()
         if spec.training_output in ("Metrics", "Model"):
             target = engine.output_location(step_run, port, is_file=True)
             target.write_bytes(metrics if spec.training_output == "Metrics" else model)

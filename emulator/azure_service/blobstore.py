@@ -23,6 +23,7 @@ import base64
 import datetime
 import email.utils
 import hashlib
+import ipaddress
 import os
 import re
 import shutil
@@ -81,6 +82,24 @@ class BlobStore:
             partial.write_bytes(data)
             os.replace(partial, target)
         return target
+
+    def metadata_path(self, container: str, name: str) -> Path:
+        target = self.path(container, name)
+        return target.with_name(f".{target.name}.metadata.json")
+
+    def set_metadata(self, container: str, name: str, metadata: Mapping[str, str]) -> None:
+        """Blob metadata (``x-ms-meta-*``), kept beside the blob (the SDK v2 marks finished uploads with it)."""
+        import json
+
+        if not self.exists(container, name):
+            raise BlobError(404, "BlobNotFound", "The specified blob does not exist.")
+        self.metadata_path(container, name).write_text(json.dumps(dict(metadata)))
+
+    def get_metadata(self, container: str, name: str) -> dict[str, str]:
+        import json
+
+        path = self.metadata_path(container, name)
+        return json.loads(path.read_text()) if path.is_file() else {}
 
     def put_file(self, container: str, name: str, source: Path) -> Path:
         return self.put(container, name, Path(source).read_bytes())
@@ -178,12 +197,19 @@ def handle(store: BlobStore, method: str, path: str, query: Mapping[str, list[st
         base = {"x-ms-version": API_VERSION, "x-ms-request-id": "00000000-0000-0000-0000-000000000000"}
         if q.get("restype") == "container":
             return _container(store, method, container, q, base)
+        if method == "PUT" and q.get("comp") == "metadata":
+            store.set_metadata(container, name, _metadata_headers(headers))
+            target = store.path(container, name)
+            return 200, {**base, "ETag": _etag(target), "Last-Modified": _http_date(target.stat().st_mtime),
+                         "x-ms-request-server-encrypted": "true"}, b""
         if method == "PUT" and q.get("comp") == "block":
             store.put_block(container, name, q["blockid"], body)
             return 201, {**base, "Content-MD5": _md5(body)}, b""
         if method == "PUT" and q.get("comp") == "blocklist":
             ids = re.findall(r"<(?:Latest|Committed|Uncommitted)>([^<]*)</", body.decode())
             target = store.commit_blocks(container, name, ids)
+            if _metadata_headers(headers):
+                store.set_metadata(container, name, _metadata_headers(headers))
             return 201, {**base, "ETag": _etag(target), "Last-Modified": _http_date(target.stat().st_mtime),
                          "x-ms-request-server-encrypted": "true"}, b""
         if method == "PUT":
@@ -192,6 +218,8 @@ def handle(store: BlobStore, method: str, path: str, query: Mapping[str, list[st
                 raise BlobError(400, "Md5Mismatch", "The MD5 value specified in the request did not match with the "
                                                     "MD5 value calculated by the server.")
             target = store.put(container, name, body)
+            if _metadata_headers(headers):
+                store.set_metadata(container, name, _metadata_headers(headers))
             return 201, {**base, "ETag": _etag(target), "Last-Modified": _http_date(target.stat().st_mtime),
                          "Content-MD5": _md5(body), "x-ms-request-server-encrypted": "true"}, b""
         if method == "DELETE":
@@ -227,7 +255,10 @@ def _container(store: BlobStore, method: str, container: str, q: Mapping[str, st
                 f"</Content-Type><Content-MD5>{_md5(data)}</Content-MD5><BlobType>BlockBlob</BlobType>"
                 f"<AccessTier>Hot</AccessTier><AccessTierInferred>true</AccessTierInferred>"
                 f"<LeaseStatus>unlocked</LeaseStatus><LeaseState>available</LeaseState>"
-                f"<ServerEncrypted>true</ServerEncrypted></Properties></Blob>")
+                f"<ServerEncrypted>true</ServerEncrypted></Properties>"
+                + ("<Metadata>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in store.get_metadata(container, name)
+                                          .items()) + "</Metadata>" if "metadata" in q.get("include", "") else "")
+                + "</Blob>")
         body = (f'<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="https://{store.account}'
                 f'{BLOB_HOST_SUFFIX}/" ContainerName="{escape(container)}"><Prefix>{escape(prefix)}</Prefix>'
                 f"<Blobs>{''.join(items)}</Blobs><NextMarker /></EnumerationResults>").encode()
@@ -249,7 +280,8 @@ def _read(store: BlobStore, method: str, container: str, name: str, headers: Map
     info = {**base, "ETag": _etag(target), "Last-Modified": _http_date(target.stat().st_mtime),
             "x-ms-creation-time": _http_date(target.stat().st_mtime), "x-ms-blob-type": "BlockBlob",
             "x-ms-server-encrypted": "true", "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
-            "x-ms-lease-state": "available", "x-ms-lease-status": "unlocked"}
+            "x-ms-lease-state": "available", "x-ms-lease-status": "unlocked",
+            **{f"x-ms-meta-{k}": v for k, v in store.get_metadata(container, name).items()}}
     wanted = headers.get("x-ms-range") or headers.get("range")
     if wanted and method == "GET":
         match = RANGE.fullmatch(wanted.strip())
@@ -270,6 +302,10 @@ def _read(store: BlobStore, method: str, container: str, name: str, headers: Map
         return 206, out, chunk
     out = {**info, "Content-Length": str(len(data)), "Content-MD5": _md5(data)}
     return 200, out, data if method == "GET" else b""
+
+
+def _metadata_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k[len("x-ms-meta-"):]: v for k, v in headers.items() if k.lower().startswith("x-ms-meta-")}
 
 
 def is_authorized(query: Mapping[str, list[str]], headers: Mapping[str, str]) -> bool:
@@ -336,7 +372,9 @@ class CertificateAuthority:
         leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
                 .issuer_name(ca_name).public_key(leaf_key.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(host), x509.DNSName("localhost"),
+                                                            x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                               critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),

@@ -34,7 +34,8 @@ from .compute import Compute
 from .engine import ComputeTarget, Engine, RunRecord
 from framework.backends.azure.endpoint import CONFIG_MARKER
 
-from .v1 import V1Api, make_token, summarize_submission
+from .v1 import V1Api, b64, make_token, summarize_submission
+from .v2 import AML_RESOURCE, V2Api
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 RESOURCE_GROUP = "amlstep-fake-rg"
@@ -94,6 +95,10 @@ class FakeAzureML:
                          resource_group=RESOURCE_GROUP, workspace_id=WORKSPACE_ID, tenant=TENANT, location=LOCATION,
                          account=ACCOUNT, container=DATASTORE_CONTAINER, compute_error=compute_error,
                          auth_error=auth_error)
+        self.api_v2 = V2Api(self.engine, base_url=lambda: self.tls_url, workspace_name=lambda: self.workspace_name,
+                            subscription=SUBSCRIPTION, resource_group=RESOURCE_GROUP, workspace_id=WORKSPACE_ID,
+                            tenant=TENANT, location=LOCATION, account=ACCOUNT, container=DATASTORE_CONTAINER,
+                            compute_error=compute_error, auth_error=auth_error)
         for name in computes:
             self.engine.computes[name] = ComputeTarget(name=name, vm_size="STANDARD_D2_V2")
         self._initial_datasets = dict(datasets or {})
@@ -152,6 +157,11 @@ class FakeAzureML:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def tls_url(self) -> str:
+        """The same port over TLS: the SDK v2 API (azure-core sends bearer tokens over https only)."""
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
     def workspace_name(self) -> str:
         # the default name carries the port: the SDK caches service endpoints per workspace in memory,
         # and a name reused across fakes would reach a stopped one
@@ -163,6 +173,21 @@ class FakeAzureML:
         return {**SDK_ENVIRONMENT, "AZUREML_DISCOVERY_SERVICE_ENDPOINT": self.base_url + "/discovery",
                 "HTTPS_PROXY": self.base_url, "https_proxy": self.base_url,
                 "REQUESTS_CA_BUNDLE": str(self.ca.ca_file)}
+
+    def environment_v2(self) -> dict[str, str]:
+        """Environment variables an SDK v2 client needs to reach this fake: its cloud, its CA, its blob proxy."""
+        return {"HBI_WORKSPACE_JOB": "true", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+                "ARM_CLOUD_METADATA_URL": f"{self.tls_url}/metadata/endpoints?api-version=2019-05-01",
+                "AZUREML_CURRENT_CLOUD": self.api_v2.cloud_name(), "HTTPS_PROXY": self.base_url, "https_proxy": self.base_url,
+                "REQUESTS_CA_BUNDLE": str(self.ca.ca_file), "AZURE_CORE_COLLECT_TELEMETRY": "false"}
+
+    def ml_client(self) -> Any:
+        """A real ``azure.ai.ml.MLClient`` for this fake (the process environment must hold :meth:`environment_v2`)."""
+        from azure.ai.ml import MLClient
+
+        from framework.backends.azure.client_v2 import FakeServiceCredential
+
+        return MLClient(FakeServiceCredential(TENANT), SUBSCRIPTION, RESOURCE_GROUP, self.workspace_name)
 
     def workspace(self, name: str | None = None) -> Any:
         """A real ``azureml.core.Workspace`` whose every call goes to this fake.
@@ -180,10 +205,15 @@ class FakeAzureML:
         return {"subscription_id": SUBSCRIPTION, "resource_group": RESOURCE_GROUP,
                 "workspace_name": self.workspace_name,
                 CONFIG_MARKER: {"endpoint": self.base_url, "token": FAKE_TOKEN, "workspace_id": WORKSPACE_ID,
-                                "location": LOCATION, "tenant_id": TENANT, "ca_bundle": str(self.ca.ca_file)}}
+                                "location": LOCATION, "tenant_id": TENANT, "ca_bundle": str(self.ca.ca_file),
+                                "tls_endpoint": self.tls_url, "cloud": self.api_v2.cloud_name(),
+                                "arm_cloud_metadata_url": f"{self.tls_url}/metadata/endpoints?api-version=2019-05-01"}}
 
     def _runtime_env(self, record: RunRecord) -> dict[str, str]:
         """What Azure's compute sets in a step's environment (read by ``Run.get_context()``)."""
+        root = self.engine.runs.get(record.root_id or record.id)
+        if root is not None and root.properties.get("amlstep.api") == "v2":
+            return self._runtime_env_v2(record)
         token = make_token(TENANT, subject=f"run:{record.id}", lifetime=24 * 3600)
         return {**SDK_ENVIRONMENT, **self.environment(),
                 "AZUREML_RUN_ID": record.id, "AZUREML_ARM_SUBSCRIPTION": SUBSCRIPTION,
@@ -195,6 +225,23 @@ class FakeAzureML:
                 "AZUREML_SERVICE_ENDPOINT": self.base_url, "AZUREML_ROOT_RUN_ID": record.root_id or record.id,
                 "AZUREML_PARENT_RUN_ID": record.parent_id or "", "AZUREML_RUN_CONFIGURATION": "",
                 "AZUREML_DATA_CONTAINER_ID": "dcid." + record.id}
+
+    def _runtime_env_v2(self, record: RunRecord) -> dict[str, str]:
+        """What Azure sets in an SDK v2 job's environment: the workspace, MLflow tracking, the job's tokens."""
+        experiment = self.engine.experiment(record.experiment)
+        token = user_token(AML_RESOURCE, subject=f"run:{record.id}")
+        env = {**self.environment_v2(),
+               "AZUREML_RUN_ID": record.id, "AZUREML_ARM_SUBSCRIPTION": SUBSCRIPTION,
+               "AZUREML_ARM_RESOURCEGROUP": RESOURCE_GROUP, "AZUREML_ARM_WORKSPACE_NAME": self.workspace_name,
+               "AZUREML_ARM_PROJECT_NAME": record.experiment, "AZUREML_WORKSPACE_ID": WORKSPACE_ID,
+               "AZUREML_ROOT_RUN_ID": record.root_id or record.id, "AZUREML_PARENT_RUN_ID": record.parent_id or "",
+               "AZUREML_RUN_TOKEN": token, "AZUREML_SERVICE_ENDPOINT": self.tls_url,
+               "MLFLOW_TRACKING_URI": f"azureml://127.0.0.1:{self.port}/mlflow/v1.0{self.api_v2.ws_id}",
+               "MLFLOW_RUN_ID": record.id, "MLFLOW_EXPERIMENT_ID": experiment["id"],
+               "MLFLOW_EXPERIMENT_NAME": record.experiment, "MLFLOW_TRACKING_TOKEN": token}
+        if self.api_v2.identity(record) == "UserIdentity":
+            env["OBO_ENDPOINT"] = f"{self.tls_url}/obo/token"
+        return env
 
     # -- state helpers -----------------------------------------------------------------------------
     def add_dataset(self, name: str, files: Sequence[str | Path]) -> Any:
@@ -214,8 +261,7 @@ class FakeAzureML:
 
     def wait(self, run_id: str | None = None, timeout: float = 600) -> str:
         """Wait for a pipeline run (the last submitted by default) to end; returns its status."""
-        run_id = run_id or self.api.raw_submissions[-1]["run_id"]
-        return self.engine.wait(run_id, timeout)
+        return self.engine.wait(run_id or self.last_pipeline_run(), timeout)
 
     @property
     def submissions(self) -> list[dict[str, Any]]:
@@ -239,8 +285,13 @@ class FakeAzureML:
 
     def step_runs(self, run_id: str | None = None) -> dict[str, RunRecord]:
         """The step runs of a pipeline run (the last submitted by default), by step name."""
-        run_id = run_id or self.api.raw_submissions[-1]["run_id"]
-        return {r.name: r for r in self.engine.children(run_id)}
+        return {r.name: r for r in self.engine.children(run_id or self.last_pipeline_run())}
+
+    def last_pipeline_run(self) -> str:
+        """The id of the pipeline run submitted last, through either API."""
+        if not self.engine.pipelines:
+            raise LookupError("no pipeline was submitted to the fake service")
+        return list(self.engine.pipelines)[-1]
 
     def step_log(self, step_run: RunRecord) -> str:
         for name in ("azureml-logs/70_driver_log.txt", "azureml-logs/20_image_build_log.txt"):
@@ -254,11 +305,15 @@ class FakeAzureML:
 
     # -- request handling --------------------------------------------------------------------------
     def handle_service(self, method: str, path: str, query: str, headers: Mapping[str, str],
-                       body: Any) -> tuple[int, Any, dict[str, str]]:
+                       body: Any, tls: bool = False) -> tuple[int, Any, dict[str, str]]:
         parsed = parse_qs(query)
         try:
-            status, response, extra, handler = self.api.dispatch(method, path, parsed, headers, body)
-            status, response = self._check_workspace(path, status, response)
+            handler = None
+            if tls:  # SDK v2 clients (TLS only); run history is shared with the SDK v1 API
+                status, response, extra, handler = self.api_v2.dispatch(method, path, parsed, headers, body)
+            if handler is None:
+                status, response, extra, handler = self.api.dispatch(method, path, parsed, headers, body)
+                status, response = self._check_workspace(path, status, response)
         except Exception as exc:  # report, never crash the server
             traceback.print_exc()
             status, response, extra, handler = 500, {"error": {"code": "FakeServiceError", "message": repr(exc),
@@ -304,6 +359,15 @@ class FakeAzureML:
         return blobstore.handle(self.blob, method, "/" + rest, {}, headers, b"", authorized=True)
 
 
+def user_token(resource: str, subject: str = "fake@example.com", lifetime: float = 24 * 3600) -> str:
+    """A JWT shaped like the one Entra ID gives a signed-in user for ``resource`` (its audience; unsigned)."""
+    return ".".join([b64({"alg": "none", "typ": "JWT"}),
+                     b64({"aud": resource.rstrip("/"), "exp": int(time.time() + lifetime), "tid": TENANT,
+                          "oid": "33333333-3333-3333-3333-333333333333", "upn": subject, "appid": "amlstep-fake"}),
+                     "c2ln"])
+
+
+
 def tabular_dataflow(paths: list[str]) -> str:
     """The dataflow ``Dataset.Tabular.from_delimited_files(paths)`` registers (the rslex YAML form)."""
     listed = "\n".join(f"  - file: \"{p}\"" for p in paths) or "  - file: \"https://example.invalid/empty.csv\""
@@ -317,11 +381,31 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """One port, two protocols: a TLS ClientHello (first byte 0x16) gets TLS, anything else plain HTTP."""
+        try:
+            first = request.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return
+        handler: Any = self.RequestHandlerClass
+        if first == b"\x16":
+            try:
+                request = handler.service.ca.server_context().wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError):
+                return
+
+            class TlsHandler(handler):  # type: ignore[misc, valid-type]
+                tls = True
+
+            handler = TlsHandler
+        handler(request, client_address, self)
+
 
 class _Handler(BaseHTTPRequestHandler):
     service: FakeAzureML
     protocol_version = "HTTP/1.1"
     tls_host: str | None = None
+    tls = False
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -367,7 +451,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")[:2000]
-        status, response, extra = self.service.handle_service(method, url.path, url.query, headers, body)
+        status, response, extra = self.service.handle_service(method, url.path, url.query, headers, body, tls=self.tls)
         data = b"" if response is None else json.dumps(response).encode()
         self._send(status, {"Content-Type": "application/json; charset=utf-8", **extra}, data, method)
 

@@ -2,12 +2,15 @@
 
     amlstep fake-azure --config-out c.json &
     amlstep run examples/titanic --backend azure --config c.json
+    amlstep run examples/titanic --backend azure --sdk v2 --config c.json    # the same service, SDK v2
 
 The service (``emulator.azure_service``) runs what it is sent: script steps in environments built
 from the wheels amlstep ships, the AutoML step with the AutoML emulator, model registration in
 its registry, outputs in its blob storage. The config.json it writes is a workspace config with an
-``amlstep_fake_service`` section (endpoint, token, the certificate authority of its blob storage)
-that the Azure backend recognises: no ``az login``, no network. State lives in memory and in a
+``amlstep_fake_service`` section (endpoint, token, the certificate authority of its blob storage and
+of its TLS endpoint, its cloud metadata URL) that the Azure backend recognises, under SDK v1 and SDK
+v2: no ``az login``, no network. One service answers both SDKs (the SDK v1 REST API over http, SDK
+v2's public ARM API over TLS, on the same port), in front of one engine. State lives in memory and in a
 temporary folder (or ``--state-dir``) and ends with the process.
 """
 
@@ -33,7 +36,10 @@ from ..hookspecs import hookimpl
               help="Keep blobs, runs and built environments here (default: a temporary folder, removed at exit).")
 @click.option("--compute", "computes", multiple=True, default=("cpu-cluster",), show_default=True,
               help="Compute clusters that exist at start (repeat the option for several).")
-def fake_azure_command(port: int, config_out: str | None, state_dir: str | None, computes: tuple[str, ...]) -> None:
+@click.option("--sdk", type=click.Choice(["v1", "v2"]), default="v1", show_default=True,
+              help="The SDK you will use (both are served; this picks the endpoint and the hint shown).")
+def fake_azure_command(port: int, config_out: str | None, state_dir: str | None, computes: tuple[str, ...],
+                       sdk: str) -> None:
     """Serve an offline Azure ML workspace on 127.0.0.1.
 
     The fake service runs what it is sent, until Ctrl-C.
@@ -50,10 +56,12 @@ def fake_azure_command(port: int, config_out: str | None, state_dir: str | None,
         target = Path(config_out)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(config, indent=2) + "\n")
-    click.echo(f"fake Azure ML workspace {service.workspace_name!r} serving on {service.base_url}")
+    url = service.tls_url if sdk == "v2" else service.base_url
+    click.echo(f"fake Azure ML workspace {service.workspace_name!r} serving on {url}")
     if config_out:
         click.echo(f"workspace config: {config_out}")
-        click.echo(f"try: amlstep run examples/titanic --backend azure --config {config_out}")
+        flag = " --sdk v2" if sdk == "v2" else ""
+        click.echo(f"try: amlstep run examples/titanic --backend azure{flag} --config {config_out}")
     else:
         click.echo("workspace config (save it and pass it with --config):")
         click.echo(json.dumps(config, indent=2))

@@ -56,6 +56,8 @@ class FakeAzure:
     local_workspace: Any
     options: dict[str, Any] = field(default_factory=dict)
     download_dir: Path | None = None
+    sdk: str = "v1"
+    ml_client: Any = None   # under sdk="v2": a real ``azure.ai.ml.MLClient`` for the fake workspace
 
     @property
     def submissions(self) -> list[dict[str, Any]]:
@@ -81,11 +83,24 @@ class FakeAzure:
         return str(self.service.step_log(step_run))
 
     def backend(self, **options: Any) -> Any:
-        """An ``AzureBackend`` bound to the fake workspace (outputs download into a temporary folder)."""
+        """The Azure backend of the fixture's SDK, bound to the fake workspace (downloads go to a temporary folder)."""
+        if self.sdk == "v2":
+            from ..backends.azure.backend_v2 import AzureBackendV2
+
+            return AzureBackendV2(self.local_workspace, ml_client=self.ml_client,
+                                  **{"download_dir": self.download_dir, "poll_seconds": 0.5, **options})
         from ..backends.azure.backend import AzureBackend
 
         return AzureBackend(self.local_workspace, aml_workspace=self.workspace,
                             **{"download_dir": self.download_dir, "poll_seconds": 1.0, **options})
+
+    def config(self, folder: Path) -> Path:
+        """Write the fake's workspace config.json into ``folder`` (what ``amlstep fake-azure --config-out`` writes)."""
+        import json
+
+        target = Path(folder) / "config.json"
+        target.write_text(json.dumps(self.service.config(), indent=2))
+        return target
 
     def submit(self, pipeline: Any, *, params: Mapping[str, Any] | None = None, plugins: Any = None,
                **options: Any) -> Any:
@@ -116,15 +131,20 @@ def _fake_azure_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def open_fake_azure(folder: Path, cache: Path, **options: Any) -> Iterator[FakeAzure]:
+def open_fake_azure(folder: Path, cache: Path, *, sdk: str = "v1", **options: Any) -> Iterator[FakeAzure]:
     """A started fake service and everything a client needs to use it, undone at exit.
 
     ``folder`` holds the service's state, a temporary ``HOME``, the local workspace and downloads;
     ``cache`` the wheels and environments to share with other fakes. For fixtures of any scope.
+    ``sdk="v2"``: the client side speaks SDK v2 (``FakeAzure.ml_client``, TLS, the fake's cloud).
     """
     from ..backends.azure.sdk import require_azureml
 
     require_azureml()
+    if sdk == "v2":
+        from ..backends.azure.compiler_v2 import require_sdk
+
+        require_sdk()
     from emulator.azure_service import FakeAzureML
 
     from ..backends.azure.offline import sdk_home
@@ -137,12 +157,14 @@ def open_fake_azure(folder: Path, cache: Path, **options: Any) -> Iterator[FakeA
         patch.setenv("AMLSTEP_WHEEL_CACHE", str(cache / "wheels"))
         service.start()
         try:
-            for name, value in service.environment().items():
+            for name, value in (service.environment_v2() if sdk == "v2" else service.environment()).items():
                 patch.setenv(name, value)
             with sdk_home(str(home)):
                 local = LocalWorkspace(folder / "fake-azure-local-workspace")
-                yield FakeAzure(service=service, workspace=service.workspace(), local_workspace=local,
-                                options=options, download_dir=folder / "fake-azure-downloads")
+                yield FakeAzure(service=service, workspace=service.workspace() if sdk == "v1" else None,
+                                local_workspace=local, options=options, download_dir=folder / "fake-azure-downloads",
+                                sdk=sdk,
+                                ml_client=service.ml_client() if sdk == "v2" else None)
         finally:
             service.stop()
 
@@ -154,4 +176,18 @@ def fake_azure(request: pytest.FixtureRequest, tmp_path: Path, _fake_azure_cache
     for marker in reversed(list(request.node.iter_markers(MARKER))):
         options.update(marker.kwargs)
     with open_fake_azure(tmp_path, _fake_azure_cache, **options) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_azure_v2(request: pytest.FixtureRequest, tmp_path: Path, _fake_azure_cache: Path) -> Iterator[FakeAzure]:
+    """The same fake service, reached with the Azure ML SDK v2: ``fake_azure_v2.ml_client`` is a real ``MLClient``.
+
+    ``fake_azure_v2.submit(pipeline)`` compiles to SDK v2 (``--sdk v2``) and submits through ``MLClient``;
+    the ``fake_azure`` marker shapes the service as for ``fake_azure``.
+    """
+    options: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers(MARKER))):
+        options.update(marker.kwargs)
+    with open_fake_azure(tmp_path, _fake_azure_cache, sdk="v2", **options) as fake:
         yield fake

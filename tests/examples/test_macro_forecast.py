@@ -9,6 +9,7 @@ import json
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -88,6 +89,38 @@ def test_runs_on_the_executing_fake_azure(fake_azure):
     model = pickle.loads(Path(result.outputs["model_output"]).read_bytes())
     assert hasattr(model, "forecast") and hasattr(model, "forecast_quantiles")
     assert [v.version for v in fake_azure.models["MacroForecast"]] == [1]
+
+
+@pytest.mark.fake_azure()
+def test_runs_on_the_executing_fake_azure_under_sdk_v2(fake_azure_v2):
+    """--sdk v2: automl.forecasting with set_forecast_settings, run as forecasting service-side; an MLflow model back
+    whose scikit-learn flavour is the forecaster and whose pyfunc predicts the next quarters."""
+    import mlflow.pyfunc
+    import mlflow.sklearn
+
+    fake = fake_azure_v2
+    fake.local_workspace.register_dataset("macro_ds", [str(_macrodata_csv())])
+    result = fake.submit(EXAMPLE, params={"iterations": "3"})
+    assert result.status == "Completed", result.error
+    node = fake.service.api_v2.submissions[-1]["steps"][1]["automl"]
+    assert (node["task"], node["label_column_name"]) == ("forecasting", "value")
+    assert node["forecasting_parameters"] == {"time_column_name": "date", "forecast_horizon": 8,
+                                              "time_series_id_column_names": ["series"], "target_lags": "auto",
+                                              "target_rolling_window_size": "auto", "freq": "QS"}
+    automl = fake.step_runs(result.run_id)["AutoML_Forecasting"]
+    assert "task forecasting" in fake.step_log(automl)
+    folder = Path(result.outputs["model_output"])
+    assert (folder / "MLmodel").is_file()
+    model = mlflow.sklearn.load_model(str(folder))
+    assert hasattr(model, "forecast_quantiles") and model.max_horizon == 8
+    series = model.transformer.history  # the series the forecaster was trained on
+    last = max(times[-1] for times, _, _ in series.values())
+    future = pd.DataFrame([{"date": f"{last + pd.DateOffset(months=3 * h):%Y-%m-%d}", "series": key[0]}
+                           for key in series for h in range(1, 9)])  # as the training rows have them
+    forecast, frame = model.forecast(future)
+    assert len(forecast) == len(future) == 8 * len(series) and np.isfinite(forecast).all()
+    assert np.allclose(mlflow.pyfunc.load_model(str(folder)).predict(future), forecast)
+    assert [(v.version, v.framework) for v in fake.models["MacroForecast"]] == [(1, "mlflow_model")]
 
 
 def _macrodata_csv() -> Path:

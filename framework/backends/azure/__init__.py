@@ -1,15 +1,19 @@
-"""The Azure backend: a pipeline compiled to Azure ML SDK v1 objects, submitted, waited for, downloaded.
+"""The Azure backend: a pipeline compiled to Azure ML SDK v1 (default) or SDK v2 objects, submitted, followed, downloaded.
 
-Layout (a v2 compiler over ``azure-ai-ml`` would sit beside ``compiler_v1`` over the same
-``ValidatedPipeline``):
+Layout (one compiler per SDK over the same ``ValidatedPipeline``, chosen by name in ``compilers``):
 
+``compilers``    the SDKs by name (``v1``, ``v2``): compiler module, plan reader, backend class
+``compiled``     what every compiler returns (``CompiledPipeline`` with its plan) and the rules they share
 ``compiler_v1``  validated graph -> ``PythonScriptStep`` / ``AutoMLStep`` / ``Pipeline`` (no submission)
-``plan``         the compiled objects -> a stable, diff-able plan (``--dry-run``)
-``offline``      an in-process stand-in workspace for dry runs (no network, no Azure config)
-``backend``      workspace and compute resolution, dataset registration, submit, wait, download
-``entry``        what runs on the cluster: loads the plugin by name, runs it with an Azure run context
+``compiler_v2``  validated graph -> ``azure-ai-ml`` ``PipelineJob``: command components, the AutoML node
+``plan``, ``plan_v2``  the compiled objects -> one stable, diff-able plan (``--dry-run``); v2's job YAML
+``shipping``     the wheels of amlstep and plugin distributions every step ships, SDK-neutral
+``offline``      an in-process stand-in workspace for SDK v1 dry runs (no network, no Azure config)
+``backend``      ``AzureBackendBase`` (record, follow, hooks, download) and the SDK v1 backend
+``backend_v2``, ``client_v2``  the SDK v2 backend: ``MLClient``, credentials, data assets, jobs
+``entry``, ``entry_v2``  what runs on the cluster: the plugin by name, with the SDK's run context
 
-Importing this package does not import ``azureml`` (the CLI must start fast).
+Importing this package does not import ``azureml`` or ``azure.ai.ml`` (the CLI must start fast).
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from typing import Any, Callable
 
 from ...hookspecs import hookimpl
 
-SDK_VERSION = "v1"
+SDK_VERSION = "v1"  # the default; ``compilers.names()`` lists them all
 
 
 def make_backend(**options: Any) -> Any:
-    from .backend import AzureBackend
+    """The Azure backend for ``sdk=`` (``"v1"``, the default, or ``"v2"``; see ``compilers``)."""
+    from .compilers import backend_class
 
-    return AzureBackend(**options)
+    return backend_class(options.pop("sdk", None))(**options)
 
 
 @hookimpl

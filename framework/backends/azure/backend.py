@@ -28,7 +28,7 @@ from ...pipeline import Dataset, StepBinding, ValidatedPipeline
 from ...results import PipelineRunResult, StepRunResult
 from ...workspace import LocalWorkspace
 from . import endpoint
-from .compiler_v1 import CompiledPipeline, CompiledStep, compile_pipeline, compute_name
+from .compiled import CompiledPipeline, CompiledStep, compute_name
 from .sdk import INSTALL_HINT, require_azureml
 
 TERMINAL = {"Completed": "Completed", "Finished": "Completed", "Failed": "Failed", "Canceled": "Canceled",
@@ -49,29 +49,168 @@ class Provisioning:
     timeout_minutes: int = 20
 
 
-class AzureBackend:
-    """Compiles pipelines to Azure ML SDK v1 objects and submits them."""
+class AzureBackendBase:
+    """What the Azure backend does whatever the SDK: options, the local run record, following a run, hooks.
+
+    A subclass per SDK (``sdk``, the name ``compilers`` knows it by) compiles, reaches the
+    workspace and submits; :meth:`track` records the submitted run locally, fires the pipeline and
+    step hooks as the service reports progress (through the SDK's follower), records statuses and
+    downloads the outputs.
+    """
 
     name = "azure"
+    sdk = "v1"
+
+    def __init__(self, workspace: LocalWorkspace | str | Path | None = None, *, echo: TextIO | None = None,
+                 dry_run: bool = False, compute: str | None = None, config: str | Path | None = None,
+                 wait: bool = True, download: bool = True, download_dir: str | Path | None = None,
+                 provisioning: Provisioning | None = None, poll_seconds: float | None = None) -> None:
+        self._local = workspace
+        self.echo = echo
+        self.dry_run = dry_run
+        self.compute = compute
+        self.config = config
+        self.wait = wait
+        self.download = download
+        self.download_dir = Path(download_dir) if download_dir else None
+        self.provisioning = provisioning or Provisioning()
+        self.poll_seconds = poll_seconds
+        self._service = None if dry_run else endpoint.fake_service(config)
+
+    @property
+    def compiler(self) -> Any:
+        """The compiler module of this backend's SDK (``compilers.compiler``)."""
+        from .compilers import compiler
+
+        return compiler(self.sdk)
+
+    def plan(self, pipeline: ValidatedPipeline, *, plugins: Plugins,
+             params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The compiled plan: every SDK object built, nothing contacted."""
+        return self.compile(pipeline, plugins=plugins, params=params).plan
+
+    def format_plan(self, plan: Mapping[str, Any]) -> str:
+        """The plan for a terminal."""
+        from .compilers import plan_module
+
+        return str(plan_module(self.sdk).format_text(plan))
+
+    def compile(self, pipeline: ValidatedPipeline, *, plugins: Plugins, params: Mapping[str, Any] | None = None,
+                reuse: bool = True) -> CompiledPipeline:
+        raise NotImplementedError
+
+    def dry_run_result(self, compiled: CompiledPipeline) -> PipelineRunResult:
+        return PipelineRunResult(run_id="dry-run", experiment=compiled.experiment, status="DryRun", backend=self.name,
+                                 params=compiled.parameter_values, details={"plan": compiled.plan})
+
+    def track(self, compiled: CompiledPipeline, run_id: str, *, plugins: Plugins | None, started: float,
+              workspace_name: str | None, portal_url: str | None, step_properties: Any, follower: Any,
+              download: Any) -> PipelineRunResult:
+        """Record a submitted run locally, follow it to its end (hooks fire), download its outputs.
+
+        ``step_properties(step)`` adds SDK-specific properties to a step's local record;
+        ``follower(step_records, events)`` follows the run (``follow() -> status``, ``steps``,
+        ``failure_message(status)``); ``download(result, follower)`` fetches the pipeline outputs.
+        """
+        values = compiled.parameter_values
+        local = self._local_workspace()
+        record = local.create_run(
+            run_type="pipeline", name=compiled.experiment, experiment=compiled.experiment, run_id=run_id,
+            backend=self.name, status="Running", params=dict(values),
+            properties={"steps": [s.binding.name for s in compiled.steps],
+                        "pipeline_outputs": dict(compiled.pipeline_outputs),
+                        "source": compiled.validated.pipeline.source, "azure_run_id": run_id,
+                        "azure_workspace": workspace_name, "sdk": self.sdk, "portal_url": portal_url})
+        step_records = {}
+        for step in compiled.steps:
+            step_records[step.binding.name] = local.create_run(
+                run_type="step", name=step.binding.name, experiment=compiled.experiment, parent_id=record.id,
+                backend=self.name, status="NotStarted",
+                properties={"plugin": step.binding.plugin, "kind": step.binding.spec.kind,
+                            "sdk_class": type(step.sdk_step).__name__, "compute_target": step.compute_target,
+                            "reuse": step.reuse, "azure_workspace": workspace_name, "sdk": self.sdk,
+                            **step_properties(step)})
+        self._say(f"submitted pipeline run {run_id} to experiment {compiled.experiment!r}")
+        hook = plugins.hook if plugins is not None else None
+        if hook is not None:
+            hook.before_pipeline_run(run_id=run_id, pipeline=compiled.validated.pipeline, params=dict(values),
+                                     backend=self.name)
+        result = PipelineRunResult(run_id=run_id, experiment=compiled.experiment, status="Running",
+                                   backend=self.name, params=dict(values),
+                                   steps=[StepRunResult(name, r.id, "NotStarted") for name, r in step_records.items()],
+                                   details={"azure_run_id": run_id, "portal_url": portal_url, "sdk": self.sdk})
+        if not self.wait:
+            result.details["wait"] = False
+            return result
+        events = StepEvents(hook, run_id) if hook is not None else None
+        try:
+            following = follower(step_records, events)
+            status = following.follow()
+            result.status = status
+            result.duration = time.time() - started
+            for step_result in result.steps:
+                seen = following.steps.get(step_result.name)
+                if seen is None:
+                    step_result.status = "NotStarted" if status != "Completed" else "Completed"
+                    local.update_run(step_records[step_result.name].id, status=step_result.status)
+                    continue
+                step_result.status = seen["status"]
+                step_result.reused = seen["reused"]
+                step_result.reused_from = seen.get("reused_from_local") or seen.get("reused_from")
+                step_result.duration = seen.get("duration")
+                if seen["reused"]:
+                    step_result.reasons = [f"reused Azure step run {seen['reused_from']} (the service found the "
+                                           f"same {getattr(following, 'reused_what', 'module and inputs')})"]
+                step_result.error = seen.get("error")
+            if status != "Completed":
+                result.error = following.failure_message(status)
+            if status == "Completed" and self.download:
+                result.outputs = download(result, following)
+            local.update_run(record.id, status=result.status, error=result.error, outputs=dict(result.outputs))
+        except BaseException as exc:  # the Azure run goes on; say locally that amlstep stopped following it
+            changes = {"error": f"amlstep stopped following Azure run {run_id} (it may still be running on Azure): "
+                                f"{type(exc).__name__}: {exc}"}
+            if not isinstance(exc, KeyboardInterrupt):
+                changes["status"] = "Failed"
+            local.update_run(record.id, **changes)
+            raise
+        if hook is not None:
+            hook.after_pipeline_run(run_id=run_id, pipeline=compiled.validated.pipeline, result=result)
+        return result
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _local_workspace(self) -> LocalWorkspace:
+        if not isinstance(self._local, LocalWorkspace):
+            self._local = LocalWorkspace(self._local)
+        return self._local
+
+    def _say(self, message: str) -> None:
+        if self.echo is not None:
+            print(message, file=self.echo, flush=True)
+
+    def _poll(self) -> float:
+        if self.poll_seconds is not None:
+            return self.poll_seconds
+        return 0.25 if self._service is not None else 10.0
+
+
+class AzureBackend(AzureBackendBase):
+    """Compiles pipelines to Azure ML SDK v1 objects and submits them."""
+
+    sdk = "v1"
 
     def __init__(self, workspace: LocalWorkspace | str | Path | None = None, *, echo: TextIO | None = None,
                  dry_run: bool = False, compute: str | None = None, config: str | Path | None = None,
                  aml_workspace: Any = None, wait: bool = True, download: bool = True,
                  download_dir: str | Path | None = None, provisioning: Provisioning | None = None,
                  show_output: bool = False, poll_seconds: float | None = None, **_ignored: Any) -> None:
-        self._local = workspace
-        self.echo = echo
-        self.dry_run = dry_run
-        self.compute = compute
-        self.config = config
+        super().__init__(workspace, echo=echo, dry_run=dry_run, compute=compute, config=config, wait=wait,
+                         download=download, download_dir=download_dir, provisioning=provisioning,
+                         poll_seconds=poll_seconds)
         self.aml_workspace = aml_workspace
-        self.wait = wait
-        self.download = download
-        self.download_dir = Path(download_dir) if download_dir else None
-        self.provisioning = provisioning or Provisioning()
         self.show_output = show_output
-        self.poll_seconds = poll_seconds
-        self._service = None if aml_workspace is not None or dry_run else endpoint.fake_service(config)
+        if aml_workspace is not None:
+            self._service = None
         self._dataset_hashes: dict[str, str] = {}
 
     # -- compile / plan ---------------------------------------------------------------------------
@@ -81,13 +220,14 @@ class AzureBackend:
         from . import plan as plan_module
         from .offline import offline_import
 
+        compile_pipeline = self.compiler.compile_pipeline
         if self.dry_run or self.aml_workspace is None:
             with offline_import():
                 require_azureml()
             with self._offline(pipeline) as resources:
                 compiled = compile_pipeline(pipeline, resources, plugins=plugins, params=params, compute=self.compute,
                                             reuse=reuse)
-                compiled.plan = plan_module.render(compiled)  # type: ignore[attr-defined]
+                compiled.plan = plan_module.render(compiled)
             return compiled
         from .offline import workspace_resources
         from .shipping import WheelBuilder
@@ -96,13 +236,8 @@ class AzureBackend:
         with _sdk_output(self.echo):
             compiled = compile_pipeline(pipeline, workspace_resources(self.aml_workspace, wheels=wheels),
                                         plugins=plugins, params=params, compute=self.compute, reuse=reuse)
-        compiled.plan = plan_module.render(compiled, workspace=self.aml_workspace.name)  # type: ignore[attr-defined]
+        compiled.plan = plan_module.render(compiled, workspace=self.aml_workspace.name)
         return compiled
-
-    def plan(self, pipeline: ValidatedPipeline, *, plugins: Plugins,
-             params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The compiled plan (offline): every SDK object built, nothing contacted."""
-        return self.compile(pipeline, plugins=plugins, params=params).plan  # type: ignore[attr-defined,no-any-return]
 
     @contextlib.contextmanager
     def _offline(self, pipeline: ValidatedPipeline) -> Iterator[Any]:
@@ -139,10 +274,7 @@ class AzureBackend:
             raise PipelineValidationError("--resume works with the local backend only; on Azure, resubmit: "
                                           "unchanged steps are reused by the service")
         if self.dry_run:
-            compiled = self.compile(pipeline, plugins=plugins, params=params, reuse=reuse)
-            return PipelineRunResult(run_id="dry-run", experiment=pipeline.experiment, status="DryRun",
-                                     backend=self.name, params=compiled.parameter_values,
-                                     details={"plan": compiled.plan})  # type: ignore[attr-defined]
+            return self.dry_run_result(self.compile(pipeline, plugins=plugins, params=params, reuse=reuse))
         from .offline import patched_environ
 
         self._local_workspace()  # resolved before HOME may point elsewhere for the SDK
@@ -170,81 +302,17 @@ class AzureBackend:
                     continue_on_step_failure=compiled.validated.pipeline.continue_on_step_failure)
         except Exception as exc:
             raise service_error(f"submitting experiment {compiled.experiment!r}", exc) from exc
-        local = self._local_workspace()
-        azure_workspace = getattr(ws, "name", None)
-        record = local.create_run(
-            run_type="pipeline", name=compiled.experiment, experiment=compiled.experiment, run_id=run.id,
-            backend=self.name, status="Running", params=dict(values),
-            properties={"steps": [s.binding.name for s in compiled.steps],
-                        "pipeline_outputs": dict(compiled.pipeline_outputs),
-                        "source": compiled.validated.pipeline.source, "azure_run_id": run.id,
-                        "azure_workspace": azure_workspace, "sdk": "v1",
-                        "portal_url": _portal_url(run)})
-        step_records = {}
-        for step in compiled.steps:
-            step_records[step.binding.name] = local.create_run(
-                run_type="step", name=step.binding.name, experiment=compiled.experiment, parent_id=record.id,
-                backend=self.name, status="NotStarted",
-                properties={"plugin": step.binding.plugin, "kind": step.binding.spec.kind,
-                            "sdk_class": type(step.sdk_step).__name__, "compute_target": step.compute_target,
-                            "reuse": step.reuse, "azure_workspace": azure_workspace,
-                            "azure_reuse_key": azure_reuse_key(step, self._dataset_hashes),
-                            "azure_reuse_parts": reuse_parts(step, self._dataset_hashes),
-                            "datasets": {k: v for k, v in self._dataset_hashes.items()
-                                         if f"dataset:{k}:" in json.dumps(step.reuse.get("inputs"))}})
-        self._say(f"submitted pipeline run {run.id} to experiment {compiled.experiment!r}")
-        hook = plugins.hook if plugins is not None else None
-        if hook is not None:
-            hook.before_pipeline_run(run_id=run.id, pipeline=compiled.validated.pipeline, params=dict(values),
-                                     backend=self.name)
-        result = PipelineRunResult(run_id=run.id, experiment=compiled.experiment, status="Running",
-                                   backend=self.name, params=dict(values),
-                                   steps=[StepRunResult(name, r.id, "NotStarted") for name, r in step_records.items()],
-                                   details={"azure_run_id": run.id, "portal_url": _portal_url(run)})
-        if not self.wait:
-            result.details["wait"] = False
-            return result
-        events = StepEvents(hook, run.id) if hook is not None else None
-        try:
-            self._finish(run, compiled, result, record.id, step_records, started, events)
-        except BaseException as exc:  # the Azure run goes on; say locally that amlstep stopped following it
-            changes = {"error": f"amlstep stopped following Azure run {run.id} (it may still be running on Azure): "
-                                f"{type(exc).__name__}: {exc}"}
-            if not isinstance(exc, KeyboardInterrupt):
-                changes["status"] = "Failed"
-            local.update_run(record.id, **changes)
-            raise
-        if hook is not None:
-            hook.after_pipeline_run(run_id=run.id, pipeline=compiled.validated.pipeline, result=result)
-        return result
+        hashes = self._dataset_hashes
 
-    def _finish(self, run: Any, compiled: CompiledPipeline, result: PipelineRunResult, record_id: str,
-                step_records: dict[str, Any], started: float, events: StepEvents | None) -> None:
-        """Follow the run to its end, record step and pipeline statuses, download the outputs."""
-        local = self._local_workspace()
-        follower = _Follower(self, run, compiled, step_records, events)
-        status = follower.follow()
-        result.status = status
-        result.duration = time.time() - started
-        for step_result in result.steps:
-            seen = follower.steps.get(step_result.name)
-            if seen is None:
-                step_result.status = "NotStarted" if status != "Completed" else "Completed"
-                local.update_run(step_records[step_result.name].id, status=step_result.status)
-                continue
-            step_result.status = seen["status"]
-            step_result.reused = seen["reused"]
-            step_result.reused_from = seen.get("reused_from_local") or seen.get("reused_from")
-            step_result.duration = seen.get("duration")
-            if seen["reused"]:
-                step_result.reasons = [f"reused Azure step run {seen['reused_from']} (the service found the same "
-                                       f"module and inputs)"]
-            step_result.error = seen.get("error")
-        if status != "Completed":
-            result.error = follower.failure_message(status)
-        if status == "Completed" and self.download:
-            result.outputs = self._download(run, compiled, result)
-        local.update_run(record_id, status=result.status, error=result.error, outputs=dict(result.outputs))
+        def step_properties(step: CompiledStep) -> dict[str, Any]:
+            return {"azure_reuse_key": azure_reuse_key(step, hashes), "azure_reuse_parts": reuse_parts(step, hashes),
+                    "datasets": {k: v for k, v in hashes.items()
+                                 if f"dataset:{k}:" in json.dumps(step.reuse.get("inputs"))}}
+
+        return self.track(compiled, run.id, plugins=plugins, started=started, workspace_name=getattr(ws, "name", None),
+                          portal_url=_portal_url(run), step_properties=step_properties,
+                          follower=lambda records, events: _Follower(self, run, compiled, records, events),
+                          download=lambda result, following: self._download(run, compiled, result))
 
     def _download(self, run: Any, compiled: CompiledPipeline, result: PipelineRunResult) -> dict[str, str]:
         target = self.download_dir or (self._local_workspace().path / "downloads")
@@ -480,20 +548,6 @@ class AzureBackend:
             found.append(entry)
         return found
 
-    # -- helpers ------------------------------------------------------------------------------------
-    def _local_workspace(self) -> LocalWorkspace:
-        if not isinstance(self._local, LocalWorkspace):
-            self._local = LocalWorkspace(self._local)
-        return self._local
-
-    def _say(self, message: str) -> None:
-        if self.echo is not None:
-            print(message, file=self.echo, flush=True)
-
-    def _poll(self) -> float:
-        if self.poll_seconds is not None:
-            return self.poll_seconds
-        return 0.25 if self._service is not None else 10.0
 
 
 def reuse_parts(step: CompiledStep, datasets: Mapping[str, str]) -> dict[str, Any]:

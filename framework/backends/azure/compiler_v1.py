@@ -9,27 +9,25 @@ trains AutoML). Pipeline parameters used by plugin steps become ``PipelineParame
 settings cannot be pipeline parameters in SDK v1, so their values are fixed at compile time (the
 plan says so).
 
-A compiler for SDK v2 (``azure-ai-ml``) would take the same ``ValidatedPipeline`` and the same
-``Resources`` and return its own ``CompiledPipeline``.
+The SDK v2 compiler (``compiler_v2``) takes the same ``ValidatedPipeline`` and returns the same
+``CompiledPipeline`` (``compiled``); ``compilers`` chooses between them by name.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ... import reuse as reuse_rule
 from ...errors import BackendError
 from ...manager import Plugins
 from ...pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipeline
+from .compiled import (DEFAULT_COMPUTE, MIN_TIMEOUT_MINUTES, SCRIPT_DIR, SCRIPT_NAME,  # noqa: F401  (re-exported)
+                       CompiledPipeline, CompiledStep, check_automl_budget, code_hash, compute_name)
 from .sdk import sdk
 from .shipping import Shipment, Wheel, WheelBuilder, step_distributions
 
-SCRIPT_DIR = Path(__file__).resolve().parent / "script"
-SCRIPT_NAME = "amlstep_entry.py"
-DEFAULT_COMPUTE = "cpu-cluster"
 # AutoML step output port -> TrainingOutput type.
 TRAINING_OUTPUTS = {"metrics": "Metrics", "model": "Model"}
 
@@ -54,52 +52,6 @@ class Resources:
     datastore: Any
     wheels: WheelBuilder = field(default_factory=WheelBuilder)
     ship: Callable[[Wheel], str] = field(default=lambda wheel: f"<private wheel {wheel.filename}>")
-
-
-@dataclass
-class CompiledStep:
-    """One compiled step and what amlstep knows about it."""
-
-    binding: StepBinding
-    sdk_step: Any
-    compute_target: str
-    kind: str
-    outputs: dict[str, Any] = field(default_factory=dict)
-    baked_settings: dict[str, str] = field(default_factory=dict)
-    automl_settings: dict[str, Any] = field(default_factory=dict)
-    environment: dict[str, Any] = field(default_factory=dict)
-    reuse: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class CompiledPipeline:
-    """The SDK v1 objects of one pipeline, ready to submit."""
-
-    validated: ValidatedPipeline
-    pipeline: Any
-    steps: list[CompiledStep]
-    parameters: dict[str, Any]
-    parameter_values: dict[str, Any]
-    baked_parameters: dict[str, list[str]]
-    pipeline_outputs: dict[str, str]
-    datasets: list[Dataset]
-    experiment: str
-    sdk_version: str = "v1"
-
-
-def code_hash(spec: Any) -> str:
-    """The plugin's source hash as the files on disk are now (what the shipped wheel holds).
-
-    Not the memoized ``reuse.code_hash``: a plugin edited since it was first hashed in this
-    process must not be compiled with its old hash.
-    """
-    return str(reuse_rule._hash_paths.__wrapped__(reuse_rule.source_paths(spec)))  # type: ignore[attr-defined]
-
-
-def compute_name(validated: ValidatedPipeline, binding: StepBinding, override: str | None) -> str:
-    """The step's compute target: its own, else ``--compute``, else the pipeline's."""
-    own = validated.pipeline.step(binding.name).compute_target
-    return own or override or binding.compute_target or DEFAULT_COMPUTE
 
 
 def compile_pipeline(validated: ValidatedPipeline, resources: Resources, *, plugins: Plugins,
@@ -158,23 +110,6 @@ def _first_line(exc: BaseException) -> str:
         text = text.split("Message:", 1)[1]
     text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return text.strip(" :\"',")
-
-
-MIN_TIMEOUT_MINUTES = 15.0
-
-
-def check_automl_budget(binding: StepBinding, settings: Mapping[str, Any]) -> None:
-    """Azure refuses an AutoML experiment timeout under 15 minutes: say so naming the step."""
-    minutes = settings.get("experiment_timeout_minutes")
-    hours = settings.get("experiment_timeout_hours")
-    given = (f"experiment_timeout_minutes={minutes}" if minutes is not None
-             else f"experiment_timeout_hours={hours}" if hours is not None else None)
-    total = float(minutes) if minutes is not None else float(hours) * 60 if hours is not None else None
-    if total is not None and total < MIN_TIMEOUT_MINUTES:
-        raise BackendError(
-            f"step {binding.name!r}: {given} is below Azure's minimum of 15 minutes (0.25 hours) for an "
-            f"AutoML experiment; use at least experiment_timeout_minutes=15 for --backend azure "
-            f"(e.g. -p experiment_timeout_minutes=15 when it is a pipeline parameter)")
 
 
 def azure_forecasting_parameters(value: Any) -> Any:

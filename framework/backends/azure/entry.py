@@ -224,7 +224,12 @@ def run_step(args: argparse.Namespace, *, run: Any = None, plugins: Any = None, 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["--amlstep-sdk", "v2"]:  # a step of an SDK v2 command job: MLflow and MLClient, not Run
+        from .entry_v2 import main as main_v2
+
+        return main_v2(argv)
+    args = parse_arguments(argv)
     import framework
 
     print(f"amlstep: step {args.step!r}, plugin {args.plugin!r}, code {args.code[:16]}, amlstep from "

@@ -173,6 +173,7 @@ def render(compiled: CompiledPipeline, *, workspace: str = "(not contacted: dry 
         parameters[name] = {"default": default, "value": value, "azure": azure}
     return {
         "sdk": "Azure ML SDK v1",
+        "sdk_version": "v1",
         "sdk_versions": versions(),
         "workspace": workspace,
         "experiment": compiled.experiment,

@@ -366,14 +366,14 @@ def _process_cache() -> Path:
     return _PROCESS_CACHE
 
 
-def pinned_requirements(shipped: Iterable[str]) -> list[str]:
+def pinned_requirements(shipped: Iterable[str], runtime: Iterable[str] = RUNTIME_DISTRIBUTIONS) -> list[str]:
     """``name==version`` for every requirement of the shipped distributions (and of the step runtime)
     that is not shipped itself, at the version installed here; sorted, without duplicates."""
     from packaging.requirements import Requirement
 
     shipped_names = {canonical(n) for n in shipped}
     pins: dict[str, str] = {}
-    wanted: list[tuple[str, str]] = [(n, "the Azure step runtime") for n in RUNTIME_DISTRIBUTIONS]
+    wanted: list[tuple[str, str]] = [(n, "the Azure step runtime") for n in runtime]
     for name in shipped:
         for text in distribution(name).requires or []:
             requirement = Requirement(text)

@@ -10,6 +10,8 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 from framework.backends.azure import endpoint
 
 
@@ -43,3 +45,32 @@ def test_a_regular_config_is_not_taken_for_the_fake(tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"subscription_id": "s", "resource_group": "r", "workspace_name": "w"}))
     assert endpoint.fake_service(config) is None and endpoint.fake_service(tmp_path) is None
+
+
+def test_fake_azure_sdk_v2_serves_the_arm_api_over_tls_to_mlclient(tmp_path):
+    pytest.importorskip("azure.ai.ml")
+    from framework.backends.azure import client_v2
+    from framework.backends.azure.offline import patched_environ
+
+    config = tmp_path / "c.json"
+    env = {**os.environ, "HOME": str(tmp_path)}
+    process = subprocess.Popen([sys.executable, "-c", "from framework.cli import main; main()", "fake-azure", "--sdk",
+                                "v2", "--config-out", str(config)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while not config.exists() and time.time() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        assert config.exists(), process.communicate(timeout=5)
+        service = endpoint.fake_service(config)
+        assert service["tls_endpoint"].startswith("https://127.0.0.1:")
+        with patched_environ(client_v2.environment(service)):
+            ml = client_v2.ml_client(config, service)  # what `amlstep run --sdk v2 --config c.json` builds
+            assert ml.compute.get("cpu-cluster").size == "STANDARD_D2_V2"
+            assert ml.workspaces.get(service["workspace_name"]).mlflow_tracking_uri.startswith("azureml://127.0.0.1:")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "serving on https://127.0.0.1:" in out
+    assert f"try: amlstep run examples/titanic --backend azure --sdk v2 --config {config}" in out

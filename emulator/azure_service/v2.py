@@ -1,0 +1,1270 @@
+"""The Azure ML SDK v2 API in front of the engine: the public ARM REST API ``azure-ai-ml`` speaks.
+
+Written against azure-ai-ml 1.35 (its ``arm_ml_service`` REST models; re-check when upgrading).
+``azure-ai-ml`` reaches a workspace through Azure Resource Manager
+(``/subscriptions/.../providers/Microsoft.MachineLearningServices/workspaces/...``), over TLS only
+(azure-core's bearer-token policy refuses plain http), and finds a cloud's endpoints through
+``ARM_CLOUD_METADATA_URL`` (``azure/ai/ml/_azure_environments.py``): the service serves that
+document, naming itself as the cloud's resource manager.
+
+Routes: cloud metadata, the workspace and its discovery document, computes, datastores (and
+their secrets), code, environment, component, data and model versions (pending uploads in
+temporary containers), jobs (a pipeline job becomes an engine :class:`~.engine.PipelineJob`), the
+MLflow tracking REST API (``/mlflow/v1.0/<workspace>/api/2.0/mlflow/...``) and the on-behalf-of
+token endpoint jobs with the user's identity call. Run history (``/history/v1.0``) is shared with
+the SDK v1 API: the same engine runs answer both.
+
+Every PUT body is checked against the published schema (:mod:`.v2_schema`) and refused as the
+service refuses it: HTTP 400 with ARM's error shape (``error.code``, ``message``, ``target``,
+``details`` and ``additionalInfo``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+import time
+import uuid
+from typing import Any, Callable, Mapping
+from urllib.parse import quote, unquote, urlparse
+
+from .blobstore import BLOB_HOST_SUFFIX
+from .engine import (ComputeTarget, Engine, EnvironmentSpec, InputBinding, OutputSpec, PipelineJob, RunRecord,
+                     ServiceError, StepJob, Token, new_id, now_iso)
+from .v1 import COMPUTE_NAME, COMPUTE_NAME_MESSAGE, VM_SIZES, check_token
+from .v2_schema import check_resource
+
+PROVIDER = "Microsoft.MachineLearningServices"
+WS = (r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft.MachineLearningServices/"
+      r"workspaces/(?P<ws>[^/]+)")
+ASSET_KINDS = ("codes", "environments", "components", "data", "models")
+API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+# azure-ai-ml caches a cloud's endpoints by name for the life of the process
+# (``_azure_environments._environments``): each fake names its cloud after its port
+CLOUD_NAME = "AmlstepFake"
+# what the SDK turns a cloud's portal into its ML resource id: "https://ml.azure." + the portal's suffix
+PORTAL = "https://portal.amlstep.invalid/"
+AML_RESOURCE = "https://ml.azure.invalid"
+TERMINAL = ("Completed", "Failed", "Canceled")
+BINDING = re.compile(r"^\$\{\{parent\.(inputs|jobs|outputs)\.([A-Za-z0-9_]+)(?:\.outputs\.([A-Za-z0-9_]+))?\}\}$")
+PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}")
+ARM_ID = re.compile(r"^(?:azureml:)?/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
+                    r"Microsoft.MachineLearningServices/workspaces/[^/]+/(?P<kind>[a-z]+)/(?P<name>[^/]+)"
+                    r"(?:/versions/(?P<version>[^/]+))?$", re.IGNORECASE)
+MLFLOW_STATUS = {"NotStarted": "SCHEDULED", "Queued": "SCHEDULED", "Preparing": "SCHEDULED", "Running": "RUNNING",
+                 "Finalizing": "RUNNING", "Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
+
+
+def arm_error(status: int, code: str, message: str, *, target: str | None = None,
+              details: list[dict[str, Any]] | None = None, location: str = "westeurope") -> tuple[int, dict[str, Any]]:
+    """An error as Azure Resource Manager answers it for Azure ML (the management front end)."""
+    return status, {"error": {
+        "code": code, "message": message, "target": target, "details": details or [],
+        "additionalInfo": [{"type": "ComponentName", "info": {"value": "managementfrontend"}},
+                           {"type": "Correlation", "info": {"value": {"operation": uuid.uuid4().hex,
+                                                                      "request": uuid.uuid4().hex[:16]}}},
+                           {"type": "Environment", "info": {"value": location}},
+                           {"type": "Location", "info": {"value": location}},
+                           {"type": "Time", "info": {"value": now_iso()}}]}}
+
+
+def system_data(created: float | None = None) -> dict[str, Any]:
+    stamp = now_iso(created)
+    return {"createdAt": stamp, "createdBy": "fake@example.com", "createdByType": "User", "lastModifiedAt": stamp,
+            "lastModifiedBy": "fake@example.com", "lastModifiedByType": "User"}
+
+
+class V2Api:
+    """Routes of the public ARM REST API (SDK v2), answered from ``engine``."""
+
+    def __init__(self, engine: Engine, *, base_url: Callable[[], str], workspace_name: Callable[[], str],
+                 subscription: str, resource_group: str, workspace_id: str, tenant: str, location: str,
+                 account: str, container: str, compute_error: str | None = None, auth_error: bool = False) -> None:
+        self.engine = engine
+        self.base_url = base_url                      # https://127.0.0.1:<port>
+        self.workspace_name = workspace_name
+        self.subscription, self.resource_group = subscription, resource_group
+        self.workspace_id, self.tenant, self.location = workspace_id, tenant, location
+        self.account, self.container = account, container
+        self.compute_error = compute_error
+        self.auth_error = auth_error
+        self.routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = []
+        self.assets: dict[str, dict[str, dict[str, dict[str, Any]]]] = {k: {} for k in ASSET_KINDS}
+        self.jobs: dict[str, dict[str, Any]] = {}           # job name -> submitted body (and what it became)
+        self.operations: dict[str, dict[str, Any]] = {}
+        self.created_computes: list[dict[str, Any]] = []
+        self.submissions: list[dict[str, Any]] = []         # what each pipeline submission carried, summarised
+        self.refused: list[dict[str, Any]] = []             # bodies refused by the schema check
+        self.resolved: dict[str, str] = {}                  # output asset id -> datastore URI
+        self._add_routes()
+
+    # -- routing -------------------------------------------------------------------------------------
+    def _route(self, method: str, pattern: str, function: Callable[..., Any]) -> None:
+        self.routes.append((method, re.compile(pattern), function))
+
+    def dispatch(self, method: str, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str],
+                 body: Any) -> tuple[int, Any, dict[str, str], str | None]:
+        """(status, body, headers, handler name) for one request; handler None when no route matched."""
+        for route_method, pattern, function in self.routes:
+            if route_method != method:
+                continue
+            match = pattern.match(path)
+            if not match:
+                continue
+            name = getattr(function, "__name__", "route")
+            if name not in ("_cloud_metadata", "_obo_token", "_discovery"):
+                if self.auth_error:
+                    return (*arm_error(401, "AuthenticationFailed", "Authentication failed: the access token is "
+                                                                    "invalid or expired (fake service)"), {}, name)
+                refused = check_token(headers.get("authorization"))
+                if refused is not None:
+                    return (*arm_error(refused[0], refused[1]["error"]["code"], refused[1]["error"]["message"]), {},
+                            name)
+            if path.startswith("/subscriptions/"):
+                version: str | None = (query.get("api-version") or [None])[0]  # type: ignore[list-item]
+                if version is None:
+                    return (*arm_error(400, "MissingApiVersionParameter", "The api-version query parameter "
+                                                                          "(?api-version=) is required for all "
+                                                                          "requests."), {}, name)
+                if not API_VERSION.match(version):
+                    return (*arm_error(400, "InvalidApiVersionParameter",
+                                       f"The api-version '{version}' is invalid. The supported versions are "
+                                       f"'YYYY-MM-DD' dates, optionally with '-preview'."), {}, name)
+                wrong = self._wrong_workspace(match)
+                if wrong is not None:
+                    return (*wrong, {}, name)
+            try:
+                result = function(match, body, query)
+            except _Refused as exc:
+                result = arm_error(exc.status, exc.code, exc.message, target=exc.target, location=self.location,
+                                   details=[{"code": p.code, "message": p.message, "target": p.target}
+                                            for p in exc.problems])
+            except ServiceError as exc:
+                result = arm_error(exc.status, exc.code, exc.message, location=self.location)
+            status, response = result[0], result[1]
+            extra = result[2] if len(result) > 2 else {}
+            return status, response, extra, name
+        return 404, None, {}, None
+
+    def _wrong_workspace(self, match: re.Match[str]) -> tuple[int, Any] | None:
+        groups = match.groupdict()
+        if "ws" not in groups:
+            return None
+        if (groups["sub"], groups["rg"].lower(), groups["ws"]) != (self.subscription, self.resource_group.lower(),
+                                                                   self.workspace_name()):
+            return arm_error(404, "ResourceNotFound", f"The Resource '{PROVIDER}/workspaces/{groups['ws']}' under "
+                                                      f"resource group '{groups['rg']}' was not found.")
+        return None
+
+    def _add_routes(self) -> None:
+        r = self._route
+        ws = "^" + WS
+        r("GET", r"^/metadata/endpoints$", self._cloud_metadata)
+        r("GET", r"^/obo/token$", self._obo_token)
+        r("GET", r"^/discovery$", self._discovery)
+        r("GET", ws + "$", self._workspace)
+        r("GET", ws + r"/computes$", self._compute_list)
+        r("GET", ws + r"/computes/(?P<name>[^/]+)$", self._compute_get)
+        r("PUT", ws + r"/computes/(?P<name>[^/]+)$", self._compute_put)
+        r("GET", r"^/operations/(?P<id>[^/]+)$", self._operation)
+        r("GET", ws + r"/datastores$", self._datastore_list)
+        r("GET", ws + r"/datastores/(?P<name>[^/]+)$", self._datastore_get)
+        r("POST", ws + r"/datastores/(?P<name>[^/]+)/listSecrets$", self._datastore_secrets)
+        kinds = "(?P<kind>" + "|".join(ASSET_KINDS) + ")"
+        r("GET", ws + "/" + kinds + r"/(?P<name>[^/]+)$", self._asset_container)
+        r("GET", ws + "/" + kinds + r"/(?P<name>[^/]+)/versions$", self._asset_versions)
+        r("GET", ws + "/" + kinds + r"/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$", self._asset_get)
+        r("PUT", ws + "/" + kinds + r"/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$", self._asset_put)
+        r("POST", ws + "/" + kinds + r"/(?P<name>[^/]+)/versions/(?P<version>[^/]+)/startPendingUpload$",
+          self._pending_upload)
+        r("GET", ws + r"/jobs$", self._job_list)
+        r("GET", ws + r"/jobs/(?P<name>[^/]+)$", self._job_get)
+        r("PUT", ws + r"/jobs/(?P<name>[^/]+)$", self._job_put)
+        r("POST", ws + r"/jobs/(?P<name>[^/]+)/cancel$", self._job_cancel)
+        mlflow = r"^/mlflow/v1\.0" + WS + r"/api/2\.0/mlflow"
+        r("GET", mlflow + r"/experiments/get-by-name$", self._mlflow_experiment_by_name)
+        r("GET", mlflow + r"/experiments/get$", self._mlflow_experiment_get)
+        r("GET", mlflow + r"/runs/get$", self._mlflow_run_get)
+        r("POST", mlflow + r"/runs/search$", self._mlflow_runs_search)
+        r("POST", mlflow + r"/runs/create$", self._mlflow_run_create)
+        r("POST", mlflow + r"/runs/update$", self._mlflow_run_update)
+        r("POST", mlflow + r"/runs/log-metric$", self._mlflow_log_metric)
+        r("POST", mlflow + r"/runs/log-batch$", self._mlflow_log_batch)
+        r("POST", mlflow + r"/runs/set-tag$", self._mlflow_set_tag)
+        r("POST", mlflow + r"/runs/log-parameter$", self._mlflow_set_param)
+        r("GET", mlflow + r"/metrics/get-history$", self._mlflow_metric_history)
+        history = r"^/history/v1\.0" + WS
+        r("GET", history + r"/runs/(?P<id>[^/]+)$", self._history_run)
+        r("GET", history + r"/runs/(?P<id>[^/]+)/children$", self._history_children)
+        r("GET", history + r"/runs/(?P<id>[^/]+)/details$", self._history_details)
+        r("POST", history + r"/rundata$", self._history_rundata)
+        r("POST", r"^/data/v1\.0" + WS + r"/dataversion/batchGetResolvedUris$", self._resolve_data_uris)
+        r("POST", r"^/modelregistry/v1\.0" + WS + r"/models/batchGetResolvedUris$", self._resolve_model_uris)
+
+    # -- ids -------------------------------------------------------------------------------------------
+    @property
+    def ws_id(self) -> str:
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/{PROVIDER}/"
+                f"workspaces/{self.workspace_name()}")
+
+    def host(self) -> str:
+        return urlparse(self.base_url()).netloc
+
+    def cloud_name(self) -> str:
+        return f"{CLOUD_NAME}{urlparse(self.base_url()).port}"
+
+    def blob_url(self, container: str, blob: str = "") -> str:
+        return f"https://{self.account}{BLOB_HOST_SUFFIX}/{container}" + (f"/{quote(blob)}" if blob else "")
+
+    def datastore_uri(self, path: str, datastore: str = "workspaceblobstore") -> str:
+        return (f"azureml://subscriptions/{self.subscription}/resourcegroups/{self.resource_group}/workspaces/"
+                f"{self.workspace_name()}/datastores/{datastore}/paths/{path}")
+
+    # -- cloud, workspace, discovery -------------------------------------------------------------------
+    def _cloud_metadata(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        base = self.base_url()
+        return 200, [{"name": self.cloud_name(), "portal": PORTAL, "resourceManager": base + "/",
+                      "authentication": {"loginEndpoint": base + "/login/", "audiences": [base + "/"],
+                                         "tenant": "common", "identityProvider": "AAD"},
+                      "suffixes": {"storage": BLOB_HOST_SUFFIX.split(".blob.", 1)[1],
+                                   "keyVaultDns": "vault.amlstep.invalid", "acrLoginServer": "azurecr.invalid"},
+                      "media": base + "/", "graph": base + "/graph/", "sqlManagement": base + "/sql/",
+                      "batch": base + "/batch/", "gallery": base + "/gallery/",
+                      "activeDirectoryDataLake": base + "/datalake/", "graphAudience": base + "/graph/",
+                      "microsoftGraphResourceId": base + "/graph/", "appInsightsResourceId": base + "/insights/",
+                      "appInsightsTelemetryChannelResourceId": base + "/insights/",
+                      "attestationResourceId": base + "/attestation/", "synapseAnalyticsResourceId": base + "/syn/",
+                      "logAnalyticsResourceId": base + "/logs/", "ossrDbmsResourceId": base + "/db/"}]
+
+    def _discovery(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        base = self.base_url()
+        return 200, {"api": base, "catalog": base, "experimentation": base, "gallery": base, "history": base,
+                     "hyperdrive": base, "labeling": base, "modelmanagement": base, "pipelines": base,
+                     "studio": base}
+
+    def workspace_payload(self) -> dict[str, Any]:
+        ws_id = self.ws_id
+        rg = f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers"
+        return {
+            "id": ws_id, "name": self.workspace_name(), "type": f"{PROVIDER}/workspaces", "location": self.location,
+            "kind": "Default", "tags": {}, "identity": {"type": "SystemAssigned", "principalId": str(uuid.UUID(int=7)),
+                                                         "tenantId": self.tenant},
+            "sku": {"name": "Basic", "tier": "Basic"}, "systemData": system_data(),
+            "properties": {
+                "friendlyName": self.workspace_name(), "description": "the amlstep fake Azure ML service",
+                "workspaceId": self.workspace_id, "provisioningState": "Succeeded", "hbiWorkspace": False,
+                "discoveryUrl": self.base_url() + "/discovery",
+                "mlFlowTrackingUri": f"azureml://{self.host()}/mlflow/v1.0{ws_id}",
+                "storageAccount": f"{rg}/Microsoft.Storage/storageAccounts/{self.account}",
+                "keyVault": f"{rg}/Microsoft.KeyVault/vaults/amlstepfakekv",
+                "applicationInsights": f"{rg}/Microsoft.Insights/components/amlstepfakeai",
+                "publicNetworkAccess": "Enabled", "v1LegacyMode": False, "systemDatastoresAuthMode": "accesskey"}}
+
+    def _workspace(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        return 200, self.workspace_payload()
+
+    def _obo_token(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """The token endpoint ``AzureMLOnBehalfOfCredential`` calls in a job run with the user's identity."""
+        from .service import user_token  # the token a signed-in user would get, for the requested resource
+
+        resource = (q.get("resource") or [AML_RESOURCE])[0]
+        expires = int(time.time()) + 3600
+        return 200, {"access_token": user_token(resource), "expires_on": str(expires), "resource": resource,
+                     "token_type": "Bearer"}
+
+    # -- computes --------------------------------------------------------------------------------------
+    def compute_payload(self, target: ComputeTarget, state: str | None = None) -> dict[str, Any]:
+        return {"id": f"{self.ws_id}/computes/{target.name}", "name": target.name,
+                "type": f"{PROVIDER}/workspaces/computes", "location": self.location, "systemData": system_data(),
+                "properties": {"computeType": "AmlCompute", "computeLocation": self.location,
+                               "provisioningState": state or target.state, "provisioningErrors": target.errors or None,
+                               "isAttachedCompute": False, "disableLocalAuth": True,
+                               "properties": {"vmSize": target.vm_size, "vmPriority": target.priority,
+                                              "osType": "Linux",
+                                              "scaleSettings": {"minNodeCount": target.min_nodes,
+                                                                "maxNodeCount": target.max_nodes,
+                                                                "nodeIdleTimeBeforeScaleDown":
+                                                                    f"PT{target.idle_seconds}S"},
+                                              "allocationState": "Steady", "currentNodeCount": 0,
+                                              "targetNodeCount": 0, "remoteLoginPortPublicAccess": "NotSpecified"}}}
+
+    def _compute_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        target = self.engine.computes.get(m.group("name"))
+        if target is None:
+            raise ServiceError(404, "ResourceNotFound", f"Compute {m.group('name')!r} was not found in workspace "
+                                                        f"{self.workspace_name()!r}.")
+        return 200, self.compute_payload(target)
+
+    def _compute_list(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        return 200, {"value": [self.compute_payload(t) for t in self.engine.computes.values()]}
+
+    def _compute_put(self, m: Any, body: Any, q: Any) -> tuple[int, Any, dict[str, str]]:
+        name = m.group("name")
+        self._check("computes", body)
+        props = (body.get("properties") or {}).get("properties") or {}
+        scale = props.get("scaleSettings") or {}
+        vm_size = str(props.get("vmSize") or "STANDARD_D2_V2")
+        self.created_computes.append({"name": name, "vm_size": props.get("vmSize"),
+                                      "min_nodes": scale.get("minNodeCount"), "max_nodes": scale.get("maxNodeCount")})
+        if not COMPUTE_NAME.match(name):
+            raise ServiceError(400, "BadArgument", COMPUTE_NAME_MESSAGE.format(name=name))
+        if vm_size.upper() not in VM_SIZES:
+            raise ServiceError(400, "BadArgument", f"The specified VM size {vm_size!r} is not supported for AmlCompute "
+                                                   f"in region '{self.location}'.")
+        min_nodes, max_nodes = int(scale.get("minNodeCount") or 0), int(scale.get("maxNodeCount") or 1)
+        if min_nodes > max_nodes:
+            raise ServiceError(400, "BadArgument", f"minNodeCount ({min_nodes}) cannot be greater than maxNodeCount "
+                                                   f"({max_nodes})")
+        target = ComputeTarget(name=name, vm_size=vm_size, min_nodes=min_nodes, max_nodes=max_nodes)
+        operation = new_id()
+        if self.compute_error:
+            target.state = "Failed"
+            target.errors = [{"error": {"code": "QuotaExceeded", "message": self.compute_error}}]
+            self.operations[operation] = {"id": operation, "name": operation, "status": "Failed",
+                                          "error": {"code": "QuotaExceeded", "message": self.compute_error}}
+        else:
+            self.operations[operation] = {"id": operation, "name": operation, "status": "Succeeded"}
+        self.engine.computes[name] = target
+        return 201, self.compute_payload(target, "Creating"), {
+            "Azure-AsyncOperation": f"{self.base_url()}/operations/{operation}?api-version=2024-10-01"}
+
+    def _operation(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        found = self.operations.get(m.group("id"))
+        if found is None:
+            raise ServiceError(404, "NotFound", "operation not found")
+        return 200, found
+
+    # -- datastores ------------------------------------------------------------------------------------
+    def containers(self) -> dict[str, str]:
+        """datastore -> container: the engine's, and the artifact store where run files (logs) are kept."""
+        return {**self.engine.datastores, "workspaceartifactstore": "azureml"}
+
+    def datastore_payload(self, name: str = "workspaceblobstore") -> dict[str, Any]:
+        containers = self.containers()
+        if name not in containers:
+            raise ServiceError(404, "UserError", f"Datastore {name!r} was not found in the workspace.")
+        return {"id": f"{self.ws_id}/datastores/{name}", "name": name, "type": f"{PROVIDER}/workspaces/datastores",
+                "systemData": system_data(),
+                "properties": {"datastoreType": "AzureBlob", "accountName": self.account,
+                               "containerName": containers[name],
+                               "endpoint": BLOB_HOST_SUFFIX.split(".blob.", 1)[1], "protocol": "https",
+                               "credentials": {"credentialsType": "AccountKey"},
+                               "isDefault": name == "workspaceblobstore", "serviceDataAccessAuthIdentity": "None",
+                               "tags": {}, "properties": {}}}
+
+    def _datastore_list(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        names = ["workspaceblobstore"] if (q.get("isDefault") or ["false"])[0].lower() == "true" else \
+            [n for n in self.engine.datastores if n == "workspaceblobstore"]
+        return 200, {"value": [self.datastore_payload(n) for n in names]}
+
+    def _datastore_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        return 200, self.datastore_payload(m.group("name"))
+
+    def _datastore_secrets(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        self.datastore_payload(m.group("name"))
+        return 200, {"secretsType": "Sas", "sasToken": "sv=2021-08-06&ss=b&srt=sco&sp=rwdlac&se=2099-01-01T00%3A00%3A00Z"
+                                                      "&sig=ZmFrZQ%3D%3D"}
+
+    # -- versioned assets ------------------------------------------------------------------------------
+    def _check(self, kind: str, body: Any) -> None:
+        problems = check_resource(kind, body)
+        if problems:
+            self.refused.append({"kind": kind, "body": body, "problems": problems})
+            first = problems[0]
+            raise _Refused(first.target, first.code, problems)
+
+    def asset(self, kind: str, name: str, version: str | None = None) -> dict[str, Any]:
+        versions = self.assets[kind].get(name) or {}
+        if not versions:
+            raise ServiceError(404, "UserError", f"{kind[:-1].capitalize()} container {name!r} was not found.")
+        if version is None:
+            version = max(versions, key=_version_key)
+        found = versions.get(version)
+        if found is None:
+            raise ServiceError(404, "UserError", f"{kind[:-1].capitalize()} {name}:{version} was not found.")
+        return found
+
+    def _asset_container(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        kind, name = m.group("kind"), unquote(m.group("name"))
+        versions = self.assets[kind].get(name)
+        if not versions:
+            raise ServiceError(404, "UserError", f"{kind[:-1].capitalize()} container {name!r} was not found.")
+        latest = max(versions, key=_version_key)
+        props: dict[str, Any] = {"latestVersion": latest, "nextVersion": str(int(latest) + 1) if latest.isdigit()
+                                 else None, "isArchived": False, "description": None, "tags": {}, "properties": {}}
+        if kind == "data":
+            props["dataType"] = versions[latest]["properties"].get("dataType")
+        return 200, {"id": f"{self.ws_id}/{kind}/{name}", "name": name, "type": f"{PROVIDER}/workspaces/{kind}",
+                      "systemData": system_data(), "properties": props}
+
+    def _asset_versions(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        kind, name = m.group("kind"), unquote(m.group("name"))
+        wanted = (q.get("hash") or [None])[0]
+        if wanted is not None:  # content lookup across names (anonymous code is named at random)
+            found = [v for versions in self.assets[kind].values() for v in versions.values()
+                     if (v["properties"].get("properties") or {}).get("hash_sha256") == wanted]
+            return 200, {"value": found}
+        versions = sorted((self.assets[kind].get(name) or {}).values(), key=lambda v: _version_key(v["name"]),
+                          reverse=True)
+        return 200, {"value": versions}
+
+    def _asset_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        return 200, self.asset(m.group("kind"), unquote(m.group("name")), unquote(m.group("version")))
+
+    def _pending_upload(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """A temporary container the client uploads an asset's files into, with a SAS for it."""
+        container = f"{m.group('kind')}-upload-{uuid.uuid4().hex[:16]}"
+        sas = "sv=2021-08-06&sr=c&sp=rcwl&se=2099-01-01T00%3A00%3A00Z&sig=ZmFrZQ%3D%3D"
+        return 200, {"blobReferenceForConsumption": {"blobUri": self.blob_url(container),
+                                                     "storageAccountArmId": f"/subscriptions/{self.subscription}/"
+                                                     f"resourceGroups/{self.resource_group}/providers/"
+                                                     f"Microsoft.Storage/storageAccounts/{self.account}",
+                                                     "credential": {"credentialType": "SAS",
+                                                                    "sasUri": f"{self.blob_url(container)}?{sas}"}},
+                     "pendingUploadId": uuid.uuid4().hex, "pendingUploadType": "TemporaryBlobReference"}
+
+    def _asset_put(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        kind, name, version = m.group("kind"), unquote(m.group("name")), unquote(m.group("version"))
+        self._check(kind, body)
+        props = dict(body["properties"])
+        existing = (self.assets[kind].get(name) or {}).get(version)
+        if existing is not None:
+            if kind == "models" or kind == "data":
+                raise ServiceError(409, "UserError", f"{kind[:-1].capitalize()} {name}:{version} already exists; "
+                                                     f"versions cannot be changed")
+            return 200, existing
+        self._verify_storage(kind, name, version, props)
+        if kind == "models" and not props.get("flavors"):
+            props["flavors"] = self._model_flavors(name, version, props)
+        resource = {"id": f"{self.ws_id}/{kind}/{name}/versions/{version}", "name": version,
+                    "type": f"{PROVIDER}/workspaces/{kind}/versions", "systemData": system_data(),
+                    "properties": {**props, "provisioningState": "Succeeded"}}
+        self.assets[kind].setdefault(name, {})[version] = resource
+        if kind == "models":
+            self._register_model(name, version, props)
+        elif kind == "data":
+            self._register_data(name, version, props)
+        return 201, resource
+
+    def _verify_storage(self, kind: str, name: str, version: str, props: Mapping[str, Any]) -> None:
+        """An asset whose files were never uploaded is refused, as the service refuses it."""
+        uri = props.get({"codes": "codeUri", "models": "modelUri", "data": "dataUri"}.get(kind, ""))
+        if kind == "environments":
+            uri = (props.get("build") or {}).get("contextUri")
+        if not uri:
+            return
+        location = self.locate(str(uri))
+        if location is None:
+            return  # a URL outside the workspace's storage (public data): read when used
+        container, prefix = location
+        if not self.engine.blob.exists(container, prefix) and not self.engine.blob.names(container, prefix.rstrip("/")):
+            raise ServiceError(400, "UserError", f"{kind[:-1].capitalize()} {name}:{version}: nothing was uploaded "
+                                                 f"at {uri}")
+
+    def _model_flavors(self, name: str, version: str, props: Mapping[str, Any]) -> dict[str, Any]:
+        """The flavors of an MLflow model, read from its MLmodel file, as the service fills them in."""
+        if str(props.get("modelType")).lower() != "mlflow_model":
+            return {}
+        import yaml  # type: ignore[import-untyped]
+
+        location = self.locate(str(props.get("modelUri") or ""))
+        text = None
+        if location is not None:
+            container, prefix = location
+            candidates = [n for n in self.engine.blob.names(container, prefix.rstrip("/"))
+                          if n.rsplit("/", 1)[-1] == "MLmodel"]
+            if candidates:
+                text = self.engine.blob.get(container, min(candidates, key=len)).decode()
+        if text is None:
+            raise ServiceError(400, "UserError", f"Model {name}:{version} is an mlflow_model, but no MLmodel file "
+                                                 f"was found at {props.get('modelUri')}")
+        flavors = (yaml.safe_load(text) or {}).get("flavors") or {}
+        return {flavor: {"data": {k: json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+                                  for k, v in (values or {}).items()}} for flavor, values in flavors.items()}
+
+    def locate(self, uri: str) -> tuple[str, str] | None:
+        """(container, blob path or prefix) of a storage URL or ``azureml://...datastores/<d>/paths/<p>`` URI."""
+        if uri.startswith("azureml://"):
+            found = re.search(r"/datastores/(?P<ds>[^/]+)/paths/(?P<path>.*)$", uri)
+            if found is None or found.group("ds") not in self.containers():
+                raise ServiceError(400, "UserError", f"{uri} does not name a datastore of the workspace")
+            return self.containers()[found.group("ds")], unquote(found.group("path"))
+        parsed = urlparse(uri)
+        if parsed.netloc != f"{self.account}{BLOB_HOST_SUFFIX}":
+            return None
+        container, _, blob = parsed.path.lstrip("/").partition("/")
+        return container, unquote(blob)
+
+    def _register_model(self, name: str, version: str, props: Mapping[str, Any]) -> None:
+        # the engine keeps one registry for both APIs: versions 1, 2... per name
+        entry = self.engine.register_model(name, str(props.get("modelUri")), run_id=(props.get("properties") or {})
+                                           .get("azureml.sourceRunId") or props.get("jobName"), experiment=None,
+                                           description=props.get("description"), tags=props.get("tags") or {},
+                                           properties=props.get("properties") or {},
+                                           framework=props.get("modelType"))
+        if str(entry.version) != version:
+            resource = self.assets["models"][name].pop(version)
+            resource["name"] = str(entry.version)
+            resource["id"] = f"{self.ws_id}/models/{name}/versions/{entry.version}"
+            self.assets["models"][name][str(entry.version)] = resource
+
+    def _register_data(self, name: str, version: str, props: Mapping[str, Any]) -> None:
+        uri = str(props.get("dataUri") or "")
+        location = self.locate(uri)
+        datastore = next((d for d, c in self.engine.datastores.items() if location and c == location[0]), None)
+        files = [(datastore, location[1].rstrip("/"))] if location and datastore else []
+        self.engine.register_dataset(name, {"v2": dict(props)}, files=files,
+                                     urls=[] if location else [uri], description=props.get("description"))
+
+    # -- jobs ------------------------------------------------------------------------------------------
+    def _job_put(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        name = m.group("name")
+        self._check("jobs", body)
+        props = body["properties"]
+        if name in self.jobs:
+            raise ServiceError(409, "UserError", f"Job {name!r} already exists; job names are unique in a workspace")
+        if props.get("jobType") != "Pipeline":
+            raise ServiceError(400, "UserError", f"the fake service runs pipeline jobs; got jobType "
+                                                 f"{props.get('jobType')!r}")
+        job, nodes = self.pipeline_job(name, props)
+        record = self.engine.submit(job, run_id=name)
+        record.properties.update({"azureml.runsource": "azureml.PipelineRun", "amlstep.api": "v2"})
+        entry = {"name": name, "body": body, "nodes": nodes, "created": time.time()}
+        self.jobs[name] = entry
+        self.submissions.append(self.summarize(name, props, nodes, job))
+        self.engine.start(name)
+        return 201, self.job_payload(name)
+
+    def _job_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        name = m.group("name")
+        if name in self.jobs:
+            return 200, self.job_payload(name)
+        record = self.engine.runs.get(name)
+        if record is not None and self.step_job(record) is not None:
+            return 200, self.child_payload(record)
+        raise ServiceError(404, "UserError", f"Job {name!r} was not found in workspace {self.workspace_name()!r}.")
+
+    def _job_list(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        return 200, {"value": [self.job_payload(n) for n in self.jobs]}
+
+    def _job_cancel(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        name = m.group("name")
+        if name not in self.jobs:
+            raise ServiceError(404, "UserError", f"Job {name!r} was not found.")
+        record = self.engine.run(name)
+        if record.status not in TERMINAL:
+            self.engine.set_status(record, "Canceled")
+        return 202, None
+
+    def job_payload(self, name: str) -> dict[str, Any]:
+        entry = self.jobs[name]
+        record = self.engine.run(name)
+        props = json.loads(json.dumps(entry["body"]["properties"]))
+        props["status"] = record.status
+        props.setdefault("properties", {}).update({k: v for k, v in record.properties.items()
+                                                   if k.startswith("azureml.")})
+        props["services"] = {"Studio": {"endpoint": f"{self.base_url()}/studio/runs/{name}", "jobServiceType":
+                                        "Studio"},
+                             "Tracking": {"endpoint": f"azureml://{self.host()}/mlflow/v1.0{self.ws_id}",
+                                          "jobServiceType": "Tracking"}}
+        for port, output in (props.get("outputs") or {}).items():
+            found = self._pipeline_output(name, port)
+            if found is not None:
+                output["uri"] = self.datastore_uri(found[1])
+        return {"id": f"{self.ws_id}/jobs/{name}", "name": name, "type": f"{PROVIDER}/workspaces/jobs",
+                "systemData": system_data(entry["created"]), "properties": props}
+
+    def _pipeline_output(self, name: str, port: str) -> tuple[str, str] | None:
+        """(datastore, path) of a pipeline output, from the node output bound to it."""
+        for node_name, node in self.jobs[name]["nodes"].items():
+            for out_port, bound in (node.get("outputs") or {}).items():
+                value = bound.get("value") if isinstance(bound, dict) else bound
+                if value == f"${{{{parent.outputs.{port}}}}}":
+                    state = self.engine.pipelines.get(name)
+                    run_id = state.step_runs.get(node_name) if state else None
+                    if run_id is None:
+                        return None
+                    outputs = self.engine.run(run_id).outputs
+                    return outputs.get(out_port)
+        return None
+
+    def child_payload(self, record: RunRecord) -> dict[str, Any]:
+        node = self.step_job(record) or {}
+        props: dict[str, Any] = {"displayName": node["display_name"], "experimentName": record.experiment,
+                                 "status": record.status, "computeId": f"{self.ws_id}/computes/{record.target}",
+                                 "services": {"Studio": {"endpoint": f"{self.base_url()}/studio/runs/{record.id}",
+                                                         "jobServiceType": "Studio"}},
+                                 "properties": {k: v for k, v in record.properties.items()}, "tags": {},
+                                 "outputs": {port: {"jobOutputType": "uri_folder",
+                                                    "uri": self.datastore_uri(path), "mode": "ReadWriteMount"}
+                                             for port, (_, path) in record.outputs.items()}}
+        if node["type"] == "automl":
+            props.update({"jobType": "AutoML", "taskDetails": {"taskType": node["task"].capitalize(),
+                                                               "targetColumnName": node["target_column_name"],
+                                                               "trainingData": {"jobInputType": "mltable",
+                                                                                "uri": node["training_uri"]}}})
+        else:
+            props.update({"jobType": "Command", "command": node["command"], "environmentId": node["environment_id"],
+                          "codeId": node["code_id"]})
+        return {"id": f"{self.ws_id}/jobs/{record.id}", "name": record.id, "type": f"{PROVIDER}/workspaces/jobs",
+                "systemData": system_data(record.created), "properties": props}
+
+    # -- a pipeline job into engine steps --------------------------------------------------------------
+    def pipeline_job(self, name: str, props: Mapping[str, Any]) -> tuple[PipelineJob, dict[str, Any]]:
+        settings = props.get("settings") or {}
+        default_compute = _arm_name(settings.get("default_compute") or settings.get("defaultCompute"))
+        force_rerun = bool(settings.get("force_rerun"))
+        inputs = props.get("inputs") or {}
+        nodes: dict[str, Any] = dict(props.get("jobs") or {})
+        if not nodes:
+            raise ServiceError(400, "UserError", "properties.jobs: a pipeline job needs at least one job")
+        steps = []
+        for node_name, node in nodes.items():
+            where = f"properties.jobs.{node_name}"
+            if not isinstance(node, dict):
+                raise _Refused(where, "InvalidType", [_problem(where, "InvalidType", "expected an object")])
+            compute = _arm_name(node.get("computeId") or node.get("compute")) or default_compute
+            if not compute:
+                raise _Refused(f"{where}.compute", "RequiredField",
+                               [_problem(f"{where}.compute", "RequiredField", "no compute for this job and no "
+                                                                              "settings.default_compute")])
+            kind = node.get("type")
+            if kind == "command":
+                steps.append(self._command_step(name, node_name, node, inputs, compute, force_rerun))
+            elif kind == "automl":
+                steps.append(self._automl_step(name, node_name, node, inputs, compute, force_rerun))
+            else:
+                raise _Refused(f"{where}.type", "InvalidValue",
+                               [_problem(f"{where}.type", "InvalidValue", f"the fake service runs command and automl "
+                                                                          f"jobs, got {kind!r}")])
+        job = PipelineJob(experiment=props.get("experimentName") or "Default", steps=steps,
+                          description=props.get("description"),
+                          continue_on_step_failure=bool(settings.get("continue_on_step_failure")),
+                          parameters={k: str(v.get("value")) for k, v in inputs.items()
+                                      if isinstance(v, dict) and v.get("jobInputType") == "literal"})
+        return job, nodes
+
+    def _resolve_input(self, where: str, value: Any, pipeline_inputs: Mapping[str, Any]) -> tuple[str, Any]:
+        """("literal", text) | ("dataset", (name, version)) | ("producer", (node, port)) | ("uri", uri)."""
+        if isinstance(value, dict):
+            kind = value.get("job_input_type") or value.get("jobInputType")
+            raw = value.get("value", value.get("uri"))
+            if kind not in (None, "literal"):
+                return self._data_input(where, raw)
+            value = raw
+        if isinstance(value, str):
+            found = BINDING.match(value)
+            if found is not None:
+                scope, key, port = found.groups()
+                if scope == "jobs":
+                    return "producer", (key, port)
+                if scope == "inputs":
+                    if key not in pipeline_inputs:
+                        raise _Refused(where, "InvalidValue", [_problem(where, "InvalidValue", f"binds pipeline "
+                                                                                               f"input {key!r}, which "
+                                                                                               f"the job does not have")])
+                    bound = pipeline_inputs[key]
+                    if bound.get("jobInputType") == "literal":
+                        return "literal", str(bound.get("value"))
+                    return self._data_input(where, bound.get("uri"))
+        return "literal", "" if value is None else str(value)
+
+    def _data_input(self, where: str, uri: Any) -> tuple[str, Any]:
+        text = str(uri or "")
+        found = ARM_ID.match(text)
+        if found is not None and found.group("kind").lower() == "data":
+            name, version = found.group("name"), found.group("version")
+            self.asset("data", name, version)
+            return "dataset", (name, int(version) if version and version.isdigit() else None)
+        if text.startswith(("azureml://", "https://")):
+            return "uri", text
+        raise _Refused(where, "InvalidValue", [_problem(where, "InvalidValue", f"input {text!r} is neither a data "
+                                                                               f"asset id nor a storage URI")])
+
+    def _binding(self, where: str, port: str, resolved: tuple[str, Any]) -> InputBinding:
+        kind, value = resolved
+        if kind == "dataset":
+            name, version = value
+            return InputBinding(port=port, dataset=(name, version or self.engine.dataset(name).version))
+        if kind == "producer":
+            return InputBinding(port=port, producer=value)
+        raise _Refused(where, "InvalidValue", [_problem(where, "InvalidValue", f"the fake service reads data inputs "
+                                                                               f"from data assets or other jobs, "
+                                                                               f"got {value!r}")])
+
+    def _command_step(self, pipeline: str, node_name: str, node: Mapping[str, Any], pipeline_inputs: Mapping[str, Any],
+                      compute: str, force_rerun: bool) -> StepJob:
+        where = f"properties.jobs.{node_name}"
+        component_id = node.get("componentId")
+        found = ARM_ID.match(str(component_id or ""))
+        if found is None or found.group("kind").lower() != "components":
+            raise _Refused(f"{where}.componentId", "RequiredField",
+                           [_problem(f"{where}.componentId", "RequiredField", "a command job in a pipeline needs the "
+                                                                              "ARM id of a registered component")])
+        component = self.asset("components", found.group("name"), found.group("version"))
+        spec = component["properties"].get("componentSpec") or {}
+        command = spec.get("command")
+        if not isinstance(command, str) or not command.strip():
+            raise _Refused(f"{where}.componentId", "RequiredField",
+                           [_problem(f"{where}.componentId", "RequiredField", "the component has no command")])
+        declared_inputs = dict(spec.get("inputs") or {})
+        declared_outputs = dict(spec.get("outputs") or {})
+        bindings: dict[str, InputBinding] = {}
+        literals: dict[str, str] = {}
+        for port, value in (node.get("inputs") or {}).items():
+            if port not in declared_inputs:
+                raise _Refused(f"{where}.inputs.{port}", "InvalidValue",
+                               [_problem(f"{where}.inputs.{port}", "InvalidValue", "the component has no such input; "
+                                         f"its inputs: {', '.join(declared_inputs) or '(none)'}")])
+            resolved = self._resolve_input(f"{where}.inputs.{port}", value, pipeline_inputs)
+            if resolved[0] == "literal":
+                literals[port] = resolved[1]
+            else:
+                bindings[port] = self._binding(f"{where}.inputs.{port}", port, resolved)
+        for port, declared in declared_inputs.items():
+            if port not in bindings and port not in literals:
+                if isinstance(declared, dict) and declared.get("default") is not None:
+                    literals[port] = str(declared["default"])
+                elif not (isinstance(declared, dict) and declared.get("optional")):
+                    raise _Refused(f"{where}.inputs.{port}", "RequiredField",
+                                   [_problem(f"{where}.inputs.{port}", "RequiredField", "required input is not "
+                                                                                        "bound")])
+        outputs = {port: OutputSpec(port=port, datastore="workspaceblobstore", path="azureml/{run-id}/{output-name}")
+                   for port in declared_outputs}
+        script, argv = self._argv(where, command, literals, bindings, outputs)
+        environment, env_id = self._environment(where, spec.get("environment"))
+        code_id = spec.get("code")
+        snapshot = self._snapshot(where, code_id)
+        identity = node.get("identity") or {}
+        identity_type = identity.get("identity_type") or identity.get("identityType") or "AMLToken"
+        fingerprint = hashlib.sha256(json.dumps({"command": command, "environment": env_id, "code": snapshot,
+                                                 "literals": literals, "outputs": sorted(declared_outputs)},
+                                                sort_keys=True).encode()).hexdigest()
+        step = StepJob(node_id=node_name, name=node.get("display_name") or node_name, kind="command", compute=compute,
+                       allow_reuse=bool(spec.get("is_deterministic", True)) and not force_rerun,
+                       identity=fingerprint, inputs=bindings, outputs=outputs, snapshot_id=snapshot, script=script,
+                       argv=argv, environment=environment)
+        step.v2 = {"type": "command", "display_name": step.name, "command": command,  # type: ignore[attr-defined]
+                   "environment_id": env_id, "code_id": str(code_id).removeprefix("azureml:"), "identity": identity_type,
+                   "output_types": {p: str((o or {}).get("type") or "uri_folder") for p, o in declared_outputs.items()}}
+        return step
+
+    def _argv(self, where: str, command: str, literals: Mapping[str, str], bindings: Mapping[str, InputBinding],
+              outputs: Mapping[str, OutputSpec]) -> tuple[str, list[Token]]:
+        """``python SCRIPT ARGS`` with ``${{inputs.X}}``/``${{outputs.Y}}`` resolved as Azure does (then shell words)."""
+        markers: dict[str, Token] = {}
+
+        def substitute(found: re.Match[str]) -> str:
+            scope, port = found.groups()
+            if scope == "inputs" and port in literals:
+                return literals[port]
+            if scope == "inputs" and port in bindings:
+                marker = f"@@amlstep-input-{port}@@"
+                markers[marker] = Token("input_path", port)
+                return marker
+            if scope == "outputs" and port in outputs:
+                marker = f"@@amlstep-output-{port}@@"
+                markers[marker] = Token("output_path", port)
+                return marker
+            if scope == "inputs":
+                return ""  # an optional input left unbound
+            raise _Refused(f"{where}.componentId", "InvalidValue",
+                           [_problem(f"{where}.componentId", "InvalidValue", f"the command names {scope}.{port}, "
+                                                                             f"which the component does not declare")])
+
+        text = PLACEHOLDER.sub(substitute, command)
+        try:
+            words = shlex.split(text)
+        except ValueError as exc:
+            raise _Refused(f"{where}.componentId", "InvalidValue",
+                           [_problem(f"{where}.componentId", "InvalidValue", f"the command is not valid shell: "
+                                                                             f"{exc}")]) from None
+        if len(words) < 2 or words[0] not in ("python", "python3") or not words[1].endswith(".py"):
+            raise _Refused(f"{where}.componentId", "InvalidValue",
+                           [_problem(f"{where}.componentId", "InvalidValue", "the fake service runs commands of the "
+                                                                             "form `python SCRIPT.py ARGS`")])
+        argv = []
+        for word in words[2:]:
+            if word in markers:
+                argv.append(markers[word])
+            elif any(marker in word for marker in markers):
+                raise _Refused(f"{where}.componentId", "InvalidValue",
+                               [_problem(f"{where}.componentId", "InvalidValue", "the fake service substitutes data "
+                                                                                 "paths that are whole words of the "
+                                                                                 "command")])
+            else:
+                argv.append(Token("literal", word))
+        return words[1], argv
+
+    def _environment(self, where: str, reference: Any) -> tuple[EnvironmentSpec, str]:
+        found = ARM_ID.match(str(reference or ""))
+        if found is None or found.group("kind").lower() != "environments":
+            raise _Refused(f"{where}.componentId", "InvalidValue",
+                           [_problem(f"{where}.componentId", "InvalidValue", f"the component's environment must be a "
+                                                                             f"registered environment, got {reference!r}")])
+        env = self.asset("environments", found.group("name"), found.group("version"))
+        props = env["properties"]
+        env_id = env["id"]
+        name = f"{found.group('name')}:{found.group('version')}"
+        if props.get("build"):
+            return self._build_context(name, props["build"]), env_id
+        conda = props.get("condaFile")
+        python, pip = _conda_pip(conda or "", {})
+        return EnvironmentSpec(name=name, python=python, pip=pip), env_id
+
+    def _build_context(self, name: str, build: Mapping[str, Any]) -> EnvironmentSpec:
+        """What a Docker build context declares: the conda file its Dockerfile installs, wheels copied into it."""
+        location = self.locate(str(build.get("contextUri")))
+        if location is None:
+            raise ServiceError(400, "UserError", f"environment {name}: the build context must be in the workspace's "
+                                                 f"storage, got {build.get('contextUri')}")
+        container, prefix = location
+        prefix = prefix.rstrip("/")
+        dockerfile_path = str(build.get("dockerfilePath") or "Dockerfile")
+        try:
+            dockerfile = self.engine.blob.get(container, f"{prefix}/{dockerfile_path}").decode()
+        except Exception:
+            raise ServiceError(400, "UserError", f"environment {name}: the build context has no "
+                                                 f"{dockerfile_path}") from None
+        copies: dict[str, str] = {}   # image path -> context path
+        conda_file = None
+        for line in dockerfile.splitlines():
+            words = line.split()
+            if not words or words[0].startswith("#"):
+                continue
+            instruction = words[0].upper()
+            if instruction == "COPY" and len(words) == 3:
+                copies[words[2].rstrip("/")] = words[1].rstrip("/")
+            elif instruction == "RUN" and "conda env update" in line and "--file" in words:
+                conda_file = words[words.index("--file") + 1]
+            elif instruction not in ("FROM", "COPY", "RUN", "ENV", "WORKDIR"):
+                raise ServiceError(400, "UserError", f"environment {name}: the fake builds Dockerfiles of FROM, COPY "
+                                                     f"and RUN conda env update lines; got {instruction}")
+        if conda_file is None:
+            raise ServiceError(400, "UserError", f"environment {name}: the Dockerfile installs no conda file "
+                                                 f"(RUN conda env update --file ...)")
+
+        def in_context(image_path: str) -> str | None:
+            for target, source in copies.items():
+                if image_path == target or image_path.startswith(target + "/"):
+                    return (source + image_path[len(target):]).lstrip("./")
+            return None
+
+        conda_source = in_context(conda_file)
+        if conda_source is None:
+            raise ServiceError(400, "UserError", f"environment {name}: {conda_file} is not copied into the image")
+        conda = self.engine.blob.get(container, f"{prefix}/{conda_source}").decode()
+        wheels = {}
+        for line in conda.splitlines():
+            item = line.strip().lstrip("- ").strip()
+            if item.endswith(".whl") and item.startswith("/"):
+                source = in_context(item)
+                if source is None or not self.engine.blob.exists(container, f"{prefix}/{source}"):
+                    raise ServiceError(400, "UserError", f"environment {name}: wheel {item} is not in the build "
+                                                         f"context")
+                wheels[item] = self.blob_url(container, f"{prefix}/{source}")
+        python, pip = _conda_pip(conda, wheels)
+        return EnvironmentSpec(name=name, python=python, pip=pip)
+
+    def _snapshot(self, where: str, reference: Any) -> str:
+        found = ARM_ID.match(str(reference or ""))
+        if found is None or found.group("kind").lower() != "codes":
+            raise _Refused(f"{where}.componentId", "InvalidValue",
+                           [_problem(f"{where}.componentId", "InvalidValue", f"the component's code must be a "
+                                                                             f"registered code version, got "
+                                                                             f"{reference!r}")])
+        code = self.asset("codes", found.group("name"), found.group("version"))
+        snapshot_id = f"code-{found.group('name')}-{found.group('version')}"
+        if snapshot_id not in self.engine.snapshots:
+            location = self.locate(str(code["properties"].get("codeUri")))
+            if location is None:
+                raise ServiceError(400, "UserError", f"code {found.group('name')}: codeUri is not in the workspace's "
+                                                     f"storage")
+            container, prefix = location
+            prefix = prefix.rstrip("/")
+            files = {name[len(prefix) + 1:]: (container, name) for name in self.engine.blob.names(container, prefix)
+                     if name.startswith(prefix + "/")}
+            if not files and self.engine.blob.exists(container, prefix):
+                files = {prefix.rsplit("/", 1)[-1]: (container, prefix)}
+            self.engine.add_snapshot(snapshot_id, files)
+        return snapshot_id
+
+    def _automl_step(self, pipeline: str, node_name: str, node: Mapping[str, Any], pipeline_inputs: Mapping[str, Any],
+                     compute: str, force_rerun: bool) -> StepJob:
+        from framework.backends.azure.automl_v2 import from_v2
+
+        where = f"properties.jobs.{node_name}"
+
+        def resolve(value: Any, path: str) -> Any:
+            if isinstance(value, dict):
+                return {k: resolve(v, f"{path}.{k}") for k, v in value.items()}
+            if isinstance(value, list):
+                return [resolve(v, f"{path}[{i}]") for i, v in enumerate(value)]
+            found = BINDING.match(value) if isinstance(value, str) else None
+            if found is not None and found.group(1) == "inputs":
+                kind, resolved = self._resolve_input(path, value, pipeline_inputs)
+                return resolved if kind == "literal" else value
+            return value
+
+        settings_node = {k: resolve(v, f"{where}.{k}") for k, v in node.items()
+                         if k not in ("training_data", "validation_data", "test_data", "outputs")}
+        for required in ("task", "target_column_name", "training_data"):
+            if not node.get(required):
+                raise _Refused(f"{where}.{required}", "RequiredField",
+                               [_problem(f"{where}.{required}", "RequiredField", "required property is missing")])
+        bindings = {}
+        training_uri = ""
+        for port in ("training_data", "validation_data"):
+            if node.get(port):
+                resolved = self._resolve_input(f"{where}.{port}", node[port], pipeline_inputs)
+                bindings[port] = self._binding(f"{where}.{port}", port, resolved)
+                training_uri = training_uri or str(node[port])
+        settings = from_v2(settings_node)
+        outputs = {}
+        for port in (node.get("outputs") or {}):
+            if port != "best_model":
+                raise _Refused(f"{where}.outputs.{port}", "InvalidValue",
+                               [_problem(f"{where}.outputs.{port}", "InvalidValue", "AutoML jobs have one output, "
+                                                                                    "best_model")])
+            outputs[port] = OutputSpec(port=port, datastore="workspaceblobstore",
+                                       path="azureml/{run-id}/{output-name}", training_output="MLflowModel")
+        fingerprint = hashlib.sha256(json.dumps(settings_node, sort_keys=True, default=str).encode()).hexdigest()
+        step = StepJob(node_id=node_name, name=node.get("display_name") or node_name, kind="automl", compute=compute,
+                       allow_reuse=not force_rerun, identity=fingerprint, inputs=bindings, outputs=outputs,
+                       automl_settings=settings)
+        step.v2 = {"type": "automl", "display_name": step.name, "task": str(node.get("task")),  # type: ignore[attr-defined]
+                   "target_column_name": str(node.get("target_column_name")), "training_uri": training_uri,
+                   "output_types": {port: "mlflow_model" for port in outputs}}
+        return step
+
+    def summarize(self, name: str, props: Mapping[str, Any], nodes: Mapping[str, Any], job: PipelineJob) -> dict[str, Any]:
+        """A stable summary of a submission, for tests."""
+        return {"name": name, "experiment": job.experiment, "parameters": dict(job.parameters),
+                "steps": [{"node": s.node_id, "name": s.name, "kind": s.kind, "compute": s.compute,
+                           "allow_reuse": s.allow_reuse, "script": s.script,
+                           "arguments": [[t.kind, t.value] for t in s.argv],
+                           "environment": None if s.environment is None else {"name": s.environment.name,
+                                                                               "python": s.environment.python,
+                                                                               "pip": list(s.environment.pip)},
+                           "inputs": {p: {"dataset": list(b.dataset) if b.dataset else None,
+                                          "producer": list(b.producer) if b.producer else None}
+                                      for p, b in s.inputs.items()},
+                           "outputs": sorted(s.outputs), "automl": dict(s.automl_settings),
+                           "identity": getattr(s, "v2", {}).get("identity")} for s in job.steps]}
+
+    def step_job(self, record: RunRecord) -> dict[str, Any] | None:
+        """What the job of a step run looks like (its node), or None for runs that are no pipeline step."""
+        state = self.engine.pipelines.get(record.parent_id or "")
+        if state is None or record.node_id is None:
+            return None
+        step = next((s for s in state.job.steps if s.node_id == record.node_id), None)
+        return getattr(step, "v2", None)
+
+    def identity(self, record: RunRecord) -> str:
+        """The identity a step run's job runs with (``UserIdentity`` gets the on-behalf-of token endpoint)."""
+        node = self.step_job(record) or {}
+        return str(node.get("identity") or "AMLToken")
+
+    # -- run history (what jobs.list(parent_job_name=...), jobs.download and jobs.stream read) -----------
+    def output_assets(self, record: RunRecord) -> dict[str, tuple[str, str, str]]:
+        """output name -> (asset id, asset type, datastore URI) of a v2 run: a step's outputs, or the
+        pipeline outputs bound to them."""
+        found: dict[str, tuple[str, str, str]] = {}
+        node = self.step_job(record)
+        if node is not None:
+            for port, (datastore, path) in record.outputs.items():
+                kind = (node.get("output_types") or {}).get(port, "uri_folder")
+                found[port] = self._asset_of(record.reused_from or record.id, port, kind, datastore, path)
+        elif record.id in self.jobs:
+            entry = self.jobs[record.id]
+            for port, output in ((entry["body"]["properties"].get("outputs") or {}).items()):
+                where = self._pipeline_output(record.id, port)
+                if where is not None:
+                    kind = str((output or {}).get("jobOutputType") or "uri_folder")
+                    found[port] = self._asset_of(record.id, port, kind, *where)
+        return found
+
+    def _asset_of(self, run_id: str, port: str, kind: str, datastore: str, path: str) -> tuple[str, str, str]:
+        model = kind in ("mlflow_model", "custom_model", "triton_model")
+        asset = (f"azureml://locations/{self.location}/workspaces/{self.workspace_id}/"
+                 f"{'models' if model else 'data'}/azureml_{run_id}_output_{'mlflow_log_model' if model else 'data'}_"
+                 f"{port}/versions/1")
+        rest_type = {"mlflow_model": "MLFlowModel", "custom_model": "CustomModel", "triton_model": "TritonModel",
+                     "uri_file": "UriFile", "mltable": "MLTable"}.get(kind, "UriFolder")
+        uri = self.datastore_uri(path.rstrip("/") + "/", datastore)
+        self.resolved[asset] = uri
+        return asset, rest_type, uri
+
+    def run_dto(self, record: RunRecord) -> dict[str, Any]:
+        node = self.step_job(record) or {}
+        experiment = self.engine.experiment(record.experiment)
+        display = node.get("display_name") or (record.name if record.id not in self.jobs else
+                                                self.jobs[record.id]["body"]["properties"].get("displayName"))
+        error = None
+        if record.error:
+            error = {"error": {"code": record.error.get("code", "UserError"), "message": record.error.get("message"),
+                               "details": []}}
+        return {"runId": record.id, "runUuid": record.id, "parentRunId": record.parent_id,
+                "rootRunId": record.root_id or record.id, "experimentId": experiment["id"],
+                "createdUtc": now_iso(record.created), "createdBy": {"userName": "fake@example.com"},
+                "status": record.status, "displayName": display, "name": record.name,
+                "startTimeUtc": now_iso(record.started) if record.started else None,
+                "endTimeUtc": now_iso(record.ended) if record.ended else None, "error": error,
+                "properties": {**record.properties, **({"azureml.reusedrunid": record.reused_from}
+                                                       if record.reused_from else {})},
+                "tags": dict(record.tags), "compute": {"target": record.target} if record.target else None,
+                "runType": record.run_type, "hidden": False,
+                "outputs": {port: {"assetId": asset, "type": kind}
+                            for port, (asset, kind, _) in self.output_assets(record).items()},
+                "services": {}}
+
+    def _history_record(self, run_id: str) -> RunRecord:
+        record = self.engine.runs.get(run_id)
+        if record is None:
+            raise ServiceError(404, "UserError", f"Run {run_id} was not found")
+        return record
+
+    def _history_run(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        return 200, self.run_dto(self._history_record(m.group("id")))
+
+    def _history_children(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        self._history_record(m.group("id"))
+        return 200, {"value": [self.run_dto(r) for r in self.engine.children(m.group("id"))],
+                     "continuationToken": None, "nextLink": None}
+
+    def _history_details(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        record = self._history_record(m.group("id"))
+        dto = self.run_dto(record)
+        sas = "sv=2021-08-06&sr=b&sp=r&se=2099-01-01T00%3A00%3A00Z&sig=ZmFrZQ%3D%3D"
+        logs = {name: f"{self.blob_url(*where)}?{sas}" for name, where in record.files.items()
+                if name.startswith(("azureml-logs/", "user_logs/", "logs/"))}
+        return 200, {**{k: dto[k] for k in ("runId", "status", "startTimeUtc", "endTimeUtc", "error", "properties",
+                                             "tags", "parentRunId")},
+                     "target": record.target, "logFiles": logs, "warnings": [], "inputDatasets": [],
+                     "outputDatasets": [], "runDefinition": None, "services": {}}
+
+    def _history_rundata(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        record = self._history_record(str((body or {}).get("runId")))
+        return 200, {"runMetadata": self.run_dto(record), "runDefinition": None, "jobSpecification": None,
+                     "systemSettings": None}
+
+    def _resolve_data_uris(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        wanted = list((body or {}).get("values") or [])
+        return 200, {"values": {asset: {"uri": self.resolved[asset], "type": "UriFolder"}
+                                for asset in wanted if asset in self.resolved}}
+
+    def _resolve_model_uris(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        wanted = list((body or {}).get("values") or [])
+        return 200, {"values": {asset: {"path": self.resolved[asset], "type": "MLFlowModel"}
+                                for asset in wanted if asset in self.resolved}}
+
+    # -- MLflow tracking -----------------------------------------------------------------------------------
+    def _mlflow_run(self, run_id: str) -> RunRecord:
+        record = self.engine.runs.get(run_id)
+        if record is None:
+            raise _MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"Run '{run_id}' not found")
+        return record
+
+    def mlflow_run(self, record: RunRecord) -> dict[str, Any]:
+        latest: dict[str, dict[str, Any]] = {}
+        for entry in record.metrics:
+            if isinstance(entry["value"], (int, float)) and not isinstance(entry["value"], bool):
+                latest[entry["name"]] = {"key": entry["name"], "value": float(entry["value"]),
+                                         "timestamp": int(entry["time"] * 1000), "step": entry.get("step") or 0}
+        experiment = self.engine.experiment(record.experiment)
+        tags = [{"key": k, "value": str(v)} for k, v in {**record.properties, **record.tags}.items()]
+        if record.parent_id:
+            tags.append({"key": "mlflow.parentRunId", "value": record.parent_id})
+        tags.append({"key": "mlflow.runName", "value": record.name})
+        return {"info": {"run_id": record.id, "run_uuid": record.id, "run_name": record.name,
+                         "experiment_id": experiment["id"], "user_id": "fake@example.com",
+                         "status": MLFLOW_STATUS.get(record.status, "RUNNING"),
+                         "start_time": int((record.started or record.created) * 1000),
+                         "end_time": int(record.ended * 1000) if record.ended else None,
+                         "artifact_uri": f"azureml://{self.host()}/mlflow/v1.0{self.ws_id}/experiments/"
+                                         f"{experiment['id']}/runs/{record.id}/artifacts",
+                         "lifecycle_stage": "active"},
+                "data": {"metrics": list(latest.values()), "params": [], "tags": tags}}
+
+    def _mlflow(self, function: Callable[[], Any]) -> tuple[int, Any]:
+        try:
+            return 200, function()
+        except _MlflowError as exc:
+            return exc.status, {"error_code": exc.code, "message": exc.message}
+
+    def _mlflow_experiment_by_name(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        name = (q.get("experiment_name") or [""])[0]
+
+        def run() -> Any:
+            if name not in self.engine.experiments:
+                raise _MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"Could not find experiment with name '{name}'")
+            return {"experiment": self._mlflow_experiment(self.engine.experiments[name])}
+        return self._mlflow(run)
+
+    def _mlflow_experiment_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        wanted = (q.get("experiment_id") or [""])[0]
+
+        def run() -> Any:
+            found = self.engine.experiment_by_id(wanted)
+            if found is None:
+                raise _MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"No Experiment with id={wanted} exists")
+            return {"experiment": self._mlflow_experiment(found)}
+        return self._mlflow(run)
+
+    @staticmethod
+    def _mlflow_experiment(entry: Mapping[str, Any]) -> dict[str, Any]:
+        return {"experiment_id": entry["id"], "name": entry["name"], "lifecycle_stage": "active",
+                "creation_time": int(entry["created"] * 1000), "tags": []}
+
+    def _mlflow_run_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        run_id = (q.get("run_id") or q.get("run_uuid") or [""])[0]
+        return self._mlflow(lambda: {"run": self.mlflow_run(self._mlflow_run(run_id))})
+
+    def _mlflow_runs_search(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        body = body or {}
+        wanted_experiments = set(body.get("experiment_ids") or [])
+        parent = None
+        found = re.search(r"tags\.[`\"']?mlflow\.parentRunId[`\"']?\s*=\s*['\"]([^'\"]+)['\"]",
+                          str(body.get("filter") or ""))
+        if found:
+            parent = found.group(1)
+        records = [r for r in self.engine.runs.values()
+                   if (not wanted_experiments or self.engine.experiment(r.experiment)["id"] in wanted_experiments)
+                   and (parent is None or r.parent_id == parent)]
+        records.sort(key=lambda r: r.number)
+        return 200, {"runs": [self.mlflow_run(r) for r in records]}
+
+    def _mlflow_run_create(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        body = body or {}
+
+        def run() -> Any:
+            experiment = self.engine.experiment_by_id(str(body.get("experiment_id")))
+            if experiment is None:
+                raise _MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"No Experiment with id="
+                                                                   f"{body.get('experiment_id')} exists")
+            tags = {t["key"]: t["value"] for t in body.get("tags") or []}
+            record = self.engine.create_run(experiment["name"], "mlflow", body.get("run_name") or
+                                            tags.get("mlflow.runName") or "run",
+                                            parent_id=tags.get("mlflow.parentRunId"), status="Running")
+            record.tags.update({k: v for k, v in tags.items() if not k.startswith("mlflow.")})
+            return {"run": self.mlflow_run(record)}
+        return self._mlflow(run)
+
+    def _mlflow_run_update(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        body = body or {}
+
+        def run() -> Any:
+            record = self._mlflow_run(str(body.get("run_id") or body.get("run_uuid")))
+            status = {"FINISHED": "Completed", "FAILED": "Failed", "KILLED": "Canceled",
+                      "RUNNING": "Running"}.get(str(body.get("status")))
+            if status and record.run_type == "mlflow":
+                self.engine.set_status(record, status)
+            return {"run_info": self.mlflow_run(record)["info"]}
+        return self._mlflow(run)
+
+    def _log(self, run_id: str, name: str, value: Any, step: Any) -> None:
+        self._mlflow_run(run_id)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise _MlflowError(400, "INVALID_PARAMETER_VALUE", f"Got invalid value {value!r} for metric "
+                                                               f"'{name}'") from None
+        self.engine.log_metric(run_id, name, number, step=int(step or 0))
+
+    def _mlflow_log_metric(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        body = body or {}
+
+        def run() -> Any:
+            self._log(str(body.get("run_id") or body.get("run_uuid")), str(body.get("key")), body.get("value"),
+                      body.get("step"))
+            return {}
+        return self._mlflow(run)
+
+    def _mlflow_log_batch(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        body = body or {}
+
+        def run() -> Any:
+            run_id = str(body.get("run_id"))
+            record = self._mlflow_run(run_id)
+            for metric in body.get("metrics") or []:
+                self._log(run_id, str(metric.get("key")), metric.get("value"), metric.get("step"))
+            for item in list(body.get("tags") or []) + list(body.get("params") or []):
+                record.tags[str(item.get("key"))] = str(item.get("value"))
+            return {}
+        return self._mlflow(run)
+
+    def _mlflow_set_tag(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        body = body or {}
+
+        def run() -> Any:
+            self._mlflow_run(str(body.get("run_id") or body.get("run_uuid"))).tags[str(body.get("key"))] = \
+                str(body.get("value"))
+            return {}
+        return self._mlflow(run)
+
+    _mlflow_set_param = _mlflow_set_tag
+
+    def _mlflow_metric_history(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        run_id = (q.get("run_id") or q.get("run_uuid") or [""])[0]
+        key = (q.get("metric_key") or [""])[0]
+
+        def run() -> Any:
+            record = self._mlflow_run(run_id)
+            return {"metrics": [{"key": key, "value": float(e["value"]), "timestamp": int(e["time"] * 1000),
+                                 "step": e.get("step") or 0} for e in record.metrics if e["name"] == key]}
+        return self._mlflow(run)
+
+
+class _Refused(ServiceError):
+    """A request body the service's schema refuses: 400 with the first problem as the message."""
+
+    def __init__(self, target: str, code: str, problems: list[Any]) -> None:
+        message = "; ".join(p.message for p in problems[:5])
+        super().__init__(400, "UserError", f"The request is invalid: {message}")
+        self.target = target
+        self.problems = problems
+
+
+class _MlflowError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _problem(target: str, code: str, message: str) -> Any:
+    from .v2_schema import Problem
+
+    return Problem(target, code, f"{target}: {message}")
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (-1, version)
+
+
+def _arm_name(value: Any) -> str | None:
+    if not value:
+        return None
+    text = str(value)
+    if text.startswith("azureml:"):
+        text = text[len("azureml:"):]
+    return text.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _conda_pip(conda: str, wheels: Mapping[str, str]) -> tuple[str | None, list[str]]:
+    """(python version, pip lines) of a conda file; wheel paths in the image become their blob URLs."""
+    import yaml  # type: ignore[import-untyped]
+
+    try:
+        doc = yaml.safe_load(conda) or {}
+    except yaml.YAMLError as exc:
+        raise ServiceError(400, "UserError", f"the environment's conda file is not valid YAML: {exc}") from None
+    python = None
+    pip: list[str] = []
+    for item in doc.get("dependencies") or []:
+        if isinstance(item, str) and item.startswith("python"):
+            python = item.split("=", 1)[1].strip("=") if "=" in item else None
+        elif isinstance(item, dict) and "pip" in item:
+            pip += [wheels.get(str(line), str(line)) for line in item["pip"] or []]
+    return python, pip
