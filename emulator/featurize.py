@@ -141,7 +141,8 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
             return ColumnPlan(column, "Ignore", "high cardinality and HashOneHotEncoder blocked")
         return ColumnPlan(column, "CategoricalHash", f"high cardinality ({distinct} values)")
 
-    def _fit_plan(self, plan: ColumnPlan, series: pd.Series, y: Any = None, blocked: frozenset[str] | set[str] = frozenset()) -> None:
+    def _fit_plan(self, plan: ColumnPlan, series: pd.Series, y: Any = None,
+                  blocked: frozenset[str] | set[str] = frozenset()) -> None:
         plan.had_missing = bool(series.isna().any())
         if plan.purpose == "Numeric":
             values = _numeric(series, plan.name)
