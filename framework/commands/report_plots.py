@@ -215,7 +215,7 @@ def predictions_evaluation(task: Any, frame: Any, settings: Mapping[str, Any]) -
     how = (f"the {len(y)} validation rows" if n_splits == 1 else
            f"the {len(y)} training rows of {n_splits} cross-validation folds")
     evaluation.intro = (f"the validation predictions its run kept, for {how}: every point below is a prediction for "
-                        f"a row the fold model did not learn from, as the leaderboard scored them.")
+                        f"a row by a model that did not learn from it, as the leaderboard scored them.")
     if weights is not None:
         evaluation.notes.append("the metrics apply the sample weights; the plots count every row once")
     _tick("plotting", 0, 1)
