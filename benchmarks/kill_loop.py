@@ -1,18 +1,24 @@
 """Kill the Titanic pipeline with SIGKILL at random points, many times in a row, and check the workspace.
 
-    python benchmarks/kill_loop.py [--kills 30] [--titanic ../shared/data/titanic.csv]
+    python benchmarks/kill_loop.py [--kills 30] [--titanic ../shared/data/titanic.csv] [--no-namespace]
 
-After every kill the workspace must open cleanly, pass SQLite's integrity check, show no run as
-Running or wrongly Completed, hold no half-written files, and keep gap-free model versions.
-A final run must complete. Prints one line per kill and a summary table.
+After every kill the workspace must open cleanly and pass `amlstep workspace check`: SQLite's
+integrity check, the sha256 of every recorded step output, registered model and dataset, version
+numbers without gaps, no run left Running, no half-written file in `.staging/`. A folder left by a
+kill between moving a new version into place and recording it is reported (`orphan`) and set
+aside by the next registration; it is counted, not failed. Then one pass runs the pipeline in
+another PID namespace (`unshare --pid --fork --mount-proc`, skipped with the reason where that is
+not permitted): while it runs, `amlstep runs list` from outside must keep seeing it Running; after
+its kill it must be Failed. A final run must complete. Prints one line per kill and a table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
-import sqlite3
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,65 +27,120 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 
-def check(path: Path) -> dict[str, int]:
+def check(path: Path) -> tuple[dict[str, int], dict[str, int], list[str]]:
+    """Statuses of pipeline runs, what was verified by sha256, and orphans; raise on any other finding."""
     from framework import LocalWorkspace
+    from framework.workspace.check import check_workspace
 
-    workspace = LocalWorkspace(path)
-    conn = sqlite3.connect(workspace.db_path)
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "integrity check failed"
-    runs = workspace.list_runs(run_type=None)
-    assert not [r for r in runs if r.status == "Running"], "a killed run still shows Running"
+    workspace = LocalWorkspace(path)  # as any command would: marks the killed run Failed
+    report = check_workspace(path)
+    problems = [f"{f.kind}: {f.problem}" for f in report.findings if f.kind != "orphan"]
+    assert not problems, "workspace check failed: " + "; ".join(problems)
     for run in workspace.list_runs():
         if run.status == "Completed":
             steps = workspace.get_children(run.id)
             assert all(s.status == "Completed" for s in steps) and len(steps) == len(run.properties["steps"])
-            assert all((workspace.path / p).exists() for p in run.outputs.values())
-    for step in workspace.list_runs(run_type="step"):
-        if step.status == "Completed":
-            for output in step.outputs.values():
-                assert (workspace.path / output["path"]).exists(), f"missing output of {step.id}"
-            metrics_files = [workspace.path / o["path"] for o in step.outputs.values() if o["type"] == "metrics"]
-            for folder in metrics_files:
-                for file in folder.iterdir():
-                    json.loads(file.read_text())
-    versions = [m.version for m in workspace.list_models() if m.name == "TitanicSurvivalInitial"]
-    assert versions == list(range(1, len(versions) + 1)), f"model versions have gaps: {versions}"
-    assert not any((workspace.path / ".staging").iterdir()), "half-written files left behind"
-    return Counter(r.status for r in workspace.list_runs())
+    orphans = [f.path for f in report.findings if f.kind == "orphan"]
+    return Counter(r.status for r in workspace.list_runs()), report.checked, orphans
+
+
+def namespace_prefix() -> tuple[list[str] | None, str]:
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None, "unshare is not installed"
+    prefix = [unshare, "--pid", "--fork", "--mount-proc", "--kill-child"]
+    if os.geteuid() != 0:
+        prefix[1:1] = ["--user", "--map-root-user"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return None, f"new PID namespaces are not permitted here ({probe.stderr.strip() or probe.returncode})"
+    return prefix, ""
+
+
+def namespace_pass(cli: list[str], pipeline: list[str], ws: Path) -> str:
+    """Run the pipeline in another PID namespace; other commands must not declare it dead; then kill it."""
+    prefix, reason = namespace_prefix()
+    if prefix is None:
+        return f"skipped: {reason}"
+    process = subprocess.Popen([*prefix, *cli, *pipeline], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_id, looks = None, 0
+    deadline = time.time() + 60
+    while time.time() < deadline and process.poll() is None:
+        listed = subprocess.run([*cli, "runs", "list", "--json", "-n", "1"], capture_output=True, text=True)
+        latest = (json.loads(listed.stdout) or [None])[0] if listed.returncode == 0 else None
+        if latest is not None and latest["status"] == "Running":
+            run_id = run_id or latest["id"]
+        if run_id is not None:
+            status = next(r["status"] for r in json.loads(listed.stdout) if r["id"] == run_id) \
+                if latest and latest["id"] == run_id else None
+            if status != "Running" and process.poll() is None:
+                process.kill()
+                raise AssertionError(f"run {run_id} in another PID namespace was declared {status} while alive")
+            looks += 1
+            if looks >= 5:
+                break
+        time.sleep(0.3)
+    process.kill()  # unshare --kill-child: the namespace's pid 1, then every process in it, die after unshare
+    process.wait()
+    if run_id is None:
+        return "skipped: the run finished before it was seen Running"
+    from framework import LocalWorkspace
+
+    status, waited = "Running", time.time()
+    while status == "Running" and time.time() - waited < 30:  # until the kernel has reaped the namespace
+        time.sleep(0.2)
+        status = LocalWorkspace(ws).get_run(run_id).status
+    assert status == "Failed", f"killed run in another PID namespace is {status}"
+    check(ws)
+    return f"Running through {looks} looks from outside, Failed after its kill"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--kills", type=int, default=30)
     parser.add_argument("--titanic", default=str(REPO.parent / "shared" / "data" / "titanic.csv"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-namespace", action="store_true", help="skip the pass in another PID namespace")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     ws = Path(tempfile.mkdtemp(prefix="amlstep-kill-")) / "ws"
     cli = [sys.executable, "-m", "framework.cli", "--workspace", str(ws)]
-    subprocess.run([*cli, "datasets", "register", "titanic_ds", args.titanic], check=True, capture_output=True)
-    pipeline = ["run", str(REPO / "examples" / "titanic"), "--json", "--no-reuse",
+    subprocess.run([*cli, "datasets", "register", "titanic_ds", args.titanic], check=True, capture_output=True,
+                   cwd=REPO)
+    pipeline = ["run", str(REPO / "examples" / "titanic"), "--json", "--no-reuse", "--quiet",
                 "--param", "iterations=4", "--param", "experiment_timeout_minutes=1"]
     started = time.time()
+    verified: Counter[str] = Counter()
+    orphans: list[str] = []
     for kill in range(args.kills):
-        process = subprocess.Popen([*cli, *pipeline], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen([*cli, *pipeline], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
         delay = rng.uniform(0.3, 12.0)
         time.sleep(delay)
         finished_first = process.poll() is not None
         process.kill()
         process.wait()
-        statuses = check(ws)
-        print(f"kill {kill + 1:3d} after {delay:4.1f}s{' (already finished)' if finished_first else ''}: ok {dict(statuses)}",
-              flush=True)
-    final = subprocess.run([*cli, *pipeline], capture_output=True, text=True)
+        statuses, checked, found = check(ws)
+        verified.update(checked)
+        orphans += found
+        print(f"kill {kill + 1:3d} after {delay:4.1f}s{' (already finished)' if finished_first else ''}: ok "
+              f"{dict(statuses)}; sha256 verified: {checked.get('step outputs', 0)} outputs, "
+              f"{checked.get('model versions', 0)} models, {checked.get('dataset versions', 0)} datasets"
+              + (f"; orphans: {found}" if found else ""), flush=True)
+    namespace = "skipped (--no-namespace)" if args.no_namespace else namespace_pass(cli, pipeline, ws)
+    print(f"PID namespace pass: {namespace}")
+    final = subprocess.run([*cli, *pipeline], capture_output=True, text=True, cwd=REPO)
     assert final.returncode == 0 and json.loads(final.stdout)["status"] == "Completed", final.stderr
-    statuses = check(ws)
+    statuses, checked, _ = check(ws)
     print()
-    print("| kills | workspace checks passed | final re-run | pipeline runs by status | seconds |")
-    print("|---|---|---|---|---|")
-    print(f"| {args.kills} | {args.kills + 1}/{args.kills + 1} | Completed | {dict(statuses)} | {time.time() - started:.0f} |")
+    print("| kills | workspace checks passed | sha256 checks (outputs / models / datasets) | orphans set aside | "
+          "PID namespace pass | final re-run | pipeline runs by status | seconds |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| {args.kills} | {args.kills + 1}/{args.kills + 1} | {verified['step outputs']} / "
+          f"{verified['model versions']} / {verified['dataset versions']} | {len(orphans)} | {namespace} | Completed | "
+          f"{dict(statuses)} | {time.time() - started:.0f} |")
 
 
 if __name__ == "__main__":

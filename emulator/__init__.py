@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .forecasting_parameters import ForecastingParameters
 from .settings import FeaturizationConfig, validate_settings
 
-__all__ = ["AutoMLChildRun", "AutoMLConfig", "AutoMLRun", "Experiment", "FeaturizationConfig", "validate_settings"]
+__all__ = ["AutoMLChildRun", "AutoMLConfig", "AutoMLRun", "Experiment", "FeaturizationConfig", "ForecastingParameters",
+           "validate_settings"]
 
 
 def __getattr__(name: str) -> Any:

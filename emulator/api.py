@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -184,11 +185,13 @@ def execute(settings: Mapping[str, Any], training: Any, validation: Any, *, reco
     ``announce`` also receives the notice of unhonoured settings (so it is printed even when the
     rest of the output is not shown).
     """
+    started = time.time()  # the budget counts from here: importing the estimators is part of the experiment
     from .engine import run_automl
 
     if announce is not None and settings.get("unhonoured"):
         announce("AutoML emulator: settings accepted but not honoured offline: " + ", ".join(settings["unhonoured"]))
-    result = run_automl(settings, training, validation, recorder=recorder, parent_run_id=parent_run_id, log=log)
+    result = run_automl(settings, training, validation, recorder=recorder, parent_run_id=parent_run_id, log=log,
+                        started=started)
     child = _find_child(recorder, result.best.run_id)
     if child is not None:
         child.write_artifact(MODEL_ARTIFACT, pickle.dumps(result.model))
@@ -231,7 +234,7 @@ class AutoMLChildRun(Run):
         return self.workspace.list_artifacts(self.id)
 
     def download_file(self, name: str, output_file_path: str | Path | None = None) -> str:
-        source = self.workspace.artifacts_dir(self.id) / name
+        source = self.workspace.artifact_path(self.id, name)
         if not source.is_file():
             raise WorkspaceError(f"run {self.id} has no file {name!r}; its files: "
                                  f"{', '.join(self.get_file_names()) or '(none)'}")
@@ -243,7 +246,7 @@ class AutoMLChildRun(Run):
 
     def get_artifact(self, name: str) -> Any:
         """An artifact's content: JSON artifacts (``confusion_matrix``, ``accuracy_table``) parsed."""
-        source = self.workspace.artifacts_dir(self.id) / name
+        source = self.workspace.artifact_path(self.id, name)
         if not source.is_file():
             raise WorkspaceError(f"run {self.id} has no file {name!r}; its files: "
                                  f"{', '.join(self.get_file_names()) or '(none)'}")

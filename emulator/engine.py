@@ -16,7 +16,7 @@ import pandas as pd
 from . import metrics as M
 from . import tasks
 from .featurize import AutoFeaturizer
-from .models import SEARCH_WEIGHTS, WARM_START, perturb, preprocessor_for, sample_params
+from .models import SEARCH_WEIGHTS, perturb, preprocessor_for, sample_params
 from .settings import experiment_timeout_seconds, iteration_timeout_seconds
 from .task_types import Task, get_task
 from .tasks import FoldData
@@ -78,6 +78,8 @@ class AutoMLResult:
     featurization: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str = ""
     loop: Any = field(default=None, repr=False)
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per phase: prepare, featurize, children, ensembles, refit."""
 
     def refit_child(self, iteration: int) -> Any:
         """The model pipeline of any completed child, refitted on the training rows (for ``get_output``)."""
@@ -119,6 +121,8 @@ class PreparedData:
     y_min: float
     y_max: float
     n_train: int
+    extra: Any = None
+    """What a task's own preparation adds (forecasting: the regular series)."""
 
 
 def _did_you_mean(name: str, columns: Iterable[Any]) -> str:
@@ -265,12 +269,14 @@ class Search:
     """Which child pipeline to try next: the portfolio first, then random search that perturbs the best
     point of a family half of the time. Deterministic for a seed and the results seen so far."""
 
-    def __init__(self, settings: Mapping[str, Any], n_features: int) -> None:
+    def __init__(self, settings: Mapping[str, Any], n_features: int, data: FoldData | None = None) -> None:
         task = get_task(settings["task"])
         allowed = set(settings.get("allowed_models") or []) or None
         blocked = set(settings.get("blocked_models") or [])
-        self.usable = [m for m in task.models if (allowed is None or m in allowed) and m not in blocked]
-        self.portfolio = [(p, a, dict(params)) for p, a, params in task.warm_start if a in self.usable]
+        unavailable = task.unavailable_models()
+        self.usable = [m for m in task.models if (allowed is None or m in allowed) and m not in blocked
+                       and m not in unavailable]
+        self.portfolio = [(p, a, dict(params)) for p, a, params in task.portfolio(data) if a in self.usable]
         self.metric = settings["primary_metric"]
         self.rng = np.random.default_rng(settings.get("random_state", 0))
         self.best_of: dict[str, ChildResult] = {}
@@ -379,15 +385,26 @@ def format_guardrails(checks: list[dict[str, Any]]) -> str:
 
 def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: pd.DataFrame | None = None, *,
                recorder: Recorder | None = None, parent_run_id: str = "AutoML",
-               log: Callable[[str], None] = print) -> AutoMLResult:
+               log: Callable[[str], None] = print, started: float | None = None) -> AutoMLResult:
     """Run an AutoML experiment with validated ``settings`` and return the best fitted pipeline.
 
-    Both ``Experiment.submit`` and the pipeline's ``automl`` step come here.
+    Both ``Experiment.submit`` and the pipeline's ``automl`` step come here. ``started`` (default:
+    now) is when the experiment began: ``experiment_timeout_minutes`` counts from it.
     """
-    started = time.time()
+    started = time.time() if started is None else started
     concurrency = int(settings.get("max_concurrent_iterations") or 1)
-    POOL.warm(concurrency)  # workers import scikit-learn while we featurize
+    POOL.warm(concurrency + 1)  # workers import scikit-learn while we featurize; one spare for the final refit
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[phase] = timings.get(phase, 0.0) + now - clock
+        clock = now
+
     data = prepare_data(settings, training, validation)
+    lap("prepare")
     metric = settings["primary_metric"]
     task = get_task(settings["task"])
     budget = experiment_timeout_seconds(settings)
@@ -398,24 +415,33 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     log(format_guardrails(checks))
     if settings.get("unhonoured"):
         log("Settings accepted but not honoured by the offline emulator: " + ", ".join(settings["unhonoured"]))
+    for model, why in task.unavailable_models().items():
+        log(f"Model {model} is {why}")
     fold = task.fold_data(settings, data, featurizer)
+    lap("featurize")
     key = uuid.uuid4().hex
     state = _Loop(settings, fold, key, started, budget, iteration_timeout, threads, recorder, parent_run_id, log,
-                  data.training_type)
+                  data.training_type, concurrency)
     log(f"{'ITER':>5}  {'PIPELINE':<45} {'DURATION':>9} {'METRIC':>8} {'BEST':>8}")
     state.run_base(concurrency)
+    POOL.warm(concurrency + 1)  # workers stopped at the deadline are replaced while the ensembles are chosen
+    lap("children")
     state.run_ensembles()
+    lap("ensembles")
     best = state.best
     if best is None:
         raise state.no_child_error()
     model = state.final_model(featurizer)
+    lap("refit")
     state.keep_predictions()
+    best = state.best  # an ensemble whose refit fails falls back to its best member
+    assert best is not None
     log(f"Best: iteration {best.iteration} {best.display_name} {metric}={best.score:.4f}")
     state.featurizer = featurizer
-    POOL.warm(concurrency)  # replace workers stopped at a deadline, for the next experiment
+    POOL.warm(concurrency + 1)  # replace workers stopped at a deadline, for the next experiment
     assert state.best is not None
     return AutoMLResult(dict(settings), state.children, state.best, model, checks, data.training_type,
-                        time.time() - started, featurizer.summary(), state.stop_reason, state)
+                        time.time() - started, featurizer.summary(), state.stop_reason, state, timings)
 
 
 class _Loop:
@@ -423,12 +449,13 @@ class _Loop:
 
     def __init__(self, settings: Mapping[str, Any], fold: FoldData, key: str, started: float, budget: float | None,
                  iteration_timeout: float | None, threads: int, recorder: Recorder | None, parent_run_id: str,
-                 log: Callable[[str], None], training_type: str) -> None:
+                 log: Callable[[str], None], training_type: str, concurrency: int = 1) -> None:
         self.settings, self.fold, self.key, self.started = settings, fold, key, started
+        self.concurrency = max(1, concurrency)
         self.budget, self.iteration_timeout, self.threads = budget, iteration_timeout, threads
         self.recorder, self.parent_run_id, self.log, self.training_type = recorder, parent_run_id, log, training_type
         self.metric = settings["primary_metric"]
-        self.search = Search(settings, fold.X.shape[1])
+        self.search = Search(settings, fold.X.shape[1], fold)
         self.children: list[ChildResult] = []
         self.best: ChildResult | None = None
         self.featurizer: AutoFeaturizer | None = None
@@ -447,10 +474,11 @@ class _Loop:
         """Seconds kept back for ensemble selection and the final refit."""
         done = sorted((c for c in self.children if c.status == "Completed" and c.algorithm not in ENSEMBLES),
                       key=lambda c: c.score, reverse=self.metric not in M.MINIMIZE)[:5]
-        n_splits = max(1, len(self.fold.splits))
-        train_share = float(np.mean([len(t) for t, _ in self.fold.splits])) / max(len(self.fold.fit_rows), 1)
-        refit = sum(c.fit_time / n_splits / max(train_share, 0.3) for c in done)
-        return 1.0 + 0.03 * (self.budget or 0) + 1.3 * refit + self.ensemble_cost(done)
+        return 1.0 + 0.03 * (self.budget or 0) + 1.3 * self.refit_seconds(done) + self.ensemble_cost(done)
+
+    def end(self) -> float | None:
+        """When the experiment must be over: its start plus the budget (featurization and refit included)."""
+        return None if self.budget is None else self.started + self.budget
 
     def ensemble_cost(self, done: list[ChildResult]) -> float:
         """Seconds ensemble selection will take: one scoring of out-of-fold predictions, times the rounds."""
@@ -467,6 +495,11 @@ class _Loop:
         rounds = int(self.settings.get("ensemble_iterations") or 15) + 1
         return self._score_seconds * (ENSEMBLE_POOL * rounds + 40)
 
+    def typical_child_seconds(self) -> float:
+        """The median time of the base children completed so far (0 before two have)."""
+        times = [c.fit_time for c in self.children if c.status == "Completed" and c.algorithm not in ENSEMBLES]
+        return float(np.median(times)) if len(times) >= 2 else 0.0
+
     def deadline(self) -> float | None:
         return None if self.budget is None else self.started + self.budget - self.reserve()
 
@@ -479,6 +512,10 @@ class _Loop:
         if deadline is not None and time.time() >= deadline:
             assert self.budget is not None
             self.stop_reason = f"experiment timeout of {self.budget / 60:g} minutes reached"
+        elif deadline is not None and deadline - time.time() < self.typical_child_seconds():
+            assert self.budget is not None  # a child started now would be cancelled at the deadline: start none
+            self.stop_reason = (f"experiment timeout of {self.budget / 60:g} minutes reached (no further child "
+                                f"would finish in time)")
         elif _early_stop(self.settings, self.children, self.metric):
             self.stop_reason = "no improvement over the last 10 iterations (early stopping)"
         exit_score = self.settings.get("experiment_exit_score")
@@ -498,6 +535,7 @@ class _Loop:
     def _finish(self, child: ChildResult, record: Any, outcome: TaskOutcome, which: str) -> None:
         if outcome.ok:
             child.metrics, child.oof = outcome.value["metrics"], outcome.value["oof"]
+            child.params.update(outcome.value.get("params") or {})  # what the child chose (forecasting's forms)
             child.fit_time = outcome.value["fit_time"]
             child.score = child.metrics.get(self.metric, float("nan"))
         else:
@@ -627,6 +665,10 @@ class _Loop:
         pool = self.base_pool()
         if len(pool) < 2 or not self.ensembles:
             return
+        end = self.end()
+        if end is not None and time.time() + self.ensemble_cost(pool[:5]) + self.refit_seconds(pool[:1]) >= end:
+            self.log(f"Skipping {' and '.join(self.ensembles)}: the experiment timeout leaves no time for them")
+            return
         assert self.best is not None
         iteration = max(c.iteration for c in self.children) + 1
         oofs = _oofs(pool)
@@ -684,25 +726,89 @@ class _Loop:
 
     # -- the final model ----------------------------------------------------------------------
     def final_model(self, featurizer: AutoFeaturizer) -> Any:
-        """The best child refitted on all training rows, behind the fitted featurizer."""
+        """The best child refitted on all training rows, behind the fitted featurizer.
+
+        The refit is spread over the ready workers; its time limit is what is left of the budget, but
+        at least three times the refit's expected time (counted once a worker is ready). When it fails,
+        an ensemble falls back to its best member, a single child to the best of the three best base
+        children whose refit takes about one fold's fit (and the run says so).
+        """
         best = self.best
         assert best is not None
         by_iteration = {c.iteration: c for c in self.children}
         members = [by_iteration[i] for i, _ in best.members] if best.algorithm in ENSEMBLES else [best]
-        timeout = None if self.budget is None else max(5.0, self.started + self.budget - time.time())
-        outcome = run_guarded(self.key, self.fold, call(tasks.refit),
-                              {"specs": [m.spec for m in members], "threads": self.threads}, timeout)
+        # the budget's end, but never less than three times the expected refit (the machine's load can change
+        # between a child's cross-validation and the refit): a refit stopped here costs the best model
+        end = self.end()
+        timeout = None if end is None else max(end - time.time(),
+                                               3.0 * self.refit_seconds(members, self.refit_groups(members)) + 10.0)
+        outcome = self.refit(members, timeout)
         if not outcome.ok:
-            fallback = min(self.base_pool(3), key=lambda c: c.fit_time)
+            fallback = self.fallback(best)
             self.log(f"The final refit of {best.display_name} did not finish ({short_error(outcome.error)}); "
                      f"using iteration {fallback.iteration} {fallback.display_name}")
             self.best = best = fallback
             members = [fallback]
-            outcome = run_guarded(self.key, self.fold, call(tasks.refit),
-                                  {"specs": [fallback.spec], "threads": self.threads}, None)
+            outcome = self.refit([fallback], None)
             if not outcome.ok:
                 raise AutoMLDataError(f"the final refit failed: {short_error(outcome.error)}")
         return assemble(self.fold, best, members, outcome.value, featurizer)
+
+    def fallback(self, best: ChildResult) -> ChildResult:
+        """The child refitted when ``best``'s refit failed: an ensemble's best member, else the best of the
+        three best base children whose refit takes about one fold's fit."""
+        if best.algorithm in ENSEMBLES:
+            return self.base_pool(1)[0]
+        pool = self.base_pool(3)
+        per_fold = {c.iteration: c.fit_time / max(1, len(self.fold.splits)) for c in pool}
+        quick = max(5.0, 2 * min(per_fold.values()) + 1.0)
+        return next(c for c in pool if per_fold[c.iteration] <= quick)
+
+    def refit_seconds(self, members: list[ChildResult], groups: int | None = None) -> float:
+        """Expected seconds to fit ``members`` on all rows: a fold's fit scaled to every row, over ``groups``
+        workers (default: one per concurrent iteration)."""
+        n_splits = max(1, len(self.fold.splits))
+        train_share = float(np.mean([len(t) for t, _ in self.fold.splits])) / max(len(self.fold.fit_rows), 1)
+        total = sum(c.fit_time / n_splits / max(train_share, 0.3) for c in members)
+        return total / max(1, min(groups or self.concurrency, len(members)))
+
+    def refit_groups(self, members: list[ChildResult]) -> int:
+        """Workers the refit of ``members`` is spread over: the ready idle ones (one at least), one per member."""
+        return max(1, min(self.concurrency, len(members), POOL.ready_count()))
+
+    def refit(self, members: list[ChildResult], timeout: float | None) -> TaskOutcome:
+        """Fit ``members`` on all the training rows, spread over the idle workers (longest first).
+
+        The timeout counts from when a worker is ready: a worker replaced after a deadline may still
+        be starting, and its start is not the refit's fault.
+        """
+        groups = self.refit_groups(members)  # never wait for a starting worker
+        bins: list[list[int]] = [[] for _ in range(groups)]
+        loads = [0.0] * groups
+        for i in sorted(range(len(members)), key=lambda i: -members[i].fit_time):
+            j = loads.index(min(loads))
+            bins[j].append(i)
+            loads[j] += members[i].fit_time
+
+        def fit(rows: list[int]) -> TaskOutcome:
+            return run_guarded(self.key, self.fold, call(tasks.refit),
+                               {"specs": [members[i].spec for i in rows], "threads": self.threads}, timeout,
+                               count_startup=False)
+
+        if groups == 1:
+            return fit(bins[0])
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(groups) as pool:
+            outcomes = list(pool.map(fit, bins))
+        failed = next((o for o in outcomes if not o.ok), None)
+        if failed is not None:
+            return failed
+        fitted: list[Any] = [None] * len(members)
+        for rows, outcome in zip(bins, outcomes):
+            for i, model in zip(rows, outcome.value):
+                fitted[i] = model
+        return TaskOutcome(True, value=fitted, seconds=max(o.seconds for o in outcomes))
 
 
 def assemble(fold: FoldData, best: ChildResult, members: list[ChildResult], fitted: list[Any],

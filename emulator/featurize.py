@@ -2,9 +2,11 @@
 
 Drops all-missing, constant and ID-like columns; imputes numbers with the mean and categories
 with the most frequent value; one-hot encodes low-cardinality categoricals (and numbers with few
-distinct values) and hash-encodes high-cardinality ones; expands dates into their parts; turns
-text into word 1-3-gram term frequencies. The fitted featurizer is the first step of every model
-pipeline, so models take raw feature frames.
+distinct values) and hash-encodes high-cardinality ones; categoricals with more than
+``TARGET_ENCODE_MIN`` values also get Azure's ``CatTargetEncoder`` (the label's mean per category,
+cross-fitted on the training rows); expands dates into their parts; turns text into word 1-3-gram
+term frequencies. The fitted featurizer is the first step of every model pipeline, so models take
+raw feature frames.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ FEW_DISTINCT_NUMBERS = 10
 HASH_BUCKETS = 32
 TEXT_MIN_TOKENS = 3.0
 TEXT_MAX_FEATURES = 50
+TARGET_ENCODE_MIN = 10  # categoricals with more values than this get a CatTargetEncoder column (per class)
+TARGET_ENCODER_FOLDS = 5
 DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "quarter", "week", "hour", "minute", "second")
 
 
@@ -38,6 +42,7 @@ class ColumnPlan:
     infinite: int = 0  # +/-inf values seen in training, treated as missing
     extra_one_hot: list[Any] = field(default_factory=list)
     vectorizer: Any = None
+    target_encoder: Any = None  # Azure's CatTargetEncoder: scikit-learn's TargetEncoder on this column
 
 
 class AutoFeaturizer(TransformerMixin, BaseEstimator):
@@ -46,14 +51,18 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
     Args:
         featurization: ``"auto"``, ``"off"`` or a FeaturizationConfig dict (``column_purposes``,
             ``drop_columns``, ``blocked_transformers``, ``transformer_params``).
+        target_type: ``"binary"``, ``"multiclass"`` or ``"continuous"``: what ``CatTargetEncoder``
+            encodes (the task says); None: no target encoding.
     """
 
-    def __init__(self, featurization: str | Mapping[str, Any] = "auto") -> None:
+    def __init__(self, featurization: str | Mapping[str, Any] = "auto", target_type: str | None = None) -> None:
         self.featurization = featurization
+        self.target_type = target_type
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y: Any = None) -> AutoFeaturizer:
         X = _frame(X)
+        self.__dict__.pop("_cross_fitted", None)
         config = self.featurization if isinstance(self.featurization, Mapping) else {}
         purposes = dict(config.get("column_purposes") or {})
         dropped = set(config.get("drop_columns") or [])
@@ -92,7 +101,7 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
                 plan = ColumnPlan(column, "Numeric", "featurization off")
             else:
                 plan = self._plan(column, series, purposes.get(column), n_rows, blocked)
-            self._fit_plan(plan, series)
+            self._fit_plan(plan, series, y, blocked)
             self.plans_.append(plan)
         self.feature_names_ = self._feature_names()
         if not self.feature_names_:
@@ -132,7 +141,7 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
             return ColumnPlan(column, "Ignore", "high cardinality and HashOneHotEncoder blocked")
         return ColumnPlan(column, "CategoricalHash", f"high cardinality ({distinct} values)")
 
-    def _fit_plan(self, plan: ColumnPlan, series: pd.Series) -> None:
+    def _fit_plan(self, plan: ColumnPlan, series: pd.Series, y: Any = None, blocked: set[str] = frozenset()) -> None:
         plan.had_missing = bool(series.isna().any())
         if plan.purpose == "Numeric":
             values = _numeric(series, plan.name)
@@ -150,6 +159,10 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
             plan.fill = mode.iloc[0] if not mode.empty else "<missing>"
             if plan.purpose == "Categorical":
                 plan.categories = sorted(values.fillna(plan.fill).unique().tolist(), key=str)
+            distinct = values.nunique()
+            if (self.target_type and y is not None and distinct > TARGET_ENCODE_MIN
+                    and "CatTargetEncoder" not in blocked and self.featurization != "off"):
+                self._fit_target_encoder(plan, values.fillna(plan.fill), y)
         elif plan.purpose == "Text":
             from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -161,11 +174,57 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
             plan.fill = {p: float(np.nanmean(parts[p])) if np.isfinite(parts[p]).any() else 0.0 for p in DATE_PARTS}
             plan.categories = [p for p in DATE_PARTS if np.nanstd(parts[p]) > 0]
 
+    def _fit_target_encoder(self, plan: ColumnPlan, values: pd.Series, y: Any) -> None:
+        """Azure's CatTargetEncoder: the label's (smoothed) mean per category, one column per class for
+        multi-class labels. The training rows get cross-fitted values (each row encoded without its own
+        label), kept aside for ``training_matrix``; new rows get the encoding learnt from every row."""
+        import inspect
+
+        from sklearn.preprocessing import TargetEncoder
+
+        if "deprecated" in str(inspect.signature(TargetEncoder).parameters["shuffle"].default):  # scikit-learn >= 1.9
+            from sklearn.model_selection import KFold, StratifiedKFold
+
+            folds = (KFold if self.target_type == "continuous" else StratifiedKFold)(
+                TARGET_ENCODER_FOLDS, shuffle=True, random_state=0)
+            encoder = TargetEncoder(target_type=self.target_type, cv=folds)
+        else:
+            encoder = TargetEncoder(target_type=self.target_type, cv=TARGET_ENCODER_FOLDS, shuffle=True, random_state=0)
+        column = values.to_numpy(dtype=object)[:, None]
+        self._cross_fitted = getattr(self, "_cross_fitted", {})
+        self._cross_fitted[plan.name] = encoder.fit_transform(column, np.asarray(y))
+        plan.target_encoder = encoder
+
     # -- transforming -------------------------------------------------------------------------
+    def training_matrix(self, X: pd.DataFrame, n_fit: int) -> np.ndarray:
+        """``transform(X)`` for the rows the featurizer was fitted on (the first ``n_fit``) and any after them:
+        target-encoded columns of the fitted rows hold their cross-fitted values, so a child's validation rows
+        never see their own label. Called once per experiment; the fitted featurizer keeps no training rows."""
+        cross_fitted = self.__dict__.pop("_cross_fitted", {})
+        blocks = self._blocks(_frame(X))
+        for plan, block in blocks:
+            if plan is not None and plan.name in cross_fitted:
+                block[:n_fit] = cross_fitted[plan.name]
+        return self._stack([b for _, b in blocks], len(X))
+
+    def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """Fit, then the training rows' matrix (cross-fitted target encodings): what a refitted pipeline learns from."""
+        X = _frame(X)
+        return self.fit(X, y).training_matrix(X, len(X))
+
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self)
+        X = _frame(X)
+        return self._stack([b for _, b in self._blocks(X)], len(X))
+
+    @staticmethod
+    def _stack(blocks: list[np.ndarray], n_rows: int) -> np.ndarray:
+        return np.hstack(blocks).astype(np.float64) if blocks else np.zeros((n_rows, 0))
+
+    def _blocks(self, X: pd.DataFrame) -> list[tuple[ColumnPlan | None, np.ndarray]]:
+        """The feature blocks in output order; target-encoded blocks are paired with their column's plan."""
         X = _frame(X)
         missing = [p.name for p in self.plans_ if p.purpose != "Ignore" and p.name not in X.columns]
         if missing:
@@ -185,15 +244,17 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
                 if plan.extra_one_hot:
                     filled = np.where(isnan, plan.fill, values)
                     blocks.append((filled[:, None] == np.asarray(plan.extra_one_hot)[None, :]).astype(float))
-            elif plan.purpose == "Categorical":
+            elif plan.purpose in ("Categorical", "CategoricalHash"):
                 values = series.astype("string").fillna(plan.fill).to_numpy(dtype=object)
-                blocks.append((values[:, None] == np.asarray(plan.categories, dtype=object)[None, :]).astype(float))
-            elif plan.purpose == "CategoricalHash":
-                values = series.astype("string").fillna(plan.fill).to_numpy(dtype=object)
-                buckets = np.array([_bucket(v) for v in values])
-                block = np.zeros((len(values), HASH_BUCKETS))
-                block[np.arange(len(values)), buckets] = 1.0
-                blocks.append(block)
+                if plan.purpose == "Categorical":
+                    blocks.append((values[:, None] == np.asarray(plan.categories, dtype=object)[None, :]).astype(float))
+                else:
+                    buckets = np.array([_bucket(v) for v in values])
+                    block = np.zeros((len(values), HASH_BUCKETS))
+                    block[np.arange(len(values)), buckets] = 1.0
+                    blocks.append(block)
+                if plan.target_encoder is not None:
+                    blocks.append((plan, np.asarray(plan.target_encoder.transform(values[:, None]), dtype=float)))
             elif plan.purpose == "Text":
                 blocks.append(plan.vectorizer.transform(series.fillna("").astype(str)).toarray())
             elif plan.purpose == "DateTime":
@@ -201,7 +262,7 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
                 for part in plan.categories:
                     values = parts[part]
                     blocks.append(np.where(np.isfinite(values), values, plan.fill[part])[:, None])
-        return np.hstack(blocks).astype(np.float64) if blocks else np.zeros((len(X), 0))
+        return [b if isinstance(b, tuple) else (None, b) for b in blocks]
 
     def _feature_names(self) -> list[str]:
         return [name for plan in self.plans_ for name in _plan_feature_names(plan)]
@@ -250,10 +311,11 @@ def _transformations(plan: ColumnPlan) -> list[str]:
             return []
         return (["MeanImputer"] + (["ImputationMarker"] if plan.had_missing else [])
                 + (["OneHotEncoder"] if plan.extra_one_hot else []))
+    target = ["ModeCatImputer-StringCast-CatTargetEncoder"] if plan.target_encoder is not None else []
     if plan.purpose == "Categorical":
-        return ["ModeCatImputer-StringCast-OneHotEncoder"]
+        return ["ModeCatImputer-StringCast-OneHotEncoder"] + target
     if plan.purpose == "CategoricalHash":
-        return ["ModeCatImputer-StringCast-HashOneHotEncoder"]
+        return ["ModeCatImputer-StringCast-HashOneHotEncoder"] + target
     if plan.purpose == "Text":
         return ["StringCast-TfIdf"]
     if plan.purpose == "DateTime":
@@ -267,14 +329,23 @@ def _plan_feature_names(plan: ColumnPlan) -> list[str]:
         return ([plan.name] + ([f"{plan.name}_WASNULL"] if plan.had_missing else [])
                 + [f"{plan.name}_{v:g}" for v in plan.extra_one_hot])
     if plan.purpose == "Categorical":
-        return [f"{plan.name}_{c}" for c in plan.categories]
+        return [f"{plan.name}_{c}" for c in plan.categories] + _target_encoded_names(plan)
     if plan.purpose == "CategoricalHash":
-        return [f"{plan.name}_hash{i}" for i in range(HASH_BUCKETS)]
+        return [f"{plan.name}_hash{i}" for i in range(HASH_BUCKETS)] + _target_encoded_names(plan)
     if plan.purpose == "Text":
         return [f"{plan.name}_{t}" for t in plan.vectorizer.get_feature_names_out()]
     if plan.purpose == "DateTime":
         return [f"{plan.name}_{p}" for p in plan.categories]
     return []
+
+
+def _target_encoded_names(plan: ColumnPlan) -> list[str]:
+    encoder = plan.target_encoder
+    if encoder is None:
+        return []
+    if encoder.target_type_ == "multiclass":
+        return [f"{plan.name}_target_{c}" for c in encoder.classes_]
+    return [f"{plan.name}_target"]
 
 
 def _frame(X: Any) -> pd.DataFrame:

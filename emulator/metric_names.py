@@ -15,7 +15,9 @@ REGRESSION_METRICS = (
     "normalized_root_mean_squared_log_error", "r2_score", "root_mean_squared_error",
     "root_mean_squared_log_error", "spearman_correlation",
 )
-MINIMIZE = {"log_loss", "mean_absolute_error", "mean_absolute_percentage_error", "median_absolute_error",
+# forecasting adds scale-free errors (reported; Azure's primary metrics stay those of regression)
+FORECASTING_METRICS = REGRESSION_METRICS + ("symmetric_mean_absolute_percentage_error", "mean_absolute_scaled_error")
+MINIMIZE = {"symmetric_mean_absolute_percentage_error", "mean_absolute_scaled_error", "log_loss", "mean_absolute_error", "mean_absolute_percentage_error", "median_absolute_error",
             "normalized_mean_absolute_error", "normalized_median_absolute_error",
             "normalized_root_mean_squared_error", "normalized_root_mean_squared_log_error",
             "root_mean_squared_error", "root_mean_squared_log_error"}

@@ -54,15 +54,9 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: Seque
             result[f"average_precision_score_{average}"] = _safe(lambda: skm.average_precision_score(
                 onehot[:, present] if average != "micro" else onehot, proba[:, present] if average != "micro" else proba,
                 average=average, sample_weight=w))
-            for name, fn in (("f1_score", skm.f1_score), ("precision_score", skm.precision_score),
-                             ("recall_score", skm.recall_score)):
-                result[f"{name}_{average}"] = _safe(lambda: fn(y_true, y_pred, labels=classes, average=average,
-                                                                zero_division=0, sample_weight=w))
-        result["accuracy"] = _safe(lambda: skm.accuracy_score(y_true, y_pred, sample_weight=w))
+        result.update(_confusion_scores(y_true, y_pred, classes, w))
         result["balanced_accuracy"] = result["recall_score_macro"]
         result["log_loss"] = _safe(lambda: skm.log_loss(y_true, proba, labels=classes, sample_weight=w))
-        result["matthews_correlation"] = _safe(
-            lambda: float(np.clip(skm.matthews_corrcoef(y_true, y_pred, sample_weight=w), -1, 1)))
     n_classes = len(classes)
     per_class_recall = [((y_pred == c) & (y_true == c)).sum() / max((y_true == c).sum(), 1)
                         for c, p in zip(classes, present) if p]
@@ -71,6 +65,44 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: Seque
         if n_classes > 1 else float("nan")
     result["weighted_accuracy"] = weighted_accuracy(y_true, y_pred, classes)
     return {k: float(v) for k, v in result.items()}
+
+
+def _confusion_scores(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray,
+                      sample_weight: np.ndarray | None) -> dict[str, float]:
+    """Precision, recall and F1 (macro, micro, weighted; zero_division=0 over every class), accuracy and
+    Matthews correlation from one (weighted) confusion matrix: scikit-learn's definitions, computed once
+    instead of once per metric (ensemble selection scores many predictions)."""
+    index = {c: i for i, c in enumerate(classes.tolist())}
+    k = len(classes)
+    t = np.array([index.get(v, -1) for v in y_true.tolist()])
+    p = np.array([index[v] for v in y_pred.tolist()])
+    w = np.ones(len(t)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    keep = t >= 0
+    matrix = np.zeros((k, k))
+    np.add.at(matrix, (t[keep], p[keep]), w[keep])
+    tp, support, predicted = np.diag(matrix), matrix.sum(axis=1), matrix.sum(axis=0)
+
+    def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.divide(a, b, out=np.zeros_like(a, dtype=float), where=b > 0)
+
+    precision, recall = ratio(tp, predicted), ratio(tp, support)
+    f1 = ratio(2 * tp, support + predicted)
+    total = support.sum()
+    out: dict[str, float] = {}
+    for name, values in (("precision_score", precision), ("recall_score", recall), ("f1_score", f1)):
+        out[f"{name}_macro"] = float(values.mean()) if k else float("nan")
+        out[f"{name}_weighted"] = float((values * support).sum() / total) if total > 0 else 0.0
+    micro_p = float(tp.sum() / predicted.sum()) if predicted.sum() > 0 else 0.0
+    micro_r = float(tp.sum() / total) if total > 0 else 0.0
+    out["precision_score_micro"], out["recall_score_micro"] = micro_p, micro_r
+    out["f1_score_micro"] = 2 * micro_p * micro_r / (micro_p + micro_r) if micro_p + micro_r > 0 else 0.0
+    n = w.sum()
+    out["accuracy"] = float(np.sum(w * (np.asarray(y_true) == np.asarray(y_pred))) / n) if n > 0 else float("nan")
+    cov_tp = tp.sum() * total - support @ predicted
+    cov_pp = total ** 2 - predicted @ predicted
+    cov_tt = total ** 2 - support @ support
+    out["matthews_correlation"] = float(np.clip(cov_tp / np.sqrt(cov_tt * cov_pp), -1, 1)) if cov_tt * cov_pp > 0 else 0.0
+    return out
 
 
 def weighted_accuracy(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[Any] | np.ndarray) -> float:

@@ -122,8 +122,7 @@ def validate_settings(values: Mapping[str, Any], where: str = "AutoML") -> dict[
     if task is None:
         raise _fail(where, f"AutoML setting 'task' is required; one of {', '.join(TASKS)}")
     if task not in TASKS:
-        extra = " (forecasting is not supported by the offline emulator)" if task == "forecasting" else ""
-        raise _fail(where, f"AutoML task {task!r} is not valid{extra}; valid tasks: {', '.join(TASKS)}")
+        raise _fail(where, f"AutoML task {task!r} is not valid; valid tasks: {', '.join(TASKS)}")
     kind = get_task(task)
     metric = settings["primary_metric"] or kind.default_primary_metric
     if metric not in kind.primary_metrics:

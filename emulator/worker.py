@@ -124,9 +124,13 @@ class Worker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def run(self, key: str, data: Any, target: str, kwargs: dict[str, Any], timeout: float | None) -> TaskOutcome:
+    def run(self, key: str, data: Any, target: str, kwargs: dict[str, Any], timeout: float | None,
+            count_startup: bool = True) -> TaskOutcome:
+        """``target(data, **kwargs)`` here; ``count_startup=False``: the timeout starts once the worker is ready."""
         started = time.perf_counter()
         self.wait_ready()
+        if not count_startup:
+            started = time.perf_counter()
         if key not in self.keys:
             if len(self.keys) >= 2:
                 self.keys.pop(0)
@@ -184,14 +188,22 @@ class WorkerPool:
             while len(self._idle) < count:
                 self._idle.append(Worker())
 
-    def acquire(self) -> Worker:
+    def acquire(self, key: str | None = None) -> Worker:
+        """An idle worker: preferably one that already holds ``key``'s data, else a started one."""
         with self._lock:
             self._check_pid()
-            while self._idle:
-                worker = self._idle.pop()
-                if worker.alive():
-                    return worker
+            self._idle = [w for w in self._idle if w.alive()]
+            if self._idle:
+                ranked = sorted(self._idle, key=lambda w: (key in w.keys, w.ready or w.conn.poll(0)))
+                worker = ranked[-1]
+                self._idle.remove(worker)
+                return worker
         return Worker()
+
+    def ready_count(self) -> int:
+        """Idle workers that have finished starting."""
+        with self._lock:
+            return sum(1 for w in self._idle if w.alive() and (w.ready or w.conn.poll(0)))
 
     def release(self, worker: Worker) -> None:
         """Return ``worker`` to the pool (a killed one is dropped; ``warm`` replaces it)."""
@@ -224,11 +236,13 @@ POOL = WorkerPool()
 atexit.register(POOL.shutdown)
 
 
-def run_guarded(key: str, data: Any, target: str, kwargs: dict[str, Any], timeout: float | None) -> TaskOutcome:
-    """Run ``target(data, **kwargs)`` in a worker process of this machine, killed after ``timeout`` s."""
-    worker = POOL.acquire()
+def run_guarded(key: str, data: Any, target: str, kwargs: dict[str, Any], timeout: float | None,
+                count_startup: bool = True) -> TaskOutcome:
+    """Run ``target(data, **kwargs)`` in a worker process of this machine, killed after ``timeout`` s
+    (counted from when the task is sent: ``count_startup=False`` leaves out a new worker's start)."""
+    worker = POOL.acquire(key)
     try:
-        return worker.run(key, data, target, kwargs, timeout)
+        return worker.run(key, data, target, kwargs, timeout, count_startup)
     finally:
         POOL.release(worker)
 

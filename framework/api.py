@@ -6,10 +6,11 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Mapping, TextIO
 
-from .errors import PipelineValidationError
+from .errors import AmlStepError, PipelineValidationError
 from .manager import Plugins, get_plugin_manager
 from .pipeline import Pipeline
 from .results import PipelineRunResult
@@ -39,18 +40,22 @@ def load_pipeline(target: str | Path) -> Pipeline:
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception:
+        except Exception as exc:
             sys.modules.pop(module_name, None)
-            raise
+            raise _load_error(exc, path) from exc
         source = str(path.resolve())
     else:
         try:
             module = importlib.import_module(str(target))
         except ModuleNotFoundError as exc:
+            if exc.name is None or not str(target).startswith(exc.name):
+                raise _load_error(exc, None) from exc
             raise PipelineValidationError(
                 f"no pipeline at {str(target)!r}: expected a folder with {PIPELINE_FILE}, a .py file or an "
                 f"importable module name ({exc})"
             ) from None
+        except Exception as exc:
+            raise _load_error(exc, None) from exc
         source = str(target)
     pipeline = getattr(module, "pipeline", None)
     if not isinstance(pipeline, Pipeline):
@@ -59,11 +64,31 @@ def load_pipeline(target: str | Path) -> Pipeline:
             raise PipelineValidationError(
                 f"{source} defines neither `pipeline = Pipeline(...)` nor a create_pipeline() function"
             )
-        pipeline = factory()
+        try:
+            pipeline = factory()
+        except Exception as exc:
+            file = getattr(module, "__file__", None)
+            raise _load_error(exc, Path(file) if file else None, f"{factory.__name__}() raised") from exc
         if not isinstance(pipeline, Pipeline):
             raise PipelineValidationError(f"{source}: {factory.__name__}() returned {type(pipeline).__name__}, not a Pipeline")
     pipeline.source = source
     return pipeline
+
+
+def _load_error(exc: Exception, path: Path | None, doing: str = "loading the pipeline file raised"
+                ) -> PipelineValidationError:
+    """One line for a pipeline file that does not load: ``file:line: what went wrong``."""
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename}:{exc.lineno}" if exc.lineno else str(exc.filename or path)
+        return PipelineValidationError(f"{where}: syntax error in the pipeline file: {exc.msg}")
+    frames = traceback.extract_tb(exc.__traceback__)
+    wanted = str(path.resolve()) if path is not None else None
+    inside = [f for f in frames if wanted is not None and f.filename == wanted]
+    frame = inside[-1] if inside else (frames[-1] if frames else None)
+    where = f"{frame.filename}:{frame.lineno}" if frame is not None else str(path)
+    if isinstance(exc, AmlStepError):
+        return PipelineValidationError(f"{where}: {exc}")
+    return PipelineValidationError(f"{where}: {doing} {type(exc).__name__}: {exc}")
 
 
 def run_pipeline(

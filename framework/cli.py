@@ -49,8 +49,35 @@ class State:
 pass_state = click.make_pass_decorator(State)
 
 
+PROG = ["amlstep"]  # how amlstep was invoked (set by main), for the commands messages suggest
+
+
+def invoked_as(argv0: str) -> str:
+    """The command to suggest in messages: ``amlstep`` when that is what the shell finds, else the
+    path the user typed (``.venv/bin/amlstep``)."""
+    import os
+    import shutil
+
+    if os.path.basename(argv0) not in ("amlstep", "amlstep.exe"):
+        return "amlstep"
+    if os.sep not in argv0:
+        return argv0
+    found = shutil.which("amlstep")
+    try:
+        if found and os.path.samefile(found, argv0):
+            return "amlstep"
+    except OSError:
+        pass
+    return argv0
+
+
+def suggested(message: str) -> str:
+    """``message`` with the commands it suggests written as the user invoked amlstep."""
+    return message if PROG[0] == "amlstep" else message.replace("`amlstep ", f"`{PROG[0]} ")
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    click.echo(f"Error: {message}", err=True)
+    click.echo(f"Error: {suggested(message)}", err=True)
     sys.exit(code)
 
 
@@ -113,11 +140,11 @@ def make_cli(plugins: Plugins | None = None) -> click.Group:
 
 
 @click.command("plugins")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: the steps (ports, parameters) and backends.")
 @pass_state
 @handle_errors
 def plugins_command(state: State, as_json: bool) -> None:
-    """List step plugins with their inputs, outputs and parameters."""
+    """List step plugins: inputs, outputs, parameters."""
     found = state.plugins
     described = [{**spec.describe(), "plugin": found.owner(name)} for name, spec in sorted(found.steps.items())]
     if as_json:
@@ -164,7 +191,8 @@ AZURE_ONLY = ("dry_run", "compute", "no_wait", "config", "vm_size", "min_nodes",
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result (with --dry-run: the plan).")
 @click.option("--quiet", "-q", is_flag=True,
               help="Print only the result: no live progress, no step output (live progress shows when stderr is a terminal).")
-@click.option("--resume", metavar="RUN_ID", help="Continue a failed run: its completed steps are not repeated.")
+@click.option("--resume", metavar="RUN_ID",
+              help="Continue a Failed or Canceled run: its completed steps are not repeated.")
 @click.option("--dry-run", is_flag=True,
               help="azure: build every SDK object offline and print the compiled plan; contacts nothing.")
 @click.option("--compute", metavar="NAME",
@@ -180,7 +208,10 @@ AZURE_ONLY = ("dry_run", "compute", "no_wait", "config", "vm_size", "min_nodes",
 def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ...], no_reuse: bool,
                 as_json: bool, quiet: bool, resume: str | None, dry_run: bool, compute: str | None, no_wait: bool,
                 config: str | None, vm_size: str | None, min_nodes: int | None, max_nodes: int | None) -> None:
-    """Run PIPELINE (a folder with pipeline.py, a .py file or a module name)."""
+    """Run a pipeline, locally or on Azure.
+
+    PIPELINE is a folder with pipeline.py, a .py file or a module name.
+    """
     from .api import load_pipeline, run_pipeline
     from .progress import progress_for_run
 
@@ -222,9 +253,17 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
         if result.details.get("portal_url"):
             click.echo(f"portal: {result.details['portal_url']}")
         if result.backend == "local" and "report" in click.get_current_context().find_root().command.commands:  # type: ignore[attr-defined]
-            click.echo(f"report: amlstep report {result.run_id[:8]} --out report.html")
+            click.echo(f"report: {PROG[0]} report {result.run_id[:8]} --out report.html")
         if result.error:
             click.echo(f"Error: {result.error}", err=True)
+        for step in result.steps:
+            if step.status == "Failed" and (step.traceback or step.log_path):
+                click.echo(f"step {step.name!r} failed:", err=True)
+                if step.traceback:
+                    click.echo(step.traceback.rstrip(), err=True)
+                if step.log_path:
+                    click.echo(f"  full log: {step.log_path}  ({PROG[0]} runs logs {result.run_id[:8]} {step.name})",
+                               err=True)
     if result.status == "Running" and result.details.get("wait") is False:
         return
     if not result.succeeded:
@@ -262,26 +301,41 @@ def print_plan(state: State, definition: Any, overrides: dict[str, str], options
 @click.argument("pipeline")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a pipeline parameter.")
 @click.option("--no-reuse", is_flag=True, help="Explain a run with --no-reuse.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per step, with its reasons.")
+@click.option("--backend", "-b", default="local", show_default=True,
+              help="Whose reuse to explain: local, or azure (from the Azure runs in the run history; offline).")
+@click.option("--config", "config", metavar="PATH", type=click.Path(),
+              help="azure: only count runs of the workspace this config.json names.")
 @pass_state
 @handle_errors
-def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], no_reuse: bool, as_json: bool) -> None:
-    """Say for each step of PIPELINE whether it would be reused now, and if not, what changed.
+def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], no_reuse: bool, as_json: bool,
+                          backend: str, config: str | None) -> None:
+    """Say which steps would be reused now, and why not.
+
+    For each step of PIPELINE: would it be reused, and if not, what changed.
 
     The rule is the same on both backends: a step re-runs when its code, its parameters or its
-    inputs changed (or allow_reuse is off). Azure applies it to the compiled step, whose arguments
-    carry the code hash and the parameters.
+    inputs changed (or allow_reuse is off, or an earlier output changed on disk). Azure applies it
+    to the compiled step, whose arguments carry the code hash and the parameters. "maybe": the step
+    re-runs unless the step upstream that re-runs writes the same output as before.
     """
     from .api import load_pipeline
     from .reuse import predict
 
     validated = load_pipeline(pipeline).validate(state.plugins)
-    found = predict(validated, state.workspace, parse_params(params), reuse=not no_reuse)
+    if backend != "local":
+        chosen: Any = state.plugins.backend(backend, workspace=state.workspace, config=config)
+        if not hasattr(chosen, "explain_reuse"):
+            fail(f"backend {backend!r} cannot explain its reuse")
+        found = chosen.explain_reuse(validated, plugins=state.plugins, params=parse_params(params), reuse=not no_reuse)
+    else:
+        found = predict(validated, state.workspace, parse_params(params), reuse=not no_reuse)
     if as_json:
         emit_json(found)
         return
+    shown = {True: "yes", False: "no", None: "maybe"}
     table(f"Reuse for {validated.experiment}", ["step", "plugin", "reused", "why"],
-          [(f["step"], f["plugin"], "yes" if f["would_reuse"] else "no", "; ".join(f["reasons"])) for f in found])
+          [(f["step"], f["plugin"], shown[f["would_reuse"]], "; ".join(f["reasons"])) for f in found])
 
 
 @contextlib.contextmanager
@@ -303,85 +357,36 @@ def cancel_on_sigterm() -> Iterator[None]:
 
 @click.group("runs")
 def runs_group() -> None:
-    """Browse the run history."""
-
-
-@runs_group.command("list")
-@click.option("--experiment", "-e", help="Only this experiment.")
-@click.option("--limit", "-n", default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-@pass_state
-@handle_errors
-def runs_list(state: State, experiment: str | None, limit: int, as_json: bool) -> None:
-    """List pipeline runs, newest first."""
-    runs = state.workspace.list_runs(run_type="pipeline", experiment=experiment, limit=limit)
-    if as_json:
-        emit_json([r.to_dict() for r in runs])
-        return
-    table(None, ["run id", "experiment", "backend", "status", "started", "duration"],
-          [(r.id, r.experiment, r.backend, r.status, when(r.created_at), seconds(r.duration)) for r in runs])
-
-
-@runs_group.command("show")
-@click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True)
-@pass_state
-@handle_errors
-def runs_show(state: State, run_id: str, as_json: bool) -> None:
-    """Show a run: its steps, statuses, metrics, child runs and durations."""
-    ws = state.workspace
-    run = ws.get_run(run_id)
-    steps = ws.get_children(run.id)
-    detail: dict[str, Any] = {**run.to_dict(), "metrics": ws.get_metrics(run.id), "steps": []}
-    for step in steps:
-        children = ws.get_children(step.id)
-        detail["steps"].append({**step.to_dict(), "metrics": ws.get_metrics(step.id),
-                                "children": [{**c.to_dict(), "metrics": ws.get_metrics(c.id)} for c in children]})
-    if as_json:
-        emit_json(detail)
-        return
-    click.echo(f"Run {run.id}  experiment {run.experiment}  backend {run.backend}  status {run.status}")
-    click.echo(f"started {when(run.created_at)}  duration {seconds(run.duration)}")
-    if run.params:
-        click.echo("parameters: " + ", ".join(f"{k}={v!r}" for k, v in run.params.items()))
-    if run.error:
-        click.echo(f"error: {run.error}")
-    table("steps", ["step", "status", "reused", "duration", "metrics", "children", "step run id"],
-          [(s["name"], s["status"], "yes" if s["reused_from"] else "no", seconds(s["duration"]),
-            ", ".join(f"{k}={_short(v)}" for k, v in s["metrics"].items()), len(s["children"]), s["id"])
-           for s in detail["steps"]])
-    for step in detail["steps"]:
-        if step["error"]:
-            click.echo(f"{step['name']}: {step['error']}")
-        if step["children"]:
-            metric = step["properties"].get("primary_metric")
-            table(f"{step['name']} child runs", ["iteration", "pipeline", "status", metric or "score", "fit time"],
-                  [(c["properties"].get("iteration"), c["display_name"] or c["name"], c["status"],
-                    _short(c["metrics"].get(metric)) if metric else c["properties"].get("score"),
-                    seconds(c["duration"])) for c in step["children"]])
-    for name, path in run.outputs.items():
-        click.echo(f"output {name}: {ws.path / path}")
-
-
-def _short(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    """Browse the run history and the logs."""
 
 
 @click.group("datasets")
 def datasets_group() -> None:
-    """Register and list datasets."""
+    """Register, list and show datasets."""
 
 
 @datasets_group.command("register")
 @click.argument("name")
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--description", "-d", default="")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--description", "-d", default="", help="What the data is (shown by datasets list and show).")
+@click.option("--refresh", is_flag=True, help="Download URLs again instead of using the download cache.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: the registered version.")
 @pass_state
 @handle_errors
-def datasets_register(state: State, name: str, sources: tuple[str, ...], description: str, as_json: bool) -> None:
-    """Register delimited files (paths or URLs) as dataset NAME; new content makes a new version."""
-    version, created = state.workspace.register_dataset(name, list(sources), description=description)
+def datasets_register(state: State, name: str, sources: tuple[str, ...], description: str, refresh: bool,
+                      as_json: bool) -> None:
+    """Register CSV files (paths or URLs) as dataset NAME.
+
+    New content makes a new version; the same content again registers nothing.
+    """
+    from .commands.browse import resolved_sources
+
+    try:
+        version, created = state.workspace.register_dataset(name, resolved_sources(sources), description=description,
+                                                            refresh=refresh)
+    except KeyboardInterrupt as exc:  # RegistrationInterrupted says whether anything was registered
+        fail(str(exc) or "interrupted", EXIT_FAILED)
+        return
     if as_json:
         emit_json({**version.to_dict(), "created": created})
     elif created:
@@ -391,7 +396,7 @@ def datasets_register(state: State, name: str, sources: tuple[str, ...], descrip
 
 
 @datasets_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per dataset version.")
 @pass_state
 @handle_errors
 def datasets_list(state: State, as_json: bool) -> None:
@@ -400,17 +405,18 @@ def datasets_list(state: State, as_json: bool) -> None:
     if as_json:
         emit_json([d.to_dict() for d in found])
         return
-    table(None, ["name", "version", "files", "registered", "sources"],
-          [(d.name, d.version, ", ".join(d.files), when(d.created_at), ", ".join(d.sources)) for d in found])
+    table(None, ["name", "version", "description", "files", "registered", "sources"],
+          [(d.name, d.version, d.description, ", ".join(d.files), when(d.created_at), ", ".join(d.sources))
+           for d in found])
 
 
 @click.group("models")
 def models_group() -> None:
-    """The model registry."""
+    """List and show registered models."""
 
 
 @models_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per model version.")
 @pass_state
 @handle_errors
 def models_list(state: State, as_json: bool) -> None:
@@ -431,16 +437,36 @@ def models_list(state: State, as_json: bool) -> None:
 @pass_state
 @handle_errors
 def download_command(state: State, run_id: str, output_name: str, directory: str, overwrite: bool) -> None:
-    """Download pipeline output OUTPUT_NAME of RUN_ID into DIRECTORY (like get_pipeline_output().download())."""
+    """Download a pipeline output of a run into DIRECTORY.
+
+    Like run.get_pipeline_output(OUTPUT_NAME).download(DIRECTORY); DIRECTORY defaults to '.'.
+    """
     from .runs import Run
 
     run = Run(state.workspace, state.workspace.get_run(run_id))
-    path = run.get_pipeline_output(output_name).download(Path(directory), overwrite=overwrite)
+    reference = run.get_pipeline_output(output_name)
+    target = Path(directory) / "azureml" / reference.step_run_id / reference.data_name
+    if target.exists() and not overwrite:
+        fail(f"{target} already exists; pass --overwrite to replace it")
+    path = reference.download(Path(directory), overwrite=overwrite)
     click.echo(path)
+
+
+def _browse_commands() -> None:
+    """``runs list/show/logs``, ``experiments``, ``models show`` and ``datasets show`` live in commands/browse.py."""
+    from .commands import browse
+
+    runs_group.add_command(browse.runs_list)
+    runs_group.add_command(browse.runs_show)
+    runs_group.add_command(browse.runs_logs)
+    models_group.add_command(browse.models_show)
+    datasets_group.add_command(browse.datasets_show)
+    COMMANDS.append(browse.experiments_group)
 
 
 COMMANDS: list[click.Command] = [plugins_command, run_command, explain_reuse_command, runs_group, datasets_group,
                                  models_group, download_command]
+_browse_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -450,6 +476,7 @@ def main(argv: list[str] | None = None) -> None:
     except AmlStepError as exc:
         fail(str(exc))
         return
+    PROG[0] = invoked_as(sys.argv[0])
     cli = make_cli(plugins)
     plugins.hook.register_commands(cli=cli)
     cli.main(args=argv, prog_name="amlstep")

@@ -28,9 +28,25 @@ TABULAR_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet")
 
 
 def check_delimited_file(path: Path, what: str) -> None:
-    """Raise a WorkspaceError naming ``what`` unless ``path`` is a non-empty CSV with unique columns."""
+    """Raise a WorkspaceError naming ``what`` unless ``path`` is a non-empty table with well-named columns.
+
+    ``path`` is a comma-separated file, or a Parquet file when it is named ``*.parquet``. Files of
+    another kind named ``.csv`` (gzip, Parquet, Excel, an HTML page...) are recognised by their
+    first bytes and named in the error.
+    """
     import pandas as pd
 
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as exc:
+        raise WorkspaceError(f"{what}: cannot read {path}: {exc.strerror}") from None
+    kind = sniff_kind(head, path)
+    if path.suffix.lower() == ".parquet":
+        _check_parquet(path, what, kind)
+        return
+    if kind is not None:
+        raise WorkspaceError(f"{what}: {path.name} is {kind}")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             header = next(csv.reader(f), None)
@@ -38,6 +54,8 @@ def check_delimited_file(path: Path, what: str) -> None:
         raise _not_utf8(what, path, exc) from None
     except OSError as exc:
         raise WorkspaceError(f"{what}: cannot read {path}: {exc.strerror}") from None
+    except csv.Error as exc:
+        raise WorkspaceError(f"{what}: {path.name} is not a valid CSV file: {exc}") from None
     if not header or not any(h.strip() for h in header):
         raise WorkspaceError(f"{what}: {path.name} is empty; expected a header row and data rows")
     line = ",".join(header)
@@ -46,9 +64,7 @@ def check_delimited_file(path: Path, what: str) -> None:
         shown = {"\t": "tab", ";": "semicolon", "|": "pipe"}[other]
         raise WorkspaceError(f"{what}: {path.name} looks {shown}-separated (header {line[:80]!r}); amlstep reads "
                              f"comma-separated files: save it as CSV with ',' between columns and '.' in numbers")
-    duplicates = sorted({h for h in header if header.count(h) > 1})
-    if duplicates:
-        raise WorkspaceError(f"{what}: {path.name} has duplicate column names: {', '.join(map(repr, duplicates))}")
+    check_column_names(header, f"{what}: {path.name}")
     try:
         frame = pd.read_csv(path)
     except UnicodeDecodeError as exc:
@@ -57,6 +73,94 @@ def check_delimited_file(path: Path, what: str) -> None:
         raise WorkspaceError(f"{what}: {path.name} is not a valid CSV file: {str(exc).strip()}") from None
     if frame.empty:
         raise WorkspaceError(f"{what}: {path.name} has a header but no data rows")
+
+
+def check_column_names(names: Sequence[object], what: str) -> None:
+    """Refuse duplicate names, empty or blank names, and names that differ only by spaces around them.
+
+    Positions are 1-based, as a spreadsheet user counts columns.
+    """
+    texts = [str(n) for n in names]
+    duplicates = sorted({h for h in texts if texts.count(h) > 1})
+    if duplicates:
+        raise WorkspaceError(f"{what} has duplicate column names: {', '.join(map(repr, duplicates))}")
+    blank = [i for i, h in enumerate(texts, 1) if not h.strip()]
+    if blank:
+        where = f"column {blank[0]}" if len(blank) == 1 else f"columns {', '.join(map(str, blank))}"
+        hint = " (a first column without a name is often an index written by pandas: save with index=False)"
+        raise WorkspaceError(f"{what} has a column without a name ({where}); name every column in the header"
+                             + (hint if blank[0] == 1 else ""))
+    seen: dict[str, int] = {}
+    for position, text in enumerate(texts, 1):
+        key = text.strip()
+        if key in seen:
+            first = seen[key]
+            raise WorkspaceError(f"{what} has columns whose names differ only by spaces around them: column {first} "
+                                 f"{texts[first - 1]!r} and column {position} {text!r}; rename one or remove the spaces")
+        seen[key] = position
+
+
+_MAGIC = [
+    (b"\x1f\x8b", "gzip-compressed, not a plain CSV file: decompress it first (`gunzip -c {name} > {stem}-plain.csv`)"),
+    (b"PAR1", "a Parquet file, not a CSV file: name it {stem}.parquet to register it as Parquet, or export it as CSV"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old-style Excel (.xls) or other Office file, not a CSV file: "
+                                         "save the sheet as CSV UTF-8 (comma delimited)"),
+    (b"BZh", "bzip2-compressed, not a plain CSV file: decompress it first (`bunzip2 -c {name} > {stem}-plain.csv`)"),
+    (b"\xfd7zXZ\x00", "xz-compressed, not a plain CSV file: decompress it first (`xz -dc {name} > {stem}-plain.csv`)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed, not a plain CSV file: decompress it first (`zstd -dc {name} > {stem}-plain.csv`)"),
+    (b"%PDF", "a PDF document, not a CSV file"),
+    (b"SQLite format 3\x00", "an SQLite database, not a CSV file: export the table as CSV"),
+    (b"\xff\xfe", "not UTF-8 text (it is UTF-16, little-endian): save it as UTF-8, e.g. "
+                  "`iconv -f utf-16 -t utf-8 {name} > {stem}-utf8.csv`"),
+    (b"\xfe\xff", "not UTF-8 text (it is UTF-16, big-endian): save it as UTF-8, e.g. "
+                  "`iconv -f utf-16 -t utf-8 {name} > {stem}-utf8.csv`"),
+]
+
+
+def sniff_kind(head: bytes, path: Path) -> str | None:
+    """What a file that is not delimited text is, from its first bytes (``None`` when it may be text)."""
+    name, stem = path.name, path.stem
+    for magic, described in _MAGIC:
+        if head.startswith(magic):
+            return described.format(name=name, stem=stem)
+    if head.startswith(b"PK\x03\x04"):
+        inner = _zip_names(path)
+        if any(n.startswith("xl/") for n in inner):
+            return "an Excel workbook (.xlsx), not a CSV file: save the sheet as CSV UTF-8 (comma delimited)"
+        if any(n.startswith(("word/", "ppt/")) for n in inner) or "content.xml" in inner:
+            return "an office document, not a CSV file"
+        return f"a ZIP archive, not a CSV file: unzip it and register the CSV inside ({', '.join(inner[:3]) or 'empty'})"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml", b"<!--")):
+        return ("an HTML or XML page, not a CSV file (a login or error page served in its place? check the URL "
+                "in a browser)")
+    return None
+
+
+def _zip_names(path: Path) -> list[str]:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return []
+
+
+def _check_parquet(path: Path, what: str, kind: str | None) -> None:
+    import pandas as pd
+
+    if kind is not None and not kind.startswith("a Parquet file"):
+        raise WorkspaceError(f"{what}: {path.name} is {kind}")
+    try:
+        frame = pd.read_parquet(path)
+    except ImportError as exc:
+        raise WorkspaceError(f"{what}: reading Parquet needs pyarrow: `pip install pyarrow` ({exc})") from None
+    except Exception as exc:  # pyarrow raises its own error types for damaged files
+        raise WorkspaceError(f"{what}: {path.name} is not a valid Parquet file: {str(exc).strip()}") from None
+    check_column_names(list(frame.columns), f"{what}: {path.name}")
+    if frame.empty:
+        raise WorkspaceError(f"{what}: {path.name} has columns but no rows")
 
 
 def _not_utf8(what: str, path: Path, exc: UnicodeDecodeError) -> WorkspaceError:

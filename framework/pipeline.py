@@ -129,6 +129,7 @@ def AutoMLStep(
     Azure's ``TrainingOutput('Metrics')`` and ``TrainingOutput('Model')``). Settings may be
     ``PipelineParameter``s.
     """
+    _validate_forecasting(name, automl_settings)
     inputs: dict[str, str | Dataset] = {"training_data": training_data}
     if validation_data is not None:
         inputs["validation_data"] = validation_data
@@ -141,6 +142,19 @@ def AutoMLStep(
         allow_reuse=allow_reuse,
         compute_target=compute_target,
     )
+
+
+def _validate_forecasting(name: str, settings: Mapping[str, Any]) -> None:
+    """Forecasting settings are checked when the step is defined (all of them, unless some are
+    PipelineParameters: then when the pipeline is validated with their values)."""
+    from emulator.forecasting_parameters import FLAT_ALIASES, PARAMETERS
+
+    forecasting = {"forecasting_parameters", *PARAMETERS, *FLAT_ALIASES}
+    if not forecasting & set(settings) or any(isinstance(v, PipelineParameter) for v in settings.values()):
+        return
+    from emulator.settings import validate_settings
+
+    validate_settings(settings, f"AutoMLStep {name!r}")
 
 
 class Pipeline:

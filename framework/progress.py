@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import re
 import sys
 import threading
 import time
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 
 LEADERBOARD_ROWS = 12
 LOG_TAIL_LINES = 4
+# what the AutoML step prints that the display shows as tables: the guardrails block, the leaderboard lines
+AUTOML_ECHOED = ("DATA GUARDRAILS", "TYPE:", "STATUS:", "DESCRIPTION:", "DETAILS:")
+LEADERBOARD_LINE = re.compile(r"^\s*(ITER\s+PIPELINE|\d+\s{2}\S)")
 STATUS_STYLE = {"Completed": "green", "Running": "cyan", "Failed": "red", "NotStarted": "dim",
                 "Waiting": "dim", "Canceled": "yellow", "Reused": "green"}
 GUARDRAIL_STYLE = {"PASSED": "green", "DONE": "cyan", "ALERTED": "yellow", "FAILED": "red"}
@@ -138,6 +142,7 @@ class ProgressDisplay:
         self.current_step: str | None = None
         self.log_tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         self._pending_guardrail: dict[str, Any] | None = None
+        self.final = False  # the last frame: the whole story, sorted, whatever the terminal's height
         self.stream: TextIO = _LogSink(self)  # type: ignore[assignment]  # a TextIOBase used as a text stream
 
     # -- activation ---------------------------------------------------------------------------
@@ -158,6 +163,7 @@ class ProgressDisplay:
         if self._live is not None:
             with self._lock:
                 self.log_tail.clear()
+                self.final = True  # rich prints the last frame whole (its overflow becomes "visible")
             self._live.stop()
             self._live = None
 
@@ -286,7 +292,7 @@ class ProgressDisplay:
         """One line of step output: kept as the log tail; guardrail blocks are parsed as they come."""
         text = line.rstrip()
         with self._lock:
-            if text.strip() and not set(text.strip()) <= {"*"}:
+            if text.strip() and not self._shown_elsewhere(text):
                 self.log_tail.append(text)
             key, _, value = text.partition(":")
             value = value.strip()
@@ -301,6 +307,14 @@ class ProgressDisplay:
             elif key == "DESCRIPTION" and self._pending_guardrail is not None:
                 self._pending_guardrail["description"] = value
 
+    def _shown_elsewhere(self, text: str) -> bool:
+        """Lines of an AutoML step's output that the guardrails table and the leaderboard already show."""
+        if set(text.strip()) <= {"*"}:
+            return True
+        if self._current_automl() is None:
+            return False
+        return text.startswith(AUTOML_ECHOED) or bool(LEADERBOARD_LINE.match(text))
+
     def _current_automl(self) -> AutoMLState | None:
         if self.current_step is None:
             return None
@@ -311,43 +325,84 @@ class ProgressDisplay:
 
     # -- rendering ----------------------------------------------------------------------------
     def render(self) -> RenderableType:
+        """The frame to show: it fits the console's height while the run goes on (the leaderboard keeps
+        the best row and the latest ones, the guardrails fold into one line, the log tail shrinks); the
+        final frame shows the whole story (the leaderboard sorted by score)."""
         from rich.console import Group
+
+        with self._lock:
+            height = None if self.final else self.console.size.height
+            tail = list(self.log_tail) if self.current_step and not self.final else []
+            fixed = 1 + len(self.steps)
+            boards = [a for a in self.automl.values() if a.rows or a.guardrails]
+            if height is None:
+                plan = [(a, True, LEADERBOARD_ROWS) for a in boards]
+            else:
+                plan = self._plan(boards, height - 1 - fixed, tail)
+                spare = height - 1 - fixed - sum(self._board_height(a, full, rows) for a, full, rows in plan)
+                tail = tail[-max(0, spare):] if spare > 0 else []
+            parts: list[Any] = [self._header(), self._steps_table()]
+            for automl, full_guardrails, rows in plan:
+                if automl.guardrails:
+                    parts.append(self._guardrails_table(automl) if full_guardrails else self._guardrails_line(automl))
+                if automl.rows:
+                    parts.extend(self._leaderboard(automl, rows))
+            if tail:
+                from rich.text import Text
+
+                parts.append(Text("\n".join(f"  │ {line}" for line in tail), style="dim", no_wrap=True,
+                                  overflow="ellipsis"))
+            return Group(*parts)
+
+    def _plan(self, boards: list[AutoMLState], room: int, tail: list[str]) -> list[tuple[AutoMLState, bool, int]]:
+        """How much of each AutoML step fits in ``room`` lines: guardrails in full or folded, leaderboard rows."""
+        for full in (True, False):  # the whole leaderboard matters more than the guardrails' details
+            plan = [(a, full, LEADERBOARD_ROWS) for a in boards]
+            if sum(self._board_height(*p) for p in plan) <= room:
+                return plan
+        rows = LEADERBOARD_ROWS
+        while rows > 1 and sum(self._board_height(a, False, rows) for a in boards) > room:
+            rows -= 1
+        return [(a, False, rows) for a in boards]
+
+    @staticmethod
+    def _board_height(automl: AutoMLState, full_guardrails: bool, rows: int) -> int:
+        height = (1 + len(automl.guardrails) if full_guardrails else 1) if automl.guardrails else 0
+        if automl.rows:
+            shown = min(rows, len(automl.rows))
+            height += 2 + shown + (1 if shown < len(automl.rows) else 0)
+        return height
+
+    def _header(self) -> Any:
+        from rich.text import Text
+
+        elapsed = _clock((self.ended or time.time()) - self.started) if self.started else "--:--"
+        style = STATUS_STYLE.get(self.status, "bold")
+        return Text.assemble(("● ", style), (self.experiment or "pipeline", "bold"),
+                             f"  run {self.run_id[:8] if self.run_id else '?'}  {self.backend}  ",
+                             (self.status, style), f"  {elapsed}", no_wrap=True, overflow="ellipsis")
+
+    def _steps_table(self) -> Any:
         from rich.table import Table
         from rich.text import Text
 
-        with self._lock:
-            now = time.time()
-            parts: list[Any] = []
-            elapsed = _clock((self.ended or now) - self.started) if self.started else "--:--"
-            style = STATUS_STYLE.get(self.status, "bold")
-            header = Text.assemble(("● ", style), (self.experiment or "pipeline", "bold"),
-                                   f"  run {self.run_id[:8] if self.run_id else '?'}  {self.backend}  ",
-                                   (self.status, style), f"  {elapsed}")
-            parts.append(header)
-            steps = Table(box=None, show_header=False, padding=(0, 1), expand=False)
-            steps.add_column(width=1)
-            steps.add_column(style="bold")
-            steps.add_column()
-            steps.add_column(justify="right")
-            steps.add_column(overflow="fold")
-            for state in self.steps.values():
-                shown = "Reused" if state.reused else state.status
-                icon = {"Completed": "✓", "Reused": "↺", "Running": "▶", "Failed": "✗",
-                        "NotStarted": "·", "Waiting": "·", "Canceled": "!"}.get(shown, "·")
-                duration = ""
-                if state.started is not None:
-                    duration = _seconds((state.ended or now) - state.started)
-                steps.add_row(Text(icon, STATUS_STYLE.get(shown, "")), state.name,
-                              Text(shown, STATUS_STYLE.get(shown, "")), duration, self._note(state))
-            parts.append(steps)
-            for automl in self.automl.values():
-                if automl.guardrails:
-                    parts.append(self._guardrails_table(automl))
-                if automl.rows:
-                    parts.append(self._leaderboard(automl))
-            if self.log_tail and self.current_step:
-                parts.append(Text("\n".join(f"  │ {line[:200]}" for line in self.log_tail), style="dim"))
-            return Group(*parts)
+        now = time.time()
+        steps = Table(box=None, show_header=False, padding=(0, 1), expand=False)
+        steps.add_column(width=1)
+        steps.add_column(style="bold", no_wrap=True)
+        steps.add_column(no_wrap=True)
+        steps.add_column(justify="right", no_wrap=True)
+        steps.add_column()  # the one column that gives way on a narrow terminal (its text is cut, not wrapped)
+        for state in self.steps.values():
+            shown = "Reused" if state.reused else state.status
+            icon = {"Completed": "✓", "Reused": "↺", "Running": "▶", "Failed": "✗",
+                    "NotStarted": "·", "Waiting": "·", "Canceled": "!"}.get(shown, "·")
+            duration = ""
+            if state.started is not None:
+                duration = _seconds((state.ended or now) - state.started)
+            steps.add_row(Text(icon, STATUS_STYLE.get(shown, "")), state.name,
+                          Text(shown, STATUS_STYLE.get(shown, "")), duration, _cut(self._note(state)))
+        return steps
 
     def _note(self, state: StepState) -> str:
         if state.note:
@@ -367,37 +422,80 @@ class ProgressDisplay:
 
         table = Table(title=f"Data guardrails · {automl.step}", title_justify="left", box=None,
                       padding=(0, 1), show_header=False)
-        table.add_column()
-        table.add_column()
-        table.add_column(style="dim", overflow="fold")
+        table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True)
+        table.add_column(style="dim")  # gives way on a narrow terminal
         for check in automl.guardrails:
             status = str(check.get("status", "")).upper()
             table.add_row(Text(status or "?", GUARDRAIL_STYLE.get(status, "")), str(check.get("type", "")),
-                          str(check.get("description", ""))[:100])
+                          _cut(str(check.get("description", ""))))
         return table
 
-    def _leaderboard(self, automl: AutoMLState) -> Any:
+    def _guardrails_line(self, automl: AutoMLState) -> Any:
+        """The guardrails folded into one line when the terminal is short: counts, and what needs a look."""
+        from rich.text import Text
+
+        counts: dict[str, int] = {}
+        for check in automl.guardrails:
+            status = str(check.get("status", "")).upper() or "?"
+            counts[status] = counts.get(status, 0) + 1
+        line = Text(f"Data guardrails · {automl.step}: ", no_wrap=True, overflow="ellipsis")
+        line.append(", ".join(f"{n} {status.lower()}" for status, n in counts.items()))
+        flagged = [str(c.get("type")) for c in automl.guardrails if str(c.get("status", "")).upper()
+                   in ("ALERTED", "FAILED")]
+        if flagged:
+            line.append(f" ({', '.join(flagged)})", GUARDRAIL_STYLE["ALERTED"])
+        return line
+
+    def _leaderboard(self, automl: AutoMLState, limit: int) -> list[Any]:
+        """The leaderboard's title line and table: while running, the best row and the latest ones
+        (``limit`` rows in all); in the final frame, the best ``limit`` rows sorted by score."""
         from rich.table import Table
         from rich.text import Text
 
         goal = "lower is better" if automl.minimize else "higher is better"
-        table = Table(title=f"AutoML leaderboard · {automl.step} · {automl.metric} ({goal})",
-                      title_justify="left", box=None, padding=(0, 1), header_style="bold")
-        table.add_column("iter", justify="right")
-        table.add_column("pipeline")
-        table.add_column(automl.metric or "score", justify="right")
-        table.add_column("best so far", justify="right")
-        table.add_column("time", justify="right")
-        rows = automl.rows[-LEADERBOARD_ROWS:]
-        if len(automl.rows) > len(rows):
-            table.add_row("…", Text(f"{len(automl.rows) - len(rows)} earlier iterations", "dim"), "", "", "")
-        for row in rows:
-            is_best = automl.best is row
-            style = "bold green" if is_best else ("red" if row.status != "Completed" else "")
-            score = "failed" if row.status != "Completed" else f"{row.score:.4f}"
-            table.add_row(str(row.iteration), Text(row.pipeline + (" ★" if is_best else ""), style),
-                          Text(score, style), _fmt(row.best), _seconds(row.fit_time))
-        return table
+        title = Text(f"AutoML leaderboard · {automl.step} · {automl.metric} ({goal})", style="bold", no_wrap=True,
+                     overflow="ellipsis")
+        table = Table(box=None, padding=(0, 1), header_style="bold")
+        table.add_column("iter", justify="right", no_wrap=True)
+        table.add_column("pipeline")  # gives way on a narrow terminal
+        table.add_column(automl.metric or "score", justify="right", no_wrap=True)
+        table.add_column("best so far", justify="right", no_wrap=True)
+        table.add_column("fit time", justify="right", no_wrap=True)
+        limit = max(1, limit)
+        items: list[LeaderRow | str]
+        if self.final:
+            ranked = sorted(automl.rows, key=lambda r: (math.isnan(r.score), r.score if automl.minimize else -r.score,
+                                                        r.iteration))
+            items = list(ranked[:limit])
+            if len(automl.rows) > limit:
+                items.append(f"{len(automl.rows) - limit} more iterations (`amlstep runs show` lists them all)")
+        else:
+            latest = automl.rows[-limit:]
+            hidden = len(automl.rows) - len(latest)
+            if automl.best is not None and automl.best not in latest:
+                latest = automl.rows[-(limit - 1):] if limit > 1 else []
+                hidden = len(automl.rows) - len(latest) - 1
+                items = [automl.best, f"{hidden} other iterations", *latest]
+            else:
+                items = ([f"{hidden} earlier iterations"] if hidden else []) + list(latest)
+        for item in items:
+            if isinstance(item, str):
+                table.add_row("…", _cut(item, "dim"), "", "", "")
+                continue
+            is_best = automl.best is item
+            style = "bold green" if is_best else ("red" if item.status != "Completed" else "")
+            score = "failed" if item.status != "Completed" else f"{item.score:.4f}"
+            table.add_row(str(item.iteration), _cut(item.pipeline + (" ★" if is_best else ""), style),
+                          Text(score, style), _fmt(item.best), _seconds(item.fit_time))
+        return [title, table]
+
+
+def _cut(text: str, style: str = "") -> Any:
+    """A cell that is cut with an ellipsis when its column is narrow, never wrapped (one line per row)."""
+    from rich.text import Text
+
+    return Text(text, style, no_wrap=True, overflow="ellipsis")
 
 
 def _number(value: Any, default: Any = float("nan")) -> Any:

@@ -17,6 +17,10 @@ class StepRunResult:
     duration: float | None = None
     outputs: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    log_path: str | None = None
+    """The step's log file (``std_log.txt``), when the backend keeps one on this machine."""
+    traceback: str | None = None
+    """For a failed step, the last lines of the traceback: the plugin's own frames and the error."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

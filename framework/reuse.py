@@ -74,10 +74,51 @@ def key(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
 
 
-def explain(current: Mapping[str, Any], previous: Mapping[str, Any] | None) -> list[str]:
-    """Why a step whose key matched no earlier run must re-run, comparing with its latest run."""
+OUTPUT_CHANGED = "earlier output changed on disk"
+
+
+def integrity_problem(workspace: Any, run: Any) -> str | None:
+    """Why the outputs of step run ``run`` cannot be reused, or None when every one of them is on
+    disk with the sha256 recorded when it was written."""
+    from .workspace.store import sha256_tree
+
+    for record in (run.outputs or {}).values():
+        path = workspace.path / record["path"]
+        if not path.exists():
+            return f"{OUTPUT_CHANGED}: {record['data']!r} of step run {run.id[:8]} is missing ({record['path']})"
+        if sha256_tree(path) != record.get("sha256"):
+            return (f"{OUTPUT_CHANGED}: {record['data']!r} of step run {run.id[:8]} is not what it wrote "
+                    f"(its sha256 differs from the one recorded)")
+    return None
+
+
+def find_reusable(workspace: Any, reuse_key: str) -> tuple[Any, str | None]:
+    """The latest completed step run with ``reuse_key`` whose outputs are intact on disk, and, when
+    there is none, why the latest one with that key cannot be reused (None if there is none)."""
+    problem = None
+    for run in workspace.step_runs_with_key(reuse_key):
+        found = integrity_problem(workspace, run)
+        if found is None:
+            return run, None
+        problem = problem or found
+    return None, problem
+
+
+def explain(current: Mapping[str, Any], previous: Mapping[str, Any] | None, *, previous_status: str | None = None,
+            previous_id: str | None = None, problem: str | None = None) -> list[str]:
+    """Why a step whose key matched no reusable run must re-run.
+
+    Args:
+        current: this run's ``components``.
+        previous: the components of the latest earlier run of this step in the same pipeline
+            (experiment), or None when there is none.
+        previous_status, previous_id: that run's status and id.
+        problem: why an earlier run with the very same key cannot be reused (``find_reusable``).
+    """
+    if problem is not None:
+        return [problem]
     if previous is None:
-        return ["no earlier run of this step"]
+        return ["no earlier run of this step in this pipeline"]
     reasons = []
     if previous.get("plugin") != current["plugin"] or previous.get("kind") != current["kind"]:
         reasons.append(f"plugin changed: {previous.get('plugin')!r} -> {current['plugin']!r}")
@@ -92,7 +133,16 @@ def explain(current: Mapping[str, Any], previous: Mapping[str, Any] | None) -> l
     for name in sorted(set(old_inputs) | set(new_inputs)):
         if old_inputs.get(name) != new_inputs.get(name):
             reasons.append(f"input {name!r} changed (different content)")
-    return reasons or ["earlier outputs are no longer in the datastore"]
+    if reasons:
+        return reasons
+    run = f"step run {previous_id[:8]}" if previous_id else "the earlier run"
+    if previous_status in ("Failed", "Canceled", "NotStarted", "Running"):
+        verb = {"Failed": "failed", "Canceled": "was canceled", "NotStarted": "never started",
+                "Running": "has not finished"}[previous_status]
+        return [f"the earlier run of this step with the same code, parameters and inputs ({run}) {verb}, "
+                f"so there is nothing to reuse"]
+    return [f"no completed earlier run with the same code, parameters and inputs keeps its outputs ({run} "
+            f"reused outputs that are gone)"]
 
 
 def predict(pipeline: Any, workspace: Any, params: Mapping[str, Any] | None = None,
@@ -101,21 +151,28 @@ def predict(pipeline: Any, workspace: Any, params: Mapping[str, Any] | None = No
 
     The same rule the local backend applies when it runs, walked without running anything: a
     step's key needs its inputs' content, which is known for registered datasets and for the
-    outputs of upstream steps that would themselves be reused; a step downstream of one that
-    re-runs re-runs too (its input is new data). On Azure the service decides, with the same
-    ingredients in the compiled step: the code hash and the parameters are in its arguments,
-    its inputs are the same bindings, and ``allow_reuse`` is carried over.
+    outputs of upstream steps that would themselves be reused. Downstream of a step that re-runs,
+    a step re-runs unless that step's output comes out unchanged (a comment-only edit, say): when
+    an earlier run of it with that same output would be reused, ``would_reuse`` is None ("maybe")
+    and the reason says so. On Azure the service decides, with the same ingredients in the
+    compiled step: the code hash and the parameters are in its arguments, its inputs are the
+    same bindings, and ``allow_reuse`` is carried over.
     """
     from .pipeline import Dataset
 
     values = pipeline.resolve_parameters(params)
     known: dict[str, str | None] = {}
+    # the content a data name would have if the step producing it re-ran and wrote what it wrote last time
+    as_before: dict[str, str | None] = {}
     producers = {data: step for step, ports in ((b.name, b.outputs) for b in pipeline.steps) for data in ports.values()}
+    decided: dict[str, bool | None] = {}
     found = []
     for binding in pipeline.steps:
         resolved = binding.resolve_params(values)
         hashes: dict[str, str] = {}
+        guessed: dict[str, str] = {}
         unknown: list[str] = []
+        rerunning: list[str] = []
         for port, source in sorted(binding.inputs.items()):
             if isinstance(source, Dataset):
                 if workspace.has_dataset(source.name):
@@ -123,32 +180,57 @@ def predict(pipeline: Any, workspace: Any, params: Mapping[str, Any] | None = No
                 else:
                     unknown.append(f"input {port!r}: dataset {source.name!r} is not registered yet")
             elif known.get(source) is None:
+                rerunning.append(producers[source])
                 unknown.append(f"input {port!r} changes: upstream step {producers[source]!r} re-runs, "
-                               f"so {source!r} is new data")
+                               f"so {source!r} is new data" if decided.get(producers[source]) is not None else
+                               f"input {port!r} may change: upstream step {producers[source]!r} may re-run")
+                if as_before.get(source):
+                    guessed[port] = str(as_before[source])
             else:
                 hashes[port] = str(known[source])
         entry: dict[str, Any] = {"step": binding.name, "plugin": binding.plugin, "allow_reuse": binding.allow_reuse,
                                  "code": code_hash(binding.spec)[:16], "would_reuse": False, "reused_from": None,
                                  "key": None}
         earlier = None
+        previous = workspace.last_step_run(binding.name, binding.plugin, experiment=pipeline.experiment)
+        history = dict(previous_status=previous.status if previous else None,
+                       previous_id=previous.id if previous else None)
+        before = previous.reuse_components if previous else None
         if not binding.allow_reuse:
             entry["reasons"] = ["allow_reuse is False for this step"]
         elif not reuse:
             entry["reasons"] = ["reuse disabled for this run (--no-reuse)"]
+        elif unknown and rerunning and len(guessed) + len(hashes) == len(binding.inputs):
+            parts = components(binding.spec, resolved, {**hashes, **guessed}, binding.allow_reuse)
+            candidate, problem = find_reusable(workspace, key(parts))
+            upstream = ", ".join(repr(s) for s in sorted(set(rerunning)))
+            if candidate is not None:
+                entry.update(would_reuse=None, reused_from=candidate.id, reasons=[
+                    f"re-runs unless the output of {upstream} is unchanged (then it reuses step run "
+                    f"{candidate.id[:8]}: code and parameters unchanged)"])
+                for port, data in binding.outputs.items():
+                    as_before[data] = (candidate.outputs.get(port) or {}).get("sha256")
+            else:
+                entry["reasons"] = unknown + [r for r in explain(parts, before, problem=problem, **history)
+                                              if not r.startswith("input ")]
         elif unknown:
             entry["reasons"] = unknown
         else:
             parts = components(binding.spec, resolved, hashes, binding.allow_reuse)
             entry["key"] = key(parts)
-            earlier = workspace.find_reusable(entry["key"])
+            earlier, problem = find_reusable(workspace, entry["key"])
             if earlier is not None:
                 entry.update(would_reuse=True, reused_from=earlier.id,
                              reasons=[f"would reuse step run {earlier.id[:8]}: code, parameters and inputs unchanged"])
             else:
-                previous = workspace.last_step_run(binding.name, binding.plugin)
-                entry["reasons"] = explain(parts, previous.reuse_components if previous else None)
+                entry["reasons"] = explain(parts, before, problem=problem, **history)
         for port, data in binding.outputs.items():
             record = (earlier.outputs.get(port) if earlier is not None else None) or {}
             known[data] = record.get("sha256")
+            if entry["would_reuse"] is not None and data not in as_before:
+                last = (previous.outputs.get(port) if previous is not None and previous.status == "Completed"
+                        else None) or {}
+                as_before[data] = record.get("sha256") or last.get("sha256")
+        decided[binding.name] = entry["would_reuse"]
         found.append(entry)
     return found

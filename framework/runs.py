@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,25 +32,64 @@ class PortDataReference:
         return output_path(self.data_type, self.workspace.path / self.path_on_datastore)
 
     def download(self, local_path: str | Path = ".", overwrite: bool = False, show_progress: bool = False) -> str:
-        """Copy the data to ``local_path/azureml/<step_run_id>/<data_name>/``; return the copied path."""
+        """Copy the data to ``local_path/azureml/<step_run_id>/<data_name>/``; return the copied path.
+
+        The copy is made beside the target and renamed into place: with ``overwrite`` the earlier
+        copy is replaced only once the new one is complete, so a failed copy leaves the old one.
+        """
         source = self.workspace.path / self.path_on_datastore
         if not source.exists():
             raise WorkspaceError(f"output {self.data_name!r} of step run {self.step_run_id} is no longer in the datastore")
         target = Path(local_path) / "azureml" / self.step_run_id / self.data_name
-        if target.exists():
-            if not overwrite:
-                raise WorkspaceError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
-            shutil.rmtree(target)
-        staging = target.with_name(f".{target.name}.partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(source, staging)
-        staging.rename(target)
+        exists = target.exists() or target.is_symlink()
+        if exists and not overwrite:
+            raise WorkspaceError(f"{target} already exists; pass overwrite=True to replace it")
+        token = uuid.uuid4().hex[:8]
+        staging = target.with_name(f".{target.name}.{token}.partial")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(source, staging)
+            if exists:
+                old = target.with_name(f".{target.name}.{token}.old")
+                os.replace(target, old)
+                try:
+                    os.replace(staging, target)
+                except OSError:
+                    os.replace(old, target)
+                    raise
+                _remove(old)
+            else:
+                os.replace(staging, target)
+        except OSError as exc:
+            _remove(staging)
+            raise WorkspaceError(f"cannot download output {self.data_name!r} into {local_path}: "
+                                 f"{_why(exc, Path(local_path), target)}") from None
         if self.data_type in (DataType.MODEL, DataType.METRICS):
             files = [p for p in target.rglob("*") if p.is_file()]
             if len(files) == 1:
                 return str(files[0])
         return str(target)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _why(exc: OSError, root: Path, target: Path) -> str:
+    """What stopped a download, in words: a file where a folder must be, no space, no permission..."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the device holding {root}"
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        for folder in [*reversed(target.parents), target]:
+            if folder.exists() and not folder.is_dir():
+                return f"{folder} is a file, not a folder"
+    return exc.strerror or str(exc)
 
 
 class Run:
@@ -70,8 +112,17 @@ class Run:
         return self.record.status
 
     @property
+    def display_name(self) -> str:
+        """The name shown in the studio (an AutoML child's pipeline, e.g. ``MaxAbsScaler, LightGBM``)."""
+        return self.record.display_name or self.record.name
+
+    @property
     def properties(self) -> dict[str, Any]:
         return self.record.properties
+
+    def get_properties(self) -> dict[str, Any]:
+        """The run's properties, read again from the run history (``Run.get_properties()`` on Azure)."""
+        return dict(self.workspace.get_run(self.id).properties)
 
     def get_status(self) -> str:
         return self.workspace.get_run(self.id).status
@@ -114,6 +165,6 @@ class Run:
 
 
 def get_run(run_id: str, workspace: LocalWorkspace | str | Path | None = None) -> Run:
-    """A historical run by id (a unique prefix of at least 6 characters also works)."""
+    """A historical run by id (a unique prefix of at least 4 characters also works)."""
     ws = workspace if isinstance(workspace, LocalWorkspace) else LocalWorkspace(workspace)
     return Run(ws, ws.get_run(run_id))

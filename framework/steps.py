@@ -22,6 +22,11 @@ class DataType(str, enum.Enum):
     FOLDER = "folder"
     MODEL = "model"
     METRICS = "metrics"
+    LEARNED = "learned"
+    """What a step learned from its training rows (bins, fill values, encodings): a JSON object
+    written as ``learned.json``. The step's run function also takes an argument of the output's
+    name: None while it learns (a pipeline run), the recorded object when it applies what it
+    learned to new rows (``amlstep predict``)."""
 
     def __str__(self) -> str:
         return self.value
@@ -36,7 +41,7 @@ def can_feed(source: DataType, target: DataType) -> bool:
 
 
 def check_name(name: object, what: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or keyword.iskeyword(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or keyword.iskeyword(name):
         raise StepDefinitionError(
             f"{what} name {name!r} is not valid: use letters, digits and underscores, not starting with a digit"
         )
@@ -216,6 +221,15 @@ class StepSpec:
                     f"{where}: run function {self.run.__name__}() has no argument {name!r}; "
                     f"it must accept every input and parameter by keyword"
                 )
+        for output in self.learned_outputs:
+            if output.name not in signature.parameters and not accepts_any:
+                raise StepDefinitionError(
+                    f"{where}: run function {self.run.__name__}() has no argument {output.name!r}; a step with "
+                    f"learned output {output.name!r} receives it back: None while it learns from its rows, "
+                    f"what it learned when it prepares new rows (e.g. `def {self.run.__name__}(..., "
+                    f"{output.name}=None)`)"
+                )
+        names += [o.name for o in self.learned_outputs]
         for parameter in signature.parameters.values():
             if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
                 continue
@@ -232,6 +246,11 @@ class StepSpec:
             return CONTEXT_ARGUMENT in inspect.signature(self.run).parameters
         except (TypeError, ValueError):
             return False
+
+    @property
+    def learned_outputs(self) -> tuple[Output, ...]:
+        """The outputs of type ``learned``: what the step learns from its rows and applies to new ones."""
+        return tuple(o for o in self.outputs if o.type is DataType.LEARNED)
 
     def input(self, name: str) -> Input | None:
         return next((i for i in self.inputs if i.name == name), None)
@@ -250,8 +269,11 @@ class StepSpec:
         valid = [p.name for p in self.params]
         for name in values:
             if name not in valid:
+                from .manager import suggest
+
                 raise StepDefinitionError(
-                    f"{where}: unknown parameter {name!r}; valid parameters: {', '.join(valid) or '(none)'}"
+                    f"{where}: unknown parameter {name!r}{suggest(name, valid)}; valid parameters: "
+                    f"{', '.join(valid) or '(none)'}"
                 )
         built: dict[str, Any] = {}
         for param in self.params:

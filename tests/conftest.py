@@ -56,7 +56,8 @@ def sorted_fair_run(tmp_path_factory):
     pipeline = Pipeline(experiment="fair_sorted", steps=[
         AutoMLStep(name="AutoML", training_data=Dataset("fair_sorted"), task="classification",
                    label_column_name="occupation", primary_metric="AUC_weighted", iterations=4, n_cross_validations=3,
-                   enable_voting_ensemble=False, allowed_models=["LightGBM", "XGBoostClassifier", "RandomForest"])])
+                   enable_voting_ensemble=False,
+                   allowed_models=["XGBoostClassifier", "RandomForest", "ExtremeRandomTrees"])])
     result = run_pipeline(pipeline, workspace=workspace)
     assert result.succeeded, result.error
     return workspace, result

@@ -36,6 +36,7 @@ from framework import (
     get_plugin_manager,
     run_pipeline,
 )
+from emulator import ForecastingParameters
 from framework.cli import make_cli
 from framework.workspace.store import SCHEMA_VERSION
 from tests.toy_steps import ToySteps
@@ -116,6 +117,25 @@ def _settings(**settings: Any) -> Callable[[Context], Any]:
     return lambda ctx: validate_settings({**base, **settings}, "step 'train'")
 
 
+_FORECAST = {"task": "forecasting", "label_column_name": "sales", "time_column_name": "date",
+             "time_series_id_column_names": ["store"], "forecast_horizon": 3, "n_cross_validations": 3,
+             "allowed_models": ["Naive"]}
+
+
+def _series_frame() -> pd.DataFrame:
+    """Two daily series of 40 days (stores a and b)."""
+    days = pd.date_range("2024-01-01", periods=40, freq="D")
+    return pd.concat([pd.DataFrame({"date": days, "store": store, "sales": np.arange(40.0) + offset})
+                      for store, offset in (("a", 0), ("b", 100))], ignore_index=True)
+
+
+def _forecast_settings(**settings: Any) -> Callable[[Context], Any]:
+    from emulator.settings import validate_settings
+
+    base = {"task": "forecasting", "label_column_name": "y", "time_column_name": "date"}
+    return lambda ctx: validate_settings({**base, **settings}, "step 'train'")
+
+
 CASES = [
     # -- the CLI: files, names, ids, workspaces ------------------------------------------------
     exits(2, "does not exist or is not a file", lambda c: c.cli("datasets", "register", "d", str(c.tmp / "missing.csv")),
@@ -172,7 +192,7 @@ CASES = [
                      Step("double", name="b", inputs={"table": "a"}, outputs={"doubled": "b"})), id="api-cycle"),
     raises(PipelineValidationError, "data 'table' has two producers",
            _validate(Step("make_table"), Step("make_table", name="again")), id="api-two-producers"),
-    raises(PipelineValidationError, "step 'make_table': unknown parameter 'row'; valid parameters: rows",
+    raises(PipelineValidationError, "step 'make_table': unknown parameter 'row' (did you mean 'rows'?); valid parameters: rows",
            _validate(Step("make_table", params={"row": 2})), id="api-unknown-parameter"),
     raises(PipelineValidationError, "step 'make_table': parameter 'rows' expects int, got float 2.5",
            _validate(Step("make_table", params={"rows": 2.5})), id="api-wrong-parameter-type"),
@@ -226,14 +246,235 @@ CASES = [
            _settings(iteratons=3), id="automl-unknown-setting"),
     raises(StepDefinitionError, "allowed_models has unknown model(s) 'XGBoostRegressor' for task 'classification'",
            _settings(allowed_models=["XGBoostRegressor"]), id="automl-model-for-wrong-task"),
-    raises(StepDefinitionError, "AutoML task 'forecasting' is not valid (forecasting is not supported by the offline emulator)",
-           _settings(task="forecasting"), id="automl-unsupported-task"),
+    raises(StepDefinitionError, "AutoML task 'clustering' is not valid; valid tasks: classification, regression, forecasting",
+           _settings(task="clustering"), id="automl-unsupported-task"),
+    # -- forecasting (issue 14) ------------------------------------------------------------------
+    raises(StepDefinitionError, "step 'train': An empty value for argument [time_column_name] is provided.",
+           _forecast_settings(time_column_name=None), id="forecast-no-time-column-name"),
+    raises(StepDefinitionError, "step 'train': Value for argument [forecast_horizon] is out of range (Range: [1 - inf]), got 0.",
+           _forecast_settings(forecast_horizon=0), id="forecast-horizon-zero"),
+    raises(StepDefinitionError, "step 'train': Invalid argument(s) 'short_series_handling_configuration (trim)' specified. "
+           "Supported value(s): 'auto, pad, drop, None'.", _forecast_settings(short_series_handling_configuration="trim"),
+           id="forecast-bad-short-series-handling"),
+    raises(StepDefinitionError, "step 'train': Please provide the freq (forecast frequency) parameter to perform the data set aggregation.",
+           _forecast_settings(target_aggregation_function="sum"), id="forecast-aggregation-without-freq"),
+    raises(StepDefinitionError, "step 'train': The dataset frequency must be a string or None. The string must represent a pandas date offset.",
+           _forecast_settings(freq="fortnightly"), id="forecast-bad-freq"),
+    raises(StepDefinitionError, "AutoMLStep 'train': validation_size is not supported for forecasting",
+           lambda c: AutoMLStep("train", training_data="x", task="forecasting", label_column_name="y", time_column_name="date",
+                                validation_size=0.2), id="forecast-validation-size-at-definition"),
+    fails("One or more rows in the input dataset have an invalid date/time. Please ensure you can run `pandas.to_datetime(X)` without "
+          "any errors. Time column 'date': 1 value do not parse, e.g. 'not a date' (row 3)",
+          lambda c: c.automl_run(_series_frame().assign(date=lambda f: f.date.astype(str).where(f.index != 3, "not a date")),
+                                 **_FORECAST), id="forecast-time-column-does-not-parse"),
+    fails("Found duplicated rows for date and ['store'] combinations.",
+          lambda c: c.automl_run(pd.concat([_series_frame(), _series_frame().iloc[[5]]]), **_FORECAST),
+          id="forecast-duplicate-timestamps-in-a-series"),
+    fails("The series provided for given time series identifiers (a, b) is insufficient for a valid training with CV (3), "
+          "step size [30], forecast horizon (30), lags (0) and rolling window size (0).",
+          lambda c: c.automl_run(_series_frame(), task="forecasting", label_column_name="sales", allowed_models=["Naive"],
+                                 forecasting_parameters=ForecastingParameters(
+                                     time_column_name="date", time_series_id_column_names=["store"], forecast_horizon=30,
+                                     short_series_handling_configuration=None)),
+          id="forecast-horizon-longer-than-the-series-allow"),
+    fails("The frequency for the following time series identifier [b] is not consistent. The expected frequency is a data point "
+          "every 'D'.", lambda c: c.automl_run(_series_frame().assign(
+              date=lambda f: f.date + pd.to_timedelta(np.where((f.store == "b") & (f.index % 7 == 3), 5, 0), unit="h")),
+              **_FORECAST), id="forecast-irregular-frequency-without-freq"),
     # -- registries --------------------------------------------------------------------------------
     raises(WorkspaceError, "model name 'a/b' is not valid", lambda c: c.workspace.register_model("a/b", c.csv("m.pkl", "x")),
            id="registry-model-name-separator"),
     raises(WorkspaceError, "version 9 of model 'Kept' is not registered", lambda c: c.workspace.get_model("Kept", 9),
            id="registry-unknown-model-version"),
 ]
+
+
+# == workspace robustness (issue 15): damaged, full, locked workspaces; bad files; paths that escape ==========
+def _copy_of_workspace(ctx: Context, damage: Callable[[Path], None]) -> Callable[..., Any]:
+    """A copy of the case's workspace, damaged: commands run on the copy, the original stays as it was."""
+    import shutil
+
+    copy = ctx.tmp / "damaged-copy"
+    shutil.copytree(ctx.workspace.path, copy, ignore=shutil.ignore_patterns(".live"))
+    damage(copy)
+    cli = make_cli(ctx.plugins)
+    ctx.plugins.hook.register_commands(cli=cli)
+    return lambda *args: CliRunner().invoke(cli, ["--workspace", str(copy), *args])
+
+
+def _garbage_header(path: Path) -> None:
+    with open(path / "amlstep.db", "r+b") as f:
+        f.write(b"\x00garbage" * 13)
+
+
+def _truncated(path: Path) -> None:
+    import os
+
+    os.truncate(path / "amlstep.db", 4096 * 3)
+
+
+def _file_instead_of(folder: str) -> Callable[[Path], None]:
+    def damage(path: Path) -> None:
+        import shutil
+
+        shutil.rmtree(path / folder)
+        (path / folder).write_text("not a folder")
+    return damage
+
+
+def _interrupted_registration(ctx: Context) -> Any:
+    from unittest import mock
+
+    import framework.io
+
+    def interrupt(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    with mock.patch.object(framework.io, "check_delimited_file", interrupt):
+        return ctx.cli("datasets", "register", "interrupted", ctx.csv("ok.csv", "a\n1\n"))
+
+
+def _held_lock(ctx: Context) -> Any:
+    """A process that took the write lock and stopped (a stopped job, an open sqlite3 shell)."""
+    import os
+    import subprocess
+    import sys
+    from unittest import mock
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], "
+                               "isolation_level=None); c.execute('BEGIN IMMEDIATE'); print('held', flush=True); "
+                               "time.sleep(60)", str(ctx.workspace.db_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with mock.patch.dict(os.environ, {"AMLSTEP_LOCK_TIMEOUT": "0.5"}):
+            result = ctx.cli("datasets", "register", "waits", ctx.csv("ok.csv", "a\n1\n"))
+        assert f"held by process {holder.pid}" in result.stderr, result.stderr
+        return result
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _xlsx(ctx: Context) -> str:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+    return ctx.csv("book.csv", buffer.getvalue())
+
+
+def _parquet_named_csv(ctx: Context) -> str:
+    """The bytes a Parquet file starts (and ends) with; no Parquet library needed to write them."""
+    return ctx.csv("table.csv", b"PAR1\x15\x04\x15\x10\x15\x14L\x15\x04\x15\x00\x12\x00\x00PAR1")
+
+
+def _child_run(ctx: Context) -> Any:
+    """A run with artifacts, as an AutoML child has (so that ``artifacts/<run id>/..`` resolves)."""
+    from emulator.api import AutoMLChildRun
+
+    record = ctx.workspace.list_runs(run_type="step")[0]
+    ctx.workspace.write_artifact(record.id, "confusion_matrix", "{}")
+    return AutoMLChildRun(ctx.workspace, record)
+
+
+def _escaping_artifact(ctx: Context) -> Any:
+    import pickle
+
+    (ctx.workspace.path.parent / "x.pkl").write_bytes(pickle.dumps({"outside": True}))
+    return _child_run(ctx).get_artifact("../../../x.pkl")
+
+
+def _escaping_download(ctx: Context) -> Any:
+    (ctx.workspace.path.parent / "secret.txt").write_text("outside the workspace")
+    return _child_run(ctx).download_file("../../../secret.txt", ctx.tmp / "copied.txt")
+
+
+def _pipeline_file(source: str) -> Callable[[Context], Any]:
+    return lambda c: c.cli("run", c.csv("broken_pipeline.py", source))
+
+
+def _download_into(target: Callable[[Context], str]) -> Callable[[Context], Any]:
+    return lambda c: c.cli("download", c.workspace.list_runs()[0].id, "model", target(c))
+
+
+def _azureml_is_a_file(ctx: Context) -> str:
+    (ctx.tmp / "out").mkdir()
+    (ctx.tmp / "out" / "azureml").write_text("a file")
+    return str(ctx.tmp / "out")
+
+
+def _model_folder_deleted(ctx: Context) -> Any:
+    import shutil
+
+    run = _copy_of_workspace(ctx, lambda p: shutil.rmtree(p / "models" / "Kept" / "1"))
+    return run("predict", "Kept", ctx.csv("rows.csv", "a\n1\n"))
+
+
+ROBUSTNESS_CASES = [
+    # names: the whole string must match (a final newline used to pass)
+    exits(2, "dataset name 'titanic\\n' is not valid", lambda c: c.cli("datasets", "register", "titanic\n", c.csv("ok.csv", "a\n1\n")),
+          id="ws-dataset-name-trailing-newline"),
+    exits(2, "step 'register_model': parameter 'model_name': model name 'Titanic\\n' is not valid",
+          lambda c: c.cli("run", "examples/titanic", "--param", "model_name=Titanic\n"), id="ws-model-name-trailing-newline"),
+    raises(PipelineValidationError, "experiment name 'e\\n' is not valid", lambda c: Pipeline([Step("make_table")], experiment="e\n"),
+           id="ws-experiment-name-trailing-newline"),
+    raises(StepDefinitionError, "step name 'table\\n' is not valid", lambda c: Step("make_table", name="table\n"),
+           id="ws-step-name-trailing-newline"),
+    # column names
+    exits(2, "blank.csv has a column without a name (column 2)", lambda c: c.cli("datasets", "register", "d", c.csv("blank.csv", "a,,b\n1,2,3\n")),
+          id="ws-column-without-a-name"),
+    exits(2, "spaces.csv has a column without a name (column 3)",
+          lambda c: c.cli("datasets", "register", "d", c.csv("spaces.csv", "a,b,   \n1,2,3\n")), id="ws-column-named-spaces"),
+    exits(2, "index.csv has a column without a name (column 1); name every column in the header (a first column without a name is "
+             "often an index written by pandas: save with index=False)",
+          lambda c: c.cli("datasets", "register", "d", c.csv("index.csv", ",a\n0,1\n")), id="ws-pandas-index-column"),
+    exits(2, "age.csv has columns whose names differ only by spaces around them: column 1 'Age' and column 3 'Age '",
+          lambda c: c.cli("datasets", "register", "d", c.csv("age.csv", "Age,x,Age \n1,2,3\n")), id="ws-columns-differ-by-spaces"),
+    # files that are not CSV, whatever their name says
+    exits(2, "data.csv is gzip-compressed, not a plain CSV file: decompress it first",
+          lambda c: c.cli("datasets", "register", "d", c.csv("data.csv", __import__("gzip").compress(b"a,b\n1,2\n"))), id="ws-gzip-named-csv"),
+    exits(2, "table.csv is a Parquet file, not a CSV file: name it table.parquet to register it as Parquet",
+          lambda c: c.cli("datasets", "register", "d", _parquet_named_csv(c)), id="ws-parquet-named-csv"),
+    exits(2, "book.csv is an Excel workbook (.xlsx), not a CSV file: save the sheet as CSV UTF-8",
+          lambda c: c.cli("datasets", "register", "d", _xlsx(c)), id="ws-xlsx-named-csv"),
+    exits(2, "login.csv is an HTML or XML page, not a CSV file (a login or error page served in its place?",
+          lambda c: c.cli("datasets", "register", "d", c.csv("login.csv", "<!DOCTYPE html>\n<html><body>Sign in</body></html>\n")),
+          id="ws-html-page-named-csv"),
+    # damaged or odd workspaces: one line, never a traceback
+    exits(2, "amlstep.db is damaged (SQLite: file is not a database); run `amlstep workspace check`",
+          lambda c: _copy_of_workspace(c, _garbage_header)("runs", "list"), id="ws-garbage-header"),
+    exits(2, "amlstep.db is damaged (SQLite: database disk image is malformed)",
+          lambda c: _copy_of_workspace(c, _truncated)("models", "list"), id="ws-truncated-history"),
+    exits(2, "holds 1 dataset version, 1 model version, 2 step output folders but its run history amlstep.db is missing",
+          lambda c: _copy_of_workspace(c, lambda p: (p / "amlstep.db").unlink())("datasets", "list"), id="ws-history-missing"),
+    exits(2, "but its run history amlstep.db is empty (0 bytes); amlstep will not start a new history over existing data",
+          lambda c: _copy_of_workspace(c, lambda p: (p / "amlstep.db").write_bytes(b""))("runs", "list"), id="ws-history-empty"),
+    exits(2, "datastore is a file, but amlstep keeps a folder there",
+          lambda c: _copy_of_workspace(c, _file_instead_of("datastore"))("runs", "list"), id="ws-datastore-is-a-file"),
+    exits(2, ".staging is a file, but amlstep keeps a folder there",
+          lambda c: _copy_of_workspace(c, _file_instead_of(".staging"))("runs", "list"), id="ws-staging-is-a-file"),
+    exits(2, "the workspace", _held_lock, id="ws-write-lock-held-too-long"),
+    exits(1, "interrupted: nothing was registered as dataset 'interrupted'", _interrupted_registration, id="ws-ctrl-c-during-register"),
+    # downloads of outputs, pipeline files, predict
+    exits(2, "out/azureml is a file, not a folder", _download_into(_azureml_is_a_file), id="ws-download-azureml-is-a-file"),
+    exits(2, "cannot download output 'model' into /dev/full: /dev/full is a file, not a folder",
+          _download_into(lambda c: "/dev/full"), id="ws-download-into-dev-full"),
+    exits(2, "cannot download output 'model' into /proc/self:", _download_into(lambda c: "/proc/self"), id="ws-download-into-proc"),
+    exits(2, "broken_pipeline.py:2: syntax error in the pipeline file: '[' was never closed",
+          _pipeline_file("from framework import Pipeline, Step\npipeline = Pipeline([Step('make_table')\n"), id="ws-pipeline-syntax-error"),
+    exits(2, "broken_pipeline.py:3: loading the pipeline file raised KeyError: 'settings'",
+          _pipeline_file("import os\n\nconfig = {}['settings']\n"), id="ws-pipeline-raises-on-import"),
+    exits(2, "model Kept:1 is registered but its folder is missing from", _model_folder_deleted, id="ws-predict-model-folder-deleted"),
+    # the Python API: artifact names stay inside the run's folder
+    raises(WorkspaceError, "artifact name '../../../x.pkl' leads outside the run's files", _escaping_artifact,
+           id="ws-get-artifact-escapes"),
+    raises(WorkspaceError, "artifact name '../../../secret.txt' leads outside the run's files", _escaping_download,
+           id="ws-download-file-escapes"),
+]
+CASES += ROBUSTNESS_CASES
 
 
 class _BadDeclaration:

@@ -16,6 +16,7 @@ from .base import Task
 _REGISTRY: dict[str, str] = {
     "classification": "emulator.task_types.classification:Classification",
     "regression": "emulator.task_types.regression:Regression",
+    "forecasting": "emulator.task_types.forecasting:Forecasting",
 }
 _INSTANCES: dict[str, Task] = {}
 

@@ -88,10 +88,15 @@ class Task:
         from ..featurize import AutoFeaturizer
 
         try:
-            return AutoFeaturizer(settings.get("featurization", "auto")).fit(data.X.iloc[: data.n_train],
-                                                                           data.y[: data.n_train])
+            featurizer = AutoFeaturizer(settings.get("featurization", "auto"), self.target_type(data.y[: data.n_train]))
+            return featurizer.fit(data.X.iloc[: data.n_train], data.y[: data.n_train])
         except ValueError as exc:  # a column the featurization cannot use: before any child runs
             raise AutoMLDataError(str(exc)) from None
+
+    def target_type(self, y: np.ndarray) -> str | None:
+        """What Azure's ``CatTargetEncoder`` encodes for this task's labels (scikit-learn's ``TargetEncoder``
+        target type: ``binary``, ``multiclass``, ``continuous``), or None for no target encoding."""
+        return None
 
     def fold_data(self, settings: Mapping[str, Any], data: Any, featurizer: Any) -> FoldData:
         """What every child of the experiment is fitted and scored on."""
@@ -100,20 +105,29 @@ class Task:
         from ..tasks import FoldData
 
         fit_rows = np.arange(len(data.y)) if data.training_type == "MeanCrossValidation" else np.arange(data.n_train)
-        return FoldData(self.name, featurizer.transform(data.X), data.y, data.weights, data.splits, fit_rows,
-                        data.classes, data.y_min, data.y_max, int(settings.get("random_state", 0) or 0))
+        X = featurizer.training_matrix(data.X, data.n_train)
+        return FoldData(self.name, X, data.y, data.weights, data.splits, fit_rows, data.classes, data.y_min, data.y_max,
+                        int(settings.get("random_state", 0) or 0))
 
     def guardrails(self, data: Any) -> list[dict[str, Any]]:
         """Checks of this task added to the common data guardrails (Azure's form)."""
         return []
 
     # -- models ----------------------------------------------------------------------------------
+    def unavailable_models(self) -> dict[str, str]:
+        """Azure's model names this machine cannot run, with the reason (listed in the run output)."""
+        return {}
+
     @property
     def warm_start(self) -> list[tuple[str, str, dict[str, Any]]]:
         """The first children (preprocessor, algorithm, params), tried in order."""
         from ..models import WARM_START
 
         return WARM_START[self.name]
+
+    def portfolio(self, data: FoldData | None) -> list[tuple[str, str, dict[str, Any]]]:
+        """The first children of an experiment on ``data`` (default: ``warm_start``, whatever the data)."""
+        return self.warm_start
 
     def make_estimator(self, algorithm: str, params: dict[str, Any], seed: int, threads: int = 1) -> Any:
         """A fresh estimator for Azure's ``algorithm`` name."""
@@ -210,6 +224,10 @@ class Task:
         return None
 
     # -- after training: predict and report ------------------------------------------------------
+    def prediction_frame(self, model: Any, prepared: pd.DataFrame, label: str) -> pd.DataFrame | None:
+        """``amlstep predict``'s whole output table when the task decides its rows (forecasting), else None."""
+        return None
+
     def prediction_columns(self, model: Any, features: pd.DataFrame, label: str) -> dict[str, Any]:
         """``amlstep predict``'s output columns for prepared rows ``features``."""
         import numpy as np

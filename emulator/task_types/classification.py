@@ -44,6 +44,11 @@ class Classification(Task):
                                   f"needs at least two")
         return values, classes
 
+    def target_type(self, y: np.ndarray) -> str | None:
+        import numpy as np
+
+        return "binary" if len(np.unique(y)) == 2 else "multiclass"
+
     def stratify(self, y: np.ndarray, n_splits: int) -> bool:
         import numpy as np
 
@@ -61,6 +66,19 @@ class Classification(Task):
                  "columns": [f"{v}: {c}" for v, c in zip(values.tolist(), counts.tolist())]}]
 
     # -- models ----------------------------------------------------------------------------------
+    def portfolio(self, data: FoldData | None) -> list[tuple[str, str, dict[str, Any]]]:
+        """``warm_start``; with more than two classes the boosted children take fewer, larger steps.
+
+        Boosting grows one tree per class and round, so k classes cost k/2 times a binary model: the
+        first children keep a binary model's time by ``n_estimators * 2/k`` rounds (at least 50) at a
+        learning rate raised as much (at most 0.3)."""
+        children = self.warm_start
+        k = len(data.classes) if data is not None and data.classes is not None else 2
+        if k <= 2:
+            return children
+        boosted = ("LightGBM", "XGBoostClassifier", "GradientBoosting")
+        return [(p, a, _fewer_rounds(params, k) if a in boosted else params) for p, a, params in children]
+
     def make_estimator(self, algorithm: str, params: dict[str, Any], seed: int, threads: int = 1) -> Any:
         from ..models import classifier
 
@@ -169,6 +187,15 @@ class Classification(Task):
         from framework.commands.report_plots import classification_figures
 
         classification_figures(evaluation, y, oof, np.unique(y) if classes is None else classes)
+
+
+def _fewer_rounds(params: dict[str, Any], k: int) -> dict[str, Any]:
+    rounds = int(params.get("n_estimators", 100))
+    fewer = max(50, round(rounds * 2 / k))
+    if fewer >= rounds:
+        return params
+    rate = float(params.get("learning_rate", 0.1))
+    return {**params, "n_estimators": fewer, "learning_rate": min(0.3, rate * rounds / fewer)}
 
 
 def _aligned(proba: np.ndarray, fitted: Any, classes: np.ndarray) -> np.ndarray:

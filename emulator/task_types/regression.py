@@ -38,6 +38,9 @@ class Regression(Task):
                                   f"{', '.join(map(repr, bad))}")
         return numeric.to_numpy(dtype=float), None
 
+    def target_type(self, y: np.ndarray) -> str | None:
+        return "continuous"
+
     def label_range(self, y: np.ndarray, n_train: int) -> tuple[float, float]:
         import numpy as np
 

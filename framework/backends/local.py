@@ -23,6 +23,7 @@ from ..pipeline import Dataset, StepBinding, ValidatedPipeline
 from ..results import PipelineRunResult, StepRunResult
 from ..steps import DataType
 from ..workspace import DatasetVersion, LocalWorkspace, ModelVersion, RunRecord
+from ..workspace.db import WorkspaceUnwritable, is_disk_full, no_space_message
 from ..workspace.store import sha256_tree
 
 
@@ -89,13 +90,22 @@ class LocalBackend:
                 if step_result.status != "Completed":
                     failed.add(binding.name)
         except (KeyboardInterrupt, RunCanceled) as exc:
-            ws.end_unfinished(run.id, "Canceled", "canceled by the user")
+            try:
+                ws.end_unfinished(run.id, "Canceled", "canceled by the user")
+            except WorkspaceError as unrecorded:
+                ws.note_unrecorded(run.id, f"canceled by the user; the cancellation could not be recorded: {unrecorded}")
+                raise unrecorded from None
             result.status, result.error = "Canceled", "canceled by the user"
             result.duration = time.time() - started
             hook.after_pipeline_run(run_id=run.id, pipeline=pipeline.pipeline, result=result)
             raise RunCanceled(f"pipeline run {run.id} was canceled") from exc
         except BaseException as exc:
-            ws.end_unfinished(run.id, "Failed", f"amlstep failed while running the pipeline: {type(exc).__name__}: {exc}")
+            reason = (str(exc) if isinstance(exc, AmlStepError)
+                      else f"amlstep failed while running the pipeline: {type(exc).__name__}: {exc}")
+            try:
+                ws.end_unfinished(run.id, "Failed", reason)
+            except WorkspaceError:
+                ws.note_unrecorded(run.id, reason)  # recorded by the next process that opens the workspace
             raise
         for out, data_name in pipeline.pipeline.outputs.items():
             if data_name in data:
@@ -107,8 +117,12 @@ class LocalBackend:
         else:
             result.status = "Completed"
         result.duration = time.time() - started
-        ws.update_run(run.id, status=result.status, error=result.error,
-                      outputs={k: ws.relative(Path(v)) for k, v in result.outputs.items()})
+        try:
+            ws.update_run(run.id, status=result.status, error=result.error,
+                          outputs={k: ws.relative(Path(v)) for k, v in result.outputs.items()})
+        except WorkspaceError as exc:
+            ws.note_unrecorded(run.id, f"the run ended {result.status} but that could not be recorded: {exc}")
+            raise
         hook.after_pipeline_run(run_id=run.id, pipeline=pipeline.pipeline, result=result)
         return result
 
@@ -136,10 +150,12 @@ class LocalBackend:
                 input_locations[port] = location
         parts = reuse_rule.components(binding.spec, params, input_hashes, binding.allow_reuse)
         key = reuse_rule.key(parts)
-        previous = ws.last_step_run(binding.name, binding.plugin)
-        earlier = ws.find_reusable(key) if (reuse and binding.allow_reuse) else None
+        previous = ws.last_step_run(binding.name, binding.plugin, experiment=pipeline.experiment)
+        earlier, problem = reuse_rule.find_reusable(ws, key) if (reuse and binding.allow_reuse) else (None, None)
         if resumed is not None and resumed.reuse_key == key:
-            earlier = ws.get_run(resumed.reused_from) if resumed.reused_from else resumed
+            done = ws.get_run(resumed.reused_from) if resumed.reused_from else resumed
+            problem = reuse_rule.integrity_problem(ws, done)
+            earlier = done if problem is None else None
         if earlier is not None:
             for record in earlier.outputs.values():
                 data[record["data"]] = (ws.path / record["path"], record["sha256"], DataType(record["type"]))
@@ -158,7 +174,9 @@ class LocalBackend:
         elif not reuse:
             reasons = ["reuse disabled for this run (--no-reuse)"]
         else:
-            reasons = reuse_rule.explain(parts, previous.reuse_components if previous else None)
+            reasons = reuse_rule.explain(parts, previous.reuse_components if previous else None, problem=problem,
+                                         previous_status=previous.status if previous else None,
+                                         previous_id=previous.id if previous else None)
         ws.update_run(step_run.id, reuse_key=key, reuse_components=parts,
                       properties={**step_run.properties, "reuse_reasons": reasons})
         self._say(f"[{binding.name}] running: " + "; ".join(reasons))
@@ -179,7 +197,8 @@ class LocalBackend:
                 data[data_name] = (location, records[port]["sha256"], kind)
             ws.update_run(step_run.id, status="Completed", outputs=records)
             result = StepRunResult(binding.name, step_run.id, "Completed", reasons=reasons,
-                                   duration=time.time() - started, outputs=_output_paths(ws, records))
+                                   duration=time.time() - started, outputs=_output_paths(ws, records),
+                                   log_path=str(log_path))
             hook.after_step_run(run_id=run.id, step=binding, step_run_id=step_run.id, result=result)
             return result
         except (KeyboardInterrupt, RunCanceled):
@@ -188,14 +207,21 @@ class LocalBackend:
             raise
         except Exception as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            message = error_message(binding, exc)
-            with open(log_path, "a") as log:
-                log.write("\n" + "".join(traceback.format_exception(exc)))
-            ws.update_run(step_run.id, status="Failed", error=message)
+            message = error_message(binding, exc, ws.path)
+            try:
+                with open(log_path, "a") as log:
+                    log.write("\n" + "".join(traceback.format_exception(exc)))
+            except OSError:
+                pass  # a full disk: the error is still recorded in the run history
+            try:
+                ws.update_run(step_run.id, status="Failed", error=message)
+            except WorkspaceUnwritable:
+                raise WorkspaceUnwritable(message) from None  # the pipeline run leaves it in its lease
             self._say(f"[{binding.name}] failed: {message}")
             hook.on_step_error(run_id=run.id, step=binding, step_run_id=step_run.id, error=exc)
             return StepRunResult(binding.name, step_run.id, "Failed", reasons=reasons,
-                                 duration=time.time() - started, error=message)
+                                 duration=time.time() - started, error=message, log_path=str(log_path),
+                                 traceback=traceback_tail(exc, binding))
 
     def _resumable(self, pipeline: ValidatedPipeline, run_id: str) -> tuple[RunRecord, dict[str, RunRecord]]:
         """The failed run to resume and its completed step runs, by step name."""
@@ -242,21 +268,48 @@ def pipeline_blockers(pipeline: ValidatedPipeline, binding: StepBinding, failed:
     return {name for name in failed if binding.name in pipeline.downstream_of(name)}
 
 
-def error_message(binding: StepBinding, exc: BaseException) -> str:
+def error_message(binding: StepBinding, exc: BaseException, workspace: Path | None = None) -> str:
+    if is_disk_full(exc):
+        filename = getattr(exc, "filename", None)
+        if workspace is not None and (filename is None or Path(filename).resolve().is_relative_to(workspace)):
+            return f"step {binding.name!r}: {no_space_message(workspace)}"
+        return f"step {binding.name!r} ({binding.plugin}): no space left on the device holding {filename}"
     if isinstance(exc, AmlStepError):
         text = str(exc)
         return text if f"{binding.name!r}" in text else f"step {binding.name!r}: {text}"
     return f"step {binding.name!r} ({binding.plugin}) raised {type(exc).__name__}: {exc}"
 
 
+def traceback_tail(exc: BaseException, binding: StepBinding, frames: int = 3) -> str | None:
+    """The last lines of a failed step's traceback: its plugin's own frames (and the deepest one), then the
+    error; the whole traceback is in the step's log. None for amlstep's own errors, which say it all."""
+    if isinstance(exc, AmlStepError) or exc.__traceback__ is None:
+        return None
+    stack = traceback.extract_tb(exc.__traceback__)
+    roots = tuple(str(Path(p)) for p in reuse_rule.source_paths(binding.spec))
+    mine = [f for f in stack if roots and f.filename.startswith(roots)]
+    shown = mine[-(frames - 1):] if mine else []
+    if not shown or shown[-1] is not stack[-1]:
+        shown.append(stack[-1])
+    lines = traceback.format_list(shown)
+    if len(shown) < len(stack):
+        lines.insert(0, "  ...\n")
+    lines.extend(traceback.format_exception_only(type(exc), exc))
+    return "".join(lines).rstrip()
+
+
 def resolve_dataset(ws: LocalWorkspace, dataset: Dataset) -> DatasetVersion:
     """The registered dataset, registered first from its sources when the workspace lacks it."""
     if ws.has_dataset(dataset.name) or not dataset.sources:
-        return ws.get_dataset(dataset.name, dataset.version)
+        found = ws.get_dataset(dataset.name, dataset.version)
+        found.check_files()
+        return found
+    from ..commands.browse import resolved_sources
+
     problems = []
     for sources in (dataset.sources, *((s,) for s in dataset.fallback_sources)):
         try:
-            version, _ = ws.register_dataset(dataset.name, list(sources), description=dataset.description)
+            version, _ = ws.register_dataset(dataset.name, resolved_sources(sources), description=dataset.description)
             return version
         except WorkspaceError as exc:
             problems.append(str(exc))
@@ -317,7 +370,7 @@ class LocalRunContext(RunContext):
                   properties: Mapping[str, Any] | None = None) -> LocalChildRun:
         record = self.workspace.create_run(run_type="child", name=name, experiment=self.experiment_name,
                                            parent_id=self.id, run_id=run_id, status="Running",
-                                           properties=dict(properties or {}))
+                                           properties=dict(properties or {}), display_name=name)
         return LocalChildRun(self.workspace, record.id, on_end=self._child_ended)
 
     def _child_ended(self, child_run_id: str, status: str) -> None:

@@ -3,8 +3,9 @@
 The model's source run tells which preparation produced its training data: the step runs
 upstream of the AutoML step's ``training_data``, with their plugins and parameters. Those
 plugin functions run again, through ``framework.execution`` (the path every backend uses), on
-the new file in place of the dataset they read in training; the prepared rows go to the
-model's ``predict`` (and ``predict_proba`` for classification).
+the new file in place of the dataset they read in training, each given what it learned from the
+training rows (its ``learned`` outputs, so a row's prediction does not depend on the other rows);
+the prepared rows go to the model's ``predict`` (and ``predict_proba`` for classification).
 
 A pickled model runs code when loaded: predict only loads models from the workspace's model
 registry.
@@ -98,6 +99,7 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
 
     name, version = parse_model_ref(model_ref)
     model_version = workspace.get_model(name, version)
+    model_version.check_files()
     lineage, automl = automl_for_model(workspace, model_version)
     settings = automl.params
     label = settings.get("label_column_name")
@@ -144,17 +146,19 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
                     locations[port] = produced[source]
                 else:
                     locations[port] = lineage.location(source)
-            output_names = lineage.outputs(step)
+            recorded_outputs = lineage.outputs(step)
+            output_names = {o.name: recorded_outputs.get(o.name, o.name) for o in spec.outputs}
             output_dirs = {}
             for port, data_name in output_names.items():
                 output_dirs[port] = Path(tmp) / step.name / data_name
                 output_dirs[port].mkdir(parents=True)
             params = dict(step.params)
+            learned = _learned_state(lineage, step, spec, output_names, model_version.id, path.name, notes)
             context = InferenceRunContext(step.name, params, output_dirs, output_names)
             try:
                 values = load_inputs(spec, step.name, locations)
                 with contextlib.redirect_stdout(sys.stderr):  # stdout may be carrying the predictions
-                    execute_step(spec, step.name, values, params, context, output_dirs)
+                    execute_step(spec, step.name, values, params, context, output_dirs, learned=learned)
             except AmlStepError:
                 raise
             except Exception as exc:
@@ -170,6 +174,20 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
 
         with open(single_model_file(model_version), "rb") as f:
             model = pickle.load(f)  # noqa: S301 - only from the workspace's model registry
+    from emulator.task_types import get_task
+
+    kind = get_task(str(task))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            table = kind.prediction_frame(model, prepared, str(label))  # forecasting: the task picks the rows
+        except ValueError as exc:
+            raise WorkspaceError(f"model {model_version.id} cannot forecast {path.name}: {exc}") from None
+    if table is not None:
+        return Prediction(frame=table, model=model_version.id, run_id=lineage.run.id, label=str(label),
+                          task=str(task), steps=[f"{s.name} ({s.properties.get('plugin')})" for s in chain],
+                          replaced=str(DatasetRef.parse(replaced)) if replaced and DatasetRef.parse(replaced) else None,
+                          notes=notes)
     dropped = [c for c in [label, settings.get("weight_column_name"), *(settings.get("cv_split_column_names") or [])]
                if c and c in prepared.columns]
     features = prepared.drop(columns=dropped)
@@ -182,11 +200,9 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
                 f"{model_version.id} was trained on; prepared columns: {', '.join(map(str, features.columns))}")
     trained_on = read_tabular(lineage.location(training_source), f"training data {training_source!r}")
     notes.extend(_type_changes(trained_on, features, path.name))
-    from emulator.task_types import get_task
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        predicted = get_task(str(task)).prediction_columns(model, features, str(label))
+        predicted = kind.prediction_columns(model, features, str(label))
 
     if len(prepared) == len(raw):
         columns = [c for c in (keep if keep is not None else list(raw.columns)) if c in raw.columns]
@@ -205,6 +221,25 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
                       task=str(task), steps=[f"{s.name} ({s.properties.get('plugin')})" for s in chain],
                       replaced=str(DatasetRef.parse(replaced)) if replaced and DatasetRef.parse(replaced) else None,
                       notes=notes)
+
+
+def _learned_state(lineage: Any, step: Any, spec: Any, output_names: Mapping[str, str], model: str, file_name: str,
+                   notes: list[str]) -> dict[str, Any]:
+    """What the training run of ``step`` learned (its learned outputs), to apply to the new rows."""
+    from ..execution import read_learned
+
+    learned: dict[str, Any] = {}
+    for declared in spec.learned_outputs:
+        data_name = output_names.get(declared.name, declared.name)
+        if declared.name not in (step.outputs or {}):
+            notes.append(f"step {step.name!r} of the run that trained model {model} recorded no learned output "
+                         f"{declared.name!r} (an older version of plugin {spec.name!r}); it learned from the rows "
+                         f"of {file_name} instead, so their predictions depend on each other")
+            continue
+        location = lineage.location(data_name)
+        learned[declared.name] = read_learned(Path(location) if not isinstance(location, list) else location[0],
+                                              f"learned output {declared.name!r} of step {step.name!r}")
+    return learned
 
 
 def _type_changes(trained_on: pd.DataFrame, features: pd.DataFrame, file_name: str) -> list[str]:
@@ -246,8 +281,10 @@ def _input_columns(model: Any) -> list[str] | None:
 @click.option("--dataset", "-d", help="The training dataset DATA stands in for, if the preparation read several.")
 @click.option("--keep", "-k", help="Comma-separated input columns to copy into the output (default: all).")
 def predict_command(model: str, data: str, out: str, dataset: str | None, keep: str | None) -> None:
-    """Apply registered MODEL (NAME or NAME:VERSION) to DATA (a CSV), re-running the training
-    pipeline's preparation steps on it first.
+    """Predict with a registered model on the rows of a CSV.
+
+    Applies MODEL (NAME or NAME:VERSION) to DATA, after re-running the training pipeline's
+    preparation steps on it with what they learned from the training rows.
 
     Writes the input columns plus predicted_<label> and, for classification, proba_<class> columns.
     Models are loaded only from the workspace's model registry (a pickle runs code when loaded).

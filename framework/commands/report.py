@@ -528,8 +528,10 @@ class _progress_bar:
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="HTML file to write [default: report-<RUN_ID>.html].")
 @click.option("--no-plots", is_flag=True, help="Skip the best-model plots and feature importance (faster).")
 def report_command(run_id: str, out: str | None, no_plots: bool) -> None:
-    """Write a self-contained HTML report of pipeline run RUN_ID: graph, steps, parameters,
-    AutoML guardrails and leaderboard, best-model plots, logs. Opens offline in any browser."""
+    """Write an HTML report of a pipeline run.
+
+    One self-contained page for RUN_ID: graph, steps, parameters, AutoML guardrails and
+    leaderboard, best-model plots, logs. Opens offline in any browser."""
     from ..cli import State, fail
 
     state = click.get_current_context().find_object(State)

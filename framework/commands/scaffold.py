@@ -1,6 +1,6 @@
 """``amlstep new-plugin NAME [DIR]``: write a ready-to-install step plugin package.
 
-The package has a working step (tabular in -> tabular out, one parameter), its entry point in
+The package has a working step (tabular in -> tabular out plus what it learned, one parameter), its entry point in
 the ``amlstep`` group, a test using the contract harness, an example pipeline that swaps it
 into the Titanic pipeline's place (same AutoML and register_model steps), and a README.
 """
@@ -46,8 +46,10 @@ testpaths = ["tests"]
 MODULE = '''\
 """Step plugin ``{name}``: prepare {title} data for AutoML.
 
-Edit ``prepare``: it is a plain function of a DataFrame, so ``amlstep predict`` can prepare new
-rows (which have no label column) exactly as the training rows were prepared.
+Edit ``learn`` and ``prepare``. They are plain functions of a DataFrame, so ``amlstep predict`` can
+prepare new rows (which have no label column) exactly as the training rows were prepared: the step
+keeps what ``learn`` found in the training rows as its ``learned`` output, and ``predict`` hands it
+back, so that a new row is prepared the same way whatever other rows share its file.
 """
 
 from __future__ import annotations
@@ -59,8 +61,10 @@ from framework import DataType, Input, Output, Param, StepSpec, hookimpl
 if TYPE_CHECKING:
     import pandas as pd
 
+LABEL = {label_py}  # the label column (from `amlstep new-plugin --label`); absent in rows to predict
 
-def prepare(df: pd.DataFrame, drop_columns: str = "") -> pd.DataFrame:
+
+def tidy(df: pd.DataFrame, drop_columns: str = "") -> pd.DataFrame:
     """Drop the columns named in ``drop_columns`` (comma-separated) and tidy text values."""
     dropped = [c.strip() for c in drop_columns.split(",") if c.strip()]
     unknown = [c for c in dropped if c not in df.columns]
@@ -75,18 +79,45 @@ def prepare(df: pd.DataFrame, drop_columns: str = "") -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def run(raw_data: pd.DataFrame, drop_columns: str) -> dict[str, Any]:
-    prepped = prepare(raw_data, drop_columns)
+def learn(df: pd.DataFrame, drop_columns: str = "") -> dict[str, Any]:
+    """What the preparation learns from the training rows: the range of each numeric feature."""
+    import pandas as pd
+
+    df = tidy(df, drop_columns)
+    numeric = [c for c in df.columns if c != LABEL and pd.api.types.is_numeric_dtype(df[c])
+               and not pd.api.types.is_bool_dtype(df[c]) and df[c].notna().any()]
+    return {{"ranges": {{c: [df[c].min(), df[c].max()] for c in numeric}}}}
+
+
+def prepare(df: pd.DataFrame, drop_columns: str = "", learned: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Tidy the rows, then clip numbers to the range seen in training (models extrapolate badly).
+
+    ``learned`` is what ``learn`` found in the training rows; without it ``df`` is its own training rows.
+    """
+    if learned is None:
+        learned = learn(df, drop_columns)
+    df = tidy(df, drop_columns)
+    for column, (low, high) in learned["ranges"].items():
+        if column in df.columns:
+            df[column] = df[column].clip(low, high)
+    return df
+
+
+def run(raw_data: pd.DataFrame, drop_columns: str, learned: dict[str, Any] | None = None) -> dict[str, Any]:
+    if learned is None:  # a pipeline run: learn from these (training) rows; predict passes what was learned
+        learned = learn(raw_data, drop_columns)
+    prepped = prepare(raw_data, drop_columns, learned)
     print(f"Prepared {{len(prepped)}} rows, columns: {{', '.join(map(str, prepped.columns))}}")
-    return {{"prepped_data": prepped}}
+    return {{"prepped_data": prepped, "learned": learned}}
 
 
 STEP = StepSpec(
     name="{name}",
-    description="Prepare {title} data for AutoML: drop columns, tidy text",
+    description="Prepare {title} data for AutoML: drop columns, tidy text, clip numbers to the training range",
     run=run,
     inputs=[Input("raw_data", DataType.TABULAR, "the raw rows, label column included")],
-    outputs=[Output("prepped_data", DataType.TABULAR, "prepped rows, ready for AutoML")],
+    outputs=[Output("prepped_data", DataType.TABULAR, "prepped rows, ready for AutoML"),
+             Output("learned", DataType.LEARNED, "what the preparation learned from the training rows")],
     params=[Param("drop_columns", str, "", "comma-separated columns to drop (identifiers, leaks)")],
 )
 
@@ -100,25 +131,27 @@ TEST = '''\
 """Tests of the {name} step plugin.
 
 ``parametrize_with_checks`` runs amlstep's contract checks, one test case each: declaration,
-parameter round trip, a local run yielding exactly the declared outputs, determinism, and the
-Azure compile (skipped when no Azure backend is installed).
+parameter round trip, a local run yielding exactly the declared outputs, determinism, each row
+prepared alone as among all rows (with what the step learned), the label kept, and the Azure
+compile (skipped when no Azure backend is installed).
 """
 
 import pandas as pd
 import pytest
 
 from framework.testing import parametrize_with_checks
-from {module} import STEP, prepare
+from {module} import LABEL, STEP, prepare
 
 SAMPLE = pd.DataFrame({{
     "id": [1, 2, 3, 4, 5, 6],
     "colour": ["red", " blue", "", "green", "red", None],
     "size": [1.5, 2.0, None, 3.5, 1.0, 2.5],
-    {label_py}: [0, 1, 0, 1, 1, 0],
+    LABEL: [0, 1, 0, 1, 1, 0],
 }})
 
 
-@parametrize_with_checks([STEP], sample_inputs={{"raw_data": SAMPLE}}, sample_params={{"drop_columns": "id"}})
+@parametrize_with_checks([STEP], sample_inputs={{"raw_data": SAMPLE}}, sample_params={{"drop_columns": "id"}},
+                         label=LABEL)
 def test_step_contract(step, check):
     check(step)
 
@@ -126,12 +159,20 @@ def test_step_contract(step, check):
 def test_drops_columns_and_tidies_text(run_step):
     out = run_step("{name}", raw_data=SAMPLE, drop_columns="id")
     prepped = out["prepped_data"]
-    assert list(prepped.columns) == ["colour", "size", {label_py}]
+    assert list(prepped.columns) == ["colour", "size", LABEL]
     assert prepped["colour"].isna().sum() == 2
+    assert out["learned"] == {{"ranges": {{"size": [1.0, 3.5]}}}}
+
+
+def test_new_rows_get_what_the_training_rows_taught(run_step):
+    learned = run_step("{name}", raw_data=SAMPLE, drop_columns="id")["learned"]
+    new = SAMPLE.drop(columns=[LABEL]).head(2).assign(size=[99.0, 0.5])
+    out = run_step("{name}", raw_data=new, drop_columns="id", learned=learned)
+    assert out["prepped_data"]["size"].tolist() == [3.5, 1.0]
 
 
 def test_prepares_rows_without_label():
-    rows = SAMPLE.drop(columns=[{label_py}])
+    rows = SAMPLE.drop(columns=[LABEL])
     assert len(prepare(rows)) == len(rows)
 
 
@@ -194,6 +235,8 @@ An amlstep step plugin: `{name}` prepares {title} data for AutoML. Generated by
 
 - input `raw_data` (tabular): the raw rows, label column included (absent when predicting)
 - output `prepped_data` (tabular)
+- output `learned` (learned): what the preparation learned from the training rows (the range of
+  each numeric column); `amlstep predict` hands it back so new rows are prepared the same way
 - parameter `drop_columns` (str, default empty): comma-separated columns to drop
 
 ## Install and test
@@ -218,8 +261,10 @@ amlstep report RUN_ID --out report.html       # RUN_ID: printed by run, or `amls
 amlstep predict {model} path/to/new_rows.csv --out predictions.csv
 ```
 
-Edit `prepare` in `src/{module}/__init__.py` for your data; keep it a plain function of a
-DataFrame so that `amlstep predict` prepares new rows the same way.
+Edit `learn` and `prepare` in `src/{module}/__init__.py` for your data; keep them plain functions of
+a DataFrame, and keep in `learned` whatever the preparation learns from the training rows (bins,
+fill values, encodings), so that `amlstep predict` prepares each new row the same way whatever
+other rows share its file.
 '''
 
 
@@ -275,10 +320,14 @@ def new_plugin(name: str, directory: str | Path = ".", *, label: str = "label", 
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
 @click.option("--label", default="label", show_default=True,
               help="The label column of your data (for the example test and pipeline).")
-@click.option("--task", type=click.Choice(["classification", "regression"]), default="classification", show_default=True)
+@click.option("--task", type=click.Choice(["classification", "regression"]), default="classification", show_default=True,
+              help="The AutoML task: sets the task and the primary metric in pipeline.py.")
 @click.option("--force", is_flag=True, help="Write into an existing, non-empty folder.")
 def new_plugin_command(name: str, directory: str, label: str, task: str, force: bool) -> None:
-    """Write a ready-to-install step plugin package NAME into DIR/NAME (DIR defaults to '.')."""
+    """Write a new step plugin package, ready to install.
+
+    The package NAME goes into DIR/NAME (DIR defaults to '.').
+    """
     from ..cli import State, fail
 
     state = click.get_current_context().find_object(State)

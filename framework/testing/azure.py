@@ -1,37 +1,42 @@
-"""Test a pipeline's Azure submission offline: the ``fake_azure`` pytest fixture.
+"""Test a pipeline on Azure offline: the ``fake_azure`` pytest fixture runs what it submits.
 
 Installed with amlstep (entry point ``pytest11``), so any test can ask for it::
 
     from framework import load_pipeline
 
-    def test_my_pipeline_submits(fake_azure):
+    def test_my_pipeline_runs_on_azure(fake_azure, titanic_csv):
+        fake_azure.local_workspace.register_dataset("my_ds", [str(my_csv)])   # uploaded at submit
         result = fake_azure.submit(load_pipeline("pipelines/mine"), params={"model_name": "M"})
-        assert result.status == "Completed"
-        submitted = fake_azure.submissions[-1]
-        assert [s["name"] for s in submitted["steps"]] == ["AutoML_Classification", "prep", "register_model"]
-        assert submitted["submitted_parameters"] == {"model_name": "M"}
+        assert result.status == "Completed", result.error
+        assert fake_azure.models["M"][-1].version == 1          # Model.register reached the fake
+        prep = fake_azure.step_runs()["prep"]                     # the service's own step run
+        assert "rows" in fake_azure.step_log(prep)                # what the plugin printed on "Azure"
 
-``fake_azure.workspace`` is a real ``azureml.core.Workspace`` whose every request goes to a fake
-of the Azure ML service on 127.0.0.1 (``emulator.fake_azure``); the real SDK builds, validates,
-submits and waits. ``fake_azure.submissions`` holds one summary per submission: the experiment,
-pipeline parameters (defaults and submitted values), steps (type, name, compute target, script,
-arguments, inputs, outputs, allow_reuse, AutoML settings) and edges.
+``fake_azure.workspace`` is a real ``azureml.core.Workspace`` whose every request goes to the fake
+Azure ML service on 127.0.0.1 (``emulator.azure_service``). The real SDK builds, validates,
+uploads and submits; the fake **runs** the pipeline: each script step in a venv built from the
+wheels amlstep ships (your plugin's code as it is on disk), with a real ``Run.get_context()``;
+the AutoML step with the AutoML emulator, service-side; then the outputs are downloaded through
+the SDK. ``fake_azure.submissions`` holds one summary per submission (experiment, parameters,
+steps, edges). What the fake checks and what it does not: docs/azure.md.
 
 Shape the service with the ``fake_azure`` marker::
 
-    @pytest.mark.fake_azure(outcome="Failed", failed_step="dataprep", failure_message="boom")
     @pytest.mark.fake_azure(computes=(), compute_error="quota exceeded")   # compute creation fails
-    @pytest.mark.fake_azure(datasets={"titanic_ds": ["titanic.csv"]})      # registered at start
+    @pytest.mark.fake_azure(datasets={"titanic_ds": ["/path/titanic.csv"]}) # registered at start
     @pytest.mark.fake_azure(auth_error=True)                               # every call answers 401
+    @pytest.mark.fake_azure(execute=False)                                 # accept, run nothing
 
-The fixture binds 127.0.0.1 only, points ``HOME`` at a temporary folder (the SDK caches discovery
-and snapshots under ``~/.azureml``), turns the SDK's telemetry off (``HBI_WORKSPACE_JOB=true``, set
-for the whole session because the SDK reads it at import time), and stops the server at teardown.
-It needs the ``azure`` extra: ``pip install 'amlstep[azure]'``.
+The fixture binds 127.0.0.1 only; points ``HOME`` (and the SDK's discovery cache, fixed when
+azureml is first imported) at a temporary folder; sets the SDK's proxy and CA bundle to the fake's
+for the test; turns the SDK's telemetry off (``HBI_WORKSPACE_JOB=true``, for the whole session:
+the SDK reads it at import time); shares built wheels and environments across the test session;
+and stops the server at teardown. It needs the ``azure`` extra: ``pip install 'amlstep[azure]'``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +55,11 @@ class FakeAzure:
     workspace: Any
     local_workspace: Any
     options: dict[str, Any] = field(default_factory=dict)
+    download_dir: Path | None = None
 
     @property
     def submissions(self) -> list[dict[str, Any]]:
-        """One stable summary per pipeline submitted to the fake (see ``emulator.fake_azure``)."""
+        """One stable summary per pipeline submitted to the fake (see ``emulator.azure_service.v1``)."""
         return self.service.submissions
 
     @property
@@ -61,12 +67,25 @@ class FakeAzure:
         """Compute clusters created through the fake: name, vm_size, min_nodes, max_nodes."""
         return self.service.created_computes
 
+    @property
+    def models(self) -> dict[str, list[Any]]:
+        """The fake's model registry: name -> versions (``name``, ``version``, ``url``, ``run_id``...)."""
+        return self.service.models
+
+    def step_runs(self, run_id: str | None = None) -> dict[str, Any]:
+        """The service's step runs of a pipeline run (the last by default), by step name."""
+        return self.service.step_runs(run_id)
+
+    def step_log(self, step_run: Any) -> str:
+        """A step run's log as the service keeps it (``azureml-logs/70_driver_log.txt``)."""
+        return str(self.service.step_log(step_run))
+
     def backend(self, **options: Any) -> Any:
-        """An ``AzureBackend`` bound to the fake workspace (outputs are not downloaded by default)."""
+        """An ``AzureBackend`` bound to the fake workspace (outputs download into a temporary folder)."""
         from ..backends.azure.backend import AzureBackend
 
         return AzureBackend(self.local_workspace, aml_workspace=self.workspace,
-                            **{"download": False, **options})
+                            **{"download_dir": self.download_dir, "poll_seconds": 1.0, **options})
 
     def submit(self, pipeline: Any, *, params: Mapping[str, Any] | None = None, plugins: Any = None,
                **options: Any) -> Any:
@@ -87,30 +106,52 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HBI_WORKSPACE_JOB", "true")
     config.addinivalue_line(
         "markers", f"{MARKER}(**options): options of the fake Azure ML service the fake_azure fixture starts "
-                   "(outcome, failed_step, failure_message, computes, datasets, compute_error, auth_error, run_seconds)")
+                   "(computes, datasets, execute, compute_error, auth_error)")
 
 
-@pytest.fixture
-def fake_azure(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzure]:
-    """A real ``azureml.core.Workspace`` connected to a fake Azure ML service on 127.0.0.1, and its recordings."""
+@pytest.fixture(scope="session")
+def _fake_azure_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built wheels and step environments, shared by every fake of the test session."""
+    return Path(tmp_path_factory.mktemp("fake-azure-cache"))
+
+
+@contextlib.contextmanager
+def open_fake_azure(folder: Path, cache: Path, **options: Any) -> Iterator[FakeAzure]:
+    """A started fake service and everything a client needs to use it, undone at exit.
+
+    ``folder`` holds the service's state, a temporary ``HOME``, the local workspace and downloads;
+    ``cache`` the wheels and environments to share with other fakes. For fixtures of any scope.
+    """
     from ..backends.azure.sdk import require_azureml
 
     require_azureml()
-    from emulator.fake_azure import FakeAzureML
+    from emulator.azure_service import FakeAzureML
 
+    from ..backends.azure.offline import sdk_home
     from ..workspace import LocalWorkspace
 
+    home = folder / "fake-azure-home"
+    home.mkdir(parents=True, exist_ok=True)
+    service = FakeAzureML(**{"root": folder / "fake-azure-service", "cache_dir": cache / "envs", **options})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AMLSTEP_WHEEL_CACHE", str(cache / "wheels"))
+        service.start()
+        try:
+            for name, value in service.environment().items():
+                patch.setenv(name, value)
+            with sdk_home(str(home)):
+                local = LocalWorkspace(folder / "fake-azure-local-workspace")
+                yield FakeAzure(service=service, workspace=service.workspace(), local_workspace=local,
+                                options=options, download_dir=folder / "fake-azure-downloads")
+        finally:
+            service.stop()
+
+
+@pytest.fixture
+def fake_azure(request: pytest.FixtureRequest, tmp_path: Path, _fake_azure_cache: Path) -> Iterator[FakeAzure]:
+    """A real ``azureml.core.Workspace`` connected to a fake Azure ML service on 127.0.0.1 that runs what it gets."""
     options: dict[str, Any] = {}
     for marker in reversed(list(request.node.iter_markers(MARKER))):
         options.update(marker.kwargs)
-    home = tmp_path / "fake-azure-home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    service = FakeAzureML(**options).start()
-    try:
-        for name, value in service.environment().items():
-            monkeypatch.setenv(name, value)
-        local = LocalWorkspace(tmp_path / "fake-azure-local-workspace")
-        yield FakeAzure(service=service, workspace=service.workspace(), local_workspace=local, options=options)
-    finally:
-        service.stop()
+    with open_fake_azure(tmp_path, _fake_azure_cache, **options) as fake:
+        yield fake

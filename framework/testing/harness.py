@@ -21,6 +21,11 @@ The checks (each also callable on its own, ``check_runs_locally(STEP, sample_inp
     sample inputs writes exactly its declared outputs, each readable as its declared type.
 ``check_deterministic``
     the same inputs and parameters give the same tabular outputs (reuse depends on it).
+``check_rows_independent``
+    each sample row prepared alone (with what the step learned from the sample, its ``learned``
+    outputs) comes out as among all the rows, without warnings: ``predict`` depends on it.
+``check_keeps_label``
+    with ``label=...``: the label column survives the preparation, and rows without it prepare.
 ``check_compiles_for_azure``
     the step compiles to real Azure ML SDK v1 objects (the ``azure`` backend's dry-run compile)
     with the network cut off; fails naming ``amlstep[azure]`` when the SDK is not installed, and
@@ -52,7 +57,7 @@ import pytest
 
 from ..context import RunContext
 from ..errors import StepDefinitionError
-from ..execution import execute_step, load_inputs
+from ..execution import execute_step, load_inputs, read_learned, write_learned
 from ..io import read_input
 from ..manager import Plugins, get_plugin_manager
 from ..steps import DataType, StepSpec
@@ -66,7 +71,9 @@ __all__ = [
     "check_compiles_for_azure",
     "check_declaration",
     "check_deterministic",
+    "check_keeps_label",
     "check_params_round_trip",
+    "check_rows_independent",
     "check_runs_locally",
     "parametrize_with_checks",
     "run_step",
@@ -201,6 +208,8 @@ def _write_sample(spec: StepSpec, port: str, value: Any, folder: Path) -> Path |
         value.to_csv(target / f"{port}.csv", index=False)
     elif declared.type is DataType.METRICS:
         (target / "metrics.json").write_text(json.dumps(value, default=str))
+    elif declared.type is DataType.LEARNED:
+        write_learned(value, target, f"sample for input {port!r}")
     elif declared.type is DataType.MODEL:
         with open(target / "model.pkl", "wb") as f:
             pickle.dump(value, f)
@@ -210,6 +219,8 @@ def _write_sample(spec: StepSpec, port: str, value: Any, folder: Path) -> Path |
 
 
 def _read_output(kind: DataType, folder: Path, what: str) -> Any:
+    if kind is DataType.LEARNED:
+        return read_learned(folder, what)
     value = read_input(kind, folder, what)
     if kind is DataType.METRICS:
         return json.loads(Path(value).read_text())
@@ -218,15 +229,18 @@ def _read_output(kind: DataType, folder: Path, what: str) -> Any:
 
 def run_step_in(workdir: Path, step: StepLike, values: Mapping[str, Any], *,
                 plugins: Plugins | None = None) -> StepOutputs:
-    """Run ``step`` once in ``workdir`` with ``values`` (input ports and parameters by name).
+    """Run ``step`` once in ``workdir`` with ``values`` (input ports, parameters and, to apply what a
+    training run learned, learned outputs by name).
 
     Inputs are written to files and read back with ``framework.execution.load_inputs``, so the
     step receives exactly what a backend would hand it; parameters go through ``build_params``.
     """
     spec = _resolve(step, plugins)
     where = f"run_step({spec.name!r})"
+    learned_ports = {o.name for o in spec.learned_outputs}
     inputs = {k: v for k, v in values.items() if spec.input(k) is not None}
-    params = {k: v for k, v in values.items() if spec.input(k) is None}
+    learned = {k: v for k, v in values.items() if k in learned_ports}
+    params = {k: v for k, v in values.items() if spec.input(k) is None and k not in learned_ports}
     missing = [i.name for i in spec.inputs if not i.optional and i.name not in inputs]
     if missing:
         raise StepDefinitionError(
@@ -241,7 +255,7 @@ def run_step_in(workdir: Path, step: StepLike, values: Mapping[str, Any], *,
         output_dirs[declared.name] = workdir / "outputs" / declared.name
         output_dirs[declared.name].mkdir(parents=True)
     context = RecordingRunContext(spec.name, built, output_dirs, input_datasets=locations)
-    execute_step(spec, spec.name, loaded, built, context, output_dirs)
+    execute_step(spec, spec.name, loaded, built, context, output_dirs, learned=learned)
     result = StepOutputs()
     for declared in spec.outputs:
         result[declared.name] = _read_output(declared.type, output_dirs[declared.name],
@@ -259,6 +273,19 @@ def run_step(step: StepLike, /, **values: Any) -> StepOutputs:
     tests prefer the ``run_step`` fixture, which uses pytest's ``tmp_path``.
     """
     return run_step_in(Path(tempfile.mkdtemp(prefix="amlstep-run-step-")), step, values)
+
+
+# The Azure ML SDK v1 warns about its own deprecated internals whenever it is imported; those warnings
+# are not the plugin author's to fix, so amlstep's pytest plugin keeps them out of every test summary.
+AZUREML_WARNING_FILTERS = (
+    "ignore::DeprecationWarning:azureml.*",
+    "ignore::PendingDeprecationWarning:azureml.*",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in AZUREML_WARNING_FILTERS:
+        config.addinivalue_line("filterwarnings", line)
 
 
 @pytest.fixture(name="run_step")
@@ -354,7 +381,7 @@ def check_runs_locally(step: StepLike, *, sample_inputs: Samples = None, sample_
 
                 assert isinstance(value, pd.DataFrame) and len(value.columns) > 0, (
                     f"step {spec.name!r} output {declared.name!r}: tabular output has no columns")
-            elif declared.type is DataType.METRICS:
+            elif declared.type in (DataType.METRICS, DataType.LEARNED):
                 assert isinstance(value, dict), f"step {spec.name!r} output {declared.name!r} is not a JSON object"
             elif declared.type is DataType.MODEL:
                 assert Path(value).is_file(), f"step {spec.name!r} output {declared.name!r} is not one file"
@@ -384,6 +411,122 @@ def check_deterministic(step: StepLike, *, sample_inputs: Samples = None, sample
             assert first[name].equals(second[name]), (
                 f"step {spec.name!r} output {name!r} differs between two runs with the same inputs and "
                 f"parameters; seed its randomness with a parameter so that reuse stays correct")
+
+
+ROWS_CHECKED_ALONE = 10
+
+
+def check_rows_independent(step: StepLike, *, sample_inputs: Samples = None, sample_params: Samples = None,
+                           **_: Any) -> None:
+    """Each sample row, prepared alone, comes out as it does among all the sample rows, without warnings.
+
+    ``amlstep predict`` prepares new rows with what the step learned from its training rows (its
+    ``learned`` outputs); a row's prediction must not depend on the other rows of the file. The
+    check learns from the sample, then applies what was learned to the whole sample and to each of
+    its first rows alone. A step that learns from its rows (bins, fill values, encodings) without
+    declaring a learned output fails here. Skips a step whose one tabular input is not given as a
+    DataFrame, or that changes the number of rows.
+    """
+    import pandas as pd
+
+    spec = _resolve(step)
+    values = {**_samples(sample_inputs, spec), **_samples(sample_params, spec)}
+    outputs = [o.name for o in spec.outputs if o.type is DataType.TABULAR]
+    tables = [i.name for i in spec.inputs if i.type is DataType.TABULAR and isinstance(values.get(i.name), pd.DataFrame)]
+    if spec.kind != "python" or not outputs:
+        pytest.skip(f"step {spec.name!r}: no tabular output to compare row by row")
+    if len(tables) != 1:
+        pytest.skip(f"step {spec.name!r}: the check splits the rows of one tabular input given as a DataFrame; "
+                    f"the sample gives {len(tables)}")
+    port, sample = tables[0], values[tables[0]]
+    where = f"step {spec.name!r}"
+    with tempfile.TemporaryDirectory(prefix="amlstep-check-") as tmp:
+        with warnings.catch_warnings(record=True) as known:
+            warnings.simplefilter("always")
+            trained = run_step_in(Path(tmp) / "learn", spec, values)
+            learned = {o.name: trained[o.name] for o in spec.learned_outputs}
+            whole = run_step_in(Path(tmp) / "apply", spec, {**values, **learned}) if learned else trained
+        expected_warnings = {str(w.message) for w in known}
+        for name in outputs:
+            if len(whole[name]) != len(sample):
+                pytest.skip(f"{where} changes the number of rows ({len(sample)} -> {len(whole[name])} in output "
+                            f"{name!r}), so its rows cannot be compared one by one")
+        hint = ("the learned output does not hold everything the step learns from its rows" if learned else
+                "a step that learns from its rows (bins, fill values, encodings) should keep what it learned as a "
+                "learned output (DataType.LEARNED) and apply it when it is given (docs/plugin-guide.md)")
+        for row in range(min(len(sample), ROWS_CHECKED_ALONE)):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    alone = run_step_in(Path(tmp) / f"row{row}", spec, {**values, port: sample.iloc[[row]], **learned})
+                except Exception as exc:
+                    raise AssertionError(f"{where} fails on sample row {row} alone: {type(exc).__name__}: {exc}; "
+                                         f"{hint}") from exc
+            new = sorted({str(w.message) for w in caught} - expected_warnings)
+            assert not new, f"{where} warns on sample row {row} alone: {new[0]}; {hint}"
+            for name in outputs:
+                got, want = alone[name], whole[name].iloc[[row]]
+                assert list(got.columns) == list(want.columns), (
+                    f"{where} output {name!r}: sample row {row} alone gives columns {list(got.columns)}, among all "
+                    f"rows {list(want.columns)}; {hint}")
+                for column in want.columns:
+                    a, b = _plain_value(got[column].iloc[0]), _plain_value(want[column].iloc[0])
+                    assert _same_value(a, b), (
+                        f"{where} output {name!r}: sample row {row} is prepared differently alone ({column}={a!r}) "
+                        f"than among the {len(sample)} sample rows ({column}={b!r}); {hint}")
+
+
+def _plain_value(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    import pandas as pd
+
+    if pd.isna(a) and pd.isna(b):
+        return True
+    if pd.isna(a) or pd.isna(b):
+        return False
+    try:
+        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+def check_keeps_label(step: StepLike, *, label: str | None = None, sample_inputs: Samples = None,
+                      sample_params: Samples = None, **_: Any) -> None:
+    """The label column survives the preparation, and rows without it (what ``predict`` gives) prepare too.
+
+    Skips unless ``parametrize_with_checks(..., label="your_label")`` names the label.
+    """
+    import pandas as pd
+
+    spec = _resolve(step)
+    if label is None:
+        pytest.skip(f"step {spec.name!r}: no label named; pass parametrize_with_checks(..., label=...) to check "
+                    f"that the label survives the preparation")
+    values = {**_samples(sample_inputs, spec), **_samples(sample_params, spec)}
+    where = f"step {spec.name!r}"
+    outputs = [o.name for o in spec.outputs if o.type is DataType.TABULAR]
+    if spec.kind != "python" or not outputs or not any(i.type is DataType.TABULAR for i in spec.inputs):
+        pytest.skip(f"{where}: not a preparation step (tabular in, tabular out)")
+    holding = [k for k, v in values.items() if spec.input(k) is not None and isinstance(v, pd.DataFrame)
+               and label in v.columns]
+    assert holding, f"{where}: no sample input holds the label column {label!r}; add it to sample_inputs"
+    with tempfile.TemporaryDirectory(prefix="amlstep-check-") as tmp:
+        result = run_step_in(Path(tmp) / "labelled", spec, values)
+        kept = [name for name in outputs if label in result[name].columns]
+        assert kept, (f"{where} drops the label column {label!r}: its tabular output(s) {', '.join(outputs)} hold "
+                      f"{', '.join(map(str, result[outputs[0]].columns)) if outputs else 'nothing'}; AutoML needs it")
+        assert all(result[name][label].notna().any() for name in kept), (
+            f"{where} output {kept[0]!r}: the label column {label!r} has no values left")
+        unlabelled = {k: (v.drop(columns=[label]) if k in holding else v) for k, v in values.items()}
+        try:
+            run_step_in(Path(tmp) / "unlabelled", spec, unlabelled)
+        except Exception as exc:
+            raise AssertionError(f"{where} fails on rows without the label column {label!r} (as `amlstep predict` "
+                                 f"gives new rows): {type(exc).__name__}: {exc}") from exc
 
 
 @contextlib.contextmanager
@@ -422,6 +565,9 @@ def check_compiles_for_azure(step: StepLike, *, sample_params: Samples = None, *
     if "azure" not in plugins.backends:
         pytest.skip("no 'azure' backend is registered (install amlstep[azure] with the Azure backend plugin); "
                     "the Azure compile check cannot run")
+    if plugins.step_owners.get(spec.name) == "harness":
+        pytest.skip(f"step {spec.name!r} is not installed, so its code cannot be shipped to Azure as a wheel and the "
+                    f"Azure compile check cannot run; `pip install -e .` your plugin")
     params = _samples(sample_params, spec)
     inputs = {i.name: Dataset(f"{i.name}_sample") for i in spec.inputs if not i.optional}
     pipeline = Pipeline([Step(spec.name, inputs=inputs, params=params)], experiment="amlstep_harness")
@@ -443,6 +589,8 @@ CHECKS: tuple[Callable[..., Any], ...] = (
     check_params_round_trip,
     check_runs_locally,
     check_deterministic,
+    check_rows_independent,
+    check_keeps_label,
     check_compiles_for_azure,
 )
 
@@ -452,7 +600,7 @@ def _step_id(step: StepLike) -> str:
 
 
 def parametrize_with_checks(steps: Sequence[StepLike], *, sample_inputs: Samples = None,
-                            sample_params: Samples = None, skip: Sequence[str] = ()) -> Any:
+                            sample_params: Samples = None, label: str | None = None, skip: Sequence[str] = ()) -> Any:
     """A ``pytest.mark.parametrize`` over (step, check) pairs: one test case per contract check.
 
     Args:
@@ -461,6 +609,7 @@ def parametrize_with_checks(steps: Sequence[StepLike], *, sample_inputs: Samples
             function ``spec -> dict`` when several steps need different samples.
         sample_params: parameter -> value, or a function ``spec -> dict``; required parameters
             need one.
+        label: the label column the samples hold, for ``check_keeps_label`` (skipped without it).
         skip: names of checks to leave out (e.g. ``["check_deterministic"]``).
 
     The decorated test takes ``step`` and ``check`` and calls ``check(step)``.
@@ -473,7 +622,7 @@ def parametrize_with_checks(steps: Sequence[StepLike], *, sample_inputs: Samples
         for check in CHECKS:
             if check.__name__ in skip:
                 continue
-            bound = functools.partial(check, sample_inputs=sample_inputs, sample_params=sample_params)
+            bound = functools.partial(check, sample_inputs=sample_inputs, sample_params=sample_params, label=label)
             functools.update_wrapper(bound, check)
             cases.append(pytest.param(step, bound, id=f"{_step_id(step)}-{check.__name__}"))
     return pytest.mark.parametrize("step, check", cases)

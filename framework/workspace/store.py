@@ -8,9 +8,14 @@ Layout under the workspace directory::
     models/<name>/<version>/        registered models
     logs/<run_id>/std_log.txt       step logs
     artifacts/<run_id>/             run artifacts (AutoML child runs: confusion_matrix, outputs/model.pkl)
-    cache/downloads/                downloaded dataset sources
+    cache/downloads/                downloaded dataset sources (only downloads that registered)
+    .live/<lease>.lock              one per process using the workspace: held locked while it lives
+    .staging/<lease>.<token>/       files being written, renamed into place when complete
+    lost+found/                     folders found where a new version had to go (never deleted)
 
-Files land atomically: written under ``.staging/`` and renamed into place.
+Files land atomically: written under ``.staging/`` and renamed into place. Whether the process
+behind a Running run is alive is judged by its lease (see ``liveness``), which works across PID
+namespaces and containers sharing the workspace.
 """
 
 from __future__ import annotations
@@ -29,12 +34,26 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..errors import WorkspaceError
+from . import liveness
+from .db import (
+    WorkspaceDamaged,
+    WorkspaceLocked,
+    WorkspaceUnwritable,
+    damaged_message,
+    is_disk_full,
+    lock_timeout,
+    locked_message,
+    no_space_message,
+    translate,
+)
+from .liveness import process_alive, process_start
 from .names import check_asset_name
-from .sources import fetch
+from .sources import cache_download, fetch_into, source_name
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 ENV_VAR = "AMLSTEP_WORKSPACE"
 TERMINAL_STATUSES = ("Completed", "Failed", "Canceled")
+MIN_PREFIX = 4  # shortest run id prefix accepted (like git's abbreviated hashes)
 
 _SCHEMA = [
     """CREATE TABLE experiments(name TEXT PRIMARY KEY, created_at REAL NOT NULL)""",
@@ -66,30 +85,14 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'",
         "CREATE INDEX runs_status ON runs(status)",
     ],
+    3: ["ALTER TABLE runs ADD COLUMN lease TEXT"],
 }
+DATA_FOLDERS = ("datasets", "datastore", "models", "logs", ".staging", ".live")
+INTERRUPTED = "interrupted: the process running it ended without finishing (killed or crashed)"
 
 
-def process_start(pid: int) -> str | None:
-    """When process ``pid`` started (Linux ``/proc``), to tell it from a later process with the same pid."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def process_alive(pid: int | None, started: str | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return started is None or process_start(pid) in (None, started)
-
-
+class RegistrationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a registration that was rolled back: the message says nothing was registered."""
 
 
 def _this_process() -> tuple[int, str | None]:
@@ -134,6 +137,10 @@ class DatasetVersion:
     def file_paths(self) -> list[Path]:
         return [self.path / f for f in self.files]
 
+    def check_files(self) -> None:
+        """Raise a one-line WorkspaceError when registered files were deleted behind amlstep's back."""
+        _check_files(f"dataset {self.name}:{self.version}", self.path, self.files)
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "path": str(self.path)}
 
@@ -154,6 +161,10 @@ class ModelVersion:
     @property
     def id(self) -> str:
         return f"{self.name}:{self.version}"
+
+    def check_files(self) -> None:
+        """Raise a one-line WorkspaceError when registered files were deleted behind amlstep's back."""
+        _check_files(f"model {self.id}", self.path, self.files)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "path": str(self.path), "id": self.id}
@@ -186,6 +197,7 @@ class RunRecord:
     host: str | None = None
     process_start: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)
+    lease: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -203,17 +215,21 @@ _RUN_JSON_FIELDS = ("params", "properties", "outputs", "reuse_components", "tags
 
 
 class LocalWorkspace:
-    """A workspace directory. Safe to share between processes."""
+    """A workspace directory. Safe to share between processes, PID namespaces and containers on one machine."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, allow_missing_history: bool = False) -> None:
         self.path = Path(path).expanduser().resolve() if path is not None else default_workspace_path().resolve()
-        self._open()
+        self._open(allow_missing_history)
 
     # -- set-up -----------------------------------------------------------------------------
-    def _open(self) -> None:
+    def _open(self, allow_missing_history: bool = False) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise WorkspaceError(f"workspace path {self.path} is a file, not a directory") from None
         except OSError as exc:
+            if is_disk_full(exc):
+                raise WorkspaceUnwritable(no_space_message(self.path.parent)) from None
             raise WorkspaceError(f"cannot create workspace directory {self.path}: {exc.strerror}") from exc
         if not self.path.is_dir():
             raise WorkspaceError(f"workspace path {self.path} is not a directory")
@@ -223,36 +239,125 @@ class LocalWorkspace:
                 f"or ${ENV_VAR}"
             )
         self.db_path = self.path / "amlstep.db"
-        for sub in ("datasets", "datastore", "models", "logs", ".staging"):
-            (self.path / sub).mkdir(exist_ok=True)
+        if not allow_missing_history:
+            self._refuse_lost_history()
+        for sub in DATA_FOLDERS:
+            folder = self.path / sub
+            try:
+                folder.mkdir(exist_ok=True)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise WorkspaceUnwritable(no_space_message(self.path)) from None
+                raise WorkspaceError(f"workspace {self.path}: cannot create {sub}/: {exc.strerror}") from None
+            if not folder.is_dir():
+                raise WorkspaceError(f"workspace {self.path}: {sub} is a file, but amlstep keeps a folder there; move "
+                                     f"the file away (e.g. `mv {folder} {folder}.file`) and run again")
         with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                except sqlite3.OperationalError as exc:  # another process holds a lock: it will have set WAL
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise
             self._migrate(conn)
-        self._clean_stale_staging()
-        self.reconcile_interrupted_runs()
+        self._housekeeping()
+
+    def _refuse_lost_history(self) -> None:
+        """Never treat a folder full of data whose run history is gone or empty as a new workspace."""
+        try:
+            size = self.db_path.stat().st_size
+        except FileNotFoundError:
+            size = None
+        if size:
+            return
+        wal = Path(f"{self.db_path}-wal")
+        if size == 0 and wal.is_file() and wal.stat().st_size > 0:
+            return
+        found = held_data(self.path)
+        if found:
+            state = "is missing" if size is None else "is empty (0 bytes)"
+            raise WorkspaceError(
+                f"workspace {self.path} holds {found} but its run history amlstep.db {state}; amlstep will not start "
+                f"a new history over existing data. Restore amlstep.db from a backup, or run `amlstep --workspace "
+                f"{self.path} workspace check --repair` to rebuild the dataset and model registries from the files")
+
+    def _housekeeping(self) -> None:
+        """Mark runs of dead processes Failed and remove their half-written files; skipped when unwritable."""
+        try:
+            self.reconcile_interrupted_runs()
+            self._clean_stale_staging()
+        except WorkspaceUnwritable:
+            pass  # a full disk or a held lock must not stop reads; the next opener tries again
 
     def _clean_stale_staging(self) -> None:
-        """Remove half-written files left by processes that were killed."""
+        """Remove half-written files left by processes that died, and the leases of those processes."""
+        verdicts: dict[str, str] = {}
+
+        def state(lease: str) -> str:
+            if lease not in verdicts:
+                verdicts[lease] = liveness.probe(self.path, lease).state
+            return verdicts[lease]
+
         for entry in (self.path / ".staging").iterdir():
-            pid, _, rest = entry.name.partition("-")
+            lease = liveness.lease_of_staging(entry.name)
+            if lease is not None:
+                if state(lease) in (liveness.DEAD, liveness.GONE):
+                    shutil.rmtree(entry, ignore_errors=True)
+                continue
+            pid, _, rest = entry.name.partition("-")  # named before leases: <pid>-<start>-<token>
             started = rest.split("-", 1)[0] or None
             if pid.isdigit() and not process_alive(int(pid), None if started == "x" else started):
                 shutil.rmtree(entry, ignore_errors=True)
+        with self._connect() as conn:
+            wanted = {r[0] for r in conn.execute("SELECT DISTINCT lease FROM runs WHERE status='Running' AND "
+                                                 "lease IS NOT NULL")}
+        for lease in liveness.lease_names(self.path):
+            if lease not in wanted and verdicts.get(lease) != liveness.ALIVE:
+                liveness.probe(self.path, lease, remove_if_dead=True)
+        for leftover in liveness.leftover_new_leases(self.path):
+            if liveness.probe_file_released(leftover):
+                leftover.unlink(missing_ok=True)
 
     def reconcile_interrupted_runs(self) -> list[str]:
-        """Mark local runs whose process died (``kill -9``, power loss) as Failed; return their ids."""
+        """Mark local runs whose process died (``kill -9``, crash, power loss) as Failed; return their ids.
+
+        A run is dead when the lease of the process running it is no longer held. Runs recorded
+        before leases existed are judged by pid and process start time on this host.
+        """
         host = socket.gethostname()
         with self._connect() as conn:
-            rows = conn.execute("SELECT id, pid, process_start FROM runs WHERE status='Running' AND backend='local' "
-                                "AND host=?", (host,)).fetchall()
-        dead = [r["id"] for r in rows if not process_alive(r["pid"], r["process_start"])]
+            rows = conn.execute("SELECT id, pid, process_start, host, lease FROM runs WHERE status='Running' "
+                                "AND backend='local'").fetchall()
+        probes: dict[str, liveness.Probe] = {}
+        dead: list[tuple[str, str]] = []
+        for row in rows:
+            reason = INTERRUPTED
+            if row["lease"]:
+                if row["lease"] not in probes:
+                    probes[row["lease"]] = liveness.probe(self.path, row["lease"])
+                found = probes[row["lease"]]
+                if found.state == liveness.DEAD:
+                    note = found.info.get("note")
+                    dead.append((row["id"], f"interrupted: {note}" if note else reason))
+                    continue
+                if found.state != liveness.GONE:
+                    continue
+            if row["host"] == host and not process_alive(row["pid"], row["process_start"]):
+                dead.append((row["id"], reason))
         if dead:
-            with self._write() as conn:
+            with self._write(timeout=min(lock_timeout(), 2.0)) as conn:
                 conn.executemany(
                     "UPDATE runs SET status='Failed', ended_at=?, error=? WHERE id=? AND status='Running'",
-                    [(time.time(), "interrupted: the process running it ended without finishing (killed or crashed)",
-                      run_id) for run_id in dead])
-        return dead
+                    [(time.time(), reason, run_id) for run_id, reason in dead])
+        return [run_id for run_id, _ in dead]
+
+    def note_unrecorded(self, run_id: str, text: str) -> None:
+        """Run ``run_id`` ended but its end cannot be recorded (disk full): leave ``text`` in its lease and
+        release it, so that the next process opening the workspace records the run Failed with ``text``."""
+        liveness.release(self.path, run_id, note=text)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -263,7 +368,7 @@ class LocalWorkspace:
             )
         if version == SCHEMA_VERSION:
             return
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin_immediate(conn, lock_timeout())
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
@@ -277,100 +382,196 @@ class LocalWorkspace:
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, timeout: float | None = None) -> Iterator[sqlite3.Connection]:
+        """A connection whose SQLite errors come out as one-line WorkspaceErrors."""
+        wait = lock_timeout() if timeout is None else timeout
         try:
-            conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+            conn = sqlite3.connect(self.db_path, timeout=wait, isolation_level=None)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError as exc:
+                if not isinstance(translate(exc, self.db_path, self.path), WorkspaceUnwritable) or "locked" in str(exc):
+                    raise
+                # No room for the shared-memory index (disk full): read with the index in private memory.
+                conn.close()
+                conn = sqlite3.connect(self.db_path, timeout=wait, isolation_level=None)
+                conn.execute("PRAGMA locking_mode=EXCLUSIVE")
         except sqlite3.Error as exc:
-            raise WorkspaceError(f"cannot open the run history {self.db_path}: {exc}") from exc
+            raise translate(exc, self.db_path, self.path) from None
         try:
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
             conn.execute("PRAGMA synchronous=NORMAL")
             yield conn
+        except sqlite3.Error as exc:
+            raise translate(exc, self.db_path, self.path) from None
         finally:
             conn.close()
 
+    def _begin_immediate(self, conn: sqlite3.Connection, timeout: float) -> None:
+        """Take the write lock, waiting at most ``timeout`` seconds in total, then say who holds it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            conn.execute(f"PRAGMA busy_timeout={max(0, int(remaining * 1000))}")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            if time.monotonic() >= deadline:
+                raise WorkspaceLocked(locked_message(self.db_path, timeout))
+            time.sleep(0.05)
+
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the lock up front, retried while the database is busy."""
-        with self._connect() as conn:
-            for attempt in range(50):
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) and "busy" not in str(exc):
-                        raise
-                    time.sleep(min(0.05 * (attempt + 1), 1.0))
-            else:
-                raise WorkspaceError(f"the run history {self.db_path} stayed locked; try again")
+    def _write(self, timeout: float | None = None) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the lock up front, waiting at most the lock timeout in total."""
+        wait = lock_timeout() if timeout is None else timeout
+        with self._connect(wait) as conn:
+            self._begin_immediate(conn, wait)
             try:
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
                 # An interrupt can land after COMMIT ran or after SQLite rolled back by itself.
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
                 raise
 
     def staging_dir(self) -> Path:
-        """A fresh folder on the workspace's file system, for writing before renaming into place."""
-        pid, started = _this_process()
-        path = self.path / ".staging" / f"{pid}-{started or 'x'}-{uuid.uuid4().hex}"
-        path.mkdir(parents=True)
+        """A fresh folder on the workspace's file system, for writing before renaming into place.
+
+        Its name carries this process's lease: once the process is gone, any other process
+        sharing the workspace removes it.
+        """
+        lease = self._lease()
+        path = self.path / ".staging" / f"{lease.name}.{uuid.uuid4().hex}"
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise WorkspaceUnwritable(no_space_message(self.path)) from None
+            raise WorkspaceError(f"workspace {self.path}: cannot create a staging folder: {exc.strerror}") from None
         return path
+
+    def _lease(self, run_id: str | None = None) -> liveness.Lease:
+        """This process's lease for staging folders, or a new lease held for run ``run_id``."""
+        try:
+            return liveness.take_run_lease(self.path, run_id) if run_id else liveness.process_lease(self.path)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise WorkspaceUnwritable(no_space_message(self.path)) from None
+            raise WorkspaceError(f"workspace {self.path}: cannot create the lease file in .live/: {exc.strerror}") from None
+
+    def move_aside(self, folder: Path) -> Path:
+        """Move ``folder`` (unknown to the run history) into ``lost+found/``; never delete it."""
+        relative = folder.relative_to(self.path).as_posix().replace("/", "_")
+        target = self.path / "lost+found" / f"{relative}.{time.strftime('%Y%m%d-%H%M%S')}.{uuid.uuid4().hex[:6]}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(folder, target)
+        return target
+
+    def _move_into_place(self, source: Path, target: Path) -> None:
+        """Rename ``source`` to ``target``; a folder already there (never recorded) goes to ``lost+found/``."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() or target.is_symlink():
+            self.move_aside(target)
+        os.replace(source, target)
 
     # -- datasets -----------------------------------------------------------------------------
     def register_dataset(
-        self, name: str, sources: Sequence[str], *, description: str = "", validate: bool = True
+        self, name: str, sources: Sequence[str], *, description: str = "", validate: bool = True,
+        refresh: bool = False,
     ) -> tuple[DatasetVersion, bool]:
         """Register delimited files (paths or URLs) under ``name``.
 
         Returns the version and whether it is new: registering the same content again returns the
-        latest version unchanged; different content creates a new version.
+        latest version unchanged; different content creates a new version. Every source is first
+        copied (or downloaded) into a staging folder; the copy is what is validated, hashed and
+        registered. A URL is downloaded once and cached after it registered; ``refresh`` downloads
+        it again. Ctrl-C before the version is recorded raises ``RegistrationInterrupted``.
         """
         check_asset_name(name, "dataset")
         if not sources:
             raise WorkspaceError(f"dataset {name!r}: give at least one file or URL")
-        local = [fetch(s, self.path / "cache" / "downloads") for s in sources]
-        if validate:
-            from ..io import check_delimited_file
-
-            for source, path in zip(sources, local):
-                check_delimited_file(path, f"dataset {name!r} source {source!r}")
-        names = _unique_basenames(local)
-        digest = hashlib.sha256()
-        for base, path in zip(names, local):
-            digest.update(base.encode() + b"\0" + sha256_file(path).encode())
-        content = digest.hexdigest()
-        latest = self._latest_dataset(name)
-        if latest is not None and latest.sha256 == content:
-            return latest, False
-        staging = self.staging_dir()
+        cache = self.path / "cache" / "downloads"
+        staging: Path | None = None
+        version: int | None = None
+        content = ""
         try:
+            staging = self.staging_dir()
+            names = _unique_basenames([Path(source_name(s)) for s in sources])
+            local = []
+            for index, (source, base) in enumerate(zip(sources, names)):
+                fetched = staging / "sources" / str(index) / base
+                fetched.parent.mkdir(parents=True)
+                fetch_into(source, fetched, cache, refresh=refresh)
+                local.append(fetched)
+            if validate:
+                from ..io import check_delimited_file
+
+                for source, path in zip(sources, local):
+                    check_delimited_file(path, f"dataset {name!r} source {source!r}")
+            digest = hashlib.sha256()
             for base, path in zip(names, local):
-                shutil.copyfile(path, staging / base)
+                digest.update(base.encode() + b"\0" + sha256_file(path).encode())
+            content = digest.hexdigest()
+            latest = self._latest_dataset(name)
+            if latest is not None and latest.sha256 == content:
+                self._cache_sources(sources, local, cache)
+                return latest, False
+            files = staging / "files"
+            files.mkdir()
+            for base, path in zip(names, local):
+                os.replace(path, files / base)
             with self._write() as conn:
                 row = conn.execute("SELECT version, sha256 FROM datasets WHERE name=? ORDER BY version DESC "
                                    "LIMIT 1", (name,)).fetchone()
                 if row is not None and row["sha256"] == content:
-                    version, created = row["version"], False
-                    return self.get_dataset(name, version), created
+                    return self.get_dataset(name, row["version"]), False
                 version = (row["version"] if row else 0) + 1
                 target = self.path / "datasets" / name / str(version)
-                _move_into_place(staging, target)
+                self._move_into_place(files, target)
                 conn.execute(
                     "INSERT INTO datasets(name, version, description, sources, files, sha256, created_at) "
                     "VALUES (?,?,?,?,?,?,?)",
                     (name, version, description, json.dumps(list(sources)), json.dumps(names), content, time.time()),
                 )
+        except KeyboardInterrupt:
+            if version is None or not self._dataset_recorded(name, version, content):
+                raise RegistrationInterrupted(f"interrupted: nothing was registered as dataset {name!r}") from None
+            raise
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise WorkspaceUnwritable(no_space_message(self.path)) from None
+            raise WorkspaceError(f"dataset {name!r}: cannot write it into the workspace: {exc.strerror or exc}") from None
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return self.get_dataset(name, version), True
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+        registered = self.get_dataset(name, version)
+        self._cache_sources(sources, registered.file_paths(), cache)
+        return registered, True
+
+    def _cache_sources(self, sources: Sequence[str], files: Sequence[Path], cache: Path) -> None:
+        for source, path in zip(sources, files):
+            cache_download(source, path, cache)
+
+    def _dataset_recorded(self, name: str, version: int, content: str) -> bool:
+        try:
+            with self._connect(timeout=1.0) as conn:
+                row = conn.execute("SELECT sha256 FROM datasets WHERE name=? AND version=?", (name, version)).fetchone()
+        except WorkspaceError:
+            return False
+        return row is not None and row["sha256"] == content
 
     def _latest_dataset(self, name: str) -> DatasetVersion | None:
         with self._connect() as conn:
@@ -428,6 +629,7 @@ class LocalWorkspace:
         if not source.exists():
             raise WorkspaceError(f"model {name!r}: model path {str(source)!r} does not exist")
         staging = self.staging_dir()
+        version = 0
         try:
             if source.is_dir():
                 shutil.copytree(source, staging / "model", symlinks=False)
@@ -441,13 +643,18 @@ class LocalWorkspace:
             with self._write() as conn:
                 row = conn.execute("SELECT MAX(version) FROM models WHERE name=?", (name,)).fetchone()
                 version = (row[0] or 0) + 1
-                _move_into_place(root, self.path / "models" / name / str(version))
+                self._move_into_place(root, self.path / "models" / name / str(version))
                 conn.execute(
                     "INSERT INTO models(name, version, description, files, sha256, run_id, properties, tags, "
                     "created_at) VALUES (?,?,?,?,?,?,?,?,?)",
                     (name, version, description, json.dumps(files), content, run_id,
                      json.dumps(properties or {}), json.dumps(tags or {}), time.time()),
                 )
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise WorkspaceUnwritable(no_space_message(self.path)) from None
+            raise WorkspaceError(f"model {name!r}: cannot copy {str(source)!r} into the registry: "
+                                 f"{exc.strerror or exc}") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return self.get_model(name, version)
@@ -496,16 +703,18 @@ class LocalWorkspace:
         check_asset_name(experiment, "experiment")
         run_id = run_id or str(uuid.uuid4())
         now = time.time()
-        with self._write() as conn:
+        # taken before the row exists: whoever sees the run Running finds its lease held
+        lease = self._run_lease(run_id, parent_id) if status == "Running" else None
+        with self._release_on_error(run_id), self._write() as conn:
             conn.execute("INSERT OR IGNORE INTO experiments(name, created_at) VALUES (?,?)", (experiment, now))
             pid, started = _this_process()
             conn.execute(
                 "INSERT INTO runs(id, parent_id, experiment, run_type, name, display_name, status, backend, "
-                "created_at, started_at, params, properties, pid, process_start, host) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "created_at, started_at, params, properties, pid, process_start, host, lease) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, parent_id, experiment, run_type, name, display_name, status, backend, now,
                  now if status == "Running" else None, _dumps(params or {}), _dumps(properties or {}),
-                 pid, started, socket.gethostname()),
+                 pid, started, socket.gethostname(), lease),
             )
         return self.get_run(run_id)
 
@@ -517,6 +726,12 @@ class LocalWorkspace:
         status = changes.get("status")
         if status == "Running":
             changes.setdefault("started_at", now)
+            with self._connect() as conn:
+                row = conn.execute("SELECT parent_id, lease FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is not None and not (row["lease"] and liveness.held_here(self.path, row["lease"])):
+                pid, started = _this_process()
+                changes.update(lease=self._run_lease(run_id, row["parent_id"]), pid=pid, process_start=started,
+                               host=socket.gethostname())
         if status in TERMINAL_STATUSES:
             changes.setdefault("ended_at", now)
         columns, values = [], []
@@ -525,6 +740,25 @@ class LocalWorkspace:
             values.append(_dumps(value) if key in _RUN_JSON_FIELDS else value)
         with self._write() as conn:
             conn.execute(f"UPDATE runs SET {', '.join(columns)} WHERE id=?", (*values, run_id))
+        if status in TERMINAL_STATUSES:
+            liveness.release(self.path, run_id)
+
+    def _run_lease(self, run_id: str, parent_id: str | None) -> str:
+        """The lease a new Running run records: its parent's when this process holds that, else a new one."""
+        if parent_id:
+            with self._connect() as conn:
+                row = conn.execute("SELECT lease FROM runs WHERE id=?", (parent_id,)).fetchone()
+            if row is not None and row[0] and liveness.held_here(self.path, row[0]):
+                return str(row[0])
+        return self._lease(run_id).name
+
+    @contextmanager
+    def _release_on_error(self, run_id: str) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            liveness.release(self.path, run_id)
+            raise
 
     def end_unfinished(self, run_id: str, status: str, error: str) -> None:
         """Give ``run_id`` and every descendant still running the terminal ``status``."""
@@ -534,6 +768,7 @@ class LocalWorkspace:
                 "runs.parent_id = tree.id) UPDATE runs SET status=?, error=COALESCE(error, ?), ended_at=? "
                 "WHERE id IN tree AND status IN ('Running', 'NotStarted') AND reused_from IS NULL",
                 (run_id, status, error, time.time()))
+        liveness.release(self.path, run_id)
 
     def merge_properties(self, run_id: str, properties: dict[str, Any]) -> None:
         with self._write() as conn:
@@ -565,16 +800,30 @@ class LocalWorkspace:
         return {k: v[0] if len(v) == 1 else v for k, v in found.items()}
 
     def get_run(self, run_id: str) -> RunRecord:
+        """A run by id, or by a unique prefix of at least ``MIN_PREFIX`` characters (like git).
+
+        A child run's id starts with its step run's id, so a prefix that matches a run and its
+        children names the run.
+        """
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
-            if row is None:
-                pattern = run_id.replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
-                prefix = conn.execute("SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
-                                      (pattern,)).fetchall() if len(run_id) >= 6 else []
-                if len(prefix) == 1:
-                    row = prefix[0]
+            matches = []
+            if row is None and len(run_id) >= MIN_PREFIX:
+                pattern = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                matches = conn.execute("SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY length(id), id "
+                                       "LIMIT 200", (pattern,)).fetchall()
+        if row is None and matches:
+            shortest = matches[0]["id"]
+            if all(m["id"].startswith(shortest) for m in matches):
+                row = matches[0]
+            else:
+                shown = ", ".join(m["id"] for m in matches[:5]) + (", ..." if len(matches) > 5 else "")
+                raise WorkspaceError(f"run id prefix {run_id!r} is ambiguous: it starts {len(matches)} run ids "
+                                     f"({shown}); give more characters")
         if row is None:
-            raise WorkspaceError(f"run {run_id!r} does not exist in workspace {self.path}; see `amlstep runs list`")
+            short = (f" (a prefix needs at least {MIN_PREFIX} characters)" if len(run_id) < MIN_PREFIX else "")
+            raise WorkspaceError(f"run {run_id!r} does not exist in workspace {self.path}{short}; "
+                                 f"see `amlstep runs list`")
         return self._run(row)
 
     def list_runs(self, *, run_type: str | None = "pipeline", experiment: str | None = None,
@@ -609,6 +858,14 @@ class LocalWorkspace:
                 return run
         return None
 
+    def step_runs_with_key(self, reuse_key: str, limit: int = 5) -> list[RunRecord]:
+        """Completed step runs that computed ``reuse_key`` themselves (not reused), newest first."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM runs WHERE reuse_key=? AND status='Completed' AND reused_from IS NULL "
+                "ORDER BY created_at DESC, rowid DESC LIMIT ?", (reuse_key, int(limit))).fetchall()
+        return [self._run(row) for row in rows]
+
     def last_step_run(self, step_name: str, plugin: str, experiment: str | None = None) -> RunRecord | None:
         """The latest step run of ``step_name`` that computed a reuse key, for explaining re-runs."""
         query = ("SELECT * FROM runs WHERE run_type='step' AND name=? AND reuse_components IS NOT NULL "
@@ -635,16 +892,32 @@ class LocalWorkspace:
     def commit_outputs(self, staging: Path, step_run_id: str) -> Path:
         """Rename a step's staged outputs into the datastore in one move."""
         target = self.output_root(step_run_id)
-        _move_into_place(staging, target)
+        self._move_into_place(staging, target)
         return target
 
     def artifacts_dir(self, run_id: str) -> Path:
         """Files a run keeps (Azure's run artifacts, e.g. an AutoML child's ``confusion_matrix``)."""
         return self.path / "artifacts" / run_id
 
+    def artifact_path(self, run_id: str, name: str) -> Path:
+        """Where artifact ``name`` of ``run_id`` lives; names that lead outside the run's folder are refused."""
+        root = self.artifacts_dir(run_id)
+        parts = Path(name).parts
+        candidate = root / name
+        inside = bool(parts) and not Path(name).is_absolute() and ".." not in parts
+        if inside:
+            try:
+                candidate.resolve().relative_to(root.resolve())
+            except ValueError:
+                inside = False
+        if not inside:
+            raise WorkspaceError(f"run {run_id}: artifact name {name!r} leads outside the run's files; use a name "
+                                 f"from get_file_names(), e.g. 'outputs/model.pkl'")
+        return candidate
+
     def write_artifact(self, run_id: str, name: str, content: str | bytes) -> Path:
         """Write artifact ``name`` of ``run_id`` atomically; return its path."""
-        target = self.artifacts_dir(run_id) / name
+        target = self.artifact_path(run_id, name)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
         staging.write_bytes(content.encode() if isinstance(content, str) else content)
@@ -660,11 +933,25 @@ class LocalWorkspace:
 
     def log_path(self, run_id: str) -> Path:
         path = self.path / "logs" / run_id / "std_log.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise WorkspaceUnwritable(no_space_message(self.path)) from None
+            raise WorkspaceError(f"workspace {self.path}: cannot create the log folder of run {run_id}: "
+                                 f"{exc.strerror}") from None
         return path
 
     def relative(self, path: Path) -> str:
         return path.resolve().relative_to(self.path).as_posix()
+
+
+def _check_files(what: str, folder: Path, files: Sequence[str]) -> None:
+    missing = [f for f in files if not (folder / f).is_file()]
+    if missing:
+        gone = "its folder" if not folder.exists() else ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+        raise WorkspaceError(f"{what} is registered but {gone} is missing from {folder} (deleted outside amlstep?); "
+                             f"`amlstep workspace check` lists what else is missing")
 
 
 def _dumps(value: Any) -> str:
@@ -679,9 +966,13 @@ def _unique_basenames(paths: Sequence[Path]) -> list[str]:
     return names
 
 
-def _move_into_place(source: Path, target: Path) -> None:
-    """Rename ``source`` to ``target``; a leftover ``target`` from a crash (never recorded) is replaced."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(source, target)
+def held_data(path: Path) -> str:
+    """What data a workspace folder holds, in words ("" when none): registered versions and step outputs."""
+    def count(folder: Path, depth: int) -> int:
+        if not folder.is_dir():
+            return 0
+        return sum(1 for p in folder.glob("/".join(["*"] * depth)) if p.is_dir())
+
+    found = [(count(path / "datasets", 2), "dataset version"), (count(path / "models", 2), "model version"),
+             (count(path / "datastore" / "azureml", 1), "step output folder")]
+    return ", ".join(f"{n} {what}{'s' if n > 1 else ''}" for n, what in found if n)

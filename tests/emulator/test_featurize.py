@@ -89,3 +89,41 @@ def test_feature_sources_follow_the_columns_even_with_shared_prefixes():
     featurizer = AutoFeaturizer("auto").fit(frame)
     assert featurizer.feature_source() == {"a": "a", "a_WASNULL": "a", "a_b": "a_b"}
     assert {s["column"]: s["features"] for s in featurizer.summary()} == {"a": 2, "a_b": 1}
+
+
+def _many_categories(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    state = rng.integers(0, 40, n)
+    rate = np.linspace(0.05, 0.95, 40)[state]
+    return pd.DataFrame({"state": [f"s{v:02d}" for v in state], "grade": rng.choice(list("ABC"), n),
+                         "x": rng.normal(size=n)}), (rng.random(n) < rate).astype(int)
+
+
+def test_many_valued_categoricals_get_azures_cat_target_encoder_cross_fitted():
+    frame, y = _many_categories()
+    featurizer = AutoFeaturizer(target_type="binary").fit(frame, y)
+    summary = {s["RawFeatureName"]: s for s in featurizer.get_featurization_summary()}
+    assert summary["state"]["Transformations"] == ["ModeCatImputer-StringCast-HashOneHotEncoder",
+                                                   "ModeCatImputer-StringCast-CatTargetEncoder"]
+    assert summary["grade"]["Transformations"] == ["ModeCatImputer-StringCast-OneHotEncoder"]
+    assert summary["x"]["Transformations"] == ["MeanImputer"] and summary["x"]["Dropped"] == "No"
+    names = featurizer.get_engineered_feature_names()
+    column = names.index("state_target")
+    trained = featurizer.training_matrix(frame, len(frame))[:, column]
+    served = featurizer.transform(frame)[:, column]
+    # the training rows are encoded without their own label (cross-fitted); new rows with every label
+    assert not np.allclose(trained, served)
+    assert np.corrcoef(trained, y)[0, 1] > 0.3 and np.corrcoef(served, y)[0, 1] > np.corrcoef(trained, y)[0, 1]
+    assert "_cross_fitted" not in featurizer.__dict__  # the fitted featurizer keeps no training rows
+    assert np.isfinite(featurizer.transform(frame.head(2).assign(state=["unseen", None]))).all()
+
+
+def test_cat_target_encoder_per_class_for_multiclass_and_blockable():
+    frame, y = _many_categories()
+    labels = np.array(["low", "mid", "high"])[(y + (frame["x"] > 1)).to_numpy()]
+    featurizer = AutoFeaturizer(target_type="multiclass").fit(frame, labels)
+    assert {"state_target_high", "state_target_low", "state_target_mid"} <= set(featurizer.get_engineered_feature_names())
+    blocked = AutoFeaturizer({"blocked_transformers": ["CatTargetEncoder"]}, target_type="binary").fit(frame, y)
+    assert not any("target" in n for n in blocked.get_engineered_feature_names())
+    assert AutoFeaturizer().fit(frame, y).summary()[0]["transformations"] == [  # no task, no target encoder
+        "ModeCatImputer-StringCast-HashOneHotEncoder"]

@@ -95,3 +95,28 @@ def test_confusion_matrix_and_accuracy_table_artifacts():
     # class 1 at threshold 0.5: TP=1 FP=0 TN=1 FN=0
     assert table["data"]["probability_tables"][1][1] == [1, 0, 1, 0]
     assert table["schema_type"] == "accuracy_table"
+
+
+def test_confusion_based_scores_match_scikit_learn_with_absent_classes_and_weights():
+    import warnings
+
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(1)
+    for k, n, weighted in [(2, 200, False), (3, 150, True), (5, 90, False)]:
+        classes = np.array([f"c{i}" for i in range(k)])
+        y = classes[rng.integers(0, k - (1 if k == 5 else 0), n)]  # with 5 classes, one never occurs
+        proba = rng.dirichlet(np.ones(k), n)
+        w = rng.random(n) if weighted else None
+        got = M.classification_metrics(y, proba, classes, w)
+        pred = classes[proba.argmax(1)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for average in ("macro", "micro", "weighted"):
+                for name, fn in (("f1_score", skm.f1_score), ("precision_score", skm.precision_score),
+                                 ("recall_score", skm.recall_score)):
+                    want = fn(y, pred, labels=classes, average=average, zero_division=0, sample_weight=w)
+                    assert got[f"{name}_{average}"] == pytest.approx(want, abs=1e-12)
+            assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred, sample_weight=w), abs=1e-12)
+            assert got["matthews_correlation"] == pytest.approx(skm.matthews_corrcoef(y, pred, sample_weight=w),
+                                                                abs=1e-12)

@@ -23,7 +23,7 @@ def test_tasks_are_chosen_by_name_one_instance_each():
         assert isinstance(task, Task) and task.name == name and get_task(name) is task
         assert pickle.loads(pickle.dumps(task)) is task  # FoldData carries tasks to worker processes
     with pytest.raises(KeyError, match=re.escape("unknown AutoML task 'clustering'; valid tasks: classification, "
-                                                 "regression")):
+                                                 "regression, forecasting")):
         get_task("clustering")
 
 
@@ -36,14 +36,16 @@ def test_each_task_is_consistent(task):
     portfolio = [algorithm for _, algorithm, _ in task.warm_start]
     assert portfolio and set(portfolio) <= set(task.models)
     assert S.PRIMARY_METRICS[task.name] == task.primary_metrics and S.MODELS[task.name] == task.models
-    assert S.validate_settings({"task": task.name, "label_column_name": "y"})["primary_metric"] == \
+    required = {"time_column_name": "t"} if "time_column_name" in task.extra_settings else {}
+    assert S.validate_settings({"task": task.name, "label_column_name": "y", **required})["primary_metric"] == \
         task.default_primary_metric
 
 
-@pytest.mark.parametrize("name", ["classification", "regression"])
+@pytest.mark.parametrize("name", ["classification", "regression", "forecasting"])
 def test_every_azure_model_name_makes_an_estimator(name):
     task = get_task(name)
-    for algorithm in task.models:
+    for algorithm in [m for m in task.models if m not in ("Naive", "SeasonalNaive", "Average", "SeasonalAverage",
+                                                          "ExponentialSmoothing", "AutoArima", "Arimax", "Prophet")]:
         estimator = task.make_estimator(algorithm, {}, seed=0)
         assert hasattr(estimator, "fit") and hasattr(estimator, "predict"), algorithm
 
@@ -75,7 +77,24 @@ def test_the_engine_and_the_worker_code_compare_no_task_names():
 
 
 def test_settings_and_task_objects_load_without_numpy():
+    """Nor does ``amlstep --help`` import the forecasting library (statsmodels)."""
     code = ("import sys, emulator.settings, emulator.step, emulator.task_types as T; [T.get_task(n) for n in "
-            "T.task_names()]; print([m for m in ('numpy', 'pandas', 'sklearn') if m in sys.modules])")
+            "T.task_names()]\nfrom framework.cli import main\nsys.argv = ['amlstep', '--help']\ntry: main()\n"
+            "except SystemExit: pass\n"
+            "print([m for m in ('numpy', 'pandas', 'sklearn', 'statsmodels') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+
+def test_many_classes_make_the_first_boosted_children_take_fewer_larger_steps():
+    from types import SimpleNamespace
+
+    task = get_task("classification")
+    binary = task.portfolio(SimpleNamespace(classes=np.array([0, 1])))
+    nine = task.portfolio(SimpleNamespace(classes=np.arange(9)))
+    assert binary == task.warm_start and [c[:2] for c in nine] == [c[:2] for c in binary]
+    first = nine[0][2]
+    assert first["n_estimators"] == 50 and first["learning_rate"] == pytest.approx(0.2)  # 200 x 0.05 -> 50 x 0.2
+    assert nine[1] == binary[1]  # logistic regression is unchanged
+    assert get_task("regression").portfolio(None) == get_task("regression").warm_start

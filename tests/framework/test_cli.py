@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -77,7 +78,7 @@ def test_run_json_then_history_and_download(cli, toy_pipeline, tmp_path):
     assert downloaded.exit_code == 0
     assert json.load(open(downloaded.stdout.strip())) == {"score": 0.5}
     again = cli("download", data["run_id"], "final", str(tmp_path / "dl"))
-    assert again.exit_code == 2 and "already exists; pass overwrite=True (--overwrite)" in again.stderr
+    assert again.exit_code == 2 and "already exists; pass --overwrite to replace it" in again.stderr
 
 
 def test_bad_input_exits_2_with_one_line(cli, toy_pipeline):
@@ -128,3 +129,59 @@ def test_help_is_fast_and_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY [] " in out, out
     assert time.time() - started < 10
+
+
+# -- help and messages ---------------------------------------------------------------------------
+def _all_commands():
+    from framework import get_plugin_manager
+
+    plugins = get_plugin_manager()
+    app = make_cli(plugins)
+    plugins.hook.register_commands(cli=app)
+    found = [((), app)]
+    for name, command in app.commands.items():
+        found.append(((name,), command))
+        for sub, child in getattr(command, "commands", {}).items():
+            found.append(((name, sub), child))
+    return app, found
+
+
+def test_help_at_80_columns_cuts_no_command_summary():
+    app, found = _all_commands()
+    for path, command in found:
+        if not getattr(command, "commands", None):
+            continue
+        shown = CliRunner().invoke(app, [*path, "--help"], terminal_width=80).stdout
+        listed = shown.split("Commands:\n", 1)[1].splitlines()
+        assert listed and not [line for line in listed if line.rstrip().endswith("...")], (path, listed)
+
+
+def test_every_option_says_what_it_does():
+    _, found = _all_commands()
+    undocumented = [(" ".join(path), param.opts[0]) for path, command in found for param in command.params
+                    if isinstance(param, __import__("click").Option) and not param.help and param.name != "help"]
+    assert undocumented == []
+
+
+def test_resume_help_names_both_statuses_it_accepts():
+    app, _ = _all_commands()
+    shown = CliRunner().invoke(app, ["run", "--help"], terminal_width=200).stdout
+    assert "Continue a Failed or Canceled run" in shown
+
+
+def test_messages_suggest_the_command_as_it_was_invoked(tmp_path):
+    import shutil
+
+    from framework.cli import invoked_as
+
+    assert invoked_as("amlstep") == "amlstep"
+    assert invoked_as(".venv/bin/amlstep") == ".venv/bin/amlstep"
+    assert invoked_as("/usr/lib/python3/site-packages/framework/cli.py") == "amlstep"
+    # a copy of the console script, run by a relative path that the shell would not find as `amlstep`
+    script = shutil.which("amlstep") or str(Path(sys.executable).with_name("amlstep"))
+    (tmp_path / "bin").mkdir()
+    shutil.copy(script, tmp_path / "bin" / "amlstep")
+    done = subprocess.run(["bin/amlstep", "--workspace", str(tmp_path / "ws"), "runs", "show", "no-such-run"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "see `bin/amlstep runs list`" in done.stderr, done.stderr

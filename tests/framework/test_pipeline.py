@@ -43,7 +43,7 @@ def test_valid_pipeline_orders_steps_by_dependency(toy_plugins):
     ([Step("make_table"), Step("make_table", name="second")],
      "data 'table' has two producers: step 'make_table' output 'table' and step 'second' output 'table'"),
     ([Step("make_table", params={"rowz": 3})],
-     "step 'make_table': unknown parameter 'rowz'; valid parameters: rows"),
+     "step 'make_table': unknown parameter 'rowz' (did you mean 'rows'?); valid parameters: rows"),
     ([Step("make_table", params={"rows": "3"})],
      "step 'make_table': parameter 'rows' expects int, got str '3'"),
     ([Step("make_table", params={"rows": PipelineParameter("rows", "many")})],

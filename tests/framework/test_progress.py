@@ -147,3 +147,86 @@ def test_cli_plain_output_without_a_terminal(workspace, titanic_csv, monkeypatch
                                             "-p", "iterations=2"])
     assert quiet.exit_code == 0 and quiet.stderr == ""
     json.loads(quiet.stdout)
+
+
+# -- fitting the terminal (80x24, 200x50) ---------------------------------------------------------
+def _busy_display(console: Console, iterations: int = 30) -> ProgressDisplay:
+    """A display in the middle of an AutoML step: 5 guardrails, ``iterations`` children, a log tail."""
+    from types import SimpleNamespace
+
+    display = ProgressDisplay(console)
+    steps = [SimpleNamespace(name=n, plugin=p) for n, p in
+             (("dataprep", "dataprep_titanic"), ("AutoML_Classification", "automl"), ("register_model", "register_model"))]
+    display.before_pipeline_run("run-1", SimpleNamespace(experiment="titanic_automl", steps=steps), {}, "local")
+    for name, kind in (("dataprep", "python"), ("AutoML_Classification", "automl")):
+        binding = SimpleNamespace(name=name, plugin=name, spec=SimpleNamespace(kind=kind),
+                                  resolve_params=lambda values: {"primary_metric": "AUC_weighted", "iterations": 40})
+        display.before_step_run("run-1", binding, f"step-{name}")
+        if kind == "python":
+            display.after_step_run("run-1", binding, f"step-{name}", SimpleNamespace(
+                status="Completed", duration=1.2, reused=False, reused_from=None))
+    lines = ["DATA GUARDRAILS:", ""]
+    for check in ("Missing feature values imputation", "High cardinality feature detection",
+                  "Validation split handling", "Class balancing detection", "Dropped columns"):
+        lines += [f"TYPE:         {check}", "STATUS:       PASSED", "DESCRIPTION:  " + "checked " * 12, "*" * 80, ""]
+    lines += [" ITER  PIPELINE                                       DURATION   METRIC     BEST"]
+    for line in lines:
+        display.stream.write(line + "\n")
+    for i in range(iterations):
+        score = 0.80 + (0.05 if i == 4 else 0.001 * (i % 7))
+        display.after_child_run("run-1", "step-AutoML_Classification", f"child-{i}", "Completed",
+                                {"iteration": str(i), "display_name": f"MaxAbsScaler, Model{i}", "fit_time": "0.5",
+                                 "primary_metric": "AUC_weighted", "goal": "AUC_weighted_max"},
+                                {"AUC_weighted": score})
+        display.stream.write(f"{i:>5}  {'MaxAbsScaler, Model' + str(i):<45} 00:00:01   {score:.4f}   0.8500\n")
+    display.stream.write("Stopping: experiment timeout of 1 minutes reached\n")
+    return display
+
+
+def _frame(console: Console, display: ProgressDisplay) -> list[str]:
+    with console.capture() as capture:
+        console.print(display.render())
+    return capture.get().rstrip("\n").split("\n")
+
+
+@pytest.mark.parametrize("width, height", [(80, 24), (200, 50)])
+def test_the_live_frame_fits_the_terminal(width, height):
+    console = Console(file=io.StringIO(), force_terminal=True, width=width, height=height, color_system=None)
+    display = _busy_display(console)
+    frame = _frame(console, display)
+    assert len(frame) < height, "\n".join(frame)  # rich would cut a taller frame to "..."
+    assert all(len(line) <= width for line in frame)
+    title = next(line for line in frame if "AutoML leaderboard" in line)
+    assert title.rstrip().endswith("(higher is better)")  # one line, not wrapped
+    rows = [line for line in frame if "MaxAbsScaler, Model" in line]
+    assert any("Model4 ★" in line for line in rows)  # the best row stays in view
+    assert "Model29" in rows[-1]  # and the latest one
+    tail = [line for line in frame if "│" in line]
+    assert tail == ["  │ Stopping: experiment timeout of 1 minutes reached"] or (height == 24 and tail == [])
+    assert not any("TYPE:" in line or "ITER  PIPELINE" in line for line in frame)  # not repeated by the tail
+    assert len(rows) == 12
+    if height == 50:
+        assert sum("PASSED" in line for line in frame) == 5
+    else:  # folded into one line to keep the whole leaderboard in view
+        assert any("Data guardrails · AutoML_Classification: 5 passed" in line for line in frame)
+
+
+def test_the_final_frame_shows_the_whole_leaderboard_sorted():
+    console = Console(file=io.StringIO(), force_terminal=True, width=80, height=24, color_system=None)
+    display = _busy_display(console)
+    display.final = True
+    frame = _frame(console, display)
+    rows = [line for line in frame if "MaxAbsScaler, Model" in line]
+    assert len(rows) == 12 and "Model4 ★" in rows[0]  # the best first, then by score
+    assert any("18 more iterations" in line for line in frame)
+    assert sum("PASSED" in line for line in frame) == 5
+
+
+def test_a_live_run_on_a_small_terminal_ends_with_the_whole_frame():
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=80, height=24, color_system=None)
+    with _busy_display(console) as display:
+        display.refresh()
+    last = buffer.getvalue().rsplit("● titanic_automl", 1)[1]  # the last frame rich printed
+    assert "..." not in last.splitlines()[-1] and "18 more iterations" in last
+    assert sum("MaxAbsScaler, Model" in line for line in last.splitlines()) == 12

@@ -25,7 +25,7 @@ def test_bad_name_is_rejected():
 def test_port_type_must_be_known():
     with pytest.raises(StepDefinitionError, match=re.escape(
             "step plugin 'clean': input 'data' has type 'table'; expected one of "
-            "['tabular', 'folder', 'model', 'metrics']")):
+            "['tabular', 'folder', 'model', 'metrics', 'learned']")):
         StepSpec("clean", run, inputs=[Input("data", "table")], outputs=[Output("out")], params=[Param("size", int, 1)])
 
 
@@ -73,7 +73,7 @@ def test_build_params_fills_defaults_and_rejects_unknown_names():
     spec = StepSpec("clean", run, inputs=[Input("data")], outputs=[Output("out")], params=[Param("size", int, 1)])
     assert spec.build_params({}) == {"size": 1}
     with pytest.raises(StepDefinitionError, match=re.escape(
-            "step plugin 'clean': unknown parameter 'sise'; valid parameters: size")):
+            "step plugin 'clean': unknown parameter 'sise' (did you mean 'size'?); valid parameters: size")):
         spec.build_params({"sise": 2})
 
 

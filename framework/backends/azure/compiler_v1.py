@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -26,11 +25,11 @@ from ...errors import BackendError
 from ...manager import Plugins
 from ...pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipeline
 from .sdk import sdk
+from .shipping import Shipment, Wheel, WheelBuilder, step_distributions
 
 SCRIPT_DIR = Path(__file__).resolve().parent / "script"
 SCRIPT_NAME = "amlstep_entry.py"
 DEFAULT_COMPUTE = "cpu-cluster"
-PYTHON_VERSION = "3.10"
 # AutoML step output port -> TrainingOutput type.
 TRAINING_OUTPUTS = {"metrics": "Metrics", "model": "Model"}
 
@@ -44,12 +43,17 @@ class Resources:
         compute: name -> ``ComputeTarget`` (AutoMLConfig needs the object, not a string).
         dataset: a pipeline ``Dataset`` -> the registered ``TabularDataset``.
         datastore: the datastore PipelineData is written to (the default one).
+        wheels: builds the wheels steps ship (``shipping.WheelBuilder``).
+        ship: a built wheel -> the pip requirement naming it in the environment (the URL
+            ``Environment.add_private_pip_wheel`` returns; a placeholder in dry runs).
     """
 
     workspace: Any
     compute: Callable[[str], Any]
     dataset: Callable[[Dataset], Any]
     datastore: Any
+    wheels: WheelBuilder = field(default_factory=WheelBuilder)
+    ship: Callable[[Wheel], str] = field(default=lambda wheel: f"<private wheel {wheel.filename}>")
 
 
 @dataclass
@@ -83,21 +87,13 @@ class CompiledPipeline:
     sdk_version: str = "v1"
 
 
-def distribution_pins(plugins: Plugins, binding: StepBinding) -> list[str]:
-    """The pip requirements of a step's environment: amlstep and the plugin's distribution."""
-    pins = [f"amlstep=={_version('amlstep')}"]
-    owner = plugins.step_owners.get(binding.plugin)
-    dist = plugins.distributions.get(owner or "")
-    if dist and dist != "amlstep":
-        pins.append(f"{dist}=={_version(dist)}")
-    return pins
+def code_hash(spec: Any) -> str:
+    """The plugin's source hash as the files on disk are now (what the shipped wheel holds).
 
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+    Not the memoized ``reuse.code_hash``: a plugin edited since it was first hashed in this
+    process must not be compiled with its old hash.
+    """
+    return str(reuse_rule._hash_paths.__wrapped__(reuse_rule.source_paths(spec)))  # type: ignore[attr-defined]
 
 
 def compute_name(validated: ValidatedPipeline, binding: StepBinding, override: str | None) -> str:
@@ -181,15 +177,36 @@ def check_automl_budget(binding: StepBinding, settings: Mapping[str, Any]) -> No
             f"(e.g. -p experiment_timeout_minutes=15 when it is a pipeline parameter)")
 
 
-def _environment(api: Any, plugins: Plugins, binding: StepBinding) -> tuple[Any, dict[str, Any]]:
-    pins = distribution_pins(plugins, binding)
-    packages = ["azureml-defaults", *pins]
+def azure_forecasting_parameters(value: Any) -> Any:
+    """Azure's ``ForecastingParameters`` for the step's (emulator object, dict, or Azure's own: kept)."""
+    from azureml.automl.core.forecasting_parameters import ForecastingParameters
+
+    if isinstance(value, ForecastingParameters):
+        return value
+    from emulator.forecasting_parameters import PARAMETERS, parameters_of
+
+    given = {k: v for k, v in parameters_of(value).items()
+             if k in PARAMETERS and k != "drop_column_names" and v is not None and v != PARAMETERS[k]}
+    return ForecastingParameters(**given)
+
+
+def _environment(api: Any, plugins: Plugins, binding: StepBinding, resources: Resources) -> tuple[Any, dict[str, Any]]:
+    """The step's environment: pinned requirements from the index plus the wheels shipped with it."""
+    shipment: Shipment = resources.wheels.shipment(step_distributions(plugins, binding))
+    try:
+        urls = [resources.ship(wheel) for wheel in shipment.wheels]
+    except BackendError:
+        raise
+    except Exception as exc:
+        raise BackendError(f"step {binding.name!r}: could not upload the wheels it ships "
+                           f"({', '.join(w.filename for w in shipment.wheels)}) to the workspace: "
+                           f"{type(exc).__name__}: {_first_line(exc)}") from exc
     env = api.Environment(name=f"amlstep-{binding.plugin}".replace("_", "-"))
-    env.python.conda_dependencies = api.CondaDependencies.create(python_version=PYTHON_VERSION,
-                                                                 pip_packages=packages)
+    env.python.conda_dependencies = api.CondaDependencies.create(
+        python_version=shipment.python, pip_packages=[*shipment.requirements, *urls], pin_sdk_version=False)
     runconfig = api.RunConfiguration()
     runconfig.environment = env
-    return runconfig, {"name": env.name, "python": PYTHON_VERSION, "pip": packages}
+    return runconfig, {"name": env.name, **shipment.describe()}
 
 
 def _script_step(api: Any, plugins: Plugins, binding: StepBinding, resources: Resources, target: str,
@@ -197,9 +214,9 @@ def _script_step(api: Any, plugins: Plugins, binding: StepBinding, resources: Re
                  producers: dict[str, Any], producer_kind: dict[str, str],
                  pipeline_outputs: Mapping[str, str]) -> CompiledStep:
     spec = binding.spec
-    code = reuse_rule.code_hash(spec)
+    code = code_hash(spec)
     arguments: list[Any] = ["--amlstep-step", binding.name, "--amlstep-plugin", binding.plugin,
-                            "--amlstep-code", code[:16]]
+                            "--amlstep-code", code]
     inputs: list[Any] = []
     for name in sorted(binding.params):
         value = binding.params[name]
@@ -238,7 +255,7 @@ def _script_step(api: Any, plugins: Plugins, binding: StepBinding, resources: Re
         arguments += ["--output", port, out]
         producers[data] = out
         outputs[port] = out
-    runconfig, env = _environment(api, plugins, binding)
+    runconfig, env = _environment(api, plugins, binding, resources)
     step = api.PythonScriptStep(
         name=binding.name, script_name=SCRIPT_NAME, source_directory=str(SCRIPT_DIR), arguments=arguments,
         inputs=inputs or None, outputs=pipeline_data or None, compute_target=target, runconfig=runconfig,
@@ -279,8 +296,12 @@ def _automl_step(api: Any, validated: ValidatedPipeline, binding: StepBinding, r
             data[port] = producers[source].as_dataset().parse_delimited_files()
             bindings[port] = f"data:{source}"
     check_automl_budget(binding, settings)
+    if settings.get("forecasting_parameters") is not None:
+        settings["forecasting_parameters"] = azure_forecasting_parameters(settings["forecasting_parameters"])
     compute_target = resources.compute(target)
-    config = api.AutoMLConfig(compute_target=compute_target, path=str(SCRIPT_DIR), **data, **settings)
+    # debug_log=None: the SDK would otherwise write automl.log into the current folder at compile time
+    config = api.AutoMLConfig(compute_target=compute_target, path=str(SCRIPT_DIR), **{"debug_log": None, **settings},
+                              **data)
     outputs: dict[str, Any] = {}
     for port, kind in TRAINING_OUTPUTS.items():
         name = binding.outputs[port]

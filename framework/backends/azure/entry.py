@@ -2,7 +2,7 @@
 
 The compiled step's arguments::
 
-    --amlstep-step NAME --amlstep-plugin PLUGIN --amlstep-code HASH
+    --amlstep-step NAME --amlstep-plugin PLUGIN --amlstep-code HASH   (checked against the plugin here)
     [--param NAME VALUE]...        parameters as text (PipelineParameters arrive resolved)
     [--dataset PORT INPUT_NAME]... registered datasets, read from Run.get_context().input_datasets
     [--input PORT PATH]...         data from upstream steps (mounted or downloaded paths)
@@ -85,7 +85,8 @@ class AzureRunContext(RunContext):
                                             tags=dict(tags or {}), properties=dict(properties or {}))
         from azureml.core.model import Model
 
-        return Model.register(workspace=self.run.experiment.workspace, model_path=str(model_path),
+        staged = stage_model(Path(model_path), model_name)
+        return Model.register(workspace=self.run.experiment.workspace, model_path=str(staged),
                               model_name=model_name, description=description or None,
                               tags={k: str(v) for k, v in (tags or {}).items()} or None,
                               properties={k: str(v) for k, v in (properties or {}).items()} or None)
@@ -96,6 +97,27 @@ class AzureRunContext(RunContext):
         if properties:
             child.add_properties({k: str(v) for k, v in properties.items()})
         return _ChildRun(child)
+
+
+def stage_model(model_path: Path, model_name: str) -> Path:
+    """A copy of the model under the current folder, as a relative path.
+
+    ``Model.register`` (azureml-core 1.61) refuses paths outside the current working directory, and
+    on Azure a step's inputs are mounted outside it: register a copy.
+    """
+    import shutil
+
+    if not model_path.exists():
+        raise StepExecutionError(f"model path {str(model_path)!r} does not exist")
+    target = Path("amlstep_registered_models") / model_name
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    staged = target / model_path.name
+    if model_path.is_dir():
+        shutil.copytree(model_path, staged)
+    else:
+        shutil.copy2(model_path, staged)
+    return staged
 
 
 class _ChildRun:
@@ -136,10 +158,30 @@ def _dataset_location(spec: StepSpec, port: str, dataset: Any, workdir: Path) ->
     return [Path(p) for p in paths]
 
 
+def check_code(args: argparse.Namespace, spec: StepSpec, plugins: Any) -> None:
+    """Refuse to run plugin code other than the code the submission was compiled from."""
+    if not args.code:
+        return
+    from ...reuse import code_hash
+
+    actual = code_hash(spec)
+    if actual.startswith(args.code) or args.code.startswith(actual):
+        return
+    owner = plugins.step_owners.get(args.plugin)
+    dist = plugins.distributions.get(owner or "") or "its distribution"
+    raise StepExecutionError(
+        f"step {args.step!r}: the code of plugin {args.plugin!r} here has source hash {actual[:16]}, but the "
+        f"submission was compiled from source hash {args.code[:16]}: the wheel of {dist} shipped with the step "
+        f"was not built from the code amlstep loaded when it compiled the pipeline (another copy of the plugin "
+        f"shadows the installed distribution, or the plugin changed in between). Make the installed distribution "
+        f"the only copy of the plugin (pip install -e its project), then submit again", step=args.step)
+
+
 def run_step(args: argparse.Namespace, *, run: Any = None, plugins: Any = None, local_workspace: Any = None) -> None:
     """Run the step the arguments name; raise StepExecutionError naming it on failure."""
     plugins = plugins or get_plugin_manager()
     spec = plugins.step(args.plugin, f"step {args.step!r}")
+    check_code(args, spec, plugins)
     if run is None:
         from azureml.core import Run
 
@@ -173,10 +215,18 @@ def run_step(args: argparse.Namespace, *, run: Any = None, plugins: Any = None, 
     inputs = load_inputs(spec, args.step, locations)
     context = AzureRunContext(run, step_name=args.step, params=params, output_dirs=output_dirs,
                               input_datasets=locations, local_workspace=local_workspace)
-    execute_step(spec, args.step, inputs, params, context, output_dirs)
+    try:
+        execute_step(spec, args.step, inputs, params, context, output_dirs)
+    finally:
+        flush = getattr(run, "flush", None)
+        if callable(flush) and type(run).__name__ != "_OfflineRun":
+            flush()  # metrics are sent in batches: send what the step logged before the process ends
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
-    print(f"amlstep: step {args.step!r}, plugin {args.plugin!r}, code {args.code}", flush=True)
+    import framework
+
+    print(f"amlstep: step {args.step!r}, plugin {args.plugin!r}, code {args.code[:16]}, amlstep from "
+          f"{Path(framework.__file__).parent.parent}", flush=True)
     run_step(args)

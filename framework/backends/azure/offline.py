@@ -2,9 +2,11 @@
 
 The SDK needs a workspace to build a ``Pipeline`` (service discovery, the default datastore, the
 ``ComputeTarget`` object AutoML wants, the registered datasets). For ``--dry-run`` those answers
-come from the fake service in ``emulator.fake_azure`` on 127.0.0.1, started for the duration of
-the compilation, with every compute target and dataset the pipeline names; ``HOME`` points at a
-throw-away folder meanwhile so the SDK's caches never see the stand-in.
+come from amlstep's own offline Azure ML service (``emulator.azure_service``, the one ``amlstep
+fake-azure`` serves) in its non-executing mode, on 127.0.0.1, started for the duration of the
+compilation with every compute target and dataset the pipeline names. Wheels are built but not
+uploaded. ``HOME`` and the SDK's discovery cache point at a throw-away folder meanwhile, and
+AutoML's debug log is not written, so a dry run leaves nothing behind outside temporary folders.
 """
 
 from __future__ import annotations
@@ -42,11 +44,45 @@ OFFLINE_ENVIRONMENT = {
 }
 
 
+_IMPORT_HOME: str | None = None
+
+
 @contextlib.contextmanager
 def offline_import() -> Iterator[None]:
-    """Import the SDK with telemetry and cloud discovery off (they are decided at import time)."""
-    with patched_environ({k: os.environ.get(k, v) for k, v in OFFLINE_ENVIRONMENT.items()}):
+    """Import the SDK with telemetry and cloud discovery off (they are decided at import time).
+
+    The SDK also fixes its discovery cache file (``~/.azureml/.discovery``) when it is imported:
+    a first import here happens with ``HOME`` pointing at a throw-away folder.
+    """
+    import sys
+
+    global _IMPORT_HOME
+    values = {k: os.environ.get(k, v) for k, v in OFFLINE_ENVIRONMENT.items()}
+    if "azureml.core" not in sys.modules:
+        if _IMPORT_HOME is None:
+            _IMPORT_HOME = tempfile.mkdtemp(prefix="amlstep-sdk-home-")
+            import atexit
+            import shutil
+
+            atexit.register(shutil.rmtree, _IMPORT_HOME, True)
+        values["HOME"] = _IMPORT_HOME
+    with patched_environ(values):
         yield
+
+
+@contextlib.contextmanager
+def sdk_home(home: str) -> Iterator[None]:
+    """Keep the SDK's per-user files (discovery cache, snapshot cache) under ``home`` for the block."""
+    from azureml._base_sdk_common import service_discovery
+
+    init = service_discovery.CachedServiceDiscovery.__init__
+    saved = init.__defaults__
+    init.__defaults__ = (os.path.join(home, ".azureml", ".discovery"),)
+    try:
+        with patched_environ({"HOME": home}):
+            yield
+    finally:
+        init.__defaults__ = saved
 
 
 @contextlib.contextmanager
@@ -63,10 +99,17 @@ def quiet_sdk() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def workspace_resources(ws: Any) -> Resources:
-    """Resources backed by a workspace (the real one, or the offline stand-in)."""
+def workspace_resources(ws: Any, *, wheels: Any = None, upload: bool = True) -> Resources:
+    """Resources backed by a workspace (the real one, or the offline stand-in).
+
+    ``upload`` sends the wheels steps ship to the workspace (``Environment.add_private_pip_wheel``);
+    the dry run does not, and names them by file in the plan.
+    """
     from azureml.core import Dataset as AzureDataset
+    from azureml.core import Environment
     from azureml.core.compute import ComputeTarget
+
+    from .shipping import Wheel, WheelBuilder
 
     computes: dict[str, Any] = {}
     datasets: dict[tuple[str, Any], Any] = {}
@@ -82,19 +125,30 @@ def workspace_resources(ws: Any) -> Resources:
             datasets[key] = AzureDataset.get_by_name(ws, source.name, version=source.version or "latest")
         return datasets[key]
 
-    return Resources(workspace=ws, compute=compute, dataset=dataset, datastore=ws.get_default_datastore())
+    uploaded: dict[str, str] = {}
+
+    def ship(wheel: Wheel) -> str:
+        if not upload:
+            return f"<private wheel {wheel.filename}>"
+        if wheel.sha256 not in uploaded:
+            uploaded[wheel.sha256] = Environment.add_private_pip_wheel(ws, str(wheel.path), exist_ok=True)
+        return uploaded[wheel.sha256]
+
+    return Resources(workspace=ws, compute=compute, dataset=dataset, datastore=ws.get_default_datastore(),
+                     wheels=wheels or WheelBuilder(), ship=ship)
 
 
 @contextlib.contextmanager
 def offline_resources(computes: list[str], datasets: list[Dataset]) -> Iterator[Resources]:
-    """Resources answered by a stand-in service holding ``computes`` and ``datasets``."""
-    from emulator.fake_azure import FakeAzureML
+    """Resources answered by the offline service (not executing) holding ``computes`` and ``datasets``."""
+    from emulator.azure_service import FakeAzureML
 
     with tempfile.TemporaryDirectory(prefix="amlstep-dry-run-") as home, quiet_sdk():
-        fake = FakeAzureML(computes=tuple(sorted(set(computes))))
-        for d in datasets:
-            for _ in range(d.version or 1):
-                fake.add_dataset(d.name, list(d.sources))
-        with fake, patched_environ({**fake.environment(), "HOME": home}), open(os.devnull, "w") as devnull, \
-                contextlib.redirect_stdout(devnull):
-            yield workspace_resources(fake.workspace())
+        fake = FakeAzureML(computes=tuple(sorted(set(computes))), execute=False, root=os.path.join(home, "service"))
+        with fake, patched_environ({**fake.environment(), "HOME": home}), sdk_home(home), \
+                open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            for d in datasets:
+                urls = [s for s in d.sources if "://" in s] or [f"https://example.invalid/{d.name}.csv"]
+                for _ in range(d.version or 1):
+                    fake.register_urls(d.name, urls)
+            yield workspace_resources(fake.workspace(), upload=False)

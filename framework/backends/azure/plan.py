@@ -88,6 +88,9 @@ def _step(compiled: CompiledStep) -> dict[str, Any]:
         given = {"task_type" if k == "task" else k for k in compiled.automl_settings}
         settings = {k: v for k, v in sorted(config.user_settings.items())
                     if k in given and k not in HIDDEN_SETTINGS and _is_json(v)}
+        forecasting = config.user_settings.get("forecasting_parameters")
+        if forecasting is not None:  # Azure's object, shown by the values the SDK holds
+            settings["forecasting_parameters"] = forecasting_parameters_plan(forecasting)
         training = {port: describe_value(config.user_settings.get(port))
                     for port in ("training_data", "validation_data") if config.user_settings.get(port) is not None}
         entry.update({
@@ -113,6 +116,14 @@ def _step(compiled: CompiledStep) -> dict[str, Any]:
         })
     entry["reuse"] = compiled.reuse
     return entry
+
+
+def forecasting_parameters_plan(value: Any) -> dict[str, Any]:
+    """``ForecastingParameters(...)``'s settings as the SDK object reports them (defaults left out)."""
+    from emulator.forecasting_parameters import PARAMETERS, parameters_of
+
+    shown = {k: v for k, v in parameters_of(value).items() if k in PARAMETERS and v not in (None, PARAMETERS[k])}
+    return {"sdk_class": f"{type(value).__module__}.{type(value).__name__}", **shown}
 
 
 def _is_json(value: Any) -> bool:
@@ -194,7 +205,10 @@ def format_text(plan: dict[str, Any]) -> str:
         if step.get("script"):
             lines.append(f"  script     {step['source_directory']}/{step['script']}")
             lines.append("  arguments  " + " ".join(str(a) for a in step["arguments"]))
-            lines.append(f"  environment {step['environment']['name']}: pip {', '.join(step['environment']['pip'])}")
+            env = step["environment"]
+            lines.append(f"  environment {env['name']} (python {env['python']}): "
+                         + ", ".join(f"{w['file']} (sha256 {w['sha256'][:12]})" for w in env["wheels"]))
+            lines.append(f"  requirements {', '.join(env['requirements'])}")
         if step.get("automl_config"):
             settings = step["automl_config"]["settings"]
             lines.append("  AutoMLConfig " + ", ".join(f"{k}={v!r}" for k, v in settings.items()))

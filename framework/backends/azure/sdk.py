@@ -53,5 +53,53 @@ def sdk() -> Any:
                            CondaDependencies=CondaDependencies, RunConfiguration=RunConfiguration,
                            OutputFileDatasetConfig=OutputFileDatasetConfig, Pipeline=Pipeline,
                            PipelineData=PipelineData, PipelineParameter=PipelineParameter,
-                           TrainingOutput=TrainingOutput, AutoMLStep=AutoMLStep, PythonScriptStep=PythonScriptStep,
-                           AutoMLConfig=AutoMLConfig)
+                           TrainingOutput=TrainingOutput, AutoMLStep=stable_automl_step(AutoMLStep),
+                           PythonScriptStep=PythonScriptStep, AutoMLConfig=AutoMLConfig)
+
+
+_STABLE: dict[type, type] = {}
+UNORDERED_SETTINGS = ("supported_models", "private_models", "allowed_private_models")
+
+
+def stable_automl_step(base: type) -> type:
+    """``AutoMLStep`` whose module does not change from one Python process to the next.
+
+    The SDK lists ``supported_models`` from a set, so their order follows the process's string hash
+    seed; the list is part of the step's module definition, hence of its fingerprint, and the
+    service reuses a step only when the fingerprint matches: an AutoMLStep submitted from another
+    process would never be reused. This subclass sorts the list (module parameter and AutoML
+    settings JSON alike); nothing else changes.
+    """
+    if base in _STABLE:
+        return _STABLE[base]
+
+    class AutoMLStep(base):  # type: ignore[misc,valid-type]
+        __doc__ = base.__doc__
+
+        def _get_automl_settings(self, context: Any) -> Any:
+            return stable_settings(super()._get_automl_settings(context))
+
+    AutoMLStep.__module__ = __name__
+    _STABLE[base] = AutoMLStep
+    return AutoMLStep
+
+
+def stable_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The AutoMLStep's settings with set-ordered lists sorted (see ``stable_automl_step``)."""
+    import json
+
+    for key in UNORDERED_SETTINGS:
+        if isinstance(settings.get(key), list):
+            settings[key] = sorted(settings[key], key=str)
+    config = settings.get("AutoMLConfig")
+    if isinstance(config, str):
+        outer = json.loads(config)
+        inner_text = outer.get("aml_settings_json_string")
+        if isinstance(inner_text, str):
+            inner = json.loads(inner_text)
+            for key in UNORDERED_SETTINGS:
+                if isinstance(inner.get(key), list):
+                    inner[key] = sorted(inner[key], key=str)
+            outer["aml_settings_json_string"] = json.dumps(inner)
+        settings["AutoMLConfig"] = json.dumps(outer)
+    return settings

@@ -12,6 +12,7 @@ def test_commands_are_entry_point_plugins():
     assert eps["new_plugin_command"] == "framework.commands.scaffold"
     assert eps["report_command"] == "framework.commands.report"
     assert eps["predict_command"] == "framework.commands.predict"
+    assert eps["workspace_command"] == "framework.commands.workspace"
     assert eps["progress"] == "framework.progress"
 
 
@@ -21,6 +22,6 @@ def test_help_lists_them_without_heavy_imports():
             "print('HEAVY', heavy)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    for command in ("new-plugin", "report", "predict", "run"):
+    for command in ("new-plugin", "report", "predict", "run", "workspace"):
         assert f"  {command} " in done.stdout
     assert "HEAVY []" in done.stdout

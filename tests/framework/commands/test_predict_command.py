@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -37,11 +39,13 @@ def test_matches_the_pipeline_models_own_predictions(cli, titanic_run, titanic_t
     prediction = predict(ws, get_plugin_manager(), "TitanicSurvivalInitial:1", titanic_test_csv, keep=["PassengerId"])
     import pickle
 
+    from framework.execution import read_learned
     from plugins.dataprep_titanic import prepare
 
     with open(result.outputs["model_output"], "rb") as f:
         model = pickle.load(f)
-    expected = model.predict(prepare(pd.read_csv(titanic_test_csv)))
+    learned = read_learned(Path(result.step("dataprep").outputs["learned"]), "learned")
+    expected = model.predict(prepare(pd.read_csv(titanic_test_csv), learned=learned))
     assert prediction.frame["predicted_Survived"].tolist() == list(expected)
     assert list(prediction.frame.columns) == ["PassengerId", "predicted_Survived", "proba_0", "proba_1"]
     assert prediction.replaced == "titanic_ds:1"
@@ -106,3 +110,32 @@ def test_text_in_a_numeric_training_column_is_reported(cli, titanic_run, titanic
     assert "column 'SibSp' is empty in all 20 rows of odd.csv; the model imputes it" in run.stderr
     clean = cli(ws, "predict", "TitanicSurvivalInitial", str(titanic_test_csv), "--out", str(tmp_path / "q.csv"))
     assert "was numeric in training" not in clean.stderr and "is empty in all" not in clean.stderr
+
+
+def test_a_rows_prediction_does_not_depend_on_the_other_rows(cli, titanic_run, titanic_test_csv, tmp_path):
+    """Passenger 896 gets the same probability in the whole test file, in a 10-row file and alone."""
+    ws, _ = titanic_run
+    raw = pd.read_csv(titanic_test_csv)
+    whole = predict(ws, get_plugin_manager(), "TitanicSurvivalInitial", titanic_test_csv).frame
+    ten, one = tmp_path / "ten.csv", tmp_path / "one.csv"
+    raw.head(10).to_csv(ten, index=False)
+    raw[raw["PassengerId"] == 896].to_csv(one, index=False)
+    columns = ["PassengerId", "predicted_Survived", "proba_0", "proba_1"]
+    tenth = predict(ws, get_plugin_manager(), "TitanicSurvivalInitial", ten).frame
+    pd.testing.assert_frame_equal(tenth[columns], whole.head(10)[columns])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        alone = predict(ws, get_plugin_manager(), "TitanicSurvivalInitial", one)
+    assert alone.notes == []
+    expected = whole[whole["PassengerId"] == 896].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone.frame[columns], expected[columns])
+
+
+def test_a_one_row_file_predicts_without_warnings(cli, titanic_run, titanic_test_csv, tmp_path):
+    ws, _ = titanic_run
+    one = tmp_path / "one.csv"
+    pd.read_csv(titanic_test_csv).head(1).to_csv(one, index=False)
+    run = cli(ws, "predict", "TitanicSurvivalInitial", str(one), "--out", str(tmp_path / "p.csv"))
+    assert run.exit_code == 0, run.output
+    assert "Warning" not in run.stderr and "empty" not in run.stderr, run.stderr
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 1

@@ -224,7 +224,7 @@ def test_report_shows_featurization_ensembles_and_hyperparameters(fair_html):
     assert "<b>StackEnsemble</b>" in ensembles and "meta-learner over its members" in ensembles
     assert ensembles.count("MaxAbsScaler, ") >= 2  # its members, chosen by ensemble selection
     board = fair_html.split("id='leaderboard'")[1].split("</table>")[0]
-    assert "max_depth=4, n_estimators=300, subsample=0.8" in board  # the XGBoost child's hyperparameters
+    assert "max_depth=5, min_child_weight=2, n_estimators=67" in board  # the XGBoost child's hyperparameters
     assert re.search(r"<code class='params'>iterations \d, \d", board)  # the StackEnsemble's members
 
 

@@ -10,12 +10,14 @@ import pytest
 
 from conftest import SHARED_DATA
 from framework import DataType, Input, Output, Param, StepSpec
-from framework.errors import StepExecutionError
+from framework.errors import StepDefinitionError, StepExecutionError
 from framework.testing import (
     check_compiles_for_azure,
     check_declaration,
     check_deterministic,
+    check_keeps_label,
     check_params_round_trip,
+    check_rows_independent,
     check_runs_locally,
     parametrize_with_checks,
     run_step,
@@ -57,7 +59,7 @@ def params(spec: StepSpec) -> dict:
 
 # One decorator line: every contract check of every bundled step is its own test case.
 @parametrize_with_checks(["dataprep_titanic", "register_model", "automl"], sample_inputs=samples,
-                         sample_params=params)
+                         sample_params=params, label="Survived")
 def test_bundled_steps_honour_the_contract(step, check):
     check(step)
 
@@ -67,6 +69,7 @@ def test_one_case_per_check():
     ids = [p.id for p in mark.args[1]]
     assert ids == ["dataprep_titanic-check_declaration", "dataprep_titanic-check_params_round_trip",
                    "dataprep_titanic-check_runs_locally", "dataprep_titanic-check_deterministic",
+                   "dataprep_titanic-check_rows_independent", "dataprep_titanic-check_keeps_label",
                    "dataprep_titanic-check_compiles_for_azure"]
     with pytest.raises(ValueError, match="unknown check"):
         parametrize_with_checks(["dataprep_titanic"], skip=["check_nothing"])
@@ -145,6 +148,75 @@ def test_deterministic_catches_unseeded_randomness():
                                "stats": {}})
     with pytest.raises(AssertionError, match="differs between two runs"):
         check_deterministic(spec, sample_inputs={"data": FRAME})
+
+
+def _binning(learns: bool) -> StepSpec:
+    """A preparation that cuts column 'a' into 3 quantile groups, keeping the edges or not."""
+    def run(data, learned=None):
+        import numpy as np
+
+        if learned is None:
+            groups, edges = pd.qcut(data["a"], 3, labels=False, retbins=True, duplicates="drop")
+            learned = {"edges": [float(e) for e in edges]}
+        else:
+            groups = np.clip(np.searchsorted(learned["edges"], data["a"], side="left") - 1, 0, 2)
+        return {"clean": data.assign(a=groups), "stats": {}, **({"learned": learned} if learns else {})}
+
+    def batch(data):
+        return {"clean": data.assign(a=pd.qcut(data["a"], 3, labels=False, duplicates="drop")), "stats": {}}
+
+    outputs = [Output("clean"), Output("stats", DataType.METRICS)]
+    if learns:
+        return StepSpec("toy_binning", run=run, inputs=[Input("data")], outputs=[*outputs, Output("learned", "learned")])
+    return StepSpec("toy_binning", run=batch, inputs=[Input("data")], outputs=outputs)
+
+
+ROWS = pd.DataFrame({"a": [5.0, 1.0, 9.0, 3.0, 7.0, 2.0, 8.0], "label": [1, 0, 1, 0, 1, 0, 1]})
+
+
+def test_rows_independent_catches_a_preparation_that_learns_from_its_batch():
+    with pytest.raises(AssertionError, match=re.escape(
+            "step 'toy_binning' output 'clean': sample row 0 is prepared differently alone (a=nan) than among the 7 "
+            "sample rows (a=1); a step that learns from its rows (bins, fill values, encodings) should keep what it "
+            "learned as a learned output (DataType.LEARNED)")):
+        check_rows_independent(_binning(learns=False), sample_inputs={"data": ROWS})
+
+
+def test_rows_independent_passes_a_step_that_applies_what_it_learned(run_step):
+    spec = _binning(learns=True)
+    check_rows_independent(spec, sample_inputs={"data": ROWS})
+    learned = run_step(spec, data=ROWS)["learned"]
+    assert learned == {"edges": [1.0, 3.0, 7.0, 9.0]}
+    assert run_step(spec, data=ROWS.head(1), learned=learned)["clean"]["a"].tolist() == [1]
+
+
+def test_a_learned_output_must_be_an_argument_of_the_run_function():
+    with pytest.raises(StepDefinitionError, match=re.escape(
+            "step plugin 'toy': run function <lambda>() has no argument 'learned'; a step with learned output "
+            "'learned' receives it back: None while it learns from its rows")):
+        StepSpec("toy", run=lambda data: None, inputs=[Input("data")], outputs=[Output("learned", DataType.LEARNED)])
+
+
+def test_a_learned_output_must_be_plain_json(run_step):
+    spec = StepSpec("toy", run=lambda data, learned=None: {"learned": {"when": object()}}, inputs=[Input("data")],
+                    outputs=[Output("learned", DataType.LEARNED)])
+    with pytest.raises(StepExecutionError, match=re.escape(
+            "step 'toy' output 'learned': learned['when'] is a object; a learned output holds only numbers, text")):
+        run_step(spec, data=FRAME)
+
+
+def test_keeps_label_catches_a_dropped_label_and_a_step_that_needs_it():
+    drops = _spec(lambda data: {"clean": data.drop(columns=["label"]), "stats": {}})
+    with pytest.raises(AssertionError, match=re.escape("step 'broken_step' drops the label column 'label'")):
+        check_keeps_label(drops, sample_inputs={"data": ROWS}, label="label")
+    needs = _spec(lambda data: {"clean": data[data["label"] > 0], "stats": {}})
+    with pytest.raises(AssertionError, match=re.escape(
+            "step 'broken_step' fails on rows without the label column 'label' (as `amlstep predict` gives new rows): "
+            "KeyError")):
+        check_keeps_label(needs, sample_inputs={"data": ROWS}, label="label")
+    check_keeps_label(_spec(lambda data: {"clean": data, "stats": {}}), sample_inputs={"data": ROWS}, label="label")
+    with pytest.raises(pytest.skip.Exception, match="no label named"):
+        check_keeps_label(drops, sample_inputs={"data": ROWS})
 
 
 class Upper:

@@ -155,19 +155,6 @@ def test_older_workspace_is_migrated_and_keeps_its_records(tmp_path):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-def test_runs_of_dead_processes_are_marked_failed_on_open(workspace):
-    run = workspace.create_run(run_type="pipeline", name="p", experiment="e", status="Running")
-    alive = workspace.create_run(run_type="pipeline", name="p", experiment="e", status="Running")
-    conn = sqlite3.connect(workspace.db_path)
-    conn.execute("UPDATE runs SET pid=999999999 WHERE id=?", (run.id,))
-    conn.commit()
-    reopened = LocalWorkspace(workspace.path)
-    dead = reopened.get_run(run.id)
-    assert dead.status == "Failed"
-    assert dead.error == "interrupted: the process running it ended without finishing (killed or crashed)"
-    assert reopened.get_run(alive.id).status == "Running"
-
-
 def test_staging_left_by_a_dead_process_is_cleaned(workspace):
     leftover = workspace.path / ".staging" / "999999999-123-abc"
     leftover.mkdir()

@@ -11,7 +11,7 @@ def sample() -> pd.DataFrame:
     return pd.read_csv(penguins_csv()).head(40)
 
 
-@parametrize_with_checks([STEP], sample_inputs={"penguins_ds": sample()})
+@parametrize_with_checks([STEP], sample_inputs={"penguins_ds": sample()}, label="species")
 def test_step_contract(step, check):
     check(step)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from importlib import metadata
 
 import pytest
 
@@ -39,7 +40,13 @@ def test_compiled_objects_are_real_sdk_classes(titanic_compiled):
     assert [i.name for i in dataprep._inputs] == ["titanic_ds"]
     assert isinstance(compiled.steps[0].outputs["prepped_data"], OutputFileDatasetConfig)
     assert isinstance(dataprep._runconfig, RunConfiguration)
-    assert "amlstep==0.1.0" in dataprep._runconfig.environment.python.conda_dependencies.pip_packages
+    # the environment: pinned third-party requirements, and amlstep as a wheel shipped with the submission
+    pip = list(dataprep._runconfig.environment.python.conda_dependencies.pip_packages)
+    assert "amlstep==0.1.0" not in pip and not any(p.startswith("amlstep==") for p in pip)
+    assert re.fullmatch(r"<private wheel amlstep-0\.1\.0-0sha[0-9a-f]{12}-py3-none-any\.whl>", pip[-1])
+    assert f"pandas=={metadata.version('pandas')}" in pip and f"azureml-core=={metadata.version('azureml-core')}" in pip
+    wheel = compiled.steps[0].environment["wheels"][0]
+    assert wheel["name"] == "amlstep" and wheel["sha256"][:12] in wheel["file"]
 
     # AutoML: AutoMLConfig with a ComputeTarget object, read_delimited_files() training data
     config = automl._automl_config
@@ -100,18 +107,57 @@ def test_automl_timeout_below_azure_minimum_is_a_clear_error():
         AzureBackend(dry_run=True).compile(validated, plugins=plugins, params={"experiment_timeout_minutes": "1"})
 
 
-def test_third_party_plugin_environment_installs_its_distribution():
+def test_third_party_plugin_environment_ships_its_distribution():
     pytest.importorskip("amlstep_penguins")
     plugins = get_plugin_manager()
     compiled = AzureBackend(dry_run=True).compile(load_pipeline(PENGUINS).validate(plugins), plugins=plugins)
-    assert compiled.steps[0].environment["pip"] == ["azureml-defaults", "amlstep==0.1.0", "amlstep-penguins==0.1.0"]
+    environment = compiled.steps[0].environment
+    assert [w["name"] for w in environment["wheels"]] == ["amlstep", "amlstep-penguins"]
+    assert f"palmerpenguins=={metadata.version('palmerpenguins')}" in environment["requirements"]
+    assert not any(r.startswith(("amlstep==", "amlstep-penguins==")) for r in environment["requirements"])
     assert compiled.steps[0].sdk_step._arguments[:4] == ["--amlstep-step", "dataprep", "--amlstep-plugin",
                                                          "dataprep_penguins"]
 
 
-def test_step_output_that_is_a_pipeline_output_becomes_pipeline_data(toy_plugins):
+def test_a_plugin_that_is_no_distribution_is_refused_at_compile_time(toy_plugins):
+    pipeline = Pipeline([Step("double", inputs={"table": Dataset("numbers_ds")}, outputs={"doubled": "twice"})],
+                        experiment="toy")
+    message = ("step 'double': plugin 'double' is not part of an installed distribution, so it cannot be shipped to "
+               "Azure; make it a package with an 'amlstep' entry point (`amlstep new-plugin NAME` scaffolds one) "
+               "and `pip install -e` it")
+    with pytest.raises(BackendError, match=re.escape(message)):
+        AzureBackend(dry_run=True).compile(pipeline.validate(toy_plugins), plugins=toy_plugins)
+
+
+def test_automl_step_module_is_the_same_in_every_process():
+    """The SDK orders supported_models by set iteration (hash seed): amlstep sorts it, or Azure never reuses."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = ("import json\nfrom framework.backends.azure.sdk import stable_settings\n"
+              "from azureml.automl.core.automl_base_settings import AutoMLBaseSettings\n"
+              "sdk = AutoMLBaseSettings.__new__(AutoMLBaseSettings)\n"
+              "sdk.task_type, sdk.is_timeseries = 'classification', False\n"
+              "models = sdk._get_supported_model_names()   # what AutoMLStep sends\n"
+              "settings = {'supported_models': models, 'AutoMLConfig': json.dumps({'aml_settings_json_string': "
+              "json.dumps({'supported_models': models})})}\n"
+              "print(json.dumps([models, stable_settings(settings)]))\n")
+    seen = []
+    for seed in ("1", "2"):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONHASHSEED": seed})
+        assert done.returncode == 0, done.stderr[-2000:]
+        seen.append(json.loads(done.stdout.splitlines()[-1]))
+    assert seen[0][0] != seen[1][0]           # the SDK's order differs between processes...
+    assert seen[0][1] == seen[1][1]           # ...amlstep's does not
+
+
+def test_step_output_that_is_a_pipeline_output_becomes_pipeline_data(toy_distribution):
     from azureml.pipeline.core import PipelineData
 
+    toy_plugins = toy_distribution
     source = Dataset("numbers_ds")
     pipeline = Pipeline([Step("double", inputs={"table": source}, outputs={"doubled": "twice"}),
                          AutoMLStep(training_data="twice", task="regression", label_column_name="y",

@@ -26,7 +26,7 @@ def fast(**extra):
 
 def test_explains_reuse_before_and_after_a_run(plugins, titanic_workspace):
     before = explain(plugins, titanic_workspace, *fast())
-    assert before["dataprep"]["reasons"] == ["no earlier run of this step"]
+    assert before["dataprep"]["reasons"] == ["no earlier run of this step in this pipeline"]
     assert before["AutoML_Classification"]["reasons"] == [
         "input 'training_data' changes: upstream step 'dataprep' re-runs, so 'prepped_data' is new data"]
     assert before["register_model"]["reasons"] == ["allow_reuse is False for this step"]

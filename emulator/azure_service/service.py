@@ -1,0 +1,436 @@
+"""The fake Azure ML service: one HTTP server on 127.0.0.1 in front of the engine and the blob store.
+
+    with FakeAzureML() as fake:
+        ws = fake.workspace()              # a real azureml.core.Workspace talking to the fake
+        run = Experiment(ws, "x").submit(pipeline)
+        run.wait_for_completion()          # the steps really ran: in venvs, from the shipped wheels
+        fake.submissions[-1]               # what the SDK posted, as a stable summary
+
+One port serves three things: the service's REST API (JSON, plain HTTP, for the SDK's service
+calls), ``CONNECT`` tunnels to ``<account>.blob.core.windows.net`` with TLS terminated by the fake
+(for the SDK's blob transfers; clients set ``HTTPS_PROXY`` and ``REQUESTS_CA_BUNDLE``, see
+:meth:`FakeAzureML.environment`), and ``/blob/...`` read-only over plain HTTP (for the Rust data
+runtime, which does not use proxies). Nothing binds anything but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import ssl
+import tempfile
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+from urllib.parse import parse_qs, urlparse
+
+from . import blobstore
+from .blobstore import BLOB_HOST_SUFFIX, BlobStore, CertificateAuthority
+from .compute import Compute
+from .engine import ComputeTarget, Engine, RunRecord
+from framework.backends.azure.endpoint import CONFIG_MARKER
+
+from .v1 import V1Api, make_token, summarize_submission
+
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+RESOURCE_GROUP = "amlstep-fake-rg"
+WORKSPACE = "amlstep-fake-ws"
+WORKSPACE_ID = "11111111-1111-1111-1111-111111111111"
+TENANT = "22222222-2222-2222-2222-222222222222"
+LOCATION = "westeurope"
+ACCOUNT = "amlstepfakestorage"
+DATASTORE_CONTAINER = f"azureml-blobstore-{WORKSPACE_ID}"
+
+# The environment the SDK needs to talk to the fake (and to nothing else).
+SDK_ENVIRONMENT = {
+    "HBI_WORKSPACE_JOB": "true",          # stops Application Insights telemetry
+    "AZUREML_CURRENT_CLOUD": "AzureCloud",  # the built-in cloud list: no call to the ARM metadata URL
+    "AZUREML_AUTOML_SCENARIO": "AutoML",  # otherwise AutoML asks extra endpoints about pip mirrors
+    "NO_PROXY": "127.0.0.1,localhost",
+    "no_proxy": "127.0.0.1,localhost",
+}
+FAKE_TOKEN = make_token(TENANT, lifetime=100 * 365 * 24 * 3600)
+
+
+class FakeAzureML:
+    """The fake service. Start it (or use it as a context manager), point a Workspace at it.
+
+    Args:
+        computes: compute clusters that exist at start (``cpu-cluster`` by default).
+        datasets: tabular datasets registered at start: name -> local CSV files (uploaded to the
+            default datastore, as ``Dataset.Tabular.from_delimited_files`` over them would be).
+        execute: run what is submitted (default); False accepts submissions and completes every
+            step at once without running anything (what the dry run needs).
+        auth_error: answer every workspace call with 401 (an expired or wrong login).
+        compute_error: make compute creation fail with this message (e.g. a quota).
+        root: where the service keeps its state (blobs, runs); a temporary folder by default,
+            removed at :meth:`stop`.
+        cache_dir: where built environments are kept (shared between services, e.g. for a test
+            session); inside ``root`` by default.
+        port: the port to listen on (0: any free port).
+    """
+
+    def __init__(self, *, computes: tuple[str, ...] = ("cpu-cluster",),
+                 datasets: Mapping[str, Sequence[str | Path]] | None = None, execute: bool = True,
+                 auth_error: bool = False, compute_error: str | None = None, root: str | Path | None = None,
+                 cache_dir: str | Path | None = None, port: int = 0, workspace_name: str | None = None) -> None:
+        self._own_root = root is None
+        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="amlstep-fake-azure-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._port = port
+        self._workspace_name = workspace_name
+        self.blob = BlobStore(self.root / "blobs", ACCOUNT)
+        self.ca = CertificateAuthority(self.root / "tls")
+        self.compute = Compute(Path(cache_dir) if cache_dir else self.root / "cache")
+        self.engine = Engine(self.root, self.blob, self.compute,
+                             datastores={"workspaceblobstore": DATASTORE_CONTAINER, "workspacefilestore":
+                                         f"azureml-filestore-{WORKSPACE_ID}"},
+                             runtime_env=self._runtime_env, execute=execute)
+        self.api = V1Api(self.engine, base_url=lambda: self.base_url, subscription=SUBSCRIPTION,
+                         resource_group=RESOURCE_GROUP, workspace_id=WORKSPACE_ID, tenant=TENANT, location=LOCATION,
+                         account=ACCOUNT, container=DATASTORE_CONTAINER, compute_error=compute_error,
+                         auth_error=auth_error)
+        for name in computes:
+            self.engine.computes[name] = ComputeTarget(name=name, vm_size="STANDARD_D2_V2")
+        self._initial_datasets = dict(datasets or {})
+        self.requests: list[dict[str, Any]] = []
+        self.unhandled: list[str] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> FakeAzureML:
+        """Listen on 127.0.0.1 in a daemon thread."""
+        if self._server is not None:
+            return self
+        fake = self
+
+        class Handler(_Handler):
+            service = fake
+
+        self._server = _Server(("127.0.0.1", self._port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-azureml", daemon=True)
+        self._thread.start()
+        for name, files in self._initial_datasets.items():
+            self.add_dataset(name, files)
+        return self
+
+    def stop(self) -> None:
+        """Stop listening, wait for running pipelines, remove a temporary state folder."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        for state in list(self.engine.pipelines.values()):
+            if state.thread is not None:
+                state.thread.join(timeout=120)
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> FakeAzureML:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the fake Azure ML service is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def workspace_name(self) -> str:
+        # the default name carries the port: the SDK caches service endpoints per workspace in memory,
+        # and a name reused across fakes would reach a stopped one
+        return self._workspace_name or f"{WORKSPACE}-{self.port}"
+
+    # -- what clients need -------------------------------------------------------------------------
+    def environment(self) -> dict[str, str]:
+        """Environment variables a client process needs to reach this fake (and nothing else)."""
+        return {**SDK_ENVIRONMENT, "AZUREML_DISCOVERY_SERVICE_ENDPOINT": self.base_url + "/discovery",
+                "HTTPS_PROXY": self.base_url, "https_proxy": self.base_url,
+                "REQUESTS_CA_BUNDLE": str(self.ca.ca_file)}
+
+    def workspace(self, name: str | None = None) -> Any:
+        """A real ``azureml.core.Workspace`` whose every call goes to this fake.
+
+        The process environment must hold :meth:`environment` (the fixture sets it).
+        """
+        from azureml.core import Workspace
+
+        return Workspace(SUBSCRIPTION, RESOURCE_GROUP, name or self.workspace_name,
+                         auth=fake_authentication(self.base_url), _disable_service_check=True,
+                         _workspace_id=WORKSPACE_ID, _location=LOCATION)
+
+    def config(self) -> dict[str, Any]:
+        """A workspace ``config.json`` for this fake; amlstep recognises it by ``amlstep_fake_service``."""
+        return {"subscription_id": SUBSCRIPTION, "resource_group": RESOURCE_GROUP,
+                "workspace_name": self.workspace_name,
+                CONFIG_MARKER: {"endpoint": self.base_url, "token": FAKE_TOKEN, "workspace_id": WORKSPACE_ID,
+                                "location": LOCATION, "tenant_id": TENANT, "ca_bundle": str(self.ca.ca_file)}}
+
+    def _runtime_env(self, record: RunRecord) -> dict[str, str]:
+        """What Azure's compute sets in a step's environment (read by ``Run.get_context()``)."""
+        token = make_token(TENANT, subject=f"run:{record.id}", lifetime=24 * 3600)
+        return {**SDK_ENVIRONMENT, **self.environment(),
+                "AZUREML_RUN_ID": record.id, "AZUREML_ARM_SUBSCRIPTION": SUBSCRIPTION,
+                "AZUREML_ARM_RESOURCEGROUP": RESOURCE_GROUP, "AZUREML_ARM_WORKSPACE_NAME": self.workspace_name,
+                "AZUREML_ARM_PROJECT_NAME": record.experiment,
+                "AZUREML_EXPERIMENT_ID": self.engine.experiment(record.experiment)["id"],
+                "AZUREML_WORKSPACE_ID": WORKSPACE_ID, "AZUREML_RUN_TOKEN": token,
+                "AZUREML_RUN_TOKEN_EXPIRY": str(int(time.time()) + 24 * 3600),
+                "AZUREML_SERVICE_ENDPOINT": self.base_url, "AZUREML_ROOT_RUN_ID": record.root_id or record.id,
+                "AZUREML_PARENT_RUN_ID": record.parent_id or "", "AZUREML_RUN_CONFIGURATION": "",
+                "AZUREML_DATA_CONTAINER_ID": "dcid." + record.id}
+
+    # -- state helpers -----------------------------------------------------------------------------
+    def add_dataset(self, name: str, files: Sequence[str | Path]) -> Any:
+        """Upload local CSV files to the default datastore and register them as tabular dataset ``name``."""
+        stored = []
+        for file in files:
+            path = f"datasets/{name}/{Path(file).name}"
+            self.blob.put_file(DATASTORE_CONTAINER, path, Path(file))
+            stored.append(("workspaceblobstore", path))
+        uris = [f"azureml://subscriptions/{SUBSCRIPTION}/resourcegroups/{RESOURCE_GROUP}/workspaces/"
+                f"{self.workspace_name}/datastores/{d}/paths/{p}" for d, p in stored]
+        return self.engine.register_dataset(name, tabular_dataflow(uris), files=stored)
+
+    def register_urls(self, name: str, urls: list[str]) -> Any:
+        """Register a tabular dataset reading ``urls`` (what a dataset from public URLs looks like)."""
+        return self.engine.register_dataset(name, tabular_dataflow(urls), urls=list(urls))
+
+    def wait(self, run_id: str | None = None, timeout: float = 600) -> str:
+        """Wait for a pipeline run (the last submitted by default) to end; returns its status."""
+        run_id = run_id or self.api.raw_submissions[-1]["run_id"]
+        return self.engine.wait(run_id, timeout)
+
+    @property
+    def submissions(self) -> list[dict[str, Any]]:
+        return self.api.submissions
+
+    @property
+    def raw_submissions(self) -> list[dict[str, Any]]:
+        return self.api.raw_submissions
+
+    @property
+    def created_computes(self) -> list[dict[str, Any]]:
+        return self.api.created_computes
+
+    @property
+    def routes(self) -> list[Any]:
+        return self.api.routes
+
+    def summary(self, index: int = -1) -> dict[str, Any]:
+        """The stable summary of a recorded submission (the last by default)."""
+        return self.submissions[index]
+
+    def step_runs(self, run_id: str | None = None) -> dict[str, RunRecord]:
+        """The step runs of a pipeline run (the last submitted by default), by step name."""
+        run_id = run_id or self.api.raw_submissions[-1]["run_id"]
+        return {r.name: r for r in self.engine.children(run_id)}
+
+    def step_log(self, step_run: RunRecord) -> str:
+        for name in ("azureml-logs/70_driver_log.txt", "azureml-logs/20_image_build_log.txt"):
+            if name in step_run.files:
+                return self.engine.read_file(step_run.id, name).decode("utf-8", "replace")
+        return ""
+
+    @property
+    def models(self) -> dict[str, list[Any]]:
+        return self.engine.models
+
+    # -- request handling --------------------------------------------------------------------------
+    def handle_service(self, method: str, path: str, query: str, headers: Mapping[str, str],
+                       body: Any) -> tuple[int, Any, dict[str, str]]:
+        parsed = parse_qs(query)
+        try:
+            status, response, extra, handler = self.api.dispatch(method, path, parsed, headers, body)
+            status, response = self._check_workspace(path, status, response)
+        except Exception as exc:  # report, never crash the server
+            traceback.print_exc()
+            status, response, extra, handler = 500, {"error": {"code": "FakeServiceError", "message": repr(exc),
+                                                               "details": []}}, {}, "error"
+        with self._lock:
+            if handler is None:
+                self.unhandled.append(f"{method} {path}")
+            self.requests.append({"method": method, "path": path, "query": query, "status": status,
+                                  "handler": handler})
+        return status, response, extra
+
+    def _check_workspace(self, path: str, status: int, response: Any) -> tuple[int, Any]:
+        import re
+
+        match = re.search(r"/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
+                          r"Microsoft.MachineLearningServices/workspaces/([^/]+)", path)
+        if match is None or status >= 400:
+            return status, response
+        subscription, group, name = match.groups()
+        if (subscription, group.lower(), name) != (SUBSCRIPTION, RESOURCE_GROUP.lower(), self.workspace_name):
+            return 404, {"error": {"code": "ResourceNotFound", "details": [],
+                                   "message": f"The Resource 'Microsoft.MachineLearningServices/workspaces/{name}' "
+                                              f"under resource group '{group}' was not found."}}
+        return status, response
+
+    def handle_blob(self, method: str, path: str, query: str, headers: Mapping[str, str],
+                    body: bytes) -> tuple[int, dict[str, str], bytes]:
+        parsed = parse_qs(query, keep_blank_values=True)
+        status, out_headers, data = blobstore.handle(self.blob, method, path, parsed, headers, body,
+                                                     authorized=blobstore.is_authorized(parsed, headers))
+        with self._lock:
+            self.requests.append({"method": method, "path": "blob:" + path, "query": query, "status": status,
+                                  "handler": "blob"})
+        return status, out_headers, data
+
+    def handle_public_blob(self, method: str, path: str, headers: Mapping[str, str]) -> tuple[int, dict[str, str],
+                                                                                               bytes]:
+        """``/blob/<account>/<container>/<name>``: read-only, for the data runtime of dataset definitions."""
+        account, _, rest = path.removeprefix("/blob/").partition("/")
+        if account != ACCOUNT or method not in ("GET", "HEAD"):
+            return blobstore.error_response(blobstore.BlobError(404, "ResourceNotFound",
+                                                                "The specified resource does not exist."))
+        return blobstore.handle(self.blob, method, "/" + rest, {}, headers, b"", authorized=True)
+
+
+def tabular_dataflow(paths: list[str]) -> str:
+    """The dataflow ``Dataset.Tabular.from_delimited_files(paths)`` registers (the rslex YAML form)."""
+    listed = "\n".join(f"  - file: \"{p}\"" for p in paths) or "  - file: \"https://example.invalid/empty.csv\""
+    return json.dumps({"blocks": [], "meta": {"RsDataflow": (
+        f"---\ntype: mltable\npaths:\n{listed}\ntransformations:\n  - read_delimited:\n      path_column: Path\n"
+        "      include_path_column: false\n      encoding: utf8\n      support_multi_line: false\n"
+        "      delimiter: \",\"\n      header: all_files_same_headers\n      infer_column_types: true\n")}})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    service: FakeAzureML
+    protocol_version = "HTTP/1.1"
+    tls_host: str | None = None
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            raw = b""
+            while True:
+                size = int(self.rfile.readline().strip(), 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                raw += self.rfile.read(size)
+                self.rfile.readline()
+            return raw
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, headers: Mapping[str, str], data: bytes, method: str) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        if "Content-Length" not in headers:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if method != "HEAD" and data:
+            self.wfile.write(data)
+
+    def _handle(self, method: str) -> None:
+        raw = self._body()
+        url = urlparse(self.path)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        host = (self.tls_host or headers.get("host", "")).split(":")[0]
+        if host.endswith(BLOB_HOST_SUFFIX):
+            status, out, data = self.service.handle_blob(method, url.path, url.query, headers, raw)
+            self._send(status, out, data, method)
+            return
+        if url.path.startswith("/blob/"):
+            status, out, data = self.service.handle_public_blob(method, url.path, headers)
+            self._send(status, out, data, method)
+            return
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")[:2000]
+        status, response, extra = self.service.handle_service(method, url.path, url.query, headers, body)
+        data = b"" if response is None else json.dumps(response).encode()
+        self._send(status, {"Content-Type": "application/json; charset=utf-8", **extra}, data, method)
+
+    def do_CONNECT(self) -> None:  # noqa: N802
+        host = self.path.split(":")[0]
+        if not host.endswith(BLOB_HOST_SUFFIX):
+            self._send(403, {"Content-Type": "text/plain"}, f"the fake Azure ML service tunnels only to "
+                                                            f"*{BLOB_HOST_SUFFIX}, not {host}\n".encode(), "GET")
+            self.close_connection = True
+            return
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        try:
+            tls = self.service.ca.server_context().wrap_socket(self.connection, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.close_connection = True
+            return
+
+        class TunnelHandler(type(self)):  # type: ignore[misc]
+            tls_host = host
+
+        try:
+            TunnelHandler(tls, self.client_address, self.server)
+        except (ssl.SSLError, ConnectionError, socket.timeout, OSError):
+            pass
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+        self.close_connection = True
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._handle("GET")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._handle("HEAD")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._handle("DELETE")
+
+
+def fake_authentication(base_url: str, token: str = FAKE_TOKEN) -> Any:
+    """An ``azureml`` authentication object that hands out ``token`` and sends ARM calls to ``base_url``."""
+    from framework.backends.azure.endpoint import token_authentication
+
+    return token_authentication(base_url, token, SUBSCRIPTION, TENANT)
+
+
+def iter_routes(service: FakeAzureML) -> Iterator[str]:
+    """The routes the fake serves, ``METHOD pattern`` (for the docs)."""
+    for method, pattern, _ in service.routes:
+        yield f"{method} {pattern.pattern}"
+
+
+__all__ = ["FakeAzureML", "fake_authentication", "summarize_submission", "iter_routes", "SDK_ENVIRONMENT",
+           "FAKE_TOKEN", "CONFIG_MARKER"]

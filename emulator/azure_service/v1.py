@@ -1,0 +1,1140 @@
+"""The Azure ML SDK v1 API in front of the engine: the private REST shapes ``azureml-core`` speaks.
+
+Written against azureml-core 1.61 / azureml-pipeline 1.62 (re-check when upgrading the SDK). Each
+route turns a request into engine calls and renders engine records back into the SDK's shapes.
+A pipeline submission (``CreationInfoWithGraph``) becomes a :class:`~.engine.PipelineJob`: module
+nodes become steps, ``StructuredInterface.Arguments`` become command lines (``Parameter`` values
+resolved from the submitted assignments; ``Input``/``Output`` and the ``DatasetOutputConfig:`` /
+``DatasetConsumptionConfig:`` literals become data paths), the node's ``Runconfig`` environment
+becomes the environment to build, the AutoML module's ``AutoMLConfig`` its settings.
+
+Service-side checks made here, as Azure makes them: every request but discovery carries a bearer
+token that is a JWT and has not expired; ARM requests carry a well-formed ``api-version``; compute
+names follow the service's naming rule and VM sizes exist; a pipeline names compute targets that
+exist; snapshot files were uploaded before the snapshot is created.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import quote
+
+from .blobstore import BLOB_HOST_SUFFIX, parse_blob_url
+from .engine import (ComputeTarget, DatasetVersion, Engine, EnvironmentSpec, InputBinding, ModelVersion,
+                     OutputSpec, PipelineJob, RunRecord, ServiceError, StepJob, Token, new_id, now_iso)
+
+WS_PATH = (r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+           r"Microsoft.MachineLearningServices/workspaces/(?P<ws>[^/]+)")
+EXPERIMENT = r"/(?:experiments/(?P<experiment>[^/]+)|experimentids/(?P<experiment_id>[^/]+))"
+AUTOML_KEYS = ("task_type", "primary_metric", "iterations", "experiment_timeout_minutes",
+               "iteration_timeout_minutes", "featurization", "label_column_name", "compute_target",
+               "n_cross_validations", "enable_early_stopping", "max_concurrent_iterations")
+
+# The service's rule for AmlCompute cluster names: 2 to 16 characters, letters, digits and '-',
+# starting with a letter and ending with a letter or digit. The SDK states the same rule where it
+# checks names client-side (azureml-core, azureml/core/compute/synapse.py, _valid_compute_name:
+# "^[A-Za-z][A-Za-z0-9-]{0,14}[A-Za-z0-9]$").
+COMPUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,14}[A-Za-z0-9]$")
+COMPUTE_NAME_MESSAGE = ("Compute name {name!r} is invalid. It can include letters, digits and dashes. It must start "
+                        "with a letter, end with a letter or digit, and be between 2 and 16 characters in length.")
+# VM sizes the fake's region offers for AmlCompute (a subset of Azure's; case-insensitive, as Azure).
+VM_SIZES = ("STANDARD_D1_V2", "STANDARD_D2_V2", "STANDARD_D3_V2", "STANDARD_D4_V2", "STANDARD_D5_V2",
+            "STANDARD_D11_V2", "STANDARD_D12_V2", "STANDARD_D13_V2", "STANDARD_D14_V2", "STANDARD_DS2_V2",
+            "STANDARD_DS3_V2", "STANDARD_DS4_V2", "STANDARD_DS5_V2", "STANDARD_DS11_V2", "STANDARD_DS12_V2",
+            "STANDARD_D2_V3", "STANDARD_D4_V3", "STANDARD_D8_V3", "STANDARD_D2S_V3", "STANDARD_D4S_V3",
+            "STANDARD_D8S_V3", "STANDARD_D16S_V3", "STANDARD_E2S_V3", "STANDARD_E4S_V3", "STANDARD_E8S_V3",
+            "STANDARD_F2S_V2", "STANDARD_F4S_V2", "STANDARD_F8S_V2", "STANDARD_NC6", "STANDARD_NC12",
+            "STANDARD_NC24", "STANDARD_NC6S_V3", "STANDARD_NC4AS_T4_V3", "STANDARD_ND40RS_V2")
+API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+STATUS_CODES = {"NotStarted": "0", "Queued": "1", "Running": "2", "Failed": "3", "Completed": "4",
+                "Canceled": "5"}
+TOKEN_TYPES = {"JWT"}
+
+
+def error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
+    # the SDK's own error formatting crashes without "details"
+    return status, {"error": {"code": code, "message": message, "details": []}}
+
+
+def b64(data: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def make_token(tenant: str, subject: str = "fake@example.com", lifetime: float = 30 * 24 * 3600) -> str:
+    """A JWT shaped like Azure's (unsigned: the fake checks shape and expiry, not signatures)."""
+    return ".".join([b64({"alg": "none", "typ": "JWT"}),
+                     b64({"exp": int(time.time() + lifetime), "tid": tenant, "oid": "33333333-3333-3333-3333-"
+                          "333333333333", "upn": subject, "appid": "amlstep-fake"}), "c2ln"])
+
+
+def check_token(header: str | None) -> tuple[int, dict[str, Any]] | None:
+    """None when the Authorization header holds a well-formed, unexpired bearer JWT; else the 401 answer."""
+    if not header or not header.lower().startswith("bearer "):
+        return error(401, "AuthenticationFailed", "Authentication failed: the request has no bearer token "
+                                                  "(Authorization: Bearer <access token>)")
+    parts = header.split(" ", 1)[1].strip().split(".")
+    try:
+        if len(parts) != 3:
+            raise ValueError("not three parts")
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        exp = float(claims["exp"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return error(401, "InvalidAuthenticationToken", "The access token is invalid.")
+    if exp < time.time():
+        return error(401, "ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current "
+                                                        "UTC time.")
+    return None
+
+
+class V1Api:
+    """Routes of the SDK v1 REST API, answered from ``engine``."""
+
+    def __init__(self, engine: Engine, *, base_url: Callable[[], str], subscription: str, resource_group: str,
+                 workspace_id: str, tenant: str, location: str, account: str, container: str,
+                 compute_error: str | None = None, auth_error: bool = False) -> None:
+        self.engine = engine
+        self.base_url = base_url
+        self.subscription, self.resource_group = subscription, resource_group
+        self.workspace_id, self.tenant, self.location = workspace_id, tenant, location
+        self.account, self.container = account, container
+        self.compute_error = compute_error
+        self.auth_error = auth_error
+        self.routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = []
+        self.modules: dict[str, dict[str, Any]] = {}
+        self.datasources: dict[str, dict[str, Any]] = {}
+        self.pipeline_runs: dict[str, dict[str, Any]] = {}      # run id -> submission entity
+        self.operations: dict[str, dict[str, Any]] = {}
+        self.created_computes: list[dict[str, Any]] = []
+        self.raw_submissions: list[dict[str, Any]] = []
+        self.submissions: list[dict[str, Any]] = []
+        self.pending_snapshot_blobs: dict[str, tuple[str, str]] = {}
+        self.assets: dict[str, dict[str, Any]] = {}
+        self._add_routes()
+
+    # -- routing -------------------------------------------------------------------------------------
+    def _route(self, method: str, pattern: str, function: Callable[..., Any]) -> None:
+        self.routes.append((method, re.compile(pattern), function))
+
+    def dispatch(self, method: str, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str],
+                 body: Any) -> tuple[int, Any, dict[str, str], str | None]:
+        """(status, body, headers, handler name) for one request."""
+        if path != "/discovery":
+            if self.auth_error:
+                return (*error(401, "AuthenticationFailed", "The access token is invalid or expired (fake "
+                                                            "service)"), {}, "auth_error")
+            refused = check_token(headers.get("authorization"))
+            if refused is not None:
+                return (*refused, {}, "token_check")
+            if path.startswith(("/subscriptions/", "/rp/workspaces/")):
+                versions = query.get("api-version") or []
+                version = versions[0] if versions else None
+                if version is None:
+                    return (*error(400, "MissingApiVersionParameter", "The api-version query parameter "
+                                                                      "(?api-version=) is required for all "
+                                                                      "requests."), {}, "api_version_check")
+                if not API_VERSION.match(version):
+                    return (*error(400, "InvalidApiVersionParameter",
+                                   f"The api-version '{version}' is invalid. The supported versions are "
+                                   f"'YYYY-MM-DD' dates, optionally with '-preview'."), {}, "api_version_check")
+        for route_method, pattern, function in self.routes:
+            if route_method != method:
+                continue
+            match = pattern.match(path)
+            if match:
+                try:
+                    result = function(match, body, query)
+                except ServiceError as exc:
+                    result = error(exc.status, exc.code, exc.message)
+                status, response = result[0], result[1]
+                extra = result[2] if len(result) > 2 else {}
+                return status, response, extra, getattr(function, "__name__", "route")
+        return (*error(404, "NotFound", f"fake Azure ML: unhandled {method} {path}"), {}, None)
+
+    def _add_routes(self) -> None:
+        arm = "^" + WS_PATH
+        r = self._route
+        ds = "^/datastore/v1.0" + WS_PATH
+        pipelines = "^/pipelines/v1.0" + WS_PATH
+        rp = "^/rp/workspaces" + WS_PATH
+        history = "^/history/v1.0" + WS_PATH
+        content = "^/content/v[12].0" + WS_PATH
+        dataset = "^/dataset/v1.0" + WS_PATH
+        artifact = "^/artifact/v2.0" + WS_PATH
+        models = "^/modelmanagement/v1.0" + WS_PATH
+        run = history + EXPERIMENT + r"/runs/(?P<id>[^/]+)"
+        r("GET", r"^/discovery$", self._discovery)
+        r("GET", arm + "$", self._arm_workspace)
+        r("PUT", arm + r"/computes/(?P<name>[^/]+)$", self._compute_create)
+        r("GET", arm + r"/computes/(?P<name>[^/]+)$", self._compute_get)
+        r("GET", r"^/operations/(?P<id>[^/]+)$", self._operation)
+        r("GET", ds + r"/default$", self._datastore)
+        r("GET", ds + r"/datastores/(?P<name>[^/]+)$", self._datastore)
+        r("GET", pipelines + r"/DataTypes$", self._datatypes)
+        r("POST", pipelines + r"/DataTypes$", lambda m, body, q: (200, body))
+        r("GET", rp + r"/computes$", self._compute_list)
+        r("GET", rp + r"/computes/(?P<name>[^/]+)$", self._compute_get)
+        r("POST", r"^/jasmine/v1.0" + WS_PATH + r"/experimentids/[^/]+/validation$", lambda m, body, q: (204, None))
+        # experiments, snapshots
+        r("GET", history + r"/experiments/(?P<name>[^/]+)$", self._experiment_get)
+        r("POST", history + r"/experiments/(?P<name>[^/]+)$", self._experiment_get)
+        r("GET", content + r"/snapshots/latest/metadata$", lambda m, body, q: (200, {"id": None, "root": {}}))
+        r("POST", content + r"/snapshots/getblob$", self._snapshot_blobs)
+        r("POST", content + r"/snapshots/(?P<id>[0-9a-f-]{36})$", self._snapshot_create)
+        # modules, data sources, pipeline runs
+        r("GET", pipelines + r"/Modules/Hash/(?P<hash>[^/]+)$", self._module_by_hash)
+        r("POST", pipelines + r"/Modules$", self._module_create)
+        r("GET", pipelines + r"/Modules/(?P<id>[^/]+)$", self._module_get)
+        r("GET", pipelines + r"/DataSources/Hash/(?P<hash>[^/]+)$", self._datasource_by_hash)
+        r("POST", pipelines + r"/DataSources$", self._datasource_create)
+        r("GET", pipelines + r"/DataSources/(?P<id>[^/]+)$", self._datasource_get)
+        r("POST", pipelines + r"/(Experiments|PipelineRuns)/Unsubmitted/CreationInfoWithGraph$", self._run_create)
+        r("POST", pipelines + r"/(Experiments|PipelineRuns)/Submit/(?P<id>[^/]+)$", self._run_submit)
+        r("GET", pipelines + r"/PipelineRuns/(?P<id>[^/]+)/PipelineRunOutputs/(?P<name>[^/]+)$", self._run_output)
+        graph = pipelines + r"/(Experiments|PipelineRuns)/(?P<id>[0-9a-f-]{36})"
+        r("POST", graph + r"/Graph/Node/StatusCode$", self._node_status_code)
+        r("POST", graph + r"/Graph/Node/Status$", self._node_status)
+        r("POST", graph + r"/Graph/AllNodes/Status$", self._all_node_statuses)
+        r("POST", graph + r"/Graph/AllNodes/StatusCode$", self._all_node_status_codes)
+        r("POST", graph + r"/Outputs$", self._node_outputs)
+        r("POST", graph + r"/Graph/Shareable/(?P<kind>STDOUT|STDERR|JobLog)$", self._node_log)
+        r("GET", pipelines + r"/PipelineRuns/(?P<id>[0-9a-f-]{36})/StepRuns$", self._step_runs)
+        r("GET", pipelines + r"/(Experiments|PipelineRuns)/(?P<id>[0-9a-f-]{36})$", self._run_get)
+        # run history
+        r("GET", run + r"$", self._history_run)
+        r("PATCH", run + r"$", self._history_patch)
+        r("POST", run + r"$", self._history_patch)
+        r("GET", run + r"/children$", self._history_children)
+        r("GET", run + r"/metricsingest/wait$", lambda m, body, q: (200, {}))
+        r("GET", run + r"/details$", self._history_details)
+        r("POST", run + r"/batch/metrics$", self._metrics_post)
+        r("POST", history + r"/runs/(?P<id>[^/]+)/batch/metrics$", self._metrics_post)
+        r("POST", r"^/metric/v2.0" + WS_PATH + r"/runs/(?P<id>[^/]+)/batchsync$", self._metrics_post_v2)
+        r("POST", r"^/metric/v2.0" + WS_PATH + r"/runs/(?P<id>[^/]+)/batch$", self._metrics_post_v2)
+        r("POST", history + r"/experiments/(?P<experiment>[^/]+)/metrics:query$", self._metrics_query)
+        r("POST", history + r"/experimentids/(?P<experiment_id>[^/]+)/metrics:query$", self._metrics_query)
+        r("POST", r"^/metric/v2.0" + WS_PATH + r"/runs/(?P<id>[^/]+)/list$", self._metrics_list_v2)
+        r("POST", r"^/metric/v2.0" + WS_PATH + r"/runs/(?P<id>[^/]+)/full$", self._metrics_full_v2)
+        r("GET", r"^/metric/v2.0" + WS_PATH + r"/runs/(?P<id>[^/]+)/lastvalues$", self._metrics_last_v2)
+        r("POST", r"^/metric/v2.0" + WS_PATH + r"/runs/(?P<id>[^/]+)/lastvalues$", self._metrics_last_v2)
+        # artifacts
+        r("POST", artifact + r"/artifacts/batch/metadata/(?P<origin>[^/]+)/(?P<container>[^/]+)$",
+          self._artifacts_create)
+        r("GET", artifact + r"/artifacts/prefix/contentinfo/(?P<origin>[^/]+)/(?P<container>[^/]+)(/(?P<path>.*))?$",
+          self._artifacts_list)
+        r("GET", artifact + r"/artifacts/contentinfo/(?P<origin>[^/]+)/(?P<container>[^/]+)/(?P<path>.+)$",
+          self._artifact_info)
+        r("GET", artifact + r"/artifacts/(?P<origin>[^/]+)/(?P<container>[^/]+)$", self._artifacts_list)
+        # datasets
+        r("GET", dataset + r"/datasets/query/name=(?P<name>[^/]+)$", self._dataset_by_name)
+        r("GET", dataset + r"/datasets/query/savedDatasetId=(?P<id>[^/]+)$", self._dataset_by_saved_id)
+        r("GET", dataset + r"/datasets$", self._dataset_list)
+        r("POST", dataset + r"/datasets$", self._dataset_register)
+        r("POST", dataset + r"/datasets/register$", self._dataset_register)
+        r("GET", dataset + r"/datasets/(?P<id>[0-9a-f-]{36})$", self._dataset_by_id)
+        r("GET", dataset + r"/saveddatasets/(?P<id>[^/]+)$", self._saved_dataset)
+        r("GET", r"^/+data/v1.0" + WS_PATH + r"/dataversion/(?P<id>[^/]+)/versions/[^/]+$", self._dataversion)
+        # models
+        r("POST", models + r"/assets$", self._asset_create)
+        r("GET", models + r"/assets/(?P<id>[^/]+)$", self._asset_get)
+        r("POST", models + r"/models$", self._model_register)
+        r("GET", models + r"/models$", self._model_list)
+        r("GET", models + r"/models/(?P<id>[^/]+)$", self._model_get)
+
+    # -- workspace, datastores, computes -------------------------------------------------------------
+    def _discovery(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        keys = ["api", "catalog", "experimentation", "gallery", "history", "hyperdrive", "labeling",
+                "modelmanagement", "pipelines", "studiocoreservices", "cert", "studio"]
+        return 200, {k: self.base_url() for k in keys}
+
+    def _arm_workspace(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        return 200, {"id": f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/"
+                           f"Microsoft.MachineLearningServices/workspaces/{m.group('ws')}",
+                     "name": m.group("ws"), "location": self.location,
+                     "type": "Microsoft.MachineLearningServices/workspaces",
+                     "properties": {"discoveryUrl": self.base_url() + "/discovery", "workspaceId": self.workspace_id}}
+
+    def _datastore(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        name = m.groupdict().get("name") or "workspaceblobstore"
+        container = self.engine.datastores.get(name)
+        if container is None:
+            raise ServiceError(404, "NotFound", f"Datastore {name!r} was not found in the workspace")
+        return 200, {"name": name, "dataStoreType": "AzureBlob", "hasBeenValidated": True, "isDefault":
+                     name == "workspaceblobstore",
+                     "azureStorageSection": {"accountName": self.account, "containerName": container,
+                                             "endpoint": "core.windows.net", "protocol": "https",
+                                             "credentialType": "Sas", "credential": "sv=2021-08-06&sr=c&sp=racwdl"
+                                                                                     "&sig=ZmFrZQ%3D%3D",
+                                             "sasToken": "sv=2021-08-06&sr=c&sp=racwdl&sig=ZmFrZQ%3D%3D",
+                                             "subscriptionId": self.subscription,
+                                             "resourceGroup": self.resource_group}}
+
+    def _datatypes(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        kinds = ["AnyFile", "AzureBlobReference", "AzureDataLakeReference", "AzureFilesReference",
+                 "AzureSqlDatabaseReference", "AzurePostgresDatabaseReference", "AzureDataLakeGen2Reference",
+                 "AzureMLDataset", "AzureMySqlDatabaseReference", "DBFSReference", "AnyDirectory"]
+        return 200, [{"Id": d, "Name": d, "Description": d, "IsDirectory": d == "AnyDirectory",
+                      "ParentDataTypeIds": [], "EntityStatus": "Active"} for d in kinds]
+
+    def compute_payload(self, target: ComputeTarget, state: str | None = None) -> dict[str, Any]:
+        return {
+            "id": f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/"
+                  f"Microsoft.MachineLearningServices/workspaces/ws/computes/{target.name}",
+            "name": target.name, "location": self.location, "tags": {},
+            "type": "Microsoft.MachineLearningServices/workspaces/computes",
+            "properties": {"computeType": "AmlCompute", "isAttachedCompute": False, "description": None,
+                           "resourceId": None, "provisioningState": state or target.state,
+                           "provisioningErrors": target.errors or None, "computeLocation": self.location,
+                           "properties": {"vmSize": target.vm_size, "vmPriority": target.priority, "subnet": None,
+                                          "currentNodeCount": 0, "targetNodeCount": 0, "allocationState": "Steady",
+                                          "nodeStateCounts": {"idleNodeCount": 0, "runningNodeCount": 0,
+                                                              "preparingNodeCount": 0, "unusableNodeCount": 0,
+                                                              "leavingNodeCount": 0, "preemptedNodeCount": 0},
+                                          "scaleSettings": {"minNodeCount": target.min_nodes,
+                                                            "maxNodeCount": target.max_nodes,
+                                                            "nodeIdleTimeBeforeScaleDown":
+                                                                f"PT{target.idle_seconds}S"}}}}
+
+    def _compute_list(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        return 200, {"value": [self.compute_payload(t) for t in self.engine.computes.values()]}
+
+    def _compute_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        found = self.engine.computes.get(m.group("name"))
+        if found is None:
+            raise ServiceError(404, "NotFound", f"compute {m.group('name')!r} not found")
+        return 200, self.compute_payload(found)
+
+    def _compute_create(self, m: Any, body: Any, q: Any) -> tuple[int, Any, dict[str, str]]:
+        name = m.group("name")
+        props = ((body or {}).get("properties") or {}).get("properties") or {}
+        scale = props.get("scaleSettings") or {}
+        vm_size = str(props.get("vmSize") or "STANDARD_D2_V2")
+        record = {"name": name, "vm_size": props.get("vmSize"), "min_nodes": scale.get("minNodeCount"),
+                  "max_nodes": scale.get("maxNodeCount"), "idle_seconds_before_scaledown":
+                      scale.get("nodeIdleTimeBeforeScaleDown"), "vm_priority": props.get("vmPriority")}
+        self.created_computes.append(record)
+        if not COMPUTE_NAME.match(name):
+            raise ServiceError(400, "BadArgument", COMPUTE_NAME_MESSAGE.format(name=name))
+        if vm_size.upper() not in VM_SIZES:
+            raise ServiceError(400, "BadArgument", f"The specified VM size {vm_size!r} is not supported for "
+                                                   f"AmlCompute in region '{self.location}'. Supported sizes include "
+                                                   f"STANDARD_D2_V2, STANDARD_D3_V2, STANDARD_DS3_V2 and "
+                                                   f"STANDARD_NC6.")
+        min_nodes, max_nodes = int(scale.get("minNodeCount") or 0), int(scale.get("maxNodeCount") or 1)
+        if min_nodes > max_nodes:
+            raise ServiceError(400, "BadArgument", f"minNodeCount ({min_nodes}) cannot be greater than "
+                                                   f"maxNodeCount ({max_nodes})")
+        idle = str(scale.get("nodeIdleTimeBeforeScaleDown") or "PT120S")
+        target = ComputeTarget(name=name, vm_size=vm_size, min_nodes=min_nodes, max_nodes=max_nodes,
+                               idle_seconds=int(re.sub(r"\D", "", idle) or 120),
+                               priority=str(props.get("vmPriority") or "Dedicated"))
+        operation = new_id()
+        if self.compute_error:
+            target.state = "Failed"
+            target.errors = [{"error": {"code": "QuotaExceeded", "message": self.compute_error}}]
+            self.operations[operation] = {"status": "Failed", "error": {"code": "QuotaExceeded",
+                                                                        "message": self.compute_error}}
+        else:
+            self.operations[operation] = {"status": "Succeeded"}
+        self.engine.computes[name] = target
+        return 201, self.compute_payload(target, "Creating"), {
+            "Azure-AsyncOperation": f"{self.base_url()}/operations/{operation}"}
+
+    def _operation(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        found = self.operations.get(m.group("id"))
+        if found is None:
+            raise ServiceError(404, "NotFound", "operation not found")
+        return 200, found
+
+    # -- experiments and snapshots -------------------------------------------------------------------
+    def _experiment_dto(self, name: str) -> dict[str, Any]:
+        entry = self.engine.experiment(name)
+        return {"experimentId": entry["id"], "name": name, "createdUtc": now_iso(entry["created"]), "tags": {}}
+
+    def _experiment_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        return 200, self._experiment_dto(m.group("name"))
+
+    def sas_url(self, container: str, blob: str) -> str:
+        return (f"https://{self.account}{BLOB_HOST_SUFFIX}/{container}/{quote(blob)}"
+                f"?sv=2021-08-06&sr=b&sp=rcw&se=2099-01-01T00%3A00%3A00Z&sig=ZmFrZQ%3D%3D")
+
+    def _snapshot_blobs(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        names = list((body or {}).get("FileNames") or [])
+        batch = new_id()
+        nodes = []
+        for name in names:
+            blob = f"{batch}/{name}"
+            self.pending_snapshot_blobs[name] = ("snapshots", blob)
+            nodes.append({"fullName": name, "blobUri": self.sas_url("snapshots", blob)})
+        return 200, {"fileNodes": nodes}
+
+    def _snapshot_create(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        files: dict[str, tuple[str, str]] = {}
+        parent = (body or {}).get("ParentSnapshotId")
+        if parent and parent in self.engine.snapshots:
+            files.update(self.engine.snapshots[parent])
+        for node in ((body or {}).get("FileRevisionList") or {}).get("FileNodes") or []:
+            where = parse_blob_url(str(node.get("BlobUri") or ""))
+            if where is None or where[0] != self.account:
+                raise ServiceError(400, "UserError", f"snapshot file {node.get('FullName')!r} points at "
+                                                     f"{node.get('BlobUri')!r}, not at the workspace's storage")
+            files[str(node["FullName"])] = (where[1], where[2])
+        tree = (body or {}).get("DirTreeNode") or {}
+        listed = set(_tree_files(tree))
+        files = {k: v for k, v in files.items() if k in listed} if listed else files
+        self.engine.add_snapshot(m.group("id"), files)
+        return 200, {"id": m.group("id")}
+
+    # -- modules and data sources --------------------------------------------------------------------
+    @staticmethod
+    def _interface(si: dict[str, Any] | None) -> dict[str, Any]:
+        si = si or {}
+
+        def params(items: Any) -> list[dict[str, Any]]:
+            return [{"Name": p.get("Name"), "DefaultValue": p.get("DefaultValue"), "IsOptional": p.get("IsOptional"),
+                     "Type": p.get("ParameterType")} for p in (items or [])]
+
+        return {"Parameters": params(si.get("Parameters")), "MetadataParameters": params(si.get("MetadataParameters")),
+                "Ports": {"Inputs": [{"Name": i.get("Name"), "DataTypesIds": i.get("DataTypeIdsList"),
+                                      "IsOptional": i.get("IsOptional")} for i in si.get("Inputs") or []],
+                          "Outputs": [{"Name": o.get("Name"), "DataTypeId": o.get("DataTypeId")}
+                                      for o in si.get("Outputs") or []]},
+                "DataPathParameters": [], "DataPathParameterList": []}
+
+    def _module_info(self, module: dict[str, Any]) -> dict[str, Any]:
+        return {"Data": module, "Interface": self._interface(module.get("StructuredInterface"))}
+
+    def _module_by_hash(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        for module in self.modules.values():
+            if module["IdentifierHash"] == m.group("hash"):
+                return 200, self._module_info(module)
+        raise ServiceError(404, "NotFound", "module not found")
+
+    def _module_create(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        module_id = new_id()
+        entity = {k: body.get(k) for k in ("Name", "Description", "IsDeterministic", "ModuleExecutionType",
+                                           "StructuredInterface", "IdentifierHash", "ModuleType", "StepType",
+                                           "Runconfig", "CloudSettings", "Properties", "StorageId")}
+        entity.update({"Id": module_id, "UploadState": "Completed", "EntityStatus": "Active", "DataLocation": None,
+                       "CreatedDate": now_iso(), "LastModifiedDate": now_iso()})
+        self.modules[module_id] = entity
+        return 200, entity
+
+    def _module_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        module = self.modules.get(m.group("id"))
+        if module is None:
+            raise ServiceError(404, "NotFound", "module not found")
+        return 200, self._module_info(module)
+
+    def _datasource_by_hash(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        for source in self.datasources.values():
+            if source.get("IdentifierHash") == m.group("hash"):
+                return 200, source
+        raise ServiceError(404, "NotFound", "datasource not found")
+
+    def _datasource_create(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        source_id = new_id()
+        entity = dict(body, Id=source_id, UploadState="Completed", EntityStatus="Active")
+        self.datasources[source_id] = entity
+        return 200, entity
+
+    def _datasource_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        source = self.datasources.get(m.group("id"))
+        if source is None:
+            raise ServiceError(404, "NotFound", "datasource not found")
+        return 200, source
+
+    # -- pipeline runs -------------------------------------------------------------------------------
+    def _run_create(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        experiment = (q.get("experimentName") or ["?"])[0]
+        creation = body.get("CreationInfo") or {}
+        raw = {"experimentName": experiment, "modules": json.loads(json.dumps(self.modules)),
+               "datasources": json.loads(json.dumps(self.datasources)), "submission": body,
+               "dataset_names": {v: e.name for versions in self.engine.datasets.values() for e in versions
+                                 for v in (e.id, e.saved_id)}}
+        job = self.job_from_graph(experiment, body, creation.get("ParameterAssignments") or {})
+        record = self.engine.submit(job)
+        raw["run_id"] = record.id
+        entity = {"id": record.id, "graph_id": new_id(), "submitted": False, "body": body, "job": job,
+                  "params": dict(creation.get("ParameterAssignments") or {}), "nsteps": len(job.steps)}
+        self.pipeline_runs[record.id] = entity
+        self.raw_submissions.append(raw)
+        summary = summarize_submission(raw)
+        self.submissions.append(summary)
+        return 200, self._run_entity(record.id)
+
+    def _run_submit(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        entity = self.pipeline_runs.get(m.group("id"))
+        if entity is None:
+            raise ServiceError(404, "NotFound", "pipeline run not found")
+        if body and body.get("ParameterAssignments"):
+            entity["params"] = {**entity["params"], **body["ParameterAssignments"]}
+            self._apply_parameters(entity["job"], entity["body"], entity["params"])
+        summary = self.submissions[[r["run_id"] for r in self.raw_submissions].index(m.group("id"))]
+        summary["submitted_parameters"] = dict(entity["params"])
+        entity["submitted"] = True
+        self.engine.start(m.group("id"))
+        return 200, None
+
+    def _run_entity(self, run_id: str) -> dict[str, Any]:
+        entity = self.pipeline_runs[run_id]
+        record = self.engine.run(run_id)
+        status = {"Completed": "Finished"}.get(record.status, record.status)
+        return {"Id": run_id, "Description": record.description, "GraphId": entity["graph_id"],
+                "Status": {"StatusCode": status, "CreationTime": now_iso(record.created),
+                           "EndTime": now_iso(record.ended) if record.ended else None},
+                "IsSubmitted": entity["submitted"], "HasErrors": False, "HasWarnings": False, "UploadState": "Completed",
+                "ParameterAssignments": entity["params"], "RunHistoryExperimentName": record.experiment,
+                "RunSource": "SDK", "RunType": "SDK", "TotalRunSteps": entity["nsteps"], "tags": {}, "Properties": {},
+                "EntityStatus": "Active", "CreatedDate": now_iso(record.created), "LastModifiedDate": now_iso()}
+
+    def _run_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        if m.group("id") not in self.pipeline_runs:
+            raise ServiceError(404, "NotFound", "pipeline run not found")
+        return 200, self._run_entity(m.group("id"))
+
+    def _step_run_of(self, pipeline_run_id: str, node_id: str) -> RunRecord | None:
+        state = self.engine.pipelines.get(pipeline_run_id)
+        if state is None:
+            raise ServiceError(404, "NotFound", "pipeline run not found")
+        step_run_id = state.step_runs.get(node_id)
+        return self.engine.run(step_run_id) if step_run_id else None
+
+    def _node_status_dto(self, record: RunRecord | None) -> dict[str, Any]:
+        if record is None:
+            return {"StatusCode": "0", "Status": "NotStarted", "RunId": None}
+        reuse = None
+        if record.reused_from:
+            original = self.engine.run(record.reused_from)
+            reuse = {"ReusedRunId": original.id, "ReusedNodeId": original.node_id,
+                     "ReusedPipelineRunId": original.parent_id}
+        return {"StatusCode": STATUS_CODES.get(record.status, "0"), "StatusDetail": record.status,
+                "RunId": record.reused_from or record.id, "ReuseInfo": reuse,
+                "CreationTime": now_iso(record.created),
+                "StartTime": now_iso(record.started) if record.started else None,
+                "EndTime": now_iso(record.ended) if record.ended else None, "HasWarnings": False}
+
+    @staticmethod
+    def _node_of(body: Any) -> str:
+        path = body if isinstance(body, list) else (body or {}).get("NodeIdPath") or []
+        if not path:
+            raise ServiceError(400, "BadArgument", "the request names no node (nodeIdPath)")
+        return str(path[-1])
+
+    def _node_status(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        return 200, self._node_status_dto(self._step_run_of(m.group("id"), self._node_of(body)))
+
+    def _node_status_code(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        record = self._step_run_of(m.group("id"), self._node_of(body))
+        return 200, STATUS_CODES.get(record.status, "0") if record else "0"
+
+    def _all_node_statuses(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        state = self.engine.pipelines.get(m.group("id"))
+        if state is None:
+            raise ServiceError(404, "NotFound", "pipeline run not found")
+        return 200, {s.node_id: self._node_status_dto(self._step_run_of(m.group("id"), s.node_id))
+                     for s in state.job.steps}
+
+    def _all_node_status_codes(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        _, statuses = self._all_node_statuses(m, body, q)
+        return 200, {node: status["StatusCode"] for node, status in statuses.items()}
+
+    def _node_log(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        record = self._step_run_of(m.group("id"), self._node_of(body))
+        if record is None:
+            return 200, ""
+        for name in ("azureml-logs/70_driver_log.txt", "azureml-logs/20_image_build_log.txt"):
+            if name in record.files:
+                return 200, self.engine.read_file(record.id, name).decode("utf-8", "replace")
+        return 200, ""
+
+    def _output_dto(self, datastore: str, path: str) -> dict[str, Any]:
+        return {"DataTypeId": "AnyDirectory", "LogicalSizeInBytes": 0, "PhysicalSizeInBytes": 0, "Hash": None,
+                "DataLocation": {"StorageType": "AzureBlob", "StorageId": None, "Uri": None,
+                                 "DataReference": {"Type": "AzureBlob", "AzureBlobReference": {
+                                     "Container": self.engine.datastores.get(datastore), "Account": self.account,
+                                     "RelativePath": path, "AmlDataStoreName": datastore}}}}
+
+    def _node_outputs(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        record = self._step_run_of(m.group("id"), self._node_of(body))
+        if record is None:
+            return 200, {}
+        return 200, {port: self._output_dto(*where) for port, where in record.outputs.items()}
+
+    def _run_output(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        entity = self.pipeline_runs.get(m.group("id"))
+        if entity is None:
+            raise ServiceError(404, "NotFound", "pipeline run not found")
+        graph = entity["body"].get("Graph") or {}
+        for edge in graph.get("Edges") or []:
+            if (edge.get("DestinationInputPort") or {}).get("GraphPortName") == m.group("name"):
+                source = edge["SourceOutputPort"]
+                record = self._step_run_of(m.group("id"), source["NodeId"])
+                if record is None or record.status != "Completed":
+                    raise ServiceError(400, "UserError", f"pipeline output {m.group('name')!r} is not available: "
+                                                         f"its step has not completed")
+                return 200, self._output_dto(*record.outputs[source["PortName"]])
+        raise ServiceError(404, "NotFound", f"pipeline run {m.group('id')} has no output {m.group('name')!r}")
+
+    def _step_runs(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        return 200, [self.run_dto(r) for r in self.engine.children(m.group("id"))]
+
+    # -- run history ---------------------------------------------------------------------------------
+    def run_dto(self, record: RunRecord) -> dict[str, Any]:
+        experiment = self.engine.experiment(record.experiment)
+        run_type = record.run_type
+        tags = dict(record.tags)
+        properties = dict(record.properties)
+        if run_type == "azureml.PipelineRun":
+            tags.setdefault("azureml.pipelineComponent", "pipelinerun")
+            entity = self.pipeline_runs.get(record.id)
+            properties.setdefault("azureml.parameters", json.dumps(entity["params"] if entity else {}))
+            properties.setdefault("azureml.pipelineid", "")
+            properties.setdefault("runSource", "SDK")
+            properties.setdefault("runType", "SDK")
+        return {"runId": record.id, "rootRunId": record.root_id or record.id, "parentRunId": record.parent_id,
+                "runNumber": record.number, "dataContainerId": "dcid." + record.id,
+                "experimentId": experiment["id"], "name": record.name, "displayName": record.name,
+                "status": record.status, "runType": run_type, "createdUtc": now_iso(record.created),
+                "startTimeUtc": now_iso(record.started) if record.started else None,
+                "endTimeUtc": now_iso(record.ended) if record.ended else None, "target": record.target,
+                "tags": tags, "properties": properties, "description": record.description,
+                "runDefinition": None, "warnings": None, "hidden": False,
+                "error": {"error": {**record.error, "details": []}} if record.error else None}
+
+    def _history_record(self, m: Any) -> RunRecord:
+        return self.engine.run(m.group("id"))
+
+    def _history_run(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        return 200, self.run_dto(self._history_record(m))
+
+    def _history_patch(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        record = self._history_record(m)
+        with self.engine.lock:
+            for key, value in ((body or {}).get("properties") or {}).items():
+                if key in record.properties and record.properties[key] != value:
+                    raise ServiceError(409, "Conflict", f"Property {key!r} of run {record.id} is already set "
+                                                        f"(properties are immutable)")
+                record.properties[key] = value
+            record.tags.update((body or {}).get("tags") or {})
+            if (body or {}).get("description") is not None:
+                record.description = body["description"]
+        return 200, self.run_dto(record)
+
+    def _history_children(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        return 200, {"value": [self.run_dto(r) for r in self.engine.children(m.group("id"))],
+                     "continuationToken": None}
+
+    def _history_details(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        record = self._history_record(m)
+        dto = self.run_dto(record)
+        details = {k: dto[k] for k in ("runId", "target", "status", "startTimeUtc", "endTimeUtc", "error",
+                                       "warnings", "properties", "tags", "parentRunId")}
+        logs = {name: self.sas_url(*where) for name, where in record.files.items()
+                if name.startswith(("azureml-logs/", "user_logs/", "logs/"))}
+        return 200, {**details, "logFiles": logs, "inputDatasets": [], "outputDatasets": [], "runDefinition": None}
+
+    def _metrics_post(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        record = self._history_record(m)
+        for item in (body or {}).get("values") or (body or {}).get("Values") or []:
+            name = item.get("name")
+            cells = item.get("cells") or []
+            for cell in cells:
+                for key, value in cell.items():
+                    self.engine.log_metric(record.id, name if len(cell) == 1 else key, value)
+        return 200, {}
+
+    def _metrics_post_v2(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """``run.log``: a BatchMetricV2Dto, ``{"values": [{"name", "columns", "value": [{"data": {...}}]}]}``."""
+        record = self._history_record(m)
+        for item in (body or {}).get("values") or []:
+            name = item.get("name")
+            kind = ((item.get("properties") or {}).get("uxMetricType")) or "azureml.v1.scalar"
+            for value in item.get("value") or []:
+                data = value.get("data") or {}
+                self.engine.log_metric(record.id, name, data.get(name, data if len(data) != 1 else
+                                                         next(iter(data.values()))), value.get("step"))
+                record.metrics[-1]["kind"] = kind
+                record.metrics[-1]["columns"] = item.get("columns") or {}
+        return 200, {"errors": []}
+
+    def _metrics_query(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        run_ids = None
+        text = json.dumps(body or {})
+        found = re.findall(r"RunId eq '([^']+)'", text) or re.findall(r'"runId":\s*"([^"]+)"', text)
+        if found:
+            run_ids = set(found)
+        values = []
+        for record in list(self.engine.runs.values()):
+            if run_ids is not None and record.id not in run_ids:
+                continue
+            for index, entry in enumerate(record.metrics):
+                values.append({"runId": record.id, "metricId": f"{record.id}-{index}", "name": entry["name"],
+                               "metricType": "azureml.v1.scalar", "createdUtc": now_iso(entry["time"]),
+                               "dataContainerId": "dcid." + record.id, "columns": {entry["name"]: _column(entry)},
+                               "cells": [{entry["name"]: entry["value"]}], "schema": None})
+        return 200, {"value": values, "continuationToken": None}
+
+    def _metrics_list_v2(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        record = self._history_record(m)
+        names: dict[str, dict[str, Any]] = {}
+        for entry in record.metrics:
+            names.setdefault(entry["name"], entry)
+        return 200, {"value": [{"metricKey": {"name": n, "namespace": None},
+                                "columns": e.get("columns") or {n: _column(e)}} for n, e in names.items()],
+                     "continuationToken": None}
+
+    def _metrics_full_v2(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        record = self._history_record(m)
+        name = (body or {}).get("metricName")
+        entries = [e for e in record.metrics if e["name"] == name]
+        if not entries:
+            raise ServiceError(404, "NotFound", f"run {record.id} has no metric {name!r}")
+        first = entries[0]
+        return 200, {"dataContainerId": "dcid." + record.id, "name": name,
+                     "columns": first.get("columns") or {name: _column(first)},
+                     "properties": {"uxMetricType": first.get("kind") or "azureml.v1.scalar"},
+                     "value": [{"metricId": f"{record.id}-{i}", "createdUtc": now_iso(e["time"]),
+                                "step": e.get("step") if e.get("step") is not None else i,
+                                "data": {name: e["value"]}} for i, e in enumerate(entries)],
+                     "continuationToken": None}
+
+    def _metrics_last_v2(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        record = self._history_record(m)
+        latest: dict[str, dict[str, Any]] = {}
+        for entry in record.metrics:
+            latest[entry["name"]] = entry
+        return 200, {"value": [{"name": n, "data": {n: e["value"]}, "createdUtc": now_iso(e["time"])}
+                               for n, e in latest.items()]}
+
+    # -- artifacts -----------------------------------------------------------------------------------
+    def _artifact_blob(self, origin: str, container: str, path: str) -> str:
+        return f"{origin}/{container}/{path}"
+
+    def _artifacts_create(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        origin, container = m.group("origin"), m.group("container")
+        artifacts, infos = {}, {}
+        for item in (body or {}).get("paths") or (body or {}).get("Paths") or []:
+            path = item.get("path") or item.get("Path")
+            blob = self._artifact_blob(origin, container, path)
+            if origin == "LocalUpload" and container == "azureml-private-packages" and \
+                    self.engine.blob.exists("azureml", blob):
+                raise ServiceError(409, "Conflict", f"Resource Conflict: ArtifactId {origin}/{container}/{path} "
+                                                    f"already exists")
+            artifacts[path] = {"artifactId": f"{origin}/{container}/{path}", "origin": origin,
+                               "container": container, "path": path, "etag": None, "createdTime": now_iso()}
+            infos[path] = {"contentUri": self.sas_url("azureml", blob), "origin": origin, "container": container,
+                           "path": path}
+            run_id = container.removeprefix("dcid.")
+            if run_id in self.engine.runs:
+                with self.engine.lock:
+                    self.engine.runs[run_id].files[path] = ("azureml", blob)
+        return 200, {"artifacts": artifacts, "artifactContentInformation": infos, "errors": {}}
+
+    def _artifact_info(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        origin, container, path = m.group("origin"), m.group("container"), m.group("path")
+        blob = self._artifact_blob(origin, container, path)
+        run_id = container.removeprefix("dcid.")
+        if run_id in self.engine.runs and path in self.engine.runs[run_id].files:
+            blob = self.engine.runs[run_id].files[path][1]
+        if not self.engine.blob.exists("azureml", blob):
+            raise ServiceError(404, "NotFound", f"artifact {origin}/{container}/{path} not found")
+        return 200, {"contentUri": self.sas_url("azureml", blob), "origin": origin, "container": container,
+                     "path": path}
+
+    def _artifacts_list(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        origin, container = m.group("origin"), m.group("container")
+        prefix = (m.groupdict().get("path") or "").strip("/")
+        run_id = container.removeprefix("dcid.")
+        found = []
+        if run_id in self.engine.runs:
+            for path, (box, blob) in sorted(self.engine.runs[run_id].files.items()):
+                if path.startswith(prefix):
+                    found.append({"contentUri": self.sas_url(box, blob), "origin": origin, "container": container,
+                                  "path": path})
+        return 200, {"value": found, "continuationToken": None}
+
+    # -- datasets ------------------------------------------------------------------------------------
+    def local_dataflow(self, entry: DatasetVersion) -> Any:
+        """The dataflow as handed out: datastore paths read over the fake's plain-http blob endpoint."""
+        text = json.dumps(entry.definition) if not isinstance(entry.definition, str) else entry.definition
+
+        def http(datastore: str, path: str) -> str:
+            container = self.engine.datastores.get(datastore, datastore)
+            return f"{self.base_url()}/blob/{self.account}/{container}/{path}"
+
+        text = re.sub(r"azureml://subscriptions/[^/\"']+/resource[gG]roups/[^/\"']+/workspaces/[^/\"']+/datastores/"
+                      r"([^/\"']+)/paths/([^\"'\\]+)", lambda g: http(g.group(1), g.group(2)), text)
+        return text
+
+    def dataset_dto(self, entry: DatasetVersion) -> dict[str, Any]:
+        dataflow = self.local_dataflow(entry)
+        if not isinstance(dataflow, str):
+            dataflow = json.dumps(dataflow)
+        version = {"datasetId": entry.id, "versionId": str(entry.version), "savedDatasetId": entry.saved_id,
+                   "dataflow": dataflow, "properties": {}, "isVisible": True, "createdTime": now_iso(entry.created),
+                   "datasetType": "tabular", "description": entry.description, "tags": entry.tags}
+        return {"datasetId": entry.id, "name": entry.name, "datasetType": "tabular", "isVisible": True,
+                "description": entry.description, "tags": entry.tags, "createdTime": now_iso(entry.created),
+                "modifiedTime": now_iso(entry.created), "latest": version, "defaultCompareToVersion": None}
+
+    def _dataset_by_name(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        wanted = (q.get("versionId") or [None])[0]
+        entry = self.engine.dataset(m.group("name"), int(wanted) if wanted not in (None, "latest") else None)
+        return 200, self.dataset_dto(entry)
+
+    def _dataset_by_saved_id(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        entry = self.engine.dataset_by_id(m.group("id"))
+        return 200, {"value": [self.dataset_dto(entry)] if entry else [], "continuationToken": None}
+
+    def _dataset_by_id(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        entry = self.engine.dataset_by_id(m.group("id"))
+        if entry is None:
+            raise ServiceError(404, "NotFound", f"dataset {m.group('id')} not found")
+        return 200, self.dataset_dto(entry)
+
+    def _saved_dataset(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        entry = self.engine.dataset_by_id(m.group("id"))
+        if entry is None:
+            raise ServiceError(404, "NotFound", f"saved dataset {m.group('id')} not found")
+        return 200, {"id": entry.saved_id, "datasetType": "tabular", "dataflow": self.local_dataflow(entry),
+                     "properties": {}}
+
+    def _dataversion(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        asset = m.group("id")
+        entry = self.engine.dataset_by_id(asset.removeprefix("unregistered-"))
+        if entry is None:
+            raise ServiceError(404, "NotFound", f"data asset {asset!r} not found")
+        return 200, {"legacyDataflow": rslex_yaml(self.local_dataflow(entry))}
+
+    def _dataset_list(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        return 200, {"value": [self.dataset_dto(v[-1]) for v in self.engine.datasets.values()],
+                     "continuationToken": None}
+
+    def _dataset_register(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        body = body or {}
+        name = str(body.get("name"))
+        latest = body.get("latest") or {}
+        dataflow = latest.get("dataflow")
+        existing = self.engine.datasets.get(name) or []
+        if existing and (q.get("ifExistsOk") or ["false"])[0].lower() != "true":
+            raise ServiceError(409, "Conflict", f"There is already a dataset registered under name {name!r}")
+        for entry in existing:
+            if entry.definition == dataflow:
+                raise ServiceError(400, "UserError", f"An identical dataset has been registered as "
+                                                     f"{name}:{entry.version} (name:version).")
+        files, urls = _dataflow_sources(dataflow)
+        entry = self.engine.register_dataset(name, dataflow, files=files, urls=urls,
+                                             description=body.get("description"), tags=body.get("tags") or {})
+        return 200, self.dataset_dto(entry)
+
+    # -- models --------------------------------------------------------------------------------------
+    def model_dto(self, entry: ModelVersion) -> dict[str, Any]:
+        return {"id": entry.id, "name": entry.name, "version": entry.version, "description": entry.description,
+                "url": entry.url, "mimeType": "application/json", "framework": entry.framework or "Custom",
+                "frameworkVersion": None, "createdTime": now_iso(entry.created),
+                "modifiedTime": now_iso(entry.created), "kvTags": entry.tags, "properties": entry.properties,
+                "runId": entry.run_id, "experimentName": entry.experiment, "unpack": False,
+                "createdBy": {"userName": "fake@example.com"}, "datasets": [], "resourceRequirements": None}
+
+    def _asset_create(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        body = body or {}
+        for artifact in body.get("artifacts") or []:
+            prefix = str(artifact.get("prefix") or "").strip("/")
+            if prefix and not self.engine.blob.names("azureml", prefix):
+                raise ServiceError(400, "BadArgument", f"asset artifact prefix {prefix!r} holds no uploaded file")
+        asset = {"id": new_id().replace("-", ""), "name": body.get("name"), "artifacts": body.get("artifacts") or [],
+                 "kvTags": body.get("kvTags") or {}, "properties": body.get("properties") or {},
+                 "runid": body.get("runid"), "type": body.get("type"), "createdTime": now_iso(), "meta": body.get("meta")}
+        self.assets[asset["id"]] = asset
+        return 200, asset
+
+    def _asset_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        asset = self.assets.get(m.group("id"))
+        if asset is None:
+            raise ServiceError(404, "NotFound", f"asset {m.group('id')} not found")
+        return 200, asset
+
+    def _model_register(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        body = body or {}
+        name = str(body.get("name") or "")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}", name):
+            raise ServiceError(400, "BadArgument", f"Model name {name!r} is invalid: use letters, digits, '-', '_' "
+                                                   f"and '.', starting with a letter or digit")
+        url = str(body.get("url") or "")
+        asset = re.match(r"aml://asset/(.+)", url)
+        if asset is not None and asset.group(1) not in self.assets:
+            raise ServiceError(400, "BadArgument", f"Model asset {asset.group(1)!r} does not exist")
+        prefix = re.match(r"aml://artifacts?/(.+)", url)
+        if prefix is not None and not self.engine.blob.names("azureml", prefix.group(1).strip("/")):
+            raise ServiceError(400, "BadArgument", f"Model files at {url!r} were never uploaded")
+        entry = self.engine.register_model(name, url, run_id=body.get("runId"), experiment=body.get("experimentName"),
+                                           description=body.get("description"), tags=body.get("kvTags") or {},
+                                           properties=body.get("properties") or {}, framework=body.get("framework"))
+        return 200, self.model_dto(entry)
+
+    def _model_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        return 200, self.model_dto(self.engine.model(m.group("id")))
+
+    def _model_list(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        name = (q.get("name") or [None])[0]
+        found = [e for versions in self.engine.models.values() for e in versions if name in (None, e.name)]
+        found.sort(key=lambda e: (e.name, -e.version))
+        return 200, {"value": [self.model_dto(e) for e in found], "nextLink": None}
+
+    # -- submissions become jobs ---------------------------------------------------------------------
+    def job_from_graph(self, experiment: str, body: Mapping[str, Any], assignments: Mapping[str, str]) -> PipelineJob:
+        graph = body.get("Graph") or {}
+        creation = body.get("CreationInfo") or {}
+        interface = body.get("GraphInterface") or {}
+        defaults = {p["Name"]: p.get("DefaultValue") for p in interface.get("Parameters") or []}
+        values = {**defaults, **assignments}
+        dataset_nodes = {n["Id"]: n for n in graph.get("DatasetNodes") or []}
+        edges_in: dict[tuple[str, str], Mapping[str, Any]] = {}
+        for edge in graph.get("Edges") or []:
+            destination = edge.get("DestinationInputPort") or {}
+            if destination.get("NodeId"):
+                edges_in[(destination["NodeId"], destination["PortName"])] = edge["SourceOutputPort"]
+        steps = []
+        for node in graph.get("ModuleNodes") or []:
+            module = self.modules.get(node["ModuleId"])
+            if module is None:
+                raise ServiceError(400, "UserError", f"module {node['ModuleId']} of node {node['Id']} does not exist")
+            steps.append(self._step(node, module, dataset_nodes, edges_in, values))
+        return PipelineJob(experiment=experiment, steps=steps, description=creation.get("Description"),
+                           continue_on_step_failure=bool(creation.get("ContinueExperimentOnNodeFailure")),
+                           parameters={k: str(v) for k, v in values.items()})
+
+    def _apply_parameters(self, job: PipelineJob, body: Mapping[str, Any], assignments: Mapping[str, str]) -> None:
+        fresh = self.job_from_graph(job.experiment, body, assignments)
+        job.steps[:] = fresh.steps
+        job.parameters = fresh.parameters
+
+    def _step(self, node: Mapping[str, Any], module: Mapping[str, Any], dataset_nodes: Mapping[str, Any],
+              edges_in: Mapping[tuple[str, str], Mapping[str, Any]], values: Mapping[str, Any]) -> StepJob:
+        interface = module.get("StructuredInterface") or {}
+        params: dict[str, Any] = {}
+        for p in node.get("ModuleParameters") or []:
+            value = p.get("Value")
+            if str(p.get("ValueType")) in ("1", "GraphParameterName"):   # bound to a pipeline parameter
+                value = values.get(str(value), value)
+            params[p["Name"]] = value
+        meta = {p["Name"]: p.get("Value") for p in node.get("ModuleMetadataParameters") or []}
+        kind = "automl" if module.get("StepType") == "AutoMLStep" else "command"
+        inputs: dict[str, InputBinding] = {}
+        for port in interface.get("Inputs") or []:
+            source = edges_in.get((node["Id"], port["Name"]))
+            if source is None:
+                continue
+            mode = str(port.get("DataStoreMode") or "mount").lower()
+            if source["NodeId"] in dataset_nodes:
+                reference = _dataset_reference(dataset_nodes[source["NodeId"]])
+                entry = self.engine.dataset_by_id(str(reference.get("Id") or ""))
+                if entry is None:
+                    raise ServiceError(400, "UserError", f"step {module['Name']!r} input {port['Name']!r}: dataset "
+                                                         f"{reference.get('Id')} does not exist in the workspace")
+                version = int(reference.get("Version") or entry.version)
+                inputs[port["Name"]] = InputBinding(port["Name"], mode, dataset=(entry.name, version))
+            else:
+                inputs[port["Name"]] = InputBinding(port["Name"], mode, producer=(source["NodeId"], source["PortName"]))
+        settings_by_output = {s["Name"]: s for s in node.get("ModuleOutputSettings") or []}
+        outputs: dict[str, OutputSpec] = {}
+        for port in interface.get("Outputs") or []:
+            if port["Name"].startswith("_"):
+                continue
+            setting = settings_by_output.get(port["Name"], {})
+            options = setting.get("DatasetOutputOptions") or {}
+            training = (port.get("TrainingOutput") or {}).get("TrainingOutputType")
+            destination = (options.get("PathOnDatastore") or (options.get("DestinationPath") or {}).get("RelativePath"))
+            if setting.get("DatasetRegistration") is not None or options:
+                path = destination or "dataset/{run-id}/{output-name}"
+            else:
+                path = "azureml/{run-id}/{output-name}"
+            outputs[port["Name"]] = OutputSpec(port["Name"], str(setting.get("DataStoreName") or
+                                                                 port.get("DataStoreName") or "workspaceblobstore"),
+                                               path, is_file=training is not None, training_output=training)
+        identity = json.dumps({"module": module.get("IdentifierHash"), "params": params, "meta": meta},
+                              sort_keys=True, default=str)
+        compute = str(params.get("Target") or params.get("compute_target") or "")
+        step = StepJob(node_id=node["Id"], name=str(module["Name"]), kind=kind, compute=compute,
+                       allow_reuse=bool(module.get("IsDeterministic")), identity=identity, inputs=inputs,
+                       outputs=outputs)
+        if kind == "automl":
+            config = json.loads(meta.get("AutoMLConfig") or "{}")
+            settings = json.loads(config.get("aml_settings_json_string") or "{}")
+            step.compute = str(settings.get("compute_target") or compute)
+            step.automl_settings = settings
+            return step
+        step.script = str(params.get("Script") or "")
+        step.snapshot_id = _snapshot_of(module)
+        runconfig = json.loads(node.get("Runconfig") or module.get("Runconfig") or "{}")
+        environment = runconfig.get("environment") or {}
+        python = environment.get("python") or {}
+        conda = python.get("condaDependencies") or {}
+        pip: list[str] = []
+        python_version: str | None = None
+        for dependency in conda.get("dependencies") or []:
+            if isinstance(dependency, dict):
+                pip += [str(p) for p in dependency.get("pip") or []]
+            elif str(dependency).startswith("python="):
+                python_version = str(dependency).split("=", 1)[1]
+        step.environment = EnvironmentSpec(str(environment.get("name") or module["Name"]), python_version, pip)
+        max_seconds = runconfig.get("maxRunDurationSeconds")
+        step.max_seconds = float(max_seconds) if max_seconds else None
+        step.argv = []
+        outputs_env: list[str] = []
+        dataset_env: list[str] = []
+        for argument in interface.get("Arguments") or []:
+            kind_of, value = argument.get("ValueType"), str(argument.get("Value"))
+            if kind_of == "Parameter":
+                step.argv.append(Token("literal", str(params.get(value, values.get(value, "")))))
+            elif kind_of == "Input":
+                step.argv.append(Token("input_path", value))
+            elif kind_of == "Output":
+                step.argv.append(Token("output_path", value))
+            elif value.startswith("DatasetOutputConfig:") and value.split(":", 1)[1] in step.outputs:
+                step.argv.append(Token("output_path", value.split(":", 1)[1]))
+            elif value.startswith("DatasetConsumptionConfig:") and value.split(":", 1)[1] in step.inputs:
+                step.argv.append(Token("input_path", value.split(":", 1)[1]))
+            else:
+                step.argv.append(Token("literal", value))
+        for port, binding in step.inputs.items():
+            if binding.dataset is not None and binding.mode == "direct":
+                step.env[port] = [Token("input_dataset_id", port)]
+                dataset_env.append(f"{port}:direct")
+            else:
+                step.env[port] = [Token("input_path", port)]
+                step.env[f"AZUREML_DATAREFERENCE_{port}"] = [Token("input_path", port)]
+                if binding.dataset is not None:
+                    dataset_env.append(f"{port}:{binding.mode}")
+        for port in step.outputs:
+            step.env[port] = [Token("output_path", port)]
+            step.env[f"AZUREML_DATAREFERENCE_{port}"] = [Token("output_path", port)]
+            outputs_env.append(port)
+        if dataset_env:
+            step.env["AZUREML_DATASET_ENVIRONMENT_VARS"] = [Token("literal", ",".join(dataset_env) + ",")]
+        if outputs_env:
+            step.env["AZUREML_DATASET_FILE_OUTPUTS"] = [Token("literal", ";".join(outputs_env))]
+        return step
+
+
+def rslex_yaml(dataflow: Any) -> str:
+    """The rslex YAML inside a dataflow (``meta.RsDataflow``), as the data service hands it out."""
+    data = json.loads(dataflow) if isinstance(dataflow, str) else dataflow
+    return str(((data or {}).get("meta") or {}).get("RsDataflow") or "")
+
+
+def _column(entry: Mapping[str, Any]) -> str:
+    value = entry["value"]
+    return "Bool" if isinstance(value, bool) else "Int" if isinstance(value, int) else \
+        "Double" if isinstance(value, float) else "String"
+
+
+def _tree_files(tree: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    """Relative paths of the files in a snapshot's directory tree (the SDK's merkle tree JSON)."""
+    children = tree.get("Children") or tree.get("children") or []
+    for child in children.values() if isinstance(children, Mapping) else children:
+        name = child.get("Name") or child.get("name")
+        path = f"{prefix}{name}"
+        kind = str(child.get("Type") or child.get("type") or "").lower()
+        if kind in ("file", "1"):
+            yield path
+        else:
+            yield from _tree_files(child, path + "/")
+
+
+def _snapshot_of(module: Mapping[str, Any]) -> str | None:
+    for key in ("StorageId", "SnapshotId"):
+        if module.get(key):
+            return str(module[key])
+    return None
+
+
+def _dataset_reference(node: Mapping[str, Any]) -> Mapping[str, Any]:
+    value = node.get("DataSetDefinition") or {}
+    value = value.get("Value") or value
+    return value.get("DataSetReference") or value.get("SavedDataSetReference") or {}
+
+
+def _dataflow_sources(dataflow: Any) -> tuple[list[tuple[str, str]], list[str]]:
+    """(datastore, path) pairs and URLs a posted dataflow reads."""
+    text = dataflow if isinstance(dataflow, str) else json.dumps(dataflow)
+    text = text.replace('\\"', '"').replace("\\n", "\n")
+    files = [(g.group(1), g.group(2)) for g in re.finditer(
+        r"azureml://subscriptions/[^/\"']+/resource[gG]roups/[^/\"']+/workspaces/[^/\"']+/datastores/([^/\"']+)/"
+        r"paths/([^\"'\s\\]+)", text)]
+    urls = [u for u in re.findall(r"https?://[^\s\"'\\]+", text) if "azureml://" not in u]
+    return files, urls
+
+
+# -- the submission summary --------------------------------------------------------------------------
+def _values(params: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return {p["Name"]: p.get("Value") for p in params or []}
+
+
+def summarize_submission(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A stable, diff-able summary of what the SDK submitted: steps, edges, parameters, AutoML settings."""
+    submission, modules = raw["submission"], raw["modules"]
+    graph = submission.get("Graph") or {}
+    node_names = {n["Id"]: modules[n["ModuleId"]]["Name"] for n in graph.get("ModuleNodes") or []}
+    datasource_names = {}
+    known = raw.get("dataset_names") or {}
+    for node in graph.get("DatasetNodes") or []:
+        reference = _dataset_node_name(node)
+        datasource_names[node["Id"]] = "dataset:" + str(known.get(reference, reference))
+    for node in graph.get("DataSourceNodes") or []:
+        datasource_names[node["Id"]] = "datasource:" + str(node.get("Name") or node["Id"])
+    steps = []
+    for node in graph.get("ModuleNodes") or []:
+        module = modules[node["ModuleId"]]
+        interface = module.get("StructuredInterface") or {}
+        params, meta = _values(node.get("ModuleParameters")), _values(node.get("ModuleMetadataParameters"))
+        step: dict[str, Any] = {
+            "name": module["Name"],
+            "type": module.get("StepType"),
+            "allow_reuse": module.get("IsDeterministic"),
+            "arguments": [[a.get("ValueType"), a.get("Value")] for a in interface.get("Arguments") or []],
+            "inputs": sorted(i["Name"] for i in interface.get("Inputs") or []),
+            "outputs": sorted(o["Name"] for o in interface.get("Outputs") or [] if not o["Name"].startswith("_")),
+            "training_outputs": {o["Name"]: o["TrainingOutput"]["TrainingOutputType"]
+                                 for o in interface.get("Outputs") or [] if o.get("TrainingOutput")},
+        }
+        if module.get("StepType") == "AutoMLStep":
+            config = json.loads(meta.get("AutoMLConfig") or "{}")
+            settings = json.loads(config.get("aml_settings_json_string") or "{}")
+            step["compute_target"] = params.get("target") or settings.get("compute_target")
+            step["script"] = None
+            step["automl"] = {k: settings.get(k) for k in AUTOML_KEYS}
+        else:
+            step["compute_target"] = params.get("Target")
+            step["script"] = params.get("Script")
+        steps.append(step)
+
+    def port(end: Mapping[str, Any]) -> str:
+        node = end.get("NodeId")
+        if node is None:
+            return "pipeline_output:" + str(end.get("GraphPortName"))
+        name = node_names.get(node) or datasource_names.get(node) or node
+        return f"{name}.{end.get('PortName')}" if node in node_names else str(name)
+
+    edges = sorted([port(e["SourceOutputPort"]), port(e["DestinationInputPort"])] for e in graph.get("Edges") or [])
+    interface = submission.get("GraphInterface") or {}
+    creation = submission.get("CreationInfo") or {}
+    return {
+        "run_id": raw.get("run_id"),
+        "experiment": raw.get("experimentName"),
+        "pipeline_parameters": {p["Name"]: p.get("DefaultValue") for p in interface.get("Parameters") or []},
+        "submitted_parameters": dict(creation.get("ParameterAssignments") or {}),
+        "continue_on_step_failure": creation.get("ContinueExperimentOnNodeFailure"),
+        "steps": sorted(steps, key=lambda s: s["name"]),
+        "edges": edges,
+    }
+
+
+def _dataset_node_name(node: Mapping[str, Any]) -> Any:
+    ref = _dataset_reference(node)
+    return ref.get("Id") or ref.get("Name") or node.get("Id")

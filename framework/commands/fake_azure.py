@@ -1,0 +1,83 @@
+"""``amlstep fake-azure``: serve amlstep's offline Azure ML service on 127.0.0.1, to try the Azure path by hand.
+
+    amlstep fake-azure --config-out c.json &
+    amlstep run examples/titanic --backend azure --config c.json
+
+The service (``emulator.azure_service``) runs what it is sent: script steps in environments built
+from the wheels amlstep ships, the AutoML step with the AutoML emulator, model registration in
+its registry, outputs in its blob storage. The config.json it writes is a workspace config with an
+``amlstep_fake_service`` section (endpoint, token, the certificate authority of its blob storage)
+that the Azure backend recognises: no ``az login``, no network. State lives in memory and in a
+temporary folder (or ``--state-dir``) and ends with the process.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..hookspecs import hookimpl
+
+
+@click.command("fake-azure")
+@click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1 (0: a free port).")
+@click.option("--config-out", type=click.Path(dir_okay=False), default=None,
+              help="Write the workspace config.json for the service here.")
+@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+              help="Keep blobs, runs and built environments here (default: a temporary folder, removed at exit).")
+@click.option("--compute", "computes", multiple=True, default=("cpu-cluster",), show_default=True,
+              help="Compute clusters that exist at start (repeat the option for several).")
+def fake_azure_command(port: int, config_out: str | None, state_dir: str | None, computes: tuple[str, ...]) -> None:
+    """Serve an offline Azure ML workspace on 127.0.0.1.
+
+    The fake service runs what it is sent, until Ctrl-C.
+    """
+    from emulator.azure_service import FakeAzureML
+
+    try:
+        service = FakeAzureML(computes=tuple(computes), root=state_dir, port=port).start()
+    except OSError as exc:
+        click.echo(f"Error: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", err=True)
+        sys.exit(2)
+    config = service.config()
+    if config_out:
+        target = Path(config_out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(config, indent=2) + "\n")
+    click.echo(f"fake Azure ML workspace {service.workspace_name!r} serving on {service.base_url}")
+    if config_out:
+        click.echo(f"workspace config: {config_out}")
+        click.echo(f"try: amlstep run examples/titanic --backend azure --config {config_out}")
+    else:
+        click.echo("workspace config (save it and pass it with --config):")
+        click.echo(json.dumps(config, indent=2))
+    click.echo("press Ctrl-C to stop", err=True)
+    sys.stdout.flush()
+    stopped = threading.Event()
+
+    def stop(signum: int, frame: Any) -> None:
+        stopped.set()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        service.stop()
+        if config_out:
+            Path(config_out).unlink(missing_ok=True)
+        click.echo("fake Azure ML service stopped", err=True)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    cli.add_command(fake_azure_command)
