@@ -71,7 +71,8 @@ class Evaluation:
 
 def _png(fig: Any) -> str:
     buffer = io.BytesIO()
-    fig.tight_layout()
+    if not getattr(fig, "amlstep_margins", False):  # figures from ``_axes`` have their margins set already
+        fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=110, facecolor="white")
     import matplotlib.pyplot as plt
 
@@ -79,13 +80,22 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _axes(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = (5.2, 4.2)) -> tuple[Any, Any]:
+def _axes(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = (5.2, 4.2),
+          left: float = 0.9) -> tuple[Any, Any]:
+    """One titled axes with margins fixed in inches (``left``: room for the tick labels and the y label).
+
+    Fixed margins spare ``tight_layout``'s extra text layout pass, a third of the time of drawing a figure.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=size)
+    width, height = size
+    fig.subplots_adjust(left=min(left, 0.6 * width) / width, right=1 - 0.2 / width, top=1 - 0.4 / height,
+                        bottom=0.6 / height)
+    fig.amlstep_margins = True
     ax.set_title(title, fontsize=11, loc="left")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -215,7 +225,7 @@ def predictions_evaluation(task: Any, frame: Any, settings: Mapping[str, Any]) -
     how = (f"the {len(y)} validation rows" if n_splits == 1 else
            f"the {len(y)} training rows of {n_splits} cross-validation folds")
     evaluation.intro = (f"the validation predictions its run kept, for {how}: every point below is a prediction for "
-                        f"a row the fold model did not learn from, as the leaderboard scored them.")
+                        f"a row by a model that did not learn from it, as the leaderboard scored them.")
     if weights is not None:
         evaluation.notes.append("the metrics apply the sample weights; the plots count every row once")
     _tick("plotting", 0, 1)
@@ -348,7 +358,7 @@ def importance_figure(task: Any, model: Any, X: Any, y: Any, metric: str, where:
     names = [str(X.columns[i]) for i in order]
     change = "Rise" if sign < 0 else "Drop"
     fig, ax = _axes("Feature importance", f"{change} in {metric} when the column is shuffled", "",
-                    size=(5.2, max(4.2, 0.9 + 0.3 * len(names))))
+                    size=(5.2, max(4.2, 0.9 + 0.3 * len(names))), left=0.25 + 0.085 * max(map(len, names)))
     ax.barh(names, means[order], xerr=spreads[order], color=BLUE, alpha=0.85, error_kw={"ecolor": GREY, "lw": 1})
     ax.axvline(0, color=GREY, lw=1)
     ax.grid(axis="y", alpha=0)

@@ -145,3 +145,19 @@ def test_v1_compiler_emits_azures_forecasting_parameters():
     plan = json.loads(json.dumps(render(compiled), default=str))
     shown = plan["steps"][0]["automl_config"]["settings"]["forecasting_parameters"]
     assert shown["time_column_name"] == "date" and shown["forecast_horizon"] == H
+
+
+def test_the_series_and_their_folds_ignore_row_order():
+    """Forecasting's internal folds are rolling origins in time: rows in any order give the same series, the same
+    folds and the same design rows (issue 16, item 1: no fit may depend on the order of the file's rows)."""
+    settings = validate_settings({"task": "forecasting", "label_column_name": "sales", "forecasting_parameters": params(),
+                                  "n_cross_validations": 3})
+    ordered = prepare_data(settings, frame(), None)
+    shuffled = prepare_data(settings, frame().sample(frac=1.0, random_state=0).reset_index(drop=True), None)
+    pd.testing.assert_frame_equal(ordered.extra.frame, shuffled.extra.frame)
+    pd.testing.assert_frame_equal(ordered.X.reset_index(drop=True), shuffled.X.reset_index(drop=True))
+    np.testing.assert_array_equal(ordered.y, shuffled.y)
+    assert len(ordered.splits) == len(shuffled.splits) == 3
+    for (train_a, valid_a), (train_b, valid_b) in zip(ordered.splits, shuffled.splits):
+        np.testing.assert_array_equal(train_a, train_b)
+        np.testing.assert_array_equal(valid_a, valid_b)

@@ -245,6 +245,17 @@ def test_score_axis_stays_within_the_metrics_range():
     assert low < 0.2 and 0.4 < high < 1.0
 
 
+def test_score_by_iteration_plot_uses_the_metrics_range(monkeypatch):
+    """The drawn axis, not only the helper: AUC scores near 1 never get an axis above 1.0."""
+    from framework.commands import report_plots
+
+    drawn = []
+    monkeypatch.setattr(report_plots, "_png", lambda fig: drawn.append(fig.axes[0].get_ylim()) or "")
+    rows = [{"iteration": i, "score": s} for i, s in enumerate([0.95, 0.999, 0.97, 0.998])]
+    assert report_plots.leaderboard_figure(rows, "AUC_weighted", minimize=False) is not None
+    assert drawn[0][1] == 1.0 and drawn[0][0] < 0.95
+
+
 def test_runs_without_kept_predictions_are_refitted_with_progress(titanic_run, monkeypatch):
     from framework.commands import report_plots
 
