@@ -436,6 +436,8 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     state.keep_predictions()
     best = state.best  # an ensemble whose refit fails falls back to its best member
     assert best is not None
+    state.explain(model, data)
+    lap("explain")
     log(f"Best: iteration {best.iteration} {best.display_name} {metric}={best.score:.4f}")
     state.featurizer = featurizer
     POOL.warm(concurrency + 1)  # replace workers stopped at a deadline, for the next experiment
@@ -723,6 +725,40 @@ class _Loop:
                 write(VALIDATION_PREDICTIONS, frame.to_csv(index=False))
             except Exception as exc:  # the charts' data, never a reason to fail the run
                 self.log(f"Iteration {child.iteration} keeps no validation predictions: {type(exc).__name__}: {exc}")
+
+    def explain(self, model: Any, data: PreparedData) -> None:
+        """Azure's model explanation (``model_explainability``, on by default): the best model's permutation
+        importance on the validation data it did not learn from, else on its training rows, kept with the best
+        child (``explain.EXPLANATION``); within what is left of the budget, else left to ``amlstep report``."""
+        from . import explain
+
+        task = self.fold.kind
+        if not self.settings.get("model_explainability", True) or not task.reads_validation_predictions:
+            return
+        assert self.best is not None
+        write = getattr(self.records.get(self.best.iteration), "write_artifact", None)
+        if write is None:
+            return
+        end = self.end()
+        seconds = explain.IMPORTANCE_SECONDS if end is None else min(explain.IMPORTANCE_SECONDS, (end - time.time()) / 3)
+        if seconds < 1.0:
+            self.log("Model explanation skipped: the budget is spent (amlstep report computes it)")
+            return
+        X, y = data.X, data.y
+        if data.n_train < len(X):
+            X, y = X.iloc[data.n_train:].reset_index(drop=True), y[data.n_train:]
+            where = f"{len(X)} validation rows the model did not learn from"
+        else:
+            where = f"{len(X)} training rows the model learned from"
+        try:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                explanation = explain.permutation_importance(task, model, X, y, self.metric, where, seconds)
+            write(explain.EXPLANATION, json.dumps(explanation))
+        except Exception as exc:  # an explanation is never a reason to fail the run
+            self.log(f"Model explanation skipped: {type(exc).__name__}: {exc}")
 
     # -- the final model ----------------------------------------------------------------------
     def final_model(self, featurizer: AutoFeaturizer) -> Any:

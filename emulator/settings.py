@@ -62,7 +62,7 @@ DEFAULTS: dict[str, Any] = {
 }
 ALIASES = {"whitelist_models": "allowed_models", "blacklist_models": "blocked_models",
            "blacklist_algos": "blocked_models"}
-UNHONOURED = ("enable_onnx_compatible_models", "model_explainability", "enable_dnn",
+UNHONOURED = ("enable_onnx_compatible_models", "enable_dnn",
               "enable_code_generation", "verbosity", "path", "debug_log", "compute_target",
               "run_configuration", "spark_context", "max_nodes", "stack_meta_learner_type")
 FEATURIZATION_KEYS = ("column_purposes", "drop_columns", "blocked_transformers", "transformer_params",

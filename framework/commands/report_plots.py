@@ -26,10 +26,6 @@ from .lineage import Lineage
 
 MAX_ROWS = 20_000
 SEED = 0
-IMPORTANCE_ROWS = 1_000  # rows permutation importance scores on (a random sample above)
-IMPORTANCE_REPEATS = 3
-IMPORTANCE_SECONDS = 5.0  # fewer rows (at least IMPORTANCE_MIN_ROWS) when the model predicts slower than this allows
-IMPORTANCE_MIN_ROWS = 200
 
 #: ``progress(what, done, total)``: how far a slow part of the report is (``amlstep report`` draws a bar).
 Progress = Callable[[str, int, int], None]
@@ -194,7 +190,8 @@ def evaluate(lineage: Lineage, automl: RunRecord, progress: Progress | None = No
         if kept is not None and task.reads_validation_predictions:
             evaluation = predictions_evaluation(task, kept, settings)
             _add_importance(lineage, automl, task, evaluation, kept, str(origin.properties.get("primary_metric")
-                                                                          or settings.get("primary_metric")))
+                                                                          or settings.get("primary_metric")),
+                            origin.properties.get("best_child_run_id"))
             return evaluation
         X, y, settings = load_training(lineage, automl)
         model = load_model(lineage, automl)
@@ -298,11 +295,18 @@ def _aligned(proba: Any, fitted: Any, classes: Any) -> Any:
 
 
 def _add_importance(lineage: Lineage, automl: RunRecord, task: Any, evaluation: Evaluation, kept: Any,
-                    metric: str) -> None:
-    """Permutation importance of the fitted best model: on the validation data it did not learn from, else on
-    a sample of its training rows (a note says why when the data or the model is gone)."""
+                    metric: str, best_child_id: str | None) -> None:
+    """Permutation importance of the fitted best model: the explanation the run kept with its best child, else
+    computed here, on the validation data the model did not learn from, else on a sample of its training rows
+    (a note says why when the data or the model is gone)."""
     import numpy as np
 
+    explanation = kept_explanation(lineage, best_child_id)
+    if explanation is not None:
+        figure = explanation_figure(explanation)
+        if figure is not None:
+            evaluation.figures.append(figure)
+        return
     try:
         X, y, _, n_train = load_training_rows(lineage, automl)
         model = load_model(lineage, automl)
@@ -321,42 +325,50 @@ def _add_importance(lineage: Lineage, automl: RunRecord, task: Any, evaluation: 
         evaluation.figures.append(figure)
 
 
+def kept_explanation(lineage: Lineage, child_id: str | None) -> dict[str, Any] | None:
+    """The explanation (permutation importance) a run kept with its best child, or None."""
+    import json
+
+    from emulator.explain import EXPLANATION
+
+    if not child_id:
+        return None
+    path = lineage.workspace.artifacts_dir(child_id) / EXPLANATION
+    try:
+        explanation = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    wanted = {"metric", "where", "repeats", "columns", "mean", "std"}
+    return explanation if isinstance(explanation, dict) and wanted <= explanation.keys() else None
+
+
 def importance_figure(task: Any, model: Any, X: Any, y: Any, metric: str, where: str) -> Figure | None:
     """Permutation importance of each raw column, measured with ``metric`` (the run's primary metric)."""
-    import numpy as np
-
-    from emulator import metrics as M
-
-    rows = min(len(X), IMPORTANCE_ROWS)
-    if rows > IMPORTANCE_MIN_ROWS:  # a slow model (many members, many trees) gets fewer rows, not more minutes
-        import time
-
-        started = time.perf_counter()
-        task.report_predict(model, X.iloc[:rows])
-        per_row = (time.perf_counter() - started) / rows
-        affordable = int(IMPORTANCE_SECONDS / max(per_row * X.shape[1] * IMPORTANCE_REPEATS, 1e-9))
-        rows = max(IMPORTANCE_MIN_ROWS, min(rows, affordable))
-    if rows < len(X):
-        keep = np.sort(np.random.default_rng(SEED).choice(len(X), rows, replace=False))
-        X, y = X.iloc[keep].reset_index(drop=True), np.asarray(y)[keep]
-        where = f"a random sample of {rows} of the {where}"
-    y = task.report_labels(np.asarray(y))
-    y_min, y_max = task.label_range(y, len(y))
-    sign = -1.0 if metric in M.MINIMIZE else 1.0
-
-    def score(prediction: Any, classes: Any) -> float:
-        return sign * M.primary_value(metric, y, prediction, classes, y_min, y_max, None)
+    from emulator.explain import permutation_importance
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            drops = permutation_drops(task, model, X, score)
+            explanation = permutation_importance(task, model, X, y, metric, where,
+                                                 tick=lambda done, total: _tick("feature importance", done, total))
     except Exception:
         return None
-    means, spreads = drops.mean(axis=1), drops.std(axis=1)
+    return explanation_figure(explanation)
+
+
+def explanation_figure(explanation: Mapping[str, Any]) -> Figure | None:
+    """The bar chart of an explanation (``emulator.explain.permutation_importance``'s result)."""
+    import numpy as np
+
+    from emulator import metrics as M
+
+    metric = str(explanation["metric"])
+    means, spreads = np.asarray(explanation["mean"], dtype=float), np.asarray(explanation["std"], dtype=float)
+    if not len(means):
+        return None
     order = np.argsort(means)[::-1][:15][::-1]
-    names = [str(X.columns[i]) for i in order]
-    change = "Rise" if sign < 0 else "Drop"
+    names = [str(explanation["columns"][i]) for i in order]
+    change = "Rise" if metric in M.MINIMIZE else "Drop"
     fig, ax = _axes("Feature importance", f"{change} in {metric} when the column is shuffled", "",
                     size=(5.2, max(4.2, 0.9 + 0.3 * len(names))), left=0.25 + 0.085 * max(map(len, names)))
     ax.barh(names, means[order], xerr=spreads[order], color=BLUE, alpha=0.85, error_kw={"ecolor": GREY, "lw": 1})
@@ -364,38 +376,8 @@ def importance_figure(task: Any, model: Any, X: Any, y: Any, metric: str, where:
     ax.grid(axis="y", alpha=0)
     return Figure("feature_importance", "Feature importance",
                   f"Permutation importance of each raw column for the fitted model: the {change.lower()} in {metric} "
-                  f"when its values are shuffled, on {where} ({IMPORTANCE_REPEATS} repeats).", _png(fig))
-
-
-def permutation_drops(task: Any, model: Any, X: Any, score: Callable[[Any, Any], float],
-                      batch_rows: int = 20_000) -> Any:
-    """``(columns, repeats)`` drops of ``score`` when each column of ``X`` is shuffled (permutation importance).
-
-    The shuffled copies are predicted in batches of about ``batch_rows`` rows rather than one call per
-    copy: an ensemble of forests pays its per-call cost a few times instead of columns x repeats times.
-    """
-    import numpy as np
-    import pandas as pd
-
-    rng = np.random.default_rng(SEED)
-    n, columns = len(X), list(X.columns)
-    baseline = score(*task.report_predict(model, X))
-    drops = np.zeros((len(columns), IMPORTANCE_REPEATS))
-    per_batch = max(1, batch_rows // max(1, n * IMPORTANCE_REPEATS))
-    for start in range(0, len(columns), per_batch):
-        chosen = columns[start:start + per_batch]
-        copies = []
-        for column in chosen:
-            for _ in range(IMPORTANCE_REPEATS):
-                copy = X.copy()
-                copy[column] = X[column].to_numpy()[rng.permutation(n)]
-                copies.append(copy)
-        prediction, classes = task.report_predict(model, pd.concat(copies, ignore_index=True))
-        for k in range(len(chosen) * IMPORTANCE_REPEATS):
-            drops[start + k // IMPORTANCE_REPEATS, k % IMPORTANCE_REPEATS] = \
-                baseline - score(prediction[k * n:(k + 1) * n], classes)
-        _tick("feature importance", min(start + per_batch, len(columns)), len(columns))
-    return drops
+                  f"when its values are shuffled, on {explanation['where']} ({explanation['repeats']} repeats).",
+                  _png(fig))
 
 
 def classification_figures(evaluation: Evaluation, y: Any, proba: Any, classes: Any) -> None:

@@ -184,20 +184,35 @@ def _best_metrics(html: str) -> dict[str, tuple[float, float]]:
 
 @pytest.fixture(scope="module")
 def fair_html(sorted_fair_run) -> str:
-    """The report of the sorted multi-class run, built while fitting any pipeline is an error."""
+    """The report of the sorted multi-class run, built while fitting any pipeline or loading the model is an error:
+    the charts come from the validation predictions, the importance from the explanation the run kept."""
     from sklearn.pipeline import Pipeline as SkPipeline
 
+    from framework.commands import report_plots
+
     def refuse(*args, **kwargs):
-        raise AssertionError("the report fitted a model")
+        raise AssertionError("the report fitted or loaded a model")
 
     ws, result = sorted_fair_run
     seen = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(SkPipeline, "fit", refuse)
+        patch.setattr(report_plots, "load_model", refuse)
         html = build_report(ws, result.run_id, progress=lambda what, done, total: seen.append((what, done, total)))
-    assert ("feature importance", 8, 8) in seen  # 8 raw columns
-    assert not any(what.startswith("refitting") for what, _, _ in seen)
+    assert not any(what.startswith(("refitting", "feature importance")) for what, _, _ in seen), seen
     return html
+
+
+def test_runs_that_kept_no_explanation_get_it_computed_with_progress(sorted_fair_run, monkeypatch):
+    from framework.commands import report_plots
+
+    ws, result = sorted_fair_run
+    monkeypatch.setattr(report_plots, "kept_explanation", lambda lineage, child_id: None)
+    seen = []
+    html = build_report(ws, result.run_id, progress=lambda what, done, total: seen.append((what, done, total)))
+    assert ("feature importance", 8, 8) in seen  # 8 raw columns
+    caption = html.split("id='plot-feature_importance'")[1].split("</figcaption>")[0]
+    assert re.search(r"on a random sample of \d+ of the 1500 training rows the model learned from", caption)
 
 
 def test_sorted_multiclass_report_agrees_with_its_leaderboard_without_refitting(fair_html, sorted_fair_run):
