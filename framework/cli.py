@@ -489,5 +489,6 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="amlstep")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m framework.cli: the commands' ``from ..cli import State`` must find this module
+    sys.modules.setdefault("framework.cli", sys.modules[__name__])
     main()

@@ -186,3 +186,11 @@ def test_messages_suggest_the_command_as_it_was_invoked(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "see `bin/amlstep runs list`" in done.stderr, done.stderr
+
+
+def test_python_dash_m_runs_the_commands_that_read_the_cli_state(tmp_path):
+    """``python -m framework.cli`` is one module, not two: report found no workspace state and asserted."""
+    done = subprocess.run([sys.executable, "-m", "framework.cli", "--workspace", str(tmp_path / "ws"), "report", "abcd"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "AssertionError" not in done.stderr
+    assert done.stderr.strip().startswith("Error: run 'abcd' does not exist"), done.stderr
