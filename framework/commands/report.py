@@ -510,17 +510,20 @@ class _progress_bar:
         self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                        console=Console(stderr=True), transient=True)
         self.tasks: dict[str, Any] = {}
-        self.bar.start()
         return self.update
 
     def update(self, what: str, done: int, total: int) -> None:
+        """Show ``what`` at ``done`` of ``total`` (the bar starts with the first update: no blank line otherwise)."""
         key = what.split(" (")[0]
+        if not self.tasks:
+            self.bar.start()
         if key not in self.tasks:
             self.tasks[key] = self.bar.add_task(what, total=total)
         self.bar.update(self.tasks[key], description=what, completed=done, total=total)
 
     def __exit__(self, *exc: Any) -> None:
-        self.bar.stop()
+        if self.tasks:
+            self.bar.stop()
 
 
 @click.command("report")

@@ -275,11 +275,14 @@ def run_step(step: StepLike, /, **values: Any) -> StepOutputs:
     return run_step_in(Path(tempfile.mkdtemp(prefix="amlstep-run-step-")), step, values)
 
 
-# The Azure ML SDK v1 warns about its own deprecated internals whenever it is imported; those warnings
-# are not the plugin author's to fix, so amlstep's pytest plugin keeps them out of every test summary.
+# The Azure ML SDKs warn about their own deprecated internals (v1 whenever it is imported, v2 through
+# marshmallow whenever it builds a job); those warnings are not the plugin author's to fix, so amlstep's
+# pytest plugin keeps them out of every test summary.
 AZUREML_WARNING_FILTERS = (
     "ignore::DeprecationWarning:azureml.*",
     "ignore::PendingDeprecationWarning:azureml.*",
+    "ignore::DeprecationWarning:azure.ai.ml.*",
+    "ignore::DeprecationWarning:marshmallow.*",
 )
 
 

@@ -193,4 +193,4 @@ def test_python_dash_m_runs_the_commands_that_read_the_cli_state(tmp_path):
     done = subprocess.run([sys.executable, "-m", "framework.cli", "--workspace", str(tmp_path / "ws"), "report", "abcd"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "AssertionError" not in done.stderr
-    assert done.stderr.strip().startswith("Error: run 'abcd' does not exist"), done.stderr
+    assert done.stderr.startswith("Error: run 'abcd' does not exist"), done.stderr
