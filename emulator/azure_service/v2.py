@@ -828,23 +828,7 @@ class V2Api:
         except Exception:
             raise ServiceError(400, "UserError", f"environment {name}: the build context has no "
                                                  f"{dockerfile_path}") from None
-        copies: dict[str, str] = {}   # image path -> context path
-        conda_file = None
-        for line in dockerfile.splitlines():
-            words = line.split()
-            if not words or words[0].startswith("#"):
-                continue
-            instruction = words[0].upper()
-            if instruction == "COPY" and len(words) == 3:
-                copies[words[2].rstrip("/")] = words[1].rstrip("/")
-            elif instruction == "RUN" and "conda env update" in line and "--file" in words:
-                conda_file = words[words.index("--file") + 1]
-            elif instruction not in ("FROM", "COPY", "RUN", "ENV", "WORKDIR"):
-                raise ServiceError(400, "UserError", f"environment {name}: the fake builds Dockerfiles of FROM, COPY "
-                                                     f"and RUN conda env update lines; got {instruction}")
-        if conda_file is None:
-            raise ServiceError(400, "UserError", f"environment {name}: the Dockerfile installs no conda file "
-                                                 f"(RUN conda env update --file ...)")
+        copies, conda_file = read_dockerfile(name, dockerfile)
 
         def in_context(image_path: str) -> str | None:
             for target, source in copies.items():
@@ -1268,3 +1252,35 @@ def _conda_pip(conda: str, wheels: Mapping[str, str]) -> tuple[str | None, list[
         elif isinstance(item, dict) and "pip" in item:
             pip += [wheels.get(str(line), str(line)) for line in item["pip"] or []]
     return python, pip
+
+
+def read_dockerfile(name: str, dockerfile: str) -> tuple[dict[str, str], str]:
+    """What a build context's Dockerfile does, as far as the fake builds it: its COPY lines (image path ->
+    context path) and the conda file it installs; refused as a build would fail or run the wrong Python."""
+    copies: dict[str, str] = {}   # image path -> context path
+    conda_file, prefix_env, path = None, None, ""
+    for line in dockerfile.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        instruction = words[0].upper()
+        if instruction == "COPY" and len(words) == 3:
+            copies[words[2].rstrip("/")] = words[1].rstrip("/")
+        elif instruction == "RUN" and "conda env update" in line and "--file" in words:
+            conda_file = words[words.index("--file") + 1]
+        elif instruction == "RUN" and "conda env create" in line and "-p" in words and {"-f", "--file"} & set(words):
+            conda_file = words[words.index("-f" if "-f" in words else "--file") + 1]
+            prefix_env = words[words.index("-p") + 1].rstrip("/")
+        elif instruction == "ENV" and len(words) >= 2 and words[1].startswith("PATH="):
+            path = words[1][len("PATH="):]
+        elif instruction not in ("FROM", "COPY", "RUN", "ENV", "WORKDIR"):
+            raise ServiceError(400, "UserError", f"environment {name}: the fake builds Dockerfiles of FROM, COPY, "
+                                                 f"ENV and RUN conda env create/update lines; got {instruction}")
+    if conda_file is None:
+        raise ServiceError(400, "UserError", f"environment {name}: the Dockerfile installs no conda file "
+                                             f"(RUN conda env create -p PREFIX -f FILE, or conda env update --file)")
+    if prefix_env is not None and path.split(":")[0] != f"{prefix_env}/bin":
+        raise ServiceError(400, "UserError", f"environment {name}: the conda environment created in {prefix_env} is "
+                                             f"not first on PATH (ENV PATH={prefix_env}/bin:$PATH), so the job's "
+                                             f"python would be the base image's, without the environment's packages")
+    return copies, conda_file

@@ -91,7 +91,7 @@ def _axes(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = (5.2
     width, height = size
     fig.subplots_adjust(left=min(left, 0.6 * width) / width, right=1 - 0.2 / width, top=1 - 0.4 / height,
                         bottom=0.6 / height)
-    fig.amlstep_margins = True
+    fig.amlstep_margins = True  # type: ignore[attr-defined]
     ax.set_title(title, fontsize=11, loc="left")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -276,7 +276,8 @@ def cross_validated_evaluation(task: Any, model: Any, X: Any, y: Any, settings: 
                             metrics=pooled_metrics(task, y, oof, classes))
     task.report_figures(evaluation, y, oof, classes)
     metric = str(settings.get("primary_metric") or "")
-    figure = importance_figure(task, model, X, y, metric, f"{len(X)} training rows the model learned from")
+    figure = importance_figure(task, model, X, y, metric, f"{len(X)} training rows the model learned from",
+                               evaluation.notes)
     if figure is not None:
         evaluation.figures.append(figure)
     return evaluation
@@ -320,7 +321,7 @@ def _add_importance(lineage: Lineage, automl: RunRecord, task: Any, evaluation: 
     else:
         rows, where = np.arange(len(X)), "training rows the model learned from"
     figure = importance_figure(task, model, X.iloc[rows].reset_index(drop=True), y[rows], metric,
-                               f"{len(rows)} {where}")
+                               f"{len(rows)} {where}", evaluation.notes)
     if figure is not None:
         evaluation.figures.append(figure)
 
@@ -339,11 +340,16 @@ def kept_explanation(lineage: Lineage, child_id: str | None) -> dict[str, Any] |
     except (OSError, ValueError):
         return None
     wanted = {"metric", "where", "repeats", "columns", "mean", "std"}
-    return explanation if isinstance(explanation, dict) and wanted <= explanation.keys() else None
+    if not isinstance(explanation, dict) or not wanted <= explanation.keys():
+        return None
+    lengths = {len(explanation[k]) if isinstance(explanation[k], list) else -1 for k in ("columns", "mean", "std")}
+    return explanation if len(lengths) == 1 and -1 not in lengths else None
 
 
-def importance_figure(task: Any, model: Any, X: Any, y: Any, metric: str, where: str) -> Figure | None:
-    """Permutation importance of each raw column, measured with ``metric`` (the run's primary metric)."""
+def importance_figure(task: Any, model: Any, X: Any, y: Any, metric: str, where: str,
+                      notes: list[str]) -> Figure | None:
+    """Permutation importance of each raw column, measured with ``metric`` (the run's primary metric); when it
+    cannot be measured, a note in ``notes`` says why."""
     from emulator.explain import permutation_importance
 
     try:
@@ -351,7 +357,8 @@ def importance_figure(task: Any, model: Any, X: Any, y: Any, metric: str, where:
             warnings.simplefilter("ignore")
             explanation = permutation_importance(task, model, X, y, metric, where,
                                                  tick=lambda done, total: _tick("feature importance", done, total))
-    except Exception:
+    except Exception as exc:
+        notes.append(f"feature importance could not be measured: {type(exc).__name__}: {exc}")
         return None
     return explanation_figure(explanation)
 

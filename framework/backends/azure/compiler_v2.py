@@ -16,7 +16,8 @@
   Parameters feeding AutoML settings are bound as ``${{parent.inputs.NAME}}`` where the node
   accepts a binding (``automl_v2.BINDABLE``); elsewhere their value is fixed at compile time.
 - ``allow_reuse`` is the component's ``is_deterministic``; ``--no-reuse`` also sets the pipeline's
-  ``force_rerun``.
+  ``force_rerun``. An AutoML node has no such switch in SDK v2, so ``allow_reuse=False`` on an AutoML
+  step sets the pipeline's ``force_rerun`` too (every step re-runs; the plan says so).
 
 Step names become node names, which SDK v2 requires to be lower case (``AutoML_Classification``
 -> ``automl_classification``); the plan shows both.
@@ -49,6 +50,7 @@ DISTRIBUTIONS = ("azure-ai-ml", "azure-identity", "mlflow-skinny")
 # what the entry script needs at run time under SDK v2: MLflow for metrics, MLClient for the registry
 RUNTIME = DISTRIBUTIONS
 IMAGE_WHEELS = "/amlstep/wheels"
+IMAGE_ENV = "/azureml-envs/amlstep"
 INSTALL_HINT = "pip install 'amlstep[azure]'"
 # Azure ML's curated base image for custom environments (Ubuntu 22.04, conda, OpenMPI).
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
@@ -262,7 +264,7 @@ def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: 
         raise
     except Exception as exc:
         raise BackendError(f"the Azure ML SDK v2 refused the pipeline: {type(exc).__name__}: {_first_line(exc)}") from exc
-    if not reuse:
+    if not reuse or any(b.spec.kind == "automl" and not b.allow_reuse for b in validated.steps):
         job.settings.force_rerun = True
     parameters = {name: job.inputs[name] for name in used_params}
     baked = {name: sorted(set(steps)) for name, steps in baked.items() if name not in used_params}
@@ -317,9 +319,12 @@ def write_environment(plugins: Plugins, binding: StepBinding, folder: Path) -> d
 
 
 def dockerfile() -> str:
-    """FROM the base image; COPY the conda file and the wheels; install them into the image's Python."""
+    """FROM the base image; COPY the conda file and the wheels; create the step's conda environment from them
+    in a prefix of its own and put it first on PATH (as Azure's curated images do: the base image's own
+    conda environment, and its Python, stay as they are)."""
     return "\n".join([f"FROM {BASE_IMAGE}", "COPY conda.yaml /amlstep/conda.yaml", f"COPY wheels {IMAGE_WHEELS}",
-                      "RUN conda env update --name base --file /amlstep/conda.yaml && conda clean --all --yes"]) + "\n"
+                      f"RUN conda env create -p {IMAGE_ENV} -f /amlstep/conda.yaml && conda clean --all --yes",
+                      f"ENV PATH={IMAGE_ENV}/bin:$PATH"]) + "\n"
 
 
 def _port_type(kind: DataType) -> str:

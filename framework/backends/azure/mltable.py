@@ -98,11 +98,20 @@ def read(folder: str | Path, what: str) -> Any:
     import pandas as pd
 
     paths, options = files(folder, what)
-    header: Any = 0 if str(options.get("header", "")).endswith("headers") or options.get("header") is True else None
+    # read_delimited's header: no_header, from_first_file (only the first file has one),
+    # all_files_different_headers, all_files_same_headers
+    mode = options.get("header")
     frames = []
-    for path in paths:
+    for index, path in enumerate(paths):
+        names = None
+        if mode in ("no_header", False):
+            header: Any = None
+        elif mode == "from_first_file" and index > 0:
+            header, names = None, list(frames[0].columns)
+        else:
+            header = 0
         try:
-            frames.append(pd.read_csv(path, sep=options.get("delimiter", ","), header=header,
+            frames.append(pd.read_csv(path, sep=options.get("delimiter", ","), header=header, names=names,
                                       encoding=str(options.get("encoding", "utf8")).replace("utf8", "utf-8")))
         except (OSError, ValueError) as exc:
             raise StepExecutionError(f"{what}: cannot read {path} listed in {Path(folder) / FILE_NAME}: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -281,3 +282,22 @@ def test_runs_without_kept_predictions_are_refitted_with_progress(titanic_run, m
     assert "this run kept no validation predictions" in html
     assert "refitting the best pipeline (fold 5 of 5)" in seen
     assert "id='plot-roc'" in html and "id='plot-feature_importance'" in html
+
+
+def test_an_explanation_file_that_does_not_hold_together_is_ignored(tmp_path):
+    from types import SimpleNamespace
+
+    from framework.commands.report_plots import kept_explanation
+
+    lineage = SimpleNamespace(workspace=SimpleNamespace(artifacts_dir=lambda child_id: tmp_path))
+    path = tmp_path / "outputs" / "feature_importance.json"
+    path.parent.mkdir()
+    good = {"metric": "AUC_weighted", "where": "891 training rows", "repeats": 3, "rows": 891,
+            "columns": ["Sex", "Age"], "mean": [0.2, 0.01], "std": [0.01, 0.0]}
+    path.write_text(json.dumps(good))
+    assert kept_explanation(lineage, "child") == good
+    path.write_text(json.dumps({**good, "mean": [0.2]}))
+    assert kept_explanation(lineage, "child") is None
+    path.write_text("{not json")
+    assert kept_explanation(lineage, "child") is None
+    assert kept_explanation(lineage, None) is None

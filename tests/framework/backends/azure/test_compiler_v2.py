@@ -215,6 +215,15 @@ def test_no_reuse_forces_a_rerun_of_every_node(tmp_path):
     assert compiled.pipeline.jobs["dataprep"].component.is_deterministic is False
 
 
+def test_an_automl_step_that_must_not_be_reused_forces_a_rerun_and_the_plan_says_so(tmp_path):
+    """SDK v2's AutoML node has no reuse switch of its own: the whole pipeline job re-runs."""
+    reused = compile_v2(_pipeline(), tmp_path / "a")
+    assert not reused.pipeline.settings.force_rerun
+    compiled = compile_v2(_pipeline(allow_reuse=False), tmp_path / "b")
+    assert compiled.pipeline.settings.force_rerun is True
+    assert [step["allow_reuse"] for step in plan_v2.render(compiled)["steps"]] == [False, False]
+
+
 def _forecasting(**automl):
     settings = {"task": "forecasting", "label_column_name": "Fare", **automl}
     return Pipeline(experiment="x", steps=[
