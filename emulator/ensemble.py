@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from . import metrics as M
 from .task_types import get_task
+from .task_types.classification import aligned_probabilities
 from .tasks import FoldData, average, fold_metrics
 
 
@@ -392,11 +393,4 @@ def _refit(estimator: Any, X: Any, y: Any, sample_weight: Any) -> Any:
 
 
 def _proba(estimator: Any, X: Any, classes: np.ndarray) -> np.ndarray:
-    proba = estimator.predict_proba(X)
-    fitted = list(estimator.classes_)
-    if fitted == list(classes):
-        return proba
-    aligned = np.zeros((proba.shape[0], len(classes)))
-    for j, cls in enumerate(fitted):
-        aligned[:, list(classes).index(cls)] = proba[:, j]
-    return aligned
+    return aligned_probabilities(estimator.predict_proba(X), estimator.classes_, classes)

@@ -91,7 +91,7 @@ class Classification(Task):
     def predict(self, model: Any, X: Any, data: FoldData) -> np.ndarray:
         """Class probabilities aligned with ``data.classes``."""
         assert data.classes is not None
-        return _aligned(model.predict_proba(X), model.classes_, data.classes)
+        return aligned_probabilities(model.predict_proba(X), model.classes_, data.classes)
 
     def fold_metrics(self, data: FoldData, valid: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
         from .. import metrics as M
@@ -198,7 +198,7 @@ def _fewer_rounds(params: dict[str, Any], k: int) -> dict[str, Any]:
     return {**params, "n_estimators": fewer, "learning_rate": min(0.3, rate * rounds / fewer)}
 
 
-def _aligned(proba: np.ndarray, fitted: Any, classes: np.ndarray) -> np.ndarray:
+def aligned_probabilities(proba: np.ndarray, fitted: Any, classes: np.ndarray) -> np.ndarray:
     """``proba``'s columns (in ``fitted`` class order) re-ordered to ``classes``, zeros for absent classes."""
     import numpy as np
 

@@ -251,6 +251,8 @@ def cross_validated_evaluation(task: Any, model: Any, X: Any, y: Any, settings: 
     import numpy as np
     from sklearn.base import clone
 
+    from emulator.task_types.classification import aligned_probabilities
+
     n_splits = int(settings.get("n_cross_validations") or 5)
     algorithm = model.steps[-1][0] if hasattr(model, "steps") else type(model).__name__
     y, cv, n_splits = task.report_cv(y, n_splits, SEED)
@@ -267,7 +269,7 @@ def cross_validated_evaluation(task: Any, model: Any, X: Any, y: Any, settings: 
                 raise PlotsUnavailable(f"cross-validating the best pipeline failed: {type(exc).__name__}: {exc}") \
                     from None
             if classes is not None:
-                prediction = _aligned(prediction, fitted_classes, classes)
+                prediction = aligned_probabilities(prediction, fitted_classes, classes)
             if oof is None:
                 oof = np.zeros((len(y), prediction.shape[1]))
             oof[valid] = prediction
@@ -281,18 +283,6 @@ def cross_validated_evaluation(task: Any, model: Any, X: Any, y: Any, settings: 
     if figure is not None:
         evaluation.figures.append(figure)
     return evaluation
-
-
-def _aligned(proba: Any, fitted: Any, classes: Any) -> Any:
-    import numpy as np
-
-    fitted = list(fitted)
-    if fitted == list(classes):
-        return proba
-    out = np.zeros((len(proba), len(classes)))
-    for j, cls in enumerate(fitted):
-        out[:, list(classes).index(cls)] = proba[:, j]
-    return out
 
 
 def _add_importance(lineage: Lineage, automl: RunRecord, task: Any, evaluation: Evaluation, kept: Any,

@@ -101,7 +101,7 @@ def read(folder: str | Path, what: str) -> Any:
     # read_delimited's header: no_header, from_first_file (only the first file has one),
     # all_files_different_headers, all_files_same_headers
     mode = options.get("header")
-    frames = []
+    frames: list[Any] = []
     for index, path in enumerate(paths):
         names = None
         if mode in ("no_header", False):
