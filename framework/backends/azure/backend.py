@@ -49,6 +49,20 @@ class Provisioning:
     timeout_minutes: int = 20
 
 
+def fire_step_events(events: Any, binding: Any, record_id: str, status: str, seen: Mapping[str, Any]) -> None:
+    """The step hooks for a step run the service reports ended (``seen``: what the follower recorded of it)."""
+    if events is None:
+        return
+    events.started(binding, record_id)
+    if status == "Completed":
+        result = StepRunResult(binding.name, record_id, "Completed", reused=seen["reused"],
+                               reused_from=seen.get("reused_from_local") or seen.get("reused_from"),
+                               duration=seen.get("duration"))
+        events.finished(binding, record_id, result)
+    else:
+        events.failed(binding, record_id, StepExecutionError(seen["error"], step=binding.name))
+
+
 class AzureBackendBase:
     """What the Azure backend does whatever the SDK: options, the local run record, following a run, hooks.
 
@@ -715,16 +729,7 @@ class _Follower:
             seen["error"] = self._step_error(step_run)
             changes["error"] = seen["error"]
         local.update_run(record.id, **changes)
-        if self.events is None:
-            return
-        self.events.started(binding, record.id)
-        if status == "Completed":
-            result = StepRunResult(binding.name, record.id, "Completed", reused=seen["reused"],
-                                   reused_from=seen.get("reused_from_local") or seen.get("reused_from"),
-                                   duration=seen.get("duration"))
-            self.events.finished(binding, record.id, result)
-        else:
-            self.events.failed(binding, record.id, StepExecutionError(seen["error"], step=binding.name))
+        fire_step_events(self.events, binding, record.id, status, seen)
 
     def _poll_children(self, step_run: Any, record_id: str) -> None:
         if self.events is None:

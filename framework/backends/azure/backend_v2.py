@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ...errors import BackendError, StepExecutionError
+from ...errors import BackendError
 from ...pipeline import Dataset, StepBinding
-from ...results import PipelineRunResult, StepRunResult
+from ...results import PipelineRunResult
 from . import client_v2
-from .backend import AzureBackendBase
+from .backend import AzureBackendBase, fire_step_events
 
 TERMINAL = {"Completed": "Completed", "Finished": "Completed", "Failed": "Failed", "Canceled": "Canceled",
             "Cancelled": "Canceled", "NotResponding": "Failed"}
@@ -357,16 +357,7 @@ class V2Follower:
             seen["error"] = f"step {binding.name!r} failed on Azure: {self.session.step_error(child)}"
             changes["error"] = seen["error"]
         self.local.update_run(record.id, **changes)
-        if self.events is None:
-            return
-        self.events.started(binding, record.id)
-        if status == "Completed":
-            result = StepRunResult(binding.name, record.id, "Completed", reused=seen["reused"],
-                                   reused_from=seen.get("reused_from_local") or seen.get("reused_from"),
-                                   duration=seen.get("duration"))
-            self.events.finished(binding, record.id, result)
-        else:
-            self.events.failed(binding, record.id, StepExecutionError(seen["error"], step=binding.name))
+        fire_step_events(self.events, binding, record.id, status, seen)
 
     def failure_message(self, status: str) -> str:
         for name in self.bindings:

@@ -158,6 +158,20 @@ def _dataset_location(spec: StepSpec, port: str, dataset: Any, workdir: Path) ->
     return [Path(p) for p in paths]
 
 
+def step_params(spec: StepSpec, texts: Mapping[str, str], step: str) -> Any:
+    """The step's parameters from their texts on the command line (Azure passes every value as a string)."""
+    where = f"step {step!r}"
+    if spec.settings_validator is not None:
+        return spec.build_params(dict(texts), where)
+    values = {}
+    for name, text in texts.items():
+        declared = spec.param(name)
+        if declared is None:
+            raise StepExecutionError(f"{where}: plugin {spec.name!r} has no parameter {name!r}", step=step)
+        values[name] = declared.parse(text, where)
+    return spec.build_params(values, where)
+
+
 def check_code(args: argparse.Namespace, spec: StepSpec, plugins: Any) -> None:
     """Refuse to run plugin code other than the code the submission was compiled from."""
     if not args.code:
@@ -187,17 +201,7 @@ def run_step(args: argparse.Namespace, *, run: Any = None, plugins: Any = None, 
 
         run = Run.get_context()
     where = f"step {args.step!r}"
-    texts = dict(args.param)
-    if spec.settings_validator is None:
-        values = {}
-        for name, text in texts.items():
-            declared = spec.param(name)
-            if declared is None:
-                raise StepExecutionError(f"{where}: plugin {spec.name!r} has no parameter {name!r}", step=args.step)
-            values[name] = declared.parse(text, where)
-        params = spec.build_params(values, where)
-    else:
-        params = spec.build_params(texts, where)
+    params = step_params(spec, dict(args.param), args.step)
     workdir = Path(tempfile.mkdtemp(prefix="amlstep-inputs-"))
     locations: dict[str, Path | list[Path]] = {}
     input_datasets = dict(getattr(run, "input_datasets", {}) or {})

@@ -238,23 +238,12 @@ def input_locations(spec: Any, inputs: Sequence[tuple[str, str]]) -> tuple[dict[
 def run_step(args: argparse.Namespace, *, plugins: Any = None, environ: Mapping[str, str] | None = None,
              ml_client: Any = None) -> None:
     """Run the step the arguments name; raise StepExecutionError naming it on failure."""
-    from .entry import check_code
+    from .entry import check_code, step_params
 
     plugins = plugins or get_plugin_manager()
     spec = plugins.step(args.plugin, f"step {args.step!r}")
     check_code(args, spec, plugins)  # the shipped wheel must hold the code the job was compiled from
-    where = f"step {args.step!r}"
-    texts = dict(args.param)
-    if spec.settings_validator is None:
-        values = {}
-        for name, text in texts.items():
-            declared = spec.param(name)
-            if declared is None:
-                raise StepExecutionError(f"{where}: plugin {spec.name!r} has no parameter {name!r}", step=args.step)
-            values[name] = declared.parse(text, where)
-        params = spec.build_params(values, where)
-    else:
-        params = spec.build_params(texts, where)
+    params = step_params(spec, dict(args.param), args.step)
     locations, direct = input_locations(spec, args.input)
     inputs = load_inputs(spec, args.step, locations)
     inputs.update(direct)
