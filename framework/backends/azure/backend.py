@@ -719,7 +719,7 @@ class _Follower:
                                                                     "azure_step_run_id": step_run.id}}
         if reused_from:
             seen["reused"], seen["reused_from"] = True, reused_from
-            original = _local_step_for(local, reused_from)
+            original = local_step_for(local, reused_from)
             if original is not None:
                 seen["reused_from_local"] = original.id
                 changes["reused_from"] = original.id
@@ -807,7 +807,7 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def _local_step_for(local: LocalWorkspace, azure_step_run_id: str) -> Any:
+def local_step_for(local: LocalWorkspace, azure_step_run_id: str) -> Any:
     """The local record of an Azure step run (found by the id the service gave it)."""
     for pipeline_run in local.list_runs(run_type="pipeline", limit=200):
         if pipeline_run.backend != "azure":

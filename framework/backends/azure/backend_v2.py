@@ -33,7 +33,7 @@ from ...errors import BackendError
 from ...pipeline import Dataset, StepBinding
 from ...results import PipelineRunResult
 from . import client_v2
-from .backend import AzureBackendBase, fire_step_events
+from .backend import AzureBackendBase, local_step_for, fire_step_events
 
 TERMINAL = {"Completed": "Completed", "Finished": "Completed", "Failed": "Failed", "Canceled": "Canceled",
             "Cancelled": "Canceled", "NotResponding": "Failed"}
@@ -348,7 +348,7 @@ class V2Follower:
                                                                     "azure_step_run_id": child.name}}
         if reused_from:
             seen["reused"], seen["reused_from"] = True, reused_from
-            original = _local_step_for(self.local, reused_from)
+            original = local_step_for(self.local, reused_from)
             if original is not None:
                 seen["reused_from_local"] = original.id
                 changes["reused_from"] = original.id
@@ -371,16 +371,6 @@ class V2Follower:
                 message += f"\nlast lines of its log ({log_name}):\n" + "\n".join("  " + line for line in lines)
             return message
         return f"pipeline job {self.job_name} ended {status} on Azure"
-
-
-def _local_step_for(local: Any, azure_step_run_id: str) -> Any:
-    for pipeline_run in local.list_runs(run_type="pipeline", limit=200):
-        if pipeline_run.backend != "azure":
-            continue
-        for step in local.get_children(pipeline_run.id):
-            if step.properties.get("azure_step_run_id") == azure_step_run_id:
-                return step
-    return None
 
 
 def download_outputs(session: V2Session, job_name: str, compiled: Any, follower: V2Follower, target: Path,
