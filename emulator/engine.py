@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 import numpy as np
 import pandas as pd
 
+from framework import did_you_mean
+
 from . import metrics as M
 from . import tasks
 from .featurize import AutoFeaturizer
@@ -125,16 +127,6 @@ class PreparedData:
     """What a task's own preparation adds (forecasting: the regular series)."""
 
 
-def _did_you_mean(name: str, columns: Iterable[Any]) -> str:
-    """' (did you mean ...?)' for columns equal to ``name`` up to case and spaces, or close to it."""
-    import difflib
-
-    names = [str(c) for c in columns]
-    same = [c for c in names if c.strip().lower() == name.strip().lower()]
-    close = same or difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-    return " (did you mean " + " or ".join(map(repr, close)) + "?)" if close else ""
-
-
 def prepare_data(settings: Mapping[str, Any], training: pd.DataFrame, validation: pd.DataFrame | None
                  ) -> PreparedData:
     """Check the label, weight and split columns and build the train/validation splits (the task's rules)."""
@@ -153,7 +145,7 @@ def prepare_tabular(task: Task, settings: Mapping[str, Any], training: pd.DataFr
         if duplicated:
             raise AutoMLDataError(f"the {what} has duplicate column names: {', '.join(map(repr, duplicated))}")
         if label not in frame.columns:
-            raise AutoMLDataError(f"label column {label!r} is not in the {what}{_did_you_mean(label, frame.columns)}; "
+            raise AutoMLDataError(f"label column {label!r} is not in the {what}{did_you_mean(label, frame.columns)}; "
                                   f"columns: {', '.join(map(repr, map(str, frame.columns)))}")
         weight = settings.get("weight_column_name")
         if weight and weight not in frame.columns:

@@ -82,7 +82,9 @@ class PreparedSeries:
 
 def prepare(task: Any, settings: Mapping[str, Any], training: pd.DataFrame, validation: pd.DataFrame | None) -> Any:
     """Check and regularise the series, resolve 'auto' settings, build the rolling-origin folds."""
-    from .engine import PreparedData, _check_finite_label, _did_you_mean
+    from framework import did_you_mean as _did_you_mean
+
+    from .engine import PreparedData, _check_finite_label
 
     fp = settings["forecasting_parameters"]
     label, time_column = settings["label_column_name"], fp["time_column_name"]

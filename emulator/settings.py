@@ -5,10 +5,9 @@ Pure Python: importing this module does not import pandas or scikit-learn.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Mapping
 
-from framework.errors import StepDefinitionError
+from framework import StepDefinitionError, did_you_mean
 
 from .task_types import all_tasks, get_task, task_names
 
@@ -113,8 +112,7 @@ def validate_settings(values: Mapping[str, Any], where: str = "AutoML") -> dict[
     for name, value in values.items():
         target = ALIASES.get(name, name)
         if target not in known:
-            close = difflib.get_close_matches(name, list(known) + list(ALIASES), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(name, [*known, *ALIASES], n=1)
             raise _fail(where, f"unknown AutoML setting {name!r}{hint}; valid settings: {', '.join(sorted(known))}")
         settings[target] = value
         given.append(target)

@@ -15,6 +15,7 @@ from .errors import (
     StepDefinitionError,
     StepExecutionError,
     WorkspaceError,
+    did_you_mean,
 )
 from .hookspecs import hookimpl, hookspec
 from .manager import Plugins, get_plugin_manager
@@ -56,6 +57,7 @@ __all__ = [
     "ValidatedPipeline",
     "WorkspaceError",
     "check_asset_name",
+    "did_you_mean",
     "get_plugin_manager",
     "get_run",
     "hookimpl",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Iterable
+
 
 class AmlStepError(Exception):
     """Base class for every error amlstep raises on purpose."""
@@ -37,3 +39,17 @@ class BackendError(AmlStepError):
 
 class RunCanceled(AmlStepError):
     """The run was canceled (Ctrl-C or a signal)."""
+
+
+def did_you_mean(name: str, candidates: Iterable[Any], *, n: int = 3) -> str:
+    """`` (did you mean 'a' or 'b'?)`` for the candidates close to ``name``, or ``""`` when none is.
+
+    Candidates equal to ``name`` up to case and surrounding spaces come first (a column ``"Age "``
+    for ``"age"``); else up to ``n`` close names (``difflib``). Every "unknown X" message uses it.
+    """
+    import difflib
+
+    names = [str(c) for c in candidates]
+    same = [c for c in names if c.strip().lower() == name.strip().lower()]
+    close = same[:n] or difflib.get_close_matches(name, names, n=n, cutoff=0.6)
+    return " (did you mean " + " or ".join(map(repr, close)) + "?)" if close else ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -11,6 +10,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import AmlStepError, PluginLoadError
+from .errors import did_you_mean
 from .steps import StepSpec
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class Plugins:
         except KeyError:
             prefix = f"{where}: " if where else ""
             raise PluginLoadError(
-                f"{prefix}unknown step plugin {name!r}{suggest(name, self.steps)}; "
+                f"{prefix}unknown step plugin {name!r}{did_you_mean(name, self.steps)}; "
                 f"installed step plugins: {', '.join(sorted(self.steps)) or '(none)'}"
             ) from None
 
@@ -50,7 +50,7 @@ class Plugins:
             factory = self.backends[name]
         except KeyError:
             raise PluginLoadError(
-                f"unknown backend {name!r}{suggest(name, self.backends)}; "
+                f"unknown backend {name!r}{did_you_mean(name, self.backends)}; "
                 f"available backends: {', '.join(sorted(self.backends))}"
             ) from None
         return factory(**options)
@@ -60,13 +60,6 @@ class Plugins:
         plugin = self.step_owners.get(step_name, "?")
         dist = self.distributions.get(plugin)
         return f"{plugin} ({dist})" if dist else plugin
-
-
-def suggest(name: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
-    if not close:
-        return ""
-    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
 
 
 def get_plugin_manager(*, entry_points: bool = True, plugins: Iterable[object] = ()) -> Plugins:

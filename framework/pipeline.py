@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .errors import AmlStepError, PipelineValidationError, StepDefinitionError
+from .errors import did_you_mean
 from .steps import DataType, Param, StepSpec, can_feed, check_name
 
 if TYPE_CHECKING:
@@ -279,10 +280,8 @@ class ValidatedPipeline:
         values = {name: p.default_value for name, p in self.parameters.items()}
         for name, value in (overrides or {}).items():
             if name not in self.parameters:
-                from .manager import suggest
-
                 raise PipelineValidationError(
-                    f"unknown pipeline parameter {name!r}{suggest(name, self.parameters)}; "
+                    f"unknown pipeline parameter {name!r}{did_you_mean(name, self.parameters)}; "
                     f"pipeline parameters: {', '.join(sorted(self.parameters)) or '(none)'}"
                 )
             kind = self.parameter_types[name]
@@ -400,10 +399,8 @@ def _validate(pipeline: Pipeline, plugins: Plugins) -> ValidatedPipeline:
             declared_input = binding.spec.input(port)
             assert declared_input is not None
             if source not in producers:
-                from .manager import suggest
-
                 raise PipelineValidationError(
-                    f"step {binding.name!r}: input {port!r} reads data {source!r}{suggest(source, producers)}, "
+                    f"step {binding.name!r}: input {port!r} reads data {source!r}{did_you_mean(source, producers)}, "
                     f"which no step produces; produced data: {', '.join(sorted(producers)) or '(none)'}"
                 )
             producer, out_port = producers[source]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from .errors import AmlStepError, StepDefinitionError
+from .errors import did_you_mean
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CONTEXT_ARGUMENT = "context"
@@ -269,10 +270,8 @@ class StepSpec:
         valid = [p.name for p in self.params]
         for name in values:
             if name not in valid:
-                from .manager import suggest
-
                 raise StepDefinitionError(
-                    f"{where}: unknown parameter {name!r}{suggest(name, valid)}; valid parameters: "
+                    f"{where}: unknown parameter {name!r}{did_you_mean(name, valid)}; valid parameters: "
                     f"{', '.join(valid) or '(none)'}"
                 )
         built: dict[str, Any] = {}

@@ -283,9 +283,9 @@ def log_sources(ws: Any, run: Any, step: str | None) -> list[tuple[str, Path | N
         if step is not None:
             chosen = [s for s in steps if s.name == step]
             if not chosen:
-                from ..manager import suggest
+                from ..errors import did_you_mean
 
-                raise WorkspaceError(f"pipeline run {run.id} has no step {step!r}{suggest(step, [s.name for s in steps])}; "
+                raise WorkspaceError(f"pipeline run {run.id} has no step {step!r}{did_you_mean(step, [s.name for s in steps])}; "
                                      f"its steps: {', '.join(s.name for s in steps) or '(none)'}")
             steps = chosen
         return [_source(ws, s) for s in steps]
