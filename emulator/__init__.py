@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .forecasting_parameters import ForecastingParameters
+from framework.automl import ForecastingParameters
+
 from .settings import FeaturizationConfig, validate_settings
 
 __all__ = ["AutoMLChildRun", "AutoMLConfig", "AutoMLRun", "Experiment", "FeaturizationConfig", "ForecastingParameters",

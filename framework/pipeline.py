@@ -147,15 +147,27 @@ def AutoMLStep(
 
 def _validate_forecasting(name: str, settings: Mapping[str, Any]) -> None:
     """Forecasting settings are checked when the step is defined (all of them, unless some are
-    PipelineParameters: then when the pipeline is validated with their values)."""
-    from emulator.forecasting_parameters import FLAT_ALIASES, PARAMETERS
+    PipelineParameters: then when the pipeline is validated with their values), by the installed
+    AutoML step plugin's own settings validator (registered through ``register_steps``)."""
+    from .automl import FLAT_ALIASES, PARAMETERS
 
     forecasting = {"forecasting_parameters", *PARAMETERS, *FLAT_ALIASES}
     if not forecasting & set(settings) or any(isinstance(v, PipelineParameter) for v in settings.values()):
         return
-    from emulator.settings import validate_settings
+    spec = _installed_step(AUTOML_PLUGIN)
+    if spec is not None and spec.settings_validator is not None:
+        spec.settings_validator(dict(settings), f"AutoMLStep {name!r}")
 
-    validate_settings(settings, f"AutoMLStep {name!r}")
+
+def _installed_step(name: str) -> StepSpec | None:
+    """The installed step plugin ``name`` (from the entry points), or None when it is not installed or the plugins do
+    not load: then the pipeline's validation, which loads them, says so."""
+    from .manager import get_plugin_manager
+
+    try:
+        return get_plugin_manager().steps.get(name)
+    except AmlStepError:
+        return None
 
 
 class Pipeline:

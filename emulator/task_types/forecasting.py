@@ -11,10 +11,9 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from framework.errors import StepDefinitionError
+from framework import StepDefinitionError
+from framework.automl import FLAT_ALIASES, PARAMETERS, check_parameters, metric_names, parameters_of
 
-from .. import metric_names
-from ..forecasting_parameters import FLAT_ALIASES, PARAMETERS, check_parameters, parameters_of
 from .base import Task
 from .regression import Regression
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import metric_names
+from framework.automl import metric_names
+
 from .base import Task
 
 if TYPE_CHECKING:

@@ -152,7 +152,7 @@ def to_v2(step: str, settings: Mapping[str, Any], parameters: Mapping[str, str] 
 def _forecast_settings(step: str, settings: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
     """``set_forecast_settings`` keywords from ``forecasting_parameters`` and the older flat keywords
     (checked with Azure's messages), and the names of the settings they were read from."""
-    from emulator.forecasting_parameters import FLAT_ALIASES, PARAMETERS, check_parameters, parameters_of
+    from framework.automl import FLAT_ALIASES, PARAMETERS, check_parameters, parameters_of
 
     from ...errors import StepDefinitionError
 

@@ -118,7 +118,7 @@ def azure_forecasting_parameters(value: Any) -> Any:
 
     if isinstance(value, ForecastingParameters):
         return value
-    from emulator.forecasting_parameters import PARAMETERS, parameters_of
+    from framework.automl import PARAMETERS, parameters_of
 
     given = {k: v for k, v in parameters_of(value).items()
              if k in PARAMETERS and k != "drop_column_names" and v is not None and v != PARAMETERS[k]}

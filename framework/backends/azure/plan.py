@@ -120,7 +120,7 @@ def _step(compiled: CompiledStep) -> dict[str, Any]:
 
 def forecasting_parameters_plan(value: Any) -> dict[str, Any]:
     """``ForecastingParameters(...)``'s settings as the SDK object reports them (defaults left out)."""
-    from emulator.forecasting_parameters import PARAMETERS, parameters_of
+    from framework.automl import PARAMETERS, parameters_of
 
     shown = {k: v for k, v in parameters_of(value).items() if k in PARAMETERS and v not in (None, PARAMETERS[k])}
     return {"sdk_class": f"{type(value).__module__}.{type(value).__name__}", **shown}

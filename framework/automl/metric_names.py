@@ -1,4 +1,5 @@
-"""Metric names and goals, without numpy: ``emulator.settings`` and the task objects read them at definition time."""
+"""Azure Automated ML's metric names and goals, without numpy: the AutoML settings and the task objects read them at
+definition time."""
 
 from __future__ import annotations
 
