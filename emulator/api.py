@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 
 from framework.errors import StepDefinitionError, WorkspaceError
 from framework.runs import Run
-from framework.workspace import LocalWorkspace, check_asset_name
+from framework.workspace import LocalChildRun, LocalWorkspace, check_asset_name
 
 from .settings import validate_settings
 
@@ -170,8 +170,6 @@ class WorkspaceRecorder:
         self.workspace, self.parent_id, self.experiment = workspace, parent_id, experiment
 
     def child_run(self, name: str, *, run_id: str | None = None, properties: Mapping[str, Any] | None = None) -> Any:
-        from framework.backends.local import LocalChildRun
-
         record = self.workspace.create_run(run_type="child", name=name, experiment=self.experiment,
                                            parent_id=self.parent_id, run_id=run_id, status="Running",
                                            properties=dict(properties or {}), display_name=name)
@@ -202,8 +200,6 @@ def _find_child(recorder: Any, run_id: str) -> Any:
     workspace = getattr(recorder, "workspace", None)
     if workspace is None:
         return None
-    from framework.backends.local import LocalChildRun
-
     return LocalChildRun(workspace, run_id)
 
 

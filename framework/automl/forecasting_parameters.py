@@ -1,7 +1,8 @@
 """``ForecastingParameters``: forecasting's settings as Azure names them (SDK v1), with Azure's messages.
 
 ``from framework.automl import ForecastingParameters`` (or ``from emulator import ForecastingParameters``) as
-``from azureml.automl.core.forecasting_parameters import ForecastingParameters``. ``AutoMLConfig(task="forecasting", forecasting_parameters=...)`` takes either
+``from azureml.automl.core.forecasting_parameters import ForecastingParameters``.
+``AutoMLConfig(task="forecasting", forecasting_parameters=...)`` takes either
 (Azure's own object is read through its properties), or the older flat keywords
 (``time_column_name=...``, ``max_horizon=...``, ``grain_column_names=...``). Pure Python: no pandas.
 """

@@ -22,7 +22,7 @@ from ..manager import Plugins
 from ..pipeline import Dataset, StepBinding, ValidatedPipeline
 from ..results import PipelineRunResult, StepRunResult
 from ..steps import DataType
-from ..workspace import DatasetVersion, LocalWorkspace, ModelVersion, RunRecord
+from ..workspace import DatasetVersion, LocalChildRun, LocalWorkspace, ModelVersion, RunRecord
 from ..workspace.db import WorkspaceUnwritable, is_disk_full, no_space_message
 from ..workspace.store import sha256_tree
 
@@ -380,39 +380,6 @@ class LocalRunContext(RunContext):
         self._hook.after_child_run(run_id=self.pipeline_run_id, step_run_id=self.id, child_run_id=child_run_id,
                                    status=status, properties=record.properties,
                                    metrics=self.workspace.get_metrics(child_run_id))
-
-
-class LocalChildRun:
-    """A child run (an AutoML iteration) recorded in the local run history."""
-
-    def __init__(self, workspace: LocalWorkspace, run_id: str,
-                 on_end: Callable[[str, str], None] | None = None) -> None:
-        self.workspace = workspace
-        self.id = run_id
-        self._on_end = on_end
-
-    def log(self, name: str, value: Any, description: str = "") -> None:
-        self.workspace.log_metric(self.id, name, value)
-
-    def log_metrics(self, metrics: Mapping[str, Any]) -> None:
-        self.workspace.log_metrics(self.id, dict(metrics))
-
-    def add_properties(self, properties: Mapping[str, Any]) -> None:
-        self.workspace.merge_properties(self.id, dict(properties))
-
-    def write_artifact(self, name: str, content: str | bytes) -> Path:
-        """Keep a file with the run (``confusion_matrix``, ``accuracy_table``, ``outputs/model.pkl``)."""
-        return self.workspace.write_artifact(self.id, name, content)
-
-    def complete(self) -> None:
-        self.workspace.update_run(self.id, status="Completed")
-        if self._on_end is not None:
-            self._on_end(self.id, "Completed")
-
-    def fail(self, error: str, status: str = "Failed") -> None:
-        self.workspace.update_run(self.id, status=status, error=error)
-        if self._on_end is not None:
-            self._on_end(self.id, status)
 
 
 class _Tee(io.TextIOBase):

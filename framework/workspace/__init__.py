@@ -1,5 +1,6 @@
 """The local workspace: datasets, a datastore of step outputs, run history and a model registry."""
 
+from .child_runs import LocalChildRun
 from .names import check_asset_name
 from .store import (
     DatasetVersion,
@@ -11,6 +12,7 @@ from .store import (
 
 __all__ = [
     "DatasetVersion",
+    "LocalChildRun",
     "LocalWorkspace",
     "ModelVersion",
     "RunRecord",
