@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .errors import StepExecutionError, WorkspaceError
+from .errors import AmlStepError, StepExecutionError, WorkspaceError
 from .steps import DataType
 
 if TYPE_CHECKING:
@@ -218,6 +218,16 @@ def single_file(folder: Path, what: str) -> Path:
             + (f": {', '.join(p.name for p in files[:5])}" if files else "")
         )
     return files[0]
+
+
+def output_path(kind: DataType, location: Path) -> Path:
+    """What a pipeline output points to: the file for model and metrics data, else the folder."""
+    if kind in (DataType.MODEL, DataType.METRICS):
+        try:
+            return single_file(location, "output")
+        except AmlStepError:
+            return location
+    return location
 
 
 def read_input(kind: DataType, location: Path, what: str) -> Any:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import WorkspaceError
+from .io import output_path
 from .steps import DataType
 from .workspace import LocalWorkspace, RunRecord
 
@@ -27,8 +28,6 @@ class PortDataReference:
     @property
     def path(self) -> Path:
         """The local path: the file for model and metrics data, else the folder."""
-        from .backends.local import output_path
-
         return output_path(self.data_type, self.workspace.path / self.path_on_datastore)
 
     def download(self, local_path: str | Path = ".", overwrite: bool = False, show_progress: bool = False) -> str:

@@ -17,7 +17,7 @@ from ..context import RunContext
 from ..errors import AmlStepError, PipelineValidationError, RunCanceled, WorkspaceError
 from ..hookspecs import hookimpl
 from ..execution import execute_step, load_inputs
-from ..io import single_file
+from ..io import output_path
 from ..manager import Plugins
 from ..pipeline import Dataset, StepBinding, ValidatedPipeline
 from ..results import PipelineRunResult, StepRunResult
@@ -304,7 +304,7 @@ def resolve_dataset(ws: LocalWorkspace, dataset: Dataset) -> DatasetVersion:
         found = ws.get_dataset(dataset.name, dataset.version)
         found.check_files()
         return found
-    from ..commands.browse import resolved_sources
+    from ..workspace.sources import resolved_sources
 
     problems = []
     for sources in (dataset.sources, *((s,) for s in dataset.fallback_sources)):
@@ -318,16 +318,6 @@ def resolve_dataset(ws: LocalWorkspace, dataset: Dataset) -> DatasetVersion:
         f"({'; '.join(problems)}). Offline? Register a local copy: "
         f"`amlstep datasets register {dataset.name} path/to/file.csv`"
     )
-
-
-def output_path(kind: DataType, location: Path) -> Path:
-    """What a pipeline output points to: the file for model and metrics data, else the folder."""
-    if kind in (DataType.MODEL, DataType.METRICS):
-        try:
-            return single_file(location, "output")
-        except AmlStepError:
-            return location
-    return location
 
 
 def _output_paths(ws: LocalWorkspace, records: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:

@@ -17,23 +17,19 @@ import contextlib
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import click
 
 from ..errors import WorkspaceError
+from ..workspace.sources import resolved_sources  # noqa: F401 (re-exported)
+from . import common
 
 TOP_LEVEL = ("pipeline", "automl")
 
 
-def _cli() -> Any:
-    from .. import cli
-
-    return cli
-
-
 def _workspace(ctx: click.Context) -> Any:
-    state: Any = ctx.find_object(_cli().State)
+    state: Any = ctx.find_object(common.State)
     return state.workspace
 
 
@@ -90,17 +86,16 @@ def top_level_runs(ws: Any, experiment: str | None = None, limit: int | None = N
 @click.pass_context
 def runs_list(ctx: click.Context, experiment: str | None, limit: int, as_json: bool) -> None:
     """List pipeline runs and standalone AutoML runs, newest first."""
-    cli = _cli()
     with _errors():
         ws = _workspace(ctx)
         runs = top_level_runs(ws, experiment, limit)
         best = {r.id: best_metric(ws, r) for r in runs}
     if as_json:
-        cli.emit_json([{**r.to_dict(), "best_metric": _metric_json(best[r.id])} for r in runs])
+        common.emit_json([{**r.to_dict(), "best_metric": _metric_json(best[r.id])} for r in runs])
         return
-    cli.table(None, ["run id", "experiment", "type", "backend", "status", "best metric", "started", "duration"],
-              [(r.id, r.experiment, r.run_type, r.backend, r.status, _metric_text(best[r.id]), cli.when(r.created_at),
-                cli.seconds(r.duration)) for r in runs])
+    common.table(None, ["run id", "experiment", "type", "backend", "status", "best metric", "started", "duration"],
+              [(r.id, r.experiment, r.run_type, r.backend, r.status, _metric_text(best[r.id]), common.when(r.created_at),
+                common.seconds(r.duration)) for r in runs])
 
 
 def _metric_json(best: tuple[str, float] | None) -> dict[str, Any] | None:
@@ -120,13 +115,12 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 
     RUN_ID may be any unique prefix of at least 4 characters, as git takes abbreviated hashes.
     """
-    cli = _cli()
     with _errors():
         ws = _workspace(ctx)
         run = ws.get_run(run_id)
         detail = describe(ws, run)
     if as_json:
-        cli.emit_json(detail)
+        common.emit_json(detail)
         return
     if run.run_type == "pipeline":
         _show_pipeline(ws, detail)
@@ -157,16 +151,15 @@ def _log_file(ws: Any, run: Any) -> str | None:
 
 
 def _show_pipeline(ws: Any, detail: dict[str, Any]) -> None:
-    cli = _cli()
     click.echo(f"Pipeline run {detail['id']}  experiment {detail['experiment']}  backend {detail['backend']}  "
                f"status {detail['status']}")
-    click.echo(f"started {cli.when(detail['created_at'])}  duration {cli.seconds(detail['duration'])}")
+    click.echo(f"started {common.when(detail['created_at'])}  duration {common.seconds(detail['duration'])}")
     if detail["params"]:
         click.echo("parameters: " + ", ".join(f"{k}={v!r}" for k, v in detail["params"].items()))
     if detail["error"]:
         click.echo(f"error: {detail['error']}")
-    cli.table("steps", ["step", "status", "reused", "duration", "metrics", "children", "step run id"],
-              [(s["name"], s["status"], "yes" if s["reused_from"] else "no", cli.seconds(s["duration"]),
+    common.table("steps", ["step", "status", "reused", "duration", "metrics", "children", "step run id"],
+              [(s["name"], s["status"], "yes" if s["reused_from"] else "no", common.seconds(s["duration"]),
                 ", ".join(f"{k}={_short(v)}" for k, v in s["metrics"].items()), len(s["children"]), s["id"])
                for s in detail["steps"]])
     for step in detail["steps"]:
@@ -185,14 +178,13 @@ def _show_pipeline(ws: Any, detail: dict[str, Any]) -> None:
 
 
 def _show_step(ws: Any, detail: dict[str, Any]) -> None:
-    cli = _cli()
     if detail["run_type"] == "automl":
         click.echo(f"AutoML run {detail['id']}  experiment {detail['experiment']}  status {detail['status']}")
     else:
         plugin = detail["properties"].get("plugin", "?")
         click.echo(f"Step run {detail['id']}  step {detail['name']} ({plugin})  of pipeline run "
                    f"{detail['parent_id']}  status {detail['status']}")
-    click.echo(f"started {cli.when(detail['created_at'])}  duration {cli.seconds(detail['duration'])}")
+    click.echo(f"started {common.when(detail['created_at'])}  duration {common.seconds(detail['duration'])}")
     if detail["reused_from"]:
         click.echo(f"reused the outputs of step run {detail['reused_from']}")
     reasons = detail["properties"].get("reuse_reasons")
@@ -212,7 +204,7 @@ def _show_step(ws: Any, detail: dict[str, Any]) -> None:
         click.echo(f"log: {detail['log']}")
     outputs = [(port, r) for port, r in detail["outputs"].items() if isinstance(r, dict)]
     if outputs:
-        cli.table("outputs", ["output", "data", "type", "path", "sha256"],
+        common.table("outputs", ["output", "data", "type", "path", "sha256"],
                   [(port, r.get("data"), r.get("type"), str(ws.path / r["path"]), str(r.get("sha256", ""))[:12])
                    for port, r in outputs])
     if detail["children"]:
@@ -220,21 +212,19 @@ def _show_step(ws: Any, detail: dict[str, Any]) -> None:
 
 
 def _children_table(step: dict[str, Any]) -> None:
-    cli = _cli()
     metric = step["properties"].get("primary_metric")
-    cli.table(f"{step['name']} child runs", ["iteration", "pipeline", "status", metric or "score", "fit time",
+    common.table(f"{step['name']} child runs", ["iteration", "pipeline", "status", metric or "score", "fit time",
                                               "duration", "child run id"],
               [(c["properties"].get("iteration"), c["display_name"] or c["name"], c["status"],
                 _short(c["metrics"].get(metric)) if metric else c["properties"].get("score"),
-                cli.seconds(c["fit_time"]), cli.seconds(c["duration"]), c["id"]) for c in step["children"]])
+                common.seconds(c["fit_time"]), common.seconds(c["duration"]), c["id"]) for c in step["children"]])
 
 
 def _show_child(ws: Any, detail: dict[str, Any]) -> None:
-    cli = _cli()
     props = detail["properties"]
     click.echo(f"Child run {detail['id']}  {detail['display_name'] or detail['name']}  iteration "
                f"{props.get('iteration', '?')} of run {detail['parent_id']}  status {detail['status']}")
-    click.echo(f"fit time {cli.seconds(detail['fit_time'])}  duration {cli.seconds(detail['duration'])}")
+    click.echo(f"fit time {common.seconds(detail['fit_time'])}  duration {common.seconds(detail['duration'])}")
     shown = {k: v for k, v in props.items() if k not in ("pipeline_spec",)}
     if shown:
         click.echo("properties: " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())))
@@ -244,7 +234,7 @@ def _show_child(ws: Any, detail: dict[str, Any]) -> None:
         click.echo(f"error: {detail['error']}")
     scalars = [(k, v) for k, v in sorted(detail["metrics"].items()) if isinstance(v, (int, float))]
     if scalars:
-        cli.table("metrics", ["metric", "value"], [(k, _short(v)) for k, v in scalars])
+        common.table("metrics", ["metric", "value"], [(k, _short(v)) for k, v in scalars])
     if detail["artifacts"]:
         click.echo("artifacts: " + ", ".join(detail["artifacts"]))
 
@@ -342,7 +332,6 @@ def experiments_group() -> None:
 @click.pass_context
 def experiments_list(ctx: click.Context, as_json: bool) -> None:
     """List experiments: runs, latest run, its status and best metric."""
-    cli = _cli()
     with _errors():
         ws = _workspace(ctx)
         found: dict[str, dict[str, Any]] = {}
@@ -356,10 +345,10 @@ def experiments_list(ctx: click.Context, as_json: bool) -> None:
                 entry["best_metric"] = {"name": best[0], "value": best[1], "run": run.id} if best else None
     experiments = sorted(found.values(), key=lambda e: e["latest_at"], reverse=True)
     if as_json:
-        cli.emit_json(experiments)
+        common.emit_json(experiments)
         return
-    cli.table(None, ["experiment", "runs", "latest run", "status", "started", "latest best metric"],
-              [(e["name"], e["runs"], e["latest_run"], e["latest_status"], cli.when(e["latest_at"]),
+    common.table(None, ["experiment", "runs", "latest run", "status", "started", "latest best metric"],
+              [(e["name"], e["runs"], e["latest_run"], e["latest_status"], common.when(e["latest_at"]),
                 f"{e['best_metric']['name']} {e['best_metric']['value']:.4f}" if e["best_metric"] else "")
                for e in experiments])
 
@@ -375,7 +364,6 @@ def models_show(ctx: click.Context, model: str, as_json: bool) -> None:
     """
     from .lineage import automl_for_model, parse_model_ref
 
-    cli = _cli()
     with _errors():
         ws = _workspace(ctx)
         name, version = parse_model_ref(model)
@@ -394,9 +382,9 @@ def models_show(ctx: click.Context, model: str, as_json: bool) -> None:
             training = {"unknown": str(exc)}
     data = {**found.to_dict(), "training": training}
     if as_json:
-        cli.emit_json(data)
+        common.emit_json(data)
         return
-    click.echo(f"Model {found.id}  registered {cli.when(found.created_at)}")
+    click.echo(f"Model {found.id}  registered {common.when(found.created_at)}")
     if found.description:
         click.echo(f"description: {found.description}")
     click.echo(f"path: {found.path}")
@@ -423,7 +411,6 @@ def datasets_show(ctx: click.Context, name: str, version: int | None, as_json: b
     """Show a dataset: versions, files, sources, columns."""
     from ..io import read_tabular
 
-    cli = _cli()
     with _errors():
         ws = _workspace(ctx)
         chosen = ws.get_dataset(name, version)
@@ -432,21 +419,21 @@ def datasets_show(ctx: click.Context, name: str, version: int | None, as_json: b
     columns = [{"name": str(c), "type": str(frame[c].dtype), "missing": int(frame[c].isna().sum()),
                 "distinct": int(frame[c].nunique())} for c in frame.columns]
     if as_json:
-        cli.emit_json({**chosen.to_dict(), "rows": len(frame), "columns": columns,
+        common.emit_json({**chosen.to_dict(), "rows": len(frame), "columns": columns,
                        "versions": [d.to_dict() for d in versions]})
         return
-    click.echo(f"Dataset {name} version {chosen.version} of {len(versions)}  registered {cli.when(chosen.created_at)}")
+    click.echo(f"Dataset {name} version {chosen.version} of {len(versions)}  registered {common.when(chosen.created_at)}")
     if chosen.description:
         click.echo(f"description: {chosen.description}")
     click.echo(f"files: {', '.join(chosen.files)}  ({len(frame)} rows, {len(columns)} columns)  "
                f"sha256 {chosen.sha256[:12]}")
     click.echo(f"sources: {', '.join(chosen.sources)}")
     click.echo(f"path: {chosen.path}")
-    cli.table("columns", ["column", "type", "missing", "distinct"],
+    common.table("columns", ["column", "type", "missing", "distinct"],
               [(c["name"], c["type"], c["missing"], c["distinct"]) for c in columns])
     if len(versions) > 1:
-        cli.table("versions", ["version", "registered", "files", "sha256"],
-                  [(d.version, cli.when(d.created_at), ", ".join(d.files), d.sha256[:12]) for d in versions])
+        common.table("versions", ["version", "registered", "files", "sha256"],
+                  [(d.version, common.when(d.created_at), ", ".join(d.files), d.sha256[:12]) for d in versions])
 
 
 @contextlib.contextmanager
@@ -457,16 +444,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except AmlStepError as exc:
-        _cli().fail(str(exc))
-
-
-def resolved_sources(sources: Iterable[str]) -> list[str]:
-    """Existing local files as absolute paths (URLs and anything else as given, for the error to name),
-    so that a dataset records where its files came from wherever the command ran."""
-    from ..workspace.sources import is_url
-
-    return [str(Path(s).expanduser().resolve()) if not is_url(s) and Path(s).expanduser().is_file() else s
-            for s in sources]
+        common.fail(str(exc))
 
 
 __all__ = ["best_metric", "describe", "experiments_group", "fit_time", "log_sources", "models_show", "runs_list",

@@ -289,7 +289,7 @@ def predict_command(model: str, data: str, out: str, dataset: str | None, keep: 
     Writes the input columns plus predicted_<label> and, for classification, proba_<class> columns.
     Models are loaded only from the workspace's model registry (a pickle runs code when loaded).
     """
-    from ..cli import EXIT_BAD_INPUT, State, fail
+    from .common import EXIT_BAD_INPUT, State, fail
 
     state = click.get_current_context().find_object(State)
     assert state is not None

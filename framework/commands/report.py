@@ -535,7 +535,7 @@ def report_command(run_id: str, out: str | None, no_plots: bool) -> None:
 
     One self-contained page for RUN_ID: graph, steps, parameters, AutoML guardrails and
     leaderboard, best-model plots, logs. Opens offline in any browser."""
-    from ..cli import State, fail
+    from .common import State, fail
 
     state = click.get_current_context().find_object(State)
     assert state is not None

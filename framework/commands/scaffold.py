@@ -328,7 +328,7 @@ def new_plugin_command(name: str, directory: str, label: str, task: str, force: 
 
     The package NAME goes into DIR/NAME (DIR defaults to '.').
     """
-    from ..cli import State, fail
+    from .common import State, fail
 
     state = click.get_current_context().find_object(State)
     module = name.replace("-", "_")

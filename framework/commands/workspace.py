@@ -40,7 +40,7 @@ def check_command(repair: bool, as_json: bool) -> None:
     without gaps, orphan folders and leftover staging; exits 1 when something is wrong.
     --repair rebuilds what can be rebuilt.
     """
-    from ..cli import EXIT_BAD_INPUT, EXIT_FAILED, State, emit_json, fail
+    from .common import EXIT_BAD_INPUT, EXIT_FAILED, State, emit_json, fail
     from ..workspace.check import check_workspace
     from ..workspace.store import default_workspace_path
 

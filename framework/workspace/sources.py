@@ -21,7 +21,7 @@ import urllib.request
 import uuid
 import zlib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from ..errors import WorkspaceError
 from .db import WorkspaceUnwritable, is_disk_full, no_space_message
@@ -201,3 +201,10 @@ def terminal_progress() -> Progress | None:
         print(f"\rdownloading {url}: {size}", end=end, file=sys.stderr, flush=True)
 
     return show
+
+
+def resolved_sources(sources: Iterable[str]) -> list[str]:
+    """Existing local files as absolute paths (URLs and anything else as given, for the error to name),
+    so that a dataset records where its files came from wherever the command ran."""
+    return [str(Path(s).expanduser().resolve()) if not is_url(s) and Path(s).expanduser().is_file() else s
+            for s in sources]
