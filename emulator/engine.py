@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol
 
 import numpy as np
 import pandas as pd
@@ -20,9 +20,12 @@ from . import tasks
 from .featurize import AutoFeaturizer
 from .models import SEARCH_WEIGHTS, perturb, preprocessor_for, sample_params
 from .settings import experiment_timeout_seconds, iteration_timeout_seconds
-from .task_types import Task, get_task
+from .task_types.registry import get_task
 from .tasks import FoldData
 from .worker import POOL, TaskOutcome, call, run_guarded
+
+if TYPE_CHECKING:
+    from .task_types.base import Task
 
 
 class AutoMLError(ValueError):
@@ -703,7 +706,7 @@ class _Loop:
     def keep_predictions(self) -> None:
         """Keep the validation predictions of the best child and of the ensembles with their runs
         (``VALIDATION_PREDICTIONS``): what Azure draws a child's charts from, and what ``amlstep report`` reads."""
-        from .task_types.base import VALIDATION_PREDICTIONS
+        from .artifacts import VALIDATION_PREDICTIONS
 
         kept = [c for c in self.children if c.status == "Completed" and c.oof is not None
                 and (c is self.best or c.algorithm in ENSEMBLES)]

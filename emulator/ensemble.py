@@ -13,9 +13,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from . import metrics as M
-from .task_types import get_task
-from .task_types.classification import aligned_probabilities
-from .tasks import FoldData, average, fold_metrics
+from .task_types.registry import get_task
+from .tasks import FoldData, aligned_probabilities, average, fold_metrics
 
 
 def fold_score(data: FoldData, metric: str, prediction: np.ndarray) -> float:

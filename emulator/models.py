@@ -32,7 +32,7 @@ def make_estimator(task: str, algorithm: str, params: dict[str, Any], seed: int,
 
     ``threads`` is ``max_cores_per_iteration`` (-1: all cores) for estimators that take a thread count.
     """
-    from .task_types import get_task
+    from .task_types.registry import get_task
 
     return get_task(task).make_estimator(algorithm, params, seed, threads)
 

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from framework import StepDefinitionError, did_you_mean
 
-from .task_types import all_tasks, get_task, task_names
+from .task_types.registry import all_tasks, get_task, task_names
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"

@@ -8,12 +8,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .models import make_scaler
-from .task_types import Task, get_task
+from .task_types.registry import get_task
+
+if TYPE_CHECKING:
+    from .task_types.base import Task
 
 
 @dataclass
@@ -108,3 +111,14 @@ def refit(data: FoldData, specs: list[dict[str, Any]], threads: int = 1) -> list
 def sleep(data: FoldData, seconds: float) -> None:
     """A child that hangs (tests of ``iteration_timeout_minutes``)."""
     time.sleep(seconds)
+
+
+def aligned_probabilities(proba: np.ndarray, fitted: Any, classes: np.ndarray) -> np.ndarray:
+    """``proba``'s columns (in ``fitted`` class order) re-ordered to ``classes``, zeros for absent classes."""
+    fitted = list(fitted)
+    if fitted == list(classes):
+        return proba
+    aligned = np.zeros((proba.shape[0], len(classes)))
+    for j, cls in enumerate(fitted):
+        aligned[:, list(classes).index(cls)] = proba[:, j]
+    return aligned

@@ -22,6 +22,9 @@ KNOWN_LOOPS = {
     frozenset({"framework.backends.azure.entry", "framework.backends.azure.entry_v2"}),
     # r21-fake: one base for the fake's two APIs
     frozenset({"emulator.azure_service.service", "emulator.azure_service.v2"}),
+    # r21-fake's folder too (StepFailure in engine.py, the AutoML runner in automl.py): found by this test, not named
+    # in issue 21
+    frozenset({"emulator.azure_service.automl", "emulator.azure_service.engine"}),
 }
 
 

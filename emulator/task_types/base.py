@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from ..artifacts import VALIDATION_PREDICTIONS  # noqa: F401 (the artifact of ``Task.validation_predictions``)
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
     from ..tasks import FoldData
 
-#: The artifact of a child run holding its validation predictions (``Task.validation_predictions``).
-VALIDATION_PREDICTIONS = "outputs/validation_predictions.csv"
 #: Its columns before the task's prediction columns (``weight`` only with a weight column).
 PREDICTION_KEYS = ("row", "fold", "y_true", "weight")
 
@@ -54,7 +54,7 @@ class Task:
         return f"<task {self.name}>"
 
     def __reduce__(self) -> Any:  # one instance per task, also after unpickling
-        from . import get_task
+        from .registry import get_task
 
         return get_task, (self.name,)
 

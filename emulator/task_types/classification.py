@@ -91,6 +91,8 @@ class Classification(Task):
 
     def predict(self, model: Any, X: Any, data: FoldData) -> np.ndarray:
         """Class probabilities aligned with ``data.classes``."""
+        from ..tasks import aligned_probabilities
+
         assert data.classes is not None
         return aligned_probabilities(model.predict_proba(X), model.classes_, data.classes)
 
@@ -197,16 +199,3 @@ def _fewer_rounds(params: dict[str, Any], k: int) -> dict[str, Any]:
         return params
     rate = float(params.get("learning_rate", 0.1))
     return {**params, "n_estimators": fewer, "learning_rate": min(0.3, rate * rounds / fewer)}
-
-
-def aligned_probabilities(proba: np.ndarray, fitted: Any, classes: np.ndarray) -> np.ndarray:
-    """``proba``'s columns (in ``fitted`` class order) re-ordered to ``classes``, zeros for absent classes."""
-    import numpy as np
-
-    fitted = list(fitted)
-    if fitted == list(classes):
-        return proba
-    aligned = np.zeros((proba.shape[0], len(classes)))
-    for j, cls in enumerate(fitted):
-        aligned[:, list(classes).index(cls)] = proba[:, j]
-    return aligned
