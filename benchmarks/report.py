@@ -113,7 +113,7 @@ def best_metric(html: str, metric: str) -> tuple[float | None, float | None]:
 
 def refit_report(workspace: Any, run_id: str) -> float:
     """Seconds the report takes when it cross-validates the best pipeline again (no kept predictions)."""
-    from framework.commands import report_plots
+    from emulator import report_plots
     from framework.commands.report import build_report
 
     kept = report_plots.kept_predictions

@@ -1,15 +1,24 @@
-"""The built-in AutoML step: offline it runs the emulator; on Azure it compiles to ``AutoMLStep``."""
+"""The built-in AutoML step: offline it runs the emulator; on Azure it compiles to ``AutoMLStep``.
+
+The plugin also answers ``amlstep report`` (its section for each AutoML step run: guardrails,
+leaderboard, plots of the best model) and ``amlstep predict`` (predictions with a model an AutoML
+step trained), through the ``report_section`` and ``model_predictor`` hooks.
+"""
 
 from __future__ import annotations
 
 import json
 import pickle
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from framework import REQUIRED, DataType, Input, Output, Param, RunContext, StepSpec, hookimpl
 
 from .settings import validate_settings
 from .task_types import task_names
+
+if TYPE_CHECKING:
+    from framework.reporting import Lineage, Predictor, Progress, ReportSection
+    from framework.workspace import RunRecord
 
 
 def run(context: RunContext, training_data: Any, validation_data: Any = None, **settings: Any) -> None:
@@ -50,3 +59,25 @@ STEP = StepSpec(
 @hookimpl
 def register_steps(register: Callable[[StepSpec], None]) -> None:
     register(STEP)
+
+
+def _is_automl(step: RunRecord) -> bool:
+    return step.properties.get("kind") == STEP.kind
+
+
+@hookimpl
+def report_section(lineage: Lineage, step: RunRecord, plots: bool, progress: Progress | None) -> ReportSection | None:
+    if not _is_automl(step):
+        return None
+    from .report import automl_section
+
+    return automl_section(lineage, step, plots, progress)
+
+
+@hookimpl
+def model_predictor(lineage: Lineage, step: RunRecord) -> Predictor | None:
+    if not _is_automl(step):
+        return None
+    from .predict import AutoMLPredictor
+
+    return AutoMLPredictor(lineage, step)

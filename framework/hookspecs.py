@@ -12,8 +12,10 @@ import pluggy
 if TYPE_CHECKING:
     from .backends import Backend
     from .pipeline import Pipeline, StepBinding
+    from .reporting import Lineage, Predictor, Progress, ReportSection
     from .results import PipelineRunResult, StepRunResult
     from .steps import StepSpec
+    from .workspace import RunRecord
 
 PROJECT = "amlstep"
 
@@ -70,3 +72,19 @@ def on_step_log(run_id: str, step_run_id: str, name: str, value: Any) -> None:
 def after_child_run(run_id: str, step_run_id: str, child_run_id: str, status: str, properties: dict[str, Any],
                     metrics: dict[str, Any]) -> None:
     """Called when a child run (one AutoML iteration) ends, with its properties and metrics."""
+
+
+@hookspec
+def report_section(lineage: Lineage, step: RunRecord, plots: bool, progress: Progress | None) -> ReportSection | None:
+    """``amlstep report``: this plugin's section of the page for step run ``step``, or None.
+
+    Called once per step run of the reported pipeline run, in the pipeline's order; the sections
+    follow the parameters on the page. ``plots`` is False with ``--no-plots``; ``progress(what,
+    done, total)``, when given, hears how far a slow part is (see ``framework.reporting``).
+    """
+
+
+@hookspec(firstresult=True)
+def model_predictor(lineage: Lineage, step: RunRecord) -> Predictor | None:
+    """``amlstep predict``: how to predict with a model step run ``step`` trained, or None for a step this plugin
+    does not know (see ``framework.reporting.Predictor``). Stops at first non-None result."""

@@ -1,6 +1,9 @@
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from framework import get_plugin_manager
+from framework import LocalWorkspace, get_plugin_manager, run_pipeline
 
 from tests.toy_steps import Recorder, ToySteps
 
@@ -61,3 +64,23 @@ def sorted_fair_run(tmp_path_factory):
     result = run_pipeline(pipeline, workspace=workspace)
     assert result.succeeded, result.error
     return workspace, result
+
+
+@pytest.fixture(scope="session")
+def titanic_run(tmp_path_factory: pytest.TempPathFactory, titanic_csv: Path) -> tuple[LocalWorkspace, Any]:
+    """(workspace, result) of one completed Titanic pipeline run with 3 AutoML iterations."""
+    ws = LocalWorkspace(tmp_path_factory.mktemp("titanic-run-ws"))
+    ws.register_dataset("titanic_ds", [str(titanic_csv)])
+    result = run_pipeline(Path(__file__).resolve().parents[1] / "examples" / "titanic",
+                          params={"iterations": "3", "experiment_timeout_minutes": "1"}, workspace=ws)
+    assert result.succeeded, result.error
+    return ws, result
+
+
+@pytest.fixture(scope="session")
+def titanic_html(titanic_run) -> str:
+    """The ``amlstep report`` page of ``titanic_run``."""
+    from framework.commands.report import build_report
+
+    ws, result = titanic_run
+    return build_report(ws, result.run_id)

@@ -28,6 +28,13 @@ KNOWN_LOOPS = {
 }
 
 
+# Files that still import the emulator and are being moved into it by the other parts of issue 21 (remove each
+# line once its file has moved): the offline dry-run workspace (r21-azure), the ``fake-azure`` command and the
+# ``fake_azure`` pytest fixture (r21-fake).
+MOVING_TO_THE_EMULATOR = {"framework/backends/azure/offline.py", "framework/commands/fake_azure.py",
+                          "framework/testing/azure.py"}
+
+
 # -- reading imports ---------------------------------------------------------------------------------
 def module_name(path: Path, root: Path = REPO) -> str:
     parts = list(path.relative_to(root).with_suffix("").parts)
@@ -150,7 +157,8 @@ def loops(graph: dict[str, set[str]]) -> list[frozenset[str]]:
 
 # -- the guards --------------------------------------------------------------------------------------
 def test_the_framework_never_imports_the_emulator():
-    assert emulator_imports(package_files("framework")) == []
+    found = emulator_imports(package_files("framework"))
+    assert [f for f in found if f.split(":")[0] not in MOVING_TO_THE_EMULATOR] == []
 
 
 @pytest.mark.parametrize("line", [

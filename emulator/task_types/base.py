@@ -236,8 +236,8 @@ class Task:
 
     def report_evaluation(self, model: Any, X: pd.DataFrame, y: np.ndarray, settings: Mapping[str, Any],
                           notes: list[str]) -> Any:
-        """``amlstep report``'s evaluation of the best model (``framework.commands.report_plots.Evaluation``)."""
-        from framework.commands.report_plots import cross_validated_evaluation
+        """``amlstep report``'s evaluation of the best model (``emulator.report_plots.Evaluation``)."""
+        from ..report_plots import cross_validated_evaluation
 
         return cross_validated_evaluation(self, model, X, y, settings, notes)
 

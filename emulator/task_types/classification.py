@@ -187,7 +187,7 @@ class Classification(Task):
     def report_figures(self, evaluation: Any, y: np.ndarray, oof: np.ndarray, classes: Any) -> None:
         import numpy as np
 
-        from framework.commands.report_plots import classification_figures
+        from ..report_plots import classification_figures
 
         classification_figures(evaluation, y, oof, np.unique(y) if classes is None else classes)
 

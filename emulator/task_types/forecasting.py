@@ -220,6 +220,6 @@ class Forecasting(Task):
 
     def report_evaluation(self, model: Any, X: pd.DataFrame, y: np.ndarray, settings: Mapping[str, Any],
                           notes: list[str]) -> Any:
-        from framework.commands.report_plots import forecasting_evaluation
+        from ..report_plots import forecasting_evaluation
 
         return forecasting_evaluation(model, X, y, settings, notes)

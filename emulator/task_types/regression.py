@@ -80,6 +80,6 @@ class Regression(Task):
         return y.astype(float), KFold(n_splits=n_splits, shuffle=True, random_state=seed), n_splits
 
     def report_figures(self, evaluation: Any, y: np.ndarray, oof: np.ndarray, classes: Any) -> None:
-        from framework.commands.report_plots import regression_figures
+        from ..report_plots import regression_figures
 
         regression_figures(evaluation, y.astype(float), oof)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from ..errors import WorkspaceError
 from ..workspace import LocalWorkspace, ModelVersion, RunRecord
 
 DATASET_PREFIX = "dataset:"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class Lineage:
         return step
 
     def automl_steps(self) -> list[RunRecord]:
-        return [s for s in self.steps if s.properties.get("kind") == "automl"]
+        return [s for s in self.steps if _is_automl(s)]
 
 
 def parse_model_ref(ref: str) -> tuple[str, int | None]:
@@ -127,28 +128,44 @@ def parse_model_ref(ref: str) -> tuple[str, int | None]:
     return name, int(version)
 
 
-def automl_for_model(workspace: LocalWorkspace, model: ModelVersion) -> tuple[Lineage, RunRecord]:
-    """The pipeline run that registered ``model`` and its AutoML step that trained it."""
+def trainer_of(workspace: LocalWorkspace, model: ModelVersion,
+               judge: Callable[[Lineage, RunRecord], T | None]) -> tuple[Lineage, RunRecord, T]:
+    """The pipeline run that registered ``model``, its step run that trained it, and what ``judge`` said of that step.
+
+    ``judge(lineage, step)`` is None for a step that trains no model it knows. The trainer is the
+    step the registering step read the model from, else the one step of the run ``judge`` knows.
+    """
     if not model.run_id:
         raise WorkspaceError(f"model {model.id} records no source run, so the preparation that trained it is unknown")
     lineage = Lineage(workspace, model.run_id)
     register_id = model.properties.get("step_run_id")
-    automl: RunRecord | None = None
+    found: tuple[RunRecord, T] | None = None
     register = next((s for s in lineage.steps if s.id == register_id), None)
     if register is not None:
         for source in lineage.inputs(register).values():
             producer = lineage.producer(source)
-            if producer is not None and producer.properties.get("kind") == "automl":
-                automl = producer
-    if automl is None:
-        candidates = lineage.automl_steps()
+            verdict = judge(lineage, producer) if producer is not None else None
+            if producer is not None and verdict is not None:
+                found = (producer, verdict)
+    if found is None:
+        candidates = [(s, v) for s in lineage.steps if (v := judge(lineage, s)) is not None]
         if len(candidates) == 1:
-            automl = candidates[0]
-    if automl is None:
+            found = candidates[0]
+    if found is None:
         raise WorkspaceError(
             f"model {model.id} was registered by pipeline run {lineage.run.id}, but no AutoML step of that run "
             f"produced it; predict needs the AutoML step to know the label and the training preparation")
-    return lineage, automl
+    return lineage, found[0], found[1]
+
+
+def automl_for_model(workspace: LocalWorkspace, model: ModelVersion) -> tuple[Lineage, RunRecord]:
+    """The pipeline run that registered ``model`` and its AutoML step that trained it."""
+    lineage, step, _ = trainer_of(workspace, model, lambda _, step: True if _is_automl(step) else None)
+    return lineage, step
+
+
+def _is_automl(step: RunRecord) -> bool:
+    return step.properties.get("kind") == "automl"
 
 
 def single_model_file(model: ModelVersion) -> Path:

@@ -1,11 +1,13 @@
 """``amlstep predict MODEL[:VERSION] DATA.csv``: batch inference with a registered model.
 
-The model's source run tells which preparation produced its training data: the step runs
-upstream of the AutoML step's ``training_data``, with their plugins and parameters. Those
-plugin functions run again, through ``framework.execution`` (the path every backend uses), on
-the new file in place of the dataset they read in training, each given what it learned from the
-training rows (its ``learned`` outputs, so a row's prediction does not depend on the other rows);
-the prepared rows go to the model's ``predict`` (and ``predict_proba`` for classification).
+The model's source run tells which step trained it and which preparation produced its training
+data: the step runs upstream of that data, with their plugins and parameters. The step's plugin
+says how to predict with the model (the ``model_predictor`` hook: the AutoML plugin answers for
+AutoML steps). The preparation's plugin functions run again, through ``framework.execution``
+(the path every backend uses), on the new file in place of the dataset they read in training,
+each given what it learned from the training rows (its ``learned`` outputs, so a row's
+prediction does not depend on the other rows); the prepared rows go to the predictor (AutoML:
+the model's ``predict``, and ``predict_proba`` for classification).
 
 A pickled model runs code when loaded: predict only loads models from the workspace's model
 registry.
@@ -16,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import sys
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -95,19 +96,14 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
     from ..io import check_delimited_file, read_input, read_tabular
     from ..reuse import code_hash
     from ..steps import DataType
-    from .lineage import DatasetRef, automl_for_model, parse_model_ref, single_model_file
+    from .lineage import DatasetRef, parse_model_ref, single_model_file, trainer_of
 
     name, version = parse_model_ref(model_ref)
     model_version = workspace.get_model(name, version)
     model_version.check_files()
-    lineage, automl = automl_for_model(workspace, model_version)
-    settings = automl.params
-    label = settings.get("label_column_name")
-    task = settings.get("task", "classification")
-    training_source = lineage.inputs(automl).get("training_data")
-    if not label or not training_source:
-        raise WorkspaceError(f"AutoML step {automl.name!r} of run {lineage.run.id} records no label column or "
-                             f"training data")
+    lineage, _, predictor = trainer_of(workspace, model_version,
+                                       lambda lineage, step: plugins.hook.model_predictor(lineage=lineage, step=step))
+    training_source, label = predictor.training()
     path = Path(data)
     check_delimited_file(path, f"prediction data {str(data)!r}")
     raw = read_tabular([path], f"prediction data {str(data)!r}")
@@ -174,36 +170,13 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
 
         with open(single_model_file(model_version), "rb") as f:
             model = pickle.load(f)  # noqa: S301 - only from the workspace's model registry
-    from emulator.task_types import get_task
-
-    kind = get_task(str(task))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            table = kind.prediction_frame(model, prepared, str(label))  # forecasting: the task picks the rows
-        except ValueError as exc:
-            raise WorkspaceError(f"model {model_version.id} cannot forecast {path.name}: {exc}") from None
-    if table is not None:
-        return Prediction(frame=table, model=model_version.id, run_id=lineage.run.id, label=str(label),
-                          task=str(task), steps=[f"{s.name} ({s.properties.get('plugin')})" for s in chain],
-                          replaced=str(DatasetRef.parse(replaced)) if replaced and DatasetRef.parse(replaced) else None,
-                          notes=notes)
-    dropped = [c for c in [label, settings.get("weight_column_name"), *(settings.get("cv_split_column_names") or [])]
-               if c and c in prepared.columns]
-    features = prepared.drop(columns=dropped)
-    expected = _input_columns(model)
-    if expected is not None:
-        missing = [c for c in expected if c not in features.columns]
-        if missing:
-            raise WorkspaceError(
-                f"after preparation, {path.name} lacks column(s) {', '.join(map(repr, missing))} that model "
-                f"{model_version.id} was trained on; prepared columns: {', '.join(map(str, features.columns))}")
-    trained_on = read_tabular(lineage.location(training_source), f"training data {training_source!r}")
-    notes.extend(_type_changes(trained_on, features, path.name))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        predicted = kind.prediction_columns(model, features, str(label))
-
+    predictions = predictor.predict(model, prepared, model_id=model_version.id, file_name=path.name, notes=notes)
+    made: dict[str, Any] = {"model": model_version.id, "run_id": lineage.run.id, "label": str(label),
+            "task": str(getattr(predictor, "task", "") or ""),
+            "steps": [f"{s.name} ({s.properties.get('plugin')})" for s in chain],
+            "replaced": str(DatasetRef.parse(replaced)) if replaced and DatasetRef.parse(replaced) else None}
+    if predictions.table is not None:  # the predictor chose the rows (a forecast)
+        return Prediction(frame=predictions.table, notes=notes, **made)
     if len(prepared) == len(raw):
         columns = [c for c in (keep if keep is not None else list(raw.columns)) if c in raw.columns]
         unknown = [c for c in (keep or []) if c not in raw.columns]
@@ -214,13 +187,11 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
     else:
         notes.append(f"the preparation changed the number of rows ({len(raw)} -> {len(prepared)}); the output "
                      f"holds the prepared rows")
-        out = features.reset_index(drop=True).copy()
-    for column, values in predicted.items():
+        rows = predictions.rows if predictions.rows is not None else prepared
+        out = rows.reset_index(drop=True).copy()
+    for column, values in predictions.columns.items():
         out[column] = values
-    return Prediction(frame=pd.DataFrame(out), model=model_version.id, run_id=lineage.run.id, label=str(label),
-                      task=str(task), steps=[f"{s.name} ({s.properties.get('plugin')})" for s in chain],
-                      replaced=str(DatasetRef.parse(replaced)) if replaced and DatasetRef.parse(replaced) else None,
-                      notes=notes)
+    return Prediction(frame=pd.DataFrame(out), notes=notes, **made)
 
 
 def _learned_state(lineage: Any, step: Any, spec: Any, output_names: Mapping[str, str], model: str, file_name: str,
@@ -240,37 +211,6 @@ def _learned_state(lineage: Any, step: Any, spec: Any, output_names: Mapping[str
         learned[declared.name] = read_learned(Path(location) if not isinstance(location, list) else location[0],
                                               f"learned output {declared.name!r} of step {step.name!r}")
     return learned
-
-
-def _type_changes(trained_on: pd.DataFrame, features: pd.DataFrame, file_name: str) -> list[str]:
-    """Notes for numeric training columns that are empty or hold text in the new rows."""
-    import pandas as pd
-
-    notes = []
-    for column in features.columns:
-        if column not in trained_on.columns or not pd.api.types.is_numeric_dtype(trained_on[column]):
-            continue
-        values = features[column]
-        if values.isna().all() and trained_on[column].notna().any():
-            notes.append(f"column {column!r} is empty in all {len(values)} rows of {file_name}; the model imputes it")
-            continue
-        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            continue
-        text = values[values.notna() & pd.to_numeric(values, errors="coerce").isna()]
-        if len(text):
-            notes.append(f"column {column!r} was numeric in training but holds text in {len(text)} of {len(values)} "
-                         f"rows of {file_name} (e.g. {text.iloc[0]!r}); those values count as missing")
-    return notes
-
-
-def _input_columns(model: Any) -> list[str] | None:
-    steps = getattr(model, "steps", None)
-    if steps:
-        columns = getattr(steps[0][1], "input_columns_", None)
-        if columns is not None:
-            return list(columns)
-    names = getattr(model, "feature_names_in_", None)
-    return list(names) if names is not None else None
 
 
 @click.command("predict")

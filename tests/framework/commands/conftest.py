@@ -1,4 +1,4 @@
-"""A Titanic pipeline run shared by the command tests (one small AutoML run per session)."""
+"""The amlstep CLI with the plugins' commands, as ``main`` builds it (the Titanic run is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,8 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from framework import LocalWorkspace, Plugins, get_plugin_manager, run_pipeline
+from framework import LocalWorkspace, Plugins, get_plugin_manager
 from framework.cli import make_cli
-
-REPO = Path(__file__).resolve().parents[3]
-FAST = {"iterations": "3", "experiment_timeout_minutes": "1"}
 
 
 def cli_with_commands(plugins: Plugins | None = None) -> click.Group:
@@ -34,13 +31,3 @@ def invoke(workspace: LocalWorkspace | Path, *args: str, **kwargs: Any) -> Resul
 def cli() -> Any:
     """``cli(workspace, *args)`` -> click Result of ``amlstep --workspace WS args...``."""
     return invoke
-
-
-@pytest.fixture(scope="session")
-def titanic_run(tmp_path_factory: pytest.TempPathFactory, titanic_csv: Path) -> tuple[LocalWorkspace, Any]:
-    """(workspace, result) of one completed Titanic pipeline run with 3 AutoML iterations."""
-    ws = LocalWorkspace(tmp_path_factory.mktemp("titanic-run-ws"))
-    ws.register_dataset("titanic_ds", [str(titanic_csv)])
-    result = run_pipeline(REPO / "examples" / "titanic", params=FAST, workspace=ws)
-    assert result.succeeded, result.error
-    return ws, result

@@ -10,9 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from framework import get_plugin_manager
+from framework import Dataset, Pipeline, Step, get_plugin_manager, hookimpl, run_pipeline
 from framework.commands.predict import predict
 from framework.errors import WorkspaceError
+from framework.reporting import Predictions
+
+from tests.toy_steps import ToySteps
 
 
 def test_predicts_the_titanic_test_file(cli, titanic_run, titanic_test_csv, tmp_path):
@@ -95,23 +98,6 @@ def test_keep_names_unknown_columns(cli, titanic_run, titanic_test_csv):
         predict(ws, get_plugin_manager(), "TitanicSurvivalInitial", titanic_test_csv, keep=["Nope"])
 
 
-def test_text_in_a_numeric_training_column_is_reported(cli, titanic_run, titanic_test_csv, tmp_path):
-    ws, _ = titanic_run
-    odd = tmp_path / "odd.csv"
-    rows = pd.read_csv(titanic_test_csv).head(20)
-    rows["Pclass"] = rows["Pclass"].astype(object)
-    rows.loc[:2, "Pclass"] = "first"
-    rows["SibSp"] = "n/a"
-    rows.to_csv(odd, index=False)
-    run = cli(ws, "predict", "TitanicSurvivalInitial", str(odd), "--out", str(tmp_path / "p.csv"))
-    assert run.exit_code == 0, run.output
-    assert ("column 'Pclass' was numeric in training but holds text in 3 of 20 rows of odd.csv (e.g. 'first'); "
-            "those values count as missing") in run.stderr
-    assert "column 'SibSp' is empty in all 20 rows of odd.csv; the model imputes it" in run.stderr
-    clean = cli(ws, "predict", "TitanicSurvivalInitial", str(titanic_test_csv), "--out", str(tmp_path / "q.csv"))
-    assert "was numeric in training" not in clean.stderr and "is empty in all" not in clean.stderr
-
-
 def test_a_rows_prediction_does_not_depend_on_the_other_rows(cli, titanic_run, titanic_test_csv, tmp_path):
     """Passenger 896 gets the same probability in the whole test file, in a 10-row file and alone."""
     ws, _ = titanic_run
@@ -139,3 +125,48 @@ def test_a_one_row_file_predicts_without_warnings(cli, titanic_run, titanic_test
     assert run.exit_code == 0, run.output
     assert "Warning" not in run.stderr and "empty" not in run.stderr, run.stderr
     assert len(pd.read_csv(tmp_path / "p.csv")) == 1
+
+
+# -- predictors come from plugins (the model_predictor hook) ---------------------------------------------
+class MeanPredictor:
+    """A third-party step kind's predictor: the toy ``fit`` step's model predicts the mean of x for every row."""
+
+    task = "mean"
+
+    def __init__(self, lineage, step):
+        self.lineage, self.step = lineage, step
+
+    def training(self):
+        return self.lineage.inputs(self.step)["table"], "y"
+
+    def predict(self, model, rows, *, model_id, file_name, notes):
+        notes.append(f"{model_id} predicts one value for the {len(rows)} rows of {file_name}")
+        return Predictions(columns={"predicted_y": [model["mean"]] * len(rows)}, rows=rows)
+
+
+class ToyPredictors:
+    @hookimpl
+    def model_predictor(self, lineage, step):
+        return MeanPredictor(lineage, step) if step.properties.get("plugin") == "fit" else None
+
+
+def test_a_plugin_predicts_with_the_models_its_steps_train(workspace, tmp_path):
+    training = tmp_path / "toy.csv"
+    pd.DataFrame({"x": [1, 2, 3, 6], "y": [0, 1, 0, 1]}).to_csv(training, index=False)
+    workspace.register_dataset("toy_ds", [str(training)])
+    plugins = get_plugin_manager(plugins=[ToySteps(), ToyPredictors()])
+    pipeline = Pipeline(experiment="toy", steps=[
+        Step("double", inputs={"table": Dataset("toy_ds")}),
+        Step("fit", inputs={"table": "doubled"}),
+        Step("register_model", inputs={"model": "model"}, params={"model_name": "ToyMean"})])
+    assert run_pipeline(pipeline, workspace=workspace, plugins=plugins).succeeded
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"x": [10, 20], "y": [1, 1]}).to_csv(new, index=False)
+    prediction = predict(workspace, plugins, "ToyMean", new, keep=["x"])
+    assert prediction.frame.to_dict("list") == {"x": [10, 20], "predicted_y": [6.0, 6.0]}  # mean of the doubled x
+    assert (prediction.label, prediction.task, prediction.steps, prediction.replaced) == \
+        ("y", "mean", ["double (double)"], "toy_ds:1")
+    assert prediction.notes == ["ToyMean:1 predicts one value for the 2 rows of new.csv"]
+    unknown = get_plugin_manager(plugins=[ToySteps()])  # no plugin knows the fit step
+    with pytest.raises(WorkspaceError, match=re.escape("no AutoML step of that run produced it")):
+        predict(workspace, unknown, "ToyMean", new)

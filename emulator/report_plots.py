@@ -19,16 +19,17 @@ import pickle
 import warnings
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from ..workspace import RunRecord
-from .lineage import Lineage
+from framework.reporting import Progress, read_tabular, single_file
+
+if TYPE_CHECKING:
+    from framework.reporting import Lineage
+    from framework.workspace import RunRecord
 
 MAX_ROWS = 20_000
 SEED = 0
 
-#: ``progress(what, done, total)``: how far a slow part of the report is (``amlstep report`` draws a bar).
-Progress = Callable[[str, int, int], None]
 _PROGRESS: ContextVar[Progress | None] = ContextVar("report_progress", default=None)
 
 
@@ -110,8 +111,6 @@ def load_training(lineage: Lineage, automl: RunRecord) -> tuple[Any, Any, dict[s
 def load_training_rows(lineage: Lineage, automl: RunRecord) -> tuple[Any, Any, dict[str, Any], int]:
     """(X, y, settings, n_train): the rows the run learned from, in its order (label-less rows dropped,
     validation data after the ``n_train`` training rows): the ``row`` of its kept predictions."""
-    from ..io import read_tabular
-
     settings = automl.params
     label = settings.get("label_column_name")
     source = lineage.inputs(automl).get("training_data")
@@ -141,8 +140,6 @@ def load_training_rows(lineage: Lineage, automl: RunRecord) -> tuple[Any, Any, d
 
 
 def load_model(lineage: Lineage, automl: RunRecord) -> Any:
-    from ..io import single_file
-
     record = next((r for r in (automl.outputs or {}).values() if isinstance(r, dict) and r.get("type") == "model"), None)
     if record is None:
         raise PlotsUnavailable("the AutoML step recorded no model output")
@@ -158,7 +155,7 @@ def kept_predictions(lineage: Lineage, child_id: str | None) -> Any | None:
     """The validation predictions a child run kept (a DataFrame), or None when it kept none."""
     import pandas as pd
 
-    from emulator.task_types.base import VALIDATION_PREDICTIONS
+    from .artifacts import VALIDATION_PREDICTIONS
 
     if not child_id:
         return None
@@ -176,7 +173,7 @@ def evaluate(lineage: Lineage, automl: RunRecord, progress: Progress | None = No
     importance, or (runs that kept none) the out-of-fold evaluation of a refitted clone."""
     import numpy as np
 
-    from emulator.task_types import get_task
+    from .task_types.registry import get_task
 
     settings = automl.params
     try:
@@ -235,7 +232,7 @@ def pooled_metrics(task: Any, y: Any, prediction: Any, classes: Any, weights: An
     """The task's metrics (Azure's definitions) over every out-of-fold row at once."""
     import numpy as np
 
-    from emulator.tasks import FoldData
+    from .tasks import FoldData
 
     rows = np.arange(len(y))
     y_min, y_max = task.label_range(y, len(y))
@@ -251,7 +248,7 @@ def cross_validated_evaluation(task: Any, model: Any, X: Any, y: Any, settings: 
     import numpy as np
     from sklearn.base import clone
 
-    from emulator.task_types.classification import aligned_probabilities
+    from .tasks import aligned_probabilities
 
     n_splits = int(settings.get("n_cross_validations") or 5)
     algorithm = model.steps[-1][0] if hasattr(model, "steps") else type(model).__name__
@@ -320,7 +317,7 @@ def kept_explanation(lineage: Lineage, child_id: str | None) -> dict[str, Any] |
     """The explanation (permutation importance) a run kept with its best child, or None."""
     import json
 
-    from emulator.explain import EXPLANATION
+    from .explain import EXPLANATION
 
     if not child_id:
         return None
@@ -340,7 +337,7 @@ def importance_figure(task: Any, model: Any, X: Any, y: Any, metric: str, where:
                       notes: list[str]) -> Figure | None:
     """Permutation importance of each raw column, measured with ``metric`` (the run's primary metric); when it
     cannot be measured, a note in ``notes`` says why."""
-    from emulator.explain import permutation_importance
+    from .explain import permutation_importance
 
     try:
         with warnings.catch_warnings():
@@ -354,10 +351,10 @@ def importance_figure(task: Any, model: Any, X: Any, y: Any, metric: str, where:
 
 
 def explanation_figure(explanation: Mapping[str, Any]) -> Figure | None:
-    """The bar chart of an explanation (``emulator.explain.permutation_importance``'s result)."""
+    """The bar chart of an explanation (``explain.permutation_importance``'s result)."""
     import numpy as np
 
-    from emulator import metrics as M
+    from . import metrics as M
 
     metric = str(explanation["metric"])
     means, spreads = np.asarray(explanation["mean"], dtype=float), np.asarray(explanation["std"], dtype=float)
@@ -479,7 +476,7 @@ def regression_figures(evaluation: Evaluation, y: Any, predicted: Any) -> None:
 
 def metric_bounds(metric: str) -> tuple[float, float]:
     """The values ``metric`` can take (AUC and accuracy never exceed 1, errors never fall below 0)."""
-    from emulator.metric_names import CLASSIFICATION_METRICS
+    from framework.automl import CLASSIFICATION_METRICS
 
     if metric in ("r2_score", "explained_variance"):
         return -math.inf, 1.0
