@@ -1,19 +1,40 @@
-"""The bundled commands reach the CLI through the register_commands hook, like third-party ones."""
+"""The bundled commands reach the CLI through the register_commands hook, like third-party ones.
+
+Pinned by behaviour (which command exists, which installed plugin adds it), not by module path.
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from importlib import metadata
+
+import click
+
+from framework import get_plugin_manager
+from framework.cli import make_cli
 
 
-def test_commands_are_entry_point_plugins():
-    eps = {ep.name: ep.value for ep in metadata.entry_points(group="amlstep")}
-    assert eps["new_plugin_command"] == "framework.commands.scaffold"
-    assert eps["report_command"] == "framework.commands.report"
-    assert eps["predict_command"] == "framework.commands.predict"
-    assert eps["workspace_command"] == "framework.commands.workspace"
-    assert eps["progress"] == "framework.progress"
+def commands_by_plugin(plugins) -> dict[str, str]:
+    """command name -> the plugin that adds it through ``register_commands``."""
+    found = {}
+    for impl in plugins.pm.hook.register_commands.get_hookimpls():
+        group = click.Group()
+        impl.function(cli=group)
+        found.update({name: impl.plugin_name for name in group.commands})
+    return found
+
+
+def test_commands_are_entry_point_plugins_of_amlstep():
+    plugins = get_plugin_manager()
+    found = commands_by_plugin(plugins)
+    assert {command: found.get(command) for command in ("new-plugin", "report", "predict", "workspace")} == {
+        "new-plugin": "new_plugin_command", "report": "report_command", "predict": "predict_command",
+        "workspace": "workspace_command"}
+    for command in ("new-plugin", "report", "predict", "workspace", "fake-azure"):
+        assert plugins.distributions.get(found[command]) == "amlstep", command
+    assert not set(found) & set(make_cli(plugins).commands), "a bundled plugin command is also a core command"
+    assert plugins.distributions.get("progress") == "amlstep"  # the live progress display is a plugin too
+    assert plugins.pm.get_plugin("progress") is not None
 
 
 def test_help_lists_them_without_heavy_imports():
