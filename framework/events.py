@@ -1,18 +1,73 @@
-"""One place that fires the step lifecycle hooks, whatever the backend.
+"""One place that fires the lifecycle hooks, whatever the backend.
 
-A backend reports what happens to its steps (started, finished, failed, logged a metric, an AutoML
-iteration ended) to a :class:`StepEvents`; it calls the hooks, by keyword, in the documented order
-(``before_step_run`` first, then ``after_step_run`` or ``on_step_error`` once), so every backend
-behaves alike even when it only learns about a step late (a poll of a remote service may see a
-step already finished: ``before_step_run`` is fired first anyway).
+A backend reports what happens to its pipeline run to a :class:`PipelineEvents` (started, ended
+with a result, or an exception escaped) and what happens to its steps (started, finished, failed,
+logged a metric, an AutoML iteration ended) to its :class:`StepEvents`. They call the hooks, by
+keyword, in the documented order: ``before_pipeline_run`` first, then ``after_pipeline_run``
+(the run ended, whatever its status) or ``on_pipeline_error`` (an exception escaped the run) once;
+``before_step_run`` first, then ``after_step_run`` or ``on_step_error`` once per step. Every
+backend behaves alike even when it only learns about a step late (a poll of a remote service may
+see a step already finished: ``before_step_run`` is fired first anyway).
 """
 
 from __future__ import annotations
 
+from types import TracebackType
 from typing import Any, Mapping
 
-from .pipeline import StepBinding
-from .results import StepRunResult
+from .pipeline import Pipeline, StepBinding
+from .results import PipelineRunResult, StepRunResult
+
+
+class PipelineEvents:
+    """The pipeline hooks of one run, each fired once; ``steps`` fires its step hooks.
+
+    Use it as a context manager around the run: entering fires ``before_pipeline_run``; call
+    :meth:`ended` with the result when the run ends; an exception escaping the block before that
+    fires ``on_pipeline_error`` (then propagates). ``hook`` None (no plugins) fires nothing.
+    """
+
+    def __init__(self, hook: Any, run_id: str, pipeline: Pipeline, params: Mapping[str, Any], backend: str) -> None:
+        self.hook = hook
+        self.run_id = run_id
+        self.pipeline = pipeline
+        self.params = dict(params)
+        self.backend = backend
+        self.steps: StepEvents | None = StepEvents(hook, run_id) if hook is not None else None
+        self._started = self._ended = False
+
+    def started(self) -> None:
+        if self._started or self.hook is None:
+            return
+        self._started = True
+        self.hook.before_pipeline_run(run_id=self.run_id, pipeline=self.pipeline, params=self.params,
+                                      backend=self.backend)
+
+    def ended(self, result: PipelineRunResult) -> None:
+        """The run ended (``Completed``, ``Failed``, ``Canceled``...): ``after_pipeline_run``."""
+        if self._ended or self.hook is None:
+            return
+        self.started()
+        self._ended = True
+        self.hook.after_pipeline_run(run_id=self.run_id, pipeline=self.pipeline, result=result)
+
+    def failed(self, error: BaseException) -> None:
+        """An exception escaped the run: ``on_pipeline_error`` (nothing when the run already ended)."""
+        if self._ended or self.hook is None:
+            return
+        self.started()
+        self._ended = True
+        self.hook.on_pipeline_error(run_id=self.run_id, pipeline=self.pipeline, params=self.params,
+                                    backend=self.backend, error=error)
+
+    def __enter__(self) -> PipelineEvents:
+        self.started()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if error is not None:
+            self.failed(error)
 
 
 class StepEvents:

@@ -60,7 +60,14 @@ def on_step_error(run_id: str, step: StepBinding, step_run_id: str, error: BaseE
 
 @hookspec
 def after_pipeline_run(run_id: str, pipeline: Pipeline, result: PipelineRunResult) -> None:
-    """Called once when a pipeline run ends, whatever its status."""
+    """Called once when a pipeline run ends, whatever its status (``Completed``, ``Failed``, ``Canceled``)."""
+
+
+@hookspec
+def on_pipeline_error(run_id: str, pipeline: Pipeline, params: dict[str, Any], backend: str,
+                      error: BaseException) -> None:
+    """Called once when an exception escapes a pipeline run, with the ``before_pipeline_run`` arguments plus the
+    error; ``after_pipeline_run`` is not called then (a local run canceled by Ctrl-C ends ``Canceled`` instead)."""
 
 
 @hookspec

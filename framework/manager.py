@@ -45,7 +45,9 @@ class Plugins:
             ) from None
 
     def backend(self, name: str, **options: Any) -> Backend:
-        """Build the backend called ``name`` with ``options``."""
+        """Build the backend called ``name`` with ``options``; an option it does not take is a BackendError."""
+        from .backends import accepted_options, check_options
+
         try:
             factory = self.backends[name]
         except KeyError:
@@ -53,6 +55,9 @@ class Plugins:
                 f"unknown backend {name!r}{did_you_mean(name, self.backends)}; "
                 f"available backends: {', '.join(sorted(self.backends))}"
             ) from None
+        accepted = accepted_options(factory)
+        if accepted is not None:
+            check_options(name, options, accepted)
         return factory(**options)
 
     def owner(self, step_name: str) -> str:

@@ -108,6 +108,10 @@ class Recorder:
         self.calls.append(("after_pipeline_run", result.status))
 
     @hookimpl
+    def on_pipeline_error(self, run_id, pipeline, params, backend, error):
+        self.calls.append(("on_pipeline_error", backend, type(error).__name__))
+
+    @hookimpl
     def on_step_log(self, run_id, step_run_id, name, value):
         self.calls.append(("on_step_log", name, value))
 

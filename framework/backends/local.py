@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, Mapping, TextIO
 from .. import reuse as reuse_rule
 from ..context import RunContext
 from ..errors import AmlStepError, PipelineValidationError, RunCanceled, WorkspaceError
+from ..events import PipelineEvents, StepEvents
 from ..hookspecs import hookimpl
 from ..execution import execute_step, load_inputs
 from ..io import output_path
@@ -37,11 +38,10 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, workspace: LocalWorkspace | str | Path | None = None, *, echo: TextIO | None = None,
-                 **_ignored: Any) -> None:
+    def __init__(self, workspace: LocalWorkspace | str | Path | None = None, *, echo: TextIO | None = None) -> None:
         self.workspace = workspace if isinstance(workspace, LocalWorkspace) else LocalWorkspace(workspace)
         self.echo = echo
-        self._hook: Any = None
+        self._events: StepEvents | None = None
 
     def run(self, pipeline: ValidatedPipeline, *, plugins: Plugins, params: Mapping[str, Any] | None = None,
             reuse: bool = True, resume: str | None = None) -> PipelineRunResult:
@@ -68,75 +68,76 @@ class LocalBackend:
         started = time.time()
         result = PipelineRunResult(run_id=run.id, experiment=pipeline.experiment, status="Running",
                                    backend=self.name, params=values)
-        hook = plugins.hook
         data: dict[str, tuple[Path, str, DataType]] = {}
         failed: set[str] = set()
-        try:
-            hook.before_pipeline_run(run_id=run.id, pipeline=pipeline.pipeline, params=values, backend=self.name)
-            for binding in pipeline.steps:
-                blocked = pipeline_blockers(pipeline, binding, failed)
-                if failed and (blocked or not pipeline.pipeline.continue_on_step_failure):
-                    reason = (f"not run: upstream step {sorted(blocked)[0]!r} failed" if blocked
-                              else f"not run: step {sorted(failed)[0]!r} failed and continue_on_step_failure is off")
-                    skipped = ws.create_run(run_type="step", name=binding.name, experiment=pipeline.experiment,
-                                            parent_id=run.id, status="NotStarted",
-                                            properties=_binding_properties(binding, datasets, plugins))
-                    ws.update_run(skipped.id, error=reason)
-                    result.steps.append(StepRunResult(binding.name, skipped.id, "NotStarted", error=reason))
-                    continue
-                step_result = self._run_step(pipeline, binding, run, values, datasets, data, plugins, reuse,
-                                             resumed.get(binding.name))
-                result.steps.append(step_result)
-                if step_result.status != "Completed":
-                    failed.add(binding.name)
-        except (KeyboardInterrupt, RunCanceled) as exc:
+        with PipelineEvents(plugins.hook, run.id, pipeline.pipeline, values, self.name) as events:
             try:
-                ws.end_unfinished(run.id, "Canceled", "canceled by the user")
-            except WorkspaceError as unrecorded:
-                ws.note_unrecorded(run.id, f"canceled by the user; the cancellation could not be recorded: {unrecorded}")
-                raise unrecorded from None
-            result.status, result.error = "Canceled", "canceled by the user"
+                for binding in pipeline.steps:
+                    blocked = pipeline_blockers(pipeline, binding, failed)
+                    if failed and (blocked or not pipeline.pipeline.continue_on_step_failure):
+                        reason = (f"not run: upstream step {sorted(blocked)[0]!r} failed" if blocked
+                                  else f"not run: step {sorted(failed)[0]!r} failed and continue_on_step_failure is off")
+                        skipped = ws.create_run(run_type="step", name=binding.name, experiment=pipeline.experiment,
+                                                parent_id=run.id, status="NotStarted",
+                                                properties=_binding_properties(binding, datasets, plugins))
+                        ws.update_run(skipped.id, error=reason)
+                        result.steps.append(StepRunResult(binding.name, skipped.id, "NotStarted", error=reason))
+                        continue
+                    step_result = self._run_step(pipeline, binding, run, values, datasets, data, plugins, reuse,
+                                                 events.steps, resumed.get(binding.name))
+                    result.steps.append(step_result)
+                    if step_result.status != "Completed":
+                        failed.add(binding.name)
+            except (KeyboardInterrupt, RunCanceled) as exc:
+                try:
+                    ws.end_unfinished(run.id, "Canceled", "canceled by the user")
+                except WorkspaceError as unrecorded:
+                    ws.note_unrecorded(run.id, "canceled by the user; the cancellation could not be recorded: "
+                                               f"{unrecorded}")
+                    raise unrecorded from None
+                result.status, result.error = "Canceled", "canceled by the user"
+                result.duration = time.time() - started
+                events.ended(result)
+                raise RunCanceled(f"pipeline run {run.id} was canceled") from exc
+            except BaseException as exc:
+                reason = (str(exc) if isinstance(exc, AmlStepError)
+                          else f"amlstep failed while running the pipeline: {type(exc).__name__}: {exc}")
+                try:
+                    ws.end_unfinished(run.id, "Failed", reason)
+                except WorkspaceError:
+                    ws.note_unrecorded(run.id, reason)  # recorded by the next process that opens the workspace
+                raise  # on_pipeline_error fires as it leaves the ``with``
+            for out, data_name in pipeline.pipeline.outputs.items():
+                if data_name in data:
+                    location, _, kind = data[data_name]
+                    result.outputs[out] = str(output_path(kind, location))
+            if failed:
+                first = next(s for s in result.steps if s.status == "Failed")
+                result.status, result.error = "Failed", first.error
+            else:
+                result.status = "Completed"
             result.duration = time.time() - started
-            hook.after_pipeline_run(run_id=run.id, pipeline=pipeline.pipeline, result=result)
-            raise RunCanceled(f"pipeline run {run.id} was canceled") from exc
-        except BaseException as exc:
-            reason = (str(exc) if isinstance(exc, AmlStepError)
-                      else f"amlstep failed while running the pipeline: {type(exc).__name__}: {exc}")
             try:
-                ws.end_unfinished(run.id, "Failed", reason)
-            except WorkspaceError:
-                ws.note_unrecorded(run.id, reason)  # recorded by the next process that opens the workspace
-            raise
-        for out, data_name in pipeline.pipeline.outputs.items():
-            if data_name in data:
-                location, _, kind = data[data_name]
-                result.outputs[out] = str(output_path(kind, location))
-        if failed:
-            first = next(s for s in result.steps if s.status == "Failed")
-            result.status, result.error = "Failed", first.error
-        else:
-            result.status = "Completed"
-        result.duration = time.time() - started
-        try:
-            ws.update_run(run.id, status=result.status, error=result.error,
-                          outputs={k: ws.relative(Path(v)) for k, v in result.outputs.items()})
-        except WorkspaceError as exc:
-            ws.note_unrecorded(run.id, f"the run ended {result.status} but that could not be recorded: {exc}")
-            raise
-        hook.after_pipeline_run(run_id=run.id, pipeline=pipeline.pipeline, result=result)
+                ws.update_run(run.id, status=result.status, error=result.error,
+                              outputs={k: ws.relative(Path(v)) for k, v in result.outputs.items()})
+            except WorkspaceError as exc:
+                ws.note_unrecorded(run.id, f"the run ended {result.status} but that could not be recorded: {exc}")
+                raise
+            events.ended(result)
         return result
 
     def _run_step(self, pipeline: ValidatedPipeline, binding: StepBinding, run: RunRecord,
                   values: Mapping[str, Any], datasets: Mapping[str, DatasetVersion],
                   data: dict[str, tuple[Path, str, DataType]], plugins: Plugins, reuse: bool,
-                  resumed: RunRecord | None = None) -> StepRunResult:
+                  events: StepEvents | None, resumed: RunRecord | None = None) -> StepRunResult:
         ws = self.workspace
-        hook = self._hook = plugins.hook
+        self._events = events
         params = binding.resolve_params(values)
         step_run = ws.create_run(run_type="step", name=binding.name, experiment=pipeline.experiment,
                                  parent_id=run.id, status="Running", params=params,
                                  properties=_binding_properties(binding, datasets, plugins))
-        hook.before_step_run(run_id=run.id, step=binding, step_run_id=step_run.id)
+        if events is not None:
+            events.started(binding, step_run.id)
         input_hashes: dict[str, str] = {}
         input_locations: dict[str, Path | list[Path]] = {}
         for port, source in binding.inputs.items():
@@ -167,7 +168,8 @@ class LocalBackend:
             result = StepRunResult(binding.name, step_run.id, "Completed", reused=True, reused_from=earlier.id,
                                    reasons=reasons, duration=0.0, outputs=_output_paths(ws, earlier.outputs))
             self._say(f"[{binding.name}] reused outputs of step run {earlier.id}")
-            hook.after_step_run(run_id=run.id, step=binding, step_run_id=step_run.id, result=result)
+            if events is not None:
+                events.finished(binding, step_run.id, result)
             return result
         if not binding.allow_reuse:
             reasons = ["allow_reuse is False for this step"]
@@ -199,7 +201,8 @@ class LocalBackend:
             result = StepRunResult(binding.name, step_run.id, "Completed", reasons=reasons,
                                    duration=time.time() - started, outputs=_output_paths(ws, records),
                                    log_path=str(log_path))
-            hook.after_step_run(run_id=run.id, step=binding, step_run_id=step_run.id, result=result)
+            if events is not None:
+                events.finished(binding, step_run.id, result)
             return result
         except (KeyboardInterrupt, RunCanceled):
             shutil.rmtree(staging, ignore_errors=True)
@@ -218,7 +221,8 @@ class LocalBackend:
             except WorkspaceUnwritable:
                 raise WorkspaceUnwritable(message) from None  # the pipeline run leaves it in its lease
             self._say(f"[{binding.name}] failed: {message}")
-            hook.on_step_error(run_id=run.id, step=binding, step_run_id=step_run.id, error=exc)
+            if events is not None:
+                events.failed(binding, step_run.id, exc)
             return StepRunResult(binding.name, step_run.id, "Failed", reasons=reasons,
                                  duration=time.time() - started, error=message, log_path=str(log_path),
                                  traceback=traceback_tail(exc, binding))
@@ -246,7 +250,7 @@ class LocalBackend:
             output_dirs[port].mkdir()
         inputs = load_inputs(binding.spec, binding.name, input_locations)
         context = LocalRunContext(self.workspace, step_run, run.id, binding, params, output_dirs,
-                                  dict(input_locations), hook=self._hook)
+                                  dict(input_locations), events=self._events)
         execute_step(binding.spec, binding.name, inputs, params, context, output_dirs)
 
     def _say(self, message: str) -> None:
@@ -331,17 +335,17 @@ class LocalRunContext(RunContext):
 
     def __init__(self, workspace: LocalWorkspace, record: RunRecord, pipeline_run_id: str | None,
                  binding: StepBinding, params: Mapping[str, Any], output_dirs: Mapping[str, Path],
-                 input_datasets: Mapping[str, Any], hook: Any = None) -> None:
+                 input_datasets: Mapping[str, Any], events: StepEvents | None = None) -> None:
         super().__init__(run_id=record.id, step_name=binding.name, experiment_name=record.experiment,
                          pipeline_run_id=pipeline_run_id, params=params, input_datasets=input_datasets,
                          output_dirs=output_dirs, output_names=binding.outputs)
         self.workspace = workspace
-        self._hook = hook
+        self._events = events
 
     def log(self, name: str, value: Any, description: str = "") -> None:
         self.workspace.log_metric(self.id, name, value)
-        if self._hook is not None:
-            self._hook.on_step_log(run_id=self.pipeline_run_id, step_run_id=self.id, name=name, value=value)
+        if self._events is not None:
+            self._events.logged(self.id, name, value)
 
     def get_metrics(self) -> dict[str, Any]:
         return self.workspace.get_metrics(self.id)
@@ -364,12 +368,11 @@ class LocalRunContext(RunContext):
         return LocalChildRun(self.workspace, record.id, on_end=self._child_ended)
 
     def _child_ended(self, child_run_id: str, status: str) -> None:
-        if self._hook is None:
+        if self._events is None:
             return
         record = self.workspace.get_run(child_run_id)
-        self._hook.after_child_run(run_id=self.pipeline_run_id, step_run_id=self.id, child_run_id=child_run_id,
-                                   status=status, properties=record.properties,
-                                   metrics=self.workspace.get_metrics(child_run_id))
+        self._events.child_ended(self.id, child_run_id, status, record.properties,
+                                 self.workspace.get_metrics(child_run_id))
 
 
 class _Tee(io.TextIOBase):

@@ -26,10 +26,16 @@ SDK_VERSION = "v1"  # the default; ``compilers.names()`` lists them all
 
 
 def make_backend(**options: Any) -> Any:
-    """The Azure backend for ``sdk=`` (``"v1"``, the default, or ``"v2"``; see ``compilers``)."""
+    """The Azure backend for ``sdk=`` (``"v1"``, the default, or ``"v2"``; see ``compilers``); unknown options are
+    refused."""
+    from .. import accepted_options, check_options
     from .compilers import backend_class
 
-    return backend_class(options.pop("sdk", None))(**options)
+    chosen = backend_class(options.pop("sdk", None))
+    accepted = accepted_options(chosen)
+    if accepted is not None:
+        check_options("azure", options, [*accepted, "sdk"])
+    return chosen(**options)
 
 
 @hookimpl

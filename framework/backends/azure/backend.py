@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, TextIO
 
 from ...errors import BackendError, PipelineValidationError, StepExecutionError
-from ...events import StepEvents
+from ...events import PipelineEvents, StepEvents
 from ...manager import Plugins
 from ...pipeline import Dataset, StepBinding, ValidatedPipeline
 from ...results import PipelineRunResult, StepRunResult
@@ -146,9 +146,8 @@ class AzureBackendBase:
                             **step_properties(step)})
         self._say(f"submitted pipeline run {run_id} to experiment {compiled.experiment!r}")
         hook = plugins.hook if plugins is not None else None
-        if hook is not None:
-            hook.before_pipeline_run(run_id=run_id, pipeline=compiled.validated.pipeline, params=dict(values),
-                                     backend=self.name)
+        pipeline_events = PipelineEvents(hook, run_id, compiled.validated.pipeline, values, self.name)
+        pipeline_events.started()
         result = PipelineRunResult(run_id=run_id, experiment=compiled.experiment, status="Running",
                                    backend=self.name, params=dict(values),
                                    steps=[StepRunResult(name, r.id, "NotStarted") for name, r in step_records.items()],
@@ -156,7 +155,7 @@ class AzureBackendBase:
         if not self.wait:
             result.details["wait"] = False
             return result
-        events = StepEvents(hook, run_id) if hook is not None else None
+        events = pipeline_events.steps
         try:
             following = follower(step_records, events)
             status = following.follow()
@@ -187,9 +186,9 @@ class AzureBackendBase:
             if not isinstance(exc, KeyboardInterrupt):
                 changes["status"] = "Failed"
             local.update_run(record.id, **changes)
+            pipeline_events.failed(exc)
             raise
-        if hook is not None:
-            hook.after_pipeline_run(run_id=run_id, pipeline=compiled.validated.pipeline, result=result)
+        pipeline_events.ended(result)
         return result
 
     # -- helpers ------------------------------------------------------------------------------------
@@ -217,7 +216,7 @@ class AzureBackend(AzureBackendBase):
                  dry_run: bool = False, compute: str | None = None, config: str | Path | None = None,
                  aml_workspace: Any = None, wait: bool = True, download: bool = True,
                  download_dir: str | Path | None = None, provisioning: Provisioning | None = None,
-                 show_output: bool = False, poll_seconds: float | None = None, **_ignored: Any) -> None:
+                 show_output: bool = False, poll_seconds: float | None = None) -> None:
         super().__init__(workspace, echo=echo, dry_run=dry_run, compute=compute, config=config, wait=wait,
                          download=download, download_dir=download_dir, provisioning=provisioning,
                          poll_seconds=poll_seconds)

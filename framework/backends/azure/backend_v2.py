@@ -413,7 +413,7 @@ class AzureBackendV2(AzureBackendBase):
     def __init__(self, workspace: Any = None, *, echo: Any = None, dry_run: bool = False, compute: str | None = None,
                  config: str | Path | None = None, ml_client: Any = None, credential: Any = None, wait: bool = True,
                  download: bool = True, download_dir: str | Path | None = None, provisioning: Any = None,
-                 poll_seconds: float | None = None, yaml: str | Path | None = None, **_ignored: Any) -> None:
+                 poll_seconds: float | None = None, yaml: str | Path | None = None) -> None:
         super().__init__(workspace, echo=echo, dry_run=dry_run, compute=compute, config=config, wait=wait,
                          download=download, download_dir=download_dir, provisioning=provisioning,
                          poll_seconds=poll_seconds)
