@@ -24,8 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from framework.errors import StepDefinitionError, WorkspaceError
-from framework.runs import Run
+from framework import Run, StepDefinitionError, WorkspaceError
 from framework.workspace import LocalChildRun, LocalWorkspace, check_asset_name
 
 from .settings import validate_settings

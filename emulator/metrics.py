@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from framework.automl.metric_names import CLASSIFICATION_METRICS, MINIMIZE, REGRESSION_METRICS  # noqa: E402,F401 (re-exported)
+from framework.automl import CLASSIFICATION_METRICS, MINIMIZE, REGRESSION_METRICS  # noqa: E402,F401 (re-exported)
 
 
 def goal(metric: str) -> str:

@@ -1,7 +1,17 @@
 """amlstep: plugin-based steps for Azure Machine Learning pipelines, with a local emulator.
 
-The public API for plugin authors and pipeline writers. Heavy libraries (pandas, scikit-learn,
-xgboost, azureml) are imported only when a step runs.
+The public API, by audience (docs/api.md lists every name):
+
+- ``framework`` (this module): plugin authors (steps and hooks), pipeline writers (pipelines,
+  running them) and result readers (runs, outputs, the local workspace);
+- ``framework.testing``: plugin authors' tests (the contract harness, ``run_step``);
+- ``framework.backends``: backend writers (``Backend``, ``PipelineEvents``, ``StepEvents``...);
+- ``framework.reporting``: plugins adding to ``amlstep report`` and ``amlstep predict``;
+- ``framework.automl``: Azure's AutoML settings contract (``ForecastingParameters``, metric names);
+- ``framework.workspace``: the local workspace's records (runs, models, datasets, child runs).
+
+Every other module is internal: it may change without notice. Heavy libraries (pandas,
+scikit-learn, xgboost, azureml) are imported only when a step runs.
 """
 
 from .api import load_pipeline, run_pipeline
@@ -17,9 +27,9 @@ from .errors import (
     WorkspaceError,
     did_you_mean,
 )
-from .hookspecs import hookimpl, hookspec
+from .hookspecs import hookimpl
 from .manager import Plugins, get_plugin_manager
-from .pipeline import AutoMLStep, Dataset, Pipeline, PipelineParameter, Step, StepBinding, ValidatedPipeline
+from .pipeline import AutoMLStep, Dataset, Pipeline, PipelineParameter, Step
 from .results import PipelineRunResult, StepRunResult
 from .runs import PortDataReference, Run, get_run
 from .steps import REQUIRED, DataType, Input, Output, Param, StepSpec
@@ -28,40 +38,41 @@ from .workspace import LocalWorkspace, check_asset_name
 __version__ = "0.1.0"
 
 __all__ = [
-    "REQUIRED",
-    "AmlStepError",
-    "AutoMLStep",
-    "BackendError",
+    # plugin authors: a step, its hooks, its errors
     "DataType",
-    "Dataset",
     "Input",
-    "LocalWorkspace",
     "Output",
     "Param",
-    "Pipeline",
-    "PipelineParameter",
-    "PipelineRunResult",
-    "PipelineValidationError",
-    "PluginLoadError",
-    "Plugins",
-    "PortDataReference",
-    "Run",
-    "RunCanceled",
+    "REQUIRED",
     "RunContext",
-    "Step",
-    "StepBinding",
-    "StepDefinitionError",
-    "StepExecutionError",
-    "StepRunResult",
     "StepSpec",
-    "ValidatedPipeline",
-    "WorkspaceError",
     "check_asset_name",
     "did_you_mean",
-    "get_plugin_manager",
-    "get_run",
     "hookimpl",
-    "hookspec",
+    # the errors amlstep raises (everyone)
+    "AmlStepError",
+    "BackendError",
+    "PipelineValidationError",
+    "PluginLoadError",
+    "RunCanceled",
+    "StepDefinitionError",
+    "StepExecutionError",
+    "WorkspaceError",
+    # pipeline writers: a pipeline, and running it
+    "AutoMLStep",
+    "Dataset",
+    "Pipeline",
+    "PipelineParameter",
+    "Plugins",
+    "Step",
+    "get_plugin_manager",
     "load_pipeline",
     "run_pipeline",
+    # result readers: runs, their outputs, the local workspace
+    "LocalWorkspace",
+    "PipelineRunResult",
+    "PortDataReference",
+    "Run",
+    "StepRunResult",
+    "get_run",
 ]

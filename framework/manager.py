@@ -46,7 +46,7 @@ class Plugins:
 
     def backend(self, name: str, **options: Any) -> Backend:
         """Build the backend called ``name`` with ``options``; an option it does not take is a BackendError."""
-        from .backends import accepted_options, check_options
+        from .backends.options import accepted_options, check_options
 
         try:
             factory = self.backends[name]

@@ -265,6 +265,9 @@ Edit `learn` and `prepare` in `src/{module}/__init__.py` for your data; keep the
 a DataFrame, and keep in `learned` whatever the preparation learns from the training rows (bins,
 fill values, encodings), so that `amlstep predict` prepares each new row the same way whatever
 other rows share its file.
+
+The plugin imports only amlstep's public API: `framework` (the step, its hook) and, in its tests,
+`framework.testing`; amlstep's docs/api.md lists every public name by audience.
 '''
 
 

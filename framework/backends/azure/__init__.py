@@ -28,7 +28,7 @@ SDK_VERSION = "v1"  # the default; ``compilers.names()`` lists them all
 def make_backend(**options: Any) -> Any:
     """The Azure backend for ``sdk=`` (``"v1"``, the default, or ``"v2"``; see ``compilers``); unknown options are
     refused."""
-    from .. import accepted_options, check_options
+    from ..options import accepted_options, check_options
     from .compilers import backend_class
 
     chosen = backend_class(options.pop("sdk", None))
