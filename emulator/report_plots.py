@@ -253,7 +253,7 @@ def cross_validated_evaluation(task: Any, model: Any, X: Any, y: Any, settings: 
     n_splits = int(settings.get("n_cross_validations") or 5)
     algorithm = model.steps[-1][0] if hasattr(model, "steps") else type(model).__name__
     y, cv, n_splits = task.report_cv(y, n_splits, SEED)
-    classes = np.unique(y) if task.name == "classification" else None
+    classes = np.unique(y) if task.report_predict_method == "predict_proba" else None  # class probabilities
     oof: Any = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
