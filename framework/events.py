@@ -22,9 +22,9 @@ from .results import PipelineRunResult, StepRunResult
 class PipelineEvents:
     """The pipeline hooks of one run, each fired once; ``steps`` fires its step hooks.
 
-    Use it as a context manager around the run: entering fires ``before_pipeline_run``; call
-    :meth:`ended` with the result when the run ends; an exception escaping the block before that
-    fires ``on_pipeline_error`` (then propagates). ``hook`` None (no plugins) fires nothing.
+    Use it as a context manager around the run: call :meth:`started` when the run starts and
+    :meth:`ended` with the result when it ends; an exception escaping the block before that fires
+    ``on_pipeline_error`` (then propagates). ``hook`` None (no plugins) fires nothing.
     """
 
     def __init__(self, hook: Any, run_id: str, pipeline: Pipeline, params: Mapping[str, Any], backend: str) -> None:
@@ -61,7 +61,6 @@ class PipelineEvents:
                                     backend=self.backend, error=error)
 
     def __enter__(self) -> PipelineEvents:
-        self.started()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,

@@ -72,6 +72,7 @@ class LocalBackend:
         failed: set[str] = set()
         with PipelineEvents(plugins.hook, run.id, pipeline.pipeline, values, self.name) as events:
             try:
+                events.started()
                 for binding in pipeline.steps:
                     blocked = pipeline_blockers(pipeline, binding, failed)
                     if failed and (blocked or not pipeline.pipeline.continue_on_step_failure):

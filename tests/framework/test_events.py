@@ -36,6 +36,7 @@ def test_a_run_that_ends_fires_before_then_after_once():
     hook = Calls()
     step = SimpleNamespace(name="make_table")
     with events(hook) as run:
+        run.started()
         run.steps.started(step, "s1")
         run.steps.finished(step, "s1", StepRunResult("make_table", "s1", "Completed"))
         result = PipelineRunResult("run-1", "toys", "Completed", "toy")
@@ -49,7 +50,8 @@ def test_a_run_that_ends_fires_before_then_after_once():
 def test_an_exception_escaping_the_run_fires_on_pipeline_error_with_the_before_arguments():
     hook = Calls()
     with pytest.raises(RuntimeError, match="lost the workspace"):
-        with events(hook):
+        with events(hook) as run:
+            run.started()
             raise RuntimeError("lost the workspace")
     assert hook.names() == ["before_pipeline_run", "on_pipeline_error"]
     before, error = hook.calls[0][1], hook.calls[1][1]
@@ -62,6 +64,7 @@ def test_a_run_that_ended_before_raising_fires_no_error_hook():
     hook = Calls()
     with pytest.raises(KeyboardInterrupt):
         with events(hook) as run:
+            run.started()
             run.ended(PipelineRunResult("run-1", "toys", "Canceled", "toy"))
             raise KeyboardInterrupt
     assert hook.names() == ["before_pipeline_run", "after_pipeline_run"]
@@ -76,19 +79,31 @@ def test_without_plugins_nothing_fires():
 
 # -- the backends report to it --------------------------------------------------------------------------
 class Grumpy:
-    """An observer that raises: a lifecycle hook's exception propagates out of the run."""
+    """An observer that raises in one hook: a lifecycle hook's exception propagates out of the run."""
+
+    def __init__(self, hook):
+        self.hook = hook
+
+    @hookimpl
+    def before_pipeline_run(self, run_id, pipeline, params, backend):
+        if self.hook == "before_pipeline_run":
+            raise RuntimeError(f"the observer refuses {pipeline.experiment}")
 
     @hookimpl
     def before_step_run(self, run_id, step, step_run_id):
-        raise RuntimeError(f"the observer refuses {step.name}")
+        if self.hook == "before_step_run":
+            raise RuntimeError(f"the observer refuses {step.name}")
 
 
-def test_local_an_exception_escaping_the_run_fires_on_pipeline_error(workspace):
+@pytest.mark.parametrize("hook", ["before_pipeline_run", "before_step_run"])
+def test_local_an_exception_escaping_the_run_fires_on_pipeline_error(workspace, hook):
     recorder = Recorder()
-    plugins = get_plugin_manager(plugins=[ToySteps(), recorder, Grumpy()])
-    with pytest.raises(RuntimeError, match="the observer refuses make_table"):
+    plugins = get_plugin_manager(plugins=[ToySteps(), recorder, Grumpy(hook)])
+    with pytest.raises(RuntimeError, match="the observer refuses (toys|make_table)"):
         run_pipeline(Pipeline([Step("make_table")], experiment="toys"), workspace=workspace, plugins=plugins)
-    assert recorder.calls[0] == ("before_pipeline_run", "local")
+    # the observer registered last is called first: its raising before_pipeline_run stops the others' calls
+    assert recorder.calls[0] == (("on_pipeline_error", "local", "RuntimeError") if hook == "before_pipeline_run"
+                                 else ("before_pipeline_run", "local"))
     assert recorder.calls[-1] == ("on_pipeline_error", "local", "RuntimeError")
     assert not any(call[0] == "after_pipeline_run" for call in recorder.calls)
     [run] = [r for r in workspace.list_runs() if r.run_type == "pipeline"]
