@@ -7,7 +7,9 @@ non-executing mode. Stdlib on the HTTP side; the real Azure ML SDKs are the clie
 
 Modules: ``engine`` (state, run history, pipelines, reuse: no REST shapes), ``compute``
 (environments from shipped wheels, step processes), ``automl`` (the AutoML emulator service-side),
-``blobstore`` (the storage account, Blob REST, TLS), ``v1`` (the SDK v1 REST API), ``service``
+``blobstore`` (the storage account, Blob REST, TLS), ``api`` (what both APIs share: routing, tokens,
+api-versions, operations, computes, run history), ``v1`` (the SDK v1 REST shapes), ``v2`` and
+``v2_schema`` (SDK v2's public ARM REST API, its bodies checked against the REST models), ``service``
 (the HTTP server tying them together).
 """
 
