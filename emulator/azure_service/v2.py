@@ -34,6 +34,7 @@ from .api import PROVIDER, WS_PATH, Api, user_token
 from .blobstore import BLOB_HOST_SUFFIX
 from .engine import (ComputeTarget, Engine, EnvironmentSpec, InputBinding, OutputSpec, PipelineJob, RunRecord,
                      ServiceError, StepJob, Token, now_iso)
+from .v2_automl import settings_of_task, task_of_node
 from .v2_schema import Problem, check_resource
 
 ASSET_KINDS = ("codes", "environments", "components", "data", "models")
@@ -758,8 +759,6 @@ class V2Api(Api):
 
     def _automl_step(self, pipeline: str, node_name: str, node: Mapping[str, Any], pipeline_inputs: Mapping[str, Any],
                      compute: str, force_rerun: bool) -> StepJob:
-        from framework.backends.azure.automl_v2 import from_v2
-
         where = f"properties.jobs.{node_name}"
 
         def resolve(value: Any, path: str) -> Any:
@@ -786,7 +785,7 @@ class V2Api(Api):
                 resolved = self._resolve_input(f"{where}.{port}", node[port], pipeline_inputs)
                 bindings[port] = self._binding(f"{where}.{port}", port, resolved)
                 training_uri = training_uri or str(node[port])
-        settings = from_v2(settings_node)
+        settings = settings_of_task(task_of_node(settings_node))
         outputs = {}
         for port in (node.get("outputs") or {}):
             if port != "best_model":
