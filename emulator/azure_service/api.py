@@ -193,7 +193,8 @@ class Api:
             if problem is not None:
                 return "token_check", self.error(401, *problem)
         if path.startswith(self.ARM_PREFIXES):
-            version = (query.get("api-version") or [None])[0]
+            versions = query.get("api-version") or []
+            version = versions[0] if versions else None
             if version is None:
                 return "api_version_check", self.error(400, "MissingApiVersionParameter",
                                                        "The api-version query parameter (?api-version=) is required "
