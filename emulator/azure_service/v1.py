@@ -140,8 +140,8 @@ class V1Api(Api):
         r("GET", dataset + r"/saveddatasets/(?P<id>[^/]+)$", self._saved_dataset)
         r("GET", r"^/+data/v1.0" + WS_PATH + r"/dataversion/(?P<id>[^/]+)/versions/[^/]+$", self._dataversion)
         # models
-        r("POST", models + r"/assets$", self._asset_create)
-        r("GET", models + r"/assets/(?P<id>[^/]+)$", self._asset_get)
+        r("POST", models + r"/assets$", self._model_asset_create)
+        r("GET", models + r"/assets/(?P<id>[^/]+)$", self._model_asset_get)
         r("POST", models + r"/models$", self._model_register)
         r("GET", models + r"/models$", self._model_list)
         r("GET", models + r"/models/(?P<id>[^/]+)$", self._model_get)
@@ -663,7 +663,7 @@ class V1Api(Api):
                 "runId": entry.run_id, "experimentName": entry.experiment, "unpack": False,
                 "createdBy": {"userName": "fake@example.com"}, "datasets": [], "resourceRequirements": None}
 
-    def _asset_create(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+    def _model_asset_create(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         body = body or {}
         for artifact in body.get("artifacts") or []:
             prefix = str(artifact.get("prefix") or "").strip("/")
@@ -675,7 +675,7 @@ class V1Api(Api):
         self.assets[asset["id"]] = asset
         return 200, asset
 
-    def _asset_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+    def _model_asset_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         asset = self.assets.get(m.group("id"))
         if asset is None:
             raise ServiceError(404, "NotFound", f"asset {m.group('id')} not found")
