@@ -2,7 +2,7 @@
 
 The job carries the AutoML settings the client submitted (for SDK v1: ``aml_settings_json_string``
 of the ``AutoMLConfig`` module parameter, every setting with the SDK's defaults filled in; for SDK v2:
-the AutoML node, read back into ``AutoMLConfig``'s names by ``automl_v2.from_v2``). They
+the AutoML node, read from the REST contract into ``AutoMLConfig``'s names by :mod:`.v2_automl`). They
 are mapped onto the emulator's settings; the training data is read from where the upstream step
 wrote it (or from the registered dataset); each iteration becomes a child run of the step run with
 its properties and metrics; the fitted pipeline of the best child is kept as its
@@ -17,6 +17,7 @@ import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from . import mltable
 from .engine import StepFailure
 
 if TYPE_CHECKING:
@@ -142,10 +143,11 @@ def run_automl_step(engine: Engine, state: PipelineState, step: StepJob, step_ru
         for port in ("training_data", "validation_data"):
             if port in step.inputs:
                 location = engine.input_location(state, step.inputs[port])
-                if location.is_dir() and (location / "MLTable").is_file():  # SDK v2: an mltable input
-                    from framework.backends.azure import mltable
-
-                    frames[port] = mltable.read(location, f"step {step.name!r} input {port!r}")
+                if mltable.is_mltable(location):  # SDK v2: an mltable input
+                    try:
+                        frames[port] = mltable.read(location)
+                    except mltable.MLTableError as exc:
+                        raise StepFailure("UserError", f"AutoML step {step.name!r} input {port!r}: {exc}") from None
                 else:
                     frames[port] = read_tabular(_files(location), f"step {step.name!r} input {port!r}")
         if "training_data" not in frames:

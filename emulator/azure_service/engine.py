@@ -13,7 +13,8 @@ What the engine does with a pipeline job, in a background thread:
   on: it gets a new step run that points at the earlier outputs;
 - command steps run on the :class:`~.compute.Compute` (environment built from the declared pip
   requirements and shipped wheels, the snapshot's script run as a process);
-- AutoML steps run the project's AutoML emulator service-side (:mod:`.automl`);
+- other kinds of steps run by the runner given for their kind (AutoML steps: the project's AutoML
+  emulator service-side, :mod:`.automl`);
 - a failed step fails the pipeline run; downstream steps are not started (unless the job says
   ``continue_on_step_failure``, then only the steps that depend on the failed one are skipped).
 """
@@ -205,18 +206,24 @@ class PipelineState:
     thread: threading.Thread | None = None
 
 
+# a runner of a kind of step: (engine, pipeline state, step, step run) -> None; raises StepFailure
+StepRunner = Callable[["Engine", PipelineState, StepJob, RunRecord], None]
+
+
 # -- the engine ----------------------------------------------------------------------------------
 class Engine:
     """State and execution of one fake workspace."""
 
     def __init__(self, root: Path, blob: BlobStore, compute: Compute, *, datastores: Mapping[str, str],
-                 runtime_env: Callable[[RunRecord], dict[str, str]], execute: bool = True) -> None:
+                 runtime_env: Callable[[RunRecord], dict[str, str]], execute: bool = True,
+                 runners: Mapping[str, StepRunner] | None = None) -> None:
         self.root = Path(root)
         self.blob = blob
         self.compute = compute
         self.datastores = dict(datastores)            # datastore name -> container
         self.runtime_env = runtime_env                # what Azure's compute sets for a run (API-specific)
         self.execute = execute
+        self.runners = dict(runners or {})            # step kind -> what runs it (command steps: the compute)
         self.lock = threading.RLock()
         self.runs: dict[str, RunRecord] = {}
         self.experiments: dict[str, dict[str, Any]] = {}
@@ -501,12 +508,12 @@ class Engine:
             return step_run
         self.set_status(step_run, "Running")
         try:
-            if step.kind == "automl":
-                from .automl import run_automl_step
-
-                run_automl_step(self, state, step, step_run)
-            else:
+            if step.kind == "command":
                 self._run_command(state, step, step_run)
+            elif step.kind in self.runners:
+                self.runners[step.kind](self, state, step, step_run)
+            else:
+                raise StepFailure("SystemError", f"the fake service cannot run {step.kind} steps")
         except StepFailure as failure:
             self.set_status(step_run, "Failed", {"code": failure.code, "message": failure.message})
             return step_run

@@ -4,7 +4,7 @@
     amlstep run examples/titanic --backend azure --config c.json
     amlstep run examples/titanic --backend azure --sdk v2 --config c.json    # the same service, SDK v2
 
-The service (``emulator.azure_service``) runs what it is sent: script steps in environments built
+The service (``emulator.azure_service``, this package) runs what it is sent: script steps in environments built
 from the wheels amlstep ships, the AutoML step with the AutoML emulator, model registration in
 its registry, outputs in its blob storage. The config.json it writes is a workspace config with an
 ``amlstep_fake_service`` section (endpoint, token, the certificate authority of its blob storage and
@@ -12,6 +12,8 @@ of its TLS endpoint, its cloud metadata URL) that the Azure backend recognises, 
 v2: no ``az login``, no network. One service answers both SDKs (the SDK v1 REST API over http, SDK
 v2's public ARM API over TLS, on the same port), in front of one engine. State lives in memory and in a
 temporary folder (or ``--state-dir``) and ends with the process.
+
+A plugin of amlstep's CLI (entry point ``fake_azure_command`` of the ``amlstep`` group), as any other command.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 import click
 
-from ..hookspecs import hookimpl
+from framework import hookimpl
 
 
 @click.command("fake-azure")
@@ -44,7 +46,7 @@ def fake_azure_command(port: int, config_out: str | None, state_dir: str | None,
 
     The fake service runs what it is sent, until Ctrl-C.
     """
-    from emulator.azure_service import FakeAzureML
+    from .service import FakeAzureML
 
     try:
         service = FakeAzureML(computes=tuple(computes), root=state_dir, port=port).start()

@@ -1,6 +1,6 @@
 """Test a pipeline on Azure offline: the ``fake_azure`` pytest fixture runs what it submits.
 
-Installed with amlstep (entry point ``pytest11``), so any test can ask for it::
+Installed with amlstep (entry point ``amlstep_azure`` of the ``pytest11`` group), so any test can ask for it::
 
     from framework import load_pipeline
 
@@ -13,7 +13,7 @@ Installed with amlstep (entry point ``pytest11``), so any test can ask for it::
         assert "rows" in fake_azure.step_log(prep)                # what the plugin printed on "Azure"
 
 ``fake_azure.workspace`` is a real ``azureml.core.Workspace`` whose every request goes to the fake
-Azure ML service on 127.0.0.1 (``emulator.azure_service``). The real SDK builds, validates,
+Azure ML service on 127.0.0.1 (``emulator.azure_service``, this package). The real SDK builds, validates,
 uploads and submits; the fake **runs** the pipeline: each script step in a venv built from the
 wheels amlstep ships (your plugin's code as it is on disk), with a real ``Run.get_context()``;
 the AutoML step with the AutoML emulator, service-side; then the outputs are downloaded through
@@ -84,15 +84,12 @@ class FakeAzure:
 
     def backend(self, **options: Any) -> Any:
         """The Azure backend of the fixture's SDK, bound to the fake workspace (downloads go to a temporary folder)."""
-        if self.sdk == "v2":
-            from ..backends.azure.backend_v2 import AzureBackendV2
+        from framework import get_plugin_manager
 
-            return AzureBackendV2(self.local_workspace, ml_client=self.ml_client,
-                                  **{"download_dir": self.download_dir, "poll_seconds": 0.5, **options})
-        from ..backends.azure.backend import AzureBackend
-
-        return AzureBackend(self.local_workspace, aml_workspace=self.workspace,
-                            **{"download_dir": self.download_dir, "poll_seconds": 1.0, **options})
+        client = {"ml_client": self.ml_client, "poll_seconds": 0.5} if self.sdk == "v2" else \
+            {"aml_workspace": self.workspace, "poll_seconds": 1.0}
+        return get_plugin_manager().backend("azure", sdk=self.sdk, workspace=self.local_workspace,
+                                            **{"download_dir": self.download_dir, **client, **options})
 
     def config(self, folder: Path) -> Path:
         """Write the fake's workspace config.json into ``folder`` (what ``amlstep fake-azure --config-out`` writes)."""
@@ -105,8 +102,7 @@ class FakeAzure:
     def submit(self, pipeline: Any, *, params: Mapping[str, Any] | None = None, plugins: Any = None,
                **options: Any) -> Any:
         """Validate ``pipeline`` (a Pipeline or a path) and submit it to the fake; returns the run result."""
-        from ..api import load_pipeline
-        from ..manager import get_plugin_manager
+        from framework import get_plugin_manager, load_pipeline
 
         if not hasattr(pipeline, "validate"):
             pipeline = load_pipeline(pipeline)
@@ -138,17 +134,17 @@ def open_fake_azure(folder: Path, cache: Path, *, sdk: str = "v1", **options: An
     ``cache`` the wheels and environments to share with other fakes. For fixtures of any scope.
     ``sdk="v2"``: the client side speaks SDK v2 (``FakeAzure.ml_client``, TLS, the fake's cloud).
     """
-    from ..backends.azure.sdk import require_azureml
+    from framework import LocalWorkspace
+    from framework.backends.azure.sdk import require_azureml
 
     require_azureml()
     if sdk == "v2":
-        from ..backends.azure.compiler_v2 import require_sdk
+        from framework.backends.azure.compiler_v2 import require_sdk
 
         require_sdk()
-    from emulator.azure_service import FakeAzureML
+    from framework.backends.azure.offline import sdk_home
 
-    from ..backends.azure.offline import sdk_home
-    from ..workspace import LocalWorkspace
+    from .service import FakeAzureML
 
     home = folder / "fake-azure-home"
     home.mkdir(parents=True, exist_ok=True)
