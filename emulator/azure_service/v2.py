@@ -877,7 +877,7 @@ class V2Api:
 
     def _automl_step(self, pipeline: str, node_name: str, node: Mapping[str, Any], pipeline_inputs: Mapping[str, Any],
                      compute: str, force_rerun: bool) -> StepJob:
-        from framework.backends.azure.automl_v2 import from_v2
+        from framework.backends.azure.sdk_v2.automl import from_v2
 
         where = f"properties.jobs.{node_name}"
 

@@ -85,7 +85,7 @@ class FakeAzure:
     def backend(self, **options: Any) -> Any:
         """The Azure backend of the fixture's SDK, bound to the fake workspace (downloads go to a temporary folder)."""
         if self.sdk == "v2":
-            from ..backends.azure.backend_v2 import AzureBackendV2
+            from ..backends.azure.sdk_v2.backend import AzureBackendV2
 
             return AzureBackendV2(self.local_workspace, ml_client=self.ml_client,
                                   **{"download_dir": self.download_dir, "poll_seconds": 0.5, **options})
@@ -138,16 +138,16 @@ def open_fake_azure(folder: Path, cache: Path, *, sdk: str = "v1", **options: An
     ``cache`` the wheels and environments to share with other fakes. For fixtures of any scope.
     ``sdk="v2"``: the client side speaks SDK v2 (``FakeAzure.ml_client``, TLS, the fake's cloud).
     """
-    from ..backends.azure.sdk import require_azureml
+    from ..backends.azure.sdk_v1.sdk import require_azureml
 
     require_azureml()
     if sdk == "v2":
-        from ..backends.azure.compiler_v2 import require_sdk
+        from ..backends.azure.sdk_v2.compiler import require_sdk
 
         require_sdk()
     from emulator.azure_service import FakeAzureML
 
-    from ..backends.azure.offline import sdk_home
+    from ..backends.azure.sdk_v1.offline import sdk_home
     from ..workspace import LocalWorkspace
 
     home = folder / "fake-azure-home"

@@ -29,7 +29,7 @@ from ...results import PipelineRunResult, StepRunResult
 from ...workspace import LocalWorkspace
 from . import endpoint
 from .compiled import CompiledPipeline, CompiledStep, compute_name
-from .sdk import INSTALL_HINT, require_azureml
+from .sdk_v1.sdk import INSTALL_HINT, require_azureml
 
 TERMINAL = {"Completed": "Completed", "Finished": "Completed", "Failed": "Failed", "Canceled": "Canceled",
             "Cancelled": "Canceled"}
@@ -231,8 +231,8 @@ class AzureBackend(AzureBackendBase):
     def compile(self, pipeline: ValidatedPipeline, *, plugins: Plugins,
                 params: Mapping[str, Any] | None = None, reuse: bool = True) -> CompiledPipeline:
         """Build the SDK v1 objects; offline (dry run) unless a workspace was given."""
-        from . import plan as plan_module
-        from .offline import offline_import
+        from .sdk_v1 import plan as plan_module
+        from .sdk_v1.offline import offline_import
 
         compile_pipeline = self.compiler.compile_pipeline
         if self.dry_run or self.aml_workspace is None:
@@ -243,7 +243,7 @@ class AzureBackend(AzureBackendBase):
                                             reuse=reuse)
                 compiled.plan = plan_module.render(compiled)
             return compiled
-        from .offline import workspace_resources
+        from .sdk_v1.offline import workspace_resources
         from .shipping import WheelBuilder
 
         wheels = WheelBuilder(self._wheel_cache())
@@ -255,7 +255,7 @@ class AzureBackend(AzureBackendBase):
 
     @contextlib.contextmanager
     def _offline(self, pipeline: ValidatedPipeline) -> Iterator[Any]:
-        from .offline import offline_resources
+        from .sdk_v1.offline import offline_resources
 
         computes = [compute_name(pipeline, b, self.compute) for b in pipeline.steps]
         with offline_resources(computes, pipeline.datasets()) as resources:
@@ -269,7 +269,7 @@ class AzureBackend(AzureBackendBase):
             return
         import tempfile
 
-        from .offline import sdk_home
+        from .sdk_v1.offline import sdk_home
 
         with tempfile.TemporaryDirectory(prefix="amlstep-sdk-home-") as home, sdk_home(home):
             yield
@@ -289,7 +289,7 @@ class AzureBackend(AzureBackendBase):
                                           "unchanged steps are reused by the service")
         if self.dry_run:
             return self.dry_run_result(self.compile(pipeline, plugins=plugins, params=params, reuse=reuse))
-        from .offline import patched_environ
+        from .sdk_v1.offline import patched_environ
 
         self._local_workspace()  # resolved before HOME may point elsewhere for the SDK
         with patched_environ(endpoint.environment(self._service) if self._service else {}), self._service_home():

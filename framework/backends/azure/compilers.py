@@ -16,8 +16,8 @@ from ...errors import BackendError
 DEFAULT = "v1"
 # name -> (compiler module, plan module, backend class "module:attribute", what it targets)
 COMPILERS: dict[str, tuple[str, str, str, str]] = {
-    "v1": ("compiler_v1", "plan", "backend:AzureBackend", "Azure ML SDK v1 (azureml-core, azureml-pipeline)"),
-    "v2": ("compiler_v2", "plan_v2", "backend_v2:AzureBackendV2", "Azure ML SDK v2 (azure-ai-ml)"),
+    "v1": ("sdk_v1.compiler", "sdk_v1.plan", "backend:AzureBackend", "Azure ML SDK v1 (azureml-core, azureml-pipeline)"),
+    "v2": ("sdk_v2.compiler", "sdk_v2.plan", "sdk_v2.backend:AzureBackendV2", "Azure ML SDK v2 (azure-ai-ml)"),
 }
 
 

@@ -230,7 +230,7 @@ def run_step(args: argparse.Namespace, *, run: Any = None, plugins: Any = None, 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["--amlstep-sdk", "v2"]:  # a step of an SDK v2 command job: MLflow and MLClient, not Run
-        from .entry_v2 import main as main_v2
+        from .sdk_v2.entry import main as main_v2
 
         return main_v2(argv)
     args = parse_arguments(argv)

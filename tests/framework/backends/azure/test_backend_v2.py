@@ -20,7 +20,7 @@ pytest.importorskip("azure.ai.ml")
 
 def test_the_sdk_is_chosen_by_name():
     from framework.backends.azure.backend import AzureBackend
-    from framework.backends.azure.backend_v2 import AzureBackendV2
+    from framework.backends.azure.sdk_v2.backend import AzureBackendV2
 
     assert compilers.names() == ("v1", "v2")
     assert compilers.backend_class("v1") is AzureBackend and compilers.backend_class(None) is AzureBackend
@@ -40,7 +40,7 @@ def test_dry_run_prints_the_v2_plan_and_writes_the_job_yaml(tmp_path):
     assert (plan["sdk"], plan["sdk_version"], plan["yaml"]) == ("Azure ML SDK v2", "v2", str(target))
     assert [s["node"] for s in plan["steps"]] == ["dataprep", "automl_classification", "register_model"]
     assert plan["steps"][0]["environment"]["wheels"][0]["name"] == "amlstep"
-    from framework.backends.azure.plan_v2 import load_yaml
+    from framework.backends.azure.sdk_v2.plan import load_yaml
 
     loaded = load_yaml(target)
     assert sorted(loaded.jobs) == ["automl_classification", "dataprep", "register_model"]

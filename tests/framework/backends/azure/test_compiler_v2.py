@@ -9,8 +9,8 @@ import yaml
 
 from framework import (AutoMLStep, BackendError, DataType, Dataset, Input, Pipeline, PipelineParameter, Step, StepSpec,
                        get_plugin_manager, hookimpl, load_pipeline)
-from framework.backends.azure import plan_v2
-from framework.backends.azure.compiler_v2 import compile_pipeline
+from framework.backends.azure.sdk_v2 import plan as plan_v2
+from framework.backends.azure.sdk_v2.compiler import compile_pipeline
 
 from .conftest import PENGUINS, TITANIC
 
@@ -237,7 +237,7 @@ def test_forecasting_compiles_to_automl_forecasting_with_set_forecast_settings(t
     from azure.ai.ml.entities._job.automl.tabular import ForecastingJob
 
     from emulator import ForecastingParameters
-    from framework.backends.azure.automl_v2 import from_v2
+    from framework.backends.azure.sdk_v2.automl import from_v2
 
     parameters = ForecastingParameters(
         time_column_name="date", forecast_horizon=6, time_series_id_column_names=["store", "brand"], freq="MS",

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from framework.backends.azure.compiler_v1 import SCRIPT_DIR, SCRIPT_NAME
+from framework.backends.azure.sdk_v1.compiler import SCRIPT_DIR, SCRIPT_NAME
 from framework.backends.azure.entry import AzureRunContext, parse_arguments, run_step
 
 

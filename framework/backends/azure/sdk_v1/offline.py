@@ -17,8 +17,8 @@ import os
 import tempfile
 from typing import Any, Iterator, Mapping
 
-from ...pipeline import Dataset
-from .compiler_v1 import Resources
+from ....pipeline import Dataset
+from .compiler import Resources
 
 
 @contextlib.contextmanager
@@ -109,7 +109,7 @@ def workspace_resources(ws: Any, *, wheels: Any = None, upload: bool = True) -> 
     from azureml.core import Environment
     from azureml.core.compute import ComputeTarget
 
-    from .shipping import Wheel, WheelBuilder
+    from ..shipping import Wheel, WheelBuilder
 
     computes: dict[str, Any] = {}
     datasets: dict[tuple[str, Any], Any] = {}

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ...errors import BackendError
+from ....errors import BackendError
 
 # AutoMLConfig name -> (group, v2 name). Groups: the task function's keywords ("task"),
 # set_limits ("limits"), set_training ("training").
@@ -154,7 +154,7 @@ def _forecast_settings(step: str, settings: Mapping[str, Any]) -> tuple[dict[str
     (checked with Azure's messages), and the names of the settings they were read from."""
     from emulator.forecasting_parameters import FLAT_ALIASES, PARAMETERS, check_parameters, parameters_of
 
-    from ...errors import StepDefinitionError
+    from ....errors import StepDefinitionError
 
     names = {"forecasting_parameters", *PARAMETERS, *FLAT_ALIASES}
     try:

@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ...context import RunContext
-from ...errors import StepExecutionError
-from ...execution import execute_step, load_inputs
-from ...manager import get_plugin_manager
-from ...steps import DataType
-from . import mltable
+from ....context import RunContext
+from ....errors import StepExecutionError
+from ....execution import execute_step, load_inputs
+from ....manager import get_plugin_manager
+from ....steps import DataType
+from .. import mltable
 
 AZUREML_SCHEME = "azureml://"
 
@@ -238,7 +238,7 @@ def input_locations(spec: Any, inputs: Sequence[tuple[str, str]]) -> tuple[dict[
 def run_step(args: argparse.Namespace, *, plugins: Any = None, environ: Mapping[str, str] | None = None,
              ml_client: Any = None) -> None:
     """Run the step the arguments name; raise StepExecutionError naming it on failure."""
-    from .entry import check_code, step_params
+    from ..entry import check_code, step_params
 
     plugins = plugins or get_plugin_manager()
     spec = plugins.step(args.plugin, f"step {args.step!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ...errors import BackendError
+from ....errors import BackendError
 
 INSTALL_HINT = "pip install 'amlstep[azure]'"
 REQUIRED = ("azureml.core", "azureml.pipeline.core", "azureml.pipeline.steps", "azureml.train.automl")

@@ -19,14 +19,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from ... import reuse as reuse_rule
-from ...errors import BackendError
-from ...manager import Plugins
-from ...pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipeline
-from .compiled import (DEFAULT_COMPUTE, MIN_TIMEOUT_MINUTES, SCRIPT_DIR, SCRIPT_NAME,  # noqa: F401  (re-exported)
+from .... import reuse as reuse_rule
+from ....errors import BackendError
+from ....manager import Plugins
+from ....pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipeline
+from ..compiled import (DEFAULT_COMPUTE, MIN_TIMEOUT_MINUTES, SCRIPT_DIR, SCRIPT_NAME,  # noqa: F401  (re-exported)
                        CompiledPipeline, CompiledStep, check_automl_budget, code_hash, compute_name)
 from .sdk import sdk
-from .shipping import Shipment, Wheel, WheelBuilder, step_distributions
+from ..shipping import Shipment, Wheel, WheelBuilder, step_distributions
 
 # AutoML step output port -> TrainingOutput type.
 TRAINING_OUTPUTS = {"metrics": "Metrics", "model": "Model"}

@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from ...errors import BackendError
-from .compiler_v2 import AUTOML_MODEL, LABEL, NAME, CompiledPipelineV2, versions
+from ....errors import BackendError
+from .compiler import AUTOML_MODEL, LABEL, NAME, CompiledPipelineV2, versions
 
 BINDING = re.compile(r"^\$\{\{parent\.(inputs|jobs|outputs)\.([A-Za-z0-9_]+)(?:\.outputs\.([A-Za-z0-9_]+))?\}\}$")
 ASSETS_MARKER = ".amlstep-assets"

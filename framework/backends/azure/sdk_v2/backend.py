@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ...errors import BackendError
-from ...pipeline import Dataset, StepBinding
-from ...results import PipelineRunResult
-from . import client_v2
-from .backend import AzureBackendBase, local_step_for, fire_step_events
+from ....errors import BackendError
+from ....pipeline import Dataset, StepBinding
+from ....results import PipelineRunResult
+from . import client as client_v2
+from ..backend import AzureBackendBase, local_step_for, fire_step_events
 
 TERMINAL = {"Completed": "Completed", "Finished": "Completed", "Failed": "Failed", "Canceled": "Canceled",
             "Cancelled": "Canceled", "NotResponding": "Failed"}
@@ -88,8 +88,8 @@ class V2Session:
         from azure.ai.ml.entities import Data
         from azure.core.exceptions import ResourceNotFoundError
 
-        from ...workspace.sources import is_url
-        from . import mltable
+        from ....workspace.sources import is_url
+        from .. import mltable
 
         hashes: dict[str, str] = {}
         for dataset in datasets:
@@ -192,7 +192,7 @@ class V2Session:
         bearer token plain mlflow sends: ``MLFLOW_TRACKING_TOKEN``, from the client's credential)."""
         from mlflow.tracking import MlflowClient
 
-        from .entry_v2 import tracking_uri
+        from .entry import tracking_uri
 
         uri = tracking_uri({"MLFLOW_TRACKING_URI": self.ml.workspaces.get(self.ml.workspace_name).mlflow_tracking_uri})
         env = {}
@@ -202,7 +202,7 @@ class V2Session:
 
     def automl_children(self, step_job_name: str) -> list[Any]:
         """The child runs (trials) of an AutoML step job, as MLflow sees them."""
-        from .offline import patched_environ
+        from ..sdk_v1.offline import patched_environ
 
         client, env = self.mlflow()
         with patched_environ(env):
@@ -431,7 +431,7 @@ class AzureBackendV2(AzureBackendBase):
         ``assets`` receives the code folder and the environments' build contexts; without it a
         plan-only compilation writes them in a temporary folder (removed), or beside ``yaml``.
         """
-        from . import plan_v2
+        from . import plan as plan_v2
 
         if assets is None:
             if self.yaml is None:  # a plan only: the assets are written, described, then removed
@@ -452,9 +452,9 @@ class AzureBackendV2(AzureBackendBase):
     # -- run ---------------------------------------------------------------------------------------
     def run(self, pipeline: Any, *, plugins: Any, params: Mapping[str, Any] | None = None, reuse: bool = True,
             resume: str | None = None) -> PipelineRunResult:
-        from ...errors import PipelineValidationError
-        from .compiled import compute_name
-        from .offline import patched_environ
+        from ....errors import PipelineValidationError
+        from ..compiled import compute_name
+        from ..sdk_v1.offline import patched_environ
 
         if resume is not None:
             raise PipelineValidationError("--resume works with the local backend only; on Azure, resubmit: "

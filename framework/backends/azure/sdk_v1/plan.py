@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .compiler_v1 import SCRIPT_DIR, CompiledPipeline, CompiledStep
+from .compiler import SCRIPT_DIR, CompiledPipeline, CompiledStep
 from .sdk import versions
 
 PUBLIC_CLASSES = {

@@ -35,13 +35,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ... import reuse as reuse_rule
-from ...errors import BackendError
-from ...manager import Plugins
-from ...pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipeline
-from ...steps import DataType
-from . import automl_v2
-from .compiled import (SCRIPT_DIR, SCRIPT_NAME, CompiledPipeline, CompiledStep, check_automl_budget, code_hash,
+from .... import reuse as reuse_rule
+from ....errors import BackendError
+from ....manager import Plugins
+from ....pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipeline
+from ....steps import DataType
+from . import automl as automl_v2
+from ..compiled import (SCRIPT_DIR, SCRIPT_NAME, CompiledPipeline, CompiledStep, check_automl_budget, code_hash,
                        compute_name)
 
 NAME = "v2"
@@ -301,7 +301,7 @@ def write_environment(plugins: Plugins, binding: StepBinding, folder: Path) -> d
     """
     import yaml  # type: ignore[import-untyped]
 
-    from .shipping import WheelBuilder, pinned_requirements, python_version, step_distributions
+    from ..shipping import WheelBuilder, pinned_requirements, python_version, step_distributions
 
     builder = WheelBuilder()
     wheels = [builder.wheel(name) for name in step_distributions(plugins, binding)]
