@@ -89,7 +89,7 @@ class FakeAzure:
 
             return AzureBackendV2(self.local_workspace, ml_client=self.ml_client,
                                   **{"download_dir": self.download_dir, "poll_seconds": 0.5, **options})
-        from ..backends.azure.backend import AzureBackend
+        from ..backends.azure.sdk_v1.backend import AzureBackend
 
         return AzureBackend(self.local_workspace, aml_workspace=self.workspace,
                             **{"download_dir": self.download_dir, "poll_seconds": 1.0, **options})

@@ -15,7 +15,7 @@ from emulator.azure_service import FAKE_TOKEN, FakeAzureML
 from emulator.azure_service.service import RESOURCE_GROUP, SUBSCRIPTION
 from emulator.azure_service.v1 import COMPUTE_NAME, b64, make_token
 from framework import BackendError
-from framework.backends.azure.backend import AzureBackend, Provisioning
+from framework.backends.azure.sdk_v1.backend import AzureBackend, Provisioning
 
 from ...framework.backends.azure.conftest import TITANIC
 

@@ -25,7 +25,6 @@ Step names become node names, which SDK v2 requires to be lower case (``AutoML_C
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import re
 import shlex
@@ -42,7 +41,7 @@ from ....pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipel
 from ....steps import DataType
 from . import automl as automl_v2
 from ..compiled import (SCRIPT_DIR, SCRIPT_NAME, CompiledPipeline, CompiledStep, check_automl_budget, code_hash,
-                       compute_name)
+                        compile_steps, refused)
 
 NAME = "v2"
 LABEL = "Azure ML SDK v2"
@@ -107,10 +106,9 @@ def node_names(validated: ValidatedPipeline) -> dict[str, str]:
     return names
 
 
-def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: Path,
-                     params: Mapping[str, Any] | None = None, compute: str | None = None,
-                     reuse: bool = True, environment: Callable[[Plugins, StepBinding, Path], dict[str, Any]] | None
-                     = None) -> CompiledPipelineV2:
+def build(validated: ValidatedPipeline, *, plugins: Plugins, assets: Path, params: Mapping[str, Any] | None = None,
+          compute: str | None = None, reuse: bool = True,
+          environment: Callable[[Plugins, StepBinding, Path], dict[str, Any]] | None = None) -> CompiledPipelineV2:
     """Build the SDK v2 ``PipelineJob`` of ``validated``; ``params`` are submit-time parameter values.
 
     ``assets`` is an empty folder that receives the code folder and the environments' build
@@ -187,11 +185,8 @@ def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: 
     def body(**inputs):  # type: ignore[no-untyped-def]  # annotated below, for the dsl builder
         produced: dict[str, tuple[Any, str, str]] = {}  # data -> (node output, v2 type, producing step)
         returned: dict[str, Any] = {}
-        for binding in validated.steps:
-            if not reuse and binding.allow_reuse:
-                binding = dataclasses.replace(binding, allow_reuse=False)
-            target = compute_name(validated, binding, compute)
-            try:
+        for binding, target in compile_steps(validated, compute=compute, reuse=reuse):
+            with refused(LABEL, "the compiled step", f"step {binding.name!r}"):
                 if binding.spec.kind == "automl":
                     node, compiled = _automl_node(automl, Input, Output, validated, binding, nodes[binding.name],
                                                   target, values, inputs, produced, automl_params[binding.name])
@@ -209,11 +204,6 @@ def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: 
                                                    produced)
                     for port, data in binding.outputs.items():
                         produced[data] = (node.outputs[port], _port_type(binding.output_type(port)), binding.name)
-            except BackendError:
-                raise
-            except Exception as exc:
-                raise BackendError(f"step {binding.name!r}: the Azure ML SDK v2 refused the compiled step: "
-                                   f"{type(exc).__name__}: {_first_line(exc)}") from exc
             node_objects[binding.name] = node
             compiled_steps.append(compiled)
         for data, out in pipeline_outputs.items():
@@ -252,18 +242,14 @@ def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: 
     body.__name__ = re.sub(r"\W", "_", validated.experiment)
     body.__qualname__ = body.__name__
     description = validated.pipeline.description or f"amlstep pipeline {validated.experiment}"
-    build: Any = dsl.pipeline(  # type: ignore[call-overload]
+    pipeline_builder: Any = dsl.pipeline(  # type: ignore[call-overload]
         name=validated.experiment, display_name=validated.experiment, description=description,
         experiment_name=validated.experiment, default_compute=validated.pipeline.compute_target or compute or "cpu-cluster",
         continue_on_step_failure=validated.pipeline.continue_on_step_failure, force_rerun=not reuse)
     call = {name: Input(type=kind, path=_data_path(d)) for name, (d, kind) in datasets.items()}
     call.update({name: values[name] for name in used_params})
-    try:
-        job = build(body)(**call)
-    except BackendError:
-        raise
-    except Exception as exc:
-        raise BackendError(f"the Azure ML SDK v2 refused the pipeline: {type(exc).__name__}: {_first_line(exc)}") from exc
+    with refused(LABEL, "the pipeline"):
+        job = pipeline_builder(body)(**call)
     if not reuse or any(b.spec.kind == "automl" and not b.allow_reuse for b in validated.steps):
         job.settings.force_rerun = True
     parameters = {name: job.inputs[name] for name in used_params}
@@ -278,11 +264,6 @@ def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: 
 def _data_path(dataset: Dataset) -> str:
     # the SDK resolves "name@label" and "name:version" (its YAML dump writes them with the "azureml:" prefix)
     return f"{dataset.name}:{dataset.version}" if dataset.version else f"{dataset.name}@latest"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__).strip(" :\"',")
 
 
 def _env_key(plugins: Plugins, binding: StepBinding) -> str:

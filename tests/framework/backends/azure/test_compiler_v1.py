@@ -8,7 +8,7 @@ from importlib import metadata
 import pytest
 
 from framework import AutoMLStep, BackendError, Dataset, Pipeline, PipelineParameter, Step, get_plugin_manager, load_pipeline
-from framework.backends.azure.backend import AzureBackend
+from framework.backends.azure.sdk_v1.backend import AzureBackend
 from framework.backends.azure.sdk_v1.compiler import SCRIPT_DIR, SCRIPT_NAME
 
 from .conftest import PENGUINS, TITANIC
