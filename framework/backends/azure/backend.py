@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, TextIO
 
 from ...errors import BackendError, PipelineValidationError
 from ...events import StepEvents
-from ...pipeline import ValidatedPipeline
+from ...pipeline import Dataset, ValidatedPipeline
 from ...results import PipelineRunResult, StepRunResult
 from ...workspace import LocalWorkspace
 from . import endpoint
@@ -30,6 +30,12 @@ if TYPE_CHECKING:
     from ...manager import Plugins
 
 SHA256_TAG = "amlstep_sha256"  # a data asset's content hash, as amlstep tags what it uploads
+
+
+def unregistered(dataset: Dataset) -> BackendError:
+    """The error for a dataset the workspace lacks and the pipeline gives no sources to register it from."""
+    return BackendError(f"dataset {dataset.name!r}" + (f" version {dataset.version}" if dataset.version else "")
+                        + " is not registered in the workspace and the pipeline gives no sources to register it from")
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,28 @@ def code_hash(spec: Any) -> str:
     return str(reuse_rule._hash_paths.__wrapped__(reuse_rule.source_paths(spec)))  # type: ignore[attr-defined]
 
 
+def reuse_record(binding: StepBinding, code: str, params: Mapping[str, Any], inputs: Mapping[str, str],
+                 **more: Any) -> dict[str, Any]:
+    """What a compiled step's reuse depends on, in the plan (``reuse``): its code hash, its parameters as the reuse
+    rule keeps them, ``more`` the SDK knows, and its inputs' bindings."""
+    return {"allow_reuse": binding.allow_reuse, "code": code,
+            "params": reuse_rule.components(binding.spec, params, {}, binding.allow_reuse)["params"], **more,
+            "inputs": inputs}
+
+
+def installed_versions(distributions: Sequence[str]) -> dict[str, str]:
+    """The installed version of each distribution (``not installed``), for the plan's ``sdk_versions``."""
+    from importlib import metadata
+
+    found = {}
+    for dist in distributions:
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
+
+
 def compute_name(validated: ValidatedPipeline, binding: StepBinding, override: str | None) -> str:
     """The step's compute target: its own, else ``--compute``, else the pipeline's."""
     own = validated.pipeline.step(binding.name).compute_target

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ...errors import StepExecutionError
@@ -64,6 +65,15 @@ def step_params(spec: StepSpec, texts: Mapping[str, str], step: str) -> Any:
             raise StepExecutionError(f"{where}: plugin {spec.name!r} has no parameter {name!r}", step=step)
         values[name] = declared.parse(text, where)
     return spec.build_params(values, where)
+
+
+def output_folders(outputs: Sequence[tuple[str, str]]) -> dict[str, Path]:
+    """``--output PORT PATH`` pairs as folders, created."""
+    folders = {}
+    for port, path in outputs:
+        folders[port] = Path(path)
+        folders[port].mkdir(parents=True, exist_ok=True)
+    return folders
 
 
 def check_code(args: argparse.Namespace, spec: StepSpec, plugins: Any) -> None:

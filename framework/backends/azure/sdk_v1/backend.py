@@ -24,7 +24,7 @@ from ....pipeline import Dataset, ValidatedPipeline
 from ....results import PipelineRunResult
 from ....workspace import LocalWorkspace
 from .. import endpoint
-from ..backend import SHA256_TAG, AzureBackendBase, Provisioning
+from ..backend import SHA256_TAG, AzureBackendBase, Provisioning, unregistered
 from ..compiled import CompiledPipeline, CompiledStep, Compiler, compute_name
 from ..errors import sdk_output
 from ..reuse import azure_reuse_key, reuse_parts
@@ -262,9 +262,7 @@ class AzureBackend(AzureBackendBase):
                                                       or f"azure:{getattr(existing, 'id', None)}")
                 continue
             if not dataset.sources or dataset.version:
-                raise BackendError(f"dataset {dataset.name!r}" + (f" version {dataset.version}" if dataset.version
-                                   else "") + " is not registered in the workspace and the pipeline gives no "
-                                   "sources to register it from")
+                raise unregistered(dataset)
             self._say(f"registering dataset {dataset.name!r} from {', '.join(dataset.sources)}")
             try:
                 with sdk_output(self.echo):

@@ -24,7 +24,7 @@ from ....errors import BackendError
 from ....manager import Plugins
 from ....pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipeline
 from ..compiled import (SCRIPT_DIR, SCRIPT_NAME, CompiledPipeline, CompiledStep, check_automl_budget, code_hash,
-                        compile_steps, refused)
+                        compile_steps, refused, reuse_record)
 from .sdk import sdk
 from ..shipping import Shipment, Wheel, WheelBuilder, step_distributions
 
@@ -187,9 +187,7 @@ def _script_step(api: Any, plugins: Plugins, binding: StepBinding, resources: Re
         inputs=inputs or None, outputs=pipeline_data or None, compute_target=target, runconfig=runconfig,
         allow_reuse=binding.allow_reuse)
     resolved = binding.resolve_params(values)
-    reuse = {"allow_reuse": binding.allow_reuse, "code": code,
-             "params": reuse_rule.components(spec, resolved, {}, binding.allow_reuse)["params"],
-             "inputs": bindings}
+    reuse = reuse_record(binding, code, resolved, bindings)
     return CompiledStep(binding, step, target, "python", outputs=outputs, environment=env, reuse=reuse)
 
 
@@ -239,8 +237,6 @@ def _automl_step(api: Any, validated: ValidatedPipeline, binding: StepBinding, r
     step = api.AutoMLStep(name=binding.name, automl_config=config, passthru_automl_config=False,
                           outputs=[outputs["metrics"], outputs["model"]], enable_default_model_output=False,
                           enable_default_metrics_output=False, allow_reuse=binding.allow_reuse)
-    reuse = {"allow_reuse": binding.allow_reuse, "code": reuse_rule.code_hash(binding.spec),
-             "params": reuse_rule.components(binding.spec, settings, {}, binding.allow_reuse)["params"],
-             "inputs": bindings}
+    reuse = reuse_record(binding, reuse_rule.code_hash(binding.spec), settings, bindings)
     return CompiledStep(binding, step, target, "automl", outputs=outputs, baked_settings=baked_settings,
                         automl_settings=dict(settings), reuse=reuse)

@@ -175,10 +175,7 @@ def run_step(args: argparse.Namespace, *, run: Any = None, plugins: Any = None, 
         locations[port] = _dataset_location(spec, port, input_datasets[named], workdir)
     for port, path in args.input:
         locations[port] = Path(path)
-    output_dirs = {}
-    for port, path in args.output:
-        output_dirs[port] = Path(path)
-        output_dirs[port].mkdir(parents=True, exist_ok=True)
+    output_dirs = entry.output_folders(args.output)
     inputs = load_inputs(spec, args.step, locations)
     context = AzureRunContext(run, step_name=args.step, params=params, output_dirs=output_dirs,
                               input_datasets=locations, local_workspace=local_workspace)

@@ -14,14 +14,8 @@ LOG_FILES = ("azureml-logs/70_driver_log.txt", "user_logs/std_log.txt", "azureml
 ERRORS = ServiceErrors()  # azureml-core quotes the service's JSON error body in its exceptions
 
 
-def short(exc: BaseException) -> str:
-    """The service's message inside an SDK v1 exception."""
-    return ERRORS.short(exc)
-
-
-def service_error(doing: str, exc: BaseException) -> BackendError:
-    """A BackendError for a failed SDK v1 call; authentication failures say how to log in again."""
-    return ERRORS.error(doing, exc)
+short = ERRORS.short  # the service's message inside an SDK v1 exception
+service_error = ERRORS.error  # a BackendError for a failed SDK v1 call; authentication failures say how to log in
 
 
 class V1Session:

@@ -30,18 +30,16 @@ import re
 import shlex
 import shutil
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .... import reuse as reuse_rule
 from ....errors import BackendError
 from ....manager import Plugins
 from ....pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipeline
 from ....steps import DataType
 from . import automl as automl_v2
 from ..compiled import (SCRIPT_DIR, SCRIPT_NAME, CompiledPipeline, CompiledStep, check_automl_budget, code_hash,
-                        compile_steps, refused)
+                        compile_steps, installed_versions, refused, reuse_record)
 
 NAME = "v2"
 LABEL = "Azure ML SDK v2"
@@ -70,13 +68,7 @@ def require_sdk() -> None:
 
 
 def versions() -> dict[str, str]:
-    found = {}
-    for dist in DISTRIBUTIONS:
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = "not installed"
-    return found
+    return installed_versions(DISTRIBUTIONS)
 
 
 @dataclass
@@ -374,11 +366,8 @@ def _command_node(CommandComponent: Any, Input: Any, Output: Any, UserIdentityCo
     # the submitting user's identity, so that context.register_model can call the workspace from the job
     node.identity = UserIdentityConfiguration()
     resolved = {k: v for k, v in binding.params.items() if not isinstance(v, PipelineParameter)}
-    reuse = {"allow_reuse": binding.allow_reuse, "code": code,
-             "params": reuse_rule.components(spec, resolved, {}, binding.allow_reuse)["params"],
-             "params_from_pipeline": sorted(v.name for v in binding.params.values()
-                                            if isinstance(v, PipelineParameter)),
-             "inputs": bindings}
+    reuse = reuse_record(binding, code, resolved, bindings, params_from_pipeline=sorted(
+        v.name for v in binding.params.values() if isinstance(v, PipelineParameter)))
     outputs = {port: node.outputs[port] for port in binding.outputs}
     compiled = CompiledStep(binding, node, target, "command", outputs=outputs, environment=env_plan, reuse=reuse)
     compiled.plan_inputs = described_inputs  # type: ignore[attr-defined]
@@ -445,9 +434,7 @@ def _automl_node(automl: Any, Input: Any, Output: Any, validated: ValidatedPipel
     node.display_name = binding.name
     node.compute = target
     fixed = automl_v2.fixed_parameters(v2, from_params)
-    reuse = {"allow_reuse": binding.allow_reuse, "code": code_hash(binding.spec),
-             "params": reuse_rule.components(binding.spec, given, {}, binding.allow_reuse)["params"],
-             "inputs": bindings}
+    reuse = reuse_record(binding, code_hash(binding.spec), given, bindings)
     compiled = CompiledStep(binding, node, target, "automl", outputs={"model": node.outputs[AUTOML_MODEL]},
                             baked_settings=fixed, automl_settings=dict(given), reuse=reuse)
     compiled.plan_inputs = described_inputs  # type: ignore[attr-defined]

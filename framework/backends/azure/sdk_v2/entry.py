@@ -238,10 +238,7 @@ def run_step(args: argparse.Namespace, *, plugins: Any = None, environ: Mapping[
     locations, direct = input_locations(spec, args.input)
     inputs = load_inputs(spec, args.step, locations)
     inputs.update(direct)
-    output_dirs = {}
-    for port, path in args.output:
-        output_dirs[port] = Path(path)
-        output_dirs[port].mkdir(parents=True, exist_ok=True)
+    output_dirs = entry.output_folders(args.output)
     context = MlflowRunContext(step_name=args.step, params=params, output_dirs=output_dirs,
                                input_datasets={**locations, **{k: Path(v) for k, v in args.input if k in direct}},
                                environ=environ, ml_client=ml_client)

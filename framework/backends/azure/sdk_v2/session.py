@@ -14,7 +14,7 @@ from typing import Any
 
 from ....errors import BackendError
 from ....pipeline import Dataset
-from ..backend import SHA256_TAG
+from ..backend import SHA256_TAG, unregistered
 from ..errors import ServiceErrors, say
 from ..follower import RUNNING, TERMINAL, StepRun, Trial, tail
 from . import client
@@ -57,14 +57,8 @@ ERRORS = V2Errors(markers=("Message: ", '"message": "'), stops=(" Code:", " Addi
                   sign_in="`az login`")
 
 
-def short(exc: BaseException) -> str:
-    """The service's message inside an SDK v2 exception."""
-    return ERRORS.short(exc)
-
-
-def service_error(doing: str, exc: BaseException) -> BackendError:
-    """A BackendError for a failed SDK v2 call: sign-in problems say how to sign in."""
-    return ERRORS.error(doing, exc)
+short = ERRORS.short  # the service's message inside an SDK v2 exception
+service_error = ERRORS.error  # a BackendError for a failed SDK v2 call: sign-in problems say how to sign in
 
 
 class V2Session:
@@ -141,9 +135,7 @@ class V2Session:
                     hashes[dataset.name] = (existing.tags or {}).get(SHA256_TAG) or f"azure:{existing.id}"
                     continue
                 if not dataset.sources or dataset.version:
-                    raise BackendError(f"dataset {dataset.name!r}" + (f" version {dataset.version}" if dataset.version
-                                       else "") + " is not registered in the workspace and the pipeline gives no "
-                                       "sources to register it from")
+                    raise unregistered(dataset)
                 files, sources, description = [], list(dataset.sources), dataset.description or None
             with tempfile.TemporaryDirectory(prefix="amlstep-data-") as folder:
                 target = Path(folder) / dataset.name
