@@ -34,14 +34,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...hookspecs import hookimpl
-from .compiled import CompiledPipeline, CompiledStep, Compiler
+from .compiled import CompiledPipeline, CompiledStep, Compiler, compile_steps
 
 if TYPE_CHECKING:
     from ...manager import Plugins
 
 SDK_VERSION = "v1"  # the default; ``compilers.names(plugins)`` lists them all
 
-__all__ = ["CompiledPipeline", "CompiledStep", "Compiler", "make_backend"]
+__all__ = ["CompiledPipeline", "CompiledStep", "Compiler", "compile_steps", "make_backend"]
 
 
 def make_backend(**options: Any) -> Any:

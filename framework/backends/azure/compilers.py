@@ -22,7 +22,7 @@ _FOUND: weakref.WeakKeyDictionary[Any, dict[str, Compiler]] = weakref.WeakKeyDic
 
 
 def registered(plugins: Plugins) -> dict[str, Compiler]:
-    """The compilers the plugins register, by name, in the order the plugins were registered."""
+    """The compilers the plugins register, by name: amlstep's own first, then the others, as registered."""
     known = _FOUND.get(plugins.pm)
     if known is not None:
         return known
@@ -45,6 +45,9 @@ def registered(plugins: Plugins) -> dict[str, Compiler]:
         except Exception as exc:
             raise PluginLoadError(f"plugin {impl.plugin_name!r} raised while registering Azure SDKs: "
                                   f"{type(exc).__name__}: {exc}") from exc
+    # amlstep's own first (the default leads), then the plugins', each in the order they were registered
+    own = [name for name in found if plugins.distributions.get(owners[name]) == "amlstep"]
+    found = {name: found[name] for name in [*own, *(name for name in found if name not in own)]}
     _FOUND[plugins.pm] = found
     return found
 
