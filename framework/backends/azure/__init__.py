@@ -39,8 +39,6 @@ from .compiled import CompiledPipeline, CompiledStep, Compiler, compile_steps
 if TYPE_CHECKING:
     from ...manager import Plugins
 
-SDK_VERSION = "v1"  # the default; ``compilers.names(plugins)`` lists them all
-
 __all__ = ["CompiledPipeline", "CompiledStep", "Compiler", "compile_steps", "make_backend"]
 
 
