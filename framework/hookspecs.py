@@ -10,8 +10,12 @@ from typing import TYPE_CHECKING, Any, Callable
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .backends import Backend
-    from .pipeline import Pipeline, StepBinding
+    from .backends.azure.compiled import Compiler
+    from .manager import Plugins
+    from .pipeline import Dataset, Pipeline, StepBinding
     from .reporting import Lineage, Predictor, Progress, ReportSection
     from .results import PipelineRunResult, StepRunResult
     from .steps import StepSpec
@@ -36,6 +40,24 @@ def register_backends(register: Callable[[str, Callable[..., Backend]], None]) -
 @hookspec
 def register_commands(cli: Any) -> None:
     """Add commands to the ``amlstep`` click group ``cli``."""
+
+
+@hookspec
+def register_run_options(register: Callable[..., None], plugins: Plugins) -> None:
+    """Add a backend's options to ``amlstep run``: ``register(backend, options, convert)``, where ``options`` are
+    click options and ``convert(values)`` turns their values (by parameter name) into the backend's options."""
+
+
+@hookspec
+def register_azure_sdks(register: Callable[[Compiler], None]) -> None:
+    """Register Azure ML SDKs the azure backend compiles to: ``register(compiler)``, a
+    ``framework.backends.azure.Compiler`` whose ``name`` is the ``--sdk`` value."""
+
+
+@hookspec(firstresult=True)
+def offline_azure_workspace(computes: list[str], datasets: list[Dataset], folder: Path) -> Any:
+    """A context manager giving an offline ``azureml.core.Workspace`` that holds ``computes`` and ``datasets``, for
+    SDK v1 dry runs; ``folder`` is a scratch folder for the duration. Stops at first non-None result."""
 
 
 @hookspec

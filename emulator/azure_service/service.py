@@ -185,7 +185,7 @@ class FakeAzureML:
         """A real ``azure.ai.ml.MLClient`` for this fake (the process environment must hold :meth:`environment_v2`)."""
         from azure.ai.ml import MLClient
 
-        from framework.backends.azure.client_v2 import FakeServiceCredential
+        from framework.backends.azure.sdk_v2.client import FakeServiceCredential
 
         return MLClient(FakeServiceCredential(TENANT), SUBSCRIPTION, RESOURCE_GROUP, self.workspace_name)
 

@@ -88,8 +88,10 @@ class FakeAzure:
 
         client = {"ml_client": self.ml_client, "poll_seconds": 0.5} if self.sdk == "v2" else \
             {"aml_workspace": self.workspace, "poll_seconds": 1.0}
-        return get_plugin_manager().backend("azure", sdk=self.sdk, workspace=self.local_workspace,
-                                            **{"download_dir": self.download_dir, **client, **options})
+        plugins = get_plugin_manager()
+        choice = plugins.backend("azure", sdk=self.sdk, workspace=self.local_workspace,
+                                 **{"download_dir": self.download_dir, **client, **options})
+        return choice.chosen(plugins)  # the SDK's own backend (ensure_datasets, submit...)
 
     def config(self, folder: Path) -> Path:
         """Write the fake's workspace config.json into ``folder`` (what ``amlstep fake-azure --config-out`` writes)."""
@@ -135,14 +137,14 @@ def open_fake_azure(folder: Path, cache: Path, *, sdk: str = "v1", **options: An
     ``sdk="v2"``: the client side speaks SDK v2 (``FakeAzure.ml_client``, TLS, the fake's cloud).
     """
     from framework import LocalWorkspace
-    from framework.backends.azure.sdk import require_azureml
+    from framework.backends.azure.sdk_v1.sdk import require_azureml
 
     require_azureml()
     if sdk == "v2":
-        from framework.backends.azure.compiler_v2 import require_sdk
+        from framework.backends.azure.sdk_v2.compiler import require_sdk
 
         require_sdk()
-    from framework.backends.azure.offline import sdk_home
+    from framework.backends.azure.sdk_v1.offline import sdk_home
 
     from .service import FakeAzureML
 

@@ -128,8 +128,8 @@ def test_missing_periods_are_inserted_and_the_target_imputed():
 def test_v1_compiler_emits_azures_forecasting_parameters():
     pytest.importorskip("azureml.train.automl")
     from framework import Dataset, Pipeline, get_plugin_manager
-    from framework.backends.azure.backend import AzureBackend
-    from framework.backends.azure.plan import render
+    from framework.backends.azure.sdk_v1.backend import AzureBackend
+    from framework.backends.azure.sdk_v1.plan import render
     from framework.pipeline import AutoMLStep
 
     pipeline = Pipeline([AutoMLStep("fc", training_data=Dataset("sales", version=1), task="forecasting",

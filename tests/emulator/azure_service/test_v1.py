@@ -14,7 +14,7 @@ import pytest
 from emulator.azure_service import FAKE_TOKEN, FakeAzureML
 from emulator.azure_service.service import RESOURCE_GROUP, SUBSCRIPTION
 from framework import BackendError
-from framework.backends.azure.backend import AzureBackend, Provisioning
+from framework.backends.azure.sdk_v1.backend import AzureBackend, Provisioning
 
 from ...framework.backends.azure.conftest import TITANIC
 

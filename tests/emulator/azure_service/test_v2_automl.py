@@ -202,7 +202,7 @@ def test_what_amlstep_compiles_reads_back_as_the_steps_own_settings(tmp_path):
     import json
 
     from framework import AutoMLStep, Dataset, Pipeline, Step, get_plugin_manager
-    from framework.backends.azure.compiler_v2 import compile_pipeline
+    from framework.backends.azure.sdk_v2.compiler import build as compile_pipeline
 
     settings = dict(task="classification", label_column_name="Survived", primary_metric="norm_macro_recall",
                     iterations=7, experiment_timeout_minutes=45, iteration_timeout_minutes=6, max_concurrent_iterations=2,

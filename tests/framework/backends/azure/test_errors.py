@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from framework import BackendError, get_plugin_manager, load_pipeline
-from framework.backends.azure import sdk
-from framework.backends.azure.backend import AzureBackend
+from framework.backends.azure.sdk_v1 import sdk
+from framework.backends.azure.sdk_v1.backend import AzureBackend
 from framework.cli import make_cli
 from framework.testing import check_compiles_for_azure
 
