@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..errors import WorkspaceError
-from . import liveness
+from . import liveness, rows
 from .db import (
+    WorkspaceDamaged,
     WorkspaceLocked,
     WorkspaceUnwritable,
     is_disk_full,
@@ -43,6 +44,7 @@ from .db import (
     locked_message,
     no_space_message,
     translate,
+    unreadable_row_message,
 )
 from .liveness import process_alive, process_start
 from .names import check_asset_name
@@ -274,13 +276,16 @@ class LocalWorkspace:
         wal = Path(f"{self.db_path}-wal")
         if size == 0 and wal.is_file() and wal.stat().st_size > 0:
             return
-        found = held_data(self.path)
+        kept = sorted(p.name for p in self.path.glob("amlstep.db.damaged-*")
+                      if not p.name.endswith(("-wal", "-shm", "-journal")))
+        found = ", ".join(filter(None, [held_data(self.path), f"{len(kept)} kept cop{'y' if len(kept) == 1 else 'ies'} "
+                                                               f"of its history ({', '.join(kept[-3:])})" if kept else ""]))
         if found:
             state = "is missing" if size is None else "is empty (0 bytes)"
             raise WorkspaceError(
                 f"workspace {self.path} holds {found} but its run history amlstep.db {state}; amlstep will not start "
                 f"a new history over existing data. Restore amlstep.db from a backup, or run `amlstep --workspace "
-                f"{self.path} workspace check --repair` to rebuild the dataset and model registries from the files")
+                f"{self.path} workspace check --repair` to rebuild it from the kept copies and the files")
 
     def _housekeeping(self) -> None:
         """Mark runs of dead processes Failed and remove their half-written files; skipped when unwritable."""
@@ -604,10 +609,11 @@ class LocalWorkspace:
         return [self._dataset(r) for r in rows]
 
     def _dataset(self, row: sqlite3.Row) -> DatasetVersion:
+        data = self._decoded("datasets", row)
         return DatasetVersion(
-            name=row["name"], version=row["version"], path=self.path / "datasets" / row["name"] / str(row["version"]),
-            files=json.loads(row["files"]), sha256=row["sha256"], sources=json.loads(row["sources"]),
-            description=row["description"] or "", created_at=row["created_at"],
+            name=data["name"], version=data["version"], path=self.path / "datasets" / data["name"] / str(data["version"]),
+            files=data["files"], sha256=data["sha256"], sources=data["sources"],
+            description=data["description"] or "", created_at=data["created_at"],
         )
 
     # -- models -------------------------------------------------------------------------------
@@ -676,11 +682,12 @@ class LocalWorkspace:
         return [self._model(r) for r in rows]
 
     def _model(self, row: sqlite3.Row) -> ModelVersion:
+        data = self._decoded("models", row)
         return ModelVersion(
-            name=row["name"], version=row["version"], path=self.path / "models" / row["name"] / str(row["version"]),
-            files=json.loads(row["files"]), sha256=row["sha256"], run_id=row["run_id"],
-            description=row["description"] or "", properties=json.loads(row["properties"]),
-            tags=json.loads(row["tags"]), created_at=row["created_at"],
+            name=data["name"], version=data["version"], path=self.path / "models" / data["name"] / str(data["version"]),
+            files=data["files"], sha256=data["sha256"], run_id=data["run_id"],
+            description=data["description"] or "", properties=data["properties"],
+            tags=data["tags"], created_at=data["created_at"],
         )
 
     # -- run history --------------------------------------------------------------------------
@@ -770,8 +777,8 @@ class LocalWorkspace:
 
     def merge_properties(self, run_id: str, properties: dict[str, Any]) -> None:
         with self._write() as conn:
-            row = conn.execute("SELECT properties FROM runs WHERE id=?", (run_id,)).fetchone()
-            merged = {**json.loads(row[0]), **properties} if row else properties
+            row = conn.execute("SELECT id, properties FROM runs WHERE id=?", (run_id,)).fetchone()
+            merged = {**self._decoded("runs", row)["properties"], **properties} if row else properties
             conn.execute("UPDATE runs SET properties=? WHERE id=?", (_dumps(merged), run_id))
 
     def log_metric(self, run_id: str, name: str, value: Any) -> None:
@@ -790,11 +797,11 @@ class LocalWorkspace:
     def get_metrics(self, run_id: str) -> dict[str, Any]:
         """Metrics of a run: a single value, or a list when the name was logged more than once."""
         with self._connect() as conn:
-            rows = conn.execute("SELECT name, value FROM metrics WHERE run_id=? ORDER BY name, seq",
-                                (run_id,)).fetchall()
+            found_rows = conn.execute("SELECT run_id, name, value FROM metrics WHERE run_id=? ORDER BY name, seq",
+                                      (run_id,)).fetchall()
         found: dict[str, list[Any]] = {}
-        for row in rows:
-            found.setdefault(row["name"], []).append(json.loads(row["value"]))
+        for row in found_rows:
+            found.setdefault(row["name"], []).append(self._decoded("metrics", row)["value"])
         return {k: v[0] if len(v) == 1 else v for k, v in found.items()}
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -877,11 +884,14 @@ class LocalWorkspace:
         return self._run(row) if row else None
 
     def _run(self, row: sqlite3.Row) -> RunRecord:
-        data = dict(row)
-        for key in _RUN_JSON_FIELDS:
-            if data.get(key) is not None:
-                data[key] = json.loads(data[key])
-        return RunRecord(**data)
+        return RunRecord(**self._decoded("runs", row))
+
+    def _decoded(self, table: str, row: sqlite3.Row) -> dict[str, Any]:
+        """A row with its JSON decoded; a row that does not decode is named in one line (no traceback)."""
+        try:
+            return rows.decode(table, dict(row))
+        except rows.RowProblem as exc:
+            raise WorkspaceDamaged(unreadable_row_message(self.db_path, str(exc))) from None
 
     # -- datastore ----------------------------------------------------------------------------
     def output_root(self, step_run_id: str) -> Path:
