@@ -11,6 +11,7 @@ To add a case, append a ``Case`` to ``CASES``: ``act(ctx)`` does the wrong thing
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -477,6 +478,22 @@ ROBUSTNESS_CASES = [
 CASES += ROBUSTNESS_CASES
 
 
+# == never lie, never lose, round 2 (issue 24) ==================================================================
+ISSUE24_CASES = [
+    # pipeline files that end the program while loading
+    exits(2, "broken_pipeline.py:2: the pipeline file called sys.exit(0) while loading; a pipeline file must define the "
+             "pipeline, not end the program", _pipeline_file("import sys\nsys.exit(0)\n"), id="i24-pipeline-sys-exit-0"),
+    exits(2, "broken_pipeline.py:3: the pipeline file called sys.exit('bye') while loading",
+          _pipeline_file("import sys\n\nsys.exit('bye')\n"), id="i24-pipeline-sys-exit-message"),
+    exits(2, "broken_pipeline.py:4: create_pipeline() called sys.exit(3) while loading",
+          _pipeline_file("import sys\n\ndef create_pipeline():\n    sys.exit(3)\n"), id="i24-pipeline-factory-sys-exit"),
+    exits(2, "broken_pipeline.py:2: the pipeline file called sys.exit(0) while loading",
+          lambda c: c.cli("explain-reuse", c.csv("broken_pipeline.py", "import sys\nsys.exit(0)\n")),
+          id="i24-explain-reuse-sys-exit"),
+]
+CASES += ISSUE24_CASES
+
+
 class _BadDeclaration:
     from framework import hookimpl as _hookimpl
 
@@ -545,3 +562,48 @@ def test_bad_input(case: Case, ctx: Context) -> None:
         failed = ctx.workspace.get_run(result.run_id)
         assert failed.status == "Failed" and case.message in failed.error
     unchanged(before, snapshot(ctx.workspace))
+
+
+# -- issue 24: what pipeline files and plugins print or do while loading --------------------------------------------
+PRINTS = """
+from framework import Pipeline, Step
+
+print("hello from the pipeline file")
+pipeline = Pipeline([Step("make_table")], experiment="prints")
+"""
+
+NOISY_PLUGIN = """
+print("hello from a plugin")
+"""
+
+
+def test_a_pipeline_file_that_prints_does_not_break_run_json(ctx: Context) -> None:
+    result = ctx.cli("run", ctx.csv("prints.py", PRINTS), "--json", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "Completed"
+    assert "hello from the pipeline file" in result.stderr
+
+
+def test_a_plugin_that_prints_while_imported_does_not_break_json(plugin_distribution, workspace) -> None:
+    plugin_distribution("amlstep-noisy", "amlstep_noisy", NOISY_PLUGIN)
+    result = CliRunner().invoke(make_cli(), ["--workspace", str(workspace.path), "plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "dataprep_titanic" in {s["name"] for s in json.loads(result.stdout)["steps"]}
+    assert "hello from a plugin" in result.stderr
+
+
+@pytest.mark.parametrize("code, shown", [("0", "0"), ("'bye'", "'bye'")])
+def test_a_plugin_that_calls_sys_exit_while_imported_is_named(plugin_distribution, workspace, tmp_path, capsys,
+                                                                code, shown) -> None:
+    from framework.cli import main
+
+    plugin_distribution("amlstep-quits", "amlstep_quits", f"import sys\nsys.exit({code})\n")
+    source = tmp_path / "d.csv"
+    source.write_text("a\n1\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["--workspace", str(workspace.path), "datasets", "register", "d", str(source)])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        f"Error: plugin entry point 'amlstep_quits' = 'amlstep_quits' from distribution 'amlstep-quits' called "
+        f"sys.exit({shown}) while being imported; a plugin must not end the program\n")
+    assert workspace.list_datasets() == []
