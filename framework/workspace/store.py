@@ -29,7 +29,7 @@ import sqlite3
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -133,16 +133,21 @@ class DatasetVersion:
     sources: list[str]
     description: str
     created_at: float
+    restored: tuple[int, ...] = field(default=(), compare=False)
+    """Versions of this content whose files were missing or changed and were put back by this registration."""
 
     def file_paths(self) -> list[Path]:
         return [self.path / f for f in self.files]
 
     def check_files(self) -> None:
         """Raise a one-line WorkspaceError when registered files were deleted behind amlstep's back."""
-        _check_files(f"dataset {self.name}:{self.version}", self.path, self.files)
+        _check_files(f"dataset {self.name}:{self.version}", self.path, self.files,
+                     f"; register the same file again to put it back (`amlstep datasets register {self.name} FILE`)")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "path": str(self.path)}
+        data = {**asdict(self), "path": str(self.path)}
+        data.pop("restored")
+        return data
 
 
 @dataclass(frozen=True)
@@ -528,10 +533,11 @@ class LocalWorkspace:
             for base, path in zip(names, local):
                 digest.update(base.encode() + b"\0" + sha256_file(path).encode())
             content = digest.hexdigest()
+            restored = self._restore_dataset_files(name, content, names, local, staging)
             latest = self._latest_dataset(name)
             if latest is not None and latest.sha256 == content:
                 self._cache_sources(sources, local, cache)
-                return latest, False
+                return replace(latest, restored=restored), False
             files = staging / "files"
             files.mkdir()
             for base, path in zip(names, local):
@@ -560,9 +566,33 @@ class LocalWorkspace:
         finally:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
-        registered = self.get_dataset(name, version)
+        registered = replace(self.get_dataset(name, version), restored=restored)
         self._cache_sources(sources, registered.file_paths(), cache)
         return registered, True
+
+    def _restore_dataset_files(self, name: str, content: str, names: Sequence[str], local: Sequence[Path],
+                               staging: Path) -> tuple[int, ...]:
+        """Put back the files of registered versions of ``name`` with this content whose files are missing or
+        changed (deleted outside amlstep): the staged copies are those very files. A changed folder is set
+        aside in ``lost+found/``, never deleted. Returns the versions put back."""
+        with self._connect() as conn:
+            found = [self._dataset(r) for r in conn.execute("SELECT * FROM datasets WHERE name=? AND sha256=? "
+                                                            "ORDER BY version", (name, content)).fetchall()]
+        restored = []
+        for dataset in found:
+            if dataset.files != list(names) or _dataset_intact(dataset):
+                continue
+            copy = staging / f"restore-{dataset.version}"
+            copy.mkdir()
+            for base, path in zip(names, local):
+                shutil.copyfile(path, copy / base)
+                shutil.copymode(path, copy / base)
+            with self._write():  # one restorer at a time
+                if _dataset_intact(dataset):
+                    continue
+                self._move_into_place(copy, dataset.path)
+            restored.append(dataset.version)
+        return tuple(restored)
 
     def _cache_sources(self, sources: Sequence[str], files: Sequence[Path], cache: Path) -> None:
         for source, path in zip(sources, files):
@@ -954,12 +984,22 @@ class LocalWorkspace:
         return path.resolve().relative_to(self.path).as_posix()
 
 
-def _check_files(what: str, folder: Path, files: Sequence[str]) -> None:
+def _check_files(what: str, folder: Path, files: Sequence[str], fix: str = "") -> None:
     missing = [f for f in files if not (folder / f).is_file()]
     if missing:
         gone = "its folder" if not folder.exists() else ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-        raise WorkspaceError(f"{what} is registered but {gone} is missing from {folder} (deleted outside amlstep?); "
+        raise WorkspaceError(f"{what} is registered but {gone} is missing from {folder} (deleted outside amlstep?){fix}; "
                              f"`amlstep workspace check` lists what else is missing")
+
+
+def _dataset_intact(dataset: DatasetVersion) -> bool:
+    """Whether every file of ``dataset`` is in place with the content that was registered."""
+    if not all(p.is_file() for p in dataset.file_paths()):
+        return False
+    digest = hashlib.sha256()
+    for base, path in zip(dataset.files, dataset.file_paths()):
+        digest.update(base.encode() + b"\0" + sha256_file(path).encode())
+    return digest.hexdigest() == dataset.sha256
 
 
 def _dumps(value: Any) -> str:
