@@ -13,6 +13,7 @@ import hashlib
 import http.client
 import os
 import shutil
+import stat
 import sys
 import time
 import urllib.error
@@ -75,10 +76,12 @@ def fetch_into(source: str, target: Path, cache_dir: Path, *, refresh: bool = Fa
             if not os.access(path, os.R_OK):
                 raise WorkspaceError(f"dataset source {source!r} is not readable")
             shutil.copyfile(path, target)
+            keep_permissions(path, target)
             return False
         cached = cache_path(source, cache_dir)
         if cached.is_file() and not refresh:
             shutil.copyfile(cached, target)
+            keep_permissions(cached, target)
             return True
         download(source, target, progress=progress if progress is not None else terminal_progress())
         return False
@@ -87,6 +90,38 @@ def fetch_into(source: str, target: Path, cache_dir: Path, *, refresh: bool = Fa
         if is_disk_full(exc):
             raise WorkspaceUnwritable(no_space_message(workspace)) from None
         raise WorkspaceError(f"dataset source {source!r}: cannot copy it into the workspace: {exc.strerror or exc}") from None
+
+
+def umask() -> int:
+    """This process's umask (read from /proc where it can be, without changing it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def keep_permissions(source: Path, copy: Path, mask: int | None = None) -> None:
+    """Give ``copy`` the permissions of ``source`` or those the umask allows, whichever is stricter: a file
+    only its owner may read stays so in the workspace."""
+    allowed = stat.S_IMODE(source.stat().st_mode) & ~(umask() if mask is None else mask) & 0o777
+    os.chmod(copy, allowed)
+
+
+def keep_tree_permissions(source: Path, copy: Path) -> None:
+    """``keep_permissions`` for every file and folder of a copied tree (folders stay usable by their owner)."""
+    mask = umask()
+    for path in [copy, *copy.rglob("*")]:
+        original = source / path.relative_to(copy)
+        if path.is_symlink() or not original.exists():
+            continue
+        keep_permissions(original, path, mask)
+        if path.is_dir():
+            os.chmod(path, stat.S_IMODE(path.stat().st_mode) | stat.S_IRWXU)
 
 
 def cache_download(source: str, registered: Path, cache_dir: Path) -> None:
@@ -98,6 +133,7 @@ def cache_download(source: str, registered: Path, cache_dir: Path) -> None:
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(registered, partial)
+        keep_permissions(registered, partial)
         os.replace(partial, target)
     except OSError:
         partial.unlink(missing_ok=True)

@@ -48,7 +48,7 @@ from .db import (
 )
 from .liveness import process_alive, process_start
 from .names import check_asset_name
-from .sources import cache_download, fetch_into, source_name
+from .sources import cache_download, fetch_into, keep_permissions, keep_tree_permissions, source_name
 
 SCHEMA_VERSION = 3
 ENV_VAR = "AMLSTEP_WORKSPACE"
@@ -542,21 +542,30 @@ class LocalWorkspace:
             files.mkdir()
             for base, path in zip(names, local):
                 os.replace(path, files / base)
-            with self._write() as conn:
-                row = conn.execute("SELECT version, sha256 FROM datasets WHERE name=? ORDER BY version DESC "
-                                   "LIMIT 1", (name,)).fetchone()
-                if row is not None and row["sha256"] == content:
-                    return self.get_dataset(name, row["version"]), False
-                version = (row["version"] if row else 0) + 1
-                target = self.path / "datasets" / name / str(version)
-                self._move_into_place(files, target)
-                conn.execute(
-                    "INSERT INTO datasets(name, version, description, sources, files, sha256, created_at) "
-                    "VALUES (?,?,?,?,?,?,?)",
-                    (name, version, description, json.dumps(list(sources)), json.dumps(names), content, time.time()),
-                )
+            placed: Path | None = None
+            try:
+                with self._write() as conn:
+                    row = conn.execute("SELECT version, sha256 FROM datasets WHERE name=? ORDER BY version DESC "
+                                       "LIMIT 1", (name,)).fetchone()
+                    if row is not None and row["sha256"] == content:
+                        return self.get_dataset(name, row["version"]), False
+                    version = (row["version"] if row else 0) + 1
+                    target = self.path / "datasets" / name / str(version)
+                    self._move_into_place(files, target)
+                    placed = target
+                    conn.execute(
+                        "INSERT INTO datasets(name, version, description, sources, files, sha256, created_at) "
+                        "VALUES (?,?,?,?,?,?,?)",
+                        (name, version, description, json.dumps(list(sources)), json.dumps(names), content,
+                         time.time()),
+                    )
+            except BaseException:
+                if placed is not None and version is not None and \
+                        self._recorded("datasets", name, version, content) is False:
+                    self._take_back(placed, staging)
+                raise
         except KeyboardInterrupt:
-            if version is None or not self._dataset_recorded(name, version, content):
+            if version is None or not self._recorded("datasets", name, version, content):
                 raise RegistrationInterrupted(f"interrupted: nothing was registered as dataset {name!r}") from None
             raise
         except OSError as exc:
@@ -594,16 +603,26 @@ class LocalWorkspace:
             restored.append(dataset.version)
         return tuple(restored)
 
+    def _take_back(self, placed: Path, staging: Path) -> None:
+        """The commit that was to record ``placed`` failed (a full disk): move it back into staging, which is
+        removed, so that no unrecorded copy keeps the disk full. Best effort: a folder that stays is reported by
+        ``workspace check`` and set aside by the next registration."""
+        try:
+            os.replace(placed, staging / f"unrecorded-{uuid.uuid4().hex[:8]}")
+        except OSError:
+            pass
+
     def _cache_sources(self, sources: Sequence[str], files: Sequence[Path], cache: Path) -> None:
         for source, path in zip(sources, files):
             cache_download(source, path, cache)
 
-    def _dataset_recorded(self, name: str, version: int, content: str) -> bool:
+    def _recorded(self, table: str, name: str, version: int, content: str) -> bool | None:
+        """Whether version ``version`` of ``name`` with this content is in the registry (None: cannot tell)."""
         try:
             with self._connect(timeout=1.0) as conn:
-                row = conn.execute("SELECT sha256 FROM datasets WHERE name=? AND version=?", (name, version)).fetchone()
+                row = conn.execute(f"SELECT sha256 FROM {table} WHERE name=? AND version=?", (name, version)).fetchone()
         except WorkspaceError:
-            return False
+            return None
         return row is not None and row["sha256"] == content
 
     def _latest_dataset(self, name: str) -> DatasetVersion | None:
@@ -668,22 +687,31 @@ class LocalWorkspace:
             if source.is_dir():
                 shutil.copytree(source, staging / "model", symlinks=False)
                 root = staging / "model"
+                keep_tree_permissions(source, root)
             else:
                 root = staging / "model"
                 root.mkdir()
                 shutil.copyfile(source, root / source.name)
+                keep_permissions(source, root / source.name)
             files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
             content = sha256_tree(root)
-            with self._write() as conn:
-                row = conn.execute("SELECT MAX(version) FROM models WHERE name=?", (name,)).fetchone()
-                version = (row[0] or 0) + 1
-                self._move_into_place(root, self.path / "models" / name / str(version))
-                conn.execute(
-                    "INSERT INTO models(name, version, description, files, sha256, run_id, properties, tags, "
-                    "created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (name, version, description, json.dumps(files), content, run_id,
-                     json.dumps(properties or {}), json.dumps(tags or {}), time.time()),
-                )
+            placed: Path | None = None
+            try:
+                with self._write() as conn:
+                    row = conn.execute("SELECT MAX(version) FROM models WHERE name=?", (name,)).fetchone()
+                    version = (row[0] or 0) + 1
+                    placed = self.path / "models" / name / str(version)
+                    self._move_into_place(root, placed)
+                    conn.execute(
+                        "INSERT INTO models(name, version, description, files, sha256, run_id, properties, tags, "
+                        "created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (name, version, description, json.dumps(files), content, run_id,
+                         json.dumps(properties or {}), json.dumps(tags or {}), time.time()),
+                    )
+            except BaseException:
+                if placed is not None and self._recorded("models", name, version, content) is False:
+                    self._take_back(placed, staging)
+                raise
         except OSError as exc:
             if is_disk_full(exc):
                 raise WorkspaceUnwritable(no_space_message(self.path)) from None

@@ -200,3 +200,25 @@ def test_registering_the_same_file_again_puts_back_a_deleted_dataset_file(worksp
     if damage == "changed file":
         kept = list((workspace.path / "lost+found").glob("datasets_t_1.*/table.csv"))
         assert [p.read_text() for p in kept] == ["x,y\n9,9\n"], "the changed file is set aside, not deleted"
+
+
+@pytest.mark.parametrize("source_mode, umask, registered_mode", [(0o600, 0o022, 0o600), (0o644, 0o077, 0o600),
+                                                                  (0o640, 0o022, 0o640), (0o644, 0o022, 0o644)])
+def test_a_registered_file_keeps_its_permissions_or_the_umask_whichever_is_stricter(workspace, tmp_path, source_mode,
+                                                                                   umask, registered_mode):
+    import os
+
+    source = tmp_path / "secret.csv"
+    source.write_text("x,y\n1,2\n")
+    os.chmod(source, source_mode)
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"model")
+    os.chmod(model, source_mode)
+    previous = os.umask(umask)
+    try:
+        dataset, _ = workspace.register_dataset("secret", [str(source)])
+        registered = workspace.register_model("secret", model)
+    finally:
+        os.umask(previous)
+    assert oct(os.stat(dataset.path / "secret.csv").st_mode & 0o777) == oct(registered_mode)
+    assert oct(os.stat(registered.path / "model.pkl").st_mode & 0o777) == oct(registered_mode)
