@@ -389,8 +389,9 @@ def datasets_register(state: State, name: str, sources: tuple[str, ...], descrip
     from .commands.browse import resolved_sources
 
     try:
-        version, created = state.workspace.register_dataset(name, resolved_sources(sources), description=description,
-                                                            refresh=refresh)
+        with cancel_on_sigterm():  # SIGTERM (kill, a container stopping) is Ctrl-C: staging removed, one line
+            version, created = state.workspace.register_dataset(name, resolved_sources(sources),
+                                                                description=description, refresh=refresh)
     except KeyboardInterrupt as exc:  # RegistrationInterrupted says whether anything was registered
         fail(str(exc) or "interrupted", EXIT_FAILED)
         return

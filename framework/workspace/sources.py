@@ -9,6 +9,7 @@ only after its file registered successfully; ``refresh=True`` ignores the cache.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import os
@@ -36,8 +37,54 @@ CHUNK = 1 << 16
 Progress = Callable[[str, int, "int | None", bool], None]
 
 
+# Query parameters that carry secrets: Azure SAS signatures, OAuth and API tokens, cloud signatures.
+SECRET_PARAMETERS = frozenset({
+    "sig", "signature", "token", "access_token", "refresh_token", "id_token", "code", "password", "passwd", "pwd",
+    "secret", "client_secret", "key", "apikey", "api_key", "api-key", "sas", "x-amz-signature",
+    "x-amz-security-token", "x-amz-credential", "x-goog-signature", "x-goog-credential",
+})
+REDACTED = "***"
+
+
 def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
+
+
+def redact(source: str) -> str:
+    """``source`` as it may be shown or stored for display: a URL's password and secret query parameters
+    (a SAS token's ``sig``, ``token=``, ``key=``...) replaced by ``***``. Anything else unchanged."""
+    if "://" not in source:
+        return source
+    try:
+        parts = urllib.parse.urlsplit(source)
+    except ValueError:
+        return source
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}{':' + REDACTED if colon else ''}@{host}"
+    query = parts.query
+    if query:
+        pairs = []
+        for pair in query.split("&"):
+            name, equals, _ = pair.partition("=")
+            secret = urllib.parse.unquote_plus(name).strip().lower() in SECRET_PARAMETERS
+            pairs.append(f"{name}={REDACTED}" if equals and secret else pair)
+        query = "&".join(pairs)
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _credentials(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without its ``user:password@`` part, and the Authorization header that carries them instead
+    (urllib would take them for part of the host name)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, {}
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()).decode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {token}"}
 
 
 def download_timeout() -> float:
@@ -72,9 +119,9 @@ def fetch_into(source: str, target: Path, cache_dir: Path, *, refresh: bool = Fa
         if not is_url(source):
             path = Path(source).expanduser()
             if not path.is_file():
-                raise WorkspaceError(f"dataset source {source!r} does not exist or is not a file")
+                raise WorkspaceError(f"dataset source {redact(source)!r} does not exist or is not a file")
             if not os.access(path, os.R_OK):
-                raise WorkspaceError(f"dataset source {source!r} is not readable")
+                raise WorkspaceError(f"dataset source {redact(source)!r} is not readable")
             shutil.copyfile(path, target)
             keep_permissions(path, target)
             return False
@@ -89,7 +136,8 @@ def fetch_into(source: str, target: Path, cache_dir: Path, *, refresh: bool = Fa
         target.unlink(missing_ok=True)
         if is_disk_full(exc):
             raise WorkspaceUnwritable(no_space_message(workspace)) from None
-        raise WorkspaceError(f"dataset source {source!r}: cannot copy it into the workspace: {exc.strerror or exc}") from None
+        raise WorkspaceError(f"dataset source {redact(source)!r}: cannot copy it into the workspace: "
+                             f"{exc.strerror or exc}") from None
 
 
 def umask() -> int:
@@ -145,7 +193,10 @@ def download(url: str, target: Path, *, timeout: float | None = None, progress: 
     started = time.monotonic()
     deadline = started + total
     received = 0
-    request = urllib.request.Request(url, headers={"User-Agent": "amlstep", "Accept-Encoding": "identity"})
+    address, authorization = _credentials(url)
+    url = redact(url)  # every message names the URL without its secrets
+    request = urllib.request.Request(address, headers={"User-Agent": "amlstep", "Accept-Encoding": "identity",
+                                                       **authorization})
     try:
         with urllib.request.urlopen(request, timeout=min(DOWNLOAD_TIMEOUT_SECONDS, total)) as response, \
                 open(target, "wb") as out:

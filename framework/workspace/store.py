@@ -48,7 +48,7 @@ from .db import (
 )
 from .liveness import process_alive, process_start
 from .names import check_asset_name
-from .sources import cache_download, fetch_into, keep_permissions, keep_tree_permissions, source_name
+from .sources import cache_download, fetch_into, keep_permissions, keep_tree_permissions, redact, source_name
 
 SCHEMA_VERSION = 3
 ENV_VAR = "AMLSTEP_WORKSPACE"
@@ -528,7 +528,7 @@ class LocalWorkspace:
                 from ..io import check_delimited_file
 
                 for source, path in zip(sources, local):
-                    check_delimited_file(path, f"dataset {name!r} source {source!r}")
+                    check_delimited_file(path, f"dataset {name!r} source {redact(source)!r}")
             digest = hashlib.sha256()
             for base, path in zip(names, local):
                 digest.update(base.encode() + b"\0" + sha256_file(path).encode())
@@ -556,7 +556,7 @@ class LocalWorkspace:
                     conn.execute(
                         "INSERT INTO datasets(name, version, description, sources, files, sha256, created_at) "
                         "VALUES (?,?,?,?,?,?,?)",
-                        (name, version, description, json.dumps(list(sources)), json.dumps(names), content,
+                        (name, version, description, json.dumps([redact(s) for s in sources]), json.dumps(names), content,
                          time.time()),
                     )
             except BaseException:
@@ -661,7 +661,7 @@ class LocalWorkspace:
         data = self._decoded("datasets", row)
         return DatasetVersion(
             name=data["name"], version=data["version"], path=self.path / "datasets" / data["name"] / str(data["version"]),
-            files=data["files"], sha256=data["sha256"], sources=data["sources"],
+            files=data["files"], sha256=data["sha256"], sources=[redact(str(s)) for s in data["sources"]],
             description=data["description"] or "", created_at=data["created_at"],
         )
 
