@@ -65,7 +65,7 @@ class LocalBackend:
                 "continue_on_step_failure": pipeline.pipeline.continue_on_step_failure,
                 **({"resumed_from": resume} if resume else {}),
             })
-        started = time.time()
+        started = time.monotonic()
         result = PipelineRunResult(run_id=run.id, experiment=pipeline.experiment, status="Running",
                                    backend=self.name, params=values)
         hook = plugins.hook
@@ -96,7 +96,7 @@ class LocalBackend:
                 ws.note_unrecorded(run.id, f"canceled by the user; the cancellation could not be recorded: {unrecorded}")
                 raise unrecorded from None
             result.status, result.error = "Canceled", "canceled by the user"
-            result.duration = time.time() - started
+            result.duration = time.monotonic() - started
             hook.after_pipeline_run(run_id=run.id, pipeline=pipeline.pipeline, result=result)
             raise RunCanceled(f"pipeline run {run.id} was canceled") from exc
         except BaseException as exc:
@@ -116,7 +116,7 @@ class LocalBackend:
             result.status, result.error = "Failed", first.error
         else:
             result.status = "Completed"
-        result.duration = time.time() - started
+        result.duration = time.monotonic() - started
         try:
             ws.update_run(run.id, status=result.status, error=result.error,
                           outputs={k: ws.relative(Path(v)) for k, v in result.outputs.items()})
@@ -183,7 +183,7 @@ class LocalBackend:
         staging = ws.staging_dir()
         log_path = ws.log_path(step_run.id)
         ws.update_run(step_run.id, log_path=ws.relative(log_path))
-        started = time.time()
+        started = time.monotonic()
         try:
             with capture_output(log_path, self.echo):
                 self._execute(binding, step_run, run, params, input_locations, staging)
@@ -197,7 +197,7 @@ class LocalBackend:
                 data[data_name] = (location, records[port]["sha256"], kind)
             ws.update_run(step_run.id, status="Completed", outputs=records)
             result = StepRunResult(binding.name, step_run.id, "Completed", reasons=reasons,
-                                   duration=time.time() - started, outputs=_output_paths(ws, records),
+                                   duration=time.monotonic() - started, outputs=_output_paths(ws, records),
                                    log_path=str(log_path))
             hook.after_step_run(run_id=run.id, step=binding, step_run_id=step_run.id, result=result)
             return result
@@ -220,7 +220,7 @@ class LocalBackend:
             self._say(f"[{binding.name}] failed: {message}")
             hook.on_step_error(run_id=run.id, step=binding, step_run_id=step_run.id, error=exc)
             return StepRunResult(binding.name, step_run.id, "Failed", reasons=reasons,
-                                 duration=time.time() - started, error=message, log_path=str(log_path),
+                                 duration=time.monotonic() - started, error=message, log_path=str(log_path),
                                  traceback=traceback_tail(exc, binding))
 
     def _resumable(self, pipeline: ValidatedPipeline, run_id: str) -> tuple[RunRecord, dict[str, RunRecord]]:

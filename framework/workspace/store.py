@@ -224,6 +224,7 @@ class LocalWorkspace:
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, allow_missing_history: bool = False) -> None:
         self.path = Path(path).expanduser().resolve() if path is not None else default_workspace_path().resolve()
+        self._clocks: dict[str, tuple[float, float]] = {}  # run id -> (started_at, monotonic clock then)
         self._open(allow_missing_history)
 
     # -- set-up -----------------------------------------------------------------------------
@@ -333,34 +334,41 @@ class LocalWorkspace:
         """Mark local runs whose process died (``kill -9``, crash, power loss) as Failed; return their ids.
 
         A run is dead when the lease of the process running it is no longer held. Runs recorded
-        before leases existed are judged by pid and process start time on this host.
+        before leases existed are judged by pid and process start time on this host. Its end is
+        when it was last seen alive (see ``_last_seen``), not when someone noticed.
         """
-        host = socket.gethostname()
-        with self._connect() as conn:
-            rows = conn.execute("SELECT id, pid, process_start, host, lease FROM runs WHERE status='Running' "
-                                "AND backend='local'").fetchall()
-        probes: dict[str, liveness.Probe] = {}
-        dead: list[tuple[str, str]] = []
-        for row in rows:
-            reason = INTERRUPTED
-            if row["lease"]:
-                if row["lease"] not in probes:
-                    probes[row["lease"]] = liveness.probe(self.path, row["lease"])
-                found = probes[row["lease"]]
-                if found.state == liveness.DEAD:
-                    note = found.info.get("note")
-                    dead.append((row["id"], f"interrupted: {note}" if note else reason))
-                    continue
-                if found.state != liveness.GONE:
-                    continue
-            if row["host"] == host and not process_alive(row["pid"], row["process_start"]):
-                dead.append((row["id"], reason))
+        dead = self.interrupted_runs()
         if dead:
             with self._write(timeout=min(lock_timeout(), 2.0)) as conn:
                 conn.executemany(
                     "UPDATE runs SET status='Failed', ended_at=?, error=? WHERE id=? AND status='Running'",
-                    [(time.time(), reason, run_id) for run_id, reason in dead])
-        return [run_id for run_id, _ in dead]
+                    [(ended, reason, run_id) for run_id, reason, ended in dead])
+        return [run_id for run_id, _, _ in dead]
+
+    def interrupted_runs(self) -> list[tuple[str, str, float]]:
+        """Local runs recorded Running whose process is gone: (id, reason, when last seen alive). Writes nothing."""
+        host = socket.gethostname()
+        with self._connect() as conn:
+            found = conn.execute("SELECT id, pid, process_start, host, lease, started_at, created_at FROM runs "
+                                 "WHERE status='Running' AND backend='local'").fetchall()
+        probes: dict[str, liveness.Probe] = {}
+        dead: list[tuple[str, str, float]] = []
+        for row in found:
+            reason = INTERRUPTED
+            seen = liveness.last_seen(self.path, row["lease"]) if row["lease"] else None
+            if row["lease"]:
+                if row["lease"] not in probes:
+                    probes[row["lease"]] = liveness.probe(self.path, row["lease"])
+                probed = probes[row["lease"]]
+                if probed.state == liveness.DEAD:
+                    note = probed.info.get("note")
+                    dead.append((row["id"], f"interrupted: {note}" if note else reason, _ended(row, seen)))
+                    continue
+                if probed.state != liveness.GONE:
+                    continue
+            if row["host"] == host and not process_alive(row["pid"], row["process_start"]):
+                dead.append((row["id"], reason, _ended(row, seen)))
+        return dead
 
     def note_unrecorded(self, run_id: str, text: str) -> None:
         """Run ``run_id`` ended but its end cannot be recorded (disk full): leave ``text`` in its lease and
@@ -766,6 +774,8 @@ class LocalWorkspace:
         check_asset_name(experiment, "experiment")
         run_id = run_id or str(uuid.uuid4())
         now = time.time()
+        if status == "Running":
+            self._clocks[run_id] = (now, time.monotonic())
         # taken before the row exists: whoever sees the run Running finds its lease held
         lease = self._run_lease(run_id, parent_id) if status == "Running" else None
         with self._release_on_error(run_id), self._write() as conn:
@@ -789,6 +799,7 @@ class LocalWorkspace:
         status = changes.get("status")
         if status == "Running":
             changes.setdefault("started_at", now)
+            self._clocks[run_id] = (changes["started_at"], time.monotonic())
             with self._connect() as conn:
                 row = conn.execute("SELECT parent_id, lease FROM runs WHERE id=?", (run_id,)).fetchone()
             if row is not None and not (row["lease"] and liveness.held_here(self.path, row["lease"])):
@@ -796,7 +807,7 @@ class LocalWorkspace:
                 changes.update(lease=self._run_lease(run_id, row["parent_id"]), pid=pid, process_start=started,
                                host=socket.gethostname())
         if status in TERMINAL_STATUSES:
-            changes.setdefault("ended_at", now)
+            changes.setdefault("ended_at", self._end_time(run_id, now))
         columns, values = [], []
         for key, value in changes.items():
             columns.append(f"{key}=?")
@@ -825,13 +836,26 @@ class LocalWorkspace:
 
     def end_unfinished(self, run_id: str, status: str, error: str) -> None:
         """Give ``run_id`` and every descendant still running the terminal ``status``."""
+        now = time.time()
         with self._write() as conn:
-            conn.execute(
+            unfinished = [r[0] for r in conn.execute(
                 "WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL SELECT runs.id FROM runs JOIN tree ON "
-                "runs.parent_id = tree.id) UPDATE runs SET status=?, error=COALESCE(error, ?), ended_at=? "
-                "WHERE id IN tree AND status IN ('Running', 'NotStarted') AND reused_from IS NULL",
-                (run_id, status, error, time.time()))
+                "runs.parent_id = tree.id) SELECT id FROM runs WHERE id IN tree AND status IN ('Running', "
+                "'NotStarted') AND reused_from IS NULL", (run_id,))]
+            conn.executemany("UPDATE runs SET status=?, error=COALESCE(error, ?), ended_at=? WHERE id=?",
+                             [(status, error, self._end_time(unfinished_id, now), unfinished_id)
+                              for unfinished_id in unfinished])
         liveness.release(self.path, run_id)
+
+    def _end_time(self, run_id: str, now: float) -> float:
+        """When a run that this process started ends: its start plus the time elapsed on the monotonic clock, so
+        that a step of the wall clock during the run (NTP, a suspended laptop's resync) does not change its
+        duration. Runs started elsewhere end ``now``."""
+        clock = self._clocks.pop(run_id, None)
+        if clock is None:
+            return now
+        started, monotonic_start = clock
+        return started + max(0.0, time.monotonic() - monotonic_start)
 
     def merge_properties(self, run_id: str, properties: dict[str, Any]) -> None:
         with self._write() as conn:
@@ -1010,6 +1034,16 @@ class LocalWorkspace:
 
     def relative(self, path: Path) -> str:
         return path.resolve().relative_to(self.path).as_posix()
+
+
+def _ended(row: sqlite3.Row, seen: float | None) -> float:
+    """When a run whose process died ended: when its lease was last seen alive, never before it started and
+    never in the future; now when nothing tells."""
+    now = time.time()
+    started = row["started_at"] if isinstance(row["started_at"], (int, float)) else row["created_at"]
+    if seen is None or not isinstance(started, (int, float)):
+        return now
+    return min(now, max(float(started), seen))
 
 
 def _check_files(what: str, folder: Path, files: Sequence[str], fix: str = "") -> None:
