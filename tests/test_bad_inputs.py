@@ -490,6 +490,18 @@ ISSUE24_CASES = [
     exits(2, "broken_pipeline.py:2: the pipeline file called sys.exit(0) while loading",
           lambda c: c.cli("explain-reuse", c.csv("broken_pipeline.py", "import sys\nsys.exit(0)\n")),
           id="i24-explain-reuse-sys-exit"),
+    # dataset files
+    exits(2, "dataset 'd': b.csv has other columns than a.csv (it lacks 'y'; it adds 'z'); the files of one dataset share "
+             "one header, as Azure reads them: give them the same columns, or register them as separate datasets",
+          lambda c: c.cli("datasets", "register", "d", c.csv("a.csv", "x,y\n1,2\n"), c.csv("b.csv", "x,z\n3,4\n")),
+          id="i24-two-csvs-with-different-columns"),
+    exits(2, "dataset 'd': b.csv has other columns than a.csv (the same names in another order)",
+          lambda c: c.cli("datasets", "register", "d", c.csv("a.csv", "x,y\n1,2\n"), c.csv("b.csv", "y,x\n3,4\n")),
+          id="i24-two-csvs-with-columns-in-another-order"),
+    exits(2, "': bad.parquet is not a valid Parquet file: Parquet file size is 22 bytes, smaller than the size reported "
+             "by footer's (1701273954bytes)\n",
+          lambda c: c.cli("datasets", "register", "d", c.csv("bad.parquet", b"PAR1garbagegarbagePAR1")),
+          id="i24-corrupt-parquet-names-no-staging-path"),
 ]
 CASES += ISSUE24_CASES
 
@@ -607,3 +619,24 @@ def test_a_plugin_that_calls_sys_exit_while_imported_is_named(plugin_distributio
         f"Error: plugin entry point 'amlstep_quits' = 'amlstep_quits' from distribution 'amlstep-quits' called "
         f"sys.exit({shown}) while being imported; a plugin must not end the program\n")
     assert workspace.list_datasets() == []
+
+
+def test_the_duplicate_column_check_is_linear() -> None:
+    """A 1-row CSV with 100,000 columns took more than 120 s to register: the check compared every pair."""
+    import signal
+
+    from framework.io import check_column_names
+
+    def too_slow(signum: int, frame: Any) -> None:
+        raise TimeoutError("checking 200,000 column names took more than 20 s (it takes well under a second)")
+
+    names = [f"c{i}" for i in range(200_000)]
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.setitimer(signal.ITIMER_REAL, 20)
+    try:
+        check_column_names(names, "wide.csv")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    with pytest.raises(WorkspaceError, match=re.escape("wide.csv has duplicate column names: 'c7'")):
+        check_column_names([*names, "c7"], "wide.csv")

@@ -533,10 +533,11 @@ class LocalWorkspace:
                 fetch_into(source, fetched, cache, refresh=refresh)
                 local.append(fetched)
             if validate:
-                from ..io import check_delimited_file
+                from ..io import check_delimited_file, check_same_columns
 
-                for source, path in zip(sources, local):
-                    check_delimited_file(path, f"dataset {name!r} source {redact(source)!r}")
+                columns = [(path.name, check_delimited_file(path, f"dataset {name!r} source {redact(source)!r}"))
+                           for source, path in zip(sources, local)]
+                check_same_columns(columns, f"dataset {name!r}")
             digest = hashlib.sha256()
             for base, path in zip(names, local):
                 digest.update(base.encode() + b"\0" + sha256_file(path).encode())
