@@ -35,6 +35,7 @@ from framework import (
     StepDefinitionError,
     WorkspaceError,
     get_plugin_manager,
+    get_run,
     run_pipeline,
 )
 from emulator import ForecastingParameters
@@ -479,6 +480,16 @@ CASES += ROBUSTNESS_CASES
 
 
 # == never lie, never lose, round 2 (issue 24) ==================================================================
+def _with_lock_timeout(value: str) -> Callable[[Context], Any]:
+    def act(ctx: Context) -> Any:
+        import os
+        from unittest import mock
+
+        with mock.patch.dict(os.environ, {"AMLSTEP_LOCK_TIMEOUT": value}):
+            return ctx.cli("datasets", "register", "waits", ctx.csv("ok.csv", "a\n1\n"))
+    return act
+
+
 ISSUE24_CASES = [
     # pipeline files that end the program while loading
     exits(2, "broken_pipeline.py:2: the pipeline file called sys.exit(0) while loading; a pipeline file must define the "
@@ -502,6 +513,41 @@ ISSUE24_CASES = [
              "by footer's (1701273954bytes)\n",
           lambda c: c.cli("datasets", "register", "d", c.csv("bad.parquet", b"PAR1garbagegarbagePAR1")),
           id="i24-corrupt-parquet-names-no-staging-path"),
+    # version numbers and ids
+    exits(2, "version 99999999999999999999999 of model 'Kept' is not registered in workspace",
+          lambda c: c.cli("models", "show", "Kept:99999999999999999999999"), id="i24-model-version-beyond-sqlite"),
+    exits(2, "version 99999999999999999999 of dataset 'titanic_ds' is not registered in workspace",
+          lambda c: c.cli("datasets", "show", "titanic_ds", "-v", "99999999999999999999"),
+          id="i24-dataset-version-beyond-sqlite"),
+    exits(2, "dataset 'titanic_ds': version 0 is not valid; versions are whole numbers from 1 (leave the version out for "
+             "the latest)", lambda c: c.cli("datasets", "show", "titanic_ds", "-v", "0"), id="i24-dataset-version-zero"),
+    exits(2, "dataset 'titanic_ds': version -3 is not valid", lambda c: c.cli("datasets", "show", "titanic_ds", "-v", "-3"),
+          id="i24-dataset-version-negative"),
+    raises(WorkspaceError, "a run id is text (a run's id or a prefix of at least 4 characters), got NoneType None",
+           lambda c: get_run(None, c.workspace), id="i24-get-run-none"),
+    # AutoML settings that are no time at all
+    raises(StepDefinitionError, "AutoML setting 'experiment_timeout_minutes' must be a finite number, got nan",
+           _settings(experiment_timeout_minutes=float("nan")), id="i24-automl-timeout-nan"),
+    raises(StepDefinitionError, "AutoML setting 'experiment_timeout_minutes' must be a finite number, got inf",
+           _settings(experiment_timeout_minutes=float("inf")), id="i24-automl-timeout-inf"),
+    raises(StepDefinitionError, "AutoML setting 'experiment_timeout_minutes' must be at most 15372286560 (the longest "
+                                "timeout Azure ML can represent, about 29,000 years), got 1e+20",
+           _settings(experiment_timeout_minutes=1e20), id="i24-automl-timeout-1e20"),
+    exits(2, "step 'AutoML_Classification': AutoML setting 'experiment_timeout_minutes' must be a finite number, got nan",
+          lambda c: c.cli("run", "examples/titanic", "--param", "experiment_timeout_minutes=nan"),
+          id="i24-cli-automl-timeout-nan"),
+    # Azure workspace configs
+    exits(2, "bad.json is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); "
+             "download config.json again", lambda c: c.cli("run", "examples/titanic", "-b", "azure", "--config",
+                                                          c.csv("bad.json", "{oops")), id="i24-azure-config-bad-json"),
+    exits(2, "fake.json has no workspace_name; a workspace config names subscription_id, resource_group, workspace_name",
+          lambda c: c.cli("run", "examples/titanic", "-b", "azure", "--config", c.csv("fake.json", json.dumps({
+              "subscription_id": "s", "resource_group": "r", "amlstep_fake_service": {
+                  "endpoint": "http://127.0.0.1:9", "token": "t"}}))), id="i24-azure-config-without-workspace-name"),
+    # the lock timeout
+    *[exits(2, f"$AMLSTEP_LOCK_TIMEOUT must be a number of seconds from 0 to 604800 (a week), got {value!r}; unset it "
+               f"for the default of 60", _with_lock_timeout(value), id=f"i24-lock-timeout-{name}")
+      for name, value in (("text", "abc"), ("negative", "-5"), ("nan", "nan"), ("inf", "inf"))],
 ]
 CASES += ISSUE24_CASES
 

@@ -643,15 +643,18 @@ class LocalWorkspace:
 
     def get_dataset(self, name: str, version: int | None = None) -> DatasetVersion:
         check_asset_name(name, "dataset")
+        _check_version(version, "dataset", name)
         with self._connect() as conn:
             if version is None:
                 row = conn.execute(
                     "SELECT * FROM datasets WHERE name=? ORDER BY version DESC LIMIT 1", (name,)
                 ).fetchone()
+            elif version > _MAX_VERSION:
+                row = None  # beyond SQLite's integers: never registered
             else:
                 row = conn.execute("SELECT * FROM datasets WHERE name=? AND version=?", (name, version)).fetchone()
         if row is None:
-            which = f"version {version} of dataset {name!r}" if version else f"dataset {name!r}"
+            which = f"version {version} of dataset {name!r}" if version is not None else f"dataset {name!r}"
             raise WorkspaceError(
                 f"{which} is not registered in workspace {self.path}; register it with "
                 f"`amlstep datasets register {name} PATH_OR_URL`"
@@ -732,14 +735,17 @@ class LocalWorkspace:
 
     def get_model(self, name: str, version: int | None = None) -> ModelVersion:
         check_asset_name(name, "model")
+        _check_version(version, "model", name)
         with self._connect() as conn:
             if version is None:
                 row = conn.execute("SELECT * FROM models WHERE name=? ORDER BY version DESC LIMIT 1",
                                    (name,)).fetchone()
+            elif version > _MAX_VERSION:
+                row = None  # beyond SQLite's integers: never registered
             else:
                 row = conn.execute("SELECT * FROM models WHERE name=? AND version=?", (name, version)).fetchone()
         if row is None:
-            which = f"version {version} of model {name!r}" if version else f"model {name!r}"
+            which = f"version {version} of model {name!r}" if version is not None else f"model {name!r}"
             raise WorkspaceError(f"{which} is not registered in workspace {self.path}")
         return self._model(row)
 
@@ -893,6 +899,9 @@ class LocalWorkspace:
         A child run's id starts with its step run's id, so a prefix that matches a run and its
         children names the run.
         """
+        if not isinstance(run_id, str):
+            raise WorkspaceError(f"a run id is text (a run's id or a prefix of at least {MIN_PREFIX} characters), got "
+                                 f"{type(run_id).__name__} {run_id!r}; see `amlstep runs list`")
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
             matches = []
@@ -1053,6 +1062,18 @@ def _check_files(what: str, folder: Path, files: Sequence[str], fix: str = "") -
         gone = "its folder" if not folder.exists() else ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
         raise WorkspaceError(f"{what} is registered but {gone} is missing from {folder} (deleted outside amlstep?){fix}; "
                              f"`amlstep workspace check` lists what else is missing")
+
+
+_MAX_VERSION = (1 << 63) - 1  # SQLite's largest integer
+
+
+def _check_version(version: object, what: str, name: str) -> None:
+    """Versions are whole numbers from 1 (``-v 0`` used to say the dataset was not registered at all)."""
+    if version is None:
+        return
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise WorkspaceError(f"{what} {name!r}: version {version!r} is not valid; versions are whole numbers from 1 "
+                             f"(leave the version out for the latest)")
 
 
 def _dataset_intact(dataset: DatasetVersion) -> bool:
