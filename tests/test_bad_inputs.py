@@ -480,6 +480,23 @@ CASES += ROBUSTNESS_CASES
 
 
 # == never lie, never lose, round 2 (issue 24) ==================================================================
+def _download_into_full(ctx: Context) -> Any:
+    """copytree gathers every failed file into one shutil.Error, whose text is a list of staging paths."""
+    import errno
+    import os
+    import shutil
+    from unittest import mock
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(args[1]))
+
+    out = ctx.tmp / "out"
+    with mock.patch.object(shutil, "copyfile", full):
+        result = ctx.cli("download", ctx.workspace.list_runs()[0].id, "model", str(out))
+    assert result.stderr == f"Error: cannot download output 'model' into {out}: no space left on the device holding {out}\n"
+    return result
+
+
 def _with_lock_timeout(value: str) -> Callable[[Context], Any]:
     def act(ctx: Context) -> Any:
         import os
@@ -544,6 +561,8 @@ ISSUE24_CASES = [
           lambda c: c.cli("run", "examples/titanic", "-b", "azure", "--config", c.csv("fake.json", json.dumps({
               "subscription_id": "s", "resource_group": "r", "amlstep_fake_service": {
                   "endpoint": "http://127.0.0.1:9", "token": "t"}}))), id="i24-azure-config-without-workspace-name"),
+    # downloads into a full file system
+    exits(2, "/out: no space left on the device holding ", _download_into_full, id="i24-download-into-a-full-file-system"),
     # the lock timeout
     *[exits(2, f"$AMLSTEP_LOCK_TIMEOUT must be a number of seconds from 0 to 604800 (a week), got {value!r}; unset it "
                f"for the default of 60", _with_lock_timeout(value), id=f"i24-lock-timeout-{name}")
