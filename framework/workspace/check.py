@@ -209,7 +209,7 @@ def _inspect_history(root: Path, db: Path, report: CheckReport) -> Tables:
 def _inspect_kept(root: Path, current: Tables, report: CheckReport) -> Tables:
     """Rows of the kept copies that the history lacks (the first copy holding a row gives it)."""
     extra: Tables = {t: [] for t in TABLES}
-    known = {t: {rows.key(t, r) for r in current[t]} for t in TABLES}
+    known = {t: {_identity(t, r) for r in current[t]} for t in TABLES}
     for kept in reversed(kept_copies(root)):  # newest first: its state of a row wins
         try:
             with readable(kept, root) as (source, _):
@@ -220,8 +220,8 @@ def _inspect_kept(root: Path, current: Tables, report: CheckReport) -> Tables:
         added: dict[str, int] = {}
         for table in TABLES:
             for row in found[table]:
-                row_key = rows.key(table, row)
-                if row_key not in known[table]:
+                row_key = _identity(table, row)
+                if row_key is not None and row_key not in known[table]:
                     known[table].add(row_key)
                     extra[table].append(row)
                     added[table] = added.get(table, 0) + 1
@@ -230,6 +230,12 @@ def _inspect_kept(root: Path, current: Tables, report: CheckReport) -> Tables:
             report.add("kept", kept.name, f"the kept copy {kept.name} holds rows the run history lacks ({counts})",
                        "copy them into the run history")
     return extra
+
+
+def _identity(table: str, row: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What identifies ``row`` once mended as a repair stores it (None: a row a repair leaves out)."""
+    fixed, _ = rows.mended(table, row)
+    return None if fixed is None else rows.key(table, fixed)
 
 
 def _check_rows(current: Tables, report: CheckReport) -> None:

@@ -369,3 +369,65 @@ def test_a_metric_that_does_not_decode_is_named(filled):
     with pytest.raises(WorkspaceError, match=f"metric 'rows' of run {run.id}: column 'value' is not JSON"):
         LocalWorkspace(filled.path).get_metrics(run.id)
     assert check_workspace(filled.path, repair=True).ok
+
+
+def test_a_mended_row_is_not_found_again_in_the_kept_copy(filled):
+    """A metric whose time is text is mended to 0; the kept copy's original must not count as a row the history
+    lacks (or every repair would copy it in again)."""
+    run = filled.list_runs(run_type="step")[0]
+    conn = sqlite3.connect(filled.db_path)
+    conn.execute("INSERT INTO metrics(run_id, name, value, seq, logged_at) VALUES (?, 'late', '1', 0, 'noon')", (run.id,))
+    conn.commit()
+    conn.close()
+    assert check_workspace(filled.path, repair=True).ok
+    assert check_workspace(filled.path).findings == []
+    assert check_workspace(filled.path, repair=True).ok
+    assert LocalWorkspace(filled.path).get_metrics(run.id)["late"] == 1
+    count = sqlite3.connect(filled.db_path).execute("SELECT count(*) FROM metrics WHERE name='late'").fetchone()[0]
+    assert count == 1
+
+
+def test_repair_refuses_while_another_process_holds_the_write_lock(filled):
+    run = filled.list_runs()[0]
+    conn = sqlite3.connect(filled.db_path)
+    conn.execute("UPDATE runs SET properties='not json' WHERE id=?", (run.id,))
+    conn.commit()
+    conn.close()
+    holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], "
+                               "isolation_level=None); c.execute('BEGIN IMMEDIATE'); print('held', flush=True); "
+                               "time.sleep(60)", str(filled.db_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        files = sorted(p.name for p in filled.path.iterdir())
+        result = invoke(filled.path, "workspace", "check", "--repair")
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"Error: cannot repair the workspace {filled.path} now: another process holds "
+                                        f"the run history's write lock: process {holder.pid} ("), result.stderr
+        assert sorted(p.name for p in filled.path.iterdir()) == files
+    finally:
+        holder.kill()
+        holder.wait()
+    assert invoke(filled.path, "workspace", "check", "--repair").exit_code == 0
+
+
+def test_repair_on_a_read_only_workspace_changes_nothing_and_says_why(filled, monkeypatch):
+    """The same as on a read-only mount (tested above where namespaces are permitted), everywhere: as root, chmod
+    does not stop writes, so the file system's answer is injected."""
+    from types import SimpleNamespace
+
+    garbage_header(filled.db_path)
+    root = str(filled.path)
+    real_access, real_statvfs = os.access, os.statvfs
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path) == root and mode & os.W_OK
+                        else real_access(path, mode, **kw))
+    monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_flag=os.ST_RDONLY) if str(path) == root
+                        else real_statvfs(path))
+    files = {p.name: p.stat().st_mtime_ns for p in filled.path.iterdir()}
+    checked = invoke(filled.path, "workspace", "check")
+    assert checked.exit_code == 1
+    assert f"the workspace cannot be written now: it is on a read-only file system ({root})" in checked.stdout
+    result = invoke(filled.path, "workspace", "check", "--repair")
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: cannot repair the workspace {root} now: it is on a read-only file system ({root}); "
+                             f"nothing was changed (`amlstep workspace check` shows what is wrong)\n")
+    assert {p.name: p.stat().st_mtime_ns for p in filled.path.iterdir()} == files
