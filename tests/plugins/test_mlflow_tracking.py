@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from framework import Pipeline, Step, get_plugin_manager, load_pipeline, run_pipeline
+from tests.test_docs import snippet
 from tests.toy_steps import ToySteps
 
 REPO = Path(__file__).resolve().parents[2]
@@ -204,6 +205,11 @@ def test_the_titanic_pipeline_in_mlflow(titanic_workspace, store, titanic_csv):
             pickled = pickle.load(f)
         rows = prepped.drop(columns=["Survived"])
         assert list(loaded.predict(rows)) == list(pickled.predict(rows))
+        # docs/mlflow.md's snippet reads the same back
+        namespace: dict = {}
+        exec(compile(snippet("mlflow-search"), "mlflow.md", "exec"), namespace)
+        assert len(namespace["children"]) == 3 and len(namespace["steps"]) == 3
+        assert namespace["pipeline"]["tags.amlstep.run_id"] == first.run_id
 
         second = run_pipeline(pipeline, workspace=workspace, params=params)
         assert [s.reused for s in second.steps] == [True, True, False]
