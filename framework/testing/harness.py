@@ -568,15 +568,12 @@ def check_compiles_for_azure(step: StepLike, *, sample_params: Samples = None, *
     if "azure" not in plugins.backends:
         pytest.skip("no 'azure' backend is registered (install amlstep[azure] with the Azure backend plugin); "
                     "the Azure compile check cannot run")
+    from ..backends.azure.sdk_v1.sdk import require_azureml
+
     try:
-        from ..backends.azure.sdk import require_azureml
-    except ImportError:  # moved: the compile below says what is missing
-        pass
-    else:
-        try:
-            require_azureml()
-        except BackendError as exc:  # an extra, not a fault of the step: the base install skips this check
-            pytest.skip(f"the Azure compile check cannot run: {exc}")
+        require_azureml()
+    except BackendError as exc:  # an extra, not a fault of the step: the base install skips this check
+        pytest.skip(f"the Azure compile check cannot run: {exc}")
     if plugins.step_owners.get(spec.name) == "harness":
         pytest.skip(f"step {spec.name!r} is not installed, so its code cannot be shipped to Azure as a wheel and the "
                     f"Azure compile check cannot run; `pip install -e .` your plugin")
