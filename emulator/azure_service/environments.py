@@ -1,0 +1,277 @@
+"""Environments as Azure ML's image build reads them: conda files, pip lines, base images, curated environments.
+
+An API hands the engine an :class:`~.engine.EnvironmentSpec`; this module makes one from what each API
+carries (SDK v1: the run configuration's ``environment`` with its ``python.condaDependencies`` and
+``docker.baseImage``; SDK v2: an environment version's ``condaFile`` and ``image``, or a reference to a
+curated environment) and holds what the fake knows about Azure's side of it:
+
+- **curated environments** of the ``azureml`` registry (``azureml://registries/azureml/environments/
+  sklearn-1.5/labels/latest``, or the workspace short name ``azureml:AzureML-sklearn-1.5@latest``): their
+  definitions (image, Python, conda and pip packages) in ``data/curated_environments.json``, derived from
+  Microsoft's Azure/azureml-assets repository (the commit and paths are in the file);
+- **base images**: ``mcr.microsoft.com/azureml/...`` images Microsoft has published (the release notes of
+  Azure/AzureML-Containers, same file); an image in that namespace that is not among them does not exist,
+  and the image build fails as ``docker pull`` does. Images of other registries cannot be checked offline;
+  ``python:<version>`` images (Docker Hub's official Python image) give the environment's Python;
+- **conda packages** read as the pip distributions of the same name (the few whose PyPI name differs are
+  mapped), since the fake builds with pip; conda's own tooling (``pip``, ``setuptools``) and packages
+  that are not Python distributions are left out, with a note.
+
+What the fake cannot honour is never silently ignored: :func:`conda_to_pip` and friends return notes that
+the build writes in the step's log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+from .engine import EnvironmentSpec, ServiceError
+
+DATA = Path(__file__).parent / "data" / "curated_environments.json"
+REGISTRY_REFERENCE = re.compile(r"^azureml://registries/(?P<registry>[^/]+)/environments/(?P<name>[^/]+)"
+                                r"(?:/(?P<how>versions|labels)/(?P<which>[^/]+))?/?$", re.IGNORECASE)
+WORKSPACE_CURATED = re.compile(r"^(?:azureml:)?(?P<name>AzureML-[^:@/]+)(?::(?P<version>[^@/:]+)|@(?P<label>[^/@]+))?$",
+                               re.IGNORECASE)
+MCR_AZUREML = "mcr.microsoft.com/azureml/"
+# azureml-core's default conda specification (azureml/core/conda_dependencies.py, 1.61): "Currently Azure
+# ML only supports 3.8 and later."
+MINIMUM_PYTHON = (3, 8)
+# conda packages whose pip distribution has another name
+CONDA_TO_PIP = {"py-xgboost": "xgboost", "py-xgboost-cpu": "xgboost", "pytorch": "torch", "pytorch-cpu": "torch",
+                "py-opencv": "opencv-python", "matplotlib-base": "matplotlib", "tensorflow-gpu": "tensorflow",
+                "lightgbm-cpu": "lightgbm", "pyyaml": "PyYAML", "pytables": "tables", "msgpack-python": "msgpack",
+                "python-dateutil": "python-dateutil", "scikit-learn-intelex": "scikit-learn-intelex"}
+# conda packages that the build tooling provides (the fake builds with its own pip)
+CONDA_TOOLING = {"pip", "setuptools", "wheel", "conda", "python_abi"}
+# conda packages that are not Python distributions (system libraries, compilers, CUDA, MPI...)
+CONDA_NOT_PYTHON = re.compile(r"^(_.*|lib.*|mkl.*|intel-openmp|blas|openblas|cudatoolkit|cuda.*|cudnn|nccl|openmpi|"
+                              r"mpich|gcc.*|gxx.*|gfortran.*|ca-certificates|certifi-conda|openssl|tk|xz|zlib|"
+                              r"ncurses|readline|sqlite|bzip2|ld_impl.*|r-.*|r|nodejs|git|make|cmake|swig|"
+                              r"graphviz|ffmpeg|llvm.*|tbb|icu|pcre.*|jpeg|libpng|freetype)$")
+
+
+@lru_cache(maxsize=1)
+def table() -> dict[str, Any]:
+    """The shipped table: ``source``, ``environments`` (curated), ``base_images``."""
+    return json.loads(DATA.read_text())
+
+
+def source_note() -> str:
+    src = table()["source"]
+    return f"{src['repository']}@{src['commit'][:12]}"
+
+
+# -- curated environments ------------------------------------------------------------------------
+def curated_reference(reference: Any) -> tuple[str, str | None, str | None] | None:
+    """``(name in the registry, version, label)`` when ``reference`` names an ``azureml`` registry environment
+    (a registry URI, or a workspace short name ``AzureML-<name>``); None for anything else."""
+    text = str(reference or "").strip()
+    found = REGISTRY_REFERENCE.match(text)
+    if found:
+        if found.group("registry").lower() != "azureml":
+            raise ServiceError(404, "UserError", f"Registry {found.group('registry')!r} was not found; the fake "
+                                                 f"service holds the azureml registry only")
+        how, which = found.group("how"), found.group("which")
+        return (found.group("name"), which if how and how.lower() == "versions" else None,
+                which if how and how.lower() == "labels" else None)
+    found = WORKSPACE_CURATED.match(text)
+    if found:
+        return found.group("name")[len("AzureML-"):], found.group("version"), found.group("label")
+    return None
+
+
+def curated_environment(reference: Any) -> EnvironmentSpec | None:
+    """The curated environment ``reference`` names, or None when it names none; refused (404, as Azure answers
+    for an environment that does not exist) when it names one the registry does not hold."""
+    parsed = curated_reference(reference)
+    if parsed is None:
+        return None
+    name, version, label = parsed
+    known = {e["name"].lower(): e for e in table()["environments"]}
+    entry = known.get(name.lower())
+    if entry is None:
+        from framework.errors import did_you_mean
+
+        raise ServiceError(404, "UserError", f"Environment {name!r} was not found in registry azureml "
+                                             f"(asked as {str(reference)!r})"
+                                             f"{did_you_mean(name, [e['name'] for e in table()['environments']])}; "
+                                             f"the curated environments the fake service knows: "
+                                             f"{', '.join(e['name'] for e in table()['environments'])}")
+    notes = [f"curated environment {entry['name']} ({entry['path']} in {source_note()}): image {entry['image']}, "
+             f"Python {entry['python']}; Azure runs it as a prebuilt image, the fake stands its own packages in "
+             f"for the image's"]
+    if label and label.lower() != "latest" or version:
+        asked = f"label {label!r}" if label else f"version {version!r}"
+        notes.append(f"{asked} of curated environment {entry['name']} read as the definition above (the fake "
+                     f"knows one definition of each curated environment)")
+    if entry.get("gpu"):
+        notes.append(f"curated environment {entry['name']} is a GPU image; the fake runs on this machine's CPU")
+    return EnvironmentSpec(name=f"AzureML-{entry['name']}", python=entry.get("python"), pip=list(entry["pip"]),
+                           conda=list(entry["conda"]), image=entry.get("image"), curated=entry["name"], notes=notes)
+
+
+# -- base images ---------------------------------------------------------------------------------
+def split_image(image: str) -> tuple[str, str]:
+    """``(repository, tag)`` of an image reference (``latest`` when no tag; a digest counts as a tag)."""
+    text = image.strip()
+    if "@" in text:
+        repository, digest = text.split("@", 1)
+        return repository, digest
+    last = text.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, tag = text.rsplit(":", 1)
+        return repository, tag
+    return text, "latest"
+
+
+def check_image(image: str | None) -> tuple[str | None, list[str]]:
+    """``(python of the image when known, notes)``; raises :class:`ImageMissing` for an image in Azure ML's
+    namespace that Microsoft never published (the build's ``docker pull`` fails)."""
+    if not image:
+        return None, []
+    repository, tag = split_image(image)
+    if repository.lower().startswith(MCR_AZUREML):
+        known = {i["name"].lower(): i for i in table()["base_images"]}
+        entry = known.get(repository.lower())
+        if entry is None:
+            raise ImageMissing(image, repository, tag)
+        notes = [f"base image {image}: the fake runs the environment on this machine, not in the image"]
+        if not entry["supported"]:
+            notes.append(f"base image {repository} is deprecated (not in the supported images of "
+                         f"{table()['base_images_source']['repository']}); Azure still pulls released tags")
+        if re.search(r"cuda", repository, re.IGNORECASE):
+            notes.append(f"base image {repository} is a GPU image; the fake runs on this machine's CPU")
+        return entry.get("python"), notes
+    bare = repository.lower().removeprefix("docker.io/").removeprefix("library/")
+    if bare == "python":
+        found = re.match(r"^(\d+)\.(\d+)", tag)
+        if found:
+            return f"{found.group(1)}.{found.group(2)}", [f"base image {image}: Docker Hub's Python {found.group(1)}."
+                                                          f"{found.group(2)} image, run as a virtual environment"]
+        return None, [f"base image {image}: Docker Hub's Python image of tag {tag!r} (its newest Python); the fake "
+                      f"runs the environment on its own Python"]
+    return None, [f"base image {image}: an image outside Azure ML's registry, not checked (the fake cannot pull "
+                  f"images); the environment runs on this machine"]
+
+
+class ImageMissing(Exception):
+    """A base image that does not exist: the image build's ``docker pull`` fails."""
+
+    def __init__(self, image: str, repository: str, tag: str) -> None:
+        self.image = image
+        known = sorted(i["name"].removeprefix(MCR_AZUREML) for i in table()["base_images"] if i["supported"]
+                       and not i["name"].startswith(MCR_AZUREML + "curated/"))
+        from framework.errors import did_you_mean
+
+        hint = did_you_mean(repository.removeprefix(MCR_AZUREML), known)
+        self.log = (f"Step 1/N : FROM {image}\n"
+                    f"Error response from daemon: manifest for {repository}:{tag} not found: manifest unknown: "
+                    f"manifest tagged by \"{tag}\" is not found\n")
+        super().__init__(f"base image {image} was not found: manifest unknown{hint}; Azure ML's supported base "
+                         f"images: {', '.join(MCR_AZUREML + k for k in known)}")
+
+
+def dockerfile_image(dockerfile: str) -> str | None:
+    """The image the last stage of a Dockerfile is built ``FROM`` (None when it has no FROM line)."""
+    image = None
+    for line in dockerfile.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0].upper() == "FROM":
+            image = next((w for w in words[1:] if not w.startswith("--")), None)
+    return image
+
+
+# -- conda files ---------------------------------------------------------------------------------
+def python_version(spec: str | None) -> tuple[int, int] | None:
+    """``(3, 10)`` of a conda python spec (``3.10``, ``3.10.4``, ``3.10.*``, ``>=3.10``), None when unreadable."""
+    found = re.search(r"(\d+)\.(\d+)", spec or "")
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def read_conda(doc: Any) -> tuple[str | None, list[str], list[str], list[str]]:
+    """``(python, conda packages, pip lines, channels)`` of a conda specification (a mapping or YAML text)."""
+    if isinstance(doc, str):
+        import yaml  # type: ignore[import-untyped]
+
+        try:
+            doc = yaml.safe_load(doc) or {}
+        except yaml.YAMLError as exc:
+            raise ServiceError(400, "UserError", f"the environment's conda file is not valid YAML: {exc}") from None
+    if not isinstance(doc, Mapping):
+        raise ServiceError(400, "UserError", "the environment's conda file must be a mapping with dependencies")
+    python: str | None = None
+    conda: list[str] = []
+    pip: list[str] = []
+    for item in doc.get("dependencies") or []:
+        if isinstance(item, Mapping):
+            pip += [str(line) for line in item.get("pip") or []]
+        elif isinstance(item, str):
+            name = re.split(r"[\s=<>!~]", item.split("::")[-1].strip(), maxsplit=1)[0].lower()
+            if name == "python":
+                python = item.split("::")[-1].strip()[len("python"):].strip().lstrip("=") or None
+            elif item.strip():
+                conda.append(item.strip())
+    return python, conda, pip, [str(c) for c in doc.get("channels") or []]
+
+
+def conda_to_pip(package: str) -> tuple[str | None, str | None]:
+    """``(pip requirement, note)`` for a conda package spec: ``numpy=1.22`` -> ``numpy==1.22.*``; conda's tooling
+    and packages that are not Python distributions give ``(None, note)``."""
+    text = package.split("::")[-1].split("#")[0].strip()
+    found = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", text)
+    if not found:
+        return None, f"conda package {package!r} not read"
+    name, version = found.group(1), found.group(2).strip()
+    lowered = name.lower()
+    if lowered in CONDA_TOOLING:
+        return None, f"conda package {package}: the fake builds with its own {lowered}"
+    if CONDA_NOT_PYTHON.match(lowered):
+        return None, f"conda package {package} is not a Python distribution; not installed (Azure installs it " \
+                     f"from conda channels)"
+    pip_name = CONDA_TO_PIP.get(lowered, name)
+    if version:
+        parts = version.split("=")
+        if version.startswith("=") and not version.startswith("=="):      # name=1.2 (conda's fuzzy pin)
+            pinned = version.lstrip("=").split("=")[0]
+            version = f"=={pinned}" + ("" if pinned.endswith("*") else ".*")
+        elif version[0].isdigit():                                        # "name 1.2.*" (space form)
+            pinned = parts[0].split()[0]
+            version = f"=={pinned}"
+        elif version.startswith("=="):
+            version = "==" + version[2:].split("=")[0]
+    note = None if pip_name == name else f"conda package {name} installed as the pip distribution {pip_name}"
+    return f"{pip_name}{version}", note
+
+
+def from_conda(name: str, conda_doc: Any, *, image: str | None = None,
+               wheels: Mapping[str, str] | None = None) -> EnvironmentSpec:
+    """An environment from a conda specification (and the image it is built on); pip lines naming wheel
+    paths in the image become the blob URLs ``wheels`` maps them to."""
+    python, conda, pip, _ = read_conda(conda_doc if conda_doc is not None else {})
+    pip = [(wheels or {}).get(line, line) for line in pip]
+    return EnvironmentSpec(name=name, python=python, pip=pip, conda=conda, image=image)
+
+
+def from_v1_environment(environment: Mapping[str, Any], default_name: str) -> EnvironmentSpec:
+    """An SDK v1 run configuration's ``environment``: conda dependencies, user-managed or not, base image."""
+    python_section = environment.get("python") or {}
+    docker = environment.get("docker") or {}
+    name = str(environment.get("name") or default_name)
+    curated = curated_environment(name) if str(name).lower().startswith("azureml-") else None
+    image = docker.get("baseImage") or None
+    if python_section.get("userManagedDependencies"):
+        spec = EnvironmentSpec(name=name, python=None, pip=[], image=image)
+        spec.notes.append("user-managed dependencies: Azure installs nothing and runs the image's python "
+                          f"({python_section.get('interpreterPath') or 'python'}); the fake runs its own")
+    else:
+        spec = from_conda(name, python_section.get("condaDependencies") or {}, image=image)
+    if docker.get("baseDockerfile"):
+        spec.notes.append("the environment's Dockerfile (docker.baseDockerfile) is not run by the fake")
+    if curated is not None:
+        spec.curated = curated.curated
+        spec.notes = curated.notes + spec.notes
+    return spec

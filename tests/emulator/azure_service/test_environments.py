@@ -1,0 +1,194 @@
+"""Environments built as Azure's image build builds them: from a package index (here, offline: a folder of
+wheels the test builds), conda files read, Python versions and base images checked, curated environments known.
+Every test is offline: ``PackageIndex(offline=True, find_links=...)``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from emulator.azure_service import environments
+from emulator.azure_service.blobstore import BlobStore
+from emulator.azure_service.compute import Compute, ImageBuildError, PackageIndex
+from emulator.azure_service.engine import EnvironmentSpec, ServiceError
+
+from .wheels import make_wheel
+
+HERE = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+@pytest.fixture
+def wheels(tmp_path):
+    folder = tmp_path / "wheelhouse"
+    make_wheel(folder, "pyjokes", "0.6.0", code="def get_joke():\n    return 'a joke from a local wheel'\n")
+    make_wheel(folder, "needs-new-python", "1.0", requires_python=f">={HERE}")
+    return folder
+
+
+def compute(tmp_path, wheels=None):
+    return Compute(tmp_path / "cache", index=PackageIndex(offline=True, find_links=(str(wheels),) if wheels else ()))
+
+
+def run(python, code):
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+
+
+def blob(tmp_path):
+    return BlobStore(tmp_path / "blobs", "acct")
+
+
+def test_a_requirement_the_fake_lacks_is_installed_from_the_index(tmp_path, wheels):
+    """pyjokes is not among the fake's packages: Azure's image build installs it from PyPI, the fake from its index."""
+    built = compute(tmp_path, wheels).build(EnvironmentSpec("jokes", HERE, ["pyjokes==0.6.0", "pandas"]), blob(tmp_path))
+    done = run(built.python, "import pyjokes, pandas; print(pyjokes.get_joke())")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "a joke from a local wheel"
+    assert "Requirement already satisfied: pandas" in built.log and "pyjokes" in built.log
+
+
+def test_without_it_in_the_index_the_build_fails_as_pips_does(tmp_path):
+    with pytest.raises(ImageBuildError, match=r"^No matching distribution found for pyjokes==0\.6\.0$") as caught:
+        compute(tmp_path).build(EnvironmentSpec("jokes", HERE, ["pyjokes==0.6.0"]), blob(tmp_path))
+    assert "Could not find a version that satisfies the requirement pyjokes==0.6.0" in caught.value.log
+
+
+def test_a_conda_file_is_read_as_azures_image_build_reads_it(tmp_path, wheels):
+    conda = {"channels": ["conda-forge"],
+             "dependencies": [f"python={HERE}", "pip=26.1", "mkl", "pyjokes=0.6", {"pip": ["pandas"]}]}
+    spec = environments.from_conda("conda-env", conda)
+    assert (spec.python, spec.conda, spec.pip) == (HERE, ["pip=26.1", "mkl", "pyjokes=0.6"], ["pandas"])
+    built = compute(tmp_path, wheels).build(spec, blob(tmp_path))
+    assert run(built.python, "import pyjokes").returncode == 0
+    assert "conda package pip=26.1: the fake builds with its own pip" in built.notes
+    assert "conda package mkl is not a Python distribution; not installed (Azure installs it from conda channels)" \
+        in built.notes
+
+
+@pytest.mark.parametrize("conda, pip", [("numpy=1.22", "numpy==1.22.*"), ("numpy=1.22.4", "numpy==1.22.4.*"),
+                                        ("numpy==1.22.4", "numpy==1.22.4"), ("numpy>=1.22,<2", "numpy>=1.22,<2"),
+                                        ("conda-forge::numpy 1.22.*", "numpy==1.22.*"), ("py-xgboost=2.0", "xgboost==2.0.*"),
+                                        ("numpy=1.22=py310h_0", "numpy==1.22.*"), ("scipy", "scipy")])
+def test_conda_specs_as_pip_requirements(conda, pip):
+    assert environments.conda_to_pip(conda)[0] == pip
+
+
+def test_python_older_than_azure_supports_is_refused(tmp_path):
+    """azureml-core's default conda file: "Currently Azure ML only supports 3.8 and later"."""
+    with pytest.raises(ImageBuildError, match=r"^the environment asks for Python 3\.6; Azure ML supports Python 3\.8 "
+                                              r"and later$"):
+        compute(tmp_path).build(EnvironmentSpec("old", "3.6", ["pandas"]), blob(tmp_path))
+
+
+def test_pins_that_need_a_newer_python_are_refused(tmp_path):
+    """pandas 3 requires Python >= 3.11: an environment on Python 3.10 pinning it cannot be built, on Azure either."""
+    from importlib import metadata
+
+    pin = f"pandas=={metadata.version('pandas')}"
+    with pytest.raises(ImageBuildError, match=rf"^No matching distribution found for {pin}: pandas .* requires Python "
+                                              r">=3\.1\d, the environment asks for Python 3\.10$") as caught:
+        compute(tmp_path).build(EnvironmentSpec("old", "3.10", [pin]), blob(tmp_path))
+    assert "require a different python version" in caught.value.log
+
+
+def test_a_requirement_from_the_index_that_needs_a_newer_python_is_refused(tmp_path, wheels):
+    """It installs on the fake's Python, but the environment asks for 3.10: resolved for 3.10, it is refused."""
+    with pytest.raises(ImageBuildError, match=r"^the requirements cannot be installed on Python 3\.10: Package "
+                                              r"'needs-new-python' requires a different Python: 3\.10\.0 not in "):
+        compute(tmp_path, wheels).build(EnvironmentSpec("old", "3.10", ["needs-new-python==1.0"]), blob(tmp_path))
+    assert compute(tmp_path, wheels).build(EnvironmentSpec("new", HERE, ["needs-new-python==1.0"]), blob(tmp_path))
+
+
+def test_another_python_runs_on_the_fakes_with_the_differences_noted(tmp_path, wheels):
+    spec = EnvironmentSpec("py310", "3.10", ["numpy~=1.22.0", "pyjokes"])
+    built = compute(tmp_path, wheels).build(spec, blob(tmp_path))
+    assert run(built.python, "import pyjokes, numpy").returncode == 0
+    notes = "\n".join(built.notes)
+    assert f"Python 3.10 requested: the fake has Python {HERE} only" in notes
+    assert f"numpy~=1.22.0 (for Python 3.10): the fake's Python {HERE} uses numpy " in notes
+    assert "requirements resolved for Python 3.10: pyjokes" in notes
+
+
+def test_a_base_image_that_does_not_exist_fails_the_build_as_docker_pull_does(tmp_path):
+    spec = EnvironmentSpec("img", HERE, [], image="mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu26.04:latest")
+    with pytest.raises(ImageBuildError, match=r"^base image mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu26.04:latest "
+                                              r"was not found: manifest unknown \(did you mean 'openmpi4.1.0-ubuntu22.04'"
+                                              r"[^)]*\); Azure ML's supported base images: ") as caught:
+        compute(tmp_path).build(spec, blob(tmp_path))
+    assert 'manifest tagged by "latest" is not found' in caught.value.log
+
+
+@pytest.mark.parametrize("image, python, note", [
+    ("mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:20251130.v1", "3.10", "the fake runs the environment on "
+                                                                             "this machine, not in the image"),
+    ("mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04", None, "is deprecated"),
+    ("python:3.10-slim", "3.10", "Docker Hub's Python 3.10 image"),
+    ("docker.io/python", None, "Docker Hub's Python image of tag 'latest'"),
+    ("myregistry.azurecr.io/team/image:1", None, "an image outside Azure ML's registry, not checked"),
+])
+def test_known_images_give_their_python_and_a_note(image, python, note):
+    found, notes = environments.check_image(image)
+    assert found == python and note in "\n".join(notes)
+
+
+def test_an_image_of_an_old_python_is_refused(tmp_path):
+    with pytest.raises(ImageBuildError, match=r"asks for Python 3\.7"):
+        compute(tmp_path).build(EnvironmentSpec("img", None, [], image="python:3.7"), blob(tmp_path))
+
+
+@pytest.mark.parametrize("reference", ["azureml://registries/azureml/environments/sklearn-1.5/labels/latest",
+                                       "azureml://registries/azureml/environments/sklearn-1.5/versions/31",
+                                       "azureml:AzureML-sklearn-1.5@latest", "azureml:AzureML-sklearn-1.5:31",
+                                       "AzureML-sklearn-1.5"])
+def test_curated_environments_by_every_name_azure_takes(reference):
+    spec = environments.curated_environment(reference)
+    assert spec is not None and spec.curated == "sklearn-1.5" and spec.python == "3.10"
+    assert spec.image == "mcr.microsoft.com/azureml/openmpi5.0-ubuntu24.04"
+    assert "scikit-learn~=1.5.0" in spec.pip and "azureml-defaults" in spec.pip
+    assert "Azure/azureml-assets@" in spec.notes[0]
+
+
+def test_an_unknown_curated_environment_is_not_found():
+    with pytest.raises(ServiceError, match=r"^Environment 'sklearn-9.9' was not found in registry azureml \(asked as "
+                                           r"'azureml://registries/azureml/environments/sklearn-9.9/labels/latest'\) "
+                                           r"\(did you mean 'sklearn-1.5'") as caught:
+        environments.curated_environment("azureml://registries/azureml/environments/sklearn-9.9/labels/latest")
+    assert caught.value.status == 404
+    with pytest.raises(ServiceError, match="^Environment 'Minimal' was not found in registry azureml"):
+        environments.curated_environment("AzureML-Minimal")   # SDK v1's old curated environment: removed by Azure
+
+
+def test_a_curated_environment_is_stood_in_for_by_the_fakes_packages(tmp_path):
+    spec = environments.curated_environment("azureml:AzureML-sklearn-1.5@latest")
+    built = compute(tmp_path).build(spec, blob(tmp_path))
+    assert run(built.python, "import sklearn, pandas").returncode == 0
+    notes = "\n".join(built.notes)
+    assert "Azure runs it as a prebuilt image, the fake stands its own packages in for the image's" in notes
+    assert "curated environment sklearn-1.5: not among the fake's packages: " in notes and "py-spy==0.3.12" in notes
+    assert "curated environment sklearn-1.5: other versions here: scikit-learn~=1.5.0 (the fake has " in notes
+
+
+def test_the_curated_table_cites_its_source():
+    table = environments.table()
+    assert table["source"]["repository"] == "Azure/azureml-assets" and len(table["source"]["commit"]) == 40
+    names = {e["name"] for e in table["environments"]}
+    assert {"sklearn-1.5", "ai-ml-automl", "lightgbm-3.3", "tensorflow-2.16-cuda12", "mldesigner"} <= names
+    assert all(e["path"].startswith("assets/") for e in table["environments"])
+    assert table["base_images_source"]["repository"] == "Azure/AzureML-Containers"
+
+
+def test_pip_options_are_not_used_offline(tmp_path):
+    built = compute(tmp_path).build(EnvironmentSpec("opts", HERE, ["--extra-index-url https://example.invalid/simple",
+                                                                   "pandas"]), blob(tmp_path))
+    assert "pip option '--extra-index-url https://example.invalid/simple' not used: the fake builds offline" \
+        in built.notes
+
+
+def test_an_explicit_index_leaves_pips_own_configuration_out(tmp_path):
+    explicit = Compute(tmp_path / "a", index=PackageIndex(index_url="https://example.invalid/simple"))
+    assert explicit._pip_env()["PIP_CONFIG_FILE"] == os.devnull
+    assert explicit.index.pip_args() == ["--index-url", "https://example.invalid/simple"]
+    assert "PIP_CONFIG_FILE" not in Compute(tmp_path / "b")._pip_env() or os.environ.get("PIP_CONFIG_FILE")
+    assert PackageIndex(offline=True, find_links=("w",)).pip_args() == ["--no-index", "--find-links", "w"]
