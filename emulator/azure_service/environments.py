@@ -261,7 +261,12 @@ def from_v1_environment(environment: Mapping[str, Any], default_name: str) -> En
     python_section = environment.get("python") or {}
     docker = environment.get("docker") or {}
     name = str(environment.get("name") or default_name)
-    curated = curated_environment(name) if str(name).lower().startswith("azureml-") else None
+    curated = None
+    if name.lower().startswith("azureml-"):   # a curated environment (Environment.get(ws, "AzureML-..."))
+        try:
+            curated = curated_environment(name)
+        except ServiceError:
+            curated = None
     image = docker.get("baseImage") or None
     if python_section.get("userManagedDependencies"):
         spec = EnvironmentSpec(name=name, python=None, pip=[], image=image)
@@ -275,3 +280,85 @@ def from_v1_environment(environment: Mapping[str, Any], default_name: str) -> En
         spec.curated = curated.curated
         spec.notes = curated.notes + spec.notes
     return spec
+
+
+# -- SDK v1's environment definitions ---------------------------------------------------------------
+def v1_definition(spec: EnvironmentSpec, version: str) -> dict[str, Any]:
+    """An environment in SDK v1's shape (``Environment._serialize_to_dict``), as ``Environment.get`` reads it."""
+    dependencies: list[Any] = ([f"python={spec.python}"] if spec.python else []) + list(spec.conda)
+    if spec.pip:
+        dependencies.append({"pip": list(spec.pip)})
+    return {"name": spec.name, "version": version,
+            "python": {"interpreterPath": "python", "userManagedDependencies": False,
+                       "condaDependencies": {"name": "project_environment", "channels": ["conda-forge"],
+                                             "dependencies": dependencies},
+                       "baseCondaEnvironment": None},
+            "environmentVariables": {}, "docker": {"baseImage": spec.image, "platform": {"os": "Linux",
+                                                                                         "architecture": "amd64"},
+                                                   "baseDockerfile": None, "buildContext": None,
+                                                   "baseImageRegistry": {"address": None, "username": None,
+                                                                         "password": None},
+                                                   "enabled": False, "arguments": []},
+            "spark": {"repositories": [], "packages": [], "precachePackages": True},
+            "inferencingStackVersion": None, "r": None}
+
+
+class V1Environments:
+    """``/environment/v1.0/.../environments/...``: the environments a v1 client registers (``Environment.register``),
+    and the curated ones (``Environment.get(ws, "AzureML-sklearn-1.5")``). Names starting with ``AzureML`` or
+    ``Microsoft`` are reserved for curated environments (azureml-core's ``Environment`` docstring), so registering
+    one is refused."""
+
+    RESERVED = ("azureml", "microsoft")
+
+    def __init__(self) -> None:
+        self.registered: dict[str, list[dict[str, Any]]] = {}
+
+    def routes(self, route: Any, prefix: str) -> None:
+        base = prefix + r"/environments"
+        route("GET", base + r"/?$", self.list)
+        route("GET", base + r"/(?P<name>[^/]+)/labels/(?P<label>[^/]+)$", self.get)
+        route("GET", base + r"/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?$", self.get)
+        route("PUT", base + r"/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?$", self.put)
+
+    def get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        from urllib.parse import unquote
+
+        name = unquote(m.group("name"))
+        version = m.groupdict().get("version")
+        versions = self.registered.get(name)
+        if versions:
+            if version is None:
+                return 200, versions[-1]
+            found = next((v for v in versions if str(v.get("version")) == str(version)), None)
+            if found is not None:
+                return 200, found
+        elif name.lower().startswith("azureml-"):
+            try:
+                spec = curated_environment(name)
+            except ServiceError:
+                spec = None
+            if spec is not None:
+                return 200, v1_definition(spec, version or "1")
+        raise ServiceError(404, "NotFound", f"Environment {name}" + (f" version {version}" if version else "")
+                           + " was not found in the workspace")
+
+    def put(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        from urllib.parse import unquote
+
+        name = unquote(m.group("name"))
+        if name.lower().startswith(self.RESERVED):
+            raise ServiceError(400, "UserError", f"Environment name {name!r} is invalid: the prefixes 'AzureML' and "
+                                                 f"'Microsoft' are reserved for curated environments")
+        if not isinstance(body, Mapping):
+            raise ServiceError(400, "UserError", "the environment definition must be a JSON object")
+        versions = self.registered.setdefault(name, [])
+        definition = {"name": name, "version": str(len(versions) + 1),
+                      **{k[0].lower() + k[1:]: v for k, v in body.items() if k not in ("Name", "name")}}
+        versions.append(definition)
+        return 200, definition
+
+    def list(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        curated = [v1_definition(spec, "1") for spec in
+                   (curated_environment(f"AzureML-{e['name']}") for e in table()["environments"]) if spec]
+        return 200, {"value": [v[-1] for v in self.registered.values()] + curated, "continuationToken": None}

@@ -52,6 +52,7 @@ class V1Api(Api):
         self.submissions: list[dict[str, Any]] = []
         self.pending_snapshot_blobs: dict[str, tuple[str, str]] = {}
         self.assets: dict[str, dict[str, Any]] = {}
+        self.environments = environments.V1Environments()
         super().__init__(engine, **where)
 
     def error(self, status: int, code: str, message: str) -> tuple[int, Any]:
@@ -146,6 +147,7 @@ class V1Api(Api):
         r("POST", models + r"/models$", self._model_register)
         r("GET", models + r"/models$", self._model_list)
         r("GET", models + r"/models/(?P<id>[^/]+)$", self._model_get)
+        self.environments.routes(r, r"^/environment/v1\.0" + WS_PATH)
 
     # -- workspace, datastores, computes -------------------------------------------------------------
     def _arm_workspace(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:

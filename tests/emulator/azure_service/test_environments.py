@@ -192,3 +192,120 @@ def test_an_explicit_index_leaves_pips_own_configuration_out(tmp_path):
     assert explicit.index.pip_args() == ["--index-url", "https://example.invalid/simple"]
     assert "PIP_CONFIG_FILE" not in Compute(tmp_path / "b")._pip_env() or os.environ.get("PIP_CONFIG_FILE")
     assert PackageIndex(offline=True, find_links=("w",)).pip_args() == ["--no-index", "--find-links", "w"]
+
+
+# -- through the real SDKs -------------------------------------------------------------------------------
+def v1_step_run(fake_azure, tmp_path, environment, *, script="import pyjokes\nprint(pyjokes.get_joke())\n",
+                allow_reuse=False):
+    """One PythonScriptStep in ``environment``, written with azureml-core directly, submitted and waited for."""
+    from azureml.core import Experiment
+    from azureml.core.runconfig import RunConfiguration
+    from azureml.pipeline.core import Pipeline
+    from azureml.pipeline.steps import PythonScriptStep
+
+    source = tmp_path / "src"
+    source.mkdir(exist_ok=True)
+    (source / "job.py").write_text(script)
+    runconfig = RunConfiguration()
+    runconfig.environment = environment
+    step = PythonScriptStep(name="job", script_name="job.py", source_directory=str(source),
+                            compute_target="cpu-cluster", runconfig=runconfig, allow_reuse=allow_reuse)
+    run = Experiment(fake_azure.workspace, "environments").submit(Pipeline(fake_azure.workspace, [step]))
+    run.wait_for_completion(show_output=False, raise_on_error=False)
+    return fake_azure.step_runs(run.id)["job"]
+
+
+def v1_environment(name, pip, python=HERE, image=None):
+    from azureml.core import Environment
+    from azureml.core.conda_dependencies import CondaDependencies
+
+    environment = Environment(name)
+    environment.python.conda_dependencies = CondaDependencies.create(python_version=python, pip_packages=pip,
+                                                                     pin_sdk_version=False)
+    if image:
+        environment.docker.base_image = image
+    return environment
+
+
+def test_v1_a_package_the_fake_lacks_comes_from_the_index(fake_azure, tmp_path, wheels):
+    fake_azure.service.compute.index = PackageIndex(offline=True, find_links=(str(wheels),))
+    step = v1_step_run(fake_azure, tmp_path, v1_environment("jokes", ["pyjokes==0.6.0"]))
+    assert step.status == "Completed", step.error
+    assert "a joke from a local wheel" in fake_azure.step_log(step)
+
+
+def test_v1_a_base_image_that_does_not_exist_fails_the_image_build(fake_azure, tmp_path):
+    image = "mcr.microsoft.com/azureml/openmpi9.9-ubuntu20.04:latest"
+    step = v1_step_run(fake_azure, tmp_path, v1_environment("img", ["pandas"], image=image), script="print(1)\n")
+    assert step.status == "Failed"
+    assert step.error["message"].startswith(f"Image build failed for environment 'img': base image {image} was not "
+                                            f"found: manifest unknown")
+    log = fake_azure.service.engine.read_file(step.id, "azureml-logs/20_image_build_log.txt").decode()
+    assert f"Step 1/N : FROM {image}" in log
+
+
+def test_v1_curated_environments_by_name(fake_azure, tmp_path):
+    from azureml.core import Environment
+
+    curated = Environment.get(fake_azure.workspace, "AzureML-sklearn-1.5")
+    assert curated.python.conda_dependencies.get_python_version() == "3.10"
+    assert curated.docker.base_image == "mcr.microsoft.com/azureml/openmpi5.0-ubuntu24.04"
+    step = v1_step_run(fake_azure, tmp_path, curated, script="import sklearn\nprint('sklearn', sklearn.__version__)\n")
+    assert step.status == "Completed", step.error
+    log = fake_azure.step_log(step)
+    assert log.startswith("[fake Azure ML] fidelity note: curated environment sklearn-1.5 (")
+    assert "sklearn " in log
+    with pytest.raises(Exception, match="Code: 404"):   # SDK v1's old AzureML-Minimal: Azure removed it
+        Environment.get(fake_azure.workspace, "AzureML-Minimal")
+    with pytest.raises(Exception, match="reserved for curated environments"):
+        Environment("AzureML-mine").register(fake_azure.workspace)
+    registered = v1_environment("mine", ["pandas"]).register(fake_azure.workspace)
+    assert (registered.name, registered.version) == ("mine", "1")
+    assert Environment.get(fake_azure.workspace, "mine").version == "1"
+
+
+def test_v1_reuse_is_keyed_on_the_environment(fake_azure, tmp_path, wheels):
+    """A resubmission whose environment changed re-runs its step; the same environment is reused."""
+    fake_azure.service.compute.index = PackageIndex(offline=True, find_links=(str(wheels),))
+    first = v1_step_run(fake_azure, tmp_path, v1_environment("env", ["pandas"]), script="print(1)\n", allow_reuse=True)
+    changed = v1_step_run(fake_azure, tmp_path, v1_environment("env", ["pandas", "pyjokes"]), script="print(1)\n",
+                          allow_reuse=True)
+    again = v1_step_run(fake_azure, tmp_path, v1_environment("env", ["pandas", "pyjokes"]), script="print(1)\n",
+                        allow_reuse=True)
+    assert [r.status for r in (first, changed, again)] == ["Completed"] * 3
+    assert changed.reused_from is None and again.reused_from == changed.id
+
+
+def v2_run(fake, tmp_path, environment):
+    from azure.ai.ml import command, dsl
+
+    source = tmp_path / "src"
+    source.mkdir(exist_ok=True)
+    (source / "hello.py").write_text("import sklearn\nprint('hello from', sklearn.__name__)\n")
+    hello = command(command="python hello.py", code=str(source), environment=environment)
+
+    @dsl.pipeline(default_compute="cpu-cluster")
+    def pipeline():
+        hello()
+
+    job = fake.ml_client.jobs.create_or_update(pipeline(), experiment_name="environments")
+    fake.service.engine.wait(job.name)
+    return next(iter(fake.step_runs(job.name).values()))
+
+
+@pytest.mark.parametrize("environment", ["azureml://registries/azureml/environments/sklearn-1.5/labels/latest",
+                                         "azureml:AzureML-sklearn-1.5@latest"])
+def test_v2_curated_environments_run(fake_azure_v2, tmp_path, environment):
+    step = v2_run(fake_azure_v2, tmp_path, environment)
+    assert step.status == "Completed", step.error
+    log = fake_azure_v2.step_log(step)
+    assert "hello from sklearn" in log and "fidelity note: curated environment sklearn-1.5" in log
+
+
+def test_v2_an_unknown_curated_environment_is_refused(fake_azure_v2, tmp_path):
+    from azure.core.exceptions import HttpResponseError
+
+    with pytest.raises(HttpResponseError) as raised:
+        v2_run(fake_azure_v2, tmp_path, "azureml://registries/azureml/environments/sklearn-0.1/labels/latest")
+    assert raised.value.status_code == 404
+    assert "Environment 'sklearn-0.1' was not found in registry azureml" in str(raised.value)
