@@ -35,7 +35,7 @@ from .api import PROVIDER, WS_PATH, Api, user_token
 from .blobstore import BLOB_HOST_SUFFIX
 from .engine import (ComputeTarget, Engine, EnvironmentSpec, InputBinding, OutputSpec, PipelineJob, RunRecord,
                      ServiceError, StepJob, Token, now_iso)
-from .v2_automl import settings_of_task, task_of_node
+from .v2_automl import check_task, settings_of_task, task_of_node
 from .v2_schema import Problem, check_resource
 
 ASSET_KINDS = ("codes", "environments", "components", "data", "models")
@@ -779,6 +779,10 @@ class V2Api(Api):
             if not node.get(required):
                 raise _Refused(f"{where}.{required}", "RequiredField",
                                [_problem(f"{where}.{required}", "RequiredField", "required property is missing")])
+        task = task_of_node({**settings_node, **{p: node[p] for p in ("validation_data",) if node.get(p)}})
+        problems = check_task(task, where)   # what the REST models and Azure AutoML's limits refuse
+        if problems:
+            raise _Refused(problems[0].target, problems[0].code, problems)
         bindings = {}
         training_uri = ""
         for port in ("training_data", "validation_data"):
@@ -786,7 +790,7 @@ class V2Api(Api):
                 resolved = self._resolve_input(f"{where}.{port}", node[port], pipeline_inputs)
                 bindings[port] = self._binding(f"{where}.{port}", port, resolved)
                 training_uri = training_uri or str(node[port])
-        settings = settings_of_task(task_of_node(settings_node))
+        settings = settings_of_task(task)
         outputs = {}
         for port in (node.get("outputs") or {}):
             if port != "best_model":
