@@ -227,6 +227,7 @@ def v1_environment(name, pip, python=HERE, image=None):
     return environment
 
 
+@pytest.mark.slow
 def test_v1_a_package_the_fake_lacks_comes_from_the_index(fake_azure, tmp_path, wheels):
     fake_azure.service.compute.index = PackageIndex(offline=True, find_links=(str(wheels),))
     step = v1_step_run(fake_azure, tmp_path, v1_environment("jokes", ["pyjokes==0.6.0"]))
@@ -234,6 +235,7 @@ def test_v1_a_package_the_fake_lacks_comes_from_the_index(fake_azure, tmp_path, 
     assert "a joke from a local wheel" in fake_azure.step_log(step)
 
 
+@pytest.mark.slow
 def test_v1_a_base_image_that_does_not_exist_fails_the_image_build(fake_azure, tmp_path):
     image = "mcr.microsoft.com/azureml/openmpi9.9-ubuntu20.04:latest"
     step = v1_step_run(fake_azure, tmp_path, v1_environment("img", ["pandas"], image=image), script="print(1)\n")
@@ -244,6 +246,7 @@ def test_v1_a_base_image_that_does_not_exist_fails_the_image_build(fake_azure, t
     assert f"Step 1/N : FROM {image}" in log
 
 
+@pytest.mark.slow
 def test_v1_curated_environments_by_name(fake_azure, tmp_path):
     from azureml.core import Environment
 
@@ -264,6 +267,7 @@ def test_v1_curated_environments_by_name(fake_azure, tmp_path):
     assert Environment.get(fake_azure.workspace, "mine").version == "1"
 
 
+@pytest.mark.slow
 def test_v1_reuse_is_keyed_on_the_environment(fake_azure, tmp_path, wheels):
     """A resubmission whose environment changed re-runs its step; the same environment is reused."""
     fake_azure.service.compute.index = PackageIndex(offline=True, find_links=(str(wheels),))
@@ -293,6 +297,7 @@ def v2_run(fake, tmp_path, environment):
     return next(iter(fake.step_runs(job.name).values()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("environment", ["azureml://registries/azureml/environments/sklearn-1.5/labels/latest",
                                          "azureml:AzureML-sklearn-1.5@latest"])
 def test_v2_curated_environments_run(fake_azure_v2, tmp_path, environment):
@@ -302,6 +307,7 @@ def test_v2_curated_environments_run(fake_azure_v2, tmp_path, environment):
     assert "hello from sklearn" in log and "fidelity note: curated environment sklearn-1.5" in log
 
 
+@pytest.mark.slow
 def test_v2_an_unknown_curated_environment_is_refused(fake_azure_v2, tmp_path):
     from azure.core.exceptions import HttpResponseError
 
