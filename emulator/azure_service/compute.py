@@ -188,10 +188,12 @@ class Compute:
         if self._base_dists is None:
             found: dict[str, str] = {}
             for dist in metadata.distributions(path=[str(self.base_layer())]):
-                name = dist.metadata.get("Name")
+                meta = dist.metadata
+                name = meta["Name"] if "Name" in meta else None
                 if name and _canonical(name) not in found:
                     found[_canonical(name)] = dist.version
-                    self._base_requires_python[_canonical(name)] = dist.metadata.get("Requires-Python")
+                    self._base_requires_python[_canonical(name)] = (meta["Requires-Python"]
+                                                                    if "Requires-Python" in meta else None)
             self._base_dists = found
         return self._base_dists
 
