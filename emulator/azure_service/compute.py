@@ -205,7 +205,7 @@ class Compute:
     def build(self, spec: EnvironmentSpec, blob: BlobStore) -> BuiltEnvironment:
         """Build (or find in the cache) the environment ``spec`` declares; raises :class:`ImageBuildError`."""
         from .blobstore import parse_blob_url
-        from .environments import MINIMUM_PYTHON, ImageMissing, check_image, conda_to_pip, python_version
+        from .image_build import MINIMUM_PYTHON, ImageMissing, check_image, conda_to_pip, python_version
 
         fake = sys.version_info[:2]
         log: list[str] = [f"Building environment {spec.name!r}" + (f" on image {spec.image}" if spec.image else "")
