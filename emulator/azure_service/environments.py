@@ -64,6 +64,14 @@ def curated_environment(reference: Any) -> EnvironmentSpec | None:
     name, version, label = parsed
     known = {e["name"].lower(): e for e in table()["environments"]}
     entry = known.get(name.lower())
+    published = {i["name"][len(MCR_AZUREML + "curated/"):].lower(): i["name"] for i in table()["base_images"]
+                 if i["name"].startswith(MCR_AZUREML + "curated/")}
+    if entry is None and name.lower() in published:   # in azureml-assets, but not among the table's definitions
+        curated_name = published[name.lower()].rsplit("/", 1)[-1]
+        return EnvironmentSpec(name=f"AzureML-{curated_name}", python=None, pip=[], image=published[name.lower()],
+                               curated=curated_name,
+                               notes=[f"curated environment {curated_name} ({source_note()}): its definition is not "
+                                      f"in the fake's table; the fake's own packages stand in for its image"])
     if entry is None:
         from framework.errors import did_you_mean
 

@@ -160,6 +160,12 @@ def test_an_unknown_curated_environment_is_not_found():
         environments.curated_environment("AzureML-Minimal")   # SDK v1's old curated environment: removed by Azure
 
 
+def test_a_curated_environment_the_table_does_not_define_runs_on_the_fakes_packages():
+    spec = environments.curated_environment("azureml://registries/azureml/environments/responsibleai-tabular/labels/latest")
+    assert spec is not None and spec.curated == "responsibleai-tabular" and spec.pip == []
+    assert "its definition is not in the fake's table" in spec.notes[0]
+
+
 def test_a_curated_environment_is_stood_in_for_by_the_fakes_packages(tmp_path):
     spec = environments.curated_environment("azureml:AzureML-sklearn-1.5@latest")
     built = compute(tmp_path).build(spec, blob(tmp_path))
