@@ -321,3 +321,35 @@ def test_v2_an_unknown_curated_environment_is_refused(fake_azure_v2, tmp_path):
         v2_run(fake_azure_v2, tmp_path, "azureml://registries/azureml/environments/sklearn-0.1/labels/latest")
     assert raised.value.status_code == 404
     assert "Environment 'sklearn-0.1' was not found in registry azureml" in str(raised.value)
+
+
+@pytest.mark.slow
+def test_v2_an_environment_of_image_and_conda_file_as_azureml_examples_writes_it(fake_azure_v2, tmp_path, wheels):
+    """azureml-examples' pipelines-with-components/basics/5c_env_conda_file: a GPU base image, a conda file asking
+    for Python 3.8, pip and pyjokes. Built from the index (here a folder), with what it cannot honour noted."""
+    from azure.ai.ml import command, dsl
+    from azure.ai.ml.entities import Environment
+
+    fake_azure_v2.service.compute.index = PackageIndex(offline=True, find_links=(str(wheels),))
+    (tmp_path / "conda.yaml").write_text("name: demo_env\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.8\n"
+                                         "  - pip\n  - pip:\n    - pyjokes\n")
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "hello.py").write_text("import pyjokes\nprint(pyjokes.get_joke())\n")
+    environment = Environment(image="mcr.microsoft.com/azureml/openmpi5.0-cuda12.4-ubuntu22.04:latest",
+                              conda_file=str(tmp_path / "conda.yaml"))
+    hello = command(command="python hello.py", code=str(source), environment=environment)
+
+    @dsl.pipeline(default_compute="cpu-cluster")
+    def pipeline():
+        hello()
+
+    job = fake_azure_v2.ml_client.jobs.create_or_update(pipeline(), experiment_name="environments")
+    fake_azure_v2.service.engine.wait(job.name)
+    step = next(iter(fake_azure_v2.step_runs(job.name).values()))
+    assert step.status == "Completed", step.error
+    log = fake_azure_v2.step_log(step)
+    assert "a joke from a local wheel" in log
+    assert f"fidelity note: Python 3.8 requested: the fake has Python {HERE} only" in log
+    assert "fidelity note: base image mcr.microsoft.com/azureml/openmpi5.0-cuda12.4-ubuntu22.04 is a GPU image" in log
+    assert "fidelity note: requirements resolved for Python 3.8: pyjokes" in log
