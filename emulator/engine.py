@@ -279,8 +279,9 @@ class Search:
         allowed = set(settings.get("allowed_models") or []) or None
         blocked = set(settings.get("blocked_models") or [])
         unavailable = task.unavailable_models()
+        self.auto_blocked = auto_blocked(settings, data)
         self.usable = [m for m in task.models if (allowed is None or m in allowed) and m not in blocked
-                       and m not in unavailable]
+                       and m not in unavailable and m not in self.auto_blocked]
         self.portfolio = [(p, a, dict(params)) for p, a, params in task.portfolio(data) if a in self.usable]
         self.metric = settings["primary_metric"]
         self.rng = np.random.default_rng(settings.get("random_state", 0))
@@ -321,6 +322,19 @@ class Search:
         if anchor is not None and self.rng.random() < 0.6:
             return anchor.preprocessor, algorithm, perturb(algorithm, anchor.params, self.rng)
         return preprocessor_for(algorithm, self.rng), algorithm, sample_params(algorithm, self.rng)
+
+
+#: Azure's auto-block: above this many training rows (or with sparse data), unless ``allowed_models`` is given,
+#: the models below are blocked (azureml ``MAX_SAMPLES_AUTOBLOCK`` and ``MAX_SAMPLES_AUTOBLOCKED_ALGOS``).
+MAX_SAMPLES_AUTOBLOCK = 5000
+AUTOBLOCKED_MODELS = ("KNN", "SVM")
+
+
+def auto_blocked(settings: Mapping[str, Any], data: FoldData | None) -> tuple[str, ...]:
+    """The models Azure blocks by itself for ``data``: KNN and SVM above 5,000 rows, when no allowed_models is set."""
+    if data is None or settings.get("allowed_models") or len(data.y) <= MAX_SAMPLES_AUTOBLOCK:
+        return ()
+    return tuple(m for m in AUTOBLOCKED_MODELS if m in get_task(settings["task"]).models)
 
 
 def candidates(settings: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -461,6 +475,9 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     key = uuid.uuid4().hex
     state = _Loop(settings, fold, key, started, budget, iteration_timeout, threads, recorder, parent_run_id, log,
                   data.training_type, concurrency, clock=clock, runner=None if runner is None else runner(key, fold))
+    if state.search.auto_blocked:
+        log(f"Models {' and '.join(state.search.auto_blocked)} are blocked above {MAX_SAMPLES_AUTOBLOCK:,} rows (Azure's "
+            f"auto-block; name them in allowed_models to try them)")
     log(f"{'ITER':>5}  {'PIPELINE':<45} {'DURATION':>9} {'METRIC':>8} {'BEST':>8}")
     state.run_base(concurrency)
     if runner is None:
