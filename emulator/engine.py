@@ -365,9 +365,12 @@ class GuardedRunner:
 
 
 def _child_task(runner: Runner, spec: dict[str, Any], threads: int, seconds_left: float | None,
-                iteration_timeout: float | None, refit: bool = False) -> tuple[TaskOutcome, str]:
-    """Cross-validate one child in a worker process, and with ``refit`` fit it on every training row too (its
-    model); the limit is the nearer of its own and what was left of the experiment's when it was sent."""
+                iteration_timeout: float | None, model_seconds_left: float | None = None,
+                with_model: bool = False, model_share: float = 1.0) -> tuple[TaskOutcome, str]:
+    """Cross-validate one child in a worker process; the limit is the nearer of its own and what was left of the
+    experiment's when it was sent. ``with_model``: then fit it on every training row (its model), within
+    ``model_seconds_left`` counted from when it was sent, when that leaves 1.3 times the expected time
+    (``model_share`` of the folds' seconds); a model not made in time leaves the child's folds."""
     limits = []
     if iteration_timeout is not None:
         limits.append((iteration_timeout, "iteration"))
@@ -376,8 +379,17 @@ def _child_task(runner: Runner, spec: dict[str, Any], threads: int, seconds_left
     timeout, which = min(limits) if limits else (None, "")
     if timeout is not None and timeout <= 0:
         return TaskOutcome(False, error="experiment timeout reached before the child started", timed_out=True), which
-    kwargs: dict[str, Any] = {"spec": spec, "threads": threads, **({"with_model": True} if refit else {})}
-    return runner(call(tasks.cross_validate), kwargs, timeout), which
+    outcome = runner(call(tasks.cross_validate), {"spec": spec, "threads": threads}, timeout)
+    if with_model and outcome.ok:
+        chosen = {**spec, "params": {**spec["params"], **(outcome.value.get("params") or {})}}
+        left = None if model_seconds_left is None else model_seconds_left - outcome.seconds
+        if iteration_timeout is not None:
+            left = min(left if left is not None else iteration_timeout, iteration_timeout - outcome.seconds)
+        expected = model_share * float(outcome.value.get("fit_time") or outcome.seconds)
+        made = _refit_task(runner, [chosen], threads, left) if left is None or left > 1.3 * expected else None
+        if made is not None and made.ok:
+            outcome.value["model"], outcome.value["refit_time"] = made.value[0], made.seconds
+    return outcome, which
 
 
 def _refit_task(runner: Runner, specs: list[dict[str, Any]], threads: int, timeout: float | None) -> TaskOutcome:
@@ -538,6 +550,7 @@ class _Loop:
         self._score_seconds: float | None = None
         self.records: dict[int, Any] = {}  # iteration -> its child run record (where artifacts go)
         self.refitting: set[int] = set()  # children whose model is being made
+        self.carrying: set[int] = set()  # children in flight that make their model in the same job
         ensembles = [n for n, on in (("VotingEnsemble", settings.get("enable_voting_ensemble", True)),
                                      ("StackEnsemble", settings.get("enable_stack_ensemble", True))) if on]
         total = int(settings["iterations"])
@@ -550,10 +563,14 @@ class _Loop:
         can still be made in the time left: for the others the search goes on, with children that can end with one)."""
         done = self.base_pool(5)
         left = self.left()
-        unmade = [c for c in done if c.model is None and c.iteration not in self.refitting
-                  and (left is None or 1.3 * self.refit_seconds([c], 1) < left)]
+        unmade = [c for c in done if c.model is None and (left is None or 1.3 * self.refit_seconds([c], 1) < left)]
         return 1.0 + FINISH_SECONDS + 0.03 * (self.budget or 0) + 1.3 * self.refit_seconds(unmade) + \
             self.ensemble_cost(done)
+
+    def model_time_left(self) -> float | None:
+        """Seconds a model made during the search may take: what is left less the ensembles and the finish."""
+        left = self.left()
+        return None if left is None else left - FINISH_SECONDS - self.ensemble_cost(self.base_pool(5))
 
     def end(self) -> float | None:
         """When the experiment must be over: its start plus the budget (featurization and the final model included)."""
@@ -573,9 +590,9 @@ class _Loop:
 
             oof = done[0].oof
             assert oof is not None
-            begun = time.perf_counter()
+            begun = self.clock()  # the experiment's clock: a test's fake one measures no time here
             E.fold_score(self.fold, self.metric, oof)
-            self._score_seconds = time.perf_counter() - begun
+            self._score_seconds = self.clock() - begun
         rounds = int(self.settings.get("ensemble_iterations") or 15) + 1
         return self._score_seconds * (ENSEMBLE_POOL * rounds + 40)
 
@@ -639,6 +656,7 @@ class _Loop:
                 child.status, child.error = "Failed", outcome.error
             child.timed_out = outcome.timed_out
         with self.lock:
+            self.carrying.discard(child.iteration)
             self.children.append(child)
             self.children.sort(key=lambda c: c.iteration)
             self.search.observe(child)
@@ -675,13 +693,19 @@ class _Loop:
     def _wanted_model(self) -> ChildResult | None:
         """The best completed base child among the ``REFIT_TOP`` best still without its model, when making it
         should end before the budget does."""
-        left = self.left()
+        left = self.model_time_left()
         for child in self.base_pool(REFIT_TOP):
             if child.model is not None or child.iteration in self.refitting:
                 continue
-            if left is None or 1.5 * self.refit_seconds([child], 1) + FINISH_SECONDS < left:
+            if left is None or 1.5 * self.refit_seconds([child], 1) < left:
                 return child
         return None
+
+    def carries_model(self) -> bool:
+        """Whether the next child makes its model right after its folds, in the same job: while no child has a
+        model nor is making one. On a loaded machine the first child can take most of the budget; its model made
+        at once, before other children take the workers, is what keeps the experiment within the budget."""
+        return not any(c.model is not None for c in self.children) and not self.refitting and not self.carrying
 
     def no_child_error(self) -> AutoMLError:
         """Why no child completed: the time limits (an ``AutoMLTimeoutError``) or the children's own errors."""
@@ -759,8 +783,8 @@ class _Loop:
                 wanted = self._wanted_model()
                 if wanted is not None:
                     self.refitting.add(wanted.iteration)
-                    left = self.left()
-                    timeout = None if left is None else max(0.0, left - FINISH_SECONDS)
+                    left = self.model_time_left()
+                    timeout = None if left is None else max(0.0, left)
                     job = delayed(_tagged)(("refit", wanted.iteration), _refit_task, self.runner, [wanted.spec],
                                            self.threads, timeout)
                 else:
@@ -768,10 +792,14 @@ class _Loop:
                         return
                     child, record = self._start(iteration)
                     pending[iteration] = (child, record)
+                    carry = self.carries_model()
+                    if carry:
+                        self.carrying.add(iteration)
                     deadline = self.deadline()
                     job = delayed(_tagged)(("child", iteration), _child_task, self.runner, child.spec, self.threads,
                                            None if deadline is None else deadline - self.clock(),
-                                           self.iteration_timeout)
+                                           self.iteration_timeout, self.model_time_left(), carry,
+                                           self.refit_seconds([ChildResult(0, "", "", "", {}, fit_time=1.0)], 1))
                     iteration += 1
             yield job
 
@@ -795,12 +823,15 @@ class _Loop:
         from . import ensemble as E
 
         pool = self.base_pool()
+        end = self.end()
+        if end is not None and pool:  # members are children with their model, or whose model can still be made
+            spare = end - self.clock() - FINISH_SECONDS - self.ensemble_cost(pool[:5])
+            unmade = [c for c in pool[:5] if c.model is None]
+            if 1.3 * self.refit_seconds(unmade, self.refit_groups(unmade)) > spare:
+                pool = [c for c in pool if c.model is not None]
         if len(pool) < 2 or not self.ensembles:
             return
-        end = self.end()
-        unmade = [c for c in pool[:5] if c.model is None]
-        if end is not None and self.clock() + self.ensemble_cost(pool[:5]) + self.refit_seconds(unmade[:1]) + \
-                FINISH_SECONDS >= end:
+        if end is not None and self.clock() + self.ensemble_cost(pool[:5]) + FINISH_SECONDS >= end:
             self.log(f"Skipping {' and '.join(self.ensembles)}: the experiment timeout leaves no time for them")
             return
         assert self.best is not None

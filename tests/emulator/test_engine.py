@@ -91,20 +91,22 @@ def _scripted_run(script, budget=60.0, task="classification", concurrency=1, **s
     from tests.emulator.fakes import FakeClock, ScriptedRunner
 
     clock, runners, lines = FakeClock(), [], []
+    fast = ["LightGBM", "LogisticRegression" if task == "classification" else "ElasticNet"]
     settings = validate_settings({"task": task, "label_column_name": "y", "experiment_timeout_minutes": budget / 60,
-                                  "n_cross_validations": 3, "max_concurrent_iterations": concurrency, **settings})
+                                  "n_cross_validations": 3, "max_concurrent_iterations": concurrency,
+                                  "allowed_models": fast, **settings})  # the families that fit 150 rows fastest
     result = run_automl(settings, _small(task), clock=clock, runner=ScriptedRunner.factory(clock, script, runners),
                         log=lines.append)
     return result, runners[0], lines
 
 
 @pytest.mark.parametrize("name, script", [
-    ("quick children", lambda kind, algorithm: 5.0 if kind == "cv" else 2.0),
+    ("quick children", lambda kind, algorithm: 8.0 if kind == "cv" else 3.0),
     ("slow models", lambda kind, algorithm: 3.0 if kind == "cv" else 9.0),
     ("a first child that takes most of the budget", lambda kind, algorithm: (50.0 if algorithm == "LightGBM" else 4.0)
      / (1.0 if kind == "cv" else 2.0)),
     ("children that each take a third", lambda kind, algorithm: 20.0 if kind == "cv" else 8.0),
-    ("a slow family", lambda kind, algorithm: (30.0 if algorithm == "ExtremeRandomTrees" else 3.0) * (
+    ("a slow family", lambda kind, algorithm: (30.0 if algorithm == "LogisticRegression" else 3.0) * (
         1.0 if kind == "cv" else 0.6)),
 ])
 def test_the_experiment_ends_within_its_budget_ensembles_and_models_included(name, script):
@@ -123,7 +125,7 @@ def test_the_experiment_ends_within_its_budget_ensembles_and_models_included(nam
 def test_the_best_children_get_their_models_during_the_search():
     """Like Azure's child runs, the best children end with their model (fitted on every row) while the search goes
     on, so the final model needs no refit after the deadline."""
-    result, runner, _ = _scripted_run(lambda kind, algorithm: 4.0 if kind == "cv" else 1.0, budget=40.0)
+    result, runner, _ = _scripted_run(lambda kind, algorithm: 5.0 if kind == "cv" else 1.0, budget=30.0)
     refits = [c for c in runner.calls if c[0] == "refit"]
     assert refits and refits[0][1] == ["LightGBM"]  # the first child's model right after its cross-validation
     members = result.loop.members_of(result.best)
