@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 import uuid
@@ -364,25 +365,47 @@ class GuardedRunner:
         return run_guarded(self.key, self.data, target, kwargs, timeout, count_startup)
 
 
-def _child_task(runner: Runner, spec: dict[str, Any], threads: int, seconds_left: float | None,
-                iteration_timeout: float | None, model_seconds_left: float | None = None,
-                with_model: bool = False, model_share: float = 1.0) -> tuple[TaskOutcome, str]:
-    """Cross-validate one child in a worker process; the limit is the nearer of its own and what was left of the
-    experiment's when it was sent. ``with_model``: then fit it on every training row (its model), within
-    ``model_seconds_left`` counted from when it was sent, when that leaves 1.3 times the expected time
-    (``model_share`` of the folds' seconds); a model not made in time leaves the child's folds."""
+@dataclass(frozen=True)
+class Deadline:
+    """When a task must end, on the experiment's clock: read when the task starts, not when it was queued (a job
+    can wait in joblib's queue for a free worker). In another process (loky, Dask, Ray) the experiment's clock
+    is not there: the seconds that were left when the deadline was made are used instead."""
+
+    at: float | None
+    clock: Callable[[], float]
+    seconds: float | None = None
+    pid: int = field(default_factory=os.getpid)
+
+    @classmethod
+    def of(cls, at: float | None, clock: Callable[[], float]) -> Deadline:
+        return cls(at, clock, None if at is None else at - clock())
+
+    def left(self) -> float | None:
+        if self.at is None:
+            return None
+        return self.at - self.clock() if os.getpid() == self.pid else self.seconds
+
+
+def _child_task(runner: Runner, spec: dict[str, Any], threads: int, deadline: Deadline,
+                iteration_timeout: float | None, model_deadline: Deadline | None = None,
+                model_share: float = 1.0) -> tuple[TaskOutcome, str]:
+    """Cross-validate one child in a worker process; the limit is the nearer of its own and the search's
+    ``deadline``. With a ``model_deadline``, then fit it on every training row (its model) before that, when it
+    leaves 1.3 times the expected time (``model_share`` of the folds' seconds); a model not made in time leaves
+    the child's folds."""
     limits = []
     if iteration_timeout is not None:
         limits.append((iteration_timeout, "iteration"))
+    seconds_left = deadline.left()
     if seconds_left is not None:
         limits.append((max(0.0, seconds_left), "experiment"))
     timeout, which = min(limits) if limits else (None, "")
     if timeout is not None and timeout <= 0:
         return TaskOutcome(False, error="experiment timeout reached before the child started", timed_out=True), which
     outcome = runner(call(tasks.cross_validate), {"spec": spec, "threads": threads}, timeout)
-    if with_model and outcome.ok:
+    if model_deadline is not None and outcome.ok:
         chosen = {**spec, "params": {**spec["params"], **(outcome.value.get("params") or {})}}
-        left = None if model_seconds_left is None else model_seconds_left - outcome.seconds
+        left = model_deadline.left()
         if iteration_timeout is not None:
             left = min(left if left is not None else iteration_timeout, iteration_timeout - outcome.seconds)
         expected = model_share * float(outcome.value.get("fit_time") or outcome.seconds)
@@ -392,8 +415,14 @@ def _child_task(runner: Runner, spec: dict[str, Any], threads: int, seconds_left
     return outcome, which
 
 
-def _refit_task(runner: Runner, specs: list[dict[str, Any]], threads: int, timeout: float | None) -> TaskOutcome:
-    """Fit child pipelines on every training row in a worker process (their models)."""
+def _refit_task(runner: Runner, specs: list[dict[str, Any]], threads: int, timeout: float | Deadline | None
+                ) -> TaskOutcome:
+    """Fit child pipelines on every training row in a worker process (their models), within ``timeout`` seconds
+    (or before a ``Deadline``, read when the task starts)."""
+    if isinstance(timeout, Deadline):
+        timeout = timeout.left()
+        if timeout is not None and timeout <= 0:
+            return TaskOutcome(False, error="no time left for the model", timed_out=True)
     return runner(call(tasks.refit), {"specs": specs, "threads": threads}, timeout)
 
 
@@ -571,6 +600,11 @@ class _Loop:
         """Seconds a model made during the search may take: what is left less the ensembles and the finish."""
         left = self.left()
         return None if left is None else left - FINISH_SECONDS - self.ensemble_cost(self.base_pool(5))
+
+    def model_deadline(self) -> Deadline:
+        """When a model made during the search must be done (``model_time_left`` from now)."""
+        left = self.model_time_left()
+        return Deadline.of(None if left is None else self.clock() + left, self.clock)
 
     def end(self) -> float | None:
         """When the experiment must be over: its start plus the budget (featurization and the final model included)."""
@@ -783,10 +817,8 @@ class _Loop:
                 wanted = self._wanted_model()
                 if wanted is not None:
                     self.refitting.add(wanted.iteration)
-                    left = self.model_time_left()
-                    timeout = None if left is None else max(0.0, left)
                     job = delayed(_tagged)(("refit", wanted.iteration), _refit_task, self.runner, [wanted.spec],
-                                           self.threads, timeout)
+                                           self.threads, self.model_deadline())
                 else:
                     if len(self.children) + len(pending) >= self.n_base or self.should_stop():
                         return
@@ -795,10 +827,9 @@ class _Loop:
                     carry = self.carries_model()
                     if carry:
                         self.carrying.add(iteration)
-                    deadline = self.deadline()
                     job = delayed(_tagged)(("child", iteration), _child_task, self.runner, child.spec, self.threads,
-                                           None if deadline is None else deadline - self.clock(),
-                                           self.iteration_timeout, self.model_time_left(), carry,
+                                           Deadline.of(self.deadline(), self.clock), self.iteration_timeout,
+                                           self.model_deadline() if carry else None,
                                            self.refit_seconds([ChildResult(0, "", "", "", {}, fit_time=1.0)], 1))
                     iteration += 1
             yield job
@@ -826,9 +857,12 @@ class _Loop:
         end = self.end()
         if end is not None and pool:  # members are children with their model, or whose model can still be made
             spare = end - self.clock() - FINISH_SECONDS - self.ensemble_cost(pool[:5])
-            unmade = [c for c in pool[:5] if c.model is None]
-            if 1.3 * self.refit_seconds(unmade, self.refit_groups(unmade)) > spare:
-                pool = [c for c in pool if c.model is not None]
+            kept: list[ChildResult] = []
+            for child in pool:  # the best first: an unmade model joins while all of them can be made in time
+                unmade = [c for c in kept + [child] if c.model is None]
+                if child.model is not None or 1.3 * self.refit_seconds(unmade, self.refit_groups(unmade)) <= spare:
+                    kept.append(child)
+            pool = kept
         if len(pool) < 2 or not self.ensembles:
             return
         if end is not None and self.clock() + self.ensemble_cost(pool[:5]) + FINISH_SECONDS >= end:

@@ -363,3 +363,25 @@ def test_an_ensemble_whose_member_models_cannot_be_made_in_time_gives_way_to_the
     state.refit = lambda members, timeout: TaskOutcome(True, value=[fitted])
     model = state.final_model(AutoFeaturizer())
     assert state.best is voting and slower.model is fitted
+
+
+def test_a_queued_childs_time_limit_is_read_when_it_starts_not_when_it_was_queued():
+    """A child waiting in joblib's queue for a free worker gets what is left of the budget when it starts."""
+    from emulator.engine import Deadline, _child_task
+    from emulator.worker import TaskOutcome
+    from tests.emulator.fakes import FakeClock
+
+    clock = FakeClock(1000.0)
+    deadline = Deadline.of(1010.0, clock)  # queued with 10 s left
+    clock.advance(8.0)  # ... and started 8 s later
+    seen = []
+
+    def runner(target, kwargs, timeout, count_startup=True):
+        seen.append(timeout)
+        return TaskOutcome(False, timed_out=True, error="stopped")
+
+    _child_task(runner, {"preprocessor": "MaxAbsScaler", "algorithm": "LightGBM", "params": {}}, 1, deadline, None)
+    assert seen == [2.0]
+    clock.advance(5.0)
+    outcome, which = _child_task(runner, {"preprocessor": "", "algorithm": "LightGBM", "params": {}}, 1, deadline, None)
+    assert not outcome.ok and outcome.timed_out and which == "experiment" and seen == [2.0]  # never started
