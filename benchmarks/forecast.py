@@ -160,6 +160,9 @@ def run_emulator(train: pd.DataFrame, test: pd.DataFrame, freq: str, h: int, m: 
                           random_state=0)
     run = Experiment(args.workspace, "forecast_benchmark").submit(config)
     _, model = run.get_output()
+    result = run._result
+    args.info = {"run_seconds": round(result.duration, 1), "best": result.best.display_name,
+                 "children": sum(c.algorithm != "VotingEnsemble" for c in result.children), "stop": result.stop_reason}
     prediction, _ = model.forecast(test[["ds", "unique_id"]])
     return prediction
 
@@ -257,6 +260,8 @@ def run(args: argparse.Namespace) -> None:
                 row["error"] = error
             else:
                 row.update({k: round(v, 5) for k, v in scores(train, test, prediction, m).items()})
+            if system == "emulator" and getattr(args, "info", None):
+                row["info"], args.info = args.info, None  # the AutoML run's own seconds (forecast() after it)
             with open(args.results, "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(f"{dataset:<16} {system:<14} MASE {row.get('mase', float('nan')):.4f} sMAPE "

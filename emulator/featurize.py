@@ -247,10 +247,17 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
                     blocks.append((filled[:, None] == np.asarray(plan.extra_one_hot)[None, :]).astype(float))
             elif plan.purpose in ("Categorical", "CategoricalHash"):
                 values = series.astype("string").fillna(plan.fill).to_numpy(dtype=object)
+                # each distinct value is looked up once (a million rows hold a few thousand values)
+                codes, uniques = pd.factorize(values)
                 if plan.purpose == "Categorical":
-                    blocks.append((values[:, None] == np.asarray(plan.categories, dtype=object)[None, :]).astype(float))
+                    known = {c: j for j, c in enumerate(plan.categories)}
+                    columns = np.array([known.get(u, -1) for u in uniques], dtype=int)[codes]
+                    block = np.zeros((len(values), len(plan.categories)))
+                    rows = np.flatnonzero(columns >= 0)
+                    block[rows, columns[rows]] = 1.0
+                    blocks.append(block)
                 else:
-                    buckets = np.array([_bucket(v) for v in values])
+                    buckets = np.array([_bucket(v) for v in uniques], dtype=int)[codes]
                     block = np.zeros((len(values), HASH_BUCKETS))
                     block[np.arange(len(values)), buckets] = 1.0
                     blocks.append(block)
