@@ -585,27 +585,17 @@ def stat_forecast(algorithm: str, y: np.ndarray, h: int, m: int, config: Any = N
 
 
 def _ets(y: np.ndarray, h: int, m: int, config: Any) -> tuple[np.ndarray, Any]:
-    """statsmodels' ETS (additive errors), the form chosen by AICc among trend/damping/season (Azure's
-    ExponentialSmoothing), or ``config``'s form."""
-    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+    """statsmodels' Holt-Winters exponential smoothing (what Azure's ExponentialSmoothing model wraps), the form
+    chosen by AICc among ``ets_forms``, or ``config``'s form."""
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-    if config is not None:
-        forms = [tuple(config)]
-    else:
-        forms = ets_forms(y, m)
+    forms = [tuple(config)] if config is not None else ets_forms(y, m)
     best, best_form = None, None
     for trend, damped, seasonal in forms:
-        fit = None
-        # heuristic initial states (Hyndman et al.): far fewer parameters to optimise than estimating them
-        for initialization in ("heuristic", "estimated"):
-            try:
-                fit = ETSModel(y, error="add", trend=trend, damped_trend=damped, seasonal=seasonal,
-                               seasonal_periods=m if seasonal else None,
-                               initialization_method=initialization).fit(disp=False, maxiter=100)
-                break
-            except Exception:
-                continue
-        if fit is None:
+        try:
+            fit = ExponentialSmoothing(y, trend=trend, damped_trend=bool(damped and trend), seasonal=seasonal,
+                                       seasonal_periods=m if seasonal else None).fit()
+        except Exception:
             continue
         score = fit.aicc
         if np.isfinite(score) and (best is None or score < best.aicc):
@@ -621,16 +611,12 @@ def _ets(y: np.ndarray, h: int, m: int, config: Any) -> tuple[np.ndarray, Any]:
 
 
 def ets_forms(y: np.ndarray, m: int) -> list[tuple[Any, bool, Any]]:
-    """The (trend, damped, season) forms ExponentialSmoothing chooses from by AICc for one series: level only and a
-    damped trend; with this series' own season of ``m`` (``is_seasonal``) additive seasons instead, and for a
-    positive series multiplicative ones too (a season that grows with the level). A smaller grid than
-    statsforecast's AutoETS: statsmodels' fits are slower."""
-    if is_seasonal(y, m):
-        forms: list[tuple[Any, bool, Any]] = [(None, False, "add"), ("add", True, "add")]
-        if np.min(y) > 0:
-            forms += [(None, False, "mul"), ("add", True, "mul")]
-        return forms
-    return [(None, False, None), ("add", True, None)]
+    """The (trend, damped, season) forms ExponentialSmoothing chooses from by AICc for one series: a damped additive
+    trend, with an additive season of ``m`` when the series holds two seasons. Measured on 6 multi-series datasets
+    (benchmarks/README.md): choosing by AICc among level-only, trend, additive and multiplicative seasons forecast
+    worse out of sample (mean MASE 1.036 with statsmodels' ETSModel, 1.005 among damped forms with and without
+    additive or multiplicative seasons) than this one form (0.998)."""
+    return [("add", True, "add" if m > 1 and len(y) >= 2 * m + 2 else None)]
 
 
 def _arima(y: np.ndarray, h: int, m: int, config: Any, exog: np.ndarray | None = None,

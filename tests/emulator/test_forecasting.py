@@ -165,8 +165,7 @@ def test_the_series_and_their_folds_ignore_row_order():
 
 def test_seasonality_is_the_datasets_when_a_quarter_of_its_series_show_it_and_each_series_tests_its_own():
     """'auto' seasonality keeps the frequency's period when at least a quarter of the series are seasonal (not only
-    when the longest one is); ExponentialSmoothing then tries seasonal forms only for the series that have a season,
-    and multiplicative ones for positive series."""
+    when the longest one is); ExponentialSmoothing is damped Holt-Winters, seasonal when a series holds two seasons."""
     from emulator.forecasting import detect_dataset_seasonality, ets_forms, is_seasonal
 
     t = np.arange(120)
@@ -176,7 +175,5 @@ def test_seasonality_is_the_datasets_when_a_quarter_of_its_series_show_it_and_ea
     assert is_seasonal(seasonal, 12) and not is_seasonal(walk, 12)
     assert detect_dataset_seasonality([walk, seasonal, walk, walk], "MS") == 12
     assert detect_dataset_seasonality([walk, seasonal, walk, walk, walk], "MS") == 1
-    assert ets_forms(seasonal, 12) == [(None, False, "add"), ("add", True, "add"), (None, False, "mul"),
-                                       ("add", True, "mul")]
-    assert ets_forms(seasonal - 60, 12) == [(None, False, "add"), ("add", True, "add")]  # not positive
-    assert ets_forms(walk, 12) == [(None, False, None), ("add", True, None)]
+    assert ets_forms(seasonal, 12) == [("add", True, "add")]  # damped Holt-Winters
+    assert ets_forms(seasonal[:25], 12) == [("add", True, None)]  # under two seasons and a bit
