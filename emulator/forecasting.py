@@ -594,7 +594,7 @@ def _ets(y: np.ndarray, h: int, m: int, config: Any) -> tuple[np.ndarray, Any]:
     for trend, damped, seasonal in forms:
         try:
             fit = ExponentialSmoothing(y, trend=trend, damped_trend=bool(damped and trend), seasonal=seasonal,
-                                       seasonal_periods=m if seasonal else None).fit()
+                                       seasonal_periods=m if seasonal else None).fit(use_brute=False)
         except Exception:
             continue
         score = fit.aicc
