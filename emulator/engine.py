@@ -517,8 +517,10 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     state = _Loop(settings, fold, key, started, budget, iteration_timeout, threads, recorder, parent_run_id, log,
                   data.training_type, concurrency, clock=clock, runner=None if runner is None else runner(key, fold))
     if state.search.auto_blocked:
-        log(f"Models {' and '.join(state.search.auto_blocked)} are blocked above {MAX_SAMPLES_AUTOBLOCK:,} rows (Azure's "
-            f"auto-block; name them in allowed_models to try them)")
+        blocked = state.search.auto_blocked
+        log(f"{'Models' if len(blocked) > 1 else 'Model'} {' and '.join(blocked)} {'are' if len(blocked) > 1 else 'is'} "
+            f"blocked above {MAX_SAMPLES_AUTOBLOCK:,} rows (Azure's auto-block; name {'them' if len(blocked) > 1 else 'it'} "
+            f"in allowed_models to try {'them' if len(blocked) > 1 else 'it'})")
     log(f"{'ITER':>5}  {'PIPELINE':<45} {'DURATION':>9} {'METRIC':>8} {'BEST':>8}")
     state.run_base(concurrency)
     if runner is None:
