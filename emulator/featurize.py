@@ -404,10 +404,23 @@ def _looks_like_dates(text: pd.Series) -> bool:
 
 
 def _date_parts(series: pd.Series) -> dict[str, np.ndarray]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dates = pd.to_datetime(series, errors="coerce", format="mixed") \
-            if not pd.api.types.is_datetime64_any_dtype(series) else series
+    if pd.api.types.is_datetime64_any_dtype(series):
+        dates = series
+    else:  # each distinct text parsed once (a million rows of timestamps hold far fewer values)
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        texts = pd.Series(uniques, dtype=object)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                parsed = pd.to_datetime(texts, errors="coerce", format="mixed")
+            except ValueError:  # offsets that differ: read as UTC
+                parsed = pd.to_datetime(texts, errors="coerce", format="mixed", utc=True)
+            if not pd.api.types.is_datetime64_any_dtype(parsed):
+                parsed = pd.to_datetime(texts, errors="coerce", format="mixed", utc=True)
+        if parsed.dt.tz is not None:
+            parsed = parsed.dt.tz_localize(None)
+        values = parsed.to_numpy(dtype="datetime64[ns]")
+        dates = pd.Series(np.where(codes >= 0, values[np.maximum(codes, 0)], np.datetime64("NaT")), index=series.index)
     accessor = dates.dt
     parts = {
         "year": accessor.year, "month": accessor.month, "day": accessor.day, "dayofweek": accessor.day_of_week,
