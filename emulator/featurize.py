@@ -130,7 +130,9 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
         text = non_null.astype(str)
         if _looks_like_dates(text):
             return ColumnPlan(column, "DateTime", "parses as dates")
-        tokens = text.str.split().str.len().mean()
+        counts = text.value_counts(sort=False)  # words per row, counted once per distinct value
+        tokens = float((counts.index.to_series().str.split().str.len().to_numpy() * counts.to_numpy()).sum()
+                       / counts.sum())
         if tokens >= TEXT_MIN_TOKENS and "TfIdf" not in blocked and "TextTargetEncoder" not in blocked:
             return ColumnPlan(column, "Text", f"free text ({tokens:.1f} words per value)")
         if distinct == n_rows and n_rows > 20:
