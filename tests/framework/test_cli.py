@@ -1,7 +1,6 @@
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -119,17 +118,16 @@ def test_datasets_and_models(cli, tmp_path):
     assert json.loads(cli("models", "list", "--json").stdout) == []
 
 
-def test_help_is_fast_and_imports_nothing_heavy():
-    code = ("import sys, time; t = time.time()\n"
+def test_help_imports_nothing_heavy():
+    """`amlstep --help` is fast because it imports none of the heavy libraries (what is checked, not a time)."""
+    code = ("import sys\n"
             "from framework.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in ('azureml', 'azure.ai.ml', 'mlflow', 'sklearn', 'xgboost', 'pandas', 'matplotlib')\n"
             "         if m in sys.modules]\n"
-            "print('HEAVY', heavy, time.time() - t)")
-    started = time.time()
+            "print('HEAVY', heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "HEAVY [] " in out, out
-    assert time.time() - started < 10
+    assert "HEAVY []" in out, out
 
 
 # -- help and messages ---------------------------------------------------------------------------
