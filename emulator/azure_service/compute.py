@@ -31,6 +31,7 @@ endpoints, data paths) plus a private ``HOME``; its output is the step's log.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -45,7 +46,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 if TYPE_CHECKING:
     from .blobstore import BlobStore
@@ -135,6 +136,24 @@ class _Requirement:
     parsed: Any = None
     base_version: str | None = None
     satisfied: bool = False
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path) -> Iterator[None]:
+    """Held while one environment is built: fakes of other processes sharing ``cache_dir`` (pytest-xdist workers)
+    wait and then find it built, instead of building it again. A no-op where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Compute:
@@ -375,7 +394,7 @@ class Compute:
                                          "base": self.base_layer().name}).encode()).hexdigest()[:20]
         target = self.cache_dir / "envs" / key
         python = target / "bin" / "python"
-        with self._lock:
+        with self._lock, _build_lock(self.cache_dir / "envs" / f".{key}.lock"):
             started = time.time()
             if python.exists():
                 self.builds.append({"key": key, "name": spec.name, "built": False, "seconds": 0.0})

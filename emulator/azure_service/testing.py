@@ -34,7 +34,8 @@ environment declares must be among the fake's own packages or in the ``find_link
 The fixture binds 127.0.0.1 only; points ``HOME`` (and the SDK's discovery cache, fixed when
 azureml is first imported) at a temporary folder; sets the SDK's proxy and CA bundle to the fake's
 for the test; turns the SDK's telemetry off (``HBI_WORKSPACE_JOB=true``, for the whole session:
-the SDK reads it at import time); shares built wheels and environments across the test session;
+the SDK reads it at import time); shares built wheels and environments across the test session (and its
+pytest-xdist workers);
 and stops the server at teardown. It needs the ``azure`` extra: ``pip install 'amlstep[azure]'``.
 """
 
@@ -128,8 +129,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def _fake_azure_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built wheels and step environments, shared by every fake of the test session."""
-    return Path(tmp_path_factory.mktemp("fake-azure-cache"))
+    """Built wheels and step environments, shared by every fake of the test session.
+
+    Under pytest-xdist the workers of one session share it too (the session's base folder, above each
+    worker's own): wheels are cached by source hash, environments by content, each built once behind a
+    file lock, and the others wait for it and use it.
+    """
+    base = Path(tmp_path_factory.getbasetemp())
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # <session>/popen-gwN -> <session>, common to the session's workers
+    cache = base / "fake-azure-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
 
 
 @contextlib.contextmanager

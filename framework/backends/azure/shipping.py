@@ -273,7 +273,9 @@ class WheelBuilder:
         os.replace(partial, target)
         info = {"distribution": dist.metadata["Name"], "version": dist.version, "file": filename, "sha256": sha,
                 "source": source}
-        (folder / "wheel.json").write_text(json.dumps(info, indent=1))
+        partial_info = folder / f".wheel.json.{os.getpid()}.{threading.get_ident()}"
+        partial_info.write_text(json.dumps(info, indent=1))
+        os.replace(partial_info, folder / "wheel.json")  # another process sharing the cache never reads half of it
         return Wheel(info["distribution"], dist.version, target, sha, source, source_hash)
 
     # -- building ------------------------------------------------------------------------------------
