@@ -7,6 +7,34 @@ from framework import LocalWorkspace, get_plugin_manager, run_pipeline
 
 from tests.toy_steps import Recorder, ToySteps
 
+# A test using one of these is slow (-m "not slow", the inner loop, leaves it out): it starts a fake Azure ML
+# service, runs a whole pipeline with AutoML, installs into a venv or starts a process. Other slow tests say
+# so with @pytest.mark.slow.
+SLOW_FIXTURES = frozenset({
+    "fake_azure", "fake_azure_v2", "_fake_azure_cache",      # a fake Azure ML service (and the wheels it ships)
+    "titanic_run", "titanic_html", "sorted_fair_run",       # a whole pipeline run with AutoML
+    "toy_env",                                              # a subprocess with the toy steps installed
+})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the slow tests (SLOW_FIXTURES), and keep the tests sharing a module-scoped fixture on one
+    pytest-xdist worker (``--dist loadgroup``), so that each expensive module fixture is made once."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        shared = sorted(name for name in names if info is not None and any(
+            d.scope == "module" and d.baseid for d in info.name2fixturedefs.get(name, ())))
+        if shared:
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            key = ",".join(f"{name}={params[name]}" for name in shared if name in params)
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}[{key}]"))
+
 
 @pytest.fixture
 def recorder():
