@@ -91,8 +91,9 @@ class FakeAzure:
         """The Azure backend of the fixture's SDK, bound to the fake workspace (downloads go to a temporary folder)."""
         from framework import get_plugin_manager
 
-        client = {"ml_client": self.ml_client, "poll_seconds": 0.5} if self.sdk == "v2" else \
-            {"aml_workspace": self.workspace, "poll_seconds": 1.0}
+        # the backends' own poll interval for a fake found through config.json: a local service answers at once
+        client = {"ml_client": self.ml_client, "poll_seconds": 0.25} if self.sdk == "v2" else \
+            {"aml_workspace": self.workspace, "poll_seconds": 0.25}
         plugins = get_plugin_manager()
         choice = plugins.backend("azure", sdk=self.sdk, workspace=self.local_workspace,
                                  **{"download_dir": self.download_dir, **client, **options})
