@@ -13,7 +13,7 @@ from tests.toy_steps import Recorder, ToySteps
 SLOW_FIXTURES = frozenset({
     "fake_azure", "fake_azure_v2", "_fake_azure_cache",      # a fake Azure ML service (and the wheels it ships)
     "titanic_run", "titanic_html", "sorted_fair_run",       # a whole pipeline run with AutoML
-    "toy_env",                                              # a subprocess with the toy steps installed
+    "toy_env", "installed_plugin",                          # a subprocess with a plugin installed
 })
 
 

@@ -67,20 +67,28 @@ def test_refuses_bad_names_and_existing_folders(tmp_path):
 
 @pytest.fixture
 def installed_plugin(tmp_path):
+    """The generated plugin, ``pip install -e``'d into a venv layered on this one (it sees this venv's packages), never
+    into this venv: other test processes (pytest-xdist workers) would find its entry point and fail to import it."""
+    import sysconfig
+
     root = new_plugin(NAME, tmp_path, label="Outcome")
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check", "-e", str(root)]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True, timeout=300).stdout.strip()
+    ours = sysconfig.get_paths()["purelib"]
+    Path(site, "_amlstep_tests_base.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+    pip = [sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps",
+           "--disable-pip-version-check", "-e", str(root)]
     done = subprocess.run(pip, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    try:
-        yield root
-    finally:
-        subprocess.run([sys.executable, "-m", "pip", "uninstall", "--quiet", "-y", DIST], capture_output=True,
-                       timeout=300)
+    yield root, python
 
 
 def test_generated_plugin_installs_and_its_tests_pass(installed_plugin):
-    root = installed_plugin
-    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests")],
+    root, python = installed_plugin
+    tests = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests")],
                            capture_output=True, text=True, timeout=300, cwd=root)
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
     # every contract check runs (the label check too: new-plugin knows the label), none is skipped, and
@@ -88,22 +96,23 @@ def test_generated_plugin_installs_and_its_tests_pass(installed_plugin):
     assert "test_step_contract[dataprep_scaffoldcheck-check_keeps_label]" not in tests.stdout
     assert re.search(r"^\d+ passed in ", tests.stdout.splitlines()[-1]), tests.stdout[-2000:]
     assert "warning" not in tests.stdout.lower(), tests.stdout[-3000:]
-    listed = amlstep(root / "ws", "plugins", "--json")
+    listed = amlstep(python, root / "ws", "plugins", "--json")
     assert listed.returncode == 0, listed.stderr
     steps = {s["name"]: s for s in json.loads(listed.stdout)["steps"]}
     assert steps[NAME]["plugin"] == f"{NAME} ({DIST})"
     assert [p["name"] for p in steps[NAME]["params"]] == ["drop_columns"]
 
 
-def amlstep(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The installed console script in a fresh process (it sees the just-installed plugin)."""
-    command = [str(Path(sys.executable).with_name("amlstep")), "--workspace", str(workspace), *args]
+def amlstep(python: str, workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """amlstep in a fresh process of the plugin's venv (it sees the just-installed plugin)."""
+    command = [python, "-m", "framework.cli", "--workspace", str(workspace), *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
 def test_generated_pipeline_runs_offline_and_predicts(installed_plugin, tmp_path):
     import pandas as pd
 
+    root, python = installed_plugin
     rows = 120
     frame = pd.DataFrame({
         "id": range(rows), "colour": ["red", "blue", "green", " red"] * (rows // 4),
@@ -112,15 +121,15 @@ def test_generated_pipeline_runs_offline_and_predicts(installed_plugin, tmp_path
     data = tmp_path / "data.csv"
     frame.to_csv(data, index=False)
     ws = tmp_path / "ws"
-    assert amlstep(ws, "datasets", "register", f"{NAME}_ds", str(data)).returncode == 0
-    run = amlstep(ws, "run", str(installed_plugin), "-p", "iterations=2", "--json", "--quiet")
+    assert amlstep(python, ws, "datasets", "register", f"{NAME}_ds", str(data)).returncode == 0
+    run = amlstep(python, ws, "run", str(root), "-p", "iterations=2", "--json", "--quiet")
     assert run.returncode == 0, run.stdout + run.stderr
     assert json.loads(run.stdout)["status"] == "Completed"
     new = tmp_path / "new.csv"
     frame.drop(columns=["Outcome"]).head(5).to_csv(new, index=False)
-    predicted = amlstep(ws, "predict", "ScaffoldcheckModel", str(new), "--out", str(tmp_path / "p.csv"))
+    predicted = amlstep(python, ws, "predict", "ScaffoldcheckModel", str(new), "--out", str(tmp_path / "p.csv"))
     assert predicted.returncode == 0, predicted.stderr
     assert "predicted_Outcome" in (tmp_path / "p.csv").read_text().splitlines()[0]
-    plan = amlstep(ws, "run", str(installed_plugin), "--backend", "azure", "--dry-run", "--json")
+    plan = amlstep(python, ws, "run", str(root), "--backend", "azure", "--dry-run", "--json")
     assert plan.returncode == 0, plan.stderr
     assert '"primary_metric": "AUC_weighted"' in plan.stdout
