@@ -12,7 +12,9 @@ from tests.toy_steps import Recorder, ToySteps
 # so with @pytest.mark.slow.
 SLOW_FIXTURES = frozenset({
     "fake_azure", "fake_azure_v2", "_fake_azure_cache",      # a fake Azure ML service (and the wheels it ships)
-    "titanic_run", "titanic_html", "sorted_fair_run",       # a whole pipeline run with AutoML
+    "titanic_run", "titanic_html", "sorted_fair_run",       # a whole pipeline run (or AutoML experiment) ...
+    "fair_html", "terminal_run", "macro_run", "penguin_run", "automl_outputs",
+    "guide_plugin", "fresh",                                # ... a plugin or amlstep built and installed
     "toy_env", "installed_plugin",                          # a subprocess with a plugin installed
 })
 

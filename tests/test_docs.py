@@ -144,6 +144,7 @@ def test_guide_pyproject_points_at_the_module(guide_plugin):
     assert "amlstep" in project["project"]["dependencies"]
 
 
+@pytest.mark.slow
 def test_guide_plugin_tests_pass(guide_plugin):
     env = {**os.environ, "PYTHONPATH": str(guide_plugin / "src")}
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],

@@ -73,6 +73,7 @@ def test_guardrails_and_featurization_are_recorded(run):
     assert purposes["PassengerId"] == "Ignore" and purposes["Sex"] == "Categorical"
 
 
+@pytest.mark.slow
 def test_same_seed_without_time_limit_gives_the_same_leaderboard(titanic, workspace):
     def board():
         config = AutoMLConfig(task="classification", training_data=titanic, label_column_name="Survived", **FAST)

@@ -155,6 +155,7 @@ def test_ensembles_count_within_iterations_and_weights_are_multiples_of_one_kth(
     assert weights.sum() == pytest.approx(1.0, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_children_go_wherever_the_joblib_backend_sends_them(workspace, titanic_csv):
     """Under loky (as under Dask or Ray) each task is pickled to another process, which drives its own worker."""
     from joblib import parallel_config

@@ -93,6 +93,7 @@ def test_report_has_multiclass_plots(penguin_run):
     assert "PenguinSpecies:1" in html
 
 
+@pytest.mark.slow
 def test_the_distributions_own_tests_pass(installed):
     tests = PENGUINS / "amlstep-penguins" / "tests"
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],

@@ -25,6 +25,7 @@ def fast(*extra):
     return [arg for name, value in FAST_AUTOML.items() for arg in ("--param", f"{name}={value}")] + list(extra)
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(cli, titanic_test_csv, titanic_workspace):
     first = cli("run", str(TITANIC), "--backend", "local", "--json", *fast())
     assert first.exit_code == 0, first.output

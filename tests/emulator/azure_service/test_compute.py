@@ -23,6 +23,7 @@ def test_the_base_layer_hides_editable_installs_and_amlstep_plugins(tmp_path):
     assert "pandas" in distributions and "amlstep" not in distributions
 
 
+@pytest.mark.slow
 def test_an_environment_runs_its_shipped_wheel_not_the_checkout(tmp_path):
     from framework.backends.azure.shipping import WheelBuilder
 

@@ -41,6 +41,7 @@ def test_the_plugin_examples_ship_their_distribution_and_its_test(tmp_path):
     assert not [f for f in files if "egg-info" in f.as_posix() or "__pycache__" in f.as_posix()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", ["titanic", "penguins"])
 def test_the_written_project_passes_its_own_tests(tmp_path, example):
     target, _ = init_example(tmp_path / "project", example)

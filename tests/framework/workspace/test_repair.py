@@ -180,6 +180,7 @@ def _repair_killed_at(path: Path, step: int) -> bool:
     return os.waitstatus_to_exitcode(status) == 0
 
 
+@pytest.mark.slow
 def test_a_repair_killed_at_any_step_loses_nothing(filled, tmp_path):
     template = tmp_path / "template"
     shutil.copytree(filled.path, template, ignore=shutil.ignore_patterns(".live"))
@@ -294,6 +295,7 @@ def _small_disk(tmp_path: Path, *phases: str) -> list[dict]:
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_not_damage_and_repair_never_makes_it_worse(tmp_path):
     setup, full = _small_disk(tmp_path, "setup", "full")
     ws = tmp_path / "small-disk" / "ws"
@@ -316,6 +318,7 @@ def test_a_full_disk_is_not_damage_and_repair_never_makes_it_worse(tmp_path):
     assert full["known"] == setup["known"], "runs or models were lost, or models lost their source run"
 
 
+@pytest.mark.slow
 def test_a_read_only_workspace_is_not_damage_and_repair_says_why_it_cannot_start(tmp_path):
     _, read_only = _small_disk(tmp_path, "setup", "ro", "read-only")
     ws = tmp_path / "small-disk" / "ws"

@@ -132,6 +132,7 @@ def test_unknown_parameter_names_the_step():
         run_step(args, run=RecordingRun())
 
 
+@pytest.mark.slow
 def test_the_script_runs_as_a_script(titanic_csv, tmp_path, workspace):
     """What the cluster does: ``python amlstep_entry.py ...`` from the snapshot folder (offline run)."""
     source = tmp_path / "raw"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from conftest import FAST_AUTOML
@@ -24,6 +25,7 @@ def fast(**extra):
     return [a for k, v in {**FAST_AUTOML, **extra}.items() for a in ("-p", f"{k}={v}")]
 
 
+@pytest.mark.slow
 def test_explains_reuse_before_and_after_a_run(plugins, titanic_workspace):
     before = explain(plugins, titanic_workspace, *fast())
     assert before["dataprep"]["reasons"] == ["no earlier run of this step in this pipeline"]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from conftest import REPO
@@ -138,6 +139,7 @@ finally:
 """
 
 
+@pytest.mark.slow
 def test_dry_run_from_a_fresh_process_resolves_no_host_and_writes_nothing_outside_temporary_folders(tmp_path):
     """Issue 15 item 17: no ./automl.log in the current folder, no ~/.azureml/.discovery in HOME."""
     env = {k: v for k, v in os.environ.items()
