@@ -15,6 +15,7 @@ SLOW_FIXTURES = frozenset({
     "titanic_run", "titanic_html", "sorted_fair_run",       # a whole pipeline run (or AutoML experiment) ...
     "fair_html", "terminal_run", "macro_run", "penguin_run", "automl_outputs",
     "guide_plugin", "fresh",                                # ... a plugin or amlstep built and installed
+    "run", "fitted", "empty_store",                         # AutoML per test, models fitted, MLflow's migrations
     "toy_env", "installed_plugin",                          # a subprocess with a plugin installed
 })
 

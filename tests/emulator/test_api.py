@@ -84,6 +84,7 @@ def test_same_seed_without_time_limit_gives_the_same_leaderboard(titanic, worksp
     assert board() == board()
 
 
+@pytest.mark.slow
 def test_regression_with_validation_data(workspace):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"a": rng.normal(size=300), "b": rng.choice(["x", "y", "z"], 300)})
@@ -97,6 +98,7 @@ def test_regression_with_validation_data(workspace):
     assert float(run.properties["score"]) > 0.9
 
 
+@pytest.mark.slow
 def test_parallel_children_through_joblib(titanic, workspace):
     config = AutoMLConfig(task="classification", training_data=titanic, label_column_name="Survived",
                           max_concurrent_iterations=2, **FAST)
@@ -105,6 +107,7 @@ def test_parallel_children_through_joblib(titanic, workspace):
     assert len(children) == 5 and all(c.status == "Completed" for c in children)
 
 
+@pytest.mark.slow
 def test_unhonoured_settings_are_printed_and_recorded(titanic, workspace, capsys):
     config = AutoMLConfig(task="classification", training_data=titanic, label_column_name="Survived",
                           compute_target="cpu-cluster", iterations=2, n_cross_validations=2)

@@ -109,6 +109,7 @@ def _scripted_run(script, budget=60.0, task="classification", concurrency=1, **s
     ("a slow family", lambda kind, algorithm: (30.0 if algorithm == "LogisticRegression" else 3.0) * (
         1.0 if kind == "cv" else 0.6)),
 ])
+@pytest.mark.slow
 def test_the_experiment_ends_within_its_budget_ensembles_and_models_included(name, script):
     """Whatever the children take, the whole experiment (children, their models, ensembles, the final model) ends
     within experiment_timeout_minutes; a child still running at the deadline is canceled (fake clock)."""
@@ -122,6 +123,7 @@ def test_the_experiment_ends_within_its_budget_ensembles_and_models_included(nam
     assert all(timeout is None or timeout <= 60.0 for _, _, timeout, _ in runner.calls)
 
 
+@pytest.mark.slow
 def test_the_best_children_get_their_models_during_the_search():
     """Like Azure's child runs, the best children end with their model (fitted on every row) while the search goes
     on, so the final model needs no refit after the deadline."""
@@ -141,6 +143,7 @@ def test_a_run_whose_budget_leaves_no_model_made_refits_its_best_child_and_says_
     assert result.best.model is not None and result.duration > 60.0
 
 
+@pytest.mark.slow
 def test_ensembles_count_within_iterations_and_weights_are_multiples_of_one_kth(workspace, titanic_csv):
     frame = pd.read_csv(titanic_csv)
     config = AutoMLConfig(task="classification", training_data=frame, label_column_name="Survived", iterations=5,

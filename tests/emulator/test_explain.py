@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import pytest
 
 from emulator import AutoMLConfig, Experiment
 from emulator.explain import EXPLANATION
@@ -13,6 +14,7 @@ def _explanation(workspace, run):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+@pytest.mark.slow
 def test_the_run_keeps_the_best_models_permutation_importance(workspace, titanic_csv):
     frame = pd.read_csv(titanic_csv)[["Survived", "Pclass", "Sex", "Age", "Fare", "PassengerId"]]
     config = AutoMLConfig(task="classification", training_data=frame, label_column_name="Survived", iterations=2,

@@ -76,6 +76,7 @@ def test_azures_own_forecasting_parameters_are_accepted():
     assert s["forecasting_parameters"] == ours["forecasting_parameters"]
 
 
+@pytest.mark.slow
 def test_rolling_origin_folds_score_the_next_horizon_of_every_series():
     settings = validate_settings({"task": "forecasting", "label_column_name": "sales", "forecasting_parameters": params(),
                                   "n_cross_validations": 3})
@@ -125,6 +126,7 @@ def test_missing_periods_are_inserted_and_the_target_imputed():
     assert prepared.notes["filled_periods"] == 3 and len(prepared.frame) == len(frame())
 
 
+@pytest.mark.slow
 def test_v1_compiler_emits_azures_forecasting_parameters():
     pytest.importorskip("azureml.train.automl")
     from framework import Dataset, Pipeline, get_plugin_manager

@@ -26,6 +26,7 @@ def test_leaderboard_lists_every_iteration_best_first(titanic_html, titanic_run)
     assert f"{name} (iteration {best.properties['iteration']}): the validation predictions its run kept" in evaluated
 
 
+@pytest.mark.slow
 def test_regression_report_plots_residuals(workspace, titanic_csv):
     workspace.register_dataset("titanic_ds", [str(titanic_csv)])
     pipeline = Pipeline(experiment="fares", steps=[

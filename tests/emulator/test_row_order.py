@@ -108,6 +108,7 @@ def model(last: tuple[str, object]) -> Pipeline:
     return Pipeline([("datatransformer", AutoFeaturizer()), last])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["VotingEnsemble", "StackEnsemble"])
 def test_classification_ensembles_refit_ignores_row_order(kind, titanic):
     if kind == "VotingEnsemble":
@@ -117,6 +118,7 @@ def test_classification_ensembles_refit_ignores_row_order(kind, titanic):
     titanic.assert_order_free(model(last))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["VotingEnsemble", "StackEnsemble"])
 def test_regression_ensembles_refit_ignores_row_order(kind, diabetes):
     if kind == "VotingEnsemble":

@@ -3,11 +3,13 @@
 import json
 
 import pandas as pd
+import pytest
 
 from conftest import FAST_AUTOML, REPO
 from framework import load_pipeline, run_pipeline
 
 
+@pytest.mark.slow
 def test_step_records_children_artifacts_and_outputs(plugins, titanic_workspace):
     result = run_pipeline(load_pipeline(REPO / "examples" / "titanic" / "pipeline.py"), workspace=titanic_workspace,
                           plugins=plugins, params=FAST_AUTOML)

@@ -50,6 +50,7 @@ def test_kept_predictions_are_the_ones_the_leaderboard_scored(sorted_fair_run):
             assert recomputed[metric] == pytest.approx(logged[metric], abs=1e-9), metric
 
 
+@pytest.mark.slow
 def test_regression_predictions_carry_weights(tmp_path_factory):
     from sklearn.datasets import load_diabetes
 

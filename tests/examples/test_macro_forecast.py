@@ -62,6 +62,7 @@ def test_report_shows_the_forecast_and_the_error_by_horizon(macro_run):
     assert "mean_absolute_scaled_error" in html
 
 
+@pytest.mark.slow
 def test_azure_dry_run_shows_forecasting_parameters():
     pytest.importorskip("azureml.train.automl")
     from framework.cli import make_cli

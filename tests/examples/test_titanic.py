@@ -63,6 +63,7 @@ def test_cli_end_to_end(cli, titanic_test_csv, titanic_workspace):
     assert automl["children"][0]["properties"]["primary_metric"] == "AUC_weighted"
 
 
+@pytest.mark.slow
 def test_python_api(plugins, titanic_workspace, titanic_csv, tmp_path):
     result = run_pipeline(load_pipeline(TITANIC), workspace=titanic_workspace, plugins=plugins, params=FAST_AUTOML)
     assert result.succeeded

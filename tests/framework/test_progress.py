@@ -51,6 +51,7 @@ def leaderboard_rows(render: str) -> list[str]:
     return [line for line in table.splitlines() if line.strip()[:1].isdigit()]
 
 
+@pytest.mark.slow
 def test_not_a_terminal_means_quiet(workspace, titanic_csv):
     workspace.register_dataset("titanic_ds", [str(titanic_csv)])
     console, buffer = recording_console(terminal=False)
@@ -125,6 +126,7 @@ def test_guardrail_lines_are_parsed():
                                                 "columns": []}]
 
 
+@pytest.mark.slow
 def test_cli_json_stays_pure_with_a_live_display(workspace, titanic_csv, monkeypatch):
     workspace.register_dataset("titanic_ds", [str(titanic_csv)])
     monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich treats stderr as a terminal
@@ -135,6 +137,7 @@ def test_cli_json_stays_pure_with_a_live_display(workspace, titanic_csv, monkeyp
     assert "AutoML leaderboard" in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_plain_output_without_a_terminal(workspace, titanic_csv, monkeypatch):
     workspace.register_dataset("titanic_ds", [str(titanic_csv)])
     monkeypatch.setenv("TTY_COMPATIBLE", "0")

@@ -48,6 +48,7 @@ def test_a_wheel_that_is_not_in_the_blob_store_fails_the_build(tmp_path):
         Compute(tmp_path / "cache", index=OFFLINE).environment(spec, blob)
 
 
+@pytest.mark.slow
 def test_a_version_the_base_does_not_have_fails_the_build(tmp_path):
     spec = EnvironmentSpec("env", "3.11", ["pandas==0.0.1"])
     with pytest.raises(ImageBuildError, match=r"No matching distribution found for pandas==0\.0\.1") as caught:

@@ -40,6 +40,7 @@ def blob(tmp_path):
     return BlobStore(tmp_path / "blobs", "acct")
 
 
+@pytest.mark.slow
 def test_a_requirement_the_fake_lacks_is_installed_from_the_index(tmp_path, wheels):
     """pyjokes is not among the fake's packages: Azure's image build installs it from PyPI, the fake from its index."""
     built = compute(tmp_path, wheels).build(EnvironmentSpec("jokes", HERE, ["pyjokes==0.6.0", "pandas"]), blob(tmp_path))
@@ -49,12 +50,14 @@ def test_a_requirement_the_fake_lacks_is_installed_from_the_index(tmp_path, whee
     assert "Requirement already satisfied: pandas" in built.log and "pyjokes" in built.log
 
 
+@pytest.mark.slow
 def test_without_it_in_the_index_the_build_fails_as_pips_does(tmp_path):
     with pytest.raises(ImageBuildError, match=r"^No matching distribution found for pyjokes==0\.6\.0$") as caught:
         compute(tmp_path).build(EnvironmentSpec("jokes", HERE, ["pyjokes==0.6.0"]), blob(tmp_path))
     assert "Could not find a version that satisfies the requirement pyjokes==0.6.0" in caught.value.log
 
 
+@pytest.mark.slow
 def test_a_conda_file_is_read_as_azures_image_build_reads_it(tmp_path, wheels):
     conda = {"channels": ["conda-forge"],
              "dependencies": [f"python={HERE}", "pip=26.1", "mkl", "pyjokes=0.6", {"pip": ["pandas"]}]}
@@ -93,6 +96,7 @@ def test_pins_that_need_a_newer_python_are_refused(tmp_path):
     assert "require a different python version" in caught.value.log
 
 
+@pytest.mark.slow
 def test_a_requirement_from_the_index_that_needs_a_newer_python_is_refused(tmp_path, wheels):
     """It installs on the fake's Python, but the environment asks for 3.10: resolved for 3.10, it is refused."""
     with pytest.raises(ImageBuildError, match=r"^the requirements cannot be installed on Python 3\.10: Package "
@@ -101,6 +105,7 @@ def test_a_requirement_from_the_index_that_needs_a_newer_python_is_refused(tmp_p
     assert compute(tmp_path, wheels).build(EnvironmentSpec("new", HERE, ["needs-new-python==1.0"]), blob(tmp_path))
 
 
+@pytest.mark.slow
 def test_another_python_runs_on_the_fakes_with_the_differences_noted(tmp_path, wheels):
     spec = EnvironmentSpec("py310", "3.10", ["numpy~=1.22.0", "pyjokes"])
     built = compute(tmp_path, wheels).build(spec, blob(tmp_path))
@@ -166,6 +171,7 @@ def test_a_curated_environment_the_table_does_not_define_runs_on_the_fakes_packa
     assert "its definition is not in the fake's table" in spec.notes[0]
 
 
+@pytest.mark.slow
 def test_a_curated_environment_is_stood_in_for_by_the_fakes_packages(tmp_path):
     spec = environments.curated_environment("azureml:AzureML-sklearn-1.5@latest")
     built = compute(tmp_path).build(spec, blob(tmp_path))

@@ -196,6 +196,7 @@ def test_a_node_written_by_hand_in_the_yaml_form_reads_as_asked():
         "featurization": "auto"}
 
 
+@pytest.mark.slow
 def test_what_amlstep_compiles_reads_back_as_the_steps_own_settings(tmp_path):
     """The compiler's node, read by the fake's own reader: a setting the compiler writes under the wrong name
     (and would read back with the same mistake) shows up here as a setting the step did not ask for."""

@@ -109,6 +109,7 @@ def damage(db, how):
     ("empty", "but its run history amlstep.db is empty (0 bytes)"),
     ("missing", "but its run history amlstep.db is missing"),
 ])
+@pytest.mark.slow
 def test_a_damaged_history_is_one_line_everywhere_and_repair_rebuilds_the_registries(filled, how, says):
     models_before = {(m.name, m.version, m.sha256) for m in filled.list_models()}
     dataset_before = filled.get_dataset("numbers").sha256

@@ -6,6 +6,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
+import pytest
 
 from framework import LocalWorkspace
 
@@ -64,6 +65,7 @@ def test_model_registrations_race_without_gaps_or_duplicates(tmp_path):
     assert versions == list(range(1, 41))
 
 
+@pytest.mark.slow
 def test_same_dataset_registered_at_once_makes_one_version(tmp_path):
     source = tmp_path / "d.csv"
     pd.DataFrame({"x": range(100)}).to_csv(source, index=False)

@@ -84,6 +84,7 @@ def _namespace_prefix():
     return prefix
 
 
+@pytest.mark.slow
 def test_a_full_disk_gives_one_line_records_the_reason_and_keeps_reads_working(tmp_path, titanic_csv):
     prefix = _namespace_prefix()
     mount = tmp_path / "small-disk"

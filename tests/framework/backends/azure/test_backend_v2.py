@@ -35,6 +35,7 @@ def test_the_sdk_is_chosen_by_name():
         run_pipeline(load_pipeline(TITANIC), backend="azure", sdk="v3", dry_run=True, plugins=plugins)
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_v2_plan_and_writes_the_job_yaml(tmp_path):
     target = tmp_path / "job" / "titanic.yml"
     target.parent.mkdir()

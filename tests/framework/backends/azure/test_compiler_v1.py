@@ -107,6 +107,7 @@ def test_automl_timeout_below_azure_minimum_is_a_clear_error():
         AzureBackend(dry_run=True).compile(validated, plugins=plugins, params={"experiment_timeout_minutes": "1"})
 
 
+@pytest.mark.slow
 def test_third_party_plugin_environment_ships_its_distribution():
     pytest.importorskip("amlstep_penguins")
     plugins = get_plugin_manager()
@@ -129,6 +130,7 @@ def test_a_plugin_that_is_no_distribution_is_refused_at_compile_time(toy_plugins
         AzureBackend(dry_run=True).compile(pipeline.validate(toy_plugins), plugins=toy_plugins)
 
 
+@pytest.mark.slow
 def test_automl_step_module_is_the_same_in_every_process():
     """The SDK orders supported_models by set iteration (hash seed): amlstep sorts it, or Azure never reuses."""
     import json

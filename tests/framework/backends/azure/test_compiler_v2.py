@@ -233,6 +233,7 @@ def _forecasting(**automl):
     ], outputs={"model_output": "best_model_data"})
 
 
+@pytest.mark.slow
 def test_forecasting_compiles_to_automl_forecasting_with_set_forecast_settings(tmp_path):
     from azure.ai.ml.entities._job.automl.tabular import ForecastingJob
 

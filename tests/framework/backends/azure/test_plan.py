@@ -95,6 +95,7 @@ def test_titanic_plan_matches_the_seed_field_by_field():
         ["dataset:titanic_ds", "dataprep.titanic_ds"]]
 
 
+@pytest.mark.slow
 def test_plan_is_stable_and_shows_submit_time_values():
     first, second = dry_run("-p", "model_name=Other"), dry_run("-p", "model_name=Other")
     assert first == second
