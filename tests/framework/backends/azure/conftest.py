@@ -11,6 +11,26 @@ TITANIC = REPO / "examples" / "titanic"
 PENGUINS = REPO / "examples" / "penguins"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "only_sdk(name): of a test parametrized by SDK, keep only that SDK's case "
+                                       "(what one SDK alone does with the runs both make)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave out the other SDKs' cases of an ``only_sdk`` test (not skipped: never collected as tests to run).
+
+    Parametrizing such a test with the one SDK instead (indirect) would make the module's shared fake per
+    SDK be set up again for it, out of order."""
+    kept, dropped = [], []
+    for item in items:
+        only = item.get_closest_marker("only_sdk")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        (dropped if only is not None and params.get("on_fake") != only.args[0] else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(scope="module")
 def titanic_compiled():
     """The Titanic pipeline compiled offline (dry run), with model_name given at submit time."""

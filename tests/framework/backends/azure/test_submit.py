@@ -190,7 +190,7 @@ def test_a_third_party_plugin_runs_on_the_fake_from_its_own_wheel(penguins_on_fa
 
 
 # -- what one SDK does with the same runs -------------------------------------------------------------------
-@pytest.mark.parametrize("on_fake", [V1], indirect=True)
+@pytest.mark.only_sdk("v1")
 def test_v1_the_code_that_ran_is_the_shipped_wheel_as_the_step_log_says(on_fake, penguins_on_fake):
     """The entry script names where amlstep was imported from: the step environment's site-packages."""
     fake = on_fake.fake
@@ -200,7 +200,7 @@ def test_v1_the_code_that_ran_is_the_shipped_wheel_as_the_step_log_says(on_fake,
         assert "site-packages" in location and str(Path(__file__).parents[4]) not in location, log
 
 
-@pytest.mark.parametrize("on_fake", [V1], indirect=True)
+@pytest.mark.only_sdk("v1")
 def test_v1_steps_build_their_environments_and_outputs_land_at_their_datastore_path(on_fake):
     fake, first = on_fake.fake, on_fake.first
     assert {b["name"] for b in fake.service.compute.builds} >= {"amlstep-dataprep-titanic", "amlstep-register-model"}
@@ -211,7 +211,7 @@ def test_v1_steps_build_their_environments_and_outputs_land_at_their_datastore_p
     assert fake.models["TitanicSurvivalInitial"][0].url.startswith("aml://asset/")
 
 
-@pytest.mark.parametrize("on_fake", [V1], indirect=True)
+@pytest.mark.only_sdk("v1")
 def test_v1_explain_reuse_said_what_the_second_run_reused(on_fake):
     """From Python before the second run, and from the command line, offline, from the run history."""
     actual = {s["name"]: s["reused"] for s in on_fake.second["steps"]}
@@ -223,7 +223,7 @@ def test_v1_explain_reuse_said_what_the_second_run_reused(on_fake):
     assert {e["step"]: e["would_reuse"] for e in json.loads(listed.stdout)} == actual
 
 
-@pytest.mark.parametrize("on_fake", [V2], indirect=True)
+@pytest.mark.only_sdk("v2")
 def test_v2_environment_ships_the_wheels_in_its_build_context_and_pins_from_here(on_fake):
     submitted = on_fake.fake.service.api_v2.submissions[0]
     dataprep, automl, register = submitted["steps"]
@@ -238,7 +238,7 @@ def test_v2_environment_ships_the_wheels_in_its_build_context_and_pins_from_here
     assert register["identity"] == "UserIdentity" and register["allow_reuse"] is False
 
 
-@pytest.mark.parametrize("on_fake", [V2], indirect=True)
+@pytest.mark.only_sdk("v2")
 def test_v2_the_registered_model_is_the_mlflow_model_and_loads_with_sklearn(on_fake, titanic_test_csv):
     import mlflow.sklearn
 
@@ -255,7 +255,7 @@ def test_v2_the_registered_model_is_the_mlflow_model_and_loads_with_sklearn(on_f
     assert 0.5 < metrics.loc["AUC_weighted"].map(lambda v: v[0]).max() <= 1
 
 
-@pytest.mark.parametrize("on_fake", [V2], indirect=True)
+@pytest.mark.only_sdk("v2")
 def test_v2_penguins_dataprep_writes_an_mltable_the_model_predicts_on(penguins_on_fake):
     import mlflow.pyfunc
 
