@@ -20,23 +20,11 @@ SLOW_FIXTURES = frozenset({
 })
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the slow tests (SLOW_FIXTURES), and keep the tests sharing a module-scoped fixture on one
-    pytest-xdist worker (``--dist loadgroup``), so that each expensive module fixture is made once."""
+    """Mark the slow tests: those using one of SLOW_FIXTURES."""
     for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        if names & SLOW_FIXTURES:
+        if set(getattr(item, "fixturenames", ())) & SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        info = getattr(item, "_fixtureinfo", None)
-        shared = sorted(name for name in names if info is not None and any(
-            d.scope == "module" and d.baseid for d in info.name2fixturedefs.get(name, ())))
-        if shared:
-            params = getattr(getattr(item, "callspec", None), "params", {})
-            key = ",".join(f"{name}={params[name]}" for name in shared if name in params)
-            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}[{key}]"))
 
 
 @pytest.fixture

@@ -31,9 +31,6 @@ from tests.toy_steps import Recorder
 from .conftest import PENGUINS, TITANIC
 
 TITANIC_CSV = str(SHARED_DATA / "titanic.csv")
-# one fake per SDK for the module: under pytest-xdist (--dist loadgroup) its tests go to one worker
-V1 = pytest.param("v1", id="v1", marks=pytest.mark.xdist_group("fake-azure-titanic-v1"))
-V2 = pytest.param("v2", id="v2", marks=pytest.mark.xdist_group("fake-azure-titanic-v2"))
 LOG_NAME = {"v1": "azureml-logs/70_driver_log.txt", "v2": "user_logs/std_log.txt"}
 SIGN_IN = {"v1": "sign in again (`az login`, or the service principal in AZUREML_* variables) and check that you can "
                  "access the workspace",
@@ -47,7 +44,7 @@ def _requires(sdk: str) -> None:
         pytest.importorskip("mlflow")
 
 
-@pytest.fixture(scope="module", params=[V1, V2])
+@pytest.fixture(scope="module", params=["v1", "v2"])
 def on_fake(request, tmp_path_factory, _fake_azure_cache):
     """Titanic twice (Python, explain-reuse, then the command line) on one executing fake of SDK ``request.param``."""
     sdk = request.param
