@@ -398,7 +398,7 @@ def _child_task(runner: Runner, spec: dict[str, Any], threads: int, deadline: De
     if timeout is not None and timeout <= 0:
         return TaskOutcome(False, error="experiment timeout reached before the child started", timed_out=True), which
     outcome = runner(call(tasks.cross_validate), {"spec": spec, "threads": threads}, timeout)
-    if model_deadline is not None and outcome.ok:
+    if model_deadline is not None and outcome.ok and outcome.value.get("model") is None:
         chosen = {**spec, "params": {**spec["params"], **(outcome.value.get("params") or {})}}
         left = model_deadline.left()
         if iteration_timeout is not None:
