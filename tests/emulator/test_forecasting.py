@@ -191,6 +191,7 @@ def test_holt_winters_takes_heuristic_initial_states_from_four_seasons():
     assert ets_initializations(48, 12) == ("heuristic", "estimated")
     assert ets_initializations(47, 12) == ("estimated",)  # too few seasons: estimated with the parameters
     assert ets_initializations(200, 1) == ("estimated",)  # no season: nothing to decompose
+    assert ets_initializations(200, 4) == ("estimated",)  # a quarter's 4 seasonal states are cheap to estimate
 
 
 @pytest.mark.parametrize("algorithm", ["ExponentialSmoothing", "AutoArima"])
