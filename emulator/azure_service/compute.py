@@ -242,7 +242,8 @@ def _tool_env(home: Path | None = None) -> dict[str, str]:
 
 @dataclass
 class StepProcess:
-    """``python script argv...`` in ``cwd`` with only ``env`` (plus PATH, HOME, LANG)."""
+    """``python script argv...`` (or, given ``shell``, that command line run by bash, as an SDK v2 job's command
+    is) in ``cwd`` with only ``env`` (plus PATH, HOME, LANG)."""
 
     python: Path
     script: str
@@ -251,16 +252,19 @@ class StepProcess:
     cwd: Path
     home: Path
     timeout: float | None = None
+    shell: str | None = None
 
     def run(self) -> tuple[int, str]:
         script = self.cwd / self.script
-        if not script.is_file():
+        if self.shell is None and not script.is_file():
             return 2, f"{self.python}: can't open file {str(script)!r}: [Errno 2] No such file or directory\n"
         self.home.mkdir(parents=True, exist_ok=True)
         env = {"PATH": f"{self.python.parent}:/usr/local/bin:/usr/bin:/bin", "HOME": str(self.home),
                "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg", **self.env}
         try:
-            done = subprocess.run([str(self.python), self.script, *self.argv], cwd=self.cwd, env=env,
+            command = ["/bin/bash", "-c", self.shell] if self.shell is not None else \
+                [str(self.python), self.script, *self.argv]
+            done = subprocess.run(command, cwd=self.cwd, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=self.timeout)
         except subprocess.TimeoutExpired as exc:
             output = (exc.stdout or b"").decode("utf-8", "replace")

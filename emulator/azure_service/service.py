@@ -75,12 +75,17 @@ class FakeAzureML:
         cache_dir: where built environments are kept (shared between services, e.g. for a test
             session); inside ``root`` by default.
         port: the port to listen on (0: any free port).
+        web_files: local copies of public URLs that jobs read as inputs (URL -> file), served in their
+            place (offline tests, or data that is no longer online).
+        web_fetch: fetch other public URLs a job reads from the network, as Azure does (default); False
+            fails such a step with a message naming the URL.
     """
 
     def __init__(self, *, computes: tuple[str, ...] = ("cpu-cluster",),
                  datasets: Mapping[str, Sequence[str | Path]] | None = None, execute: bool = True,
                  auth_error: bool = False, compute_error: str | None = None, root: str | Path | None = None,
-                 cache_dir: str | Path | None = None, port: int = 0, workspace_name: str | None = None) -> None:
+                 cache_dir: str | Path | None = None, port: int = 0, workspace_name: str | None = None,
+                 web_files: Mapping[str, str | Path] | None = None, web_fetch: bool = True) -> None:
         self._own_root = root is None
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="amlstep-fake-azure-"))
         self.root.mkdir(parents=True, exist_ok=True)
@@ -92,7 +97,9 @@ class FakeAzureML:
         self.engine = Engine(self.root, self.blob, self.compute,
                              datastores={"workspaceblobstore": DATASTORE_CONTAINER, "workspacefilestore":
                                          f"azureml-filestore-{WORKSPACE_ID}"},
-                             runtime_env=self._runtime_env, execute=execute, runners={"automl": run_automl_step})
+                             runtime_env=self._runtime_env, execute=execute, runners={"automl": run_automl_step},
+                             web_files={url: Path(path) for url, path in (web_files or {}).items()},
+                             web_fetch=web_fetch)
         where = dict(workspace_name=lambda: self.workspace_name, subscription=SUBSCRIPTION,
                      resource_group=RESOURCE_GROUP, workspace_id=WORKSPACE_ID, tenant=TENANT, location=LOCATION,
                      account=ACCOUNT, container=DATASTORE_CONTAINER, compute_error=compute_error,
