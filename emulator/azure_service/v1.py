@@ -297,7 +297,8 @@ class V1Api(Api):
                "datasources": json.loads(json.dumps(self.datasources)), "submission": body,
                "dataset_names": {v: e.name for versions in self.engine.datasets.values() for e in versions
                                  for v in (e.id, e.saved_id)}}
-        job = self.job_from_graph(experiment, body, creation.get("ParameterAssignments") or {})
+        job = self.job_from_graph(experiment, body, creation.get("ParameterAssignments") or {},
+                                  creation.get("DataPathAssignments") or {})
         record = self.engine.submit(job)
         raw["run_id"] = record.id
         entity = {"id": record.id, "graph_id": new_id(), "submitted": False, "body": body, "job": job,
@@ -312,9 +313,10 @@ class V1Api(Api):
         entity = self.pipeline_runs.get(m.group("id"))
         if entity is None:
             raise ServiceError(404, "NotFound", "pipeline run not found")
-        if body and body.get("ParameterAssignments"):
-            entity["params"] = {**entity["params"], **body["ParameterAssignments"]}
-            self._apply_parameters(entity["job"], entity["body"], entity["params"])
+        if body and (body.get("ParameterAssignments") or body.get("DataPathAssignments")):
+            entity["params"] = {**entity["params"], **(body.get("ParameterAssignments") or {})}
+            entity["data_paths"] = {**entity.get("data_paths", {}), **(body.get("DataPathAssignments") or {})}
+            self._apply_parameters(entity["job"], entity["body"], entity["params"], entity["data_paths"])
         summary = self.submissions[[r["run_id"] for r in self.raw_submissions].index(m.group("id"))]
         summary["submitted_parameters"] = dict(entity["params"])
         entity["submitted"] = True
@@ -708,13 +710,34 @@ class V1Api(Api):
         found.sort(key=lambda e: (e.name, -e.version))
         return 200, {"value": [self.model_dto(e) for e in found], "nextLink": None}
 
+    def _data_reference(self, node: Mapping[str, Any]) -> tuple[str, str] | None:
+        """The (datastore, path) a graph's data node reads when it is a DataReference (a data source) or a
+        DataPath pipeline parameter; None for dataset nodes."""
+        source = self.datasources.get(str(node.get("DatasetId") or ""))
+        if source is not None:
+            return _location_of(source)
+        name = node.get("DataPathParameterName")
+        if name:
+            value = getattr(self, "_data_paths", {}).get(name)
+            if not value:
+                raise ServiceError(400, "UserError", f"data path parameter {name!r} has no value and no default")
+            found = _location_of(value)
+            if found is None:
+                raise ServiceError(400, "UserError", f"data path parameter {name!r} names no datastore: {value!r}")
+            return found
+        return None
+
     # -- submissions become jobs ---------------------------------------------------------------------
-    def job_from_graph(self, experiment: str, body: Mapping[str, Any], assignments: Mapping[str, str]) -> PipelineJob:
+    def job_from_graph(self, experiment: str, body: Mapping[str, Any], assignments: Mapping[str, str],
+                       data_paths: Mapping[str, Any] | None = None) -> PipelineJob:
         graph = body.get("Graph") or {}
         creation = body.get("CreationInfo") or {}
         interface = body.get("GraphInterface") or {}
         defaults = {p["Name"]: p.get("DefaultValue") for p in interface.get("Parameters") or []}
         values = {**defaults, **assignments}
+        # DataPath pipeline parameters: their defaults, and what the submission assigns
+        self._data_paths = {**{p["Name"]: p.get("DefaultValue") or {} for p in interface.get("DataPathParameters")
+                               or []}, **dict(data_paths or creation.get("DataPathAssignments") or {})}
         dataset_nodes = {n["Id"]: n for n in graph.get("DatasetNodes") or []}
         edges_in: dict[tuple[str, str], Mapping[str, Any]] = {}
         for edge in graph.get("Edges") or []:
@@ -731,8 +754,9 @@ class V1Api(Api):
                            continue_on_step_failure=bool(creation.get("ContinueExperimentOnNodeFailure")),
                            parameters={k: str(v) for k, v in values.items()})
 
-    def _apply_parameters(self, job: PipelineJob, body: Mapping[str, Any], assignments: Mapping[str, str]) -> None:
-        fresh = self.job_from_graph(job.experiment, body, assignments)
+    def _apply_parameters(self, job: PipelineJob, body: Mapping[str, Any], assignments: Mapping[str, str],
+                          data_paths: Mapping[str, Any] | None = None) -> None:
+        fresh = self.job_from_graph(job.experiment, body, assignments, data_paths)
         job.steps[:] = fresh.steps
         job.parameters = fresh.parameters
 
@@ -748,12 +772,19 @@ class V1Api(Api):
         meta = {p["Name"]: p.get("Value") for p in node.get("ModuleMetadataParameters") or []}
         kind = "automl" if module.get("StepType") == "AutoMLStep" else "command"
         inputs: dict[str, InputBinding] = {}
+        after: list[str] = []
         for port in interface.get("Inputs") or []:
             source = edges_in.get((node["Id"], port["Name"]))
             if source is None:
                 continue
+            if port["Name"].startswith("_run_after_input_"):   # step.run_after(other): an order, no data
+                after.append(str(source["NodeId"]))
+                continue
             mode = str(port.get("DataStoreMode") or "mount").lower()
-            if source["NodeId"] in dataset_nodes:
+            where = self._data_reference(dataset_nodes.get(source["NodeId"]) or {})
+            if where is not None:   # a DataReference, or a DataPath pipeline parameter: a folder of a datastore
+                inputs[port["Name"]] = InputBinding(port["Name"], mode, location=where)
+            elif source["NodeId"] in dataset_nodes:
                 reference = _dataset_reference(dataset_nodes[source["NodeId"]])
                 entry = self.engine.dataset_by_id(str(reference.get("Id") or ""))
                 if entry is None:
@@ -784,7 +815,7 @@ class V1Api(Api):
         compute = str(params.get("Target") or params.get("compute_target") or "")
         step = StepJob(node_id=node["Id"], name=str(module["Name"]), kind=kind, compute=compute,
                        allow_reuse=bool(module.get("IsDeterministic")), identity=identity, inputs=inputs,
-                       outputs=outputs)
+                       outputs=outputs, after=after)
         if kind == "automl":
             config = json.loads(meta.get("AutoMLConfig") or "{}")
             settings = json.loads(config.get("aml_settings_json_string") or "{}")
@@ -825,7 +856,9 @@ class V1Api(Api):
             else:
                 step.argv.append(Token("literal", value))
         for port, binding in step.inputs.items():
-            if binding.dataset is not None and binding.mode == "direct":
+            if binding.location is not None:   # a data reference: its path, as AZUREML_DATAREFERENCE_<name>
+                step.env[f"AZUREML_DATAREFERENCE_{port}"] = [Token("input_path", port)]
+            elif binding.dataset is not None and binding.mode == "direct":
                 step.env[port] = [Token("input_dataset_id", port)]
                 dataset_env.append(f"{port}:direct")
             else:
@@ -842,6 +875,13 @@ class V1Api(Api):
         if outputs_env:
             step.env["AZUREML_DATASET_FILE_OUTPUTS"] = [Token("literal", ";".join(outputs_env))]
         return step
+
+
+def _location_of(reference: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(datastore, path) of a data source's or data path's reference, when it names one."""
+    datastore = reference.get("DataStoreName") or reference.get("AmlDataStoreName")
+    path = reference.get("PathOnDataStore") if "PathOnDataStore" in reference else reference.get("RelativePath")
+    return (str(datastore), str(path or "").strip("/")) if datastore else None
 
 
 def rslex_yaml(dataflow: Any) -> str:
