@@ -131,6 +131,7 @@ class ComputeTarget:
     errors: list[dict[str, Any]] = field(default_factory=list)
     priority: str = "Dedicated"
     idle_seconds: int = 120
+    kind: str = "AmlCompute"                     # AmlCompute (a cluster) | ComputeInstance
 
 
 # -- jobs (what an API hands the engine) ---------------------------------------------------------

@@ -19,7 +19,7 @@ import json
 import re
 from typing import Any, Iterator, Mapping
 
-from .api import WS_PATH, Api
+from .api import VM_SIZES, WS_PATH, Api, instance_properties
 from .blobstore import parse_blob_url
 from .engine import (ComputeTarget, DatasetVersion, Engine, EnvironmentSpec, InputBinding, ModelVersion,
                      OutputSpec, PipelineJob, RunRecord, ServiceError, StepJob, Token, new_id, now_iso)
@@ -71,6 +71,7 @@ class V1Api(Api):
         r("GET", r"^/discovery$", self._discovery)
         r("GET", arm + "$", self._arm_workspace)
         r("PUT", arm + r"/computes/(?P<name>[^/]+)$", self._compute_put)
+        r("POST", arm + r"/checkComputeNameAvailability$", self._compute_name_check)
         r("GET", arm + r"/computes/(?P<name>[^/]+)$", self._compute_get)
         r("GET", r"^/operations/(?P<id>[^/]+)$", self._operation)
         r("GET", ds + r"/default$", self._datastore)
@@ -78,6 +79,8 @@ class V1Api(Api):
         r("GET", pipelines + r"/DataTypes$", self._datatypes)
         r("POST", pipelines + r"/DataTypes$", lambda m, body, q: (200, body))
         r("GET", rp + r"/computes$", self._compute_list)
+        r("GET", r"^/subscriptions/[^/]+/providers/Microsoft.MachineLearningServices/locations/[^/]+/vmSizes$",
+          self._vm_sizes)
         r("GET", rp + r"/computes/(?P<name>[^/]+)$", self._compute_get)
         r("POST", r"^/jasmine/v1.0" + WS_PATH + r"/experimentids/[^/]+/validation$", lambda m, body, q: (204, None))
         # experiments, snapshots
@@ -110,6 +113,11 @@ class V1Api(Api):
         r("PATCH", run + r"$", self._history_patch)
         r("POST", run + r"$", self._history_patch)
         r("GET", run + r"/children$", self._history_children)
+        r("POST", run + r"/events$", self._history_event)
+        r("POST", history + EXPERIMENT + r"/batch/events$", self._history_events)
+        r("POST", history + EXPERIMENT + r"/runs:query$", self._runs_query)
+        r("GET", history + r"/experiments$", self._experiment_list)
+        r("POST", history + r"/experiments:query$", self._experiment_list)
         r("GET", run + r"/metricsingest/wait$", lambda m, body, q: (200, {}))
         r("GET", run + r"/details$", self._history_details)
         r("POST", run + r"/batch/metrics$", self._metrics_post)
@@ -169,6 +177,13 @@ class V1Api(Api):
                                              "subscriptionId": self.subscription,
                                              "resourceGroup": self.resource_group}}
 
+    def _vm_sizes(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """The VM sizes of the region (``ComputeInstance``/``AmlCompute`` creation lists them first)."""
+        sizes = [{"name": size, "family": "standardFamily", "vCPUs": 2, "gpus": 0, "osVhdSizeMB": 1047552,
+                  "maxResourceVolumeMB": 102400, "memoryGB": 7.0, "lowPriorityCapable": True, "premiumIO": True,
+                  "supportedComputeTypes": ["AmlCompute", "ComputeInstance"]} for size in VM_SIZES]
+        return 200, {"value": sizes, "amlCompute": sizes}   # azureml-core 1.61 reads "amlCompute"
+
     def _datatypes(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         kinds = ["AnyFile", "AzureBlobReference", "AzureDataLakeReference", "AzureFilesReference",
                  "AzureSqlDatabaseReference", "AzurePostgresDatabaseReference", "AzureDataLakeGen2Reference",
@@ -177,6 +192,16 @@ class V1Api(Api):
                       "ParentDataTypeIds": [], "EntityStatus": "Active"} for d in kinds]
 
     def compute_payload(self, target: ComputeTarget, state: str | None = None) -> dict[str, Any]:
+        if target.kind == "ComputeInstance":
+            return {"id": f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/"
+                          f"Microsoft.MachineLearningServices/workspaces/ws/computes/{target.name}",
+                    "name": target.name, "location": self.location, "tags": {},
+                    "type": "Microsoft.MachineLearningServices/workspaces/computes",
+                    "properties": {"computeType": "ComputeInstance", "isAttachedCompute": False, "description": None,
+                                   "createdOn": now_iso(), "modifiedOn": now_iso(),
+                                   "resourceId": None, "provisioningState": state or target.state,
+                                   "provisioningErrors": target.errors or None, "computeLocation": self.location,
+                                   "properties": instance_properties(target)}}
         return {
             "id": f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/"
                   f"Microsoft.MachineLearningServices/workspaces/ws/computes/{target.name}",
@@ -202,6 +227,11 @@ class V1Api(Api):
 
     def _experiment_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         return 200, self._experiment_dto(m.group("name"))
+
+    def _experiment_list(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """``ws.experiments`` / ``Experiment.list(ws)``: every experiment, oldest first."""
+        names = sorted(self.engine.experiments, key=lambda n: self.engine.experiments[n]["created"])
+        return 200, {"value": [self._experiment_dto(n) for n in names], "continuationToken": None, "nextLink": None}
 
     def _snapshot_blobs(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         names = list((body or {}).get("FileNames") or [])
@@ -450,7 +480,22 @@ class V1Api(Api):
                 "error": {"error": {**record.error, "details": []}} if record.error else None}
 
     def _history_patch(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """Create or update a run (``Experiment.start_logging`` creates one this way; ``complete`` ends it)."""
+        body = body or {}
+        if m.group("id") not in self.engine.runs:
+            experiment = m.groupdict().get("experiment")
+            if experiment is None:
+                found = self.engine.experiment_by_id(m.group("experiment_id") or "")
+                if found is None:
+                    raise ServiceError(404, "NotFound", f"Experiment {m.group('experiment_id')} was not found")
+                experiment = found["name"]
+            self.engine.create_run(experiment, str(body.get("runType") or "azureml.scriptrun"),
+                                   str(body.get("name") or body.get("displayName") or m.group("id")),
+                                   run_id=m.group("id"), parent_id=body.get("parentRunId"),
+                                   status=str(body.get("status") or "NotStarted"), target=body.get("target"))
         record = self._history_record(m)
+        if body.get("status") and body["status"] != record.status:
+            self.engine.set_status(record, str(body["status"]))
         with self.engine.lock:
             for key, value in ((body or {}).get("properties") or {}).items():
                 if key in record.properties and record.properties[key] != value:
@@ -461,6 +506,45 @@ class V1Api(Api):
             if (body or {}).get("description") is not None:
                 record.description = body["description"]
         return 200, self.run_dto(record)
+
+    EVENT_STATUS = {"Microsoft.MachineLearning.Run.Start": "Running",
+                    "Microsoft.MachineLearning.Run.Completed": "Completed",
+                    "Microsoft.MachineLearning.Run.Failed": "Failed",
+                    "Microsoft.MachineLearning.Run.Canceled": "Canceled"}
+
+    def _history_event(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """A run's lifecycle event (``run.complete()``, ``run.fail()``, a started run): its status."""
+        record = self._history_record(m)
+        status = self.EVENT_STATUS.get(str((body or {}).get("name")))
+        if status is not None and record.status not in ("Completed", "Failed", "Canceled"):
+            self.engine.set_status(record, status)
+        return 200, None
+
+    def _history_events(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        for event in (body or {}).get("events") or []:
+            record = self.engine.runs.get(str((event.get("data") or {}).get("RunId") or ""))
+            status = self.EVENT_STATUS.get(str(event.get("name")))
+            if record is not None and status is not None and record.status not in ("Completed", "Failed", "Canceled"):
+                self.engine.set_status(record, status)
+        return 200, {"errors": {}, "successfulEvents": []}
+
+    def _runs_query(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """``Experiment.get_runs()``: the experiment's top-level runs, newest first (filters on type, status and
+        tags as the SDK sends them in ``filter``)."""
+        experiment = m.groupdict().get("experiment")
+        if experiment is None:
+            found = self.engine.experiment_by_id(m.group("experiment_id") or "")
+            experiment = found["name"] if found else None
+        text = str((body or {}).get("filter") or "")
+        runs = [r for r in self.engine.runs.values() if r.experiment == experiment]
+        if "RootRunId" in text or "ParentRunId" not in text:
+            runs = [r for r in runs if r.parent_id is None]
+        for key, value in re.findall(r"(RunType|Status) eq '([^']*)'", text):
+            runs = [r for r in runs if (r.run_type if key == "RunType" else r.status) == value]
+        runs.sort(key=lambda r: -r.number)
+        top = (body or {}).get("top")
+        return 200, {"value": [self.run_dto(r) for r in runs[: int(top) if top else None]],
+                     "continuationToken": None, "nextLink": None}
 
     def _metrics_post(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         record = self._history_record(m)

@@ -30,7 +30,7 @@ import uuid
 from typing import Any, Callable, Mapping
 from urllib.parse import unquote, urlparse
 
-from .api import PROVIDER, WS_PATH, Api, user_token
+from .api import PROVIDER, WS_PATH, Api, instance_properties, user_token
 from .blobstore import BLOB_HOST_SUFFIX
 from .engine import (ComputeTarget, Engine, EnvironmentSpec, InputBinding, OutputSpec, PipelineJob, RunRecord,
                      ServiceError, StepJob, now_iso)
@@ -205,6 +205,13 @@ class V2Api(Api):
 
     # -- computes --------------------------------------------------------------------------------------
     def compute_payload(self, target: ComputeTarget, state: str | None = None) -> dict[str, Any]:
+        if target.kind == "ComputeInstance":
+            return {"id": f"{self.ws_id}/computes/{target.name}", "name": target.name,
+                    "type": f"{PROVIDER}/workspaces/computes", "location": self.location, "systemData": system_data(),
+                    "properties": {"computeType": "ComputeInstance", "computeLocation": self.location,
+                                   "provisioningState": state or target.state,
+                                   "provisioningErrors": target.errors or None, "isAttachedCompute": False,
+                                   "disableLocalAuth": True, "properties": instance_properties(target)}}
         return {"id": f"{self.ws_id}/computes/{target.name}", "name": target.name,
                 "type": f"{PROVIDER}/workspaces/computes", "location": self.location, "systemData": system_data(),
                 "properties": {"computeType": "AmlCompute", "computeLocation": self.location,
