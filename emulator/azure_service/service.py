@@ -233,14 +233,38 @@ class FakeAzureML:
                 "AZUREML_PARENT_RUN_ID": record.parent_id or "", "AZUREML_RUN_CONFIGURATION": "",
                 "AZUREML_DATA_CONTAINER_ID": "dcid." + record.id}
 
+    def step_ca_bundle(self) -> Path:
+        """The certificate authorities a step trusts: the system's and the fake's (made once per service).
+
+        A step's clients verify the fake's TLS endpoint through ``REQUESTS_CA_BUNDLE`` (requests) and
+        ``SSL_CERT_FILE`` (Python's ssl module, OpenSSL): azureml-core's ``Run.get_context()`` in an SDK v2
+        job fetches ``ARM_CLOUD_METADATA_URL`` with urllib, which ignores ``REQUESTS_CA_BUNDLE``. The system's
+        authorities stay in the bundle, so what a step fetches from the internet still verifies.
+        """
+        import ssl
+
+        bundle = self.root / "tls" / "step-ca-bundle.pem"
+        if not bundle.is_file():
+            paths = ssl.get_default_verify_paths()
+            system = ""
+            for candidate in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt"):
+                if candidate and Path(candidate).is_file():
+                    system = Path(candidate).read_text()
+                    break
+            bundle.parent.mkdir(parents=True, exist_ok=True)
+            bundle.write_text(system.rstrip() + "\n" + self.ca.ca_file.read_text())
+        return bundle
+
     def _runtime_env_v2(self, record: RunRecord) -> dict[str, str]:
         """What Azure sets in an SDK v2 job's environment: the workspace, MLflow tracking, the job's tokens."""
         experiment = self.engine.experiment(record.experiment)
         token = user_token(AML_RESOURCE, TENANT, subject=f"run:{record.id}")
-        env = {**self.environment_v2(),
+        bundle = str(self.step_ca_bundle())
+        env = {**self.environment_v2(), "REQUESTS_CA_BUNDLE": bundle, "SSL_CERT_FILE": bundle,
                "AZUREML_RUN_ID": record.id, "AZUREML_ARM_SUBSCRIPTION": SUBSCRIPTION,
                "AZUREML_ARM_RESOURCEGROUP": RESOURCE_GROUP, "AZUREML_ARM_WORKSPACE_NAME": self.workspace_name,
                "AZUREML_ARM_PROJECT_NAME": record.experiment, "AZUREML_WORKSPACE_ID": WORKSPACE_ID,
+               "AZUREML_EXPERIMENT_ID": experiment["id"],
                "AZUREML_ROOT_RUN_ID": record.root_id or record.id, "AZUREML_PARENT_RUN_ID": record.parent_id or "",
                "AZUREML_RUN_TOKEN": token, "AZUREML_SERVICE_ENDPOINT": self.tls_url,
                "MLFLOW_TRACKING_URI": f"azureml://127.0.0.1:{self.port}/mlflow/v1.0{self.api_v2.ws_id}",

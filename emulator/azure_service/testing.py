@@ -26,6 +26,7 @@ Shape the service with the ``fake_azure`` marker::
     @pytest.mark.fake_azure(datasets={"titanic_ds": ["/path/titanic.csv"]}) # registered at start
     @pytest.mark.fake_azure(auth_error=True)                               # every call answers 401
     @pytest.mark.fake_azure(execute=False)                                 # accept, run nothing
+    @pytest.mark.fake_azure(web_files={"https://x/data.csv": "tests/data.csv"})  # public URLs jobs read, offline
 
 The fixture binds 127.0.0.1 only; points ``HOME`` (and the SDK's discovery cache, fixed when
 azureml is first imported) at a temporary folder; sets the SDK's proxy and CA bundle to the fake's
@@ -117,7 +118,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HBI_WORKSPACE_JOB", "true")
     config.addinivalue_line(
         "markers", f"{MARKER}(**options): options of the fake Azure ML service the fake_azure fixture starts "
-                   "(computes, datasets, execute, compute_error, auth_error)")
+                   "(computes, datasets, execute, compute_error, auth_error, web_files)")
 
 
 @pytest.fixture(scope="session")
@@ -148,7 +149,9 @@ def open_fake_azure(folder: Path, cache: Path, *, sdk: str = "v1", **options: An
 
     home = folder / "fake-azure-home"
     home.mkdir(parents=True, exist_ok=True)
-    service = FakeAzureML(**{"root": folder / "fake-azure-service", "cache_dir": cache / "envs", **options})
+    # tests never touch the network: a job reading a public URL needs it in web_files
+    service = FakeAzureML(**{"root": folder / "fake-azure-service", "cache_dir": cache / "envs", "web_fetch": False,
+                             **options})
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AMLSTEP_WHEEL_CACHE", str(cache / "wheels"))
         service.start()

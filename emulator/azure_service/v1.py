@@ -78,6 +78,7 @@ class V1Api(Api):
         r("GET", ds + r"/datastores/(?P<name>[^/]+)$", self._datastore)
         r("GET", pipelines + r"/DataTypes$", self._datatypes)
         r("POST", pipelines + r"/DataTypes$", lambda m, body, q: (200, body))
+        r("GET", rp + "$", self._arm_workspace)   # Run.get_context() in a job reads its workspace this way
         r("GET", rp + r"/computes$", self._compute_list)
         r("GET", r"^/subscriptions/[^/]+/providers/Microsoft.MachineLearningServices/locations/[^/]+/vmSizes$",
           self._vm_sizes)

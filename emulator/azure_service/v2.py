@@ -621,8 +621,9 @@ class V2Api(Api):
                                                      f"storage")
             container, prefix = location
             prefix = prefix.rstrip("/")
-            files = {name[len(prefix) + 1:]: (container, name) for name in self.engine.blob.names(container, prefix)
-                     if name.startswith(prefix + "/")}
+            # a folder's files; a single file's code (code: ./x.py) is the container's root, holding that file
+            files = {name[len(prefix) + 1:] if prefix else name: (container, name)
+                     for name in self.engine.blob.names(container, prefix) if not prefix or name.startswith(prefix + "/")}
             if not files and self.engine.blob.exists(container, prefix):
                 files = {prefix.rsplit("/", 1)[-1]: (container, prefix)}
             self.engine.add_snapshot(snapshot_id, files)
