@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import re
+import threading
 import time
 from typing import Any, Callable, Mapping
 from urllib.parse import quote
@@ -72,6 +73,11 @@ DISCOVERY_KEYS = ("api", "catalog", "experimentation", "gallery", "history", "hy
 SAS = "sv=2021-08-06&sr=b&sp={permissions}&se=2099-01-01T00%3A00%3A00Z&sig=ZmFrZQ%3D%3D"
 
 Route = Callable[[re.Match[str], Any, Mapping[str, list[str]]], tuple[Any, ...]]
+
+
+def client_of(request: Any) -> str:
+    """The user agent of the request being answered ('' outside a request)."""
+    return str((getattr(request, "headers", None) or {}).get("user-agent") or "")
 
 
 def instance_properties(target: ComputeTarget) -> dict[str, Any]:
@@ -157,6 +163,7 @@ class Api:
         self.routes: list[tuple[str, re.Pattern[str], Route]] = []
         self.operations: dict[str, dict[str, Any]] = {}
         self.created_computes: list[dict[str, Any]] = []
+        self.request = threading.local()     # the request being answered, per server thread
         self._add_routes()
 
     # -- shapes (each API its own) -----------------------------------------------------------------------
@@ -205,6 +212,7 @@ class Api:
             status, response = self.unrouted(method, path)
             return status, response, {}, None
         function, match = found
+        self.request.headers = headers   # for the few routes whose answer depends on the client
         try:
             result = function(match, body, query)
         except ServiceError as exc:

@@ -19,7 +19,7 @@ import json
 import re
 from typing import Any, Iterator, Mapping
 
-from .api import VM_SIZES, WS_PATH, Api, instance_properties
+from .api import VM_SIZES, WS_PATH, Api, client_of, instance_properties
 from .blobstore import parse_blob_url
 from .engine import (ComputeTarget, DatasetVersion, Engine, EnvironmentSpec, InputBinding, ModelVersion,
                      OutputSpec, PipelineJob, RunRecord, ServiceError, StepJob, Token, new_id, now_iso)
@@ -30,6 +30,14 @@ AUTOML_KEYS = ("task_type", "primary_metric", "iterations", "experiment_timeout_
                "n_cross_validations", "enable_early_stopping", "max_concurrent_iterations")
 STATUS_CODES = {"NotStarted": "0", "Queued": "1", "Running": "2", "Failed": "3", "Completed": "4",
                 "Canceled": "5"}
+
+
+RSLEX_DATASTORE_MESSAGE = (
+    "The fake Azure ML service cannot serve a datastore to the data runtime (azureml-dataprep's Rust engine): it "
+    "reads https://{account}.blob.core.windows.net by itself, ignoring HTTPS_PROXY, and offline that host does not "
+    "resolve to the fake. Read the data through a dataset the service hands out instead (Dataset.get_by_name: its "
+    "definition reads the fake over http://127.0.0.1), e.g. from_delimited_files(..., validate=False, "
+    "infer_column_types=False).register(...) first, then Dataset.get_by_name(workspace, name).")
 
 
 def error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
@@ -168,6 +176,11 @@ class V1Api(Api):
         container = self.engine.datastores.get(name)
         if container is None:
             raise ServiceError(404, "NotFound", f"Datastore {name!r} was not found in the workspace")
+        if "azureml-dataprep-rslex" in client_of(self.request):
+            # The data runtime reads a datastore at https://<account>.blob.core.windows.net, connecting itself
+            # (no proxy; the host is fixed), and retries for minutes when that name does not resolve. Offline
+            # it cannot reach this fake's storage: say so at once instead.
+            raise ServiceError(400, "UserError", RSLEX_DATASTORE_MESSAGE.format(account=self.account))
         return 200, {"name": name, "dataStoreType": "AzureBlob", "hasBeenValidated": True, "isDefault":
                      name == "workspaceblobstore",
                      "azureStorageSection": {"accountName": self.account, "containerName": container,

@@ -120,3 +120,24 @@ def test_compute_instances_are_created_with_the_services_name_rule(fake_azure):
             "Compute name 'dev-instance-1' is not available. Reason: Invalid. Message: A name for an Azure ML "
             "Compute Instance must be between 3 and 24 characters in length")):
         ComputeTarget.create(fake_azure.workspace, "dev-instance-1", config)
+
+
+def test_a_tabular_dataset_built_client_side_on_the_fakes_datastore(fake_azure, tmp_path):
+    """The seed's own from_delimited_files((datastore, path)): the data runtime reads Azure's blob host itself,
+    which offline is never the fake. It fails at once, saying why and what works, instead of retrying for
+    minutes; registered without reading, the dataset the service hands back reads the fake."""
+    from azureml.core import Dataset
+    from azureml.data.dataset_error_handling import DatasetValidationError
+
+    (tmp_path / "t.csv").write_text("a,b\n1,x\n2,y\n")
+    datastore = fake_azure.workspace.get_default_datastore()
+    datastore.upload_files([str(tmp_path / "t.csv")], target_path="tab", overwrite=True, show_progress=False)
+    with pytest.raises(DatasetValidationError, match=re.escape(
+            "The fake Azure ML service cannot serve a datastore to the data runtime (azureml-dataprep's Rust "
+            "engine): it reads https://amlstepfakestorage.blob.core.windows.net by itself, ignoring HTTPS_PROXY")):
+        Dataset.Tabular.from_delimited_files(path=(datastore, "tab/t.csv"))
+    unread = Dataset.Tabular.from_delimited_files(path=(datastore, "tab/t.csv"), validate=False,
+                                                  infer_column_types=False)
+    unread.register(fake_azure.workspace, "tab_ds")
+    frame = Dataset.get_by_name(fake_azure.workspace, "tab_ds").to_pandas_dataframe()
+    assert frame.to_dict("list") == {"a": ["1", "2"], "b": ["x", "y"]}
