@@ -12,7 +12,12 @@ What the engine does with a pipeline job, in a background thread:
   that produced the data) match an earlier completed step run is reused, when ``allow_reuse`` is
   on: it gets a new step run that points at the earlier outputs;
 - command steps run on the :class:`~.compute.Compute` (environment built from the declared pip
-  requirements and shipped wheels, the snapshot's script run as a process);
+  requirements and shipped wheels, the snapshot's script, or the job's command line run by bash, as a
+  process), each input staged as its mode says (a copy of exactly its files for ``ro_mount``/``download``,
+  the store's folder for ``rw_mount``, the URI for ``direct``; public URLs fetched first), each output
+  written to the store (``rw_mount``) or uploaded when the step ends (``upload``);
+- steps of a pipeline node (a :class:`StepGroup`) run under a run of that node, which ends when its
+  steps have ended and carries the outputs bound to them;
 - other kinds of steps run by the runner given for their kind (AutoML steps: the project's AutoML
   emulator service-side, :mod:`.automl`);
 - a failed step fails the pipeline run; downstream steps are not started (unless the job says

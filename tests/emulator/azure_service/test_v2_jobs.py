@@ -192,6 +192,34 @@ def test_datastore_uris_in_every_mode_and_an_output_written_where_its_path_says(
     assert log(fake, job, "direct").strip() == "given azureml://datastores/workspaceblobstore/paths/shared/in"
 
 
+def test_an_mltable_folder_in_eval_download_mode_and_an_mltable_output_typed_as_the_sdk_reads_it(fake, tmp_path):
+    folder = write(tmp_path, {
+        "table/MLTable": "paths:\n  - file: ./rows.csv\ntransformations:\n  - read_delimited:\n      delimiter: ','\n",
+        "table/rows.csv": "a\n1\n", "src/copy.py": COPY_PY,
+        "copy.yml": COPY_STEP.replace("type: uri_folder\n    outputs:\n      out:\n        type: uri_folder",
+                                      "type: mltable\n    outputs:\n      out:\n        type: mltable"),
+        "pipeline.yml": """
+            $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+            type: pipeline
+            jobs:
+              table:
+                type: command
+                component: ./copy.yml
+                compute: azureml:cpu-cluster
+                inputs:
+                  data:
+                    type: mltable
+                    path: ./table
+                    mode: eval_download
+        """})
+    job = run(fake, folder)
+    assert "input files: ['MLTable', 'rows.csv']" in log(fake, job, "table")
+    child = next(iter(fake.ml.jobs.list(parent_job_name=job.name)))
+    metadata = fake.ml.jobs._runs_operations.get_run_data(child.name).run_metadata
+    assert metadata.outputs["out"].type == "mltable"
+    assert fake.ml.jobs.get(child.name).outputs["out"].type == "mltable"
+
+
 def test_a_public_url_input_is_fetched_when_the_step_starts(fake, tmp_path):
     folder = write(tmp_path, {
         "copy.yml": COPY_STEP, "src/copy.py": COPY_PY,
