@@ -515,6 +515,7 @@ def test_models_list_and_compute_instances(fake, tmp_path):
     assert ("dev-box-1a", "computeinstance") in [(c.name, c.type) for c in fake.ml.compute.list()]
 
 
+@pytest.mark.slow
 def test_run_get_context_in_a_v2_step_trusts_the_fakes_certificate_authority(fake, tmp_path):
     folder = write(tmp_path, {
         "ctx.py": "from azureml.core import Run\nrun = Run.get_context()\nrun.log('seen', 1)\nrun.flush()\n"
