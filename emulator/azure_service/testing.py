@@ -27,6 +27,10 @@ Shape the service with the ``fake_azure`` marker::
     @pytest.mark.fake_azure(auth_error=True)                               # every call answers 401
     @pytest.mark.fake_azure(execute=False)                                 # accept, run nothing
     @pytest.mark.fake_azure(web_files={"https://x/data.csv": "tests/data.csv"})  # public URLs jobs read, offline
+    @pytest.mark.fake_azure(find_links=[wheel_folder])                     # environments install from these wheels
+
+Environment builds are offline unless told otherwise (``index_url=...`` or ``offline=False``): what an
+environment declares must be among the fake's own packages or in the ``find_links`` folders.
 
 The fixture binds 127.0.0.1 only; points ``HOME`` (and the SDK's discovery cache, fixed when
 azureml is first imported) at a temporary folder; sets the SDK's proxy and CA bundle to the fake's
@@ -89,8 +93,10 @@ class FakeAzure:
 
         client = {"ml_client": self.ml_client, "poll_seconds": 0.5} if self.sdk == "v2" else \
             {"aml_workspace": self.workspace, "poll_seconds": 1.0}
-        return get_plugin_manager().backend("azure", sdk=self.sdk, workspace=self.local_workspace,
-                                            **{"download_dir": self.download_dir, **client, **options})
+        plugins = get_plugin_manager()
+        choice = plugins.backend("azure", sdk=self.sdk, workspace=self.local_workspace,
+                                 **{"download_dir": self.download_dir, **client, **options})
+        return choice.chosen(plugins)  # the SDK's own backend (ensure_datasets, submit...)
 
     def config(self, folder: Path) -> Path:
         """Write the fake's workspace config.json into ``folder`` (what ``amlstep fake-azure --config-out`` writes)."""
@@ -118,7 +124,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HBI_WORKSPACE_JOB", "true")
     config.addinivalue_line(
         "markers", f"{MARKER}(**options): options of the fake Azure ML service the fake_azure fixture starts "
-                   "(computes, datasets, execute, compute_error, auth_error, web_files)")
+                   "(computes, datasets, execute, compute_error, auth_error, web_files, find_links, index_url, offline)")
 
 
 @pytest.fixture(scope="session")
@@ -136,22 +142,25 @@ def open_fake_azure(folder: Path, cache: Path, *, sdk: str = "v1", **options: An
     ``sdk="v2"``: the client side speaks SDK v2 (``FakeAzure.ml_client``, TLS, the fake's cloud).
     """
     from framework import LocalWorkspace
-    from framework.backends.azure.sdk import require_azureml
+    from framework.backends.azure.sdk_v1.sdk import require_azureml
 
     require_azureml()
     if sdk == "v2":
-        from framework.backends.azure.compiler_v2 import require_sdk
+        from framework.backends.azure.sdk_v2.compiler import require_sdk
 
         require_sdk()
-    from framework.backends.azure.offline import sdk_home
+    from framework.backends.azure.sdk_v1.offline import sdk_home
 
     from .service import FakeAzureML
 
     home = folder / "fake-azure-home"
     home.mkdir(parents=True, exist_ok=True)
-    # tests never touch the network: a job reading a public URL needs it in web_files
+    # tests never touch the network: a job reading a public URL needs it in web_files; environments
+    # install only what the fake has and what the find_links folders hold (wheels a test builds); an
+    # explicit index_url or offline=False reaches an index
+    index = {} if "index_url" in options or "offline" in options else {"offline": True}
     service = FakeAzureML(**{"root": folder / "fake-azure-service", "cache_dir": cache / "envs", "web_fetch": False,
-                             **options})
+                             **index, **options})
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AMLSTEP_WHEEL_CACHE", str(cache / "wheels"))
         service.start()

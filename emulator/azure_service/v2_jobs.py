@@ -283,6 +283,7 @@ class Builder:
         self.steps: list[StepJob] = []
         self.groups: dict[str, StepGroup] = {}
         self.root: Scope | None = None
+        self.unchecked: list[tuple[str, str | None]] = []
 
     def build(self) -> PipelineJob:
         props = self.props
@@ -295,7 +296,8 @@ class Builder:
             if isinstance(value, dict) and (value.get("jobInputType") or value.get("job_input_type")) not in \
                     (None, "literal"):
                 data = self.data_of_uri(f"properties.inputs.{key}", value.get("uri"),
-                                        type_of(value.get("jobInputType") or value.get("job_input_type")))
+                                        type_of(value.get("jobInputType") or value.get("job_input_type")),
+                                        check=False)
                 data.mode = mode_of(value.get("mode"), "") or None
                 inputs[key] = ("data", data)
             else:
@@ -305,6 +307,8 @@ class Builder:
         default_compute = _arm_name(settings.get("default_compute") or settings.get("defaultCompute"))
         self.root = Scope(self, "properties.jobs", "", None, nodes, inputs, outputs, default_compute, is_root=True)
         self.root.build_all()
+        for name, version in self.unchecked:   # the pipeline's data assets exist (checked after the nodes' settings)
+            self.api.asset("data", name, version)
         parameters = {k: text for k, (kind, text) in inputs.items() if kind == "literal"}
         return PipelineJob(experiment=props.get("experimentName") or "Default", steps=self.steps,
                            description=props.get("description"),
@@ -312,12 +316,17 @@ class Builder:
                            parameters=parameters, groups=self.groups)
 
     # -- data ------------------------------------------------------------------------------------------------
-    def data_of_uri(self, where: str, uri: Any, kind: str) -> Data:
+    def data_of_uri(self, where: str, uri: Any, kind: str, check: bool = True) -> Data:
+        """What a data input's URI names; a data asset's existence is checked now, or with ``check=False`` once
+        the pipeline's nodes are read (a node's refused settings are answered first, as the service does)."""
         text = str(uri or "")
         found = ARM_DATA.match(text)
         if found is not None:
             name, version = found.group("name"), found.group("version")
-            self.api.asset("data", name, version)
+            if check:
+                self.api.asset("data", name, version)
+            else:
+                self.unchecked.append((name, version))
             return Data(kind=kind, dataset=(name, int(version) if version and version.isdigit() else None))
         found = DATASTORE_URI.match(text)
         if found is not None:

@@ -55,7 +55,10 @@ def steps(env, job) -> dict[str, object]:
 
 
 def log(env, job, step: str) -> str:
-    return env.service.step_log(steps(env, job)[step])
+    """The step's own output (the fake's fidelity notes about the environment left out)."""
+    text = env.service.step_log(steps(env, job)[step])
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not line.startswith("[fake Azure ML] fidelity note:"))
 
 
 COPY_STEP = """

@@ -9,8 +9,8 @@ import yaml
 
 from framework import (AutoMLStep, BackendError, DataType, Dataset, Input, Pipeline, PipelineParameter, Step, StepSpec,
                        get_plugin_manager, hookimpl, load_pipeline)
-from framework.backends.azure import plan_v2
-from framework.backends.azure.compiler_v2 import compile_pipeline
+from framework.backends.azure.sdk_v2 import plan as plan_v2
+from framework.backends.azure.sdk_v2.compiler import build as compile_pipeline
 
 from .conftest import PENGUINS, TITANIC
 
