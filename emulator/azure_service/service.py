@@ -137,6 +137,8 @@ class FakeAzureML:
         self._server = _Server(("127.0.0.1", self._port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-azureml", daemon=True)
         self._thread.start()
+        # a client in this process sets these (environment(), environment_v2()); environment builds leave them out
+        self.compute.client_settings = {self.base_url, self.tls_url, str(self.ca.ca_file)}
         for name, files in self._initial_datasets.items():
             self.add_dataset(name, files)
         return self
