@@ -351,7 +351,7 @@ class Compute:
         if done.returncode == 0:
             notes.append(f"requirements resolved for Python {requested}: {', '.join(unchecked)}")
             return
-        if re.search(r"require a different python version|requires a different Python", output, re.IGNORECASE):
+        if _python_refused(output):
             raise ImageBuildError(f"the requirements cannot be installed on Python {requested}: "
                                   f"{_last_error(output)}", "\n".join(log))
         notes.append(f"requirements not checked for Python {requested} (wheels only, {self.index.describe()}): "
@@ -463,6 +463,34 @@ def _last_error(output: str) -> str:
 
 CLIENT_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
                     "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
+
+
+def _python_refused(output: str) -> bool:
+    """Whether pip's dry run for another Python failed for that Python (as Azure's build would), not for what a
+    dry run cannot do: pip names a package that requires a different Python, or the requirement it found no
+    distribution for has versions it ignored for their Requires-Python. Otherwise (say a pin that only an sdist
+    meets: a dry run for another Python takes wheels only, Azure's build compiles it) the check is inconclusive."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.version import InvalidVersion, Version
+
+    if re.search(r"Package '[^']+' requires a different Python", output):
+        return True
+    failed = re.findall(r"No matching distribution found for (\S+)", output)
+    ignored = re.findall(r"require a different python version: (.*)", output, re.IGNORECASE)
+    if not failed or not ignored:
+        return False
+    try:
+        specifier = Requirement(failed[-1]).specifier
+    except InvalidRequirement:
+        return True
+    for part in ignored[-1].split(";"):
+        version = part.strip().split(" ", 1)[0]
+        try:
+            if specifier.contains(Version(version), prereleases=True):
+                return True
+        except InvalidVersion:
+            continue
+    return False
 
 
 def _tool_env(home: Path | None = None, keep_pip: bool = False, drop: Collection[str] = ()) -> dict[str, str]:
