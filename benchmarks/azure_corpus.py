@@ -3,6 +3,7 @@
     python benchmarks/azure_corpus.py PATH/TO/azureml-examples          # every example of the corpus
     python benchmarks/azure_corpus.py PATH/TO/azureml-examples --only 4b_datastore_datapath_uri nyc-taxi
     python benchmarks/azure_corpus.py PATH/TO/azureml-examples --json results.json --keep /tmp/corpus
+    python benchmarks/azure_corpus.py PATH/TO/azureml-examples --index-url URL --find-links DIR   # where builds install
 
 Opt-in: it needs a checkout of https://github.com/Azure/azureml-examples (nothing of it is in this
 repository). Each example runs against a fake of its own (environments cached across the corpus),
@@ -12,6 +13,9 @@ steps as ``ml_client.data`` / ``ml_client.components.create_or_update(load_...(F
 then the job followed to its end and its outputs downloaded both ways the SDK offers:
 ``jobs.download(name, all=True)`` and ``jobs.download(name, output_name=port)``, for the pipeline
 job and for each of its step jobs (nested pipelines included).
+
+Environments are built as the fake builds them (:mod:`emulator.azure_service.compute`): from pip's configured
+index by default (PyPI), or ``--index-url``/``--find-links``/``--offline``; ``--cache`` keeps them between runs.
 
 Web data: an example whose input is a public URL gets a local file of the same shape, made
 deterministically here and served by the fake in place of that URL (``FakeAzureML(web_files=...)``),
@@ -27,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import inspect
 import json
 import os
 import random
@@ -219,7 +222,8 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first_line(message)}"
 
 
-def run_example(example: Example, checkout: Path, folder: Path, cache: Path, timeout: float) -> Outcome:
+def run_example(example: Example, checkout: Path, folder: Path, cache: Path, timeout: float,
+                index: dict[str, Any] | None = None) -> Outcome:
     from azure.ai.ml import load_component, load_data, load_job
 
     from emulator.azure_service.service import FakeAzureML
@@ -233,8 +237,8 @@ def run_example(example: Example, checkout: Path, folder: Path, cache: Path, tim
         local.parent.mkdir(parents=True, exist_ok=True)
         WEB_MAKERS[url](local)
         web_files[url] = local
-    options: dict[str, Any] = {"root": folder / "service", "cache_dir": cache}
-    if web_files and "web_files" in inspect.signature(FakeAzureML).parameters:
+    options: dict[str, Any] = {"root": folder / "service", "cache_dir": cache, **(index or {})}
+    if web_files:
         options["web_files"] = web_files
     service = FakeAzureML(**options).start()
     home = folder / "home"
@@ -307,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep each example's service state, downloads and logs here (default: removed)")
     parser.add_argument("--cache", type=Path, default=None,
                         help="environments cache, kept between invocations (default: inside the run's folder)")
+    parser.add_argument("--index-url", default=None,
+                        help="the package index environment builds install from (default: pip's own configuration)")
+    parser.add_argument("--find-links", nargs="*", default=(), help="folders or URLs of wheels for environment builds")
+    parser.add_argument("--offline", action="store_true",
+                        help="environment builds use no index: the fake's own packages and --find-links only")
     args = parser.parse_args(argv)
     checkout = args.checkout.resolve()
     if not (checkout / "cli" / "jobs").is_dir():
@@ -324,7 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for index, example in enumerate(chosen):
             print(f"[{index + 1}/{len(chosen)}] {example.name} ...", file=sys.stderr, flush=True)
-            outcome = run_example(example, checkout, root / f"{index:02d}", cache, args.timeout)
+            outcome = run_example(example, checkout, root / f"{index:02d}", cache, args.timeout,
+                                  {"index_url": args.index_url, "find_links": tuple(args.find_links),
+                                   "offline": args.offline})
             print(f"    {'completed' if outcome.completed else 'FAILED'} in {outcome.seconds:.0f} s"
                   f"{': ' + outcome.failure if outcome.failure else ''}", file=sys.stderr, flush=True)
             outcomes.append(outcome)
