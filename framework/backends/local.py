@@ -357,9 +357,12 @@ class LocalRunContext(RunContext):
     def register_model(self, model_name: str, model_path: str | Path, *, description: str = "",
                        tags: Mapping[str, Any] | None = None,
                        properties: Mapping[str, Any] | None = None) -> ModelVersion:
-        return self.workspace.register_model(
+        model = self.workspace.register_model(
             model_name, model_path, run_id=self.pipeline_run_id or self.id, description=description,
             tags=dict(tags or {}), properties={**(properties or {}), "step_run_id": self.id})
+        if self._events is not None:
+            self._events.registered(self.id, model)
+        return model
 
     def child_run(self, name: str, *, run_id: str | None = None,
                   properties: Mapping[str, Any] | None = None) -> LocalChildRun:
