@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from .manager import Plugins
 
 AUTOML_PLUGIN = "automl"
+DATASET_TYPE = DataType.TABULAR
+"""What a registered ``Dataset`` is: delimited files, read as one table (or given as their folder)."""
 
 
 @dataclass(frozen=True)
@@ -406,10 +408,16 @@ def _validate(pipeline: Pipeline, plugins: Plugins) -> ValidatedPipeline:
     upstream: dict[str, set[str]] = {name: set() for name in bindings}
     for binding in bindings.values():
         for port, source in binding.inputs.items():
-            if isinstance(source, Dataset):
-                continue
             declared_input = binding.spec.input(port)
             assert declared_input is not None
+            if isinstance(source, Dataset):
+                if not can_feed(DATASET_TYPE, declared_input.type):
+                    raise PipelineValidationError(
+                        f"step {binding.name!r}: input {port!r} expects {declared_input.type.value} data, but it is "
+                        f"bound to Dataset({source.name!r}), which is {DATASET_TYPE.value} data (registered CSV "
+                        f"files); bind {port!r} to the {declared_input.type.value} output of a step"
+                    )
+                continue
             if source not in producers:
                 raise PipelineValidationError(
                     f"step {binding.name!r}: input {port!r} reads data {source!r}{did_you_mean(source, producers)}, "
