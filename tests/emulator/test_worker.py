@@ -25,3 +25,34 @@ def test_workers_are_reused():
     idle = list(POOL._idle)
     run_guarded("none", None, call(tasks.sleep), {"seconds": 0}, timeout=60)
     assert set(map(id, POOL._idle)) & set(map(id, idle))
+
+
+
+def test_ctrl_c_does_not_reach_a_worker_and_an_interrupted_task_kills_it(monkeypatch):
+    """Ctrl-C goes to the whole process group: a worker must not die printing a KeyboardInterrupt traceback
+    over the live display. The parent, which gets it too, kills a worker it interrupted while busy: that
+    worker never goes back to the pool (its late answer would be taken for the next task's)."""
+    import os
+    import signal
+
+    from emulator.worker import Worker
+
+    worker = Worker()
+    try:
+        worker.wait_ready()
+        os.kill(worker.process.pid, signal.SIGINT)
+        outcome = worker.run("none", None, call(tasks.sleep), {"seconds": 0}, timeout=60)
+        assert outcome.ok, outcome.error
+        assert worker.alive()
+
+        def interrupted(timeout=None):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(worker.conn, "poll", interrupted)
+        try:
+            worker.run("none", None, call(tasks.sleep), {"seconds": 30}, timeout=60)
+        except KeyboardInterrupt:
+            pass
+        assert not worker.alive()
+    finally:
+        worker.stop()
