@@ -42,6 +42,7 @@ class LocalBackend:
         self.workspace = workspace if isinstance(workspace, LocalWorkspace) else LocalWorkspace(workspace)
         self.echo = echo
         self._events: StepEvents | None = None
+        self._current: tuple[StepBinding, str] | None = None  # the step running now, and its step run id
 
     def run(self, pipeline: ValidatedPipeline, *, plugins: Plugins, params: Mapping[str, Any] | None = None,
             reuse: bool = True, resume: str | None = None) -> PipelineRunResult:
@@ -98,6 +99,12 @@ class LocalBackend:
                     raise unrecorded from None
                 result.status, result.error = "Canceled", "canceled by the user"
                 result.duration = time.time() - started
+                if self._current is not None:  # the step that was running ends too: observers hear it
+                    binding, step_run_id = self._current
+                    canceled = StepRunResult(binding.name, step_run_id, "Canceled", error="canceled by the user")
+                    result.steps.append(canceled)
+                    if events.steps is not None:
+                        events.steps.finished(binding, step_run_id, canceled)
                 events.ended(result)
                 raise RunCanceled(f"pipeline run {run.id} was canceled") from exc
             except BaseException as exc:
@@ -137,6 +144,7 @@ class LocalBackend:
         step_run = ws.create_run(run_type="step", name=binding.name, experiment=pipeline.experiment,
                                  parent_id=run.id, status="Running", params=params,
                                  properties=_binding_properties(binding, datasets, plugins))
+        self._current = (binding, step_run.id)
         if events is not None:
             events.started(binding, step_run.id)
         input_hashes: dict[str, str] = {}
@@ -169,6 +177,7 @@ class LocalBackend:
             result = StepRunResult(binding.name, step_run.id, "Completed", reused=True, reused_from=earlier.id,
                                    reasons=reasons, duration=0.0, outputs=_output_paths(ws, earlier.outputs))
             self._say(f"[{binding.name}] reused outputs of step run {earlier.id}")
+            self._current = None
             if events is not None:
                 events.finished(binding, step_run.id, result)
             return result
@@ -199,6 +208,7 @@ class LocalBackend:
                                  "sha256": sha256_tree(location)}
                 data[data_name] = (location, records[port]["sha256"], kind)
             ws.update_run(step_run.id, status="Completed", outputs=records)
+            self._current = None
             result = StepRunResult(binding.name, step_run.id, "Completed", reasons=reasons,
                                    duration=time.time() - started, outputs=_output_paths(ws, records),
                                    log_path=str(log_path))
@@ -222,6 +232,7 @@ class LocalBackend:
             except WorkspaceUnwritable:
                 raise WorkspaceUnwritable(message) from None  # the pipeline run leaves it in its lease
             self._say(f"[{binding.name}] failed: {message}")
+            self._current = None
             if events is not None:
                 events.failed(binding, step_run.id, exc)
             return StepRunResult(binding.name, step_run.id, "Failed", reasons=reasons,
