@@ -203,12 +203,26 @@ def _find_child(recorder: Any, run_id: str) -> Any:
 
 
 def parent_properties(result: Any) -> dict[str, Any]:
-    """What the parent AutoML run records about the experiment."""
-    return {"best_child_run_id": result.best.run_id, "primary_metric": result.settings["primary_metric"],
-            "score": result.best.score, "training_type": result.training_type, "guardrails": result.guardrails,
-            "unhonoured_settings": result.settings.get("unhonoured", []), "iterations_run": len(result.children),
-            "featurization": result.featurization, "stop_reason": result.stop_reason,
-            "duration_seconds": round(result.duration, 3)}
+    """What the parent AutoML run records about the experiment (forecasting: also the names of its series, in
+    the order of the series codes its children's per-series hyperparameters use)."""
+    properties = {"best_child_run_id": result.best.run_id, "primary_metric": result.settings["primary_metric"],
+                  "score": result.best.score, "training_type": result.training_type, "guardrails": result.guardrails,
+                  "unhonoured_settings": result.settings.get("unhonoured", []), "iterations_run": len(result.children),
+                  "featurization": result.featurization, "stop_reason": result.stop_reason,
+                  "duration_seconds": round(result.duration, 3)}
+    series = series_names(result)
+    if series:
+        properties["series"] = series
+    return properties
+
+
+def series_names(result: Any) -> list[str] | None:
+    """The time series of a forecasting experiment by code (``realgdp``; ``store 1 / dept 3`` for several id
+    columns), or None (other tasks, or one series without id columns)."""
+    keys = getattr(getattr(getattr(result, "loop", None), "featurizer", None), "keys", None)
+    if not isinstance(keys, list) or not keys or not any(keys):
+        return None
+    return [" / ".join(map(str, key)) if isinstance(key, tuple) else str(key) for key in keys]
 
 
 def _jsonable(value: Any) -> Any:
