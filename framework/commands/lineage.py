@@ -36,17 +36,31 @@ class DatasetRef:
 
 
 class Lineage:
-    """The step runs of one pipeline run and the data flowing between them."""
+    """The step runs of one pipeline run and the data flowing between them.
+
+    A standalone AutoML run (``Experiment.submit``) reads as a pipeline of one step: the AutoML run
+    itself (``standalone`` is True), so that the report shows it as it shows an AutoML step.
+    """
 
     def __init__(self, workspace: LocalWorkspace, run_id: str) -> None:
         self.workspace = workspace
         self.run = workspace.get_run(run_id)
+        self.standalone = False
+        if self.run.run_type == "child" and self.run.parent_id:  # an AutoML iteration: its experiment's run
+            parent = workspace.get_run(self.run.parent_id)
+            if parent.run_type in ("automl", "step"):
+                self.run = parent
+        if self.run.run_type == "automl":
+            self.standalone = True
+            self.steps = [self.run]
+            return
         if self.run.run_type != "pipeline":
             parent = self.run.parent_id
             if self.run.run_type == "step" and parent:
                 self.run = workspace.get_run(parent)
             else:
-                raise WorkspaceError(f"run {run_id!r} is a {self.run.run_type} run, not a pipeline run")
+                raise WorkspaceError(f"run {run_id!r} is a {self.run.run_type} run, not a pipeline run or an AutoML "
+                                     f"run")
         self.steps = workspace.get_children(self.run.id)
 
     def step(self, name: str) -> RunRecord:
@@ -165,7 +179,7 @@ def automl_for_model(workspace: LocalWorkspace, model: ModelVersion) -> tuple[Li
 
 
 def _is_automl(step: RunRecord) -> bool:
-    return step.properties.get("kind") == "automl"
+    return step.properties.get("kind") == "automl" or step.run_type == "automl"
 
 
 def single_model_file(model: ModelVersion) -> Path:
