@@ -111,8 +111,8 @@ class Worker:
         ours, theirs = socket.socketpair()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), PYTHONWARNINGS="ignore")
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _WORKER_COMMAND, str(theirs.fileno())], pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL)
+            [sys.executable, "-c", _WORKER_COMMAND, str(theirs.fileno())], pass_fds=[theirs.fileno()], env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         theirs.close()
         self.conn = Connection(ours.detach())
         self.keys: list[str] = []  # mirrors the worker's cache: at most 2, oldest evicted first
