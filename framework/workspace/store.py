@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from ..errors import WorkspaceError
+from ..errors import WorkspaceError, did_you_mean
 from . import liveness
 from .db import (
     WorkspaceLocked,
@@ -204,7 +204,9 @@ class RunRecord:
         return (self.ended_at or time.time()) - self.started_at
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The run as JSON: ``run_id`` is its id, as in ``amlstep run --json`` (``id`` holds the same, for
+        scripts written before ``run_id``)."""
+        data = {"run_id": self.id, **asdict(self)}
         data["duration"] = self.duration
         return data
 
@@ -666,8 +668,16 @@ class LocalWorkspace:
             else:
                 row = conn.execute("SELECT * FROM models WHERE name=? AND version=?", (name, version)).fetchone()
         if row is None:
-            which = f"version {version} of model {name!r}" if version else f"model {name!r}"
-            raise WorkspaceError(f"{which} is not registered in workspace {self.path}")
+            with self._connect() as conn:
+                names = [r[0] for r in conn.execute("SELECT DISTINCT name FROM models ORDER BY name")]
+                versions = [r[0] for r in conn.execute("SELECT version FROM models WHERE name=? ORDER BY version",
+                                                       (name,))]
+            if versions:
+                raise WorkspaceError(f"version {version} of model {name!r} is not registered in workspace {self.path}; "
+                                     f"its versions: {', '.join(map(str, versions))}")
+            known = f"; registered models: {', '.join(names)}" if names else "; no model is registered yet"
+            raise WorkspaceError(f"model {name!r} is not registered in workspace {self.path}"
+                                 f"{did_you_mean(name, names)}{known}")
         return self._model(row)
 
     def list_models(self) -> list[ModelVersion]:
