@@ -73,6 +73,7 @@ def test_training_file_with_label_still_predicts(cli, titanic_run, titanic_csv):
 @pytest.mark.parametrize("ref, message", [
     ("TitanicSurvivalInitial:7", "version 7 of model 'TitanicSurvivalInitial' is not registered"),
     ("NoSuchModel", "model 'NoSuchModel' is not registered"),
+    ("TitanicSurvivalInitia", "(did you mean 'TitanicSurvivalInitial'?); registered models: TitanicSurvivalInitial"),
     ("TitanicSurvivalInitial:x", "expected NAME or NAME:VERSION"),
 ])
 def test_unknown_model_is_a_clear_error(cli, titanic_run, titanic_test_csv, ref, message):
@@ -80,6 +81,15 @@ def test_unknown_model_is_a_clear_error(cli, titanic_run, titanic_test_csv, ref,
     run = cli(ws, "predict", ref, str(titanic_test_csv))
     assert run.exit_code == 2
     assert message in run.stderr
+
+
+def test_reads_standard_input(cli, titanic_run, titanic_test_csv):
+    ws, _ = titanic_run
+    run = cli(ws, "predict", "TitanicSurvivalInitial", "-", "--keep", "PassengerId", input=titanic_test_csv.read_text())
+    assert run.exit_code == 0, run.output
+    frame = pd.read_csv(io.StringIO(run.stdout))
+    assert frame["PassengerId"].tolist() == pd.read_csv(titanic_test_csv)["PassengerId"].tolist()
+    assert "Predicted Survived for 418 rows" in run.stderr
 
 
 def test_data_the_preparation_cannot_read_names_the_column(cli, titanic_run, tmp_path):
@@ -170,3 +180,50 @@ def test_a_plugin_predicts_with_the_models_its_steps_train(workspace, tmp_path):
     unknown = get_plugin_manager(plugins=[ToySteps()])  # no plugin knows the fit step
     with pytest.raises(WorkspaceError, match=re.escape("no AutoML step of that run produced it")):
         predict(workspace, unknown, "ToyMean", new)
+
+
+def drop_unlabelled(table):
+    return {"doubled": table.dropna(subset=["y"]).reset_index(drop=True)}
+
+
+class RowDropping:
+    @hookimpl
+    def register_steps(self, register):
+        from framework import Input, Output, StepSpec
+
+        register(StepSpec("drop_unlabelled", drop_unlabelled, inputs=[Input("table")], outputs=[Output("doubled")]))
+
+    @hookimpl
+    def model_predictor(self, lineage, step):
+        return FeaturesPredictor(lineage, step) if step.properties.get("plugin") == "fit" else None
+
+
+class FeaturesPredictor(MeanPredictor):
+    """Like the AutoML predictor: the rows it returns are the features the model saw, without the label."""
+
+    def predict(self, model, rows, *, model_id, file_name, notes):
+        return Predictions(columns={"predicted_y": [model["mean"]] * len(rows)}, rows=rows.drop(columns=["y"]))
+
+
+def test_when_the_preparation_drops_rows_the_output_keeps_the_label(workspace, tmp_path):
+    """A preparation that drops the unlabelled rows: the output holds the prepared rows, the label column too;
+    --keep, which copies input columns row by row, cannot be honoured and says why."""
+    training = tmp_path / "toy.csv"
+    pd.DataFrame({"x": [1, 2, 3, 6], "y": [0, 1, None, 1]}).to_csv(training, index=False)
+    workspace.register_dataset("toy_ds", [str(training)])
+    plugins = get_plugin_manager(plugins=[ToySteps(), RowDropping()])
+    pipeline = Pipeline(experiment="toy", steps=[
+        Step("drop_unlabelled", inputs={"table": Dataset("toy_ds")}),
+        Step("fit", inputs={"table": "doubled"}),
+        Step("register_model", inputs={"model": "model"}, params={"model_name": "ToyMean"})])
+    assert run_pipeline(pipeline, workspace=workspace, plugins=plugins).succeeded
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"x": [10, 20, 30], "y": [1, None, 0]}).to_csv(new, index=False)
+    prediction = predict(workspace, plugins, "ToyMean", new)
+    assert prediction.frame.to_dict("list") == {"x": [10, 30], "y": [1.0, 0.0], "predicted_y": [3.0, 3.0]}
+    assert prediction.notes == ["the preparation changed the number of rows (3 -> 2); the output holds the prepared "
+                                "rows"]
+    with pytest.raises(WorkspaceError, match=re.escape(
+            "--keep copies input columns row by row, but the preparation turned the 3 rows of new.csv into 2; "
+            "without --keep the output holds the prepared rows, the label column included")):
+        predict(workspace, plugins, "ToyMean", new, keep=["x"])
