@@ -368,9 +368,25 @@ class LocalRunContext(RunContext):
     def register_model(self, model_name: str, model_path: str | Path, *, description: str = "",
                        tags: Mapping[str, Any] | None = None,
                        properties: Mapping[str, Any] | None = None) -> ModelVersion:
+        """Register ``model_path``; a model a step of this pipeline run produced carries what the steps upstream of
+        it learned from the training rows (``ModelVersion.learned``), so predictions need nothing else."""
+        carried = {**(properties or {}), "step_run_id": self.id}
+        learned = self._learned_upstream(model_path)
+        if learned:
+            carried["learned"] = learned
         return self.workspace.register_model(
             model_name, model_path, run_id=self.pipeline_run_id or self.id, description=description,
-            tags=dict(tags or {}), properties={**(properties or {}), "step_run_id": self.id})
+            tags=dict(tags or {}), properties=carried)
+
+    def _learned_upstream(self, model_path: str | Path) -> dict[str, Any]:
+        if self.pipeline_run_id is None:
+            return {}
+        from ..commands.lineage import Lineage
+
+        try:
+            return Lineage(self.workspace, self.pipeline_run_id).learned_upstream(model_path)
+        except AmlStepError:  # unreadable: predict falls back to the training run's outputs, or says what is missing
+            return {}
 
     def child_run(self, name: str, *, run_id: str | None = None,
                   properties: Mapping[str, Any] | None = None) -> LocalChildRun:

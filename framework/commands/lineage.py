@@ -47,9 +47,9 @@ class Lineage:
         self.run = workspace.get_run(run_id)
         self.standalone = False
         if self.run.run_type == "child" and self.run.parent_id:  # an AutoML iteration: its experiment's run
-            parent = workspace.get_run(self.run.parent_id)
-            if parent.run_type in ("automl", "step"):
-                self.run = parent
+            experiment = workspace.get_run(self.run.parent_id)
+            if experiment.run_type in ("automl", "step"):
+                self.run = experiment
         if self.run.run_type == "automl":
             self.standalone = True
             self.steps = [self.run]
@@ -130,6 +130,28 @@ class Lineage:
 
     def automl_steps(self) -> list[RunRecord]:
         return [s for s in self.steps if _is_automl(s)]
+
+    def learned_upstream(self, path: str | Path) -> dict[str, dict[str, Any]]:
+        """What the steps upstream of the step output at ``path`` (a model, say) learned from their training rows:
+        step name -> {learned output port -> the JSON object}; empty when ``path`` is no step output of this run."""
+        from ..execution import read_learned
+
+        target = Path(path).resolve()
+        for step in self.steps:
+            for record in (step.outputs or {}).values():
+                if not isinstance(record, dict) or not record.get("path") or not record.get("data"):
+                    continue
+                location = (self.workspace.path / record["path"]).resolve()
+                if target != location and location not in target.parents:
+                    continue
+                learned: dict[str, dict[str, Any]] = {}
+                for upstream in self.chain(str(record["data"])):
+                    for port, output in (upstream.outputs or {}).items():
+                        if isinstance(output, dict) and output.get("type") == "learned" and output.get("path"):
+                            learned.setdefault(upstream.name, {})[port] = read_learned(
+                                self.workspace.path / output["path"], f"learned output {port!r} of step {upstream.name!r}")
+                return learned
+        return {}
 
 
 def parse_model_ref(ref: str) -> tuple[str, int | None]:

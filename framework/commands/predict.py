@@ -152,7 +152,7 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
                 output_dirs[port] = Path(tmp) / step.name / data_name
                 output_dirs[port].mkdir(parents=True)
             params = dict(step.params)
-            learned = _learned_state(lineage, step, spec, output_names, model_version.id, shown, notes)
+            learned = _learned_state(lineage, step, spec, output_names, model_version)
             context = InferenceRunContext(step.name, params, output_dirs, output_names)
             try:
                 values = load_inputs(spec, step.name, locations)
@@ -203,19 +203,27 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
     return Prediction(frame=pd.DataFrame(out), notes=notes, **made)
 
 
-def _learned_state(lineage: Any, step: Any, spec: Any, output_names: Mapping[str, str], model: str, file_name: str,
-                   notes: list[str]) -> dict[str, Any]:
-    """What the training run of ``step`` learned (its learned outputs), to apply to the new rows."""
+def _learned_state(lineage: Any, step: Any, spec: Any, output_names: Mapping[str, str], model: Any) -> dict[str, Any]:
+    """What the training run of ``step`` learned (its learned outputs), to apply to the new rows: as the registered
+    model carries it, else from the training run's outputs (models registered before models carried it).
+
+    A learned output recorded nowhere is an error: learning again from the new rows would make each row's
+    prediction depend on the other rows of the file, and differ from the training preparation's."""
     from ..execution import read_learned
 
     learned: dict[str, Any] = {}
+    carried = model.learned.get(step.name) or {}
     for declared in spec.learned_outputs:
+        if declared.name in carried:
+            learned[declared.name] = carried[declared.name]
+            continue
         data_name = output_names.get(declared.name, declared.name)
         if declared.name not in (step.outputs or {}):
-            notes.append(f"step {step.name!r} of the run that trained model {model} recorded no learned output "
-                         f"{declared.name!r} (an older version of plugin {spec.name!r}); it learned from the rows "
-                         f"of {file_name} instead, so their predictions depend on each other")
-            continue
+            raise WorkspaceError(
+                f"model {model.id} carries no learned output {declared.name!r} of step {step.name!r}, and the run "
+                f"that trained it recorded none (an older version of plugin {spec.name!r}); without it the "
+                f"preparation would learn from the new rows instead of the training rows, and predict otherwise "
+                f"than the model was trained. Run the pipeline again to register a model that carries it")
         location = lineage.location(data_name)
         learned[declared.name] = read_learned(Path(location) if not isinstance(location, list) else location[0],
                                               f"learned output {declared.name!r} of step {step.name!r}")

@@ -164,6 +164,42 @@ class ModelVersion:
         """Raise a one-line WorkspaceError when registered files were deleted behind amlstep's back."""
         _check_files(f"model {self.id}", self.path, self.files)
 
+    @property
+    def learned(self) -> dict[str, dict[str, Any]]:
+        """What the preparation upstream of the model learned from its training rows, as registered with it:
+        step name -> {learned output -> the JSON object}; empty for a model registered without (by an older
+        amlstep, or a file registered outside a pipeline run)."""
+        found = self.properties.get("learned")
+        return dict(found) if isinstance(found, dict) else {}
+
+    def learned_state(self, step: str | None = None, output: str | None = None) -> dict[str, Any]:
+        """The object preparation step ``step`` learned (its learned output ``output``), to prepare new rows as
+        the training rows were: ``prepare(new_rows, learned=model.learned_state("dataprep"))``. ``step`` and
+        ``output`` may be left out when there is only one."""
+        learned = self.learned
+        if not learned:
+            raise WorkspaceError(f"model {self.id} carries no learned state: its preparation learned nothing it kept, "
+                                 f"or it was registered by an older amlstep (run the pipeline again to register "
+                                 f"a version that carries it)")
+        if step is None:
+            if len(learned) > 1:
+                raise WorkspaceError(f"model {self.id} carries the learned state of several steps "
+                                     f"({', '.join(sorted(learned))}); say which one")
+            step = next(iter(learned))
+        if step not in learned:
+            raise WorkspaceError(f"model {self.id} carries no learned state of step {step!r}"
+                                 f"{did_you_mean(step, learned)}; it carries: {', '.join(sorted(learned))}")
+        outputs = learned[step]
+        if output is None:
+            if len(outputs) > 1:
+                raise WorkspaceError(f"step {step!r} of model {self.id} has several learned outputs "
+                                     f"({', '.join(sorted(outputs))}); say which one")
+            output = next(iter(outputs))
+        if output not in outputs:
+            raise WorkspaceError(f"step {step!r} of model {self.id} has no learned output {output!r}"
+                                 f"{did_you_mean(output, outputs)}; its learned outputs: {', '.join(sorted(outputs))}")
+        return dict(outputs[output])
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "path": str(self.path), "id": self.id}
 

@@ -227,3 +227,75 @@ def test_when_the_preparation_drops_rows_the_output_keeps_the_label(workspace, t
             "--keep copies input columns row by row, but the preparation turned the 3 rows of new.csv into 2; "
             "without --keep the output holds the prepared rows, the label column included")):
         predict(workspace, plugins, "ToyMean", new, keep=["x"])
+
+
+def centre(table, learned=None):
+    """Centre x on the training rows' mean (a toy preparation that learns)."""
+    mean = float(table["x"].mean()) if learned is None else learned["mean"]
+    return {"doubled": table.assign(x=table["x"] - mean), "learned": {"mean": mean}}
+
+
+class Centring:
+    @hookimpl
+    def register_steps(self, register):
+        from framework import DataType, Input, Output, StepSpec
+
+        register(StepSpec("centre", centre, inputs=[Input("table")],
+                          outputs=[Output("doubled"), Output("learned", DataType.LEARNED)]))
+
+    @hookimpl
+    def model_predictor(self, lineage, step):
+        return RowPredictor(lineage, step) if step.properties.get("plugin") == "fit" else None
+
+
+class RowPredictor(MeanPredictor):
+    """Predicts each row's prepared x: shows what the preparation applied."""
+
+    def predict(self, model, rows, *, model_id, file_name, notes):
+        return Predictions(columns={"predicted_y": rows["x"].tolist()}, rows=rows)
+
+
+def test_a_registered_model_carries_what_its_preparation_learned(workspace, tmp_path):
+    """The registered model carries the learned state (ModelVersion.learned_state, the documented way to
+    prepare rows by hand); predict uses it even when the training run's outputs are gone, and refuses, saying
+    why, a model that carries none and whose training run recorded none (instead of learning from the new rows)."""
+    import shutil
+    import sqlite3
+
+    training = tmp_path / "toy.csv"
+    pd.DataFrame({"x": [1, 2, 3, 6], "y": [0, 1, 0, 1]}).to_csv(training, index=False)
+    workspace.register_dataset("toy_ds", [str(training)])
+    plugins = get_plugin_manager(plugins=[ToySteps(), Centring()])
+    pipeline = Pipeline(experiment="toy", steps=[
+        Step("centre", inputs={"table": Dataset("toy_ds")}),
+        Step("fit", inputs={"table": "doubled"}),
+        Step("register_model", inputs={"model": "model"}, params={"model_name": "Centred"})])
+    result = run_pipeline(pipeline, workspace=workspace, plugins=plugins)
+    assert result.succeeded, result.error
+    model = workspace.get_model("Centred")
+    assert model.learned == {"centre": {"learned": {"mean": 3.0}}}
+    assert model.learned_state() == model.learned_state("centre", "learned") == {"mean": 3.0}
+    with pytest.raises(WorkspaceError, match=re.escape("model Centred:1 carries no learned state of step 'centr' "
+                                                       "(did you mean 'centre'?); it carries: centre")):
+        model.learned_state("centr")
+
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"x": [10]}).to_csv(new, index=False)
+    shutil.rmtree(Path(result.step("centre").outputs["learned"]))  # the training run's copy is gone
+    assert predict(workspace, plugins, "Centred", new).frame["predicted_y"].tolist() == [7.0]  # 10 - 3, not 10 - 10
+
+    conn = sqlite3.connect(workspace.db_path)  # a model registered before models carried their learned state
+    conn.execute("UPDATE models SET properties=json_remove(properties, '$.learned')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(WorkspaceError, match=re.escape("is no longer in the datastore")):
+        predict(workspace, plugins, "Centred", new)
+    conn = sqlite3.connect(workspace.db_path)  # ... and whose training run recorded no learned output
+    conn.execute("UPDATE runs SET outputs=json_remove(outputs, '$.learned') WHERE name='centre'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(WorkspaceError, match=re.escape(
+            "model Centred:1 carries no learned output 'learned' of step 'centre', and the run that trained it "
+            "recorded none (an older version of plugin 'centre'); without it the preparation would learn from the "
+            "new rows instead of the training rows")):
+        predict(workspace, plugins, "Centred", new)
