@@ -98,6 +98,15 @@ AZURE_ONLY = ("dry_run", "compute", "no_wait", "config", "vm_size", "min_nodes",
 @click.argument("pipeline")
 @click.option("--backend", "-b", default="local", show_default=True, help="Where to run: local or azure.")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a pipeline parameter.")
+@click.option("--params", "params_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Pipeline parameters from a YAML or JSON file (name: value); --param wins over it.")
+@click.option("--only", "only", multiple=True, metavar="STEP",
+              help="local: run only this step (repeat, or STEP,STEP); the others' outputs come from the run history.")
+@click.option("--from", "from_step", metavar="STEP",
+              help="local: run this step and the steps downstream of it; upstream outputs come from the run history.")
+@click.option("--to", "to_step", metavar="STEP", help="local: run this step and the steps upstream of it.")
+@click.option("--sample", metavar="N|FRACTION",
+              help="local: run on a reproducible sample of each input dataset: N rows, or a fraction (0.1, 10%).")
 @click.option("--no-reuse", is_flag=True, help="Re-run every step, whatever the reuse rule says.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result (with --dry-run: the plan).")
 @click.option("--quiet", "-q", is_flag=True,
@@ -120,7 +129,8 @@ AZURE_ONLY = ("dry_run", "compute", "no_wait", "config", "vm_size", "min_nodes",
 @click.option("--yaml", "yaml_file", metavar="FILE", type=click.Path(dir_okay=False),
               help="azure --sdk v2 --dry-run: also write the pipeline job YAML (for az ml job create --file).")
 @pass_state
-def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ...], no_reuse: bool,
+def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ...], params_file: str | None,
+                only: tuple[str, ...], from_step: str | None, to_step: str | None, sample: str | None, no_reuse: bool,
                 as_json: bool, quiet: bool, resume: str | None, dry_run: bool, compute: str | None, no_wait: bool,
                 config: str | None, vm_size: str | None, min_nodes: int | None, max_nodes: int | None,
                 sdk: str | None, yaml_file: str | None) -> None:
@@ -133,6 +143,8 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
 
     overrides = parse_params(params)
     options: dict[str, Any] = {"resume": resume} if resume else {}
+    local = local_options(backend, only, from_step, to_step, sample)
+    options.update(local)
     given = {k for k, v in {"dry_run": dry_run, "compute": compute, "no_wait": no_wait, "config": config,
                             "vm_size": vm_size, "min_nodes": min_nodes, "max_nodes": max_nodes, "sdk": sdk,
                             "yaml": yaml_file}.items()
@@ -146,6 +158,8 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
         options.update({k: v for k, v in {"sdk": sdk, "yaml": yaml_file}.items() if v})
     try:
         definition = load_pipeline(pipeline)
+        if params_file:
+            overrides = {**checked_params_file(state, definition, params_file), **overrides}
         if dry_run:
             print_plan(state, definition, overrides, options, as_json)
             return
@@ -172,6 +186,8 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
             click.echo(f"warning: {problem}", err=True)
         if result.details.get("portal_url"):
             click.echo(f"portal: {result.details['portal_url']}")
+        for line in local_run_notes(result):
+            click.echo(line)
         if result.backend == "local" and "report" in click.get_current_context().find_root().command.commands:  # type: ignore[attr-defined]
             click.echo(f"report: {PROG[0]} report {result.run_id[:8]} --out report.html")
         if result.error:
@@ -188,6 +204,60 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
         return
     if not result.succeeded:
         sys.exit(EXIT_FAILED)
+
+
+def local_options(backend: str, only: tuple[str, ...], from_step: str | None, to_step: str | None,
+                  sample: str | None) -> dict[str, Any]:
+    """The local backend's partial-run and sample options from the command line."""
+    options: dict[str, Any] = {}
+    steps = [name.strip() for item in only for name in item.split(",") if name.strip()]
+    if steps:
+        options["only"] = steps
+    if from_step:
+        options["from_step"] = from_step
+    if to_step:
+        options["to_step"] = to_step
+    if sample is not None:
+        from .sampling import Sample
+
+        try:
+            options["sample"] = Sample.parse(sample)
+        except AmlStepError as exc:
+            fail(str(exc))
+    if options and backend != "local":
+        flag = {"only": "--only", "from_step": "--from", "to_step": "--to", "sample": "--sample"}[next(iter(options))]
+        fail(f"{flag} applies to --backend local only")
+    return options
+
+
+def checked_params_file(state: State, definition: Any, path: str) -> dict[str, Any]:
+    """The parameters of a ``--params`` file, checked against the pipeline's (unknown names, types), naming the file."""
+    from .commands.run_options import read_params_file
+    from .errors import PipelineValidationError
+
+    values = read_params_file(path)
+    try:
+        definition.validate(state.plugins).resolve_parameters(values)
+    except PipelineValidationError as exc:
+        raise PipelineValidationError(f"--params {path}: {exc}") from None
+    return values
+
+
+def local_run_notes(result: Any) -> list[str]:
+    """What the run output says besides the steps: a partial run, a sample (local backend)."""
+    lines = []
+    partial = result.details.get("partial")
+    if partial:
+        taken = ", ".join(partial.get("taken") or {})
+        lines.append(f"partial run: ran {', '.join(partial.get('selected') or [])}"
+                     + (f"; took the outputs of {taken} from the run history" if taken else ""))
+    sample = result.details.get("sample")
+    if sample:
+        counts = ", ".join(f"{name}: {d.get('rows')} of {d.get('of')} rows"
+                           for name, d in (sample.get("datasets") or {}).items())
+        lines.append(f"sample: {sample.get('text')} of each dataset ({counts}); its outputs are not reused by or "
+                     f"from runs on the full data")
+    return lines
 
 
 def azure_options(compute: str | None, no_wait: bool, config: str | None, vm_size: str | None,
@@ -218,6 +288,9 @@ def print_plan(state: State, definition: Any, overrides: dict[str, str], options
 @click.command("explain-reuse")
 @click.argument("pipeline")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a pipeline parameter.")
+@click.option("--params", "params_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Pipeline parameters from a YAML or JSON file (name: value); --param wins over it.")
+@click.option("--sample", metavar="N|FRACTION", help="Explain a run with --sample (local).")
 @click.option("--no-reuse", is_flag=True, help="Explain a run with --no-reuse.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per step, with its reasons.")
 @click.option("--backend", "-b", default="local", show_default=True,
@@ -226,8 +299,8 @@ def print_plan(state: State, definition: Any, overrides: dict[str, str], options
               help="azure: only count runs of the workspace this config.json names.")
 @pass_state
 @handle_errors
-def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], no_reuse: bool, as_json: bool,
-                          backend: str, config: str | None) -> None:
+def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], params_file: str | None,
+                          sample: str | None, no_reuse: bool, as_json: bool, backend: str, config: str | None) -> None:
     """Say which steps would be reused now, and why not.
 
     For each step of PIPELINE: would it be reused, and if not, what changed.
@@ -240,14 +313,20 @@ def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], 
     from .api import load_pipeline
     from .reuse import predict
 
-    validated = load_pipeline(pipeline).validate(state.plugins)
+    definition = load_pipeline(pipeline)
+    validated = definition.validate(state.plugins)
+    overrides = parse_params(params)
+    if params_file:
+        overrides = {**checked_params_file(state, definition, params_file), **overrides}
+    sampled = local_options(backend, (), None, None, sample).get("sample")
     if backend != "local":
         chosen: Any = state.plugins.backend(backend, workspace=state.workspace, config=config)
         if not hasattr(chosen, "explain_reuse"):
             fail(f"backend {backend!r} cannot explain its reuse")
-        found = chosen.explain_reuse(validated, plugins=state.plugins, params=parse_params(params), reuse=not no_reuse)
+        found = chosen.explain_reuse(validated, plugins=state.plugins, params=overrides, reuse=not no_reuse)
     else:
-        found = predict(validated, state.workspace, parse_params(params), reuse=not no_reuse)
+        found = predict(validated, state.workspace, overrides, reuse=not no_reuse,
+                        sample=sampled.key if sampled is not None else None)
     if as_json:
         emit_json(found)
         return

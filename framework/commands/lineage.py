@@ -89,6 +89,9 @@ class Lineage:
         """Where the data ``source`` (a data name or ``dataset:NAME:VERSION``) is stored."""
         dataset = DatasetRef.parse(source)
         if dataset is not None:
+            sampled = ((self.run.properties.get("sample") or {}).get("datasets") or {}).get(dataset.name) or {}
+            if sampled.get("path") and (self.workspace.path / sampled["path"]).is_file():  # --sample: what the steps read
+                return [self.workspace.path / sampled["path"]]
             return self.workspace.get_dataset(dataset.name, dataset.version).file_paths()
         step = self.producer(source)
         if step is None:

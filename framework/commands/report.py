@@ -119,6 +119,9 @@ def build_report(workspace: LocalWorkspace, run_id: str, *, plots: bool = True, 
         cards.append(("Steps", f"{completed}/{len(steps)}",
                       f"{reused} reused" + (f", {len(failed)} failed" if failed else "")))
     cards += [(c.title, c.value, c.note) for section in sections for c in section.cards]
+    sample = run.properties.get("sample") or {}
+    if sample:
+        cards.append(("Sample", escape(str(sample.get("text") or "")), "of each dataset"))
     for model in models:
         cards.append(("Registered model", escape(model.id), escape(when(model.created_at))))
     out.append("<div class='cards' id='summary'>" + "".join(
@@ -126,6 +129,7 @@ def build_report(workspace: LocalWorkspace, run_id: str, *, plots: bool = True, 
         for k, v, s in cards) + "</div>")
     if run.error:
         out.append(f"<div class='note error'>{escape(run.error)}</div>")
+    out.extend(_run_notes(run))
 
     if lineage.standalone:  # Experiment.submit: no graph, no steps; its settings, its AutoML section, its log
         out.append(_standalone_body(workspace, run, sections))
@@ -209,6 +213,24 @@ def build_report(workspace: LocalWorkspace, run_id: str, *, plots: bool = True, 
     return "".join(out)
 
 
+def _run_notes(run: RunRecord) -> list[str]:
+    """Notes at the top of the page: a run on a sample of its data, a partial run."""
+    notes = []
+    sample = run.properties.get("sample") or {}
+    if sample:
+        counts = ", ".join(f"{name}: {d.get('rows')} of {d.get('of')} rows" for name, d in
+                           (sample.get("datasets") or {}).items())
+        notes.append(f"<div class='note' id='sample'>This run ran on a sample of its data (<code>--sample "
+                     f"{escape(str(sample.get('text')))}</code>: {escape(counts)}): its scores are not those of the "
+                     f"full data, and its outputs are reused only by runs on the same sample.</div>")
+    partial = run.properties.get("partial") or {}
+    if partial:
+        notes.append(f"<div class='note' id='partial'>A partial run: it ran "
+                     f"{escape(', '.join(partial.get('selected') or []))}; the steps it left out show where their "
+                     f"outputs came from.</div>")
+    return notes
+
+
 def _footer(workspace: LocalWorkspace, run: RunRecord) -> str:
     return (f"<footer>amlstep report · generated {when(time.time())} · workspace {escape(str(workspace.path))}"
             f" · source {escape(str(run.properties.get('source') or '—'))}</footer></body></html>")
@@ -286,10 +308,11 @@ class _progress_bar:
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="HTML file to write [default: report-<RUN_ID>.html].")
 @click.option("--no-plots", is_flag=True, help="Skip the best-model plots and feature importance (faster).")
 def report_command(run_id: str, out: str | None, no_plots: bool) -> None:
-    """Write an HTML report of a pipeline run or a standalone AutoML run.
+    """Write an HTML report of a pipeline or AutoML run.
 
-    One self-contained page for RUN_ID: graph, steps, parameters, AutoML guardrails and
-    leaderboard, best-model plots, logs. Opens offline in any browser."""
+    One self-contained page for RUN_ID (a pipeline run, or a standalone AutoML run): graph,
+    steps, parameters, AutoML guardrails and leaderboard, best-model plots, logs. Opens offline
+    in any browser."""
     from .common import State, fail
 
     state = click.get_current_context().find_object(State)

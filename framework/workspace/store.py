@@ -922,6 +922,16 @@ class LocalWorkspace:
             row = conn.execute(query + " ORDER BY created_at DESC, rowid DESC LIMIT 1", args).fetchone()
         return self._run(row) if row else None
 
+    def completed_step_runs(self, step_name: str, plugin: str, experiment: str, limit: int = 20) -> list[RunRecord]:
+        """Completed runs of step ``step_name`` (plugin ``plugin``) in ``experiment``, newest first; a reused one
+        holds the outputs of the run it reused. For partial runs, which take the outputs of steps they leave out."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM runs WHERE run_type='step' AND name=? AND experiment=? AND status='Completed' AND "
+                "json_extract(properties, '$.plugin')=? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (step_name, experiment, plugin, int(limit))).fetchall()
+        return [self._run(row) for row in rows]
+
     def _run(self, row: sqlite3.Row) -> RunRecord:
         data = dict(row)
         for key in _RUN_JSON_FIELDS:
