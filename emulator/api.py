@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from framework import Run, StepDefinitionError, WorkspaceError
+from framework.backends import cancellable
 from framework.workspace import LocalChildRun, LocalWorkspace, check_asset_name
 
 from .settings import validate_settings
@@ -143,11 +144,16 @@ class Experiment:
                 if show_output:
                     print(message, flush=True)
 
+            watcher = None
             try:
-                training, validation = config.training_frames(ws)
-                result = execute(config.settings, training, validation, recorder=WorkspaceRecorder(ws, record.id,
-                                                                                                     self.name),
-                                 parent_run_id=run_id, log=log, announce=None if show_output else print)
+                with cancellable(ws, run_id) as watcher:  # `amlstep runs cancel` stops it as Ctrl-C does
+                    training, validation = config.training_frames(ws)
+                    result = execute(config.settings, training, validation, recorder=WorkspaceRecorder(ws, record.id,
+                                                                                                         self.name),
+                                     parent_run_id=run_id, log=log, announce=None if show_output else print)
+            except KeyboardInterrupt:
+                ws.end_unfinished(run_id, "Canceled", (watcher.reason if watcher else None) or "canceled by the user")
+                raise
             except BaseException as exc:
                 ws.end_unfinished(run_id, "Failed", f"{type(exc).__name__}: {exc}")
                 raise

@@ -354,7 +354,7 @@ def cancel_on_sigterm() -> Iterator[None]:
 
 @click.group("runs")
 def runs_group() -> None:
-    """Browse the run history and the logs."""
+    """Browse the run history and the logs; cancel a running run."""
 
 
 @click.group("datasets")
@@ -451,11 +451,12 @@ def download_command(state: State, run_id: str, output_name: str, directory: str
 
 def _browse_commands() -> None:
     """``runs list/show/logs``, ``experiments``, ``models show`` and ``datasets show`` live in commands/browse.py."""
-    from .commands import browse
+    from .commands import browse, cancel
 
     runs_group.add_command(browse.runs_list)
     runs_group.add_command(browse.runs_show)
     runs_group.add_command(browse.runs_logs)
+    runs_group.add_command(cancel.runs_cancel)
     models_group.add_command(browse.models_show)
     datasets_group.add_command(browse.datasets_show)
     COMMANDS.append(browse.experiments_group)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
 
 from .. import reuse as reuse_rule
+from ..cancel import Watcher, cancellable
 from ..context import RunContext
 from ..errors import AmlStepError, PipelineValidationError, RunCanceled, WorkspaceError
 from ..events import PipelineEvents, StepEvents
@@ -53,6 +54,7 @@ class LocalBackend:
         self._events: StepEvents | None = None
         self._current: tuple[StepBinding, str] | None = None  # the step running now, and its step run id
         self._sampled: dict[str, Path] = {}  # dataset name -> its sample, in this run
+        self._watcher: Watcher | None = None  # watches for `amlstep runs cancel` while a run runs
 
     def run(self, pipeline: ValidatedPipeline, *, plugins: Plugins, params: Mapping[str, Any] | None = None,
             reuse: bool = True, resume: str | None = None) -> PipelineRunResult:
@@ -99,7 +101,9 @@ class LocalBackend:
                                    backend=self.name, params=values)
         data: dict[str, tuple[Path, str, DataType]] = {}
         failed: set[str] = set()
-        with PipelineEvents(plugins.hook, run.id, pipeline.pipeline, values, self.name) as events:
+        with cancellable(ws, run.id) as watcher, \
+                PipelineEvents(plugins.hook, run.id, pipeline.pipeline, values, self.name) as events:
+            self._watcher = watcher
             try:
                 events.started()
                 if partial is not None:
@@ -109,6 +113,7 @@ class LocalBackend:
                 if self.sample is not None:
                     self._take_samples(run, {n: datasets[n] for n in read})
                 for binding in pipeline.steps:
+                    watcher.check()  # a cancel request, for runs outside the main thread (it interrupts the main one)
                     if selected is not None and binding.name not in selected:
                         if binding.name in needed:
                             result.steps.append(self._take(pipeline, binding, run, values, datasets, data, plugins,
@@ -137,22 +142,22 @@ class LocalBackend:
                     if step_result.status != "Completed":
                         failed.add(binding.name)
             except (KeyboardInterrupt, RunCanceled) as exc:
+                why = watcher.reason or "canceled by the user"
                 try:
-                    ws.end_unfinished(run.id, "Canceled", "canceled by the user")
+                    ws.end_unfinished(run.id, "Canceled", why)
                 except WorkspaceError as unrecorded:
-                    ws.note_unrecorded(run.id, "canceled by the user; the cancellation could not be recorded: "
-                                               f"{unrecorded}")
+                    ws.note_unrecorded(run.id, f"{why}; the cancellation could not be recorded: {unrecorded}")
                     raise unrecorded from None
-                result.status, result.error = "Canceled", "canceled by the user"
+                result.status, result.error = "Canceled", why
                 result.duration = time.time() - started
                 if self._current is not None:  # the step that was running ends too: observers hear it
                     binding, step_run_id = self._current
-                    canceled = StepRunResult(binding.name, step_run_id, "Canceled", error="canceled by the user")
+                    canceled = StepRunResult(binding.name, step_run_id, "Canceled", error=why)
                     result.steps.append(canceled)
                     if events.steps is not None:
                         events.steps.finished(binding, step_run_id, canceled)
                 events.ended(result)
-                raise RunCanceled(f"pipeline run {run.id} was canceled") from exc
+                raise RunCanceled(f"pipeline run {run.id} was {watcher.reason or 'canceled'}") from exc
             except BaseException as exc:
                 reason = (str(exc) if isinstance(exc, AmlStepError)
                           else f"amlstep failed while running the pipeline: {type(exc).__name__}: {exc}")
@@ -270,7 +275,9 @@ class LocalBackend:
             return result
         except (KeyboardInterrupt, RunCanceled):
             shutil.rmtree(staging, ignore_errors=True)
-            ws.update_run(step_run.id, status="Canceled", error="canceled by the user")
+            watcher = self._watcher
+            ws.update_run(step_run.id, status="Canceled",
+                          error=(watcher.reason if watcher is not None else None) or "canceled by the user")
             raise
         except Exception as exc:
             shutil.rmtree(staging, ignore_errors=True)

@@ -201,6 +201,13 @@ class AzureBackendBase:
         if self.echo is not None:
             print(message, file=self.echo, flush=True)
 
+    def cancel(self, record: Any) -> str | None:
+        """``amlstep runs cancel``: ask the service to cancel the submitted run of local record ``record``; its
+        status there afterwards (None when unknown)."""
+        from .cancel import cancel
+
+        return cancel(self, record)
+
     def _poll(self) -> float:
         if self.poll_seconds is not None:
             return self.poll_seconds
