@@ -161,10 +161,13 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
         if params_file:
             overrides = {**checked_params_file(state, definition, params_file), **overrides}
         if dry_run:
-            print_plan(state, definition, overrides, options, as_json)
+            with sdk_quiet(state, backend):
+                compiled = compiled_plan(state, definition, overrides, options)
+            print_plan(compiled, as_json)
             return
         # live progress on stderr when it is a terminal; plain step output otherwise; nothing with --quiet
-        with cancel_on_sigterm(), progress_for_run(quiet=quiet, workspace=state.workspace) as echo:
+        with cancel_on_sigterm(), progress_for_run(quiet=quiet, workspace=state.workspace) as echo, \
+                sdk_quiet(state, backend):
             result = run_pipeline(definition, backend=backend, params=overrides, reuse=not no_reuse,
                                   workspace=state.workspace, plugins=state.plugins, echo=echo, **options)
     except RunCanceled as exc:
@@ -273,16 +276,30 @@ def azure_options(compute: str | None, no_wait: bool, config: str | None, vm_siz
     return options
 
 
-def print_plan(state: State, definition: Any, overrides: dict[str, str], options: dict[str, Any],
-               as_json: bool) -> None:
-    """``run --backend azure --dry-run``: the compiled plan, offline."""
+def compiled_plan(state: State, definition: Any, overrides: dict[str, str], options: dict[str, Any]) -> tuple[Any, Any]:
+    """``run --backend azure --dry-run``: the backend and the compiled plan, offline."""
     validated = definition.validate(state.plugins)
     backend: Any = state.plugins.backend("azure", dry_run=True, **{k: v for k, v in options.items() if k != "resume"})
-    plan = backend.plan(validated, plugins=state.plugins, params=overrides)
+    return backend, backend.plan(validated, plugins=state.plugins, params=overrides)
+
+
+def print_plan(compiled: tuple[Any, Any], as_json: bool) -> None:
+    backend, plan = compiled
     if as_json:
         emit_json(plan)
     else:
         click.echo(backend.format_plan(plan))
+
+
+def sdk_quiet(state: State, backend: str) -> Any:
+    """While a backend other than the local one runs, its SDK's warnings and stderr go to <workspace>/logs/sdk.log."""
+    if backend == "local":
+        return contextlib.nullcontext()
+    from .commands.quiet import sdk_output_to_log
+    from .workspace import default_workspace_path
+
+    return sdk_output_to_log(Path(state.workspace_path).expanduser() if state.workspace_path else default_workspace_path(),
+                             f"amlstep run --backend {backend}")
 
 
 @click.command("explain-reuse")
