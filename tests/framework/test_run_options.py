@@ -160,7 +160,8 @@ def test_a_sampled_run_reads_a_reproducible_sample_and_never_shares_outputs_with
 
     pd.DataFrame({"x": range(100), "y": [i % 3 for i in range(100)]}).to_csv(tmp_path / "t.csv", index=False)
     workspace.register_dataset("toy_ds", [str(tmp_path / "t.csv")])
-    pipeline = Pipeline([Step("double", inputs={"table": Dataset("toy_ds")}), Step("fit", inputs={"table": "doubled"})],
+    pipeline = Pipeline([Step("double", inputs={"table": Dataset("toy_ds")}), Step("fit", inputs={"table": "doubled"}),
+                         Step("register_model", inputs={"model": "model"}, params={"model_name": "Toy"})],
                         experiment="sampled")
 
     def go(**options):
@@ -177,6 +178,7 @@ def test_a_sampled_run_reads_a_reproducible_sample_and_never_shares_outputs_with
     record = workspace.get_run(sampled.run_id)
     assert record.properties["sample"]["datasets"]["toy_ds"]["rows"] == 10
     assert sampled.details["sample"]["text"] == "10 rows"
+    assert workspace.get_model("Toy", 1).properties["sample"] == "10 rows"  # a model trained on a sample says so
     again = go(sample=Sample(rows=10), reuse=False)  # the same rows every time
     assert table(again).equals(doubled)
     full = go()
