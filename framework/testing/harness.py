@@ -561,7 +561,7 @@ def check_compiles_for_azure(step: StepLike, *, sample_params: Samples = None, *
     a BackendError naming ``amlstep[azure]`` when the SDK is missing; skips, saying so, only when no
     installed plugin registers an ``azure`` backend.
     """
-    from ..pipeline import Dataset, Pipeline, Step
+    from ..pipeline import Dataset, Pipeline, Step, _validate
 
     spec = _resolve(step)
     plugins = _plugins_with(spec)
@@ -574,7 +574,7 @@ def check_compiles_for_azure(step: StepLike, *, sample_params: Samples = None, *
     params = _samples(sample_params, spec)
     inputs = {i.name: Dataset(f"{i.name}_sample") for i in spec.inputs if not i.optional}
     pipeline = Pipeline([Step(spec.name, inputs=inputs, params=params)], experiment="amlstep_harness")
-    validated = pipeline.validate(plugins)
+    validated = _validate(pipeline, plugins, dataset_types=False)  # a placeholder dataset for inputs of any type
     with no_network():
         backend = plugins.backend("azure", dry_run=True)
         compile_ = getattr(backend, "compile", None)

@@ -25,7 +25,7 @@ class NoisyBackend:
         self.echo = echo
 
     def run(self, pipeline, *, plugins, params=None, reuse=True, resume=None):
-        warnings.warn("FileType Enum is Deprecated in > 1.0.39. Use strings instead.", DeprecationWarning)
+        warnings.warn("FileType Enum is Deprecated in > 1.0.39. Use strings instead.", DeprecationWarning, stacklevel=2)
         sys.stderr.write("Uploading code (0.0 MBs): 100%|##########| 334/334\r\n")
         print(f"submitted pipeline run r1 to experiment {pipeline.experiment!r}", file=self.echo)
         return PipelineRunResult(run_id="r1", experiment=pipeline.experiment, status="Completed", backend="noisy")
