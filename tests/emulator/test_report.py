@@ -171,6 +171,7 @@ def test_per_series_forms_are_shown_by_series_name_and_grouped():
         "order=(1, 1, 1) (series 0, series 2); order=(0, 2, 1) (series 1)"  # runs recorded before series names
 
 
+@pytest.mark.slow
 def test_report_of_a_standalone_automl_run(workspace, titanic_csv, tmp_path):
     """`amlstep report` takes a standalone AutoML run (Experiment.submit) as it takes a pipeline run."""
     import pandas as pd

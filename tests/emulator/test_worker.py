@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from emulator import tasks
 from emulator.worker import POOL, call, run_guarded
 
@@ -28,6 +30,7 @@ def test_workers_are_reused():
 
 
 
+@pytest.mark.slow
 def test_ctrl_c_does_not_reach_a_worker_and_an_interrupted_task_kills_it(monkeypatch):
     """Ctrl-C goes to the whole process group: a worker must not die printing a KeyboardInterrupt traceback
     over the live display. The parent, which gets it too, kills a worker it interrupted while busy: that

@@ -129,6 +129,7 @@ def _macrodata_csv() -> Path:
     return Path(macrodata_csv())
 
 
+@pytest.mark.slow
 def test_report_leaderboard_fits_the_page_and_names_the_series(macro_run, tmp_path):
     """The leaderboard of a forecasting run (four long metric names, a form per series) is no wider than the page,
     and per-series hyperparameters name the series (realgdp...), not their codes '0'..'5'."""

@@ -35,6 +35,7 @@ def wait_for(condition, what, timeout=180):
     pytest.fail(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow
 def test_cancels_a_local_run_in_another_process(toy_env, tmp_path):
     (tmp_path / "slow.py").write_text(SLOW_PIPELINE.format(seconds=60))
     process = subprocess.Popen([sys.executable, "-m", "framework.cli", "--workspace", str(tmp_path / "ws"), "run",
@@ -124,6 +125,7 @@ def test_only_a_running_run_can_be_canceled(cli, workspace):
     assert missing.exit_code == 2 and "run 'nosuchrun' does not exist" in missing.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.fake_azure(execute=False)
 def test_cancels_a_run_on_azure_ml_through_the_sdk_v2(fake_azure_v2, titanic_csv, tmp_path):
     from tests.framework.backends.azure.conftest import TITANIC

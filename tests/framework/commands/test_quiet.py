@@ -49,6 +49,7 @@ def test_sdk_warnings_and_progress_bars_go_to_the_log(workspace, tmp_path):
     assert "DeprecationWarning: FileType Enum is Deprecated" in log and "Uploading code" in log
 
 
+@pytest.mark.slow
 @pytest.mark.fake_azure(execute=False)
 def test_sdk_v2_upload_progress_stays_out_of_the_output(fake_azure_v2, titanic_csv, tmp_path):
     from tests.framework.backends.azure.conftest import TITANIC
