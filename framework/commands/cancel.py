@@ -35,7 +35,9 @@ def top_level(ws: Any, record: Any) -> Any:
               help="azure: the workspace config.json (file or folder) [default: found from the current folder up].")
 @click.pass_context
 def runs_cancel(ctx: click.Context, run_id: str, timeout: float, no_wait: bool, config: str | None) -> None:
-    """Cancel a running run: local (another process runs it) or on Azure ML.
+    """Cancel a running run, local or on Azure ML.
+
+    A local run stops as Ctrl-C stops it, in whatever process runs it.
 
     RUN_ID is a pipeline run, a standalone AutoML run, or one of their step runs (a unique prefix
     works). Exit code 0 once the run is canceled, 1 if it ended otherwise or still runs at the timeout.
