@@ -39,7 +39,7 @@ def titanic_csv() -> Path:
 
 def one_round(cache: Path, folder: Path, sdks: tuple[str, ...] = ("v1",)) -> dict[str, float]:
     from framework import LocalWorkspace, get_plugin_manager, load_pipeline, run_pipeline
-    from framework.testing.azure import open_fake_azure
+    from emulator.azure_service.testing import open_fake_azure
 
     pipeline = REPO / "examples" / "titanic"
     timings: dict[str, float] = {}

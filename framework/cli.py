@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+import weakref
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import click
 
@@ -91,49 +92,84 @@ def parse_params(values: Iterable[str]) -> dict[str, str]:
     return params
 
 
-AZURE_ONLY = ("dry_run", "compute", "no_wait", "config", "vm_size", "min_nodes", "max_nodes", "sdk", "yaml")
+class BackendOptions:
+    """What the backends add to ``amlstep run`` (``register_run_options``): their options, and how each
+    backend turns their values into its options. Two backends may declare the same option: they share it."""
+
+    def __init__(self, plugins: Plugins) -> None:
+        self.params: list[click.Parameter] = []
+        self.owners: dict[str, list[str]] = {}        # parameter name -> backends that declared it
+        self.flags: dict[str, str] = {}                # parameter name -> its option ("--dry-run")
+        self.converters: dict[str, list[tuple[list[str], Callable[..., dict[str, Any]]]]] = {}
+        hook = plugins.hook.register_run_options
+        for impl in hook.get_hookimpls():  # in the order the plugins were registered
+            arguments = {"register": self._register, "plugins": plugins}
+            impl.function(**{name: arguments[name] for name in impl.argnames})
+
+    def _register(self, backend: str, options: Iterable[click.Parameter],
+                  convert: Callable[..., dict[str, Any]]) -> None:
+        names = []
+        for option in options:
+            name = str(option.name)
+            if name not in self.owners:
+                self.params.append(option)
+                self.flags[name] = option.opts[0]
+            self.owners.setdefault(name, []).append(backend)
+            names.append(name)
+        self.converters.setdefault(backend, []).append((names, convert))  # a backend may register more than once
+
+    def options(self, backend: str, values: dict[str, Any]) -> dict[str, Any]:
+        """The options of ``backend`` from the values given; an option of another backend is an error."""
+        given = [name for name, value in values.items() if value is not None and value is not False and value != ()]
+        foreign = sorted((self.flags[name].lstrip("-").replace("-", "_"), name) for name in given
+                         if backend not in self.owners[name])
+        if foreign:
+            name = foreign[0][1]
+            fail(f"{self.flags[name]} applies to --backend {' or '.join(self.owners[name])} only")
+        options: dict[str, Any] = {}
+        for names, convert in self.converters.get(backend, []):
+            options.update(convert({name: values.get(name) for name in names}))
+        return options
 
 
-@click.command("run")
+_BACKEND_OPTIONS: weakref.WeakKeyDictionary[Any, BackendOptions] = weakref.WeakKeyDictionary()
+
+
+def backend_options(plugins: Plugins) -> BackendOptions:
+    """The backends' ``run`` options of one plugin manager (asked once)."""
+    found = _BACKEND_OPTIONS.get(plugins.pm)
+    if found is None:
+        found = _BACKEND_OPTIONS[plugins.pm] = BackendOptions(plugins)
+    return found
+
+
+class RunCommand(click.Command):
+    """``amlstep run``: its own options, then those of every backend (``register_run_options``), before ``--help``."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        state = ctx.find_object(State)
+        if state is None:
+            return params
+        own, help_option = params[:len(self.params)], params[len(self.params):]
+        return [*own, *backend_options(state.plugins).params, *help_option]
+
+
+@click.command("run", cls=RunCommand)
 @click.argument("pipeline")
 @click.option("--backend", "-b", default="local", show_default=True, help="Where to run: local or azure.")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a pipeline parameter.")
 @click.option("--params", "params_file", metavar="FILE", type=click.Path(dir_okay=False),
               help="Pipeline parameters from a YAML or JSON file (name: value); --param wins over it.")
-@click.option("--only", "only", multiple=True, metavar="STEP",
-              help="local: run only this step (repeat, or STEP,STEP); the others' outputs come from the run history.")
-@click.option("--from", "from_step", metavar="STEP",
-              help="local: run this step and the steps downstream of it; upstream outputs come from the run history.")
-@click.option("--to", "to_step", metavar="STEP", help="local: run this step and the steps upstream of it.")
-@click.option("--sample", metavar="N|FRACTION",
-              help="local: run on a reproducible sample of each input dataset: N rows, or a fraction (0.1, 10%).")
 @click.option("--no-reuse", is_flag=True, help="Re-run every step, whatever the reuse rule says.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result (with --dry-run: the plan).")
 @click.option("--quiet", "-q", is_flag=True,
               help="Print only the result: no live progress, no step output (live progress shows when stderr is a terminal).")
 @click.option("--resume", metavar="RUN_ID",
               help="Continue a Failed or Canceled run: its completed steps are not repeated.")
-@click.option("--dry-run", is_flag=True,
-              help="azure: build every SDK object offline and print the compiled plan; contacts nothing.")
-@click.option("--compute", metavar="NAME",
-              help="azure: compute target for steps that name none [default: the pipeline's, cpu-cluster].")
-@click.option("--no-wait", is_flag=True, help="azure: return once submitted, without waiting or downloading.")
-@click.option("--config", "config", metavar="PATH", type=click.Path(),
-              help="azure: the workspace config.json (file or folder) [default: found from the current folder up].")
-@click.option("--vm-size", default=None, metavar="SIZE",
-              help="azure: VM size of a compute cluster created when missing [STANDARD_D2_V2].")
-@click.option("--min-nodes", type=int, default=None, help="azure: minimum nodes of a created cluster [0].")
-@click.option("--max-nodes", type=int, default=None, help="azure: maximum nodes of a created cluster [1].")
-@click.option("--sdk", type=click.Choice(["v1", "v2"]), default=None,
-              help="azure: the Azure ML SDK to compile to: v1 (azureml-core) or v2 (azure-ai-ml) [v1].")
-@click.option("--yaml", "yaml_file", metavar="FILE", type=click.Path(dir_okay=False),
-              help="azure --sdk v2 --dry-run: also write the pipeline job YAML (for az ml job create --file).")
 @pass_state
 def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ...], params_file: str | None,
-                only: tuple[str, ...], from_step: str | None, to_step: str | None, sample: str | None, no_reuse: bool,
-                as_json: bool, quiet: bool, resume: str | None, dry_run: bool, compute: str | None, no_wait: bool,
-                config: str | None, vm_size: str | None, min_nodes: int | None, max_nodes: int | None,
-                sdk: str | None, yaml_file: str | None) -> None:
+                no_reuse: bool, as_json: bool, quiet: bool, resume: str | None, **backend_values: Any) -> None:
     """Run a pipeline, locally or on Azure.
 
     PIPELINE is a folder with pipeline.py, a .py file or a module name.
@@ -143,26 +179,18 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
 
     overrides = parse_params(params)
     options: dict[str, Any] = {"resume": resume} if resume else {}
-    local = local_options(backend, only, from_step, to_step, sample)
-    options.update(local)
-    given = {k for k, v in {"dry_run": dry_run, "compute": compute, "no_wait": no_wait, "config": config,
-                            "vm_size": vm_size, "min_nodes": min_nodes, "max_nodes": max_nodes, "sdk": sdk,
-                            "yaml": yaml_file}.items()
-             if v not in (None, False)}
-    if given and backend != "azure":
-        fail(f"--{sorted(given)[0].replace('_', '-')} applies to --backend azure only")
-    if yaml_file and (sdk != "v2" or not dry_run):
-        fail("--yaml writes the SDK v2 pipeline job YAML: use it with --dry-run --sdk v2")
-    if backend == "azure":
-        options.update(azure_options(compute, no_wait, config, vm_size, min_nodes, max_nodes))
-        options.update({k: v for k, v in {"sdk": sdk, "yaml": yaml_file}.items() if v})
+    try:
+        options.update(backend_options(state.plugins).options(backend, backend_values))
+    except AmlStepError as exc:
+        fail(str(exc))
+        return
     try:
         definition = load_pipeline(pipeline)
         if params_file:
             overrides = {**checked_params_file(state, definition, params_file), **overrides}
-        if dry_run:
+        if options.pop("dry_run", False):
             with sdk_quiet(state, backend):
-                compiled = compiled_plan(state, definition, overrides, options)
+                compiled = compiled_plan(state, backend, definition, overrides, options)
             print_plan(compiled, as_json)
             return
         # live progress on stderr when it is a terminal; plain step output otherwise; nothing with --quiet
@@ -209,30 +237,6 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
         sys.exit(EXIT_FAILED)
 
 
-def local_options(backend: str, only: tuple[str, ...], from_step: str | None, to_step: str | None,
-                  sample: str | None) -> dict[str, Any]:
-    """The local backend's partial-run and sample options from the command line."""
-    options: dict[str, Any] = {}
-    steps = [name.strip() for item in only for name in item.split(",") if name.strip()]
-    if steps:
-        options["only"] = steps
-    if from_step:
-        options["from_step"] = from_step
-    if to_step:
-        options["to_step"] = to_step
-    if sample is not None:
-        from .sampling import Sample
-
-        try:
-            options["sample"] = Sample.parse(sample)
-        except AmlStepError as exc:
-            fail(str(exc))
-    if options and backend != "local":
-        flag = {"only": "--only", "from_step": "--from", "to_step": "--to", "sample": "--sample"}[next(iter(options))]
-        fail(f"{flag} applies to --backend local only")
-    return options
-
-
 def checked_params_file(state: State, definition: Any, path: str) -> dict[str, Any]:
     """The parameters of a ``--params`` file, checked against the pipeline's (unknown names, types), naming the file."""
     from .commands.run_options import read_params_file
@@ -263,32 +267,20 @@ def local_run_notes(result: Any) -> list[str]:
     return lines
 
 
-def azure_options(compute: str | None, no_wait: bool, config: str | None, vm_size: str | None,
-                  min_nodes: int | None, max_nodes: int | None) -> dict[str, Any]:
-    """The Azure backend's options from the command line."""
-    options: dict[str, Any] = {"compute": compute, "wait": not no_wait, "config": config}
-    provisioning: dict[str, Any] = {k: v for k, v in {"vm_size": vm_size, "min_nodes": min_nodes,
-                                                      "max_nodes": max_nodes}.items() if v is not None}
-    if provisioning:
-        from .backends.azure.backend import Provisioning
-
-        options["provisioning"] = Provisioning(**provisioning)
-    return options
-
-
-def compiled_plan(state: State, definition: Any, overrides: dict[str, str], options: dict[str, Any]) -> tuple[Any, Any]:
-    """``run --backend azure --dry-run``: the backend and the compiled plan, offline."""
+def compiled_plan(state: State, backend: str, definition: Any, overrides: dict[str, str],
+                  options: dict[str, Any]) -> tuple[Any, Any]:
+    """``run --dry-run``: the backend and its compiled plan, offline."""
     validated = definition.validate(state.plugins)
-    backend: Any = state.plugins.backend("azure", dry_run=True, **{k: v for k, v in options.items() if k != "resume"})
-    return backend, backend.plan(validated, plugins=state.plugins, params=overrides)
+    chosen: Any = state.plugins.backend(backend, dry_run=True, **{k: v for k, v in options.items() if k != "resume"})
+    return chosen, chosen.plan(validated, plugins=state.plugins, params=overrides)
 
 
 def print_plan(compiled: tuple[Any, Any], as_json: bool) -> None:
-    backend, plan = compiled
+    chosen, plan = compiled
     if as_json:
         emit_json(plan)
     else:
-        click.echo(backend.format_plan(plan))
+        click.echo(chosen.format_plan(plan))
 
 
 def sdk_quiet(state: State, backend: str) -> Any:
@@ -335,7 +327,13 @@ def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], 
     overrides = parse_params(params)
     if params_file:
         overrides = {**checked_params_file(state, definition, params_file), **overrides}
-    sampled = local_options(backend, (), None, None, sample).get("sample")
+    sampled = None
+    if sample is not None:
+        from .sampling import Sample
+
+        if backend != "local":
+            fail("--sample applies to --backend local only")
+        sampled = Sample.parse(sample)
     if backend != "local":
         chosen: Any = state.plugins.backend(backend, workspace=state.workspace, config=config)
         if not hasattr(chosen, "explain_reuse"):
@@ -396,15 +394,21 @@ def datasets_register(state: State, name: str, sources: tuple[str, ...], descrip
     from .workspace.sources import resolved_sources
 
     try:
-        version, created = state.workspace.register_dataset(name, resolved_sources(sources), description=description,
-                                                            refresh=refresh)
+        with cancel_on_sigterm():  # SIGTERM (kill, a container stopping) is Ctrl-C: staging removed, one line
+            version, created = state.workspace.register_dataset(name, resolved_sources(sources),
+                                                                description=description, refresh=refresh)
     except KeyboardInterrupt as exc:  # RegistrationInterrupted says whether anything was registered
         fail(str(exc) or "interrupted", EXIT_FAILED)
         return
+    restored = ", ".join(map(str, version.restored))
     if as_json:
-        emit_json({**version.to_dict(), "created": created})
+        emit_json({**version.to_dict(), "created": created, "restored_versions": list(version.restored)})
     elif created:
-        click.echo(f"Registered version {version.version} of dataset {name} ({len(version.files)} file(s))")
+        click.echo(f"Registered version {version.version} of dataset {name} ({len(version.files)} file(s))"
+                   + (f"; also put back the missing or changed files of version {restored}" if restored else ""))
+    elif restored:
+        click.echo(f"Dataset {name} version {restored} already has this content, but its files were missing or changed: "
+                   f"put them back; nothing new registered")
     else:
         click.echo(f"Dataset {name} version {version.version} already has this content; nothing registered")
 

@@ -10,12 +10,16 @@ from typing import TYPE_CHECKING, Any, Callable
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .backends import Backend
-    from .pipeline import Pipeline, StepBinding
+    from .backends.azure.compiled import Compiler
+    from .manager import Plugins
+    from .pipeline import Dataset, Pipeline, StepBinding
     from .reporting import Lineage, Predictor, Progress, ReportSection
     from .results import PipelineRunResult, StepRunResult
     from .steps import StepSpec
-    from .workspace import RunRecord
+    from .workspace import ModelVersion, RunRecord
 
 PROJECT = "amlstep"
 
@@ -36,6 +40,24 @@ def register_backends(register: Callable[[str, Callable[..., Backend]], None]) -
 @hookspec
 def register_commands(cli: Any) -> None:
     """Add commands to the ``amlstep`` click group ``cli``."""
+
+
+@hookspec
+def register_run_options(register: Callable[..., None], plugins: Plugins) -> None:
+    """Add a backend's options to ``amlstep run``: ``register(backend, options, convert)``, where ``options`` are
+    click options and ``convert(values)`` turns their values (by parameter name) into the backend's options."""
+
+
+@hookspec
+def register_azure_sdks(register: Callable[[Compiler], None]) -> None:
+    """Register Azure ML SDKs the azure backend compiles to: ``register(compiler)``, a
+    ``framework.backends.azure.Compiler`` whose ``name`` is the ``--sdk`` value."""
+
+
+@hookspec(firstresult=True)
+def offline_azure_workspace(computes: list[str], datasets: list[Dataset], folder: Path) -> Any:
+    """A context manager giving an offline ``azureml.core.Workspace`` that holds ``computes`` and ``datasets``, for
+    SDK v1 dry runs; ``folder`` is a scratch folder for the duration. Stops at first non-None result."""
 
 
 @hookspec
@@ -79,6 +101,12 @@ def on_step_log(run_id: str, step_run_id: str, name: str, value: Any) -> None:
 def after_child_run(run_id: str, step_run_id: str, child_run_id: str, status: str, properties: dict[str, Any],
                     metrics: dict[str, Any]) -> None:
     """Called when a child run (one AutoML iteration) ends, with its properties and metrics."""
+
+
+@hookspec
+def after_model_register(run_id: str, step_run_id: str, model: ModelVersion) -> None:
+    """Called when a step registered a model (``context.register_model``) in the local workspace's registry,
+    with the new ``ModelVersion`` (name, version, files, source run)."""
 
 
 @hookspec

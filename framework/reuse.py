@@ -117,6 +117,24 @@ def find_reusable(workspace: Any, reuse_key: str) -> tuple[Any, str | None]:
     return None, problem
 
 
+def changes(current: Mapping[str, Any], previous: Mapping[str, Any]) -> list[str]:
+    """What differs between the reuse ingredients of two runs of a step (code, parameters, inputs), one reason each;
+    every backend's explainer says it in these words."""
+    reasons = []
+    if previous.get("code") != current.get("code"):
+        reasons.append("code changed (the plugin's source is different)")
+    old_params, new_params = previous.get("params") or {}, current.get("params") or {}
+    for name in sorted(set(old_params) | set(new_params)):
+        if old_params.get(name, "<unset>") != new_params.get(name, "<unset>"):
+            reasons.append(f"parameter {name!r} changed: {old_params.get(name, '<unset>')!r} -> "
+                           f"{new_params.get(name, '<unset>')!r}")
+    old_inputs, new_inputs = previous.get("inputs") or {}, current.get("inputs") or {}
+    for name in sorted(set(old_inputs) | set(new_inputs)):
+        if old_inputs.get(name) != new_inputs.get(name):
+            reasons.append(f"input {name!r} changed (different content)")
+    return reasons
+
+
 def explain(current: Mapping[str, Any], previous: Mapping[str, Any] | None, *, previous_status: str | None = None,
             previous_id: str | None = None, problem: str | None = None) -> list[str]:
     """Why a step whose key matched no reusable run must re-run.
@@ -137,17 +155,7 @@ def explain(current: Mapping[str, Any], previous: Mapping[str, Any] | None, *, p
         reasons.append(f"sample changed: {_sample_text(previous.get('sample'))} -> {_sample_text(current.get('sample'))}")
     if previous.get("plugin") != current["plugin"] or previous.get("kind") != current["kind"]:
         reasons.append(f"plugin changed: {previous.get('plugin')!r} -> {current['plugin']!r}")
-    if previous.get("code") != current["code"]:
-        reasons.append("code changed (the plugin's source is different)")
-    old_params, new_params = previous.get("params", {}), current["params"]
-    for name in sorted(set(old_params) | set(new_params)):
-        if old_params.get(name, "<unset>") != new_params.get(name, "<unset>"):
-            reasons.append(f"parameter {name!r} changed: {old_params.get(name, '<unset>')!r} -> "
-                           f"{new_params.get(name, '<unset>')!r}")
-    old_inputs, new_inputs = previous.get("inputs", {}), current["inputs"]
-    for name in sorted(set(old_inputs) | set(new_inputs)):
-        if old_inputs.get(name) != new_inputs.get(name):
-            reasons.append(f"input {name!r} changed (different content)")
+    reasons += changes(current, previous)
     if reasons:
         return reasons
     run = f"step run {previous_id[:8]}" if previous_id else "the earlier run"

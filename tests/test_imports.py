@@ -17,22 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("framework", "emulator")
 
 # File loops being removed by the other parts of issue 21 (remove each line once its loop is gone):
-KNOWN_LOOPS = {
-    # r21-azure: the shared entry helpers move to the SDK-neutral Azure core
-    frozenset({"framework.backends.azure.entry", "framework.backends.azure.entry_v2"}),
-    # r21-fake: one base for the fake's two APIs
-    frozenset({"emulator.azure_service.service", "emulator.azure_service.v2"}),
-    # r21-fake's folder too (StepFailure in engine.py, the AutoML runner in automl.py): found by this test, not named
-    # in issue 21
-    frozenset({"emulator.azure_service.automl", "emulator.azure_service.engine"}),
-}
+KNOWN_LOOPS: set[frozenset[str]] = set()  # none left; a loop that must stay for a while is named here
 
 
-# Files that still import the emulator and are being moved into it by the other parts of issue 21 (remove each
-# line once its file has moved): the offline dry-run workspace (r21-azure), the ``fake-azure`` command and the
-# ``fake_azure`` pytest fixture (r21-fake).
-MOVING_TO_THE_EMULATOR = {"framework/backends/azure/offline.py", "framework/commands/fake_azure.py",
-                          "framework/testing/azure.py"}
 
 
 # -- reading imports ---------------------------------------------------------------------------------
@@ -157,8 +144,7 @@ def loops(graph: dict[str, set[str]]) -> list[frozenset[str]]:
 
 # -- the guards --------------------------------------------------------------------------------------
 def test_the_framework_never_imports_the_emulator():
-    found = emulator_imports(package_files("framework"))
-    assert [f for f in found if f.split(":")[0] not in MOVING_TO_THE_EMULATOR] == []
+    assert emulator_imports(package_files("framework")) == []
 
 
 @pytest.mark.parametrize("line", [

@@ -13,7 +13,8 @@ What the engine does with a pipeline job, in a background thread:
   on: it gets a new step run that points at the earlier outputs;
 - command steps run on the :class:`~.compute.Compute` (environment built from the declared pip
   requirements and shipped wheels, the snapshot's script run as a process);
-- AutoML steps run the project's AutoML emulator service-side (:mod:`.automl`);
+- other kinds of steps run by the runner given for their kind (AutoML steps: the project's AutoML
+  emulator service-side, :mod:`.automl`);
 - a failed step fails the pipeline run; downstream steps are not started (unless the job says
   ``continue_on_step_failure``, then only the steps that depend on the failed one are skipped).
 """
@@ -144,9 +145,20 @@ class Token:
 
 @dataclass
 class EnvironmentSpec:
+    """What an environment declares (read by :mod:`.environments`): Python, pip lines, conda packages, image."""
+
     name: str
     python: str | None
     pip: list[str]
+    conda: list[str] = field(default_factory=list)     # conda packages (not pip), as declared
+    image: str | None = None                            # the Docker base image
+    curated: str | None = None                          # a curated environment of the azureml registry: its name
+    notes: list[str] = field(default_factory=list)      # what the fake does not honour as Azure would, for the log
+
+    def definition(self) -> str:
+        """The environment's definition as Azure's reuse compares it (the notes aside)."""
+        return json.dumps({"name": self.name, "python": self.python, "pip": self.pip, "conda": self.conda,
+                           "image": self.image, "curated": self.curated}, sort_keys=True)
 
 
 @dataclass
@@ -205,18 +217,24 @@ class PipelineState:
     thread: threading.Thread | None = None
 
 
+# a runner of a kind of step: (engine, pipeline state, step, step run) -> None; raises StepFailure
+StepRunner = Callable[["Engine", PipelineState, StepJob, RunRecord], None]
+
+
 # -- the engine ----------------------------------------------------------------------------------
 class Engine:
     """State and execution of one fake workspace."""
 
     def __init__(self, root: Path, blob: BlobStore, compute: Compute, *, datastores: Mapping[str, str],
-                 runtime_env: Callable[[RunRecord], dict[str, str]], execute: bool = True) -> None:
+                 runtime_env: Callable[[RunRecord], dict[str, str]], execute: bool = True,
+                 runners: Mapping[str, StepRunner] | None = None) -> None:
         self.root = Path(root)
         self.blob = blob
         self.compute = compute
         self.datastores = dict(datastores)            # datastore name -> container
         self.runtime_env = runtime_env                # what Azure's compute sets for a run (API-specific)
         self.execute = execute
+        self.runners = dict(runners or {})            # step kind -> what runs it (command steps: the compute)
         self.lock = threading.RLock()
         self.runs: dict[str, RunRecord] = {}
         self.experiments: dict[str, dict[str, Any]] = {}
@@ -460,7 +478,12 @@ class Engine:
     def reuse_key(self, state: PipelineState, step: StepJob) -> str:
         import hashlib
 
+        # Azure reuses a step when its "code, environment definition, inputs and parameters, output settings,
+        # and run settings are all the same" (learn.microsoft.com, how-to-debug-pipeline-reuse-issues): the
+        # environment's definition is part of the key, so a changed environment re-runs its step
         parts = {"identity": step.identity, "compute": step.compute,
+                 "environment": step.environment.definition() if step.environment is not None else None,
+                 "max_seconds": step.max_seconds,
                  "inputs": {p: self._input_identity(state, b) for p, b in sorted(step.inputs.items())}}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -501,12 +524,12 @@ class Engine:
             return step_run
         self.set_status(step_run, "Running")
         try:
-            if step.kind == "automl":
-                from .automl import run_automl_step
-
-                run_automl_step(self, state, step, step_run)
-            else:
+            if step.kind == "command":
                 self._run_command(state, step, step_run)
+            elif step.kind in self.runners:
+                self.runners[step.kind](self, state, step, step_run)
+            else:
+                raise StepFailure("SystemError", f"the fake service cannot run {step.kind} steps")
         except StepFailure as failure:
             self.set_status(step_run, "Failed", {"code": failure.code, "message": failure.message})
             return step_run
@@ -566,11 +589,14 @@ class Engine:
 
         assert step.environment is not None and step.snapshot_id is not None and step.script is not None
         try:
-            python = self.compute.environment(step.environment, self.blob)
+            built = self.compute.build(step.environment, self.blob)
         except ImageBuildError as exc:
             self.add_file(step_run.id, "azureml-logs/20_image_build_log.txt", exc.log.encode())
             raise StepFailure("UserError", f"Image build failed for environment {step.environment.name!r}: "
                                            f"{exc}") from None
+        self.add_file(step_run.id, "azureml-logs/20_image_build_log.txt", built.log.encode())
+        python = built.python
+        fidelity = "".join(f"[fake Azure ML] fidelity note: {note}\n" for note in built.notes)
         snapshot = workdir / "snapshot"
         self.materialize_snapshot(step.snapshot_id, snapshot)
         for port, spec in step.outputs.items():
@@ -581,7 +607,7 @@ class Engine:
         process = StepProcess(python=python, script=step.script, argv=argv, env=env, cwd=snapshot,
                               home=workdir / "home", timeout=step.max_seconds)
         code, output = process.run()
-        save_logs(output)
+        save_logs(fidelity + output)
         if code != 0:
             raise StepFailure("UserError", user_error(output, code, step.script))
 

@@ -28,13 +28,15 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import parse_qs, urlparse
 
-from . import blobstore
-from .blobstore import BLOB_HOST_SUFFIX, BlobStore, CertificateAuthority
-from .compute import Compute
-from .engine import ComputeTarget, Engine, RunRecord
 from framework.backends.azure.endpoint import CONFIG_MARKER
 
-from .v1 import V1Api, b64, make_token, summarize_submission
+from . import blobstore
+from .api import make_token, user_token
+from .automl import run_automl_step
+from .blobstore import BLOB_HOST_SUFFIX, BlobStore, CertificateAuthority
+from .compute import Compute, PackageIndex
+from .engine import ComputeTarget, Engine, RunRecord
+from .v1 import V1Api, summarize_submission
 from .v2 import AML_RESOURCE, V2Api
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
@@ -73,12 +75,17 @@ class FakeAzureML:
         cache_dir: where built environments are kept (shared between services, e.g. for a test
             session); inside ``root`` by default.
         port: the port to listen on (0: any free port).
+        index_url, find_links, offline: where environment builds get the packages the fake does not
+            already have: pip's own configuration (PyPI unless configured otherwise) by default; else
+            this index URL, these find-links folders or URLs, and with ``offline`` no index at all (only
+            the find-links). Tests build offline from a folder of wheels.
     """
 
     def __init__(self, *, computes: tuple[str, ...] = ("cpu-cluster",),
                  datasets: Mapping[str, Sequence[str | Path]] | None = None, execute: bool = True,
                  auth_error: bool = False, compute_error: str | None = None, root: str | Path | None = None,
-                 cache_dir: str | Path | None = None, port: int = 0, workspace_name: str | None = None) -> None:
+                 cache_dir: str | Path | None = None, port: int = 0, workspace_name: str | None = None,
+                 index_url: str | None = None, find_links: Sequence[str | Path] = (), offline: bool = False) -> None:
         self._own_root = root is None
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="amlstep-fake-azure-"))
         self.root.mkdir(parents=True, exist_ok=True)
@@ -86,19 +93,21 @@ class FakeAzureML:
         self._workspace_name = workspace_name
         self.blob = BlobStore(self.root / "blobs", ACCOUNT)
         self.ca = CertificateAuthority(self.root / "tls")
-        self.compute = Compute(Path(cache_dir) if cache_dir else self.root / "cache")
+        # environment builds install from a package index as Azure's image build does: pip's configuration
+        # (PyPI) by default, or the index, find-links folders and offline mode given here
+        self.compute = Compute(Path(cache_dir) if cache_dir else self.root / "cache",
+                               index=PackageIndex(index_url=index_url, find_links=tuple(str(f) for f in find_links),
+                                                  offline=offline))
         self.engine = Engine(self.root, self.blob, self.compute,
                              datastores={"workspaceblobstore": DATASTORE_CONTAINER, "workspacefilestore":
                                          f"azureml-filestore-{WORKSPACE_ID}"},
-                             runtime_env=self._runtime_env, execute=execute)
-        self.api = V1Api(self.engine, base_url=lambda: self.base_url, subscription=SUBSCRIPTION,
-                         resource_group=RESOURCE_GROUP, workspace_id=WORKSPACE_ID, tenant=TENANT, location=LOCATION,
-                         account=ACCOUNT, container=DATASTORE_CONTAINER, compute_error=compute_error,
-                         auth_error=auth_error)
-        self.api_v2 = V2Api(self.engine, base_url=lambda: self.tls_url, workspace_name=lambda: self.workspace_name,
-                            subscription=SUBSCRIPTION, resource_group=RESOURCE_GROUP, workspace_id=WORKSPACE_ID,
-                            tenant=TENANT, location=LOCATION, account=ACCOUNT, container=DATASTORE_CONTAINER,
-                            compute_error=compute_error, auth_error=auth_error)
+                             runtime_env=self._runtime_env, execute=execute, runners={"automl": run_automl_step})
+        where = dict(workspace_name=lambda: self.workspace_name, subscription=SUBSCRIPTION,
+                     resource_group=RESOURCE_GROUP, workspace_id=WORKSPACE_ID, tenant=TENANT, location=LOCATION,
+                     account=ACCOUNT, container=DATASTORE_CONTAINER, compute_error=compute_error,
+                     auth_error=auth_error)
+        self.api = V1Api(self.engine, base_url=lambda: self.base_url, **where)
+        self.api_v2 = V2Api(self.engine, base_url=lambda: self.tls_url, **where)
         for name in computes:
             self.engine.computes[name] = ComputeTarget(name=name, vm_size="STANDARD_D2_V2")
         self._initial_datasets = dict(datasets or {})
@@ -185,7 +194,7 @@ class FakeAzureML:
         """A real ``azure.ai.ml.MLClient`` for this fake (the process environment must hold :meth:`environment_v2`)."""
         from azure.ai.ml import MLClient
 
-        from framework.backends.azure.client_v2 import FakeServiceCredential
+        from framework.backends.azure.sdk_v2.client import FakeServiceCredential
 
         return MLClient(FakeServiceCredential(TENANT), SUBSCRIPTION, RESOURCE_GROUP, self.workspace_name)
 
@@ -229,7 +238,7 @@ class FakeAzureML:
     def _runtime_env_v2(self, record: RunRecord) -> dict[str, str]:
         """What Azure sets in an SDK v2 job's environment: the workspace, MLflow tracking, the job's tokens."""
         experiment = self.engine.experiment(record.experiment)
-        token = user_token(AML_RESOURCE, subject=f"run:{record.id}")
+        token = user_token(AML_RESOURCE, TENANT, subject=f"run:{record.id}")
         env = {**self.environment_v2(),
                "AZUREML_RUN_ID": record.id, "AZUREML_ARM_SUBSCRIPTION": SUBSCRIPTION,
                "AZUREML_ARM_RESOURCEGROUP": RESOURCE_GROUP, "AZUREML_ARM_WORKSPACE_NAME": self.workspace_name,
@@ -313,7 +322,6 @@ class FakeAzureML:
                 status, response, extra, handler = self.api_v2.dispatch(method, path, parsed, headers, body)
             if handler is None:
                 status, response, extra, handler = self.api.dispatch(method, path, parsed, headers, body)
-                status, response = self._check_workspace(path, status, response)
         except Exception as exc:  # report, never crash the server
             traceback.print_exc()
             status, response, extra, handler = 500, {"error": {"code": "FakeServiceError", "message": repr(exc),
@@ -324,20 +332,6 @@ class FakeAzureML:
             self.requests.append({"method": method, "path": path, "query": query, "status": status,
                                   "handler": handler})
         return status, response, extra
-
-    def _check_workspace(self, path: str, status: int, response: Any) -> tuple[int, Any]:
-        import re
-
-        match = re.search(r"/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
-                          r"Microsoft.MachineLearningServices/workspaces/([^/]+)", path)
-        if match is None or status >= 400:
-            return status, response
-        subscription, group, name = match.groups()
-        if (subscription, group.lower(), name) != (SUBSCRIPTION, RESOURCE_GROUP.lower(), self.workspace_name):
-            return 404, {"error": {"code": "ResourceNotFound", "details": [],
-                                   "message": f"The Resource 'Microsoft.MachineLearningServices/workspaces/{name}' "
-                                              f"under resource group '{group}' was not found."}}
-        return status, response
 
     def handle_blob(self, method: str, path: str, query: str, headers: Mapping[str, str],
                     body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -357,15 +351,6 @@ class FakeAzureML:
             return blobstore.error_response(blobstore.BlobError(404, "ResourceNotFound",
                                                                 "The specified resource does not exist."))
         return blobstore.handle(self.blob, method, "/" + rest, {}, headers, b"", authorized=True)
-
-
-def user_token(resource: str, subject: str = "fake@example.com", lifetime: float = 24 * 3600) -> str:
-    """A JWT shaped like the one Entra ID gives a signed-in user for ``resource`` (its audience; unsigned)."""
-    return ".".join([b64({"alg": "none", "typ": "JWT"}),
-                     b64({"aud": resource.rstrip("/"), "exp": int(time.time() + lifetime), "tid": TENANT,
-                          "oid": "33333333-3333-3333-3333-333333333333", "upn": subject, "appid": "amlstep-fake"}),
-                     "c2ln"])
-
 
 
 def tabular_dataflow(paths: list[str]) -> str:

@@ -8,52 +8,29 @@ resolved from the submitted assignments; ``Input``/``Output`` and the ``DatasetO
 ``DatasetConsumptionConfig:`` literals become data paths), the node's ``Runconfig`` environment
 becomes the environment to build, the AutoML module's ``AutoMLConfig`` its settings.
 
-Service-side checks made here, as Azure makes them: every request but discovery carries a bearer
-token that is a JWT and has not expired; ARM requests carry a well-formed ``api-version``; compute
-names follow the service's naming rule and VM sizes exist; a pipeline names compute targets that
-exist; snapshot files were uploaded before the snapshot is created.
+Service-side checks made here, as Azure makes them (beside those of every request, :mod:`.api`):
+a pipeline names compute targets that exist; snapshot files were uploaded before the snapshot is
+created.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
-import time
-from typing import Any, Callable, Iterator, Mapping
-from urllib.parse import quote
+from typing import Any, Iterator, Mapping
 
-from .blobstore import BLOB_HOST_SUFFIX, parse_blob_url
-from .engine import (ComputeTarget, DatasetVersion, Engine, EnvironmentSpec, InputBinding, ModelVersion,
+from . import environments
+from .api import WS_PATH, Api
+from .blobstore import parse_blob_url
+from .engine import (ComputeTarget, DatasetVersion, Engine, InputBinding, ModelVersion,
                      OutputSpec, PipelineJob, RunRecord, ServiceError, StepJob, Token, new_id, now_iso)
 
-WS_PATH = (r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
-           r"Microsoft.MachineLearningServices/workspaces/(?P<ws>[^/]+)")
 EXPERIMENT = r"/(?:experiments/(?P<experiment>[^/]+)|experimentids/(?P<experiment_id>[^/]+))"
 AUTOML_KEYS = ("task_type", "primary_metric", "iterations", "experiment_timeout_minutes",
                "iteration_timeout_minutes", "featurization", "label_column_name", "compute_target",
                "n_cross_validations", "enable_early_stopping", "max_concurrent_iterations")
-
-# The service's rule for AmlCompute cluster names: 2 to 16 characters, letters, digits and '-',
-# starting with a letter and ending with a letter or digit. The SDK states the same rule where it
-# checks names client-side (azureml-core, azureml/core/compute/synapse.py, _valid_compute_name:
-# "^[A-Za-z][A-Za-z0-9-]{0,14}[A-Za-z0-9]$").
-COMPUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,14}[A-Za-z0-9]$")
-COMPUTE_NAME_MESSAGE = ("Compute name {name!r} is invalid. It can include letters, digits and dashes. It must start "
-                        "with a letter, end with a letter or digit, and be between 2 and 16 characters in length.")
-# VM sizes the fake's region offers for AmlCompute (a subset of Azure's; case-insensitive, as Azure).
-VM_SIZES = ("STANDARD_D1_V2", "STANDARD_D2_V2", "STANDARD_D3_V2", "STANDARD_D4_V2", "STANDARD_D5_V2",
-            "STANDARD_D11_V2", "STANDARD_D12_V2", "STANDARD_D13_V2", "STANDARD_D14_V2", "STANDARD_DS2_V2",
-            "STANDARD_DS3_V2", "STANDARD_DS4_V2", "STANDARD_DS5_V2", "STANDARD_DS11_V2", "STANDARD_DS12_V2",
-            "STANDARD_D2_V3", "STANDARD_D4_V3", "STANDARD_D8_V3", "STANDARD_D2S_V3", "STANDARD_D4S_V3",
-            "STANDARD_D8S_V3", "STANDARD_D16S_V3", "STANDARD_E2S_V3", "STANDARD_E4S_V3", "STANDARD_E8S_V3",
-            "STANDARD_F2S_V2", "STANDARD_F4S_V2", "STANDARD_F8S_V2", "STANDARD_NC6", "STANDARD_NC12",
-            "STANDARD_NC24", "STANDARD_NC6S_V3", "STANDARD_NC4AS_T4_V3", "STANDARD_ND40RS_V2")
-API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 STATUS_CODES = {"NotStarted": "0", "Queued": "1", "Running": "2", "Failed": "3", "Completed": "4",
                 "Canceled": "5"}
-TOKEN_TYPES = {"JWT"}
 
 
 def error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
@@ -61,99 +38,25 @@ def error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
     return status, {"error": {"code": code, "message": message, "details": []}}
 
 
-def b64(data: Mapping[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-
-def make_token(tenant: str, subject: str = "fake@example.com", lifetime: float = 30 * 24 * 3600) -> str:
-    """A JWT shaped like Azure's (unsigned: the fake checks shape and expiry, not signatures)."""
-    return ".".join([b64({"alg": "none", "typ": "JWT"}),
-                     b64({"exp": int(time.time() + lifetime), "tid": tenant, "oid": "33333333-3333-3333-3333-"
-                          "333333333333", "upn": subject, "appid": "amlstep-fake"}), "c2ln"])
-
-
-def check_token(header: str | None) -> tuple[int, dict[str, Any]] | None:
-    """None when the Authorization header holds a well-formed, unexpired bearer JWT; else the 401 answer."""
-    if not header or not header.lower().startswith("bearer "):
-        return error(401, "AuthenticationFailed", "Authentication failed: the request has no bearer token "
-                                                  "(Authorization: Bearer <access token>)")
-    parts = header.split(" ", 1)[1].strip().split(".")
-    try:
-        if len(parts) != 3:
-            raise ValueError("not three parts")
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-        exp = float(claims["exp"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        return error(401, "InvalidAuthenticationToken", "The access token is invalid.")
-    if exp < time.time():
-        return error(401, "ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current "
-                                                        "UTC time.")
-    return None
-
-
-class V1Api:
+class V1Api(Api):
     """Routes of the SDK v1 REST API, answered from ``engine``."""
 
-    def __init__(self, engine: Engine, *, base_url: Callable[[], str], subscription: str, resource_group: str,
-                 workspace_id: str, tenant: str, location: str, account: str, container: str,
-                 compute_error: str | None = None, auth_error: bool = False) -> None:
-        self.engine = engine
-        self.base_url = base_url
-        self.subscription, self.resource_group = subscription, resource_group
-        self.workspace_id, self.tenant, self.location = workspace_id, tenant, location
-        self.account, self.container = account, container
-        self.compute_error = compute_error
-        self.auth_error = auth_error
-        self.routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = []
+    ARM_PREFIXES = ("/subscriptions/", "/rp/workspaces/")
+    COMPUTE_RECORD = ("name", "vm_size", "min_nodes", "max_nodes", "idle_seconds_before_scaledown", "vm_priority")
+
+    def __init__(self, engine: Engine, **where: Any) -> None:
         self.modules: dict[str, dict[str, Any]] = {}
         self.datasources: dict[str, dict[str, Any]] = {}
         self.pipeline_runs: dict[str, dict[str, Any]] = {}      # run id -> submission entity
-        self.operations: dict[str, dict[str, Any]] = {}
-        self.created_computes: list[dict[str, Any]] = []
         self.raw_submissions: list[dict[str, Any]] = []
         self.submissions: list[dict[str, Any]] = []
         self.pending_snapshot_blobs: dict[str, tuple[str, str]] = {}
         self.assets: dict[str, dict[str, Any]] = {}
-        self._add_routes()
+        self.environments = environments.V1Environments()
+        super().__init__(engine, **where)
 
-    # -- routing -------------------------------------------------------------------------------------
-    def _route(self, method: str, pattern: str, function: Callable[..., Any]) -> None:
-        self.routes.append((method, re.compile(pattern), function))
-
-    def dispatch(self, method: str, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str],
-                 body: Any) -> tuple[int, Any, dict[str, str], str | None]:
-        """(status, body, headers, handler name) for one request."""
-        if path != "/discovery":
-            if self.auth_error:
-                return (*error(401, "AuthenticationFailed", "The access token is invalid or expired (fake "
-                                                            "service)"), {}, "auth_error")
-            refused = check_token(headers.get("authorization"))
-            if refused is not None:
-                return (*refused, {}, "token_check")
-            if path.startswith(("/subscriptions/", "/rp/workspaces/")):
-                versions = query.get("api-version") or []
-                version = versions[0] if versions else None
-                if version is None:
-                    return (*error(400, "MissingApiVersionParameter", "The api-version query parameter "
-                                                                      "(?api-version=) is required for all "
-                                                                      "requests."), {}, "api_version_check")
-                if not API_VERSION.match(version):
-                    return (*error(400, "InvalidApiVersionParameter",
-                                   f"The api-version '{version}' is invalid. The supported versions are "
-                                   f"'YYYY-MM-DD' dates, optionally with '-preview'."), {}, "api_version_check")
-        for route_method, pattern, function in self.routes:
-            if route_method != method:
-                continue
-            match = pattern.match(path)
-            if match:
-                try:
-                    result = function(match, body, query)
-                except ServiceError as exc:
-                    result = error(exc.status, exc.code, exc.message)
-                status, response = result[0], result[1]
-                extra = result[2] if len(result) > 2 else {}
-                return status, response, extra, getattr(function, "__name__", "route")
-        return (*error(404, "NotFound", f"fake Azure ML: unhandled {method} {path}"), {}, None)
+    def error(self, status: int, code: str, message: str) -> tuple[int, Any]:
+        return error(status, code, message)
 
     def _add_routes(self) -> None:
         arm = "^" + WS_PATH
@@ -169,7 +72,7 @@ class V1Api:
         run = history + EXPERIMENT + r"/runs/(?P<id>[^/]+)"
         r("GET", r"^/discovery$", self._discovery)
         r("GET", arm + "$", self._arm_workspace)
-        r("PUT", arm + r"/computes/(?P<name>[^/]+)$", self._compute_create)
+        r("PUT", arm + r"/computes/(?P<name>[^/]+)$", self._compute_put)
         r("GET", arm + r"/computes/(?P<name>[^/]+)$", self._compute_get)
         r("GET", r"^/operations/(?P<id>[^/]+)$", self._operation)
         r("GET", ds + r"/default$", self._datastore)
@@ -239,18 +142,14 @@ class V1Api:
         r("GET", dataset + r"/saveddatasets/(?P<id>[^/]+)$", self._saved_dataset)
         r("GET", r"^/+data/v1.0" + WS_PATH + r"/dataversion/(?P<id>[^/]+)/versions/[^/]+$", self._dataversion)
         # models
-        r("POST", models + r"/assets$", self._asset_create)
-        r("GET", models + r"/assets/(?P<id>[^/]+)$", self._asset_get)
+        r("POST", models + r"/assets$", self._model_asset_create)
+        r("GET", models + r"/assets/(?P<id>[^/]+)$", self._model_asset_get)
         r("POST", models + r"/models$", self._model_register)
         r("GET", models + r"/models$", self._model_list)
         r("GET", models + r"/models/(?P<id>[^/]+)$", self._model_get)
+        self.environments.routes(r, r"^/environment/v1\.0" + WS_PATH)
 
     # -- workspace, datastores, computes -------------------------------------------------------------
-    def _discovery(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        keys = ["api", "catalog", "experimentation", "gallery", "history", "hyperdrive", "labeling",
-                "modelmanagement", "pipelines", "studiocoreservices", "cert", "studio"]
-        return 200, {k: self.base_url() for k in keys}
-
     def _arm_workspace(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         return 200, {"id": f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/"
                            f"Microsoft.MachineLearningServices/workspaces/{m.group('ws')}",
@@ -299,57 +198,6 @@ class V1Api:
                                                             "nodeIdleTimeBeforeScaleDown":
                                                                 f"PT{target.idle_seconds}S"}}}}
 
-    def _compute_list(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        return 200, {"value": [self.compute_payload(t) for t in self.engine.computes.values()]}
-
-    def _compute_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        found = self.engine.computes.get(m.group("name"))
-        if found is None:
-            raise ServiceError(404, "NotFound", f"compute {m.group('name')!r} not found")
-        return 200, self.compute_payload(found)
-
-    def _compute_create(self, m: Any, body: Any, q: Any) -> tuple[int, Any, dict[str, str]]:
-        name = m.group("name")
-        props = ((body or {}).get("properties") or {}).get("properties") or {}
-        scale = props.get("scaleSettings") or {}
-        vm_size = str(props.get("vmSize") or "STANDARD_D2_V2")
-        record = {"name": name, "vm_size": props.get("vmSize"), "min_nodes": scale.get("minNodeCount"),
-                  "max_nodes": scale.get("maxNodeCount"), "idle_seconds_before_scaledown":
-                      scale.get("nodeIdleTimeBeforeScaleDown"), "vm_priority": props.get("vmPriority")}
-        self.created_computes.append(record)
-        if not COMPUTE_NAME.match(name):
-            raise ServiceError(400, "BadArgument", COMPUTE_NAME_MESSAGE.format(name=name))
-        if vm_size.upper() not in VM_SIZES:
-            raise ServiceError(400, "BadArgument", f"The specified VM size {vm_size!r} is not supported for "
-                                                   f"AmlCompute in region '{self.location}'. Supported sizes include "
-                                                   f"STANDARD_D2_V2, STANDARD_D3_V2, STANDARD_DS3_V2 and "
-                                                   f"STANDARD_NC6.")
-        min_nodes, max_nodes = int(scale.get("minNodeCount") or 0), int(scale.get("maxNodeCount") or 1)
-        if min_nodes > max_nodes:
-            raise ServiceError(400, "BadArgument", f"minNodeCount ({min_nodes}) cannot be greater than "
-                                                   f"maxNodeCount ({max_nodes})")
-        idle = str(scale.get("nodeIdleTimeBeforeScaleDown") or "PT120S")
-        target = ComputeTarget(name=name, vm_size=vm_size, min_nodes=min_nodes, max_nodes=max_nodes,
-                               idle_seconds=int(re.sub(r"\D", "", idle) or 120),
-                               priority=str(props.get("vmPriority") or "Dedicated"))
-        operation = new_id()
-        if self.compute_error:
-            target.state = "Failed"
-            target.errors = [{"error": {"code": "QuotaExceeded", "message": self.compute_error}}]
-            self.operations[operation] = {"status": "Failed", "error": {"code": "QuotaExceeded",
-                                                                        "message": self.compute_error}}
-        else:
-            self.operations[operation] = {"status": "Succeeded"}
-        self.engine.computes[name] = target
-        return 201, self.compute_payload(target, "Creating"), {
-            "Azure-AsyncOperation": f"{self.base_url()}/operations/{operation}"}
-
-    def _operation(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        found = self.operations.get(m.group("id"))
-        if found is None:
-            raise ServiceError(404, "NotFound", "operation not found")
-        return 200, found
-
     # -- experiments and snapshots -------------------------------------------------------------------
     def _experiment_dto(self, name: str) -> dict[str, Any]:
         entry = self.engine.experiment(name)
@@ -357,10 +205,6 @@ class V1Api:
 
     def _experiment_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         return 200, self._experiment_dto(m.group("name"))
-
-    def sas_url(self, container: str, blob: str) -> str:
-        return (f"https://{self.account}{BLOB_HOST_SUFFIX}/{container}/{quote(blob)}"
-                f"?sv=2021-08-06&sr=b&sp=rcw&se=2099-01-01T00%3A00%3A00Z&sig=ZmFrZQ%3D%3D")
 
     def _snapshot_blobs(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         names = list((body or {}).get("FileNames") or [])
@@ -606,12 +450,6 @@ class V1Api:
                 "runDefinition": None, "warnings": None, "hidden": False,
                 "error": {"error": {**record.error, "details": []}} if record.error else None}
 
-    def _history_record(self, m: Any) -> RunRecord:
-        return self.engine.run(m.group("id"))
-
-    def _history_run(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        return 200, self.run_dto(self._history_record(m))
-
     def _history_patch(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         record = self._history_record(m)
         with self.engine.lock:
@@ -624,19 +462,6 @@ class V1Api:
             if (body or {}).get("description") is not None:
                 record.description = body["description"]
         return 200, self.run_dto(record)
-
-    def _history_children(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        return 200, {"value": [self.run_dto(r) for r in self.engine.children(m.group("id"))],
-                     "continuationToken": None}
-
-    def _history_details(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        record = self._history_record(m)
-        dto = self.run_dto(record)
-        details = {k: dto[k] for k in ("runId", "target", "status", "startTimeUtc", "endTimeUtc", "error",
-                                       "warnings", "properties", "tags", "parentRunId")}
-        logs = {name: self.sas_url(*where) for name, where in record.files.items()
-                if name.startswith(("azureml-logs/", "user_logs/", "logs/"))}
-        return 200, {**details, "logFiles": logs, "inputDatasets": [], "outputDatasets": [], "runDefinition": None}
 
     def _metrics_post(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         record = self._history_record(m)
@@ -841,7 +666,7 @@ class V1Api:
                 "runId": entry.run_id, "experimentName": entry.experiment, "unpack": False,
                 "createdBy": {"userName": "fake@example.com"}, "datasets": [], "resourceRequirements": None}
 
-    def _asset_create(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+    def _model_asset_create(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         body = body or {}
         for artifact in body.get("artifacts") or []:
             prefix = str(artifact.get("prefix") or "").strip("/")
@@ -853,7 +678,7 @@ class V1Api:
         self.assets[asset["id"]] = asset
         return 200, asset
 
-    def _asset_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+    def _model_asset_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         asset = self.assets.get(m.group("id"))
         if asset is None:
             raise ServiceError(404, "NotFound", f"asset {m.group('id')} not found")
@@ -972,17 +797,7 @@ class V1Api:
         step.script = str(params.get("Script") or "")
         step.snapshot_id = _snapshot_of(module)
         runconfig = json.loads(node.get("Runconfig") or module.get("Runconfig") or "{}")
-        environment = runconfig.get("environment") or {}
-        python = environment.get("python") or {}
-        conda = python.get("condaDependencies") or {}
-        pip: list[str] = []
-        python_version: str | None = None
-        for dependency in conda.get("dependencies") or []:
-            if isinstance(dependency, dict):
-                pip += [str(p) for p in dependency.get("pip") or []]
-            elif str(dependency).startswith("python="):
-                python_version = str(dependency).split("=", 1)[1]
-        step.environment = EnvironmentSpec(str(environment.get("name") or module["Name"]), python_version, pip)
+        step.environment = environments.from_v1_environment(runconfig.get("environment") or {}, str(module["Name"]))
         max_seconds = runconfig.get("maxRunDurationSeconds")
         step.max_seconds = float(max_seconds) if max_seconds else None
         step.argv = []

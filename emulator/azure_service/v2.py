@@ -28,19 +28,17 @@ import shlex
 import time
 import uuid
 from typing import Any, Callable, Mapping
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
+from . import environments
+from .api import PROVIDER, WS_PATH, Api, user_token
 from .blobstore import BLOB_HOST_SUFFIX
 from .engine import (ComputeTarget, Engine, EnvironmentSpec, InputBinding, OutputSpec, PipelineJob, RunRecord,
-                     ServiceError, StepJob, Token, new_id, now_iso)
-from .v1 import COMPUTE_NAME, COMPUTE_NAME_MESSAGE, VM_SIZES, check_token
-from .v2_schema import check_resource
+                     ServiceError, StepJob, Token, now_iso)
+from .v2_automl import check_task, settings_of_task, task_of_node
+from .v2_schema import Problem, check_resource
 
-PROVIDER = "Microsoft.MachineLearningServices"
-WS = (r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft.MachineLearningServices/"
-      r"workspaces/(?P<ws>[^/]+)")
 ASSET_KINDS = ("codes", "environments", "components", "data", "models")
-API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 # azure-ai-ml caches a cloud's endpoints by name for the life of the process
 # (``_azure_environments._environments``): each fake names its cloud after its port
 CLOUD_NAME = "AmlstepFake"
@@ -76,91 +74,38 @@ def system_data(created: float | None = None) -> dict[str, Any]:
             "lastModifiedBy": "fake@example.com", "lastModifiedByType": "User"}
 
 
-class V2Api:
+class V2Api(Api):
     """Routes of the public ARM REST API (SDK v2), answered from ``engine``."""
 
-    def __init__(self, engine: Engine, *, base_url: Callable[[], str], workspace_name: Callable[[], str],
-                 subscription: str, resource_group: str, workspace_id: str, tenant: str, location: str,
-                 account: str, container: str, compute_error: str | None = None, auth_error: bool = False) -> None:
-        self.engine = engine
-        self.base_url = base_url                      # https://127.0.0.1:<port>
-        self.workspace_name = workspace_name
-        self.subscription, self.resource_group = subscription, resource_group
-        self.workspace_id, self.tenant, self.location = workspace_id, tenant, location
-        self.account, self.container = account, container
-        self.compute_error = compute_error
-        self.auth_error = auth_error
-        self.routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = []
+    OPEN_ROUTES = frozenset({"_cloud_metadata", "_obo_token", "_discovery"})
+    CHECK_UNROUTED = False    # what no route answers here is the SDK v1 API's (run history is shared)
+    AUTH_ERROR_MESSAGE = "Authentication failed: the access token is invalid or expired (fake service)"
+    OPERATION_QUERY = "?api-version=2024-10-01"
+
+    def __init__(self, engine: Engine, **where: Any) -> None:
         self.assets: dict[str, dict[str, dict[str, dict[str, Any]]]] = {k: {} for k in ASSET_KINDS}
         self.jobs: dict[str, dict[str, Any]] = {}           # job name -> submitted body (and what it became)
-        self.operations: dict[str, dict[str, Any]] = {}
-        self.created_computes: list[dict[str, Any]] = []
         self.submissions: list[dict[str, Any]] = []         # what each pipeline submission carried, summarised
         self.refused: list[dict[str, Any]] = []             # bodies refused by the schema check
         self.resolved: dict[str, str] = {}                  # output asset id -> datastore URI
-        self._add_routes()
+        super().__init__(engine, **where)
 
-    # -- routing -------------------------------------------------------------------------------------
-    def _route(self, method: str, pattern: str, function: Callable[..., Any]) -> None:
-        self.routes.append((method, re.compile(pattern), function))
+    def error(self, status: int, code: str, message: str) -> tuple[int, Any]:
+        return arm_error(status, code, message, location=self.location)
 
-    def dispatch(self, method: str, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str],
-                 body: Any) -> tuple[int, Any, dict[str, str], str | None]:
-        """(status, body, headers, handler name) for one request; handler None when no route matched."""
-        for route_method, pattern, function in self.routes:
-            if route_method != method:
-                continue
-            match = pattern.match(path)
-            if not match:
-                continue
-            name = getattr(function, "__name__", "route")
-            if name not in ("_cloud_metadata", "_obo_token", "_discovery"):
-                if self.auth_error:
-                    return (*arm_error(401, "AuthenticationFailed", "Authentication failed: the access token is "
-                                                                    "invalid or expired (fake service)"), {}, name)
-                refused = check_token(headers.get("authorization"))
-                if refused is not None:
-                    return (*arm_error(refused[0], refused[1]["error"]["code"], refused[1]["error"]["message"]), {},
-                            name)
-            if path.startswith("/subscriptions/"):
-                version: str | None = (query.get("api-version") or [None])[0]  # type: ignore[list-item]
-                if version is None:
-                    return (*arm_error(400, "MissingApiVersionParameter", "The api-version query parameter "
-                                                                          "(?api-version=) is required for all "
-                                                                          "requests."), {}, name)
-                if not API_VERSION.match(version):
-                    return (*arm_error(400, "InvalidApiVersionParameter",
-                                       f"The api-version '{version}' is invalid. The supported versions are "
-                                       f"'YYYY-MM-DD' dates, optionally with '-preview'."), {}, name)
-                wrong = self._wrong_workspace(match)
-                if wrong is not None:
-                    return (*wrong, {}, name)
-            try:
-                result = function(match, body, query)
-            except _Refused as exc:
-                result = arm_error(exc.status, exc.code, exc.message, target=exc.target, location=self.location,
-                                   details=[{"code": p.code, "message": p.message, "target": p.target}
-                                            for p in exc.problems])
-            except ServiceError as exc:
-                result = arm_error(exc.status, exc.code, exc.message, location=self.location)
-            status, response = result[0], result[1]
-            extra = result[2] if len(result) > 2 else {}
-            return status, response, extra, name
-        return 404, None, {}, None
+    def render(self, exc: ServiceError) -> tuple[int, Any]:
+        if isinstance(exc, _Refused):
+            return arm_error(exc.status, exc.code, exc.message, target=exc.target, location=self.location,
+                             details=[{"code": p.code, "message": p.message, "target": p.target}
+                                      for p in exc.problems])
+        return super().render(exc)
 
-    def _wrong_workspace(self, match: re.Match[str]) -> tuple[int, Any] | None:
-        groups = match.groupdict()
-        if "ws" not in groups:
-            return None
-        if (groups["sub"], groups["rg"].lower(), groups["ws"]) != (self.subscription, self.resource_group.lower(),
-                                                                   self.workspace_name()):
-            return arm_error(404, "ResourceNotFound", f"The Resource '{PROVIDER}/workspaces/{groups['ws']}' under "
-                                                      f"resource group '{groups['rg']}' was not found.")
-        return None
+    def unrouted(self, method: str, path: str) -> tuple[int, Any]:
+        return 404, None
 
     def _add_routes(self) -> None:
         r = self._route
-        ws = "^" + WS
+        ws = "^" + WS_PATH
         r("GET", r"^/metadata/endpoints$", self._cloud_metadata)
         r("GET", r"^/obo/token$", self._obo_token)
         r("GET", r"^/discovery$", self._discovery)
@@ -183,7 +128,7 @@ class V2Api:
         r("GET", ws + r"/jobs/(?P<name>[^/]+)$", self._job_get)
         r("PUT", ws + r"/jobs/(?P<name>[^/]+)$", self._job_put)
         r("POST", ws + r"/jobs/(?P<name>[^/]+)/cancel$", self._job_cancel)
-        mlflow = r"^/mlflow/v1\.0" + WS + r"/api/2\.0/mlflow"
+        mlflow = r"^/mlflow/v1\.0" + WS_PATH + r"/api/2\.0/mlflow"
         r("GET", mlflow + r"/experiments/get-by-name$", self._mlflow_experiment_by_name)
         r("GET", mlflow + r"/experiments/get$", self._mlflow_experiment_get)
         r("GET", mlflow + r"/runs/get$", self._mlflow_run_get)
@@ -195,28 +140,20 @@ class V2Api:
         r("POST", mlflow + r"/runs/set-tag$", self._mlflow_set_tag)
         r("POST", mlflow + r"/runs/log-parameter$", self._mlflow_set_param)
         r("GET", mlflow + r"/metrics/get-history$", self._mlflow_metric_history)
-        history = r"^/history/v1\.0" + WS
+        history = r"^/history/v1\.0" + WS_PATH
         r("GET", history + r"/runs/(?P<id>[^/]+)$", self._history_run)
         r("GET", history + r"/runs/(?P<id>[^/]+)/children$", self._history_children)
         r("GET", history + r"/runs/(?P<id>[^/]+)/details$", self._history_details)
         r("POST", history + r"/rundata$", self._history_rundata)
-        r("POST", r"^/data/v1\.0" + WS + r"/dataversion/batchGetResolvedUris$", self._resolve_data_uris)
-        r("POST", r"^/modelregistry/v1\.0" + WS + r"/models/batchGetResolvedUris$", self._resolve_model_uris)
+        r("POST", r"^/data/v1\.0" + WS_PATH + r"/dataversion/batchGetResolvedUris$", self._resolve_data_uris)
+        r("POST", r"^/modelregistry/v1\.0" + WS_PATH + r"/models/batchGetResolvedUris$", self._resolve_model_uris)
 
     # -- ids -------------------------------------------------------------------------------------------
-    @property
-    def ws_id(self) -> str:
-        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/{PROVIDER}/"
-                f"workspaces/{self.workspace_name()}")
-
     def host(self) -> str:
         return urlparse(self.base_url()).netloc
 
     def cloud_name(self) -> str:
         return f"{CLOUD_NAME}{urlparse(self.base_url()).port}"
-
-    def blob_url(self, container: str, blob: str = "") -> str:
-        return f"https://{self.account}{BLOB_HOST_SUFFIX}/{container}" + (f"/{quote(blob)}" if blob else "")
 
     def datastore_uri(self, path: str, datastore: str = "workspaceblobstore") -> str:
         return (f"azureml://subscriptions/{self.subscription}/resourcegroups/{self.resource_group}/workspaces/"
@@ -237,12 +174,6 @@ class V2Api:
                       "appInsightsTelemetryChannelResourceId": base + "/insights/",
                       "attestationResourceId": base + "/attestation/", "synapseAnalyticsResourceId": base + "/syn/",
                       "logAnalyticsResourceId": base + "/logs/", "ossrDbmsResourceId": base + "/db/"}]
-
-    def _discovery(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        base = self.base_url()
-        return 200, {"api": base, "catalog": base, "experimentation": base, "gallery": base, "history": base,
-                     "hyperdrive": base, "labeling": base, "modelmanagement": base, "pipelines": base,
-                     "studio": base}
 
     def workspace_payload(self) -> dict[str, Any]:
         ws_id = self.ws_id
@@ -267,11 +198,9 @@ class V2Api:
 
     def _obo_token(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         """The token endpoint ``AzureMLOnBehalfOfCredential`` calls in a job run with the user's identity."""
-        from .service import user_token  # the token a signed-in user would get, for the requested resource
-
         resource = (q.get("resource") or [AML_RESOURCE])[0]
         expires = int(time.time()) + 3600
-        return 200, {"access_token": user_token(resource), "expires_on": str(expires), "resource": resource,
+        return 200, {"access_token": user_token(resource, self.tenant), "expires_on": str(expires), "resource": resource,
                      "token_type": "Bearer"}
 
     # -- computes --------------------------------------------------------------------------------------
@@ -289,52 +218,6 @@ class V2Api:
                                                                     f"PT{target.idle_seconds}S"},
                                               "allocationState": "Steady", "currentNodeCount": 0,
                                               "targetNodeCount": 0, "remoteLoginPortPublicAccess": "NotSpecified"}}}
-
-    def _compute_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        target = self.engine.computes.get(m.group("name"))
-        if target is None:
-            raise ServiceError(404, "ResourceNotFound", f"Compute {m.group('name')!r} was not found in workspace "
-                                                        f"{self.workspace_name()!r}.")
-        return 200, self.compute_payload(target)
-
-    def _compute_list(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        return 200, {"value": [self.compute_payload(t) for t in self.engine.computes.values()]}
-
-    def _compute_put(self, m: Any, body: Any, q: Any) -> tuple[int, Any, dict[str, str]]:
-        name = m.group("name")
-        self._check("computes", body)
-        props = (body.get("properties") or {}).get("properties") or {}
-        scale = props.get("scaleSettings") or {}
-        vm_size = str(props.get("vmSize") or "STANDARD_D2_V2")
-        self.created_computes.append({"name": name, "vm_size": props.get("vmSize"),
-                                      "min_nodes": scale.get("minNodeCount"), "max_nodes": scale.get("maxNodeCount")})
-        if not COMPUTE_NAME.match(name):
-            raise ServiceError(400, "BadArgument", COMPUTE_NAME_MESSAGE.format(name=name))
-        if vm_size.upper() not in VM_SIZES:
-            raise ServiceError(400, "BadArgument", f"The specified VM size {vm_size!r} is not supported for AmlCompute "
-                                                   f"in region '{self.location}'.")
-        min_nodes, max_nodes = int(scale.get("minNodeCount") or 0), int(scale.get("maxNodeCount") or 1)
-        if min_nodes > max_nodes:
-            raise ServiceError(400, "BadArgument", f"minNodeCount ({min_nodes}) cannot be greater than maxNodeCount "
-                                                   f"({max_nodes})")
-        target = ComputeTarget(name=name, vm_size=vm_size, min_nodes=min_nodes, max_nodes=max_nodes)
-        operation = new_id()
-        if self.compute_error:
-            target.state = "Failed"
-            target.errors = [{"error": {"code": "QuotaExceeded", "message": self.compute_error}}]
-            self.operations[operation] = {"id": operation, "name": operation, "status": "Failed",
-                                          "error": {"code": "QuotaExceeded", "message": self.compute_error}}
-        else:
-            self.operations[operation] = {"id": operation, "name": operation, "status": "Succeeded"}
-        self.engine.computes[name] = target
-        return 201, self.compute_payload(target, "Creating"), {
-            "Azure-AsyncOperation": f"{self.base_url()}/operations/{operation}?api-version=2024-10-01"}
-
-    def _operation(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        found = self.operations.get(m.group("id"))
-        if found is None:
-            raise ServiceError(404, "NotFound", "operation not found")
-        return 200, found
 
     # -- datastores ------------------------------------------------------------------------------------
     def containers(self) -> dict[str, str]:
@@ -368,7 +251,7 @@ class V2Api:
                                                       "&sig=ZmFrZQ%3D%3D"}
 
     # -- versioned assets ------------------------------------------------------------------------------
-    def _check(self, kind: str, body: Any) -> None:
+    def check_body(self, kind: str, body: Any) -> None:
         problems = check_resource(kind, body)
         if problems:
             self.refused.append({"kind": kind, "body": body, "problems": problems})
@@ -427,7 +310,7 @@ class V2Api:
 
     def _asset_put(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         kind, name, version = m.group("kind"), unquote(m.group("name")), unquote(m.group("version"))
-        self._check(kind, body)
+        self.check_body(kind, body)
         props = dict(body["properties"])
         existing = (self.assets[kind].get(name) or {}).get(version)
         if existing is not None:
@@ -521,7 +404,7 @@ class V2Api:
     # -- jobs ------------------------------------------------------------------------------------------
     def _job_put(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         name = m.group("name")
-        self._check("jobs", body)
+        self.check_body("jobs", body)
         props = body["properties"]
         if name in self.jobs:
             raise ServiceError(409, "UserError", f"Job {name!r} already exists; job names are unique in a workspace")
@@ -799,6 +682,9 @@ class V2Api:
         return words[1], argv
 
     def _environment(self, where: str, reference: Any) -> tuple[EnvironmentSpec, str]:
+        curated = environments.curated_environment(reference)   # the azureml registry's, by URI or AzureML-<name>
+        if curated is not None:
+            return curated, str(reference)
         found = ARM_ID.match(str(reference or ""))
         if found is None or found.group("kind").lower() != "environments":
             raise _Refused(f"{where}.componentId", "InvalidValue",
@@ -810,9 +696,7 @@ class V2Api:
         name = f"{found.group('name')}:{found.group('version')}"
         if props.get("build"):
             return self._build_context(name, props["build"]), env_id
-        conda = props.get("condaFile")
-        python, pip = _conda_pip(conda or "", {})
-        return EnvironmentSpec(name=name, python=python, pip=pip), env_id
+        return environments.from_conda(name, props.get("condaFile") or {}, image=props.get("image")), env_id
 
     def _build_context(self, name: str, build: Mapping[str, Any]) -> EnvironmentSpec:
         """What a Docker build context declares: the conda file its Dockerfile installs, wheels copied into it."""
@@ -849,8 +733,7 @@ class V2Api:
                     raise ServiceError(400, "UserError", f"environment {name}: wheel {item} is not in the build "
                                                          f"context")
                 wheels[item] = self.blob_url(container, f"{prefix}/{source}")
-        python, pip = _conda_pip(conda, wheels)
-        return EnvironmentSpec(name=name, python=python, pip=pip)
+        return environments.from_conda(name, conda, image=environments.dockerfile_image(dockerfile), wheels=wheels)
 
     def _snapshot(self, where: str, reference: Any) -> str:
         found = ARM_ID.match(str(reference or ""))
@@ -877,8 +760,6 @@ class V2Api:
 
     def _automl_step(self, pipeline: str, node_name: str, node: Mapping[str, Any], pipeline_inputs: Mapping[str, Any],
                      compute: str, force_rerun: bool) -> StepJob:
-        from framework.backends.azure.automl_v2 import from_v2
-
         where = f"properties.jobs.{node_name}"
 
         def resolve(value: Any, path: str) -> Any:
@@ -898,6 +779,10 @@ class V2Api:
             if not node.get(required):
                 raise _Refused(f"{where}.{required}", "RequiredField",
                                [_problem(f"{where}.{required}", "RequiredField", "required property is missing")])
+        task = task_of_node({**settings_node, **{p: node[p] for p in ("validation_data",) if node.get(p)}})
+        problems = check_task(task, where)   # what the REST models and Azure AutoML's limits refuse
+        if problems:
+            raise _Refused(problems[0].target, problems[0].code, problems)
         bindings = {}
         training_uri = ""
         for port in ("training_data", "validation_data"):
@@ -905,7 +790,7 @@ class V2Api:
                 resolved = self._resolve_input(f"{where}.{port}", node[port], pipeline_inputs)
                 bindings[port] = self._binding(f"{where}.{port}", port, resolved)
                 training_uri = training_uri or str(node[port])
-        settings = from_v2(settings_node)
+        settings = settings_of_task(task)
         outputs = {}
         for port in (node.get("outputs") or {}):
             if port != "best_model":
@@ -1004,33 +889,8 @@ class V2Api:
                             for port, (asset, kind, _) in self.output_assets(record).items()},
                 "services": {}}
 
-    def _history_record(self, run_id: str) -> RunRecord:
-        record = self.engine.runs.get(run_id)
-        if record is None:
-            raise ServiceError(404, "UserError", f"Run {run_id} was not found")
-        return record
-
-    def _history_run(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        return 200, self.run_dto(self._history_record(m.group("id")))
-
-    def _history_children(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        self._history_record(m.group("id"))
-        return 200, {"value": [self.run_dto(r) for r in self.engine.children(m.group("id"))],
-                     "continuationToken": None, "nextLink": None}
-
-    def _history_details(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        record = self._history_record(m.group("id"))
-        dto = self.run_dto(record)
-        sas = "sv=2021-08-06&sr=b&sp=r&se=2099-01-01T00%3A00%3A00Z&sig=ZmFrZQ%3D%3D"
-        logs = {name: f"{self.blob_url(*where)}?{sas}" for name, where in record.files.items()
-                if name.startswith(("azureml-logs/", "user_logs/", "logs/"))}
-        return 200, {**{k: dto[k] for k in ("runId", "status", "startTimeUtc", "endTimeUtc", "error", "properties",
-                                             "tags", "parentRunId")},
-                     "target": record.target, "logFiles": logs, "warnings": [], "inputDatasets": [],
-                     "outputDatasets": [], "runDefinition": None, "services": {}}
-
     def _history_rundata(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        record = self._history_record(str((body or {}).get("runId")))
+        record = self.engine.run(str((body or {}).get("runId")))
         return 200, {"runMetadata": self.run_dto(record), "runDefinition": None, "jobSpecification": None,
                      "systemSettings": None}
 
@@ -1218,8 +1078,6 @@ class _MlflowError(Exception):
 
 
 def _problem(target: str, code: str, message: str) -> Any:
-    from .v2_schema import Problem
-
     return Problem(target, code, f"{target}: {message}")
 
 
@@ -1234,24 +1092,6 @@ def _arm_name(value: Any) -> str | None:
     if text.startswith("azureml:"):
         text = text[len("azureml:"):]
     return text.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _conda_pip(conda: str, wheels: Mapping[str, str]) -> tuple[str | None, list[str]]:
-    """(python version, pip lines) of a conda file; wheel paths in the image become their blob URLs."""
-    import yaml  # type: ignore[import-untyped]
-
-    try:
-        doc = yaml.safe_load(conda) or {}
-    except yaml.YAMLError as exc:
-        raise ServiceError(400, "UserError", f"the environment's conda file is not valid YAML: {exc}") from None
-    python = None
-    pip: list[str] = []
-    for item in doc.get("dependencies") or []:
-        if isinstance(item, str) and item.startswith("python"):
-            python = item.split("=", 1)[1].strip("=") if "=" in item else None
-        elif isinstance(item, dict) and "pip" in item:
-            pip += [wheels.get(str(line), str(line)) for line in item["pip"] or []]
-    return python, pip
 
 
 def read_dockerfile(name: str, dockerfile: str) -> tuple[dict[str, str], str]:

@@ -35,6 +35,43 @@ def register_backends(register: Callable[..., None]) -> None:
     register("local", LocalBackend)
 
 
+@hookimpl
+def register_run_options(register: Callable[..., None]) -> None:
+    register("local", *run_options())
+
+
+def run_options() -> tuple[list[Any], Callable[[Mapping[str, Any]], dict[str, Any]]]:
+    """The local backend's ``amlstep run`` options (partial runs, ``--sample``) and their values -> its options."""
+    import click
+
+    params = [
+        click.Option(["--only", "only"], multiple=True, metavar="STEP",
+                     help="local: run only this step (repeat, or STEP,STEP); the others' outputs come from the run "
+                          "history."),
+        click.Option(["--from", "from_step"], metavar="STEP",
+                     help="local: run this step and the steps downstream of it; upstream outputs come from the run "
+                          "history."),
+        click.Option(["--to", "to_step"], metavar="STEP", help="local: run this step and the steps upstream of it."),
+        click.Option(["--sample"], metavar="N|FRACTION",
+                     help="local: run on a reproducible sample of each input dataset: N rows, or a fraction (0.1, "
+                          "10%)."),
+    ]
+
+    def convert(values: Mapping[str, Any]) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        steps = [name.strip() for item in values.get("only") or () for name in item.split(",") if name.strip()]
+        if steps:
+            options["only"] = steps
+        for name in ("from_step", "to_step"):
+            if values.get(name):
+                options[name] = values[name]
+        if values.get("sample") is not None:
+            options["sample"] = Sample.parse(values["sample"])
+        return options
+
+    return params, convert
+
+
 class LocalBackend:
     """Runs a pipeline on this machine. Step outputs land in the workspace datastore."""
 
@@ -96,7 +133,7 @@ class LocalBackend:
                 **({"partial": partial} if partial else {}),
                 **({"sample": {"key": self.sample.key, "text": str(self.sample)}} if self.sample else {}),
             })
-        started = time.time()
+        started = time.monotonic()
         result = PipelineRunResult(run_id=run.id, experiment=pipeline.experiment, status="Running",
                                    backend=self.name, params=values)
         data: dict[str, tuple[Path, str, DataType]] = {}
@@ -149,7 +186,7 @@ class LocalBackend:
                     ws.note_unrecorded(run.id, f"{why}; the cancellation could not be recorded: {unrecorded}")
                     raise unrecorded from None
                 result.status, result.error = "Canceled", why
-                result.duration = time.time() - started
+                result.duration = time.monotonic() - started
                 if self._current is not None:  # the step that was running ends too: observers hear it
                     binding, step_run_id = self._current
                     canceled = StepRunResult(binding.name, step_run_id, "Canceled", error=why)
@@ -180,7 +217,7 @@ class LocalBackend:
                 result.status, result.error = "Failed", first.error
             else:
                 result.status = "Completed"
-            result.duration = time.time() - started
+            result.duration = time.monotonic() - started
             try:
                 ws.update_run(run.id, status=result.status, error=result.error,
                               outputs={k: ws.relative(Path(v)) for k, v in result.outputs.items()})
@@ -253,7 +290,7 @@ class LocalBackend:
         staging = ws.staging_dir()
         log_path = ws.log_path(step_run.id)
         ws.update_run(step_run.id, log_path=ws.relative(log_path))
-        started = time.time()
+        started = time.monotonic()
         try:
             with capture_output(log_path, self.echo):
                 self._execute(binding, step_run, run, params, input_locations, staging)
@@ -268,7 +305,7 @@ class LocalBackend:
             ws.update_run(step_run.id, status="Completed", outputs=records)
             self._current = None
             result = StepRunResult(binding.name, step_run.id, "Completed", reasons=reasons,
-                                   duration=time.time() - started, outputs=_output_paths(ws, records),
+                                   duration=time.monotonic() - started, outputs=_output_paths(ws, records),
                                    log_path=str(log_path))
             if events is not None:
                 events.finished(binding, step_run.id, result)
@@ -296,7 +333,7 @@ class LocalBackend:
             if events is not None:
                 events.failed(binding, step_run.id, exc)
             return StepRunResult(binding.name, step_run.id, "Failed", reasons=reasons,
-                                 duration=time.time() - started, error=message, log_path=str(log_path),
+                                 duration=time.monotonic() - started, error=message, log_path=str(log_path),
                                  traceback=traceback_tail(exc, binding))
 
     # -- partial runs (--only, --from, --to) --------------------------------------------------------------
@@ -370,8 +407,8 @@ class LocalBackend:
         for record in origin.outputs.values():
             data[record["data"]] = (ws.path / record["path"], record["sha256"], DataType(record["type"]))
         exact = reasons[0].endswith("(code, parameters and inputs unchanged)")  # only then is the key its own
-        ws.update_run(step_run.id, status="Completed", reused_from=origin.id, outputs=origin.outputs,
-                      reuse_key=reuse_rule.key(parts) if exact else None, reuse_components=parts if exact else None,
+        own_key = {"reuse_key": reuse_rule.key(parts), "reuse_components": parts} if exact else {}
+        ws.update_run(step_run.id, status="Completed", reused_from=origin.id, outputs=origin.outputs, **own_key,
                       properties={**step_run.properties, "reuse_reasons": reasons, "taken": True})
         self._say(f"[{binding.name}] {reasons[0]}")
         result = StepRunResult(binding.name, step_run.id, "Completed", reused=True, reused_from=origin.id,
@@ -570,9 +607,12 @@ class LocalRunContext(RunContext):
             sample = self.workspace.get_run(self.pipeline_run_id).properties.get("sample")
             if sample:
                 carried["sample"] = sample.get("text")
-        return self.workspace.register_model(
+        model = self.workspace.register_model(
             model_name, model_path, run_id=self.pipeline_run_id or self.id, description=description,
             tags=dict(tags or {}), properties=carried)
+        if self._events is not None:
+            self._events.registered(self.id, model)
+        return model
 
     def _learned_upstream(self, model_path: str | Path) -> dict[str, Any]:
         if self.pipeline_run_id is None:

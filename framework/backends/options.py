@@ -16,6 +16,12 @@ def accepted_options(factory: Callable[..., Any]) -> tuple[str, ...] | None:
         return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
+    return named_options(factory)
+
+
+def named_options(factory: Callable[..., Any]) -> tuple[str, ...]:
+    """The keyword options ``factory`` names (a ``**options`` it also takes aside)."""
+    parameters = inspect.signature(factory).parameters.values()
     return tuple(p.name for p in parameters if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                                           inspect.Parameter.KEYWORD_ONLY) and p.name != "self")
 

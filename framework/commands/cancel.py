@@ -94,7 +94,7 @@ def _cancel_remote(state: Any, ws: Any, record: Any, config: str | None) -> None
                                     **({"sdk": record.properties["sdk"]} if record.properties.get("sdk") else {}))
     if not hasattr(backend, "cancel"):
         raise WorkspaceError(f"backend {record.backend!r} cannot cancel its runs; cancel run {record.id} where it runs")
-    status = backend.cancel(record)
+    status = backend.cancel(record, plugins=state.plugins)
     if status in ("Completed", "Failed"):
         ws.end_unfinished(record.id, status, f"ended {status} on {record.backend} before it could be canceled")
         common.fail(f"{record.run_type} run {record.id} ended {status} on {record.backend} before it could be canceled",

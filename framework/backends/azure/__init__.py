@@ -1,43 +1,61 @@
-"""The Azure backend: a pipeline compiled to Azure ML SDK v1 (default) or SDK v2 objects, submitted, followed, downloaded.
+"""The Azure backend: a pipeline compiled to an Azure ML SDK's objects, submitted, followed, downloaded.
 
-Layout (one compiler per SDK over the same ``ValidatedPipeline``, chosen by name in ``compilers``):
+One SDK-neutral core here, one folder per SDK (``sdk_v1/``: azureml-core, the default; ``sdk_v2/``:
+azure-ai-ml). Every SDK is a :class:`Compiler` registered through the ``register_azure_sdks`` hook
+(amlstep's two through their entry points, like a plugin's), chosen by ``--sdk NAME``.
 
-``compilers``    the SDKs by name (``v1``, ``v2``): compiler module, plan reader, backend class
-``compiled``     what every compiler returns (``CompiledPipeline`` with its plan) and the rules they share
-``compiler_v1``  validated graph -> ``PythonScriptStep`` / ``AutoMLStep`` / ``Pipeline`` (no submission)
-``compiler_v2``  validated graph -> ``azure-ai-ml`` ``PipelineJob``: command components, the AutoML node
-``plan``, ``plan_v2``  the compiled objects -> one stable, diff-able plan (``--dry-run``); v2's job YAML
-``shipping``     the wheels of amlstep and plugin distributions every step ships, SDK-neutral
-``offline``      an in-process stand-in workspace for SDK v1 dry runs (no network, no Azure config)
-``backend``      ``AzureBackendBase`` (record, follow, hooks, download) and the SDK v1 backend
-``backend_v2``, ``client_v2``  the SDK v2 backend: ``MLClient``, credentials, data assets, jobs
-``entry``, ``entry_v2``  what runs on the cluster: the plugin by name, with the SDK's run context
+The core:
+
+``compiled``   the compiler interface (:class:`Compiler`), what it returns (``CompiledPipeline``), the per-step loop
+``compilers``  the registered SDKs by name (``--sdk``)
+``plans``      the one plan format (``--dry-run --json``) and its text
+``backend``    ``AzureBackendBase`` (compile, dry run, the local run record, following, hooks), ``Provisioning``,
+               ``AzureBackendChoice`` (what ``--backend azure`` builds: the SDK is found once the plugins are known)
+``follower``   one follower of a submitted run over a ``Session`` each SDK implements; statuses, log tails
+``errors``     the SDKs' output kept out of ``--json``; service errors in amlstep's words (``ServiceErrors``)
+``reuse``      whether Azure would reuse each step, and why: ``amlstep explain-reuse --backend azure``
+``options``    the backend's ``amlstep run`` options (``register_run_options``), ``--sdk`` from the registry
+``entry``      what runs on the cluster: ``script/amlstep_entry.py`` hands over here, and here to the step's SDK
+``shipping``   the wheels of amlstep and plugin distributions every step ships
+``endpoint``   workspaces of ``amlstep fake-azure`` (its config, its environment); ``mltable``: MLTable files
+
+Each SDK folder: ``compiler`` (validated graph -> its objects), ``plan`` (those objects read back
+into the plan), ``backend`` (workspace, compute, datasets, submission, downloads), ``session`` (a
+submitted run, for the follower), ``entry`` (a step on the cluster); ``sdk_v1`` also ``sdk`` (importing
+azureml) and ``offline`` (the workspace dry runs build against: the ``offline_azure_workspace`` hook,
+answered by ``emulator.azure_service.offline``); ``sdk_v2`` also ``client`` (credentials, ``MLClient``)
+and ``automl`` (AutoML settings in SDK v2's names).
 
 Importing this package does not import ``azureml`` or ``azure.ai.ml`` (the CLI must start fast).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ...hookspecs import hookimpl
+from .compiled import CompiledPipeline, CompiledStep, Compiler, compile_steps
 
-SDK_VERSION = "v1"  # the default; ``compilers.names()`` lists them all
+if TYPE_CHECKING:
+    from ...manager import Plugins
+
+__all__ = ["CompiledPipeline", "CompiledStep", "Compiler", "compile_steps", "make_backend"]
 
 
 def make_backend(**options: Any) -> Any:
-    """The Azure backend for ``sdk=`` (``"v1"``, the default, or ``"v2"``; see ``compilers``); unknown options are
-    refused."""
-    from ..options import accepted_options, check_options
-    from .compilers import backend_class
+    """The Azure backend for ``sdk=`` (``"v1"``, the default, or another registered SDK's name; see ``compilers``)."""
+    from .backend import AzureBackendChoice
 
-    chosen = backend_class(options.pop("sdk", None))
-    accepted = accepted_options(chosen)
-    if accepted is not None:
-        check_options("azure", options, [*accepted, "sdk"])
-    return chosen(**options)
+    return AzureBackendChoice(**options)
 
 
 @hookimpl
 def register_backends(register: Callable[..., None]) -> None:
     register("azure", make_backend)
+
+
+@hookimpl
+def register_run_options(register: Callable[..., None], plugins: Plugins) -> None:
+    from .options import run_options
+
+    register("azure", *run_options(plugins))

@@ -15,13 +15,13 @@ from ...errors import BackendError
 def cancel(backend: Any, record: Any) -> str | None:
     """Ask Azure ML to cancel the pipeline run of local record ``record``; returns its status on the service
     afterwards (``Canceled``, ``CancelRequested``, or how it ended if it ended first), None when unknown."""
-    from .offline import patched_environ
+    from .endpoint import patched_environ
 
     name = str(record.properties.get("azure_run_id") or record.id)
     sdk = str(record.properties.get("sdk") or backend.sdk)
     try:
         if sdk == "v2":
-            from . import client_v2
+            from .sdk_v2 import client as client_v2
 
             client_v2.require_sdk()
             with patched_environ(client_v2.environment(backend._service) if backend._service else {}):
@@ -31,7 +31,7 @@ def cancel(backend: Any, record: Any) -> str | None:
                 return str(getattr(status, "value", status))  # JobStatus.COMPLETED -> Completed
         else:
             from . import endpoint
-            from .sdk import require_azureml
+            from .sdk_v1.sdk import require_azureml
 
             require_azureml()
             from azureml.core import Experiment

@@ -1,161 +1,56 @@
-"""What an amlstep ``PythonScriptStep`` runs on the cluster: the plugin, loaded by name, with an Azure run context.
+"""What runs on the cluster, whatever the SDK: the entry script hands over here, and here to the step's SDK.
 
-The compiled step's arguments::
+``script/amlstep_entry.py`` is the script every compiled step runs (shipped as the step's code;
+amlstep and the plugin's distribution are installed from the wheels shipped with it). Its first
+arguments name the SDK the step was compiled with (``--amlstep-sdk NAME``; none: ``v1``), whose
+compiler runs the step (``Compiler.entry``: ``sdk_v1.entry``, ``sdk_v2.entry``). Every SDK's
+arguments start alike (:func:`parse_arguments`)::
 
-    --amlstep-step NAME --amlstep-plugin PLUGIN --amlstep-code HASH   (checked against the plugin here)
-    [--param NAME VALUE]...        parameters as text (PipelineParameters arrive resolved)
-    [--dataset PORT INPUT_NAME]... registered datasets, read from Run.get_context().input_datasets
+    [--amlstep-sdk NAME] --amlstep-step NAME --amlstep-plugin PLUGIN --amlstep-code HASH
+    [--param NAME VALUE]...        parameters as text (pipeline parameters arrive resolved)
+    [--dataset PORT INPUT_NAME]... (SDK v1) registered datasets, by their name among the run's inputs
     [--input PORT PATH]...         data from upstream steps (mounted or downloaded paths)
-    [--output PORT PATH]...        OutputFileDatasetConfig / PipelineData folders to write into
+    [--output PORT PATH]...        folders to write the step's outputs into
 
-The step runs through ``framework.execution`` like under the local backend. ``context.register_model``
-calls ``Model.register`` on the run's workspace; under an offline run (``_OfflineRun``, e.g. the
-script run by hand) it registers in the local workspace instead, so plugin code never branches.
+and every SDK checks the plugin's code (:func:`check_code`) and reads its parameters
+(:func:`step_params`) the same way before the step runs through ``framework.execution``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ...context import RunContext
 from ...errors import StepExecutionError
-from ...execution import execute_step, load_inputs
-from ...manager import get_plugin_manager
-from ...steps import DataType, StepSpec
+from ...steps import StepSpec
+
+DEFAULT_SDK = "v1"  # a step compiled by SDK v1 names no SDK (its arguments predate the others)
 
 
-def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="amlstep_entry.py", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the step the arguments describe, with the SDK they name."""
+    from ...manager import get_plugin_manager
+    from .compilers import get
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sdk = argv[1] if argv[:1] == ["--amlstep-sdk"] and len(argv) > 1 else DEFAULT_SDK
+    plugins = get_plugin_manager()
+    get(plugins, sdk).entry(argv, plugins=plugins)
+
+
+def parse_arguments(argv: Sequence[str], *, sdk: str, ports: Sequence[str], description: str) -> argparse.Namespace:
+    """The step's arguments: ``--amlstep-*`` (``.sdk``, ``.step``, ``.plugin``, ``.code``), then ``--PORT NAME VALUE``
+    pairs for each of ``ports`` (``param``, ``input``, ...), as lists."""
+    parser = argparse.ArgumentParser(prog="amlstep_entry.py", description=description)
+    parser.add_argument("--amlstep-sdk", dest="sdk", default=sdk)
     parser.add_argument("--amlstep-step", dest="step", required=True)
     parser.add_argument("--amlstep-plugin", dest="plugin", required=True)
     parser.add_argument("--amlstep-code", dest="code", default="")
-    for flag in ("param", "dataset", "input", "output"):
+    for flag in ports:
         parser.add_argument(f"--{flag}", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     return parser.parse_args(list(argv))
-
-
-class AzureRunContext(RunContext):
-    """The run context of a step on Azure: an ``azureml.core.Run`` underneath."""
-
-    backend = "azure"
-
-    def __init__(self, run: Any, *, step_name: str, params: Mapping[str, Any], output_dirs: Mapping[str, Path],
-                 input_datasets: Mapping[str, Any] | None = None, local_workspace: Any = None) -> None:
-        experiment = getattr(getattr(run, "experiment", None), "name", "offline")
-        parent = getattr(getattr(run, "parent", None), "id", None)
-        super().__init__(run_id=getattr(run, "id", "offline"), step_name=step_name, experiment_name=experiment,
-                         pipeline_run_id=parent, params=params, input_datasets=input_datasets,
-                         output_dirs=output_dirs)
-        self.run = run
-        self._local_workspace = local_workspace
-
-    @property
-    def offline(self) -> bool:
-        return type(self.run).__name__ == "_OfflineRun"
-
-    def log(self, name: str, value: Any, description: str = "") -> None:
-        self.run.log(name, value, description=description)
-
-    def log_list(self, name: str, value: list[Any], description: str = "") -> None:
-        self.run.log_list(name, value, description=description)
-
-    def log_row(self, name: str, description: str = "", **values: Any) -> None:
-        self.run.log_row(name, description=description, **values)
-
-    def log_table(self, name: str, value: dict[str, list[Any]], description: str = "") -> None:
-        self.run.log_table(name, value, description=description)
-
-    def get_metrics(self) -> dict[str, Any]:
-        return dict(self.run.get_metrics())
-
-    def add_properties(self, properties: Mapping[str, Any]) -> None:
-        self.run.add_properties({k: v if isinstance(v, str) else str(v) for k, v in properties.items()})
-
-    def register_model(self, model_name: str, model_path: str | Path, *, description: str = "",
-                       tags: Mapping[str, Any] | None = None, properties: Mapping[str, Any] | None = None) -> Any:
-        if self.offline:
-            from ...workspace import LocalWorkspace
-
-            workspace = self._local_workspace or LocalWorkspace()
-            return workspace.register_model(model_name, model_path, run_id=self.id, description=description,
-                                            tags=dict(tags or {}), properties=dict(properties or {}))
-        from azureml.core.model import Model
-
-        staged = stage_model(Path(model_path), model_name)
-        return Model.register(workspace=self.run.experiment.workspace, model_path=str(staged),
-                              model_name=model_name, description=description or None,
-                              tags={k: str(v) for k, v in (tags or {}).items()} or None,
-                              properties={k: str(v) for k, v in (properties or {}).items()} or None)
-
-    def child_run(self, name: str, *, run_id: str | None = None,
-                  properties: Mapping[str, Any] | None = None) -> Any:
-        child = self.run.child_run(name=name, run_id=run_id)
-        if properties:
-            child.add_properties({k: str(v) for k, v in properties.items()})
-        return _ChildRun(child)
-
-
-def stage_model(model_path: Path, model_name: str) -> Path:
-    """A copy of the model under the current folder, as a relative path.
-
-    ``Model.register`` (azureml-core 1.61) refuses paths outside the current working directory, and
-    on Azure a step's inputs are mounted outside it: register a copy.
-    """
-    import shutil
-
-    if not model_path.exists():
-        raise StepExecutionError(f"model path {str(model_path)!r} does not exist")
-    target = Path("amlstep_registered_models") / model_name
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    staged = target / model_path.name
-    if model_path.is_dir():
-        shutil.copytree(model_path, staged)
-    else:
-        shutil.copy2(model_path, staged)
-    return staged
-
-
-class _ChildRun:
-    def __init__(self, run: Any) -> None:
-        self.run = run
-        self.id = run.id
-
-    def log(self, name: str, value: Any, description: str = "") -> None:
-        self.run.log(name, value, description=description)
-
-    def log_metrics(self, metrics: Mapping[str, Any]) -> None:
-        for name, value in metrics.items():
-            self.run.log(name, value)
-
-    def add_properties(self, properties: Mapping[str, Any]) -> None:
-        self.run.add_properties({k: str(v) for k, v in properties.items()})
-
-    def complete(self) -> None:
-        self.run.complete()
-
-    def fail(self, error: str, status: str = "Failed") -> None:
-        self.run.fail(error_details=error)
-
-
-def _dataset_location(spec: StepSpec, port: str, dataset: Any, workdir: Path) -> Path | list[Path]:
-    """A named input dataset as files ``load_inputs`` reads: a CSV of a TabularDataset, or downloaded files."""
-    declared = spec.input(port)
-    if isinstance(dataset, (str, Path)):
-        path = Path(dataset)
-        return [path] if path.is_file() else path
-    if hasattr(dataset, "to_pandas_dataframe") and declared is not None and declared.type is DataType.TABULAR:
-        target = workdir / port
-        target.mkdir(parents=True, exist_ok=True)
-        dataset.to_pandas_dataframe().to_csv(target / f"{port}.csv", index=False)
-        return [target / f"{port}.csv"]
-    target = workdir / port
-    paths = dataset.download(target_path=str(target), overwrite=True)
-    return [Path(p) for p in paths]
 
 
 def step_params(spec: StepSpec, texts: Mapping[str, str], step: str) -> Any:
@@ -170,6 +65,15 @@ def step_params(spec: StepSpec, texts: Mapping[str, str], step: str) -> Any:
             raise StepExecutionError(f"{where}: plugin {spec.name!r} has no parameter {name!r}", step=step)
         values[name] = declared.parse(text, where)
     return spec.build_params(values, where)
+
+
+def output_folders(outputs: Sequence[tuple[str, str]]) -> dict[str, Path]:
+    """``--output PORT PATH`` pairs as folders, created."""
+    folders = {}
+    for port, path in outputs:
+        folders[port] = Path(path)
+        folders[port].mkdir(parents=True, exist_ok=True)
+    return folders
 
 
 def check_code(args: argparse.Namespace, spec: StepSpec, plugins: Any) -> None:
@@ -189,53 +93,3 @@ def check_code(args: argparse.Namespace, spec: StepSpec, plugins: Any) -> None:
         f"was not built from the code amlstep loaded when it compiled the pipeline (another copy of the plugin "
         f"shadows the installed distribution, or the plugin changed in between). Make the installed distribution "
         f"the only copy of the plugin (pip install -e its project), then submit again", step=args.step)
-
-
-def run_step(args: argparse.Namespace, *, run: Any = None, plugins: Any = None, local_workspace: Any = None) -> None:
-    """Run the step the arguments name; raise StepExecutionError naming it on failure."""
-    plugins = plugins or get_plugin_manager()
-    spec = plugins.step(args.plugin, f"step {args.step!r}")
-    check_code(args, spec, plugins)
-    if run is None:
-        from azureml.core import Run
-
-        run = Run.get_context()
-    where = f"step {args.step!r}"
-    params = step_params(spec, dict(args.param), args.step)
-    workdir = Path(tempfile.mkdtemp(prefix="amlstep-inputs-"))
-    locations: dict[str, Path | list[Path]] = {}
-    input_datasets = dict(getattr(run, "input_datasets", {}) or {})
-    for port, named in args.dataset:
-        if named not in input_datasets:
-            raise StepExecutionError(f"{where}: named input dataset {named!r} is not in the run's input_datasets "
-                                     f"({', '.join(input_datasets) or 'none'})", step=args.step)
-        locations[port] = _dataset_location(spec, port, input_datasets[named], workdir)
-    for port, path in args.input:
-        locations[port] = Path(path)
-    output_dirs = {}
-    for port, path in args.output:
-        output_dirs[port] = Path(path)
-        output_dirs[port].mkdir(parents=True, exist_ok=True)
-    inputs = load_inputs(spec, args.step, locations)
-    context = AzureRunContext(run, step_name=args.step, params=params, output_dirs=output_dirs,
-                              input_datasets=locations, local_workspace=local_workspace)
-    try:
-        execute_step(spec, args.step, inputs, params, context, output_dirs)
-    finally:
-        flush = getattr(run, "flush", None)
-        if callable(flush) and type(run).__name__ != "_OfflineRun":
-            flush()  # metrics are sent in batches: send what the step logged before the process ends
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:2] == ["--amlstep-sdk", "v2"]:  # a step of an SDK v2 command job: MLflow and MLClient, not Run
-        from .entry_v2 import main as main_v2
-
-        return main_v2(argv)
-    args = parse_arguments(argv)
-    import framework
-
-    print(f"amlstep: step {args.step!r}, plugin {args.plugin!r}, code {args.code[:16]}, amlstep from "
-          f"{Path(framework.__file__).parent.parent}", flush=True)
-    run_step(args)

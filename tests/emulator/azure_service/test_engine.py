@@ -68,3 +68,26 @@ def test_a_failed_script_is_reported_by_its_exception_line(output, expected):
 def test_pipeline_state_is_what_the_api_reads(engine):
     record = engine.submit(job(step("prep")))
     assert isinstance(engine.pipelines[record.id], PipelineState) and record.status == "NotStarted"
+
+
+def test_other_kinds_of_steps_run_by_the_runner_given_for_their_kind(tmp_path):
+    ran = []
+
+    def runner(engine, state, step, step_run):
+        ran.append((step.name, step_run.parent_id == state.run_id))
+
+    made = Engine(tmp_path, BlobStore(tmp_path / "blobs", "acct"), Compute(tmp_path / "cache"),
+                  datastores={"workspaceblobstore": "store"}, runtime_env=lambda record: {}, runners={"automl": runner})
+    made.computes["cpu-cluster"] = ComputeTarget("cpu-cluster", "STANDARD_D2_V2")
+    automl = StepJob(node_id="train", name="train", kind="automl", compute="cpu-cluster", allow_reuse=False,
+                     identity="automl-1")
+    sweep = StepJob(node_id="tune", name="tune", kind="sweep", compute="cpu-cluster", allow_reuse=False,
+                    identity="sweep-1")
+    first = made.submit(job(automl))
+    made.start(first.id)
+    assert made.wait(first.id, 60) == "Completed" and ran == [("train", True)]
+    second = made.submit(job(sweep))
+    made.start(second.id)
+    assert made.wait(second.id, 60) == "Failed"
+    assert made.children(second.id)[0].error == {"code": "SystemError",
+                                                 "message": "the fake service cannot run sweep steps"}

@@ -1,9 +1,8 @@
-"""The fake Azure ML service as a product feature: loopback only, recorded, stoppable, isolated; and its fixture."""
+"""The fake Azure ML service as a product feature: loopback only, recorded, stoppable, isolated."""
 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import urllib.error
 import urllib.request
@@ -76,25 +75,3 @@ def test_summary_of_a_submission_is_stable():
                    "inputs": ["raw"], "outputs": ["out"], "training_outputs": {}, "compute_target": "cpu",
                    "script": "s.py"}],
         "edges": [["dataset:titanic_ds", "prep.raw"], ["prep.out", "pipeline_output:result"]]}
-
-
-def test_fixture_gives_a_real_workspace_and_isolates_home(fake_azure, tmp_path):
-    from azureml._base_sdk_common.service_discovery import CachedServiceDiscovery
-    from azureml.core import Workspace
-
-    assert isinstance(fake_azure.workspace, Workspace)
-    assert os.environ["HOME"].startswith(str(tmp_path))
-    # the SDK fixed its discovery cache file when azureml was first imported: the fixture moves it too
-    assert CachedServiceDiscovery.__init__.__defaults__[0].startswith(str(tmp_path))
-    assert os.environ["AZUREML_DISCOVERY_SERVICE_ENDPOINT"].startswith("http://127.0.0.1:")
-    assert fake_azure.workspace.get_default_datastore().name == "workspaceblobstore"
-    assert fake_azure.submissions == [] and fake_azure.options == {}
-    assert fake_azure.service.engine.execute is True          # submissions run by default
-
-
-@pytest.mark.fake_azure(computes=("gpu-cluster",))
-def test_marker_shapes_the_service(fake_azure):
-    from azureml.core.compute import ComputeTarget
-
-    assert ComputeTarget(workspace=fake_azure.workspace, name="gpu-cluster").vm_size == "STANDARD_D2_V2"
-    assert fake_azure.options == {"computes": ("gpu-cluster",)}

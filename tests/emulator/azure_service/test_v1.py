@@ -1,11 +1,12 @@
-"""What the service refuses, as Azure refuses it: tokens, api-versions, workspaces, compute names and sizes,
-unknown compute targets, snapshots without their files, environments that cannot be built, missing scripts."""
+"""What the service refuses through the SDK v1 API, as Azure refuses it: compute names and sizes the SDK sends,
+unknown compute targets, snapshots without their files, environments that cannot be built, missing scripts
+(the checks of every request, tokens, api-versions, workspaces, are tests/emulator/azure_service/test_api.py)."""
 
 from __future__ import annotations
 
 import json
 import re
-import time
+import sys
 import urllib.error
 import urllib.request
 
@@ -13,9 +14,8 @@ import pytest
 
 from emulator.azure_service import FAKE_TOKEN, FakeAzureML
 from emulator.azure_service.service import RESOURCE_GROUP, SUBSCRIPTION
-from emulator.azure_service.v1 import COMPUTE_NAME, b64, make_token
 from framework import BackendError
-from framework.backends.azure.backend import AzureBackend, Provisioning
+from framework.backends.azure.sdk_v1.backend import AzureBackend, Provisioning
 
 from ...framework.backends.azure.conftest import TITANIC
 
@@ -42,54 +42,6 @@ def fake():
 def ws_path(fake, prefix=""):
     return (f"{prefix}/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.MachineLearningServices/"
             f"workspaces/{fake.workspace_name}")
-
-
-def test_every_call_but_discovery_needs_an_unexpired_bearer_jwt(fake):
-    path = ws_path(fake) + "?api-version=2022-05-01"
-    assert call(fake, "GET", "/discovery", token=None)[0] == 200
-    status, body = call(fake, "GET", path, token=None)
-    assert (status, body["error"]["code"]) == (401, "AuthenticationFailed")
-    status, body = call(fake, "GET", path, token="not-a-jwt")
-    assert (status, body["error"]["code"], body["error"]["message"]) == (401, "InvalidAuthenticationToken",
-                                                                        "The access token is invalid.")
-    expired = ".".join([b64({"alg": "none"}), b64({"exp": int(time.time()) - 60}), "c2ln"])
-    status, body = call(fake, "GET", path, token=expired)
-    assert (status, body["error"]["code"]) == (401, "ExpiredAuthenticationToken")
-    assert call(fake, "GET", path, token=make_token("tenant"))[0] == 200
-
-
-def test_arm_calls_need_a_well_formed_api_version(fake):
-    status, body = call(fake, "GET", ws_path(fake))
-    assert (status, body["error"]["code"]) == (400, "MissingApiVersionParameter")
-    status, body = call(fake, "GET", ws_path(fake) + "?api-version=latest")
-    assert (status, body["error"]["code"]) == (400, "InvalidApiVersionParameter")
-    assert "The api-version 'latest' is invalid" in body["error"]["message"]
-    assert call(fake, "GET", ws_path(fake) + "?api-version=2023-04-01-preview")[0] == 200
-
-
-def test_another_workspace_is_not_found(fake):
-    path = ws_path(fake).replace(fake.workspace_name, "someone-elses") + "?api-version=2022-05-01"
-    status, body = call(fake, "GET", path)
-    assert (status, body["error"]["code"]) == (404, "ResourceNotFound")
-    assert "workspaces/someone-elses' under resource group 'amlstep-fake-rg' was not found" in body["error"]["message"]
-
-
-@pytest.mark.parametrize("name, valid", [
-    ("cpu-cluster", True), ("a1", True), ("Cluster-16-chars", True),
-    ("my_compute_cluster_with_33_chars_", False),   # too long, underscores
-    ("cpu_cluster", False), ("1cluster", False), ("cluster-", False), ("c", False), ("cluster-of-17-chr", False)])
-def test_compute_names_follow_the_services_rule(fake, name, valid):
-    assert bool(COMPUTE_NAME.match(name)) is valid
-    body = {"location": "westeurope", "properties": {"computeType": "AmlCompute", "properties": {
-        "vmSize": "STANDARD_D2_V2", "scaleSettings": {"minNodeCount": 0, "maxNodeCount": 1}}}}
-    status, answer = call(fake, "PUT", ws_path(fake) + f"/computes/{name}?api-version=2022-05-01", body)
-    if valid:
-        assert status == 201
-    else:
-        assert (status, answer["error"]["code"]) == (400, "BadArgument")
-        assert answer["error"]["message"] == (
-            f"Compute name {name!r} is invalid. It can include letters, digits and dashes. It must start with a "
-            f"letter, end with a letter or digit, and be between 2 and 16 characters in length.")
 
 
 @pytest.mark.fake_azure(computes=(), execute=False)
@@ -156,7 +108,9 @@ def raw_pipeline(fake_azure, tmp_path, *, pip, script="train.py", ignore=None):
     if ignore:
         (source / ".amlignore").write_text(ignore + "\n")
     runconfig = RunConfiguration()
+    # the Python the pins were resolved for (the SDK's default, 3.10, cannot take pandas 3: refused as on Azure)
     runconfig.environment.python.conda_dependencies = CondaDependencies.create(
+        python_version=f"{sys.version_info[0]}.{sys.version_info[1]}",
         pip_packages=[p.format(pandas=metadata.version("pandas")) for p in pip], pin_sdk_version=False)
     step = PythonScriptStep(name="raw", script_name=script, source_directory=str(source), compute_target="cpu-cluster",
                             runconfig=runconfig, allow_reuse=False)

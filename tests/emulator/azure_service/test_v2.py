@@ -6,7 +6,7 @@ import pytest
 
 from emulator.azure_service.engine import ServiceError
 from emulator.azure_service.v2 import read_dockerfile
-from framework.backends.azure.compiler_v2 import dockerfile
+from framework.backends.azure.sdk_v2.compiler import dockerfile
 
 
 def test_the_compilers_dockerfile_creates_an_environment_first_on_path():

@@ -14,7 +14,7 @@ PENGUINS = REPO / "examples" / "penguins"
 @pytest.fixture(scope="module")
 def titanic_compiled():
     """The Titanic pipeline compiled offline (dry run), with model_name given at submit time."""
-    from framework.backends.azure.backend import AzureBackend
+    from framework.backends.azure.sdk_v1.backend import AzureBackend
 
     plugins = get_plugin_manager()
     validated = load_pipeline(TITANIC).validate(plugins)

@@ -19,15 +19,20 @@ pytest.importorskip("azure.ai.ml")
 
 
 def test_the_sdk_is_chosen_by_name():
-    from framework.backends.azure.backend import AzureBackend
-    from framework.backends.azure.backend_v2 import AzureBackendV2
+    from framework import get_plugin_manager
+    from framework.backends.azure.sdk_v1.backend import AzureBackend
+    from framework.backends.azure.sdk_v2.backend import AzureBackendV2
 
-    assert compilers.names() == ("v1", "v2")
-    assert compilers.backend_class("v1") is AzureBackend and compilers.backend_class(None) is AzureBackend
-    assert compilers.backend_class("v2") is AzureBackendV2
-    assert compilers.compiler("v2").NAME == "v2"
+    plugins = get_plugin_manager()
+    assert compilers.names(plugins) == ("v1", "v2")
+    assert type(compilers.get(plugins, "v1").backend()) is AzureBackend
+    assert type(compilers.get(plugins, None).backend()) is AzureBackend
+    assert type(compilers.get(plugins, "v2").backend()) is AzureBackendV2
+    assert compilers.get(plugins, "v2").name == "v2"
     with pytest.raises(BackendError, match=re.escape("unknown Azure SDK 'v3'; choose one of: v1 (Azure ML SDK v1")):
-        compilers.backend_class("v3")
+        compilers.get(plugins, "v3")
+    with pytest.raises(BackendError, match=re.escape("unknown Azure SDK 'v3'; choose one of: v1 (Azure ML SDK v1")):
+        run_pipeline(load_pipeline(TITANIC), backend="azure", sdk="v3", dry_run=True, plugins=plugins)
 
 
 def test_dry_run_prints_the_v2_plan_and_writes_the_job_yaml(tmp_path):
@@ -40,7 +45,7 @@ def test_dry_run_prints_the_v2_plan_and_writes_the_job_yaml(tmp_path):
     assert (plan["sdk"], plan["sdk_version"], plan["yaml"]) == ("Azure ML SDK v2", "v2", str(target))
     assert [s["node"] for s in plan["steps"]] == ["dataprep", "automl_classification", "register_model"]
     assert plan["steps"][0]["environment"]["wheels"][0]["name"] == "amlstep"
-    from framework.backends.azure.plan_v2 import load_yaml
+    from framework.backends.azure.sdk_v2.plan import load_yaml
 
     loaded = load_yaml(target)
     assert sorted(loaded.jobs) == ["automl_classification", "dataprep", "register_model"]

@@ -8,8 +8,8 @@ from importlib import metadata
 import pytest
 
 from framework import AutoMLStep, BackendError, Dataset, Pipeline, PipelineParameter, Step, get_plugin_manager, load_pipeline
-from framework.backends.azure.backend import AzureBackend
-from framework.backends.azure.compiler_v1 import SCRIPT_DIR, SCRIPT_NAME
+from framework.backends.azure.sdk_v1.backend import AzureBackend
+from framework.backends.azure.sdk_v1.compiler import SCRIPT_DIR, SCRIPT_NAME
 
 from .conftest import PENGUINS, TITANIC
 
@@ -136,7 +136,7 @@ def test_automl_step_module_is_the_same_in_every_process():
     import subprocess
     import sys
 
-    script = ("import json\nfrom framework.backends.azure.sdk import stable_settings\n"
+    script = ("import json\nfrom framework.backends.azure.sdk_v1.sdk import stable_settings\n"
               "from azureml.automl.core.automl_base_settings import AutoMLBaseSettings\n"
               "sdk = AutoMLBaseSettings.__new__(AutoMLBaseSettings)\n"
               "sdk.task_type, sdk.is_timeseries = 'classification', False\n"

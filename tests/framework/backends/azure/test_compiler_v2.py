@@ -9,8 +9,8 @@ import yaml
 
 from framework import (AutoMLStep, BackendError, DataType, Dataset, Input, Pipeline, PipelineParameter, Step, StepSpec,
                        get_plugin_manager, hookimpl, load_pipeline)
-from framework.backends.azure import plan_v2
-from framework.backends.azure.compiler_v2 import compile_pipeline
+from framework.backends.azure.sdk_v2 import plan as plan_v2
+from framework.backends.azure.sdk_v2.compiler import build as compile_pipeline
 
 from .conftest import PENGUINS, TITANIC
 
@@ -237,7 +237,7 @@ def test_forecasting_compiles_to_automl_forecasting_with_set_forecast_settings(t
     from azure.ai.ml.entities._job.automl.tabular import ForecastingJob
 
     from emulator import ForecastingParameters
-    from framework.backends.azure.automl_v2 import from_v2
+    from emulator.azure_service.v2_automl import settings_of_task, task_of_node
 
     parameters = ForecastingParameters(
         time_column_name="date", forecast_horizon=6, time_series_id_column_names=["store", "brand"], freq="MS",
@@ -255,9 +255,10 @@ def test_forecasting_compiles_to_automl_forecasting_with_set_forecast_settings(t
         "seasonality": 1, "use_stl": "seasontrend", "short_series_handling_config": "none",
         "target_aggregate_function": "sum", "country_or_region_for_holidays": "US", "cv_step_size": 2}
     assert written["training"]["allowed_training_algorithms"] == ["seasonal_naive", "auto_arima", "light_gbm", "prophet"]
-    # what the service reads back (the REST body's node) is the same ForecastingParameters
+    # what the service reads (the REST body's node, read by the fake on the service's terms) is the same
+    # ForecastingParameters
     rest = compiled.pipeline._to_rest_object().as_dict()["properties"]["jobs"]["train"]
-    settings = from_v2(rest)
+    settings = settings_of_task(task_of_node(rest))
     assert settings["task"] == "forecasting" and settings["allowed_models"] == ["SeasonalNaive", "AutoArima",
                                                                                 "LightGBM", "Prophet"]
     assert settings["forecasting_parameters"] == {

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from framework.backends.azure.compiler_v1 import SCRIPT_DIR, SCRIPT_NAME
-from framework.backends.azure.entry import AzureRunContext, parse_arguments, run_step
+from framework.backends.azure.sdk_v1.compiler import SCRIPT_DIR, SCRIPT_NAME
+from framework.backends.azure.sdk_v1.entry import AzureRunContext, parse_arguments, run_step
 
 
 class RecordingRun:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from framework.backends.azure import mltable
-from framework.backends.azure.entry_v2 import MlflowRunContext, parse_arguments, run_step, tracking_uri
+from framework.backends.azure.sdk_v2.entry import MlflowRunContext, parse_arguments, run_step, tracking_uri
 
 pytest.importorskip("mlflow")
 

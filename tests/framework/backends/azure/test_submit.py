@@ -20,9 +20,9 @@ from click.testing import CliRunner
 
 from conftest import SHARED_DATA
 from framework import BackendError, Dataset, get_plugin_manager, load_pipeline, run_pipeline
-from framework.backends.azure.backend import AzureBackend, Provisioning
+from framework.backends.azure.sdk_v1.backend import AzureBackend, Provisioning
 from framework.cli import make_cli
-from framework.testing.azure import open_fake_azure
+from emulator.azure_service.testing import open_fake_azure
 from tests.toy_steps import Recorder
 
 from .conftest import PENGUINS, TITANIC

@@ -49,8 +49,8 @@ def test_a_regular_config_is_not_taken_for_the_fake(tmp_path):
 
 def test_fake_azure_sdk_v2_serves_the_arm_api_over_tls_to_mlclient(tmp_path):
     pytest.importorskip("azure.ai.ml")
-    from framework.backends.azure import client_v2
-    from framework.backends.azure.offline import patched_environ
+    from framework.backends.azure.sdk_v2 import client as client_v2
+    from framework.backends.azure.sdk_v1.offline import patched_environ
 
     config = tmp_path / "c.json"
     env = {**os.environ, "HOME": str(tmp_path)}

@@ -1,10 +1,11 @@
-"""An in-process stand-in workspace for dry runs: real SDK objects, no network, no Azure config.
+"""The workspace SDK v1 builds its objects against: a real one, or an offline stand-in for dry runs.
 
 The SDK needs a workspace to build a ``Pipeline`` (service discovery, the default datastore, the
 ``ComputeTarget`` object AutoML wants, the registered datasets). For ``--dry-run`` those answers
-come from amlstep's own offline Azure ML service (``emulator.azure_service``, the one ``amlstep
-fake-azure`` serves) in its non-executing mode, on 127.0.0.1, started for the duration of the
-compilation with every compute target and dataset the pipeline names. Wheels are built but not
+come from an offline workspace a plugin provides through the ``offline_azure_workspace`` hook:
+amlstep's emulator serves its fake Azure ML service (``emulator.azure_service.offline``, the one
+``amlstep fake-azure`` serves) in its non-executing mode, on 127.0.0.1, for the duration of the
+compilation, with every compute target and dataset the pipeline names. Wheels are built but not
 uploaded. ``HOME`` and the SDK's discovery cache point at a throw-away folder meanwhile, and
 AutoML's debug log is not written, so a dry run leaves nothing behind outside temporary folders.
 """
@@ -15,25 +16,21 @@ import contextlib
 import logging
 import os
 import tempfile
-from typing import Any, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
 
-from ...pipeline import Dataset
-from .compiler_v1 import Resources
+from ....errors import BackendError
+from ....pipeline import Dataset
+from ..endpoint import patched_environ
+from .compiler import Resources
 
+if TYPE_CHECKING:
+    from ....manager import Plugins
 
-@contextlib.contextmanager
-def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of the block, restoring them afterwards."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+NO_OFFLINE_WORKSPACE = (
+    "--dry-run with --sdk v1 builds the SDK v1 objects against an offline Azure ML workspace, and no installed "
+    "plugin provides one (the offline_azure_workspace hook; amlstep's emulator does: is amlstep fully installed? "
+    "pip install 'amlstep[azure]'); --sdk v2 compiles offline without one")
 
 
 OFFLINE_ENVIRONMENT = {
@@ -109,7 +106,7 @@ def workspace_resources(ws: Any, *, wheels: Any = None, upload: bool = True) -> 
     from azureml.core import Environment
     from azureml.core.compute import ComputeTarget
 
-    from .shipping import Wheel, WheelBuilder
+    from ..shipping import Wheel, WheelBuilder
 
     computes: dict[str, Any] = {}
     datasets: dict[tuple[str, Any], Any] = {}
@@ -139,16 +136,13 @@ def workspace_resources(ws: Any, *, wheels: Any = None, upload: bool = True) -> 
 
 
 @contextlib.contextmanager
-def offline_resources(computes: list[str], datasets: list[Dataset]) -> Iterator[Resources]:
-    """Resources answered by the offline service (not executing) holding ``computes`` and ``datasets``."""
-    from emulator.azure_service import FakeAzureML
-
-    with tempfile.TemporaryDirectory(prefix="amlstep-dry-run-") as home, quiet_sdk():
-        fake = FakeAzureML(computes=tuple(sorted(set(computes))), execute=False, root=os.path.join(home, "service"))
-        with fake, patched_environ({**fake.environment(), "HOME": home}), sdk_home(home), \
-                open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-            for d in datasets:
-                urls = [s for s in d.sources if "://" in s] or [f"https://example.invalid/{d.name}.csv"]
-                for _ in range(d.version or 1):
-                    fake.register_urls(d.name, urls)
-            yield workspace_resources(fake.workspace(), upload=False)
+def offline_resources(plugins: Plugins, computes: list[str], datasets: list[Dataset]) -> Iterator[Resources]:
+    """Resources answered by an offline workspace holding ``computes`` and ``datasets`` (``offline_azure_workspace``)."""
+    with tempfile.TemporaryDirectory(prefix="amlstep-dry-run-") as home, quiet_sdk(), \
+            patched_environ({"HOME": home}), sdk_home(home):
+        offline = plugins.hook.offline_azure_workspace(computes=sorted(set(computes)), datasets=list(datasets),
+                                                       folder=Path(home))
+        if offline is None:
+            raise BackendError(NO_OFFLINE_WORKSPACE)
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), offline as workspace:
+            yield workspace_resources(workspace, upload=False)

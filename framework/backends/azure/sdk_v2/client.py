@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from ...errors import BackendError
+from ....errors import BackendError
 
 FAKE_CLOUD = "AmlstepFake"
 # azure-ai-ml 1.35.2: ModelDataplaneOperations.get_batch_model_uris builds its request with values=,
@@ -81,7 +81,7 @@ def environment(info: Mapping[str, Any]) -> dict[str, str]:
 
 
 def require_sdk() -> None:
-    from .compiler_v2 import require_sdk as require
+    from .compiler import require_sdk as require
 
     require()
 

@@ -25,24 +25,21 @@ Step names become node names, which SDK v2 requires to be lower case (``AutoML_C
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import re
 import shlex
 import shutil
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ... import reuse as reuse_rule
-from ...errors import BackendError
-from ...manager import Plugins
-from ...pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipeline
-from ...steps import DataType
-from . import automl_v2
-from .compiled import (SCRIPT_DIR, SCRIPT_NAME, CompiledPipeline, CompiledStep, check_automl_budget, code_hash,
-                       compute_name)
+from ....errors import BackendError
+from ....manager import Plugins
+from ....pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipeline
+from ....steps import DataType
+from . import automl as automl_v2
+from ..compiled import (SCRIPT_DIR, SCRIPT_NAME, CompiledPipeline, CompiledStep, check_automl_budget, code_hash,
+                        compile_steps, installed_versions, refused, reuse_record)
 
 NAME = "v2"
 LABEL = "Azure ML SDK v2"
@@ -71,13 +68,7 @@ def require_sdk() -> None:
 
 
 def versions() -> dict[str, str]:
-    found = {}
-    for dist in DISTRIBUTIONS:
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = "not installed"
-    return found
+    return installed_versions(DISTRIBUTIONS)
 
 
 @dataclass
@@ -107,10 +98,9 @@ def node_names(validated: ValidatedPipeline) -> dict[str, str]:
     return names
 
 
-def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: Path,
-                     params: Mapping[str, Any] | None = None, compute: str | None = None,
-                     reuse: bool = True, environment: Callable[[Plugins, StepBinding, Path], dict[str, Any]] | None
-                     = None) -> CompiledPipelineV2:
+def build(validated: ValidatedPipeline, *, plugins: Plugins, assets: Path, params: Mapping[str, Any] | None = None,
+          compute: str | None = None, reuse: bool = True,
+          environment: Callable[[Plugins, StepBinding, Path], dict[str, Any]] | None = None) -> CompiledPipelineV2:
     """Build the SDK v2 ``PipelineJob`` of ``validated``; ``params`` are submit-time parameter values.
 
     ``assets`` is an empty folder that receives the code folder and the environments' build
@@ -187,11 +177,8 @@ def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: 
     def body(**inputs):  # type: ignore[no-untyped-def]  # annotated below, for the dsl builder
         produced: dict[str, tuple[Any, str, str]] = {}  # data -> (node output, v2 type, producing step)
         returned: dict[str, Any] = {}
-        for binding in validated.steps:
-            if not reuse and binding.allow_reuse:
-                binding = dataclasses.replace(binding, allow_reuse=False)
-            target = compute_name(validated, binding, compute)
-            try:
+        for binding, target in compile_steps(validated, compute=compute, reuse=reuse):
+            with refused(LABEL, "the compiled step", f"step {binding.name!r}"):
                 if binding.spec.kind == "automl":
                     node, compiled = _automl_node(automl, Input, Output, validated, binding, nodes[binding.name],
                                                   target, values, inputs, produced, automl_params[binding.name])
@@ -209,11 +196,6 @@ def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: 
                                                    produced)
                     for port, data in binding.outputs.items():
                         produced[data] = (node.outputs[port], _port_type(binding.output_type(port)), binding.name)
-            except BackendError:
-                raise
-            except Exception as exc:
-                raise BackendError(f"step {binding.name!r}: the Azure ML SDK v2 refused the compiled step: "
-                                   f"{type(exc).__name__}: {_first_line(exc)}") from exc
             node_objects[binding.name] = node
             compiled_steps.append(compiled)
         for data, out in pipeline_outputs.items():
@@ -252,18 +234,14 @@ def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: 
     body.__name__ = re.sub(r"\W", "_", validated.experiment)
     body.__qualname__ = body.__name__
     description = validated.pipeline.description or f"amlstep pipeline {validated.experiment}"
-    build: Any = dsl.pipeline(  # type: ignore[call-overload]
+    pipeline_builder: Any = dsl.pipeline(  # type: ignore[call-overload]
         name=validated.experiment, display_name=validated.experiment, description=description,
         experiment_name=validated.experiment, default_compute=validated.pipeline.compute_target or compute or "cpu-cluster",
         continue_on_step_failure=validated.pipeline.continue_on_step_failure, force_rerun=not reuse)
     call = {name: Input(type=kind, path=_data_path(d)) for name, (d, kind) in datasets.items()}
     call.update({name: values[name] for name in used_params})
-    try:
-        job = build(body)(**call)
-    except BackendError:
-        raise
-    except Exception as exc:
-        raise BackendError(f"the Azure ML SDK v2 refused the pipeline: {type(exc).__name__}: {_first_line(exc)}") from exc
+    with refused(LABEL, "the pipeline"):
+        job = pipeline_builder(body)(**call)
     if not reuse or any(b.spec.kind == "automl" and not b.allow_reuse for b in validated.steps):
         job.settings.force_rerun = True
     parameters = {name: job.inputs[name] for name in used_params}
@@ -278,11 +256,6 @@ def compile_pipeline(validated: ValidatedPipeline, *, plugins: Plugins, assets: 
 def _data_path(dataset: Dataset) -> str:
     # the SDK resolves "name@label" and "name:version" (its YAML dump writes them with the "azureml:" prefix)
     return f"{dataset.name}:{dataset.version}" if dataset.version else f"{dataset.name}@latest"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__).strip(" :\"',")
 
 
 def _env_key(plugins: Plugins, binding: StepBinding) -> str:
@@ -301,7 +274,7 @@ def write_environment(plugins: Plugins, binding: StepBinding, folder: Path) -> d
     """
     import yaml  # type: ignore[import-untyped]
 
-    from .shipping import WheelBuilder, pinned_requirements, python_version, step_distributions
+    from ..shipping import WheelBuilder, pinned_requirements, python_version, step_distributions
 
     builder = WheelBuilder()
     wheels = [builder.wheel(name) for name in step_distributions(plugins, binding)]
@@ -393,11 +366,8 @@ def _command_node(CommandComponent: Any, Input: Any, Output: Any, UserIdentityCo
     # the submitting user's identity, so that context.register_model can call the workspace from the job
     node.identity = UserIdentityConfiguration()
     resolved = {k: v for k, v in binding.params.items() if not isinstance(v, PipelineParameter)}
-    reuse = {"allow_reuse": binding.allow_reuse, "code": code,
-             "params": reuse_rule.components(spec, resolved, {}, binding.allow_reuse)["params"],
-             "params_from_pipeline": sorted(v.name for v in binding.params.values()
-                                            if isinstance(v, PipelineParameter)),
-             "inputs": bindings}
+    reuse = reuse_record(binding, code, resolved, bindings, params_from_pipeline=sorted(
+        v.name for v in binding.params.values() if isinstance(v, PipelineParameter)))
     outputs = {port: node.outputs[port] for port in binding.outputs}
     compiled = CompiledStep(binding, node, target, "command", outputs=outputs, environment=env_plan, reuse=reuse)
     compiled.plan_inputs = described_inputs  # type: ignore[attr-defined]
@@ -464,9 +434,7 @@ def _automl_node(automl: Any, Input: Any, Output: Any, validated: ValidatedPipel
     node.display_name = binding.name
     node.compute = target
     fixed = automl_v2.fixed_parameters(v2, from_params)
-    reuse = {"allow_reuse": binding.allow_reuse, "code": code_hash(binding.spec),
-             "params": reuse_rule.components(binding.spec, given, {}, binding.allow_reuse)["params"],
-             "inputs": bindings}
+    reuse = reuse_record(binding, code_hash(binding.spec), given, bindings)
     compiled = CompiledStep(binding, node, target, "automl", outputs={"model": node.outputs[AUTOML_MODEL]},
                             baked_settings=fixed, automl_settings=dict(given), reuse=reuse)
     compiled.plan_inputs = described_inputs  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """The SDK v2 plan and job YAML: what the compiled ``PipelineJob`` says, read back from the SDK.
 
-The plan has the shape of the SDK v1 plan (``plan.render``): the same keys per step, pipeline
-parameter and dataset, read from the job as the SDK serialises it (``PipelineJob._to_dict``), so it
+The plan is in the one plan format (``..plans``): the same keys per step, pipeline parameter and
+dataset as SDK v1's, read from the job as the SDK serialises it (``PipelineJob._to_dict``), so it
 shows what would be submitted. ``write_yaml`` writes the job YAML as the SDK dumps it, so it can be
 reviewed and submitted with ``az ml job create --file``; ``load_yaml`` reads it back with
 ``azure.ai.ml.load_job``.
@@ -17,8 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from ...errors import BackendError
-from .compiler_v2 import AUTOML_MODEL, LABEL, NAME, CompiledPipelineV2, versions
+from ....errors import BackendError
+from .. import plans
+from .compiler import AUTOML_MODEL, LABEL, NAME, CompiledPipelineV2, versions
 
 BINDING = re.compile(r"^\$\{\{parent\.(inputs|jobs|outputs)\.([A-Za-z0-9_]+)(?:\.outputs\.([A-Za-z0-9_]+))?\}\}$")
 ASSETS_MARKER = ".amlstep-assets"
@@ -182,13 +183,11 @@ def _automl_step(compiled_step: Any, node: Mapping[str, Any], steps_by_node: Map
     }
 
 
-def render(compiled: CompiledPipelineV2, *, workspace: str = "(not contacted: dry run)") -> dict[str, Any]:
+def render(compiled: CompiledPipelineV2, *, workspace: str = plans.DRY_RUN_WORKSPACE) -> dict[str, Any]:
     """The plan of a compiled SDK v2 pipeline, as plain JSON-ready data in a stable order."""
     job = job_dict(compiled)
-    validated = compiled.validated
     steps_by_node = {node: step for step, node in compiled.node_names.items()}
     dataset_names = {d.name for d in compiled.datasets}
-    parameters: dict[str, Any] = {}
     users: dict[str, list[str]] = {}
     for step in compiled.steps:
         for value in step.binding.params.values():
@@ -196,17 +195,15 @@ def render(compiled: CompiledPipelineV2, *, workspace: str = "(not contacted: dr
                 users.setdefault(value.name, []).append(step.binding.name)
         for setting, param in getattr(step, "bound_settings", {}).items():
             users.setdefault(param, []).append(f"{step.binding.name} ({setting})")
-    for name in sorted(validated.parameters):
-        default = validated.parameters[name].default_value
-        value = compiled.parameter_values.get(name, default)
+
+    def azure(name: str) -> str:
         if name in compiled.parameters:
-            azure = "pipeline input, used by " + ", ".join(users.get(name, []))
-        elif name in compiled.baked_parameters:
-            azure = ("fixed in the AutoML node of step(s) " + ", ".join(compiled.baked_parameters[name])
-                     + " (SDK v2 cannot bind this AutoML setting to a pipeline input)")
-        else:
-            azure = "not used by any step"
-        parameters[name] = {"default": default, "value": value, "azure": azure}
+            return "pipeline input, used by " + ", ".join(users.get(name, []))
+        if name in compiled.baked_parameters:
+            return ("fixed in the AutoML node of step(s) " + ", ".join(compiled.baked_parameters[name])
+                    + " (SDK v2 cannot bind this AutoML setting to a pipeline input)")
+        return "not used by any step"
+
     steps = []
     for compiled_step in compiled.steps:
         node_name = compiled.node_names[compiled_step.binding.name]
@@ -227,24 +224,18 @@ def render(compiled: CompiledPipelineV2, *, workspace: str = "(not contacted: dr
             entry.update(_command_step(compiled_step, node, steps_by_node, dataset_names))
         entry["reuse"] = compiled_step.reuse
         steps.append(entry)
-    return {
-        "sdk": LABEL,
-        "sdk_version": NAME,
-        "sdk_versions": versions(),
-        "workspace": workspace,
-        "experiment": compiled.experiment,
-        "continue_on_step_failure": validated.pipeline.continue_on_step_failure,
-        "pipeline_parameters": parameters,
-        "datasets": [{"name": d.name, "version": d.version or "latest", "sources": list(d.sources),
-                      "registered_from_sources_when_missing": bool(d.sources),
-                      "type": (job.get("inputs") or {}).get(d.name, {}).get("type")}
-                     for d in sorted(compiled.datasets, key=lambda d: d.name)],
-        "compute_targets": sorted({s.compute_target for s in compiled.steps}),
-        "steps": steps,
-        "edges": edges(job, steps_by_node, dataset_names),
-        "pipeline_outputs": dict(sorted(compiled.pipeline_outputs.items())),
-        "pipeline_outputs_from_run_history": dict(sorted(compiled.run_history_outputs.items())),
-    }
+    datasets = plans.datasets(compiled, lambda d: (job.get("inputs") or {}).get(d.name, {}).get("type"))
+    return plans.plan(compiled, sdk=LABEL, version=NAME, versions=versions(), workspace=workspace,
+                      parameters=plans.pipeline_parameters(compiled, azure), steps=steps,
+                      edges=edges(job, steps_by_node, dataset_names), dataset_entries=datasets,
+                      pipeline_outputs_from_run_history=dict(sorted(compiled.run_history_outputs.items())))
+
+
+def notes(plan: Mapping[str, Any]) -> list[str]:
+    """What the plan's text says after its edges: pipeline outputs read from AutoML's child runs."""
+    return [f"pipeline output {out}: read from the child runs of step {step} after the run "
+            f"(SDK v2 AutoML nodes output only {AUTOML_MODEL})"
+            for out, step in (plan.get("pipeline_outputs_from_run_history") or {}).items()]
 
 
 def edges(job: Mapping[str, Any], steps_by_node: Mapping[str, str], datasets: set[str]) -> list[list[str]]:
@@ -268,43 +259,5 @@ def edges(job: Mapping[str, Any], steps_by_node: Mapping[str, str], datasets: se
 
 
 def format_text(plan: Mapping[str, Any]) -> str:
-    """The plan for a terminal: one block per step."""
-    lines = [f"{plan['sdk']} plan for experiment {plan['experiment']!r} (workspace: {plan['workspace']})"]
-    if plan["pipeline_parameters"]:
-        lines.append("pipeline parameters:")
-        for name, p in plan["pipeline_parameters"].items():
-            lines.append(f"  {name} = {p['value']!r} (default {p['default']!r}; {p['azure']})")
-    for d in plan["datasets"]:
-        lines.append(f"dataset {d['name']} (version {d['version']}, {d.get('type') or 'data'})"
-                     + (f", registered from {', '.join(d['sources'])} when missing" if d["sources"] else ""))
-    for step in plan["steps"]:
-        lines.append("")
-        lines.append(f"step {step['name']} (node {step.get('node', step['name'])}): {step['sdk_class']} on "
-                     f"{step['compute_target']} (plugin {step['plugin']}, allow_reuse={step['allow_reuse']})")
-        if step.get("automl_config"):
-            config = step["automl_config"]
-            lines.append("  settings   " + ", ".join(f"{k}={v!r}" for k, v in config["settings"].items()))
-            for setting, param in config.get("from_pipeline_parameters", {}).items():
-                lines.append(f"  note: {setting} is bound to pipeline input {param!r}")
-            for setting, param in config.get("fixed_from_pipeline_parameters", {}).items():
-                lines.append(f"  note: {setting} comes from pipeline parameter {param!r}, fixed at compile time")
-        else:
-            lines.append(f"  script     {step['source_directory']}/{step['script']}")
-            lines.append(f"  arguments  {' '.join(step['arguments'])}")
-            env = step["environment"]
-            wheels = ", ".join(f"{w['name']}=={w['version']}" for w in env.get("wheels", []))
-            lines.append(f"  environment {env['image']} + conda: pip {', '.join(env['pip'])}"
-                         + (f"; wheels {wheels}" if wheels else ""))
-        for item in step["inputs"]:
-            lines.append(f"  input      {item}")
-        for item in step["outputs"]:
-            lines.append(f"  output     {item}")
-    lines.append("")
-    lines.append("edges:")
-    lines.extend(f"  {a} -> {b}" for a, b in plan["edges"])
-    if plan.get("pipeline_outputs_from_run_history"):
-        lines.append("")
-        for out, step in plan["pipeline_outputs_from_run_history"].items():
-            lines.append(f"pipeline output {out}: read from the child runs of step {step} after the run "
-                         f"(SDK v2 AutoML nodes output only {AUTOML_MODEL})")
-    return "\n".join(lines)
+    """An SDK v2 plan for a terminal: the one text rendering (``plans.format_text``) with its :func:`notes`."""
+    return plans.format_text(plan, notes(plan))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ...errors import BackendError
+from ....errors import BackendError
 
 INSTALL_HINT = "pip install 'amlstep[azure]'"
 REQUIRED = ("azureml.core", "azureml.pipeline.core", "azureml.pipeline.steps", "azureml.train.automl")
@@ -24,15 +24,10 @@ def require_azureml() -> None:
 
 def versions() -> dict[str, str]:
     """Installed versions of the SDK v1 distributions the backend uses."""
-    from importlib import metadata
+    from ..compiled import installed_versions
 
-    found = {}
-    for dist in ("azureml-core", "azureml-pipeline-core", "azureml-pipeline-steps", "azureml-train-automl-client"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = "not installed"
-    return found
+    return installed_versions(("azureml-core", "azureml-pipeline-core", "azureml-pipeline-steps",
+                               "azureml-train-automl-client"))
 
 
 def sdk() -> Any:

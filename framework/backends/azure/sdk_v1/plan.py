@@ -1,4 +1,4 @@
-"""The compiled plan: what the SDK v1 objects say, in a stable order, readable and diff-able.
+"""The compiled plan of SDK v1: what the SDK v1 objects say, in the one plan format (``..plans``).
 
 Everything is read back from the SDK objects themselves (``PythonScriptStep``, ``AutoMLStep``,
 ``AutoMLConfig``, ``Pipeline.graph``), so the plan shows what would be submitted, not what amlstep
@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .compiler_v1 import SCRIPT_DIR, CompiledPipeline, CompiledStep
+from .. import plans
+from .compiler import SCRIPT_DIR, CompiledPipeline, CompiledStep
 from .sdk import versions
 
 PUBLIC_CLASSES = {
@@ -156,70 +157,16 @@ def edges(compiled: CompiledPipeline) -> list[list[str]]:
     return [list(pair) for pair in sorted(found)]
 
 
-def render(compiled: CompiledPipeline, *, workspace: str = "(not contacted: dry run)") -> dict[str, Any]:
+def render(compiled: CompiledPipeline, *, workspace: str = plans.DRY_RUN_WORKSPACE) -> dict[str, Any]:
     """The plan of a compiled pipeline, as plain JSON-ready data in a stable order."""
-    validated = compiled.validated
-    parameters: dict[str, Any] = {}
-    for name in sorted(validated.parameters):
-        default = validated.parameters[name].default_value
-        value = compiled.parameter_values.get(name, default)
+    def azure(name: str) -> str:
         if name in compiled.parameters:
-            azure = "PipelineParameter"
-        elif name in compiled.baked_parameters:
-            azure = ("fixed in AutoMLConfig of step(s) " + ", ".join(compiled.baked_parameters[name])
-                     + " (SDK v1 AutoML settings cannot be pipeline parameters)")
-        else:
-            azure = "not used by any step"
-        parameters[name] = {"default": default, "value": value, "azure": azure}
-    return {
-        "sdk": "Azure ML SDK v1",
-        "sdk_version": "v1",
-        "sdk_versions": versions(),
-        "workspace": workspace,
-        "experiment": compiled.experiment,
-        "continue_on_step_failure": validated.pipeline.continue_on_step_failure,
-        "pipeline_parameters": parameters,
-        "datasets": [{"name": d.name, "version": d.version or "latest", "sources": list(d.sources),
-                      "registered_from_sources_when_missing": bool(d.sources)}
-                     for d in sorted(compiled.datasets, key=lambda d: d.name)],
-        "compute_targets": sorted({s.compute_target for s in compiled.steps}),
-        "steps": [_step(s) for s in compiled.steps],
-        "edges": edges(compiled),
-        "pipeline_outputs": dict(sorted(compiled.pipeline_outputs.items())),
-    }
+            return "PipelineParameter"
+        if name in compiled.baked_parameters:
+            return ("fixed in AutoMLConfig of step(s) " + ", ".join(compiled.baked_parameters[name])
+                    + " (SDK v1 AutoML settings cannot be pipeline parameters)")
+        return "not used by any step"
 
-
-def format_text(plan: dict[str, Any]) -> str:
-    """The plan for a terminal: one block per step."""
-    lines = [f"Azure ML SDK v1 plan for experiment {plan['experiment']!r} (workspace: {plan['workspace']})"]
-    if plan["pipeline_parameters"]:
-        lines.append("pipeline parameters:")
-        for name, p in plan["pipeline_parameters"].items():
-            lines.append(f"  {name} = {p['value']!r} (default {p['default']!r}; {p['azure']})")
-    for d in plan["datasets"]:
-        lines.append(f"dataset {d['name']} (version {d['version']})"
-                     + (f", registered from {', '.join(d['sources'])} when missing" if d["sources"] else ""))
-    for step in plan["steps"]:
-        lines.append("")
-        lines.append(f"step {step['name']}: {step['sdk_class']} on {step['compute_target']} "
-                     f"(plugin {step['plugin']}, allow_reuse={step['allow_reuse']})")
-        if step.get("script"):
-            lines.append(f"  script     {step['source_directory']}/{step['script']}")
-            lines.append("  arguments  " + " ".join(str(a) for a in step["arguments"]))
-            env = step["environment"]
-            lines.append(f"  environment {env['name']} (python {env['python']}): "
-                         + ", ".join(f"{w['file']} (sha256 {w['sha256'][:12]})" for w in env["wheels"]))
-            lines.append(f"  requirements {', '.join(env['requirements'])}")
-        if step.get("automl_config"):
-            settings = step["automl_config"]["settings"]
-            lines.append("  AutoMLConfig " + ", ".join(f"{k}={v!r}" for k, v in settings.items()))
-            for setting, parameter in step["automl_config"]["from_pipeline_parameters"].items():
-                lines.append(f"  note: {setting} comes from pipeline parameter {parameter!r}, fixed at compile time")
-        for value in step["inputs"]:
-            lines.append(f"  input      {value}")
-        for value in step["outputs"]:
-            lines.append(f"  output     {value}")
-    lines.append("")
-    lines.append("edges:")
-    lines += [f"  {a} -> {b}" for a, b in plan["edges"]]
-    return "\n".join(lines)
+    return plans.plan(compiled, sdk="Azure ML SDK v1", version="v1", versions=versions(), workspace=workspace,
+                      parameters=plans.pipeline_parameters(compiled, azure),
+                      steps=[_step(s) for s in compiled.steps], edges=edges(compiled))

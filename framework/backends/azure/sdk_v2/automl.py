@@ -4,8 +4,8 @@ SDK v2 spreads what ``AutoMLConfig`` takes in one call over the task function
 (``automl.classification(...)``) and setters: ``set_limits`` (budgets), ``set_training``
 (models, ensembles), ``set_featurization`` and, for forecasting, ``set_forecast_settings`` (what
 SDK v1 holds in ``ForecastingParameters``). ``to_v2`` sorts a step's settings into those groups
-under their v2 names; ``from_v2`` reads a submitted node back into ``AutoMLConfig``'s names (the
-fake service uses it to run the emulator on what it was sent).
+under their v2 names. (The fake service reads a submitted node on its own terms, from the REST
+contract: ``emulator.azure_service.v2_automl``.)
 
 Pure Python: nothing here imports ``azure.ai.ml``.
 """
@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ...errors import BackendError
+from ....errors import BackendError
 
 # AutoMLConfig name -> (group, v2 name). Groups: the task function's keywords ("task"),
 # set_limits ("limits"), set_training ("training").
@@ -82,8 +82,6 @@ FORECAST_RENAMES = {
     "features_unknown_at_forecast_time": "features_unknown_at_forecast_time",
 }
 FORECAST_NO_V2 = {"drop_column_names": "drop the columns in the step that prepares the data"}
-# set_forecast_settings values that mean "off" where ForecastingParameters uses None
-FORECAST_NONE = ("feature_lags", "use_stl", "short_series_handling_configuration", "target_aggregation_function")
 
 
 @dataclass
@@ -154,7 +152,7 @@ def _forecast_settings(step: str, settings: Mapping[str, Any]) -> tuple[dict[str
     (checked with Azure's messages), and the names of the settings they were read from."""
     from framework.automl import FLAT_ALIASES, PARAMETERS, check_parameters, parameters_of
 
-    from ...errors import StepDefinitionError
+    from ....errors import StepDefinitionError
 
     names = {"forecasting_parameters", *PARAMETERS, *FLAT_ALIASES}
     try:
@@ -181,7 +179,7 @@ def _forecast_settings(step: str, settings: Mapping[str, Any]) -> tuple[dict[str
         elif value is None or value == default or (name == "cv_step_size" and value == "auto"):
             continue  # SDK v2's default is the same (cv_step_size takes only ints: "auto" is leaving it out)
         if name == "time_series_id_column_names" and len(value) == 1:
-            value = value[0]  # see from_v2: the SDK dumps a list of names as its Python text in a pipeline node
+            value = value[0]  # the SDK dumps a list of names as its Python text in a pipeline node
         if name == "use_stl":
             value = {"season_trend": "seasontrend"}.get(value, value)  # the SDK's STLMode refuses "season_trend"
         if name == "target_lags" and isinstance(value, list) and len(value) == 1:
@@ -225,126 +223,3 @@ def _featurization(step: str, value: Any) -> dict[str, Any]:
                     for transformer, uses in item.items()}
         out[FEATURIZATION_RENAMES[key]] = item
     return out
-
-
-# -- reading a submitted node back ------------------------------------------------------------------
-def _snake_to_camel(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
-
-
-MODEL_NAMES = {
-    "logistic_regression": "LogisticRegression", "sgd": "SGD", "multinomial_naive_bayes": "MultinomialNaiveBayes",
-    "bernoulli_naive_bayes": "BernoulliNaiveBayes", "svm": "SVM", "linear_svm": "LinearSVM", "knn": "KNN",
-    "decision_tree": "DecisionTree", "random_forest": "RandomForest", "extreme_random_trees": "ExtremeRandomTrees",
-    "light_gbm": "LightGBM", "gradient_boosting": "GradientBoosting", "xg_boost_classifier": "XGBoostClassifier",
-    "elastic_net": "ElasticNet", "lasso_lars": "LassoLars", "xg_boost_regressor": "XGBoostRegressor",
-    "auto_arima": "AutoArima", "prophet": "Prophet", "naive": "Naive", "seasonal_naive": "SeasonalNaive",
-    "average": "Average", "seasonal_average": "SeasonalAverage", "exponential_smoothing": "ExponentialSmoothing",
-    "arimax": "Arimax", "tcn_forecaster": "TCNForecaster",
-}
-METRIC_NAMES = {
-    "auc_weighted": "AUC_weighted", "accuracy": "accuracy", "norm_macro_recall": "norm_macro_recall",
-    "average_precision_score_weighted": "average_precision_score_weighted",
-    "precision_score_weighted": "precision_score_weighted", "spearman_correlation": "spearman_correlation",
-    "normalized_root_mean_squared_error": "normalized_root_mean_squared_error", "r2_score": "r2_score",
-    "normalized_mean_absolute_error": "normalized_mean_absolute_error",
-}
-
-
-def _model_name(name: str) -> str:
-    key = name.lower() if "_" in name or name.islower() else None
-    if key is not None and key in MODEL_NAMES:
-        return MODEL_NAMES[key]
-    return name if name in MODEL_NAMES.values() else _snake_to_camel(name)
-
-
-def from_v2(node: Mapping[str, Any]) -> dict[str, Any]:
-    """``AutoMLConfig`` settings from a pipeline's AutoML node as the SDK submits it (snake_case keys,
-    bindings already resolved); the inverse of ``to_v2``."""
-    settings: dict[str, Any] = {"task": node.get("task")}
-    inverse = {(group, v2): v1 for v1, (group, v2) in RENAMES.items()}
-    for key, value in node.items():
-        if ("task", key) in inverse and value is not None:
-            settings[inverse[("task", key)]] = value
-    for group in ("limits", "training"):
-        for key, value in dict(node.get(group) or {}).items():
-            if (group, key) in inverse and value is not None:
-                settings[inverse[(group, key)]] = value
-    stack = dict((node.get("training") or {}).get("stack_ensemble_settings") or {})
-    for key in ("stack_meta_learner_type", "stack_meta_learner_train_percentage"):
-        if stack.get(key) is not None:
-            settings[key] = stack[key]
-    if str(node.get("task") or "").lower() == "forecasting":
-        settings["task"] = "forecasting"
-        settings["forecasting_parameters"] = _forecasting_parameters(dict(node.get("forecasting") or {}))
-    metric = settings.get("primary_metric")
-    if isinstance(metric, str):
-        settings["primary_metric"] = METRIC_NAMES.get(metric.lower(), metric)
-    for key in ("allowed_models", "blocked_models"):
-        if settings.get(key) is not None:
-            settings[key] = [_model_name(m) for m in settings[key]]
-    featurization = dict(node.get("featurization") or {})
-    mode = str(featurization.get("mode") or "auto").lower()
-    if mode == "custom":
-        config: dict[str, Any] = {}
-        inverse_f = {v2: v1 for v1, v2 in FEATURIZATION_RENAMES.items()}
-        for key, value in featurization.items():
-            if key in inverse_f and value:
-                config[inverse_f[key]] = value
-        if "transformer_params" in config:
-            config["transformer_params"] = {
-                name: [(list(use.get("fields") or []), dict(use.get("parameters") or {})) for use in uses]
-                for name, uses in config["transformer_params"].items()}
-        settings["featurization"] = config
-    else:
-        settings["featurization"] = mode
-    for key in ("iterations", "max_concurrent_iterations", "max_cores_per_iteration", "n_cross_validations",
-                "max_nodes"):
-        if isinstance(settings.get(key), str) and settings[key].lstrip("-").isdigit():
-            settings[key] = int(settings[key])
-    for key in ("experiment_timeout_minutes", "iteration_timeout_minutes", "experiment_exit_score",
-                "validation_size"):
-        if isinstance(settings.get(key), str):
-            settings[key] = float(settings[key])
-    if isinstance(settings.get("enable_early_stopping"), str):
-        settings["enable_early_stopping"] = settings["enable_early_stopping"].lower() == "true"
-    return settings
-
-
-def _forecasting_parameters(forecasting: Mapping[str, Any]) -> dict[str, Any]:
-    """``ForecastingParameters`` names and values from a node's ``forecasting`` settings (as submitted)."""
-    inverse = {v2: v1 for v1, v2 in FORECAST_RENAMES.items()}
-    out: dict[str, Any] = {}
-    for key, value in forecasting.items():
-        name = inverse.get(key)
-        if name is None or value is None:
-            continue
-        if isinstance(value, str) and value.lower() == "none" and name in FORECAST_NONE:
-            value = None
-        elif isinstance(value, str) and value.lower() == "auto":
-            value = "auto"
-        elif name in ("time_series_id_column_names", "features_unknown_at_forecast_time"):
-            value = _names(value)
-        elif name in ("forecast_horizon", "seasonality", "target_rolling_window_size", "cv_step_size") and \
-                isinstance(value, str) and value.lstrip("-").isdigit():
-            value = int(value)
-        elif name in ("short_series_handling_configuration", "target_aggregation_function", "use_stl") and \
-                isinstance(value, str):
-            value = {"seasontrend": "season_trend"}.get(value.lower(), value.lower())
-        out[name] = value
-    return out
-
-
-def _names(value: Any) -> list[str]:
-    """Column names as a node holds them: a list, one name, or (azure-ai-ml 1.35 dumps a list of names in a
-    pipeline node through a string field first) the list's Python text, ``"['a', 'b']"``."""
-    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
-        import ast
-
-        try:
-            parsed = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            return [value]
-        if isinstance(parsed, list) and all(isinstance(v, str) for v in parsed):
-            return parsed
-    return [value] if isinstance(value, str) else [str(v) for v in value]

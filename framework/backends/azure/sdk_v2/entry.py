@@ -31,25 +31,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ...context import RunContext
-from ...errors import StepExecutionError
-from ...execution import execute_step, load_inputs
-from ...manager import get_plugin_manager
-from ...steps import DataType
-from . import mltable
+from ....context import RunContext
+from ....errors import StepExecutionError
+from ....execution import execute_step, load_inputs
+from ....manager import get_plugin_manager
+from ....steps import DataType
+from .. import entry, mltable
 
 AZUREML_SCHEME = "azureml://"
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="amlstep_entry.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--amlstep-sdk", dest="sdk", default="v2")
-    parser.add_argument("--amlstep-step", dest="step", required=True)
-    parser.add_argument("--amlstep-plugin", dest="plugin", required=True)
-    parser.add_argument("--amlstep-code", dest="code", default="")
-    for flag in ("param", "input", "output"):
-        parser.add_argument(f"--{flag}", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
-    return parser.parse_args(list(argv))
+    return entry.parse_arguments(argv, sdk="v2", ports=("param", "input", "output"), description=__doc__.splitlines()[0])
 
 
 def tracking_uri(environ: Mapping[str, str] | None = None) -> str | None:
@@ -238,19 +231,14 @@ def input_locations(spec: Any, inputs: Sequence[tuple[str, str]]) -> tuple[dict[
 def run_step(args: argparse.Namespace, *, plugins: Any = None, environ: Mapping[str, str] | None = None,
              ml_client: Any = None) -> None:
     """Run the step the arguments name; raise StepExecutionError naming it on failure."""
-    from .entry import check_code, step_params
-
     plugins = plugins or get_plugin_manager()
     spec = plugins.step(args.plugin, f"step {args.step!r}")
-    check_code(args, spec, plugins)  # the shipped wheel must hold the code the job was compiled from
-    params = step_params(spec, dict(args.param), args.step)
+    entry.check_code(args, spec, plugins)  # the shipped wheel must hold the code the job was compiled from
+    params = entry.step_params(spec, dict(args.param), args.step)
     locations, direct = input_locations(spec, args.input)
     inputs = load_inputs(spec, args.step, locations)
     inputs.update(direct)
-    output_dirs = {}
-    for port, path in args.output:
-        output_dirs[port] = Path(path)
-        output_dirs[port].mkdir(parents=True, exist_ok=True)
+    output_dirs = entry.output_folders(args.output)
     context = MlflowRunContext(step_name=args.step, params=params, output_dirs=output_dirs,
                                input_datasets={**locations, **{k: Path(v) for k, v in args.input if k in direct}},
                                environ=environ, ml_client=ml_client)
@@ -261,7 +249,7 @@ def run_step(args: argparse.Namespace, *, plugins: Any = None, environ: Mapping[
             mltable.write(folder)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None, *, plugins: Any = None) -> None:
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
     print(f"amlstep: step {args.step!r}, plugin {args.plugin!r}, code {args.code} (SDK v2)", flush=True)
-    run_step(args)
+    run_step(args, plugins=plugins)

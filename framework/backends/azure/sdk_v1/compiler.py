@@ -9,25 +9,26 @@ trains AutoML). Pipeline parameters used by plugin steps become ``PipelineParame
 settings cannot be pipeline parameters in SDK v1, so their values are fixed at compile time (the
 plan says so).
 
-The SDK v2 compiler (``compiler_v2``) takes the same ``ValidatedPipeline`` and returns the same
-``CompiledPipeline`` (``compiled``); ``compilers`` chooses between them by name.
+:func:`build` is what ``CompilerV1.compile_pipeline`` (``sdk_v1``: the one compiler interface) runs;
+the SDK v2 compiler (``sdk_v2``) takes the same ``ValidatedPipeline`` and returns the same
+``CompiledPipeline`` (``..compiled``); ``..compilers`` chooses between them by name.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from ... import reuse as reuse_rule
-from ...errors import BackendError
-from ...manager import Plugins
-from ...pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipeline
-from .compiled import (DEFAULT_COMPUTE, MIN_TIMEOUT_MINUTES, SCRIPT_DIR, SCRIPT_NAME,  # noqa: F401  (re-exported)
-                       CompiledPipeline, CompiledStep, check_automl_budget, code_hash, compute_name)
+from .... import reuse as reuse_rule
+from ....errors import BackendError
+from ....manager import Plugins
+from ....pipeline import Dataset, PipelineParameter, StepBinding, ValidatedPipeline
+from ..compiled import (SCRIPT_DIR, SCRIPT_NAME, CompiledPipeline, CompiledStep, check_automl_budget, code_hash,
+                        compile_steps, refused, reuse_record)
 from .sdk import sdk
-from .shipping import Shipment, Wheel, WheelBuilder, step_distributions
+from ..shipping import Shipment, Wheel, WheelBuilder, step_distributions
 
+SDK = "Azure ML SDK"  # in messages: "the Azure ML SDK refused ..."
 # AutoML step output port -> TrainingOutput type.
 TRAINING_OUTPUTS = {"metrics": "Metrics", "model": "Model"}
 
@@ -54,10 +55,9 @@ class Resources:
     ship: Callable[[Wheel], str] = field(default=lambda wheel: f"<private wheel {wheel.filename}>")
 
 
-def compile_pipeline(validated: ValidatedPipeline, resources: Resources, *, plugins: Plugins,
-                     params: Mapping[str, Any] | None = None, compute: str | None = None,
-                     reuse: bool = True) -> CompiledPipeline:
-    """Build the SDK v1 objects of ``validated``; ``params`` are submit-time parameter values.
+def build(validated: ValidatedPipeline, resources: Resources, *, plugins: Plugins,
+          params: Mapping[str, Any] | None = None, compute: str | None = None, reuse: bool = True) -> CompiledPipeline:
+    """Build the SDK v1 objects of ``validated`` against ``resources``; ``params`` are submit-time parameter values.
 
     ``reuse=False`` (``--no-reuse``) compiles every step with ``allow_reuse=False``.
     """
@@ -75,29 +75,19 @@ def compile_pipeline(validated: ValidatedPipeline, resources: Resources, *, plug
             parameters[p.name] = api.PipelineParameter(p.name, default_value=p.default_value)
         return parameters[p.name]
 
-    for binding in validated.steps:
-        if not reuse and binding.allow_reuse:
-            binding = dataclasses.replace(binding, allow_reuse=False)
-        target = compute_name(validated, binding, compute)
-        try:
+    for binding, target in compile_steps(validated, compute=compute, reuse=reuse):
+        with refused(SDK, "the compiled step", f"step {binding.name!r}", _first_line):
             if binding.spec.kind == "automl":
                 step = _automl_step(api, validated, binding, resources, target, values, producers, producer_kind,
                                     pipeline_outputs, baked)
             else:
                 step = _script_step(api, plugins, binding, resources, target, values, parameter, producers,
                                     producer_kind, pipeline_outputs)
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise BackendError(f"step {binding.name!r}: the Azure ML SDK refused the compiled step: "
-                               f"{type(exc).__name__}: {_first_line(exc)}") from exc
         compiled.append(step)
-    try:
+    with refused(SDK, "the pipeline", reason=_first_line):
         pipeline = api.Pipeline(resources.workspace, [c.sdk_step for c in compiled],
                                 description=validated.pipeline.description or validated.experiment,
                                 default_datastore=resources.datastore)
-    except Exception as exc:
-        raise BackendError(f"the Azure ML SDK refused the pipeline: {type(exc).__name__}: {_first_line(exc)}") from exc
     return CompiledPipeline(validated=validated, pipeline=pipeline, steps=compiled, parameters=parameters,
                             parameter_values=values, baked_parameters=baked,
                             pipeline_outputs=dict(validated.pipeline.outputs), datasets=validated.datasets(),
@@ -105,6 +95,7 @@ def compile_pipeline(validated: ValidatedPipeline, resources: Resources, *, plug
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first line of an SDK v1 error, after its ``Message:`` label."""
     text = str(exc).strip()
     if "Message:" in text:
         text = text.split("Message:", 1)[1]
@@ -196,9 +187,7 @@ def _script_step(api: Any, plugins: Plugins, binding: StepBinding, resources: Re
         inputs=inputs or None, outputs=pipeline_data or None, compute_target=target, runconfig=runconfig,
         allow_reuse=binding.allow_reuse)
     resolved = binding.resolve_params(values)
-    reuse = {"allow_reuse": binding.allow_reuse, "code": code,
-             "params": reuse_rule.components(spec, resolved, {}, binding.allow_reuse)["params"],
-             "inputs": bindings}
+    reuse = reuse_record(binding, code, resolved, bindings)
     return CompiledStep(binding, step, target, "python", outputs=outputs, environment=env, reuse=reuse)
 
 
@@ -248,8 +237,6 @@ def _automl_step(api: Any, validated: ValidatedPipeline, binding: StepBinding, r
     step = api.AutoMLStep(name=binding.name, automl_config=config, passthru_automl_config=False,
                           outputs=[outputs["metrics"], outputs["model"]], enable_default_model_output=False,
                           enable_default_metrics_output=False, allow_reuse=binding.allow_reuse)
-    reuse = {"allow_reuse": binding.allow_reuse, "code": reuse_rule.code_hash(binding.spec),
-             "params": reuse_rule.components(binding.spec, settings, {}, binding.allow_reuse)["params"],
-             "inputs": bindings}
+    reuse = reuse_record(binding, reuse_rule.code_hash(binding.spec), settings, bindings)
     return CompiledStep(binding, step, target, "automl", outputs=outputs, baked_settings=baked_settings,
                         automl_settings=dict(settings), reuse=reuse)

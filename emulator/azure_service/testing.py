@@ -1,6 +1,6 @@
 """Test a pipeline on Azure offline: the ``fake_azure`` pytest fixture runs what it submits.
 
-Installed with amlstep (entry point ``pytest11``), so any test can ask for it::
+Installed with amlstep (entry point ``amlstep_azure`` of the ``pytest11`` group), so any test can ask for it::
 
     from framework import load_pipeline
 
@@ -13,7 +13,7 @@ Installed with amlstep (entry point ``pytest11``), so any test can ask for it::
         assert "rows" in fake_azure.step_log(prep)                # what the plugin printed on "Azure"
 
 ``fake_azure.workspace`` is a real ``azureml.core.Workspace`` whose every request goes to the fake
-Azure ML service on 127.0.0.1 (``emulator.azure_service``). The real SDK builds, validates,
+Azure ML service on 127.0.0.1 (``emulator.azure_service``, this package). The real SDK builds, validates,
 uploads and submits; the fake **runs** the pipeline: each script step in a venv built from the
 wheels amlstep ships (your plugin's code as it is on disk), with a real ``Run.get_context()``;
 the AutoML step with the AutoML emulator, service-side; then the outputs are downloaded through
@@ -26,6 +26,10 @@ Shape the service with the ``fake_azure`` marker::
     @pytest.mark.fake_azure(datasets={"titanic_ds": ["/path/titanic.csv"]}) # registered at start
     @pytest.mark.fake_azure(auth_error=True)                               # every call answers 401
     @pytest.mark.fake_azure(execute=False)                                 # accept, run nothing
+    @pytest.mark.fake_azure(find_links=[wheel_folder])                     # environments install from these wheels
+
+Environment builds are offline unless told otherwise (``index_url=...`` or ``offline=False``): what an
+environment declares must be among the fake's own packages or in the ``find_links`` folders.
 
 The fixture binds 127.0.0.1 only; points ``HOME`` (and the SDK's discovery cache, fixed when
 azureml is first imported) at a temporary folder; sets the SDK's proxy and CA bundle to the fake's
@@ -84,15 +88,14 @@ class FakeAzure:
 
     def backend(self, **options: Any) -> Any:
         """The Azure backend of the fixture's SDK, bound to the fake workspace (downloads go to a temporary folder)."""
-        if self.sdk == "v2":
-            from ..backends.azure.backend_v2 import AzureBackendV2
+        from framework import get_plugin_manager
 
-            return AzureBackendV2(self.local_workspace, ml_client=self.ml_client,
-                                  **{"download_dir": self.download_dir, "poll_seconds": 0.5, **options})
-        from ..backends.azure.backend import AzureBackend
-
-        return AzureBackend(self.local_workspace, aml_workspace=self.workspace,
-                            **{"download_dir": self.download_dir, "poll_seconds": 1.0, **options})
+        client = {"ml_client": self.ml_client, "poll_seconds": 0.5} if self.sdk == "v2" else \
+            {"aml_workspace": self.workspace, "poll_seconds": 1.0}
+        plugins = get_plugin_manager()
+        choice = plugins.backend("azure", sdk=self.sdk, workspace=self.local_workspace,
+                                 **{"download_dir": self.download_dir, **client, **options})
+        return choice.chosen(plugins)  # the SDK's own backend (ensure_datasets, submit...)
 
     def config(self, folder: Path) -> Path:
         """Write the fake's workspace config.json into ``folder`` (what ``amlstep fake-azure --config-out`` writes)."""
@@ -105,8 +108,7 @@ class FakeAzure:
     def submit(self, pipeline: Any, *, params: Mapping[str, Any] | None = None, plugins: Any = None,
                **options: Any) -> Any:
         """Validate ``pipeline`` (a Pipeline or a path) and submit it to the fake; returns the run result."""
-        from ..api import load_pipeline
-        from ..manager import get_plugin_manager
+        from framework import get_plugin_manager, load_pipeline
 
         if not hasattr(pipeline, "validate"):
             pipeline = load_pipeline(pipeline)
@@ -121,7 +123,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HBI_WORKSPACE_JOB", "true")
     config.addinivalue_line(
         "markers", f"{MARKER}(**options): options of the fake Azure ML service the fake_azure fixture starts "
-                   "(computes, datasets, execute, compute_error, auth_error)")
+                   "(computes, datasets, execute, compute_error, auth_error, find_links, index_url, offline)")
 
 
 @pytest.fixture(scope="session")
@@ -138,21 +140,24 @@ def open_fake_azure(folder: Path, cache: Path, *, sdk: str = "v1", **options: An
     ``cache`` the wheels and environments to share with other fakes. For fixtures of any scope.
     ``sdk="v2"``: the client side speaks SDK v2 (``FakeAzure.ml_client``, TLS, the fake's cloud).
     """
-    from ..backends.azure.sdk import require_azureml
+    from framework import LocalWorkspace
+    from framework.backends.azure.sdk_v1.sdk import require_azureml
 
     require_azureml()
     if sdk == "v2":
-        from ..backends.azure.compiler_v2 import require_sdk
+        from framework.backends.azure.sdk_v2.compiler import require_sdk
 
         require_sdk()
-    from emulator.azure_service import FakeAzureML
+    from framework.backends.azure.sdk_v1.offline import sdk_home
 
-    from ..backends.azure.offline import sdk_home
-    from ..workspace import LocalWorkspace
+    from .service import FakeAzureML
 
     home = folder / "fake-azure-home"
     home.mkdir(parents=True, exist_ok=True)
-    service = FakeAzureML(**{"root": folder / "fake-azure-service", "cache_dir": cache / "envs", **options})
+    # offline, as every test is: environments install only what the fake has and what the find_links
+    # folders hold (wheels a test builds); an explicit index_url or offline=False reaches an index
+    index = {} if "index_url" in options or "offline" in options else {"offline": True}
+    service = FakeAzureML(**{"root": folder / "fake-azure-service", "cache_dir": cache / "envs", **index, **options})
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AMLSTEP_WHEEL_CACHE", str(cache / "wheels"))
         service.start()

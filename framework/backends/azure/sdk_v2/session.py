@@ -1,0 +1,267 @@
+"""SDK v2's session: a workspace reached through ``MLClient`` (compute, data assets, jobs, MLflow), and a
+submitted pipeline job as the follower (``..follower``) asks about it. Nothing imports ``azure.ai.ml`` at
+module level.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ....errors import BackendError
+from ....pipeline import Dataset
+from ..backend import SHA256_TAG, unregistered
+from ..errors import ServiceErrors, say
+from ..follower import RUNNING, TERMINAL, StepRun, Trial, tail
+from . import client
+
+STATUSES = {**TERMINAL, "NotResponding": "Failed"}  # a v2 job that stops answering has failed
+LOG_FILES = ("user_logs/std_log.txt", "azureml-logs/70_driver_log.txt", "azureml-logs/20_image_build_log.txt")
+
+
+def _status(job: Any) -> str:
+    raw = str(getattr(job, "status", "") or "")
+    raw = raw.split(".")[-1].capitalize() if raw.startswith("JobStatus.") else raw
+    return STATUSES.get(raw, "Running" if raw in RUNNING else raw or "NotStarted")
+
+
+class V2Errors(ServiceErrors):
+    """azure-core's exceptions: ``Message:``/``Code:`` lines, a credential that could not sign in, a missing workspace."""
+
+    def sign_in_error(self, doing: str, exc: BaseException) -> BackendError | None:
+        kind = type(exc).__name__
+        text = f"{kind}: {exc}".lower()
+        answered = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+        if answered is None and (kind in ("ClientAuthenticationError", "CredentialUnavailableError")
+                                 or "defaultazurecredential" in text):  # no token: the credential could not sign in
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else kind
+            return BackendError(f"no Azure credential could sign in while {doing} (DefaultAzureCredential: {first}); "
+                                f"sign in with `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and "
+                                f"AZURE_CLIENT_SECRET for a service principal")
+        return None
+
+    def other_error(self, doing: str, exc: BaseException) -> BackendError | None:
+        text = f"{type(exc).__name__}: {exc}".lower()
+        if "resourcenotfound" in text and "workspaces/" in text:
+            return BackendError(f"the Azure ML workspace was not found while {doing}: {self.short(exc)}; check "
+                                f"subscription_id, resource_group and workspace_name in the config")
+        return None
+
+
+ERRORS = V2Errors(markers=("Message: ", '"message": "'), stops=(" Code:", " Additional Information:"),
+                  auth_words=("401", "authenticationfailed", "invalidauthenticationtoken", "expired"),
+                  sign_in="`az login`")
+
+
+short = ERRORS.short  # the service's message inside an SDK v2 exception
+service_error = ERRORS.error  # a BackendError for a failed SDK v2 call: sign-in problems say how to sign in
+
+
+class V2Session:
+    """One workspace reached through ``MLClient``: what the backend asks of SDK v2, and what the follower asks
+    of a submitted pipeline job (``run``: the job's name; :class:`~..follower.Session`)."""
+
+    noun = "pipeline job"
+    reused_what = "component, environment and inputs"
+
+    def __init__(self, ml_client: Any, *, echo: Any = None) -> None:
+        self.ml = ml_client
+        self.echo = echo
+
+    def service_error(self, doing: str, exc: BaseException) -> BackendError:
+        return service_error(doing, exc)
+
+    # -- compute and data --------------------------------------------------------------------------
+    def ensure_compute(self, names: list[str], provisioning: Any) -> None:
+        from azure.ai.ml.entities import AmlCompute
+        from azure.core.exceptions import ResourceNotFoundError
+
+        for name in names:
+            try:
+                self.ml.compute.get(name)
+                continue
+            except ResourceNotFoundError:
+                pass
+            except Exception as exc:
+                raise service_error(f"looking up compute target {name!r}", exc) from exc
+            p = provisioning
+            say(self.echo, f"creating compute target {name!r} ({p.vm_size}, {p.min_nodes}-{p.max_nodes} nodes)")
+            try:
+                cluster = AmlCompute(name=name, size=p.vm_size, min_instances=p.min_nodes, max_instances=p.max_nodes,
+                                     idle_time_before_scale_down=p.idle_seconds_before_scaledown)
+                created = self.ml.compute.begin_create_or_update(cluster).result(timeout=p.timeout_minutes * 60)
+            except Exception as exc:
+                raise BackendError(f"could not create compute target {name!r} ({p.vm_size}, {p.min_nodes}-"
+                                   f"{p.max_nodes} nodes): {short(exc)}") from exc
+            state = str(getattr(created, "provisioning_state", "") or "").lower()
+            if state in ("failed", "canceled"):
+                errors = getattr(created, "provisioning_errors", None)
+                raise BackendError(f"could not create compute target {name!r}: provisioning {state}: {errors}")
+
+    def ensure_datasets(self, datasets: list[Dataset], local: Any) -> dict[str, str]:
+        """Make the workspace hold each dataset as an ``mltable`` data asset; return name -> content hash."""
+        from azure.ai.ml.entities import Data
+        from azure.core.exceptions import ResourceNotFoundError
+
+        from ....workspace.sources import is_url
+        from .. import mltable
+
+        hashes: dict[str, str] = {}
+        for dataset in datasets:
+            if not local.has_dataset(dataset.name) and dataset.sources and not dataset.version and \
+                    not any(is_url(s) for s in dataset.sources):
+                local.register_dataset(dataset.name, list(dataset.sources), description=dataset.description)
+            mine = local.get_dataset(dataset.name, dataset.version) if local.has_dataset(dataset.name) else None
+            existing = None
+            try:
+                existing = (self.ml.data.get(dataset.name, version=str(dataset.version)) if dataset.version
+                            else self.ml.data.get(dataset.name, label="latest"))
+            except (ResourceNotFoundError, Exception) as exc:
+                if not _not_found(exc):
+                    raise service_error(f"looking up data asset {dataset.name!r}", exc) from exc
+            if mine is not None:
+                hashes[dataset.name] = mine.sha256
+                if existing is not None and (existing.tags or {}).get(SHA256_TAG) == mine.sha256:
+                    continue
+                files = [Path(p) for p in mine.file_paths()]
+                description = mine.description or dataset.description or None
+                sources = None
+            else:
+                if existing is not None:
+                    hashes[dataset.name] = (existing.tags or {}).get(SHA256_TAG) or f"azure:{existing.id}"
+                    continue
+                if not dataset.sources or dataset.version:
+                    raise unregistered(dataset)
+                files, sources, description = [], list(dataset.sources), dataset.description or None
+            with tempfile.TemporaryDirectory(prefix="amlstep-data-") as folder:
+                target = Path(folder) / dataset.name
+                target.mkdir()
+                for file in files:
+                    shutil.copyfile(file, target / file.name)
+                mltable.write(target, sources if sources is not None else [f.name for f in files])
+                what = (f"{len(files)} file(s), sha256 {mine.sha256[:12]}" if mine is not None
+                        else ", ".join(sources or []))
+                say(self.echo, f"registering data asset {dataset.name!r} (mltable: {what})")
+                try:
+                    self.ml.data.create_or_update(Data(name=dataset.name, type="mltable", path=str(target),
+                                                       description=description,
+                                                       tags={SHA256_TAG: mine.sha256} if mine is not None else None))
+                except Exception as exc:
+                    raise BackendError(f"could not register data asset {dataset.name!r}: {short(exc)}") from exc
+        return hashes
+
+    # -- jobs -------------------------------------------------------------------------------------
+    def submit(self, job: Any, experiment: str) -> Any:
+        try:
+            return self.ml.jobs.create_or_update(job, experiment_name=experiment)
+        except Exception as exc:
+            raise service_error(f"submitting experiment {experiment!r}", exc) from exc
+
+    def get(self, name: str) -> Any:
+        return self.ml.jobs.get(name)
+
+    def children(self, name: str) -> list[Any]:
+        return list(self.ml.jobs.list(parent_job_name=name))
+
+    # -- a submitted job, for the follower ---------------------------------------------------------
+    def status(self, run: str) -> str:
+        return _status(self.get(run))
+
+    def steps(self, run: str) -> list[StepRun]:
+        return [StepRun(child.display_name, child.name, _status(child),
+                        (child.properties or {}).get("azureml.reusedrunid"), child) for child in self.children(run)]
+
+    def step_error(self, step: StepRun) -> str:
+        """The error the service reports for a failed step job (``jobs.stream`` raises it)."""
+        try:
+            self.ml.jobs.stream(step.id)
+        except Exception as exc:
+            text = str(getattr(exc, "message", None) or exc)
+            found = re.search(r'"message":\s*"((?:[^"\\]|\\.)*)"', text)
+            if found:
+                return str(json.loads(f'"{found.group(1)}"'))
+            return text.strip().splitlines()[-1] if text.strip() else type(exc).__name__
+        return "no error reported"
+
+    def log_tail(self, step: StepRun) -> tuple[str, list[str]] | None:
+        """The last lines of a step job's log, downloaded with ``jobs.download`` (its default artifacts)."""
+        with tempfile.TemporaryDirectory(prefix="amlstep-log-") as folder:
+            try:
+                self.ml.jobs.download(step.id, download_path=folder)
+            except Exception:
+                return None
+            root = Path(folder) / "artifacts"
+            for name in LOG_FILES:
+                path = root / name
+                if path.is_file():
+                    return name, tail(path.read_text(errors="replace"))
+        return None
+
+    def trials(self, step: StepRun) -> list[Trial]:
+        """AutoML's trials as they end (a reused AutoML step has none of its own: nothing ran)."""
+        if step.reused_from:
+            return []
+        try:
+            found = self.automl_children(step.id)
+        except Exception:
+            return []
+        trials = []
+        for trial in found:
+            status = {"FINISHED": "Completed", "FAILED": "Failed", "KILLED": "Canceled"}.get(trial.info.status)
+            if status is None:
+                continue
+            tags = dict(trial.data.tags)
+            tags.setdefault("display_name", tags.get("mlflow.runName"))
+            trials.append(Trial(trial.info.run_id, status, tags, dict(trial.data.metrics)))
+        return trials
+
+    def ended(self, run: str, status: str) -> str:
+        return f"pipeline job {run} ended {status} on Azure"
+
+    def download(self, name: str, output: str, target: Path) -> Path:
+        """``jobs.download(name, output_name=output)``: the files land in ``target/named-outputs/<output>``."""
+        client.patch_model_output_download()
+        self.ml.jobs.download(name, output_name=output, download_path=str(target))
+        where = target / "named-outputs" / output
+        if not where.exists():
+            raise BackendError(f"pipeline output {output!r} of job {name} was not downloaded (the service has none)")
+        return where
+
+    # -- MLflow ------------------------------------------------------------------------------------
+    def mlflow(self) -> tuple[Any, dict[str, str]]:
+        """An ``MlflowClient`` for the workspace's tracking URI, and the environment its calls need (the
+        bearer token plain mlflow sends: ``MLFLOW_TRACKING_TOKEN``, from the client's credential)."""
+        from mlflow.tracking import MlflowClient
+
+        from .entry import tracking_uri
+
+        uri = tracking_uri({"MLFLOW_TRACKING_URI": self.ml.workspaces.get(self.ml.workspace_name).mlflow_tracking_uri})
+        env = {}
+        if uri and uri.startswith("https://"):
+            env["MLFLOW_TRACKING_TOKEN"] = client.mlflow_token(self.ml._credential)
+        return MlflowClient(tracking_uri=uri), env
+
+    def automl_children(self, step_job_name: str) -> list[Any]:
+        """The child runs (trials) of an AutoML step job, as MLflow sees them."""
+        from ..endpoint import patched_environ
+
+        client, env = self.mlflow()
+        with patched_environ(env):
+            parent = client.get_run(step_job_name)
+            return list(client.search_runs([parent.info.experiment_id],
+                                           filter_string=f"tags.mlflow.parentRunId = '{step_job_name}'"))
+
+    def automl_metrics(self, step_job_name: str) -> dict[str, dict[str, list[Any]]]:
+        """``{child_run_id: {metric: [value]}}`` from MLflow, the shape of SDK v1's ``TrainingOutput('Metrics')``."""
+        return {run.info.run_id: {k: [v] for k, v in sorted(run.data.metrics.items())}
+                for run in self.automl_children(step_job_name)}
+
+
+def _not_found(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return "notfound" in text.replace(" ", "") or "not found" in text or "does not exist" in text \
+        or "resourcenotfound" in text
