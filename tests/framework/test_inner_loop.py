@@ -197,3 +197,19 @@ def test_sample_and_partial_runs_are_local_options(toy_cli, tmp_path):
     for flag in (["--sample", "10"], ["--only", "make_table"], ["--from", "make_table"]):
         ran = toy_cli("run", str(tmp_path / "toy.py"), "--backend", "azure", *flag)
         assert ran.exit_code == 2 and f"{flag[0]} applies to --backend local only" in ran.stderr
+
+
+def test_the_command_line_gives_the_local_backend_its_partial_run_and_sample(toy_cli, tmp_path):
+    """--only/--from/--to/--sample are the local backend's run options (register_run_options): they reach it."""
+    (tmp_path / "two.py").write_text(
+        "from framework import Pipeline, Step\n"
+        "pipeline = Pipeline([Step('make_table'), Step('double', inputs={'table': 'table'})], experiment='toys')\n")
+    assert toy_cli("run", str(tmp_path / "two.py")).exit_code == 0
+    ran = toy_cli("run", str(tmp_path / "two.py"), "--only", "double", "--no-reuse")
+    assert ran.exit_code == 0, ran.output
+    assert "partial run: ran double; took the outputs of make_table from the run history" in ran.stdout
+    ran = toy_cli("run", str(tmp_path / "two.py"), "--to", "make_table", "--json")
+    assert {s["name"]: s["status"] for s in json.loads(ran.stdout)["steps"]} == {"make_table": "Completed",
+                                                                               "double": "NotStarted"}
+    bad = toy_cli("run", str(tmp_path / "two.py"), "--sample", "-3")
+    assert bad.exit_code == 2 and "--sample" in bad.stderr
