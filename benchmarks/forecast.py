@@ -53,6 +53,8 @@ DATASETS = {
     "fpp2_quarterly": ("QS", 4, 4, "fpp2: 5 classic quarterly series (ausbeer, qauselec, qcement, qgas, euretail) and "
                                    "4 of arrivals"),
 }
+# what the last anchor run says about itself: series it could not fit (a fallback forecast instead)
+ANCHOR_CHECK: dict[str, Any] = {}
 SYSTEMS = ("emulator", "AutoETS", "AutoARIMA", "SeasonalNaive", "DampedETS")
 STATSFORECAST = ("AutoETS", "AutoARIMA", "SeasonalNaive")
 
@@ -176,6 +178,8 @@ def run_statsforecast(model: str, train: pd.DataFrame, test: pd.DataFrame, freq:
     forecasts = StatsForecast(models=[factory(season_length=m)], freq=freq, n_jobs=1).forecast(df=train, h=h)
     forecasts = forecasts.reset_index() if "unique_id" not in forecasts.columns else forecasts
     merged = test.merge(forecasts, on=["unique_id", "ds"], how="left")
+    bad = merged.loc[~np.isfinite(merged[model].to_numpy(dtype=float)), "unique_id"]
+    ANCHOR_CHECK["fallback_series"] = sorted(map(str, bad.unique()))  # statsforecast raises rather than falls back
     return merged[model].to_numpy(dtype=float)
 
 
@@ -184,7 +188,7 @@ def run_damped_ets(train: pd.DataFrame, test: pd.DataFrame, h: int, m: int) -> n
     when the series has two full seasons (else none), parameters by maximum likelihood."""
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-    out = []
+    out, failed = [], []
     for uid, part in test.groupby("unique_id", sort=False):
         y = train.loc[train.unique_id == uid, "y"].to_numpy(dtype=float)
         seasonal = "add" if m > 1 and len(y) >= 2 * m else None
@@ -192,9 +196,13 @@ def run_damped_ets(train: pd.DataFrame, test: pd.DataFrame, h: int, m: int) -> n
             fit = ExponentialSmoothing(y, trend="add", damped_trend=True, seasonal=seasonal,
                                        seasonal_periods=m if seasonal else None).fit()
             forecast = np.asarray(fit.forecast(len(part)), dtype=float)
-        except Exception:  # too short for a trend: the last value
+            if not np.isfinite(forecast).all():
+                raise ValueError("non-finite forecast")
+        except Exception:  # too short for a trend: the last value (counted: the anchor did not train there)
             forecast = np.full(len(part), y[-1])
+            failed.append(str(uid))
         out.append(pd.Series(forecast, index=part.index))
+    ANCHOR_CHECK["fallback_series"] = failed
     return pd.concat(out).reindex(test.index).to_numpy(dtype=float)
 
 
@@ -242,6 +250,8 @@ def run(args: argparse.Namespace) -> None:
 
                 POOL.warm(args.concurrency)
                 POOL.wait_ready()  # worker start-up is outside the timed section, like imports
+            load_before = os.getloadavg()[0]
+            ANCHOR_CHECK.clear()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 started = time.perf_counter()
@@ -255,7 +265,10 @@ def run(args: argparse.Namespace) -> None:
                 seconds = time.perf_counter() - started
             row: dict[str, Any] = {"dataset": dataset, "system": system, "budget": budget, "series":
                                    int(frame.unique_id.nunique()), "h": h, "seconds": round(seconds, 2),
-                                   "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                                   "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                   "load": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+            if system != "emulator" and not error:  # did the anchor train on every series?
+                row["fallback_series"] = ANCHOR_CHECK.get("fallback_series", [])
             if error:
                 row["error"] = error
             else:
@@ -264,8 +277,11 @@ def run(args: argparse.Namespace) -> None:
                 row["info"], args.info = args.info, None  # the AutoML run's own seconds (forecast() after it)
             with open(args.results, "a") as f:
                 f.write(json.dumps(row) + "\n")
+            fallbacks = row.get("fallback_series") or []
             print(f"{dataset:<16} {system:<14} MASE {row.get('mase', float('nan')):.4f} sMAPE "
-                  f"{row.get('smape', float('nan')):.3f} in {seconds:6.1f}s" + (f"  ERROR {error}" if error else ""),
+                  f"{row.get('smape', float('nan')):.3f} in {seconds:6.1f}s load {row['load'][0]:.1f}"
+                  + (f"  ERROR {error}" if error else "")
+                  + (f"  NOT TRAINED on {len(fallbacks)} series: {', '.join(fallbacks[:5])}" if fallbacks else ""),
                   flush=True)
 
 

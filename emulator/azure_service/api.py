@@ -5,24 +5,22 @@ same engine and make the same service-side checks; each subclass of :class:`Api`
 shapes: its routes (URL patterns), how it writes an error, a compute and a run.
 
 A request goes through :meth:`Api.dispatch`: its route is looked up; the service checks, as Azure
-does, that it carries a bearer token that is a JWT and has not expired (every route but the open
-ones: discovery, cloud metadata), that an ARM request carries a well-formed ``api-version``, and
-that the workspace in the URL exists; then the route answers. A :class:`~.engine.ServiceError` a
-route raises becomes the API's error shape.
+does, that it carries a bearer token this service instance issued and that has not expired (every
+route but the open ones: discovery, cloud metadata; see :mod:`.tokens`), that an ARM request carries
+a well-formed ``api-version``, and that the workspace in the URL exists; then the route answers. A
+:class:`~.engine.ServiceError` a route raises becomes the API's error shape.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
-import time
+import threading
 from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
 from .blobstore import BLOB_HOST_SUFFIX
 from .engine import ComputeTarget, Engine, RunRecord, ServiceError, new_id
+from .tokens import Tokens
 
 PROVIDER = "Microsoft.MachineLearningServices"
 # a workspace in a URL (every workspace route of both APIs holds it)
@@ -30,13 +28,33 @@ WS_PATH = (r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/provider
            r"Microsoft.MachineLearningServices/workspaces/(?P<ws>[^/]+)")
 API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 
-# The service's rule for AmlCompute cluster names: 2 to 16 characters, letters, digits and '-',
-# starting with a letter and ending with a letter or digit. The SDK states the same rule where it
-# checks names client-side (azureml-core, azureml/core/compute/synapse.py, _valid_compute_name:
-# "^[A-Za-z][A-Za-z0-9-]{0,14}[A-Za-z0-9]$").
-COMPUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,14}[A-Za-z0-9]$")
-COMPUTE_NAME_MESSAGE = ("Compute name {name!r} is invalid. It can include letters, digits and dashes. It must start "
-                        "with a letter, end with a letter or digit, and be between 2 and 16 characters in length.")
+# The service's rules for compute names. AmlCompute clusters (Microsoft's "Create an Azure Machine Learning
+# compute cluster", MicrosoftDocs/azure-docs articles/machine-learning/how-to-create-attach-compute-cluster.md,
+# "Compute name"): 3 to 24 characters; letters, digits and '-'; starting with a letter; a '-' must be followed
+# by at least one letter later in the name (so Microsoft's own `forecast-step-cluster-v2` and
+# `gpu-v100-1GPU-cluster` are valid, `cpu-cluster-1` is not). Compute instances: the message the service answers
+# for an invalid name (3 to 24 characters, numbers, letters and '-', starting with a letter, not ending in
+# '-<digits>'). The 2-to-16 rule azureml-core states in azureml/core/compute/synapse.py is the Synapse attach's.
+COMPUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{2,23}$")
+COMPUTE_NAME_MESSAGE = ("Compute name {name!r} is invalid. It must be between 3 and 24 characters long, contain only "
+                        "letters, digits and the '-' character, start with a letter, and every '-' must be followed "
+                        "by at least one letter later in the name.")
+# what the service answers (checkComputeNameAvailability's message, and the refusal) for an invalid instance name
+INSTANCE_NAME_MESSAGE = ("A name for an Azure ML Compute Instance must be between 3 and 24 characters in length and "
+                         "must use only numbers, letters and minus symbol (-)\uff0cmust start with letters. Numbers "
+                         "cannot be the ending of the name if the previous character is a minus symbol (-). Please "
+                         "specify a different Azure ML Instance name")
+
+
+def compute_name_problem(name: str, kind: str = "AmlCompute") -> str | None:
+    """The service's message for an invalid compute name of ``kind``, or None when the name is valid."""
+    if kind == "ComputeInstance":
+        valid = COMPUTE_NAME.match(name) is not None and re.search(r"-\d+$", name) is None
+        return None if valid else INSTANCE_NAME_MESSAGE
+    valid = COMPUTE_NAME.match(name) is not None and ("-" not in name or re.search(r"-[^A-Za-z]*$", name) is None)
+    return None if valid else COMPUTE_NAME_MESSAGE.format(name=name)
+
+
 # VM sizes the fake's region offers for AmlCompute (a subset of Azure's; case-insensitive, as Azure).
 VM_SIZES = ("STANDARD_D1_V2", "STANDARD_D2_V2", "STANDARD_D3_V2", "STANDARD_D4_V2", "STANDARD_D5_V2",
             "STANDARD_D11_V2", "STANDARD_D12_V2", "STANDARD_D13_V2", "STANDARD_D14_V2", "STANDARD_DS2_V2",
@@ -48,48 +66,26 @@ VM_SIZES = ("STANDARD_D1_V2", "STANDARD_D2_V2", "STANDARD_D3_V2", "STANDARD_D4_V
 # the service endpoints discovery names (all of them the fake itself)
 DISCOVERY_KEYS = ("api", "catalog", "experimentation", "gallery", "history", "hyperdrive", "labeling",
                   "modelmanagement", "pipelines", "studiocoreservices", "cert", "studio")
-# a SAS query as the service hands them out (the fake checks none)
-SAS = "sv=2021-08-06&sr=b&sp={permissions}&se=2099-01-01T00%3A00%3A00Z&sig=ZmFrZQ%3D%3D"
+# a SAS query as the service hands them out (``sig``: the instance's, see :mod:`.tokens`)
+SAS = "sv=2021-08-06&sr=b&sp={permissions}&se=2099-01-01T00%3A00%3A00Z&sig={sig}"
 
 Route = Callable[[re.Match[str], Any, Mapping[str, list[str]]], tuple[Any, ...]]
 
 
-# -- tokens ------------------------------------------------------------------------------------------
-def b64(data: Mapping[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+def client_of(request: Any) -> str:
+    """The user agent of the request being answered ('' outside a request)."""
+    return str((getattr(request, "headers", None) or {}).get("user-agent") or "")
 
 
-def make_token(tenant: str, subject: str = "fake@example.com", lifetime: float = 30 * 24 * 3600) -> str:
-    """A JWT shaped like Azure's (unsigned: the fake checks shape and expiry, not signatures)."""
-    return ".".join([b64({"alg": "none", "typ": "JWT"}),
-                     b64({"exp": int(time.time() + lifetime), "tid": tenant, "oid": "33333333-3333-3333-3333-"
-                          "333333333333", "upn": subject, "appid": "amlstep-fake"}), "c2ln"])
-
-
-def user_token(resource: str, tenant: str, subject: str = "fake@example.com", lifetime: float = 24 * 3600) -> str:
-    """A JWT shaped like the one Entra ID gives a signed-in user for ``resource`` (its audience; unsigned)."""
-    return ".".join([b64({"alg": "none", "typ": "JWT"}),
-                     b64({"aud": resource.rstrip("/"), "exp": int(time.time() + lifetime), "tid": tenant,
-                          "oid": "33333333-3333-3333-3333-333333333333", "upn": subject, "appid": "amlstep-fake"}),
-                     "c2ln"])
-
-
-def token_problem(header: str | None) -> tuple[str, str] | None:
-    """None when the Authorization header holds a well-formed, unexpired bearer JWT; else (code, message)."""
-    if not header or not header.lower().startswith("bearer "):
-        return "AuthenticationFailed", "Authentication failed: the request has no bearer token " \
-                                       "(Authorization: Bearer <access token>)"
-    parts = header.split(" ", 1)[1].strip().split(".")
-    try:
-        if len(parts) != 3:
-            raise ValueError("not three parts")
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-        exp = float(claims["exp"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        return "InvalidAuthenticationToken", "The access token is invalid."
-    if exp < time.time():
-        return "ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time."
-    return None
+def instance_properties(target: ComputeTarget) -> dict[str, Any]:
+    """A compute instance's ``properties.properties`` as the service reports a running one."""
+    return {"vmSize": target.vm_size, "state": "Running" if target.state == "Succeeded" else "CreateFailed",
+            "applicationSharingPolicy": "Personal", "computeInstanceAuthorizationType": "personal",
+            "sshSettings": {"sshPublicAccess": "Disabled", "adminUserName": "azureuser", "sshPort": 50000},
+            "connectivityEndpoints": {"publicIpAddress": "127.0.0.1", "privateIpAddress": "127.0.0.1"},
+            "applications": [], "errors": target.errors or [], "lastOperation": None, "osImageMetadata": None,
+            "subnet": None, "status": None, "createdBy": {"userName": "fake@example.com"},
+            "personalComputeInstanceSettings": None, "setupScripts": None, "schedules": None}
 
 
 # -- the base of both APIs ---------------------------------------------------------------------------
@@ -114,8 +110,10 @@ class Api:
 
     def __init__(self, engine: Engine, *, base_url: Callable[[], str], workspace_name: Callable[[], str],
                  subscription: str, resource_group: str, workspace_id: str, tenant: str, location: str,
-                 account: str, container: str, compute_error: str | None = None, auth_error: bool = False) -> None:
+                 account: str, container: str, compute_error: str | None = None, auth_error: bool = False,
+                 tokens: Tokens | None = None) -> None:
         self.engine = engine
+        self.tokens = tokens if tokens is not None else Tokens(tenant)
         self.base_url = base_url
         self.workspace_name = workspace_name
         self.subscription, self.resource_group = subscription, resource_group
@@ -126,6 +124,7 @@ class Api:
         self.routes: list[tuple[str, re.Pattern[str], Route]] = []
         self.operations: dict[str, dict[str, Any]] = {}
         self.created_computes: list[dict[str, Any]] = []
+        self.request = threading.local()     # the request being answered, per server thread
         self._add_routes()
 
     # -- shapes (each API its own) -----------------------------------------------------------------------
@@ -174,6 +173,7 @@ class Api:
             status, response = self.unrouted(method, path)
             return status, response, {}, None
         function, match = found
+        self.request.headers = headers   # for the few routes whose answer depends on the client
         try:
             result = function(match, body, query)
         except ServiceError as exc:
@@ -189,7 +189,7 @@ class Api:
         if found is None or getattr(found[0], "__name__", "") not in self.OPEN_ROUTES:
             if self.auth_error:
                 return "auth_error", self.error(401, "AuthenticationFailed", self.AUTH_ERROR_MESSAGE)
-            problem = token_problem(headers.get("authorization"))
+            problem = self.tokens.problem(headers.get("authorization"))
             if problem is not None:
                 return "token_check", self.error(401, *problem)
         if path.startswith(self.ARM_PREFIXES):
@@ -222,7 +222,7 @@ class Api:
         return f"https://{self.account}{BLOB_HOST_SUFFIX}/{container}" + (f"/{quote(blob)}" if blob else "")
 
     def sas_url(self, container: str, blob: str, permissions: str = "rcw") -> str:
-        return f"{self.blob_url(container, blob)}?{SAS.format(permissions=permissions)}"
+        return f"{self.blob_url(container, blob)}?{SAS.format(permissions=permissions, sig=self.tokens.sas_signature)}"
 
     def _discovery(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         return 200, {key: self.base_url() for key in DISCOVERY_KEYS}
@@ -257,9 +257,14 @@ class Api:
         return 200, self.compute_payload(target)
 
     def _compute_put(self, m: Any, body: Any, q: Any) -> tuple[int, Any, dict[str, str]]:
-        """Create an AmlCompute cluster (ARM's PUT of a ComputeResource), checked as the service checks it."""
+        """Create an AmlCompute cluster or a compute instance (ARM's PUT of a ComputeResource), checked as the
+        service checks it."""
         name = m.group("name")
         self.check_body("computes", body)
+        kind = str(((body or {}).get("properties") or {}).get("computeType") or "AmlCompute")
+        if kind not in ("AmlCompute", "ComputeInstance"):
+            raise ServiceError(400, "BadArgument", f"The fake service creates AmlCompute clusters and compute "
+                                                   f"instances; got computeType {kind!r}")
         props = ((body or {}).get("properties") or {}).get("properties") or {}
         scale = props.get("scaleSettings") or {}
         vm_size = str(props.get("vmSize") or "STANDARD_D2_V2")
@@ -268,8 +273,9 @@ class Api:
                  "idle_seconds_before_scaledown": scale.get("nodeIdleTimeBeforeScaleDown"),
                  "vm_priority": props.get("vmPriority")}
         self.created_computes.append({key: asked[key] for key in self.COMPUTE_RECORD})
-        if not COMPUTE_NAME.match(name):
-            raise ServiceError(400, "BadArgument", COMPUTE_NAME_MESSAGE.format(name=name))
+        problem = compute_name_problem(name, kind)
+        if problem is not None:
+            raise ServiceError(400, "BadArgument", problem)
         if vm_size.upper() not in VM_SIZES:
             raise ServiceError(400, "BadArgument", f"The specified VM size {vm_size!r} is not supported for "
                                                    f"AmlCompute in region '{self.location}'. Supported sizes include "
@@ -282,7 +288,7 @@ class Api:
         idle = str(scale.get("nodeIdleTimeBeforeScaleDown") or "PT120S")
         target = ComputeTarget(name=name, vm_size=vm_size, min_nodes=min_nodes, max_nodes=max_nodes,
                                idle_seconds=int(re.sub(r"\D", "", idle) or 120),
-                               priority=str(props.get("vmPriority") or "Dedicated"))
+                               priority=str(props.get("vmPriority") or "Dedicated"), kind=kind)
         error = None
         if self.compute_error:
             error = {"code": "QuotaExceeded", "message": self.compute_error}
@@ -290,6 +296,19 @@ class Api:
             target.errors = [{"error": dict(error)}]
         self.engine.computes[name] = target
         return 201, self.compute_payload(target, "Creating"), {"Azure-AsyncOperation": self.start_operation(error)}
+
+    def _compute_name_check(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """``checkComputeNameAvailability``: what azureml-core asks before creating a compute instance."""
+        name = str((body or {}).get("Name") or (body or {}).get("name") or "")
+        kind = "ComputeInstance" if "DataScienceInstance" in str((body or {}).get("Type") or (body or {})
+                                                                  .get("type") or "") else "AmlCompute"
+        problem = compute_name_problem(name, kind)
+        if problem is not None:
+            return 200, {"nameAvailable": False, "reason": "Invalid", "message": problem}
+        if name in self.engine.computes:
+            return 200, {"nameAvailable": False, "reason": "AlreadyExists",
+                         "message": f"Compute with name {name} already exists."}
+        return 200, {"nameAvailable": True, "reason": None, "message": None}
 
     # -- run history ------------------------------------------------------------------------------------------
     def _history_record(self, m: Any) -> RunRecord:

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from ..errors import WorkspaceError
+from ..errors import WorkspaceError, did_you_mean
 from . import liveness, rows
 from .db import (
     WorkspaceDamaged,
@@ -113,13 +113,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def sha256_tree(path: Path) -> str:
-    """Content hash of a file or of every file under a folder (names included)."""
+def sha256_tree(path: Path, known: dict[Path, str] | None = None) -> str:
+    """Content hash of a file or of every file under a folder (names included).
+
+    ``known``: the sha256 of some files, already computed (from bytes held in memory), used instead of reading them.
+    """
+    known = known or {}
     if path.is_file():
-        return sha256_file(path)
+        return known.get(path) or sha256_file(path)
     digest = hashlib.sha256()
     for item in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(item.relative_to(path).as_posix().encode() + b"\0" + sha256_file(item).encode())
+        digest.update(item.relative_to(path).as_posix().encode() + b"\0" + (known.get(item) or sha256_file(item)).encode())
     return digest.hexdigest()
 
 
@@ -171,6 +175,63 @@ class ModelVersion:
         """Raise a one-line WorkspaceError when registered files were deleted behind amlstep's back."""
         _check_files(f"model {self.id}", self.path, self.files)
 
+    def read_verified(self, file: Path) -> bytes:
+        """The bytes of ``file`` (one of the model's files), once the model's files match the sha256 recorded at
+        registration; a one-line WorkspaceError naming the file and both hashes otherwise.
+
+        Loading a pickle runs code: a model changed behind amlstep's back is refused before it is loaded. The
+        bytes returned are the ones hashed, so the file cannot change between the check and the load.
+        """
+        try:
+            data = Path(file).read_bytes()
+        except OSError as exc:
+            raise WorkspaceError(f"model {self.id}: cannot read {file}: {exc.strerror or exc}") from None
+        if self.sha256:
+            now = sha256_tree(self.path, {Path(file): hashlib.sha256(data).hexdigest()})
+            if now != self.sha256:
+                raise WorkspaceError(
+                    f"model {self.id} changed after it was registered ({file}): its files' sha256 is now {now}, the "
+                    f"registry recorded {self.sha256}; amlstep does not load it (loading a pickle runs its code). "
+                    f"Run `amlstep workspace check` to see what else changed; register the model again if the "
+                    f"change is yours")
+        return data
+
+    @property
+    def learned(self) -> dict[str, dict[str, Any]]:
+        """What the preparation upstream of the model learned from its training rows, as registered with it:
+        step name -> {learned output -> the JSON object}; empty for a model registered without (by an older
+        amlstep, or a file registered outside a pipeline run)."""
+        found = self.properties.get("learned")
+        return dict(found) if isinstance(found, dict) else {}
+
+    def learned_state(self, step: str | None = None, output: str | None = None) -> dict[str, Any]:
+        """The object preparation step ``step`` learned (its learned output ``output``), to prepare new rows as
+        the training rows were: ``prepare(new_rows, learned=model.learned_state("dataprep"))``. ``step`` and
+        ``output`` may be left out when there is only one."""
+        learned = self.learned
+        if not learned:
+            raise WorkspaceError(f"model {self.id} carries no learned state: its preparation learned nothing it kept, "
+                                 f"or it was registered by an older amlstep (run the pipeline again to register "
+                                 f"a version that carries it)")
+        if step is None:
+            if len(learned) > 1:
+                raise WorkspaceError(f"model {self.id} carries the learned state of several steps "
+                                     f"({', '.join(sorted(learned))}); say which one")
+            step = next(iter(learned))
+        if step not in learned:
+            raise WorkspaceError(f"model {self.id} carries no learned state of step {step!r}"
+                                 f"{did_you_mean(step, learned)}; it carries: {', '.join(sorted(learned))}")
+        outputs = learned[step]
+        if output is None:
+            if len(outputs) > 1:
+                raise WorkspaceError(f"step {step!r} of model {self.id} has several learned outputs "
+                                     f"({', '.join(sorted(outputs))}); say which one")
+            output = next(iter(outputs))
+        if output not in outputs:
+            raise WorkspaceError(f"step {step!r} of model {self.id} has no learned output {output!r}"
+                                 f"{did_you_mean(output, outputs)}; its learned outputs: {', '.join(sorted(outputs))}")
+        return dict(outputs[output])
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "path": str(self.path), "id": self.id}
 
@@ -211,7 +272,9 @@ class RunRecord:
         return (self.ended_at or time.time()) - self.started_at
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The run as JSON: ``run_id`` is its id, as in ``amlstep run --json`` (``id`` holds the same, for
+        scripts written before ``run_id``)."""
+        data = {"run_id": self.id, **asdict(self)}
         data["duration"] = self.duration
         return data
 
@@ -745,8 +808,16 @@ class LocalWorkspace:
             else:
                 row = conn.execute("SELECT * FROM models WHERE name=? AND version=?", (name, version)).fetchone()
         if row is None:
-            which = f"version {version} of model {name!r}" if version is not None else f"model {name!r}"
-            raise WorkspaceError(f"{which} is not registered in workspace {self.path}")
+            with self._connect() as conn:
+                names = [r[0] for r in conn.execute("SELECT DISTINCT name FROM models ORDER BY name")]
+                versions = [r[0] for r in conn.execute("SELECT version FROM models WHERE name=? ORDER BY version",
+                                                       (name,))]
+            if versions:
+                raise WorkspaceError(f"version {version} of model {name!r} is not registered in workspace {self.path}; "
+                                     f"its versions: {', '.join(map(str, versions))}")
+            known = f"; registered models: {', '.join(names)}" if names else "; no model is registered yet"
+            raise WorkspaceError(f"model {name!r} is not registered in workspace {self.path}"
+                                 f"{did_you_mean(name, names)}{known}")
         return self._model(row)
 
     def list_models(self) -> list[ModelVersion]:
@@ -974,6 +1045,16 @@ class LocalWorkspace:
         with self._connect() as conn:
             row = conn.execute(query + " ORDER BY created_at DESC, rowid DESC LIMIT 1", args).fetchone()
         return self._run(row) if row else None
+
+    def completed_step_runs(self, step_name: str, plugin: str, experiment: str, limit: int = 20) -> list[RunRecord]:
+        """Completed runs of step ``step_name`` (plugin ``plugin``) in ``experiment``, newest first; a reused one
+        holds the outputs of the run it reused. For partial runs, which take the outputs of steps they leave out."""
+        with self._connect() as conn:
+            found = conn.execute(
+                "SELECT * FROM runs WHERE run_type='step' AND name=? AND experiment=? AND status='Completed' AND "
+                "json_extract(properties, '$.plugin')=? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (step_name, experiment, plugin, int(limit))).fetchall()
+        return [self._run(row) for row in found]
 
     def _run(self, row: sqlite3.Row) -> RunRecord:
         return RunRecord(**self._decoded("runs", row))

@@ -179,3 +179,83 @@ def test_seasonality_is_the_datasets_when_a_quarter_of_its_series_show_it_and_ea
     assert detect_dataset_seasonality([walk, seasonal, walk, walk, walk], "MS") == 1
     assert ets_forms(seasonal, 12) == [("add", True, "add")]  # damped Holt-Winters
     assert ets_forms(seasonal[:25], 12) == [("add", True, None)]  # under two seasons and a bit
+
+
+def _monthly(n: int = 96, seed: int = 0) -> np.ndarray:
+    t = np.arange(n)
+    rng = np.random.default_rng(seed)
+    return 100 + 0.3 * t + 10 * np.sin(2 * np.pi * t / 12) + rng.normal(scale=1.0, size=n)
+
+
+def test_holt_winters_takes_heuristic_initial_states_from_four_seasons():
+    from emulator.forecasting import ets_initializations
+
+    assert ets_initializations(48, 12) == ("heuristic", "estimated")
+    assert ets_initializations(47, 12) == ("estimated",)  # too few seasons: estimated with the parameters
+    assert ets_initializations(200, 1) == ("estimated",)  # no season: nothing to decompose
+    assert ets_initializations(200, 4) == ("estimated",)  # a quarter's 4 seasonal states are cheap to estimate
+
+
+@pytest.mark.parametrize("algorithm", ["ExponentialSmoothing", "AutoArima"])
+def test_later_rolling_origins_filter_the_first_origins_estimates(algorithm, monkeypatch):
+    """The parameters estimated at the first origin are kept; a later origin filters its newer points with them
+    (no new estimation), and the same points give the same forecast."""
+    from emulator import forecasting as F
+
+    y = _monthly()
+    estimates: dict = {}
+    first, form = F.stat_forecast(algorithm, y[:72], 12, 12, None, estimates=estimates)
+    assert estimates and estimates["length"] == 72
+    again, same_form = F.stat_forecast(algorithm, y[:72], 12, 12, form, estimates=estimates)
+    np.testing.assert_allclose(again, first, rtol=1e-6)
+    assert same_form == form
+
+    from statsmodels.tsa.arima.model import ARIMA
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    optimized = []
+    real_fit = ExponentialSmoothing.fit
+
+    def hw_fit(self, *args, **kwargs):  # Holt-Winters filters by a fit with every value given
+        optimized.append(kwargs.get("optimized", True))
+        return real_fit(self, *args, **kwargs)
+
+    def arima_fit(*args, **kwargs):
+        raise AssertionError("estimated again")
+
+    monkeypatch.setattr(ExponentialSmoothing, "fit", hw_fit)
+    monkeypatch.setattr(ARIMA, "fit", arima_fit)
+    later, _ = F.stat_forecast(algorithm, y[:84], 12, 12, form, estimates=estimates)
+    assert optimized == ([False] if algorithm == "ExponentialSmoothing" else [])
+    assert np.isfinite(later).all() and np.mean(np.abs(later - y[84:96])) < 5.0
+
+
+def test_a_statistical_childs_model_is_made_with_its_folds():
+    """A statistical child's model is the form each series' folds chose: it comes with the cross-validation and its
+    refit estimates nothing (each series' model is fitted when forecasting)."""
+    from emulator import forecasting as F
+    from emulator.task_types.registry import get_task
+
+    settings = validate_settings({"task": "forecasting", "label_column_name": "sales", "forecasting_parameters": params(),
+                                  "n_cross_validations": 2})
+    task = get_task("forecasting")
+    data = prepare_data(settings, frame(), None)
+    fold = task.fold_data(settings, data, task.featurize(settings, data))
+    spec = {"preprocessor": "", "algorithm": "ExponentialSmoothing", "params": {}}
+    result = task.cross_validate(fold, spec, 1)
+    model = result["model"]
+    assert isinstance(model, F.ForecastMember) and model.algorithm == "ExponentialSmoothing"
+    assert sorted(model.forms) == [0, 1] and all(form is not None for form in model.forms.values())
+    assert result["refit_time"] > 0
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("refitted")
+
+    chosen = {**spec, "params": result["params"]}
+    original = F.stat_forecast
+    F.stat_forecast = no_fit
+    try:
+        refitted = F.refit(fold, [chosen], 1)[0]
+    finally:
+        F.stat_forecast = original
+    assert {k: tuple(v) for k, v in refitted.forms.items()} == {k: tuple(v) for k, v in model.forms.items()}

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import ssl
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from emulator.azure_service import FAKE_TOKEN, FakeAzureML
-from emulator.azure_service.api import COMPUTE_NAME, b64, make_token
+from emulator.azure_service import FakeAzureML
+from emulator.azure_service.api import compute_name_problem
 from emulator.azure_service.service import RESOURCE_GROUP, SUBSCRIPTION
 
 COMPUTE = {"location": "westeurope", "properties": {"computeType": "AmlCompute", "properties": {
@@ -28,14 +27,15 @@ def fake():
 
 @pytest.fixture(params=["v1", "v2"])
 def api(request, fake):
-    """How to call one of the two APIs: (url, ssl context)."""
+    """How to call one of the two APIs: (url, ssl context, the fake's token)."""
     if request.param == "v1":
-        return fake.base_url, None
-    return fake.tls_url, ssl.create_default_context(cafile=str(fake.ca.ca_file))
+        return fake.base_url, None, fake.token
+    return fake.tls_url, ssl.create_default_context(cafile=str(fake.ca.ca_file)), fake.token
 
 
-def call(api, method, path, body=None, token=FAKE_TOKEN):
-    base, context = api
+def call(api, method, path, body=None, token=""):
+    base, context, issued = api
+    token = issued if token == "" else token
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
@@ -61,10 +61,9 @@ def test_every_call_but_discovery_needs_an_unexpired_bearer_jwt(fake, api):
     status, body, _ = call(api, "GET", path, token="not-a-jwt")
     assert (status, body["error"]["code"], body["error"]["message"]) == (401, "InvalidAuthenticationToken",
                                                                         "The access token is invalid.")
-    expired = ".".join([b64({"alg": "none"}), b64({"exp": int(time.time()) - 60}), "c2ln"])
-    status, body, _ = call(api, "GET", path, token=expired)
+    status, body, _ = call(api, "GET", path, token=fake.tokens.issue(lifetime=-60))
     assert (status, body["error"]["code"]) == (401, "ExpiredAuthenticationToken")
-    assert call(api, "GET", path, token=make_token("tenant"))[0] == 200
+    assert call(api, "GET", path, token=fake.tokens.issue())[0] == 200
 
 
 def test_arm_calls_need_a_well_formed_api_version(fake, api):
@@ -94,19 +93,22 @@ def test_errors_come_in_each_apis_shape(fake, api):
 
 
 @pytest.mark.parametrize("name, valid", [
-    ("cpu-cluster", True), ("a1", True), ("Cluster-16-chars", True),
-    ("my_compute_cluster_with_33_chars_", False),   # too long, underscores
-    ("cpu_cluster", False), ("1cluster", False), ("cluster-", False), ("c", False), ("cluster-of-17-chr", False)])
+    # Microsoft's own cluster names (MachineLearningNotebooks, azureml-examples CI) are valid
+    ("cpu-cluster", True), ("forecast-step-cluster-v2", True), ("gpu-v100-1GPU-cluster", True), ("abc", True),
+    ("Cluster-24-characters-ok", True), ("Cluster-25-characters-too", False),
+    ("my_compute_cluster", False), ("1cluster", False), ("ab", False), ("cluster-", False),
+    ("cpu-cluster-1", False)])                       # a '-' must be followed by a letter later in the name
 def test_compute_names_follow_the_services_rule(fake, api, name, valid):
-    assert bool(COMPUTE_NAME.match(name)) is valid
+    assert (compute_name_problem(name) is None) is valid
     status, answer, _ = call(api, "PUT", ws_path(fake) + f"/computes/{name}?api-version=2022-05-01", COMPUTE)
     if valid:
         assert status == 201
     else:
         assert (status, answer["error"]["code"]) == (400, "BadArgument")
         assert answer["error"]["message"] == (
-            f"Compute name {name!r} is invalid. It can include letters, digits and dashes. It must start with a "
-            f"letter, end with a letter or digit, and be between 2 and 16 characters in length.")
+            f"Compute name {name!r} is invalid. It must be between 3 and 24 characters long, contain only letters, "
+            f"digits and the '-' character, start with a letter, and every '-' must be followed by at least one "
+            f"letter later in the name.")
 
 
 def test_a_compute_creation_is_a_long_running_operation_the_client_polls(fake, api):

@@ -85,6 +85,25 @@ def test_failed_run_report_shows_the_error_and_the_unrun_step(workspace, titanic
     assert "Plots unavailable" not in html and "did not complete" in html
 
 
+def test_a_step_that_never_started_is_said_so_and_counts_are_singular(workspace, tmp_path):
+    """The AutoML step after a failed preparation never started: no "label None", no empty leaderboard; and
+    one parameter is "1 parameter set"."""
+    (tmp_path / "no_age.csv").write_text("Survived,Sex,Fare,Embarked\n0,male,7.25,S\n1,female,71.3,C\n")
+    workspace.register_dataset("titanic_ds", [str(tmp_path / "no_age.csv")])
+    pipeline = Pipeline(experiment="broken", steps=[
+        Step("dataprep_titanic", name="dataprep", inputs={"titanic_ds": Dataset("titanic_ds")}, params={"seed": 1}),
+        AutoMLStep(name="AutoML", training_data="prepped_data", task="classification", label_column_name="Survived",
+                   iterations=1),
+    ])
+    result = run_pipeline(pipeline, workspace=workspace)
+    assert [s.status for s in result.steps] == ["Failed", "NotStarted"]
+    html = build_report(workspace, result.run_id)
+    section = html.split("id='automl-AutoML'")[1].split("</section>")[0]
+    assert "label None" not in section and "<b>None</b>" not in section
+    assert "This step did not start: not run: upstream step &#x27;dataprep&#x27; failed" in section
+    assert "dataprep: 1 parameter set</summary>" in html
+
+
 def test_report_command_writes_the_file(cli, titanic_run, tmp_path, monkeypatch):
     ws, result = titanic_run
     monkeypatch.chdir(tmp_path)
@@ -95,6 +114,69 @@ def test_report_command_writes_the_file(cli, titanic_run, tmp_path, monkeypatch)
     assert "--no-plots" in written.read_text()
     missing = cli(ws, "report", "nosuchrun")
     assert missing.exit_code == 2 and "run 'nosuchrun' does not exist" in missing.stderr
+
+
+# -- issue 24: the page lands whole, or the old one stays ------------------------------------------------
+@pytest.fixture
+def toy_report(workspace, tmp_path):
+    """(invoke, run id): a completed toy run, and the CLI that reports on it."""
+    from click.testing import CliRunner
+
+    from tests.framework.commands.conftest import cli_with_commands
+
+    plugins = get_plugin_manager(plugins=[ToySteps(), _BigSection()])
+    result = run_pipeline(Pipeline([Step("make_table"), Step("fit", inputs={"table": "table"})], experiment="toy"),
+                          workspace=workspace, plugins=plugins)
+    assert result.succeeded, result.error
+
+    def invoke(*args):
+        return CliRunner().invoke(cli_with_commands(plugins), ["--workspace", str(workspace.path), *args])
+
+    return invoke, result.run_id
+
+
+class _BigSection:
+    """A 1 MB section: a page far larger than the workspace's own files (the file-size limit below spares them)."""
+
+    @hookimpl
+    def report_section(self, lineage, step, plots, progress):
+        if step.properties.get("plugin") != "fit":
+            return None
+        return ReportSection("<section id='big'><pre>" + "x" * 1_000_000 + "</pre></section>", [])
+
+
+def test_report_out_on_a_file_system_that_refuses_more_bytes_keeps_the_old_page(toy_report, tmp_path):
+    """report -o wrote in place: a full disk left a truncated page and a traceback, the complete page lost.
+
+    The file-size limit (RLIMIT_FSIZE) makes the kernel refuse the write part-way, as a full disk does."""
+    import resource
+    import signal
+
+    invoke, run_id = toy_report
+    out = tmp_path / "reports" / "page.html"
+    assert invoke("report", run_id, "-o", str(out)).exit_code == 0
+    page = out.read_bytes()
+    limit = len(page) // 2
+    previous = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, previous[1]))
+    try:
+        result = invoke("report", run_id, "-o", str(out))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, previous)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"Error: cannot write the report to {out}: File too large; {out} is unchanged\n"
+    assert out.read_bytes() == page
+    assert sorted(p.name for p in out.parent.iterdir()) == ["page.html"]
+
+
+def test_report_out_dev_full_is_one_line(toy_report):
+    invoke, run_id = toy_report
+    result = invoke("report", run_id, "-o", "/dev/full")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "Error: cannot write the report to /dev/full: no space left on the device\n"
+    assert Path("/dev/full").is_char_device()
 
 
 # -- in a real browser --------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 - Credentials: ``DefaultAzureCredential`` by default (environment, managed identity, Azure CLI,
   ...: the SDK v2 habit); a workspace config written by ``amlstep fake-azure`` is recognised
-  (``endpoint.CONFIG_MARKER``) and answered with :class:`FakeServiceCredential`, which mints tokens
-  the fake accepts, so trying the Azure path by hand needs no ``az login``.
+  (``endpoint.CONFIG_MARKER``) and answered with :class:`FakeServiceCredential`, which hands out the
+  tokens the fake issued in that config (it signs them; it accepts no others), so trying the Azure
+  path by hand needs no ``az login``.
 - The workspace: ``MLClient.from_config`` (a ``config.json`` in the current folder or a parent,
   ``.azureml/``) or ``--config PATH`` (a file or a folder).
 - The fake: azure-ai-ml finds a cloud's endpoints through ``ARM_CLOUD_METADATA_URL``
@@ -17,8 +18,6 @@ Nothing here imports ``azure.ai.ml`` at module level.
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,27 +32,28 @@ FAKE_CLOUD = "AmlstepFake"
 SDK_BUG_VERSIONS = ("1.35",)
 
 
-def _b64(data: Mapping[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-
-def fake_token(resource: str, tenant: str, subject: str = "fake@example.com", lifetime: float = 3600) -> str:
-    """A JWT shaped like Entra ID's for ``resource`` (unsigned: the fake checks shape, audience and expiry)."""
-    return ".".join([_b64({"alg": "none", "typ": "JWT"}),
-                     _b64({"aud": resource.rstrip("/"), "exp": int(time.time() + lifetime), "tid": tenant,
-                           "oid": "33333333-3333-3333-3333-333333333333", "upn": subject, "appid": "amlstep-fake"}),
-                     "c2ln"])
-
-
 class FakeServiceCredential:
-    """An azure-core token credential for the fake service: a token for any scope, no sign-in."""
+    """An azure-core token credential for the fake service: the tokens of its config, no sign-in.
 
-    def __init__(self, tenant: str = "") -> None:
+    Args:
+        tenant: the fake's tenant id.
+        token: the token of the fake's config (``token``), sent for any scope ...
+        tokens: ... but those the config names by resource (``tokens``: azure-ai-ml checks the audience of
+            Azure ML's own token).
+    """
+
+    def __init__(self, tenant: str = "", token: str = "", tokens: Mapping[str, str] | None = None) -> None:
         self.tenant = tenant
+        self.token = token
+        self.tokens = {resource.rstrip("/"): value for resource, value in (tokens or {}).items()}
 
     def _token(self, scopes: tuple[str, ...]) -> str:
-        resource = scopes[0].removesuffix("/.default") if scopes else "https://ml.azure.invalid"
-        return fake_token(resource, self.tenant)
+        resource = scopes[0].removesuffix("/.default").rstrip("/") if scopes else ""
+        found = self.tokens.get(resource) or self.token
+        if not found:
+            raise BackendError("the fake service's workspace config carries no token; write it again with "
+                               "`amlstep fake-azure --config-out FILE`")
+        return found
 
     def get_token(self, *scopes: str, **kwargs: Any) -> Any:
         from azure.core.credentials import AccessToken
@@ -89,7 +89,9 @@ def require_sdk() -> None:
 def credential(service: Mapping[str, Any] | None) -> Any:
     """The credential for a workspace: the fake's, else ``DefaultAzureCredential``."""
     if service is not None:
-        return FakeServiceCredential(str(service.get("tenant_id") or ""))
+        tokens = service.get("tokens")
+        return FakeServiceCredential(str(service.get("tenant_id") or ""), str(service.get("token") or ""),
+                                     tokens if isinstance(tokens, Mapping) else None)
     try:
         from azure.identity import DefaultAzureCredential
     except ImportError as exc:
