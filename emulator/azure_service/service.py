@@ -25,7 +25,7 @@ import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import parse_qs, urlparse
 
 from framework.backends.azure.endpoint import CONFIG_MARKER
@@ -107,38 +107,80 @@ class FakeAzureML:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._outage: Outage | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> FakeAzureML:
         """Listen on 127.0.0.1 in a daemon thread."""
         if self._server is not None:
             return self
+        self._listen()
+        for name, files in self._initial_datasets.items():
+            self.add_dataset(name, files)
+        return self
+
+    def _listen(self) -> None:
         fake = self
 
         class Handler(_Handler):
             service = fake
 
         self._server = _Server(("127.0.0.1", self._port), Handler)
+        self._port = int(self._server.server_address[1])  # a restart listens on the same port
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-azureml", daemon=True)
         self._thread.start()
-        for name, files in self._initial_datasets.items():
-            self.add_dataset(name, files)
-        return self
 
-    def stop(self) -> None:
-        """Stop listening, wait for running pipelines, remove a temporary state folder."""
+    def _close(self) -> None:
+        """Stop listening and drop every open connection (what clients see when the service goes away)."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.drop_connections()
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def stop(self) -> None:
+        """Stop listening, wait for running pipelines, remove a temporary state folder."""
+        if self._outage is not None:
+            self._outage._ended = True
+        self._close()
         for state in list(self.engine.pipelines.values()):
             if state.thread is not None:
                 state.thread.join(timeout=120)
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- outages and restarts (test-side controls) --------------------------------------------------
+    def outage(self, seconds: float | None = None, *, refuse: bool = False,
+               clock: Callable[[], float] = time.monotonic, retry_after: int | None = 1) -> Outage:
+        """Cut clients off from now on, for ``seconds`` on ``clock`` (None: until ``Outage.end()``).
+
+        The run history, the registry and running pipelines carry on (Azure's compute does not stop when
+        its front end is unreachable). Requests to the service's API are answered ``503 Service
+        Unavailable`` (with ``Retry-After``, as Azure's front end does), or, with ``refuse``, the port stops
+        listening and open connections are dropped: connections are refused or reset. Blob transfers
+        through the service's storage tunnel go on in the 503 form (storage is another service).
+        ``clock`` lets a test run the outage on the same clock as the client it injects it into.
+        """
+        if self._outage is not None and self._outage.active:
+            raise RuntimeError("the fake Azure ML service is already cut off")
+        self._outage = Outage(self, seconds, refuse=refuse, clock=clock, retry_after=retry_after)
+        if refuse:
+            self._close()
+        self._outage.watch()
+        return self._outage
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop the service and start it again on the same port, its state kept (runs, registry, blobs).
+
+        Open connections are dropped and requests in flight get no answer; pipelines that run go on.
+        """
+        self._close()
+        if down_seconds:
+            time.sleep(down_seconds)
+        self._listen()
 
     def __enter__(self) -> FakeAzureML:
         return self.start()
@@ -148,9 +190,9 @@ class FakeAzureML:
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        if not self._port:  # bound once: the same port while an outage or a restart closes it
             raise RuntimeError("the fake Azure ML service is not started")
-        return int(self._server.server_address[1])
+        return int(self._port)
 
     @property
     def base_url(self) -> str:
@@ -353,9 +395,98 @@ def tabular_dataflow(paths: list[str]) -> str:
         "      delimiter: \",\"\n      header: all_files_same_headers\n      infer_column_types: true\n")}})
 
 
+class Outage:
+    """An outage of a fake service (:meth:`FakeAzureML.outage`): ``refused`` counts the requests it turned away."""
+
+    def __init__(self, service: FakeAzureML, seconds: float | None, *, refuse: bool, clock: Callable[[], float],
+                 retry_after: int | None) -> None:
+        self.service, self.seconds, self.refuse, self.clock = service, seconds, refuse, clock
+        self.retry_after = retry_after
+        self.started = clock()
+        self.refused = 0
+        self._ended = False
+
+    @property
+    def active(self) -> bool:
+        if self._ended:
+            return False
+        if self.seconds is not None and self.clock() - self.started >= self.seconds:
+            self.end()
+            return False
+        return True
+
+    def end(self) -> None:
+        """Answer again (a refused port listens again)."""
+        if self._ended:
+            return
+        self._ended = True
+        if self.refuse and self.service._server is None:
+            self.service._listen()
+
+    def watch(self) -> None:
+        """Ends the outage when its time is up, even when nobody asks (a refusing port must listen again)."""
+        if self.seconds is None:
+            return
+
+        def wait() -> None:
+            while self.active:
+                time.sleep(0.02)
+
+        threading.Thread(target=wait, name="fake-azureml-outage", daemon=True).start()
+
+    def turn_away(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Whether ``handler``'s request is refused now (answered 503, or its connection dropped)."""
+        if not self.active:
+            return False
+        with self.service._lock:
+            self.refused += 1
+        if self.refuse:
+            handler.close_connection = True
+            try:
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return True
+        body = json.dumps({"error": {"code": "ServiceUnavailable", "message": "The service is temporarily "
+                                     "unavailable. Please retry the request later.", "details": []}}).encode()
+        handler.send_response(503)
+        headers = {"Content-Type": "application/json; charset=utf-8", "Content-Length": str(len(body))}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        for key, value in headers.items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(body)
+        return True
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.open_connections: set[Any] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self.open_connections.add(request)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._connections_lock:
+                self.open_connections.discard(request)
+
+    def drop_connections(self) -> None:
+        """Reset every connection still open (keep-alive connections of clients, tunnels)."""
+        with self._connections_lock:
+            found = list(self.open_connections)
+        for request in found:
+            try:
+                request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """One port, two protocols: a TLS ClientHello (first byte 0x16) gets TLS, anything else plain HTTP."""
@@ -415,6 +546,9 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
         host = (self.tls_host or headers.get("host", "")).split(":")[0]
+        outage = self.service._outage
+        if outage is not None and (outage.refuse or not host.endswith(BLOB_HOST_SUFFIX)) and outage.turn_away(self):
+            return
         if host.endswith(BLOB_HOST_SUFFIX):
             status, out, data = self.service.handle_blob(method, url.path, url.query, headers, raw)
             self._send(status, out, data, method)
@@ -433,6 +567,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_CONNECT(self) -> None:  # noqa: N802
         host = self.path.split(":")[0]
+        outage = self.service._outage
+        if outage is not None and outage.refuse and outage.turn_away(self):
+            return
         if not host.endswith(BLOB_HOST_SUFFIX):
             self._send(403, {"Content-Type": "text/plain"}, f"the fake Azure ML service tunnels only to "
                                                             f"*{BLOB_HOST_SUFFIX}, not {host}\n".encode(), "GET")
@@ -492,5 +629,5 @@ def iter_routes(service: FakeAzureML) -> Iterator[str]:
         yield f"{method} {pattern.pattern}"
 
 
-__all__ = ["FakeAzureML", "fake_authentication", "summarize_submission", "iter_routes", "SDK_ENVIRONMENT",
+__all__ = ["FakeAzureML", "Outage", "fake_authentication", "summarize_submission", "iter_routes", "SDK_ENVIRONMENT",
            "FAKE_TOKEN", "CONFIG_MARKER"]
