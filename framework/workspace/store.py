@@ -121,6 +121,16 @@ def sha256_tree(path: Path) -> str:
     return digest.hexdigest()
 
 
+def content_digest(path: Path) -> str:
+    """Content hash of a file or of the files under a folder, names left out: the same bytes compare equal
+    wherever a copy put them (a model downloaded from a registry and the step output it was registered from)."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for item in sorted(sha256_file(f) for f in files):
+        digest.update(item.encode())
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class DatasetVersion:
     name: str
@@ -810,6 +820,10 @@ class LocalWorkspace:
                 pattern = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
                 matches = conn.execute("SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY length(id), id "
                                        "LIMIT 200", (pattern,)).fetchall()
+        if row is None and not matches:  # an Azure step run by the id the service gave it (``run --json``)
+            with self._connect() as conn:
+                row = conn.execute("SELECT * FROM runs WHERE run_type='step' AND "
+                                   "json_extract(properties, '$.azure_step_run_id')=? LIMIT 1", (run_id,)).fetchone()
         if row is None and matches:
             shortest = matches[0]["id"]
             if all(m["id"].startswith(shortest) for m in matches):

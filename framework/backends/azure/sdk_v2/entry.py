@@ -37,6 +37,7 @@ from ....execution import execute_step, load_inputs
 from ....manager import get_plugin_manager
 from ....steps import DataType
 from .. import entry, mltable
+from ..follower import registered_key
 
 AZUREML_SCHEME = "azureml://"
 
@@ -166,6 +167,10 @@ class MlflowRunContext(RunContext):
                                   "azureml.sourceRunId": self.id} if self.id != "offline" else None)
         registered = self.ml_client().models.create_or_update(model)
         version = int(registered.version) if str(registered.version).isdigit() else registered.version
+        try:  # the job says what it registered: amlstep reads it back (``predict azure:NAME:VERSION``)
+            self.mlflow().set_tag(self.id, registered_key(registered.name, version), f"{registered.name}:{version}")
+        except Exception as exc:
+            print(f"amlstep: could not note model {registered.name}:{version} on the job: {exc}")
         return RegisteredModelV2(name=registered.name, version=version, id=registered.id, type=kind)
 
     def child_run(self, name: str, *, run_id: str | None = None,

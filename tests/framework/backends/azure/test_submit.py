@@ -107,7 +107,11 @@ def test_a_second_submission_reuses_dataprep_and_automl_as_explain_reuse_said(ti
     assert second.outputs["model_output"] == titanic_twice.first.outputs["model_output"]
     local = titanic_twice.fake.local_workspace
     records = {r.name: r for r in local.get_children(second.run_id)}
-    assert records["dataprep"].reused_from == titanic_twice.first.step("dataprep").run_id
+    first_dataprep = titanic_twice.first.step("dataprep")
+    assert records["dataprep"].reused_from == first_dataprep.local_run_id
+    # run_id is the Azure step run's id; the local record answers to it too
+    assert first_dataprep.run_id == first_runs["dataprep"].id
+    assert local.get_run(first_dataprep.run_id).id == first_dataprep.local_run_id
     assert local.get_run(second.run_id).status == "Completed"
     # the command line says the same, offline, from the run history
     listed = CliRunner().invoke(make_cli(get_plugin_manager()), ["--workspace", str(local.path), "explain-reuse",
