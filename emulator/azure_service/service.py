@@ -108,6 +108,7 @@ class FakeAzureML:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._outage: Outage | None = None
+        self.restarts = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> FakeAzureML:
@@ -172,15 +173,18 @@ class FakeAzureML:
         self._outage.watch()
         return self._outage
 
-    def restart(self, down_seconds: float = 0.0) -> None:
+    def restart(self, down_seconds: float = 0.0, *, clock: Callable[[], float] = time.monotonic) -> Outage | None:
         """Stop the service and start it again on the same port, its state kept (runs, registry, blobs).
 
-        Open connections are dropped and requests in flight get no answer; pipelines that run go on.
+        Open connections are dropped and requests in flight get no answer; pipelines that run go on. With
+        ``down_seconds`` (on ``clock``) the port refuses connections that long before it listens again.
         """
-        self._close()
+        self.restarts += 1
         if down_seconds:
-            time.sleep(down_seconds)
+            return self.outage(down_seconds, refuse=True, clock=clock)
+        self._close()
         self._listen()
+        return None
 
     def __enter__(self) -> FakeAzureML:
         return self.start()
@@ -278,7 +282,8 @@ class FakeAzureML:
                "AZUREML_ARM_PROJECT_NAME": record.experiment, "AZUREML_WORKSPACE_ID": WORKSPACE_ID,
                "AZUREML_ROOT_RUN_ID": record.root_id or record.id, "AZUREML_PARENT_RUN_ID": record.parent_id or "",
                "AZUREML_RUN_TOKEN": token, "AZUREML_SERVICE_ENDPOINT": self.tls_url,
-               "MLFLOW_TRACKING_URI": f"azureml://127.0.0.1:{self.port}/mlflow/v1.0{self.api_v2.ws_id}",
+               # as Azure sets it in a job, trailing "?" included (mlflow/mlflow#7806, microsoft/MLOps#74)
+               "MLFLOW_TRACKING_URI": f"azureml://127.0.0.1:{self.port}/mlflow/v1.0{self.api_v2.ws_id}?",
                "MLFLOW_RUN_ID": record.id, "MLFLOW_EXPERIMENT_ID": experiment["id"],
                "MLFLOW_EXPERIMENT_NAME": record.experiment, "MLFLOW_TRACKING_TOKEN": token}
         if self.api_v2.identity(record) == "UserIdentity":

@@ -643,6 +643,10 @@ class V1Api(Api):
                      "continuationToken": None}
 
     def _dataset_register(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        with self.engine.lock:  # check and register at once, as the service does: no two identical versions
+            return self._dataset_register_locked(m, body, q)
+
+    def _dataset_register_locked(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         body = body or {}
         name = str(body.get("name"))
         latest = body.get("latest") or {}

@@ -815,15 +815,14 @@ class LocalWorkspace:
         """
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is None:  # an Azure step run by the id the service gave it (``run --json``)
+                row = conn.execute("SELECT * FROM runs WHERE run_type='step' AND "
+                                   "json_extract(properties, '$.azure_step_run_id')=? LIMIT 1", (run_id,)).fetchone()
             matches = []
             if row is None and len(run_id) >= MIN_PREFIX:
                 pattern = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
                 matches = conn.execute("SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY length(id), id "
                                        "LIMIT 200", (pattern,)).fetchall()
-        if row is None and not matches:  # an Azure step run by the id the service gave it (``run --json``)
-            with self._connect() as conn:
-                row = conn.execute("SELECT * FROM runs WHERE run_type='step' AND "
-                                   "json_extract(properties, '$.azure_step_run_id')=? LIMIT 1", (run_id,)).fetchone()
         if row is None and matches:
             shortest = matches[0]["id"]
             if all(m["id"].startswith(shortest) for m in matches):

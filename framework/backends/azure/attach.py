@@ -17,13 +17,11 @@ from typing import Any
 
 import click
 
+from ...commands.browse import stale, status_text
 from ...errors import AmlStepError, WorkspaceError
 from ...results import PipelineRunResult
 from ...workspace import LocalWorkspace, RunRecord
-from ...workspace import liveness
-from .follower import LAST_SEEN, clock_text
-
-ACTIVE = ("Running", "NotStarted", "Queued", "Preparing", "Starting")
+from .follower import LAST_SEEN, ServiceUnreachable
 
 
 def pipeline_record(ws: LocalWorkspace, run_id: str) -> RunRecord:
@@ -37,28 +35,6 @@ def pipeline_record(ws: LocalWorkspace, run_id: str) -> RunRecord:
         raise WorkspaceError(f"run {record.id} ran on the {record.backend} backend; only Azure runs can be followed "
                              f"(a local run is over when `amlstep run` returns)")
     return record
-
-
-def followed(ws: LocalWorkspace, record: RunRecord) -> bool:
-    """Whether a process on this machine follows the run now (it holds the run's lease)."""
-    if not record.lease:
-        return False
-    try:
-        return liveness.probe(ws.path, record.lease).state == liveness.ALIVE
-    except Exception:
-        return False
-
-
-def stale(ws: LocalWorkspace, record: RunRecord) -> bool:
-    """An Azure run the history has as running that nobody follows: its status is only what was last seen."""
-    return record.backend == "azure" and record.status in ACTIVE and not followed(ws, record)
-
-
-def status_text(ws: LocalWorkspace, record: RunRecord) -> str:
-    """``Running`` while followed; ``Running (last seen 2026-05-01 12:03:04)`` when nobody follows it."""
-    if not stale(ws, record):
-        return record.status
-    return f"{record.status} (last seen {clock_text(record.properties.get(LAST_SEEN) or record.created_at)})"
 
 
 def backend_for(plugins: Any, ws: LocalWorkspace, record: RunRecord, *, config: str | None, echo: Any,
@@ -91,6 +67,9 @@ def refresh(plugins: Any, ws: LocalWorkspace, *, config: str | None = None, echo
                 result = backend.reattach(record, plugins=plugins)
                 found.append((ws.get_run(record.id), f"ended {result.status}; read back"))
             else:
+                import time
+
+                ws.merge_properties(record.id, {LAST_SEEN: time.time(), "azure_status": status})
                 found.append((ws.get_run(record.id), f"{status} on Azure"))
         except AmlStepError as exc:
             found.append((record, f"not refreshed: {exc}"))
@@ -124,6 +103,10 @@ def runs_follow(ctx: click.Context, run_id: str, config: str | None, outage_time
     echo = None if quiet or as_json else sys.stderr
     try:
         result = follow(state.plugins, state.workspace, run_id, config=config, echo=echo, outage_timeout=outage_timeout)
+    except ServiceUnreachable as exc:  # the workspace could not be reached: the run's state is still unknown
+        common.fail(f"{exc}; the run stays as last seen. Try again later: `amlstep runs follow {run_id}`",
+                    common.EXIT_UNKNOWN)
+        return
     except AmlStepError as exc:
         common.fail(str(exc))
         return
@@ -161,7 +144,8 @@ def report(result: PipelineRunResult, as_json: bool) -> None:
 def runs_refresh(ctx: click.Context, config: str | None, limit: int) -> None:
     """Ask Azure about Azure runs nobody follows now.
 
-    Runs the local history has as running that no process follows: one status request per run; a run that ended is read back (metrics, logs, child runs, outputs).
+    Runs the local history has as running that no process follows: one status request per run; a run
+    that ended is read back (metrics, logs, child runs, outputs).
     """
     from ...commands import common
 

@@ -329,6 +329,13 @@ class AzureBackendBase:
             events.failed(exc)
         return result
 
+    def reach(self, doing: str, function: Callable[..., Any], *args: Any,
+              on_error: Callable[[str, BaseException], BaseException] | None = None) -> Any:
+        """A call made to reach a submitted run (``runs follow``), riding out an unreachable service like following."""
+        from .follower import retrying
+
+        return retrying(self.retry_policy(), doing, function, *args, echo=self.echo, on_error=on_error)
+
     def retry_policy(self) -> RetryPolicy:
         """How following rides out an unreachable service (``outage_timeout`` seconds; ``retry``: a test's policy)."""
         if self.retry is not None:

@@ -41,7 +41,7 @@ TERMINAL = {"Completed": "Completed", "Finished": "Completed", "Failed": "Failed
 RUNNING = ("Running", "Preparing", "Queued", "Starting", "Provisioning", "Finalizing")
 ENDED = ("Completed", "Failed", "Canceled")
 LOG_TAIL_LINES = 12  # how much of a failed step's log its error shows
-LAST_SEEN = "azure_last_seen"  # a run record's property: when the service last answered about it (epoch seconds)
+LAST_SEEN = "last_seen"  # a remote run record's property: when its service last answered about it (epoch seconds)
 SEEN_EVERY = 30.0  # seconds between two writes of LAST_SEEN while following
 # the AutoML best child's files the report reads (emulator/artifacts.py names them; Azure keeps them under outputs/)
 KEPT_FILES = ("outputs/validation_predictions.csv", "outputs/explanation.json")
@@ -165,7 +165,8 @@ TRANSIENT_TYPES = {"ServiceRequestError", "ServiceResponseError", "ConnectTimeou
                    "ServiceRequestTimeoutError", "IncompleteReadError"}
 _STATUS_IN_TEXT = re.compile(r"(?:\bcode\b|\bstatus(?:_code)?\b|error code|HTTP(?: Error)?|too many)[^0-9\n]{0,16}"
                              r"\b(408|429|5\d\d)\b", re.IGNORECASE)
-_TRANSIENT_WORDS = ("connection refused", "connection reset", "connection aborted", "timed out", "temporarily unavailable",
+_TRANSIENT_WORDS = ("unknown cloud environment",  # azure-ai-ml could not read a cloud's endpoints (its metadata URL)
+                    "connection refused", "connection reset", "connection aborted", "timed out", "temporarily unavailable",
                     "service unavailable", "too many requests", "remote end closed connection", "max retries exceeded",
                     "failed to establish a new connection", "bad gateway", "gateway timeout")
 
@@ -183,13 +184,15 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def status_code(exc: BaseException) -> int | None:
-    """The HTTP status an SDK exception carries (``status_code``, ``response.status_code``), if any."""
+    """The HTTP status an SDK exception carries (``status_code``, ``response.status_code``), or says in its text
+    (``too many 503 error responses``, ``Code: 503``), if any."""
     for item in _chain(exc):
         for holder in (item, getattr(item, "response", None), getattr(item, "error", None)):
             value = getattr(holder, "status_code", None)
             if isinstance(value, int):
                 return value
-    return None
+    found = _STATUS_IN_TEXT.search(" ".join(str(item) for item in _chain(exc)))
+    return int(found.group(1)) if found else None
 
 
 def retry_after(exc: BaseException) -> float | None:
@@ -227,9 +230,6 @@ def transient(exc: BaseException) -> bool:
         if type(item).__name__ in TRANSIENT_TYPES:
             return True
     text = " ".join(str(item) for item in _chain(exc)).lower()
-    if _STATUS_IN_TEXT.search(text):
-        found = _STATUS_IN_TEXT.search(text)
-        return found is not None and int(found.group(1)) in TRANSIENT_STATUS
     return any(word in text for word in _TRANSIENT_WORDS)
 
 
@@ -264,7 +264,7 @@ class RetryPolicy:
     Args:
         window: seconds of failing calls after which following stops (``--outage-timeout``).
         first_wait, longest_wait: the backoff between two tries (doubling), unless the service says how long
-            (``Retry-After``).
+            (``Retry-After``, then that, up to ``longest_wait``).
         clock, sleep: the time source and the wait (injected by tests: no test waits for an outage in real time).
         wall: the time of day, for what the local record says ("last seen at").
     """
@@ -286,6 +286,54 @@ class ServiceUnreachable(BackendError):
         self.cause = cause
 
 
+def retrying(policy: RetryPolicy, doing: str, function: Callable[..., Any], *args: Any, echo: TextIO | None = None,
+             on_error: Callable[[str, BaseException], BaseException] | None = None,
+             on_outage: Callable[[], None] | None = None,
+             unreachable: Callable[[str, BaseException, float], BaseException] | None = None) -> Any:
+    """``function(*args)``, tried again with backoff while it fails in a way that passes (:func:`transient`), until
+    ``policy.window`` is spent. One notice on ``echo`` when the service stops answering, one when it answers again.
+
+    A failure that does not pass raises ``on_error(doing, exc)`` (the exception itself without one); a window spent
+    raises ``unreachable(doing, exc, seconds)`` (else :class:`ServiceUnreachable`).
+    """
+    began: float | None = None
+    wait = policy.first_wait
+    while True:
+        try:
+            found = function(*args)
+        except Exception as exc:
+            if not transient(exc):
+                if on_error is None:
+                    raise
+                raise on_error(doing, exc) from exc
+            now = policy.clock()
+            if began is None:
+                began = now
+                if on_outage is not None:
+                    on_outage()
+                _say(echo, f"amlstep: the Azure ML service did not answer while {doing} ({why(exc)}); retrying "
+                           f"for up to {duration_text(policy.window)}")
+            spent = now - began
+            if spent >= policy.window:
+                if unreachable is not None:
+                    raise unreachable(doing, exc, spent) from exc
+                raise ServiceUnreachable(f"the Azure ML service did not answer for {duration_text(spent)} while {doing} "
+                                         f"({why(exc)})", last_seen=None, cause=why(exc)) from exc
+            asked = retry_after(exc)  # what the service asks for wins over the backoff
+            delay = min(asked if asked else wait, policy.longest_wait, max(policy.window - spent, 0.0))
+            policy.sleep(max(delay, 0.0))
+            wait = min(wait * 2, policy.longest_wait)
+            continue
+        if began is not None:
+            _say(echo, f"amlstep: the Azure ML service answers again (after {duration_text(policy.clock() - began)})")
+        return found
+
+
+def _say(echo: TextIO | None, message: str) -> None:
+    if echo is not None:
+        print(message, file=echo, flush=True)
+
+
 class Follower:
     """Follows a submitted pipeline run: step statuses become local records and hook events, AutoML trials too.
 
@@ -295,7 +343,7 @@ class Follower:
         records: the local step run records by step name; ``local``: the local workspace.
         events: the step hooks (``StepEvents``), or None. ``poll``: seconds between two looks at the service.
         retry: how transient failures are ridden out (:class:`RetryPolicy`); ``echo``: where notices go.
-        pipeline_record: the local pipeline run record (its ``azure_last_seen`` is kept up to date).
+        pipeline_record: the local pipeline run record (its ``last_seen`` is kept up to date).
     """
 
     def __init__(self, session: Session, run: Any, run_id: str, bindings: Mapping[str, Any],
@@ -318,33 +366,13 @@ class Follower:
     # -- calls that survive the network ----------------------------------------------------------------
     def call(self, doing: str, function: Callable[..., Any], *args: Any) -> Any:
         """``function(*args)``; a transient failure is tried again with backoff until the retry window is spent."""
-        policy = self.retry
-        began: float | None = None
-        wait = policy.first_wait
-        while True:
-            try:
-                found = function(*args)
-            except Exception as exc:
-                if not transient(exc):
-                    raise self.session.service_error(doing, exc) from exc
-                now = policy.clock()
-                if began is None:
-                    began = now
-                    self.outages += 1
-                    self._say(f"amlstep: the Azure ML service did not answer while {doing} ({why(exc)}); retrying "
-                              f"for up to {duration_text(policy.window)}")
-                spent = now - began
-                if spent >= policy.window:
-                    raise self.unreachable(doing, exc, spent) from exc
-                asked = retry_after(exc)
-                delay = min(max(wait, asked or 0.0), policy.longest_wait, max(policy.window - spent, 0.0))
-                policy.sleep(max(delay, 0.0))
-                wait = min(wait * 2, policy.longest_wait)
-                continue
-            if began is not None:
-                self._say(f"amlstep: the Azure ML service answers again (after {duration_text(policy.clock() - began)})")
-            self.seen()
-            return found
+        found = retrying(self.retry, doing, function, *args, echo=self.echo, on_error=self.session.service_error,
+                         on_outage=self._outage, unreachable=self.unreachable)
+        self.seen()
+        return found
+
+    def _outage(self) -> None:
+        self.outages += 1
 
     def unreachable(self, doing: str, exc: BaseException, spent: float) -> ServiceUnreachable:
         noun = self.session.noun
@@ -363,10 +391,6 @@ class Follower:
                 self.local.merge_properties(self.pipeline_record.id, {LAST_SEEN: self.last_seen})
             except Exception:  # a busy or full local workspace must not stop following
                 pass
-
-    def _say(self, message: str) -> None:
-        if self.echo is not None:
-            print(message, file=self.echo, flush=True)
 
     # -- following -------------------------------------------------------------------------------------
     def follow(self) -> str:

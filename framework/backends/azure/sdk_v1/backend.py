@@ -152,12 +152,12 @@ class AzureBackend(AzureBackendBase):
         from azureml.core import Experiment
         from azureml.pipeline.core import PipelineRun
 
-        try:
+        def look_up() -> Any:
             with sdk_output(self.echo):
                 return PipelineRun(Experiment(ws, record.experiment), record.id)
-        except Exception as exc:
-            raise service_error(f"looking up pipeline run {record.id} in workspace {getattr(ws, 'name', '?')!r}",
-                                exc) from exc
+
+        return self.reach(f"looking up pipeline run {record.id} in workspace {getattr(ws, 'name', '?')!r}", look_up,
+                          on_error=service_error)
 
     def reattach(self, record: Any, *, plugins: Plugins | None = None) -> PipelineRunResult:
         """Follow a submitted pipeline run again from its local record (``amlstep runs follow``)."""
@@ -171,10 +171,8 @@ class AzureBackend(AzureBackendBase):
         """The run's status on Azure now (one look: ``amlstep runs refresh``)."""
         with self._reached() as ws:
             run = self._pipeline_run(ws, record)
-            try:
-                return V1Session(self.echo).status(run)
-            except Exception as exc:
-                raise service_error(f"reading the status of pipeline run {record.id}", exc) from exc
+            return self.reach(f"reading the status of pipeline run {record.id}", V1Session(self.echo).status, run,
+                              on_error=service_error)
 
     def _download(self, run: Any, compiled: Any, result: PipelineRunResult) -> dict[str, str]:
         target = self.download_dir or (self._local_workspace().path / "downloads")

@@ -39,7 +39,7 @@ from ..follower import Follower
 from ..plans import DRY_RUN_WORKSPACE
 from . import client
 from .compiler import AUTOML_MODEL
-from .session import V2Session, short
+from .session import V2Session, service_error, short
 
 
 def download_outputs(session: V2Session, job_name: str, compiled: Any, follower: Follower, target: Path,
@@ -154,26 +154,21 @@ class AzureBackendV2(AzureBackendBase):
         client.require_sdk()
         self._local_workspace()
         with patched_environ(client.environment(self._service) if self._service else {}), sdk_output(self.echo):
-            session = V2Session(self.client(), echo=self.echo)
-            try:
-                session.get(record.id)
-            except Exception as exc:
-                from .session import service_error
-
-                raise service_error(f"looking up pipeline job {record.id}", exc) from exc
+            session = self._reached_session()
+            self.reach(f"looking up pipeline job {record.id}", session.get, record.id, on_error=service_error)
             return self.follow_recorded(record, session=session, run=record.id)
+
+    def _reached_session(self) -> V2Session:
+        """A session on the workspace (``MLClient`` reads the cloud's endpoints from the service: it may be away)."""
+        return V2Session(self.reach("reaching the workspace", self.client, on_error=service_error), echo=self.echo)
 
     def peek(self, record: Any) -> str:
         """The job's status on Azure now (one look: ``amlstep runs refresh``)."""
         client.require_sdk()
         with patched_environ(client.environment(self._service) if self._service else {}), sdk_output(self.echo):
-            session = V2Session(self.client(), echo=self.echo)
-            try:
-                return session.status(record.id)
-            except Exception as exc:
-                from .session import service_error
-
-                raise service_error(f"reading the status of pipeline job {record.id}", exc) from exc
+            session = self._reached_session()
+            return self.reach(f"reading the status of pipeline job {record.id}", session.status, record.id,
+                              on_error=service_error)
 
     def client(self) -> Any:
         """The ``MLClient``: given, or built from ``config`` with the credential."""

@@ -122,11 +122,6 @@ class V2Session:
             mine = local.get_dataset(dataset.name, dataset.version) if local.has_dataset(dataset.name) else None
             if mine is not None:
                 hashes[dataset.name] = mine.sha256
-                if dataset.version is None:
-                    found = self._version_holding(dataset.name, mine.sha256)
-                    if found is not None:
-                        self.versions[dataset.name] = str(found.version)
-                        continue
                 self._register_data(dataset, files=[Path(p) for p in mine.file_paths()], sources=None,
                                     description=mine.description or dataset.description or None, sha256=mine.sha256)
                 continue
@@ -176,23 +171,37 @@ class V2Session:
             mltable.write(target, sources if sources is not None else [f.name for f in files])
             what = (f"{len(files)} file(s), sha256 {sha256[:12]}" if sha256 is not None else ", ".join(sources or []))
             say(self.echo, f"registering data asset {dataset.name!r} (mltable: {what})")
-            for attempt in range(4):
+            for attempt in range(5):
+                # the next version, named explicitly: two clients registering at once ask for the same number, the
+                # service creates it once, and the other one finds it holds its content (or takes the next number)
+                if sha256 is not None:
+                    found = self._version_holding(dataset.name, sha256)
+                    if found is not None:
+                        self.versions[dataset.name] = str(found.version)
+                        return
+                version = str(self._last_number(dataset.name) + 1)
                 try:
                     created = self.ml.data.create_or_update(Data(
-                        name=dataset.name, type="mltable", path=str(target), description=description,
+                        name=dataset.name, version=version, type="mltable", path=str(target), description=description,
                         tags={SHA256_TAG: sha256} if sha256 is not None else None))
                     self.versions[dataset.name] = str(created.version)
                     return
                 except Exception as exc:
                     conflict = "already exists" in str(exc).lower() or "conflict" in type(exc).__name__.lower() \
                         or getattr(exc, "status_code", None) == 409
-                    if conflict and attempt < 3:  # another client took the version number meanwhile
-                        found = self._version_holding(dataset.name, sha256) if sha256 is not None else None
-                        if found is not None:
-                            self.versions[dataset.name] = str(found.version)
-                            return
+                    if conflict and attempt < 4:  # another client took the version number meanwhile
                         continue
                     raise BackendError(f"could not register data asset {dataset.name!r}: {short(exc)}") from exc
+
+    def _last_number(self, name: str) -> int:
+        """The highest numeric version of data asset ``name`` (0 when it has none)."""
+        try:
+            versions = list(self.ml.data.list(name=name))
+        except Exception as exc:
+            if not _not_found(exc):
+                raise service_error(f"listing the versions of data asset {name!r}", exc) from exc
+            return 0
+        return max((int(v.version) for v in versions if str(v.version).isdigit()), default=0)
 
     # -- jobs -------------------------------------------------------------------------------------
     def submit(self, job: Any, experiment: str) -> Any:
