@@ -18,8 +18,9 @@ FAST_AUTOML = {"iterations": "3", "experiment_timeout_minutes": "1"}
 
 @pytest.fixture(autouse=True)
 def _isolated_workspace_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test ever writes to the user's ~/.amlstep."""
+    """No test ever writes to the user's ~/.amlstep, nor to their MLflow server."""
     monkeypatch.setenv("AMLSTEP_WORKSPACE", str(tmp_path_factory.mktemp("default-ws")))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Kill the Titanic pipeline with SIGKILL at random points, many times in a row, and check the workspace.
 
-    python benchmarks/kill_loop.py [--kills 30] [--titanic ../shared/data/titanic.csv] [--no-namespace]
+    python benchmarks/kill_loop.py [--kills 30] [--repair-kills 20] [--titanic ../shared/data/titanic.csv]
+                                   [--no-namespace]
 
 After every kill the workspace must open cleanly and pass `amlstep workspace check`: SQLite's
 integrity check, the sha256 of every recorded step output, registered model and dataset, version
@@ -9,7 +10,17 @@ kill between moving a new version into place and recording it is reported (`orph
 aside by the next registration; it is counted, not failed. Then one pass runs the pipeline in
 another PID namespace (`unshare --pid --fork --mount-proc`, skipped with the reason where that is
 not permitted): while it runs, `amlstep runs list` from outside must keep seeing it Running; after
-its kill it must be Failed. A final run must complete. Prints one line per kill and a table.
+its kill it must be Failed. A final run must complete.
+
+Then `workspace check --repair` is killed at random points (`--repair-kills`): before each, the
+history is damaged so that the repair must rebuild it (alternately a destroyed file header and a
+row whose JSON does not decode; both lose no row to SQLite), the repair is started and killed
+with SIGKILL after a random delay within the time a whole repair takes, and a second repair is
+run to the end. Everything known before (every run and its status, every model with its sha256
+and source run, every dataset, every recorded file's sha256) must still be there, and
+`workspace check` must pass. Where each kill landed is told from what it left: nothing changed
+yet, a kept copy made, no history (between keeping the old file and renaming the new one in), or
+the new history in place. Prints one line per kill and a table.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -98,9 +110,118 @@ def namespace_pass(cli: list[str], pipeline: list[str], ws: Path) -> str:
     return f"Running through {looks} looks from outside, Failed after its kill"
 
 
+def known(path: Path) -> dict[str, set[Any]]:
+    """What the workspace records: runs and their status, models with sha256 and source run, datasets, and the
+    sha256 of every recorded file."""
+    import hashlib
+
+    from framework import LocalWorkspace
+
+    workspace = LocalWorkspace(path)
+    files = {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+             for folder in ("datasets", "models", "datastore") for p in (path / folder).rglob("*") if p.is_file()}
+    return {"runs": {(r.id, r.status) for r in workspace.list_runs(run_type=None)},
+            "models": {(m.name, m.version, m.sha256, m.run_id) for m in workspace.list_models()},
+            "datasets": {(d.name, d.version, d.sha256) for d in workspace.list_datasets()},
+            "files": set(files.items())}
+
+
+def damage(path: Path, kind: str) -> None:
+    """Damage that makes the repair rebuild the history but loses no row to SQLite."""
+    import sqlite3
+
+    db = path / "amlstep.db"
+    if kind == "header":
+        conn = sqlite3.connect(db)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+        with open(db, "r+b") as f:
+            f.write(b"\x5a" * 100)
+    else:
+        conn = sqlite3.connect(db)
+        conn.execute("UPDATE runs SET tags='not json' WHERE rowid=(SELECT max(rowid) FROM runs WHERE "
+                     "run_type='pipeline')")
+        conn.commit()
+        conn.close()
+
+
+def kept_count(path: Path) -> int:
+    from framework.workspace.check import kept_copies
+
+    return len(kept_copies(path))
+
+
+def where_killed(path: Path, kept_before: int) -> str:
+    """What a killed repair left, in words."""
+    kept = kept_count(path)
+    if not (path / "amlstep.db").exists():
+        return "no history (between keeping the old and renaming the new)"
+    if kept > kept_before:
+        try:
+            from framework.workspace.check import check_workspace
+
+            report = check_workspace(path)
+        except Exception:  # noqa: BLE001 - a damaged history is one of the states
+            return "kept copy made, old history in place"
+        return ("new history in place" if not any(f.kind in ("history", "row") for f in report.findings)
+                else "kept copy made, old history in place")
+    staging = [p for p in (path / ".staging").iterdir()] if (path / ".staging").is_dir() else []
+    return "new history being built (staging)" if staging else "nothing changed yet"
+
+
+def repair_passes(cli: list[str], ws: Path, kills: int, rng: random.Random) -> dict[str, Any]:
+    """Kill `workspace check --repair` at random points; after each, a second repair must lose nothing."""
+    repair = [*cli, "workspace", "check", "--repair"]
+    def timed(path: Path) -> float:
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-m", "framework.cli", "--workspace", str(path), "workspace", "check",
+                        "--repair"], capture_output=True, cwd=REPO, check=False)
+        return time.monotonic() - started
+
+    empty = ws.parent / "empty-trial"
+    empty.mkdir()
+    startup = min(timed(empty) for _ in range(3))  # starting Python and amlstep: nothing is changed before that
+    trials = []
+    for _ in range(3):
+        trial = ws.parent / "repair-trial"
+        shutil.copytree(ws, trial, ignore=shutil.ignore_patterns(".live"))
+        damage(trial, "header")
+        trials.append(timed(trial))
+        shutil.rmtree(trial)
+    whole = max(trials)
+    landed: Counter[str] = Counter()
+    for kill in range(kills):
+        before = known(ws)
+        kind = ("header", "row")[kill % 2]
+        damage(ws, kind)
+        kept_before = kept_count(ws)
+        process = subprocess.Popen(repair, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+        delay = rng.uniform(0.9 * startup, 1.05 * whole)
+        time.sleep(delay)
+        finished_first = process.poll() is not None
+        process.kill()
+        process.wait()
+        where = "repair finished first" if finished_first else where_killed(ws, kept_before)
+        landed[where] += 1
+        second = subprocess.run(repair, capture_output=True, text=True, cwd=REPO)
+        assert second.returncode == 0, f"the repair after kill {kill + 1} failed: {second.stdout}{second.stderr}"
+        after = known(ws)
+        for key, items in before.items():
+            lost = items - after[key]
+            assert not lost, f"kill {kill + 1} of a repair ({where}) lost {key}: {sorted(lost)[:3]}"
+        checked = subprocess.run([*cli, "workspace", "check"], capture_output=True, text=True, cwd=REPO)
+        assert checked.returncode == 0, f"workspace check after kill {kill + 1}: {checked.stdout}{checked.stderr}"
+        print(f"repair kill {kill + 1:3d} ({kind} damage) after {delay:4.2f}s ({startup:.2f}s to start, {whole:.2f}s in "
+              f"all): {where}; nothing lost "
+              f"({len(after['runs'])} runs, {len(after['models'])} models, {len(after['datasets'])} datasets, "
+              f"{len(after['files'])} files)", flush=True)
+    return {"whole": whole, "startup": startup, "landed": landed, "kept": kept_count(ws)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--kills", type=int, default=30)
+    parser.add_argument("--repair-kills", type=int, default=20, help="kills of `workspace check --repair`")
     parser.add_argument("--titanic", default=str(REPO.parent / "shared" / "data" / "titanic.csv"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-namespace", action="store_true", help="skip the pass in another PID namespace")
@@ -134,6 +255,7 @@ def main() -> None:
     final = subprocess.run([*cli, *pipeline], capture_output=True, text=True, cwd=REPO)
     assert final.returncode == 0 and json.loads(final.stdout)["status"] == "Completed", final.stderr
     statuses, checked, _ = check(ws)
+    repairs = repair_passes(cli, ws, args.repair_kills, rng) if args.repair_kills else None
     print()
     print("| kills | workspace checks passed | sha256 checks (outputs / models / datasets) | orphans set aside | "
           "PID namespace pass | final re-run | pipeline runs by status | seconds |")
@@ -141,6 +263,14 @@ def main() -> None:
     print(f"| {args.kills} | {args.kills + 1}/{args.kills + 1} | {verified['step outputs']} / "
           f"{verified['model versions']} / {verified['dataset versions']} | {len(orphans)} | {namespace} | Completed | "
           f"{dict(statuses)} | {time.time() - started:.0f} |")
+    if repairs is not None:
+        print()
+        print("| repair kills | where the kills landed | second repair completed, nothing lost | kept copies | "
+              "one repair takes |")
+        print("|---|---|---|---|---|")
+        print(f"| {args.repair_kills} | {'; '.join(f'{n} {w}' for w, n in repairs['landed'].most_common())} | "
+              f"{args.repair_kills}/{args.repair_kills} | {repairs['kept']} | {repairs['whole']:.2f} s "
+              f"({repairs['startup']:.2f} s of it starting) |")
 
 
 if __name__ == "__main__":

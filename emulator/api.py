@@ -182,7 +182,7 @@ def execute(settings: Mapping[str, Any], training: Any, validation: Any, *, reco
     ``announce`` also receives the notice of unhonoured settings (so it is printed even when the
     rest of the output is not shown).
     """
-    started = time.time()  # the budget counts from here: importing the estimators is part of the experiment
+    started = time.monotonic()  # the budget counts from here: importing the estimators is part of the experiment
     from .engine import run_automl
 
     if announce is not None and settings.get("unhonoured"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 import uuid
@@ -61,6 +62,9 @@ class ChildResult:
     timed_out: bool = False
     oof: np.ndarray | None = field(default=None, repr=False)
     members: list[tuple[int, float]] = field(default_factory=list)
+    model: Any = field(default=None, repr=False)
+    """The child's pipeline fitted on every training row (Azure's ``outputs/model.pkl``), once it is made."""
+    refit_time: float = 0.0
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -90,13 +94,15 @@ class AutoMLResult:
         """The model pipeline of any completed child, refitted on the training rows (for ``get_output``)."""
         loop = self.loop
         child = next(c for c in loop.children if c.iteration == iteration)
-        by_iteration = {c.iteration: c for c in loop.children}
-        members = [by_iteration[i] for i, _ in child.members] if child.algorithm in ENSEMBLES else [child]
-        outcome = run_guarded(loop.key, loop.fold, call(tasks.refit),
-                              {"specs": [m.spec for m in members], "threads": loop.threads}, None)
-        if not outcome.ok:
-            raise AutoMLDataError(f"refitting iteration {iteration} failed: {short_error(outcome.error)}")
-        return assemble(loop.fold, child, members, outcome.value, loop.featurizer)
+        members = loop.members_of(child)
+        fitted = [m.model for m in members]
+        if any(model is None for model in fitted):
+            outcome = loop.runner(call(tasks.refit), {"specs": [m.spec for m in members], "threads": loop.threads},
+                                  None)
+            if not outcome.ok:
+                raise AutoMLDataError(f"refitting iteration {iteration} failed: {short_error(outcome.error)}")
+            fitted = outcome.value
+        return assemble(loop.fold, child, members, fitted, loop.featurizer)
 
     def metrics_json(self) -> dict[str, dict[str, list[Any]]]:
         """``{child_run_id: {metric: [value]}}`` for every child, as AutoMLStep's metrics output holds it.
@@ -269,8 +275,9 @@ class Search:
         allowed = set(settings.get("allowed_models") or []) or None
         blocked = set(settings.get("blocked_models") or [])
         unavailable = task.unavailable_models()
+        self.auto_blocked = auto_blocked(settings, data)
         self.usable = [m for m in task.models if (allowed is None or m in allowed) and m not in blocked
-                       and m not in unavailable]
+                       and m not in unavailable and m not in self.auto_blocked]
         self.portfolio = [(p, a, dict(params)) for p, a, params in task.portfolio(data) if a in self.usable]
         self.metric = settings["primary_metric"]
         self.rng = np.random.default_rng(settings.get("random_state", 0))
@@ -313,6 +320,19 @@ class Search:
         return preprocessor_for(algorithm, self.rng), algorithm, sample_params(algorithm, self.rng)
 
 
+#: Azure's auto-block: above this many training rows (or with sparse data), unless ``allowed_models`` is given,
+#: the models below are blocked (azureml ``MAX_SAMPLES_AUTOBLOCK`` and ``MAX_SAMPLES_AUTOBLOCKED_ALGOS``).
+MAX_SAMPLES_AUTOBLOCK = 5000
+AUTOBLOCKED_MODELS = ("KNN", "SVM")
+
+
+def auto_blocked(settings: Mapping[str, Any], data: FoldData | None) -> tuple[str, ...]:
+    """The models Azure blocks by itself for ``data``: KNN and SVM above 5,000 rows, when no allowed_models is set."""
+    if data is None or settings.get("allowed_models") or len(data.y) <= MAX_SAMPLES_AUTOBLOCK:
+        return ()
+    return tuple(m for m in AUTOBLOCKED_MODELS if m in get_task(settings["task"]).models)
+
+
 def candidates(settings: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """Child pipelines in the order they are tried when no result is fed back (the portfolio, then random)."""
     search = Search(settings, 0)
@@ -320,18 +340,85 @@ def candidates(settings: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str
         yield search.next()
 
 
-def _child_task(key: str, data: FoldData, spec: dict[str, Any], threads: int, deadline: float | None,
-                iteration_timeout: float | None) -> tuple[TaskOutcome, str]:
-    """Cross-validate one child in a worker process; the limit is the nearer of its own and the experiment's."""
+class Runner(Protocol):
+    """Runs ``target(data, **kwargs)`` for the experiment and returns its outcome, stopped after ``timeout`` seconds."""
+
+    def __call__(self, target: str, kwargs: dict[str, Any], timeout: float | None,
+                 count_startup: bool = True) -> TaskOutcome: ...
+
+
+@dataclass
+class GuardedRunner:
+    """The experiment's tasks in worker processes of this machine (``worker.run_guarded``): a task past its
+    timeout is stopped with its process. Picklable, so it runs wherever joblib's backend sends a child."""
+
+    key: str
+    data: FoldData
+
+    def __call__(self, target: str, kwargs: dict[str, Any], timeout: float | None,
+                 count_startup: bool = True) -> TaskOutcome:
+        return run_guarded(self.key, self.data, target, kwargs, timeout, count_startup)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a task must end, on the experiment's clock: read when the task starts, not when it was queued (a job
+    can wait in joblib's queue for a free worker). In another process (loky, Dask, Ray) the experiment's clock
+    is not there: the seconds that were left when the deadline was made are used instead."""
+
+    at: float | None
+    clock: Callable[[], float]
+    seconds: float | None = None
+    pid: int = field(default_factory=os.getpid)
+
+    @classmethod
+    def of(cls, at: float | None, clock: Callable[[], float]) -> Deadline:
+        return cls(at, clock, None if at is None else at - clock())
+
+    def left(self) -> float | None:
+        if self.at is None:
+            return None
+        return self.at - self.clock() if os.getpid() == self.pid else self.seconds
+
+
+def _child_task(runner: Runner, spec: dict[str, Any], threads: int, deadline: Deadline,
+                iteration_timeout: float | None, model_deadline: Deadline | None = None,
+                model_share: float = 1.0) -> tuple[TaskOutcome, str]:
+    """Cross-validate one child in a worker process; the limit is the nearer of its own and the search's
+    ``deadline``. With a ``model_deadline``, then fit it on every training row (its model) before that, when it
+    leaves 1.3 times the expected time (``model_share`` of the folds' seconds); a model not made in time leaves
+    the child's folds."""
     limits = []
     if iteration_timeout is not None:
         limits.append((iteration_timeout, "iteration"))
-    if deadline is not None:
-        limits.append((max(0.0, deadline - time.time()), "experiment"))
+    seconds_left = deadline.left()
+    if seconds_left is not None:
+        limits.append((max(0.0, seconds_left), "experiment"))
     timeout, which = min(limits) if limits else (None, "")
     if timeout is not None and timeout <= 0:
         return TaskOutcome(False, error="experiment timeout reached before the child started", timed_out=True), which
-    return run_guarded(key, data, call(tasks.cross_validate), {"spec": spec, "threads": threads}, timeout), which
+    outcome = runner(call(tasks.cross_validate), {"spec": spec, "threads": threads}, timeout)
+    if model_deadline is not None and outcome.ok:
+        chosen = {**spec, "params": {**spec["params"], **(outcome.value.get("params") or {})}}
+        left = model_deadline.left()
+        if iteration_timeout is not None:
+            left = min(left if left is not None else iteration_timeout, iteration_timeout - outcome.seconds)
+        expected = model_share * float(outcome.value.get("fit_time") or outcome.seconds)
+        made = _refit_task(runner, [chosen], threads, left) if left is None or left > 1.3 * expected else None
+        if made is not None and made.ok:
+            outcome.value["model"], outcome.value["refit_time"] = made.value[0], made.seconds
+    return outcome, which
+
+
+def _refit_task(runner: Runner, specs: list[dict[str, Any]], threads: int, timeout: float | Deadline | None
+                ) -> TaskOutcome:
+    """Fit child pipelines on every training row in a worker process (their models), within ``timeout`` seconds
+    (or before a ``Deadline``, read when the task starts)."""
+    if isinstance(timeout, Deadline):
+        timeout = timeout.left()
+        if timeout is not None and timeout <= 0:
+            return TaskOutcome(False, error="no time left for the model", timed_out=True)
+    return runner(call(tasks.refit), {"specs": specs, "threads": threads}, timeout)
 
 
 ENSEMBLES = ("VotingEnsemble", "StackEnsemble")
@@ -380,23 +467,30 @@ def format_guardrails(checks: list[dict[str, Any]]) -> str:
 
 def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: pd.DataFrame | None = None, *,
                recorder: Recorder | None = None, parent_run_id: str = "AutoML",
-               log: Callable[[str], None] = print, started: float | None = None) -> AutoMLResult:
+               log: Callable[[str], None] = print, started: float | None = None,
+               clock: Callable[[], float] | None = None,
+               runner: Callable[[str, FoldData], Runner] | None = None) -> AutoMLResult:
     """Run an AutoML experiment with validated ``settings`` and return the best fitted pipeline.
 
     Both ``Experiment.submit`` and the pipeline's ``automl`` step come here. ``started`` (default:
-    now) is when the experiment began: ``experiment_timeout_minutes`` counts from it.
+    now) is when the experiment began, on ``clock`` (default ``time.monotonic``: a deadline never moves
+    with the wall clock): ``experiment_timeout_minutes`` counts from it. ``runner(key, data)`` makes what
+    runs the children and refits (default: worker processes, ``GuardedRunner``); tests give a clock and
+    a runner of their own to script how long each child takes.
     """
-    started = time.time() if started is None else started
+    clock = clock or time.monotonic
+    started = clock() if started is None else started
     concurrency = int(settings.get("max_concurrent_iterations") or 1)
-    POOL.warm(concurrency + 1)  # workers import scikit-learn while we featurize; one spare for the final refit
+    if runner is None:
+        POOL.warm(concurrency + 1)  # workers import scikit-learn while we featurize; one spare for the final refit
     timings: dict[str, float] = {}
-    clock = time.perf_counter()
+    lapped = clock()
 
     def lap(phase: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[phase] = timings.get(phase, 0.0) + now - clock
-        clock = now
+        nonlocal lapped
+        now = clock()
+        timings[phase] = timings.get(phase, 0.0) + now - lapped
+        lapped = now
 
     data = prepare_data(settings, training, validation)
     lap("prepare")
@@ -416,41 +510,62 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     lap("featurize")
     key = uuid.uuid4().hex
     state = _Loop(settings, fold, key, started, budget, iteration_timeout, threads, recorder, parent_run_id, log,
-                  data.training_type, concurrency)
+                  data.training_type, concurrency, clock=clock, runner=None if runner is None else runner(key, fold))
+    if state.search.auto_blocked:
+        blocked = state.search.auto_blocked
+        log(f"{'Models' if len(blocked) > 1 else 'Model'} {' and '.join(blocked)} {'are' if len(blocked) > 1 else 'is'} "
+            f"blocked above {MAX_SAMPLES_AUTOBLOCK:,} rows (Azure's auto-block; name {'them' if len(blocked) > 1 else 'it'} "
+            f"in allowed_models to try {'them' if len(blocked) > 1 else 'it'})")
     log(f"{'ITER':>5}  {'PIPELINE':<45} {'DURATION':>9} {'METRIC':>8} {'BEST':>8}")
     state.run_base(concurrency)
-    POOL.warm(concurrency + 1)  # workers stopped at the deadline are replaced while the ensembles are chosen
+    if runner is None:
+        POOL.warm(concurrency + 1)  # workers stopped at the deadline are replaced while the ensembles are chosen
     lap("children")
     state.run_ensembles()
     lap("ensembles")
-    best = state.best
-    if best is None:
+    if state.best is None:
         raise state.no_child_error()
     model = state.final_model(featurizer)
     lap("refit")
     state.keep_predictions()
-    best = state.best  # an ensemble whose refit fails falls back to its best member
+    best = state.best  # when a model is missing at the end, the best child that has its model
     assert best is not None
     state.explain(model, data)
     lap("explain")
     log(f"Best: iteration {best.iteration} {best.display_name} {metric}={best.score:.4f}")
     state.featurizer = featurizer
-    POOL.warm(concurrency + 1)  # replace workers stopped at a deadline, for the next experiment
-    assert state.best is not None
-    return AutoMLResult(dict(settings), state.children, state.best, model, checks, data.training_type,
-                        time.time() - started, featurizer.summary(), state.stop_reason, state, timings)
+    if runner is None:
+        POOL.warm(concurrency + 1)  # replace workers stopped at a deadline, for the next experiment
+    return AutoMLResult(dict(settings), state.children, best, model, checks, data.training_type,
+                        clock() - started, featurizer.summary(), state.stop_reason, state, timings)
+
+
+#: Completed base children whose model (the pipeline refitted on every training row) is made during the search,
+#: as soon as they rank among these best: the final model is then ready when the budget ends.
+REFIT_TOP = 3
+#: Seconds kept at the end of the budget for what follows the final model (recording it, its explanation's minimum).
+FINISH_SECONDS = 1.0
 
 
 class _Loop:
-    """One experiment's children: scheduling, budget, recording, ensembles and the final refit."""
+    """One experiment's children: scheduling, budget, recording, ensembles and the final model.
+
+    Every child is cross-validated in a worker process; the best ones also get their model, the
+    pipeline fitted on every training row (on Azure each child run ends with its ``model.pkl``), while
+    the search goes on. So the final model is assembled from models already made, the budget covers
+    ensembles and the final model, and a child still running when the budget ends is canceled.
+    """
 
     def __init__(self, settings: Mapping[str, Any], fold: FoldData, key: str, started: float, budget: float | None,
                  iteration_timeout: float | None, threads: int, recorder: Recorder | None, parent_run_id: str,
-                 log: Callable[[str], None], training_type: str, concurrency: int = 1) -> None:
+                 log: Callable[[str], None], training_type: str, concurrency: int = 1,
+                 clock: Callable[[], float] | None = None, runner: Runner | None = None) -> None:
         self.settings, self.fold, self.key, self.started = settings, fold, key, started
         self.concurrency = max(1, concurrency)
         self.budget, self.iteration_timeout, self.threads = budget, iteration_timeout, threads
         self.recorder, self.parent_run_id, self.log, self.training_type = recorder, parent_run_id, log, training_type
+        self.clock: Callable[[], float] = clock or time.monotonic
+        self.runner: Runner = runner or GuardedRunner(key, fold)
         self.metric = settings["primary_metric"]
         self.search = Search(settings, fold.X.shape[1], fold)
         self.children: list[ChildResult] = []
@@ -460,6 +575,8 @@ class _Loop:
         self.lock = threading.Lock()
         self._score_seconds: float | None = None
         self.records: dict[int, Any] = {}  # iteration -> its child run record (where artifacts go)
+        self.refitting: set[int] = set()  # children whose model is being made
+        self.carrying: set[int] = set()  # children in flight that make their model in the same job
         ensembles = [n for n, on in (("VotingEnsemble", settings.get("enable_voting_ensemble", True)),
                                      ("StackEnsemble", settings.get("enable_stack_ensemble", True))) if on]
         total = int(settings["iterations"])
@@ -468,14 +585,32 @@ class _Loop:
 
     # -- time ---------------------------------------------------------------------------------
     def reserve(self) -> float:
-        """Seconds kept back for ensemble selection and the final refit."""
-        done = sorted((c for c in self.children if c.status == "Completed" and c.algorithm not in ENSEMBLES),
-                      key=lambda c: c.score, reverse=self.metric not in M.MINIMIZE)[:5]
-        return 1.0 + 0.03 * (self.budget or 0) + 1.3 * self.refit_seconds(done) + self.ensemble_cost(done)
+        """Seconds kept back for ensemble selection and the models of the best children not made yet (those that
+        can still be made in the time left: for the others the search goes on, with children that can end with one)."""
+        done = self.base_pool(5)
+        left = self.left()
+        unmade = [c for c in done if c.model is None and (left is None or 1.3 * self.refit_seconds([c], 1) < left)]
+        return 1.0 + FINISH_SECONDS + 0.03 * (self.budget or 0) + 1.3 * self.refit_seconds(unmade) + \
+            self.ensemble_cost(done)
+
+    def model_time_left(self) -> float | None:
+        """Seconds a model made during the search may take: what is left less the ensembles and the finish."""
+        left = self.left()
+        return None if left is None else left - FINISH_SECONDS - self.ensemble_cost(self.base_pool(5))
+
+    def model_deadline(self) -> Deadline:
+        """When a model made during the search must be done (``model_time_left`` from now)."""
+        left = self.model_time_left()
+        return Deadline.of(None if left is None else self.clock() + left, self.clock)
 
     def end(self) -> float | None:
-        """When the experiment must be over: its start plus the budget (featurization and refit included)."""
+        """When the experiment must be over: its start plus the budget (featurization and the final model included)."""
         return None if self.budget is None else self.started + self.budget
+
+    def left(self) -> float | None:
+        """Seconds left of the budget (None without one)."""
+        end = self.end()
+        return None if end is None else end - self.clock()
 
     def ensemble_cost(self, done: list[ChildResult]) -> float:
         """Seconds ensemble selection will take: one scoring of out-of-fold predictions, times the rounds."""
@@ -486,9 +621,9 @@ class _Loop:
 
             oof = done[0].oof
             assert oof is not None
-            begun = time.perf_counter()
+            begun = self.clock()  # the experiment's clock: a test's fake one measures no time here
             E.fold_score(self.fold, self.metric, oof)
-            self._score_seconds = time.perf_counter() - begun
+            self._score_seconds = self.clock() - begun
         rounds = int(self.settings.get("ensemble_iterations") or 15) + 1
         return self._score_seconds * (ENSEMBLE_POOL * rounds + 40)
 
@@ -498,6 +633,7 @@ class _Loop:
         return float(np.median(times)) if len(times) >= 2 else 0.0
 
     def deadline(self) -> float | None:
+        """When the search ends: the budget's end less what ensembles and the best children's models need."""
         return None if self.budget is None else self.started + self.budget - self.reserve()
 
     def should_stop(self) -> bool:
@@ -506,10 +642,11 @@ class _Loop:
         if len(self.children) >= self.n_base:
             return True
         deadline = self.deadline()
-        if deadline is not None and time.time() >= deadline:
+        now = self.clock()
+        if deadline is not None and now >= deadline:
             assert self.budget is not None
             self.stop_reason = f"experiment timeout of {self.budget / 60:g} minutes reached"
-        elif deadline is not None and deadline - time.time() < self.typical_child_seconds():
+        elif deadline is not None and deadline - now < self.typical_child_seconds():
             assert self.budget is not None  # a child started now would be cancelled at the deadline: start none
             self.stop_reason = (f"experiment timeout of {self.budget / 60:g} minutes reached (no further child "
                                 f"would finish in time)")
@@ -523,7 +660,7 @@ class _Loop:
     # -- base children ------------------------------------------------------------------------
     def _start(self, iteration: int) -> tuple[ChildResult, Any]:
         deadline = self.deadline()
-        prep, algorithm, params = self.search.next(None if deadline is None else deadline - time.time())
+        prep, algorithm, params = self.search.next(None if deadline is None else deadline - self.clock())
         child = ChildResult(iteration, f"{self.parent_run_id}_{iteration}", prep, algorithm, params)
         record = self.recorder.child_run(child.display_name, run_id=child.run_id) if self.recorder else None
         self.records[iteration] = record
@@ -535,6 +672,8 @@ class _Loop:
             child.params.update(outcome.value.get("params") or {})  # what the child chose (forecasting's forms)
             child.fit_time = outcome.value["fit_time"]
             child.score = child.metrics.get(self.metric, float("nan"))
+            child.model = outcome.value.get("model")
+            child.refit_time = float(outcome.value.get("refit_time") or 0.0)
         else:
             child.fit_time = outcome.seconds
             if outcome.timed_out and which == "iteration":
@@ -548,11 +687,13 @@ class _Loop:
                 child.status, child.error = "Failed", outcome.error
             child.timed_out = outcome.timed_out
         with self.lock:
+            self.carrying.discard(child.iteration)
             self.children.append(child)
             self.children.sort(key=lambda c: c.iteration)
             self.search.observe(child)
             if child.status == "Completed" and (self.best is None or M.better(self.metric, child.score, self.best.score)):
                 self.best = child
+            self._drop_models()
         self._record(child, record)
         best = self.best.score if self.best else float("nan")
         self.log(f"{child.iteration:>5}  {child.display_name:<45} {_clock(child.fit_time):>9} "
@@ -560,6 +701,42 @@ class _Loop:
                                                         if child.error else ""))
         if outcome.traceback:  # the whole story goes to the log; error messages keep the first line
             self.log("       " + outcome.traceback.rstrip().replace("\n", "\n       "))
+
+    def _refitted(self, iteration: int, outcome: TaskOutcome) -> None:
+        """A child's model arrived (or could not be made in time: the end makes it, or does without it)."""
+        with self.lock:
+            self.refitting.discard(iteration)
+            child = next(c for c in self.children if c.iteration == iteration)
+            if outcome.ok:
+                child.model, child.refit_time = outcome.value[0], outcome.seconds
+                self._drop_models()
+        if not outcome.ok:
+            self.log(f"       iteration {iteration} {child.display_name}: its model was not made "
+                     f"({short_error(outcome.error)})")
+
+    def _drop_models(self) -> None:
+        """Keep the models of the children an ensemble may choose (the pool) only: forests can be large."""
+        pool = {c.iteration for c in self.base_pool()}
+        for child in self.children:
+            if child.model is not None and child.iteration not in pool and child.algorithm not in ENSEMBLES:
+                child.model = None
+
+    def _wanted_model(self) -> ChildResult | None:
+        """The best completed base child among the ``REFIT_TOP`` best still without its model, when making it
+        should end before the budget does."""
+        left = self.model_time_left()
+        for child in self.base_pool(REFIT_TOP):
+            if child.model is not None or child.iteration in self.refitting:
+                continue
+            if left is None or 1.5 * self.refit_seconds([child], 1) < left:
+                return child
+        return None
+
+    def carries_model(self) -> bool:
+        """Whether the next child makes its model right after its folds, in the same job: while no child has a
+        model nor is making one. On a loaded machine the first child can take most of the budget; its model made
+        at once, before other children take the workers, is what keeps the experiment within the budget."""
+        return not any(c.model is not None for c in self.children) and not self.refitting and not self.carrying
 
     def no_child_error(self) -> AutoMLError:
         """Why no child completed: the time limits (an ``AutoMLTimeoutError``) or the children's own errors."""
@@ -582,7 +759,7 @@ class _Loop:
             if not started:
                 return AutoMLTimeoutError(
                     f"no child run started within {setting[0]}={setting[1]:g} (preparing and featurizing the data "
-                    f"took {time.time() - self.started:.0f} s); raise {setting[0]}")
+                    f"took {self.clock() - self.started:.0f} s); raise {setting[0]}")
             stopped = (f"{started} started, stopped by the timeout" if not by_iteration else
                        f"{started} started: {started - by_iteration} stopped by the experiment timeout, "
                        f"{by_iteration} by iteration_timeout_minutes="
@@ -610,44 +787,49 @@ class _Loop:
             record.fail(child.error or "failed", status=child.status)
 
     def run_base(self, concurrency: int) -> None:
-        if concurrency <= 1:
-            iteration = 0
-            while not self.should_stop():
-                child, record = self._start(iteration)
-                outcome, which = _child_task(self.key, self.fold, child.spec, self.threads, self.deadline(),
-                                             self.iteration_timeout)
-                self._finish(child, record, outcome, which)
-                iteration += 1
-        else:
-            self._run_parallel(concurrency)
+        """The children, ``concurrency`` at a time, through joblib: threads that each drive a worker process by
+        default; inside ``joblib.parallel_config(backend="dask")`` (or ray) the tasks go to that cluster. Between
+        children, the best ones get their models (``REFIT_TOP``)."""
+        from joblib import Parallel
+
+        pending: dict[int, tuple[ChildResult, Any]] = {}
+        runner = Parallel(n_jobs=max(1, concurrency), prefer="threads", return_as="generator_unordered",
+                          pre_dispatch="n_jobs")
+        for (kind, iteration), result in runner(self._jobs(pending)):
+            if kind == "child":
+                child, record = pending.pop(iteration)
+                self._finish(child, record, *result)
+            else:
+                self._refitted(iteration, result)
         if self.stop_reason:
             self.log(f"Stopping: {self.stop_reason}")
 
-    def _run_parallel(self, concurrency: int) -> None:
-        """Children in parallel through joblib: threads that each drive a worker process by default;
-        inside ``joblib.parallel_config(backend="dask")`` (or ray) the tasks go to that cluster."""
-        from joblib import Parallel, delayed
+    def _jobs(self, pending: dict[int, tuple[ChildResult, Any]]) -> Iterator[Any]:
+        """The next job whenever a worker is free: a wanted model first, else the next child (until the search stops)."""
+        from joblib import delayed
 
-        pending: dict[int, tuple[ChildResult, Any]] = {}
-
-        def tasks_to_run() -> Iterator[Any]:
-            iteration = 0
-            while True:
-                with self.lock:
+        iteration = 0
+        while True:
+            with self.lock:
+                wanted = self._wanted_model()
+                if wanted is not None:
+                    self.refitting.add(wanted.iteration)
+                    job = delayed(_tagged)(("refit", wanted.iteration), _refit_task, self.runner, [wanted.spec],
+                                           self.threads, self.model_deadline())
+                else:
                     if len(self.children) + len(pending) >= self.n_base or self.should_stop():
                         return
                     child, record = self._start(iteration)
                     pending[iteration] = (child, record)
-                    deadline = self.deadline()
-                yield delayed(_tagged)(iteration, self.key, self.fold, child.spec, self.threads, deadline,
-                                       self.iteration_timeout)
-                iteration += 1
-
-        runner = Parallel(n_jobs=concurrency, prefer="threads", return_as="generator_unordered",
-                          pre_dispatch="n_jobs")
-        for iteration, (outcome, which) in runner(tasks_to_run()):
-            child, record = pending.pop(iteration)
-            self._finish(child, record, outcome, which)
+                    carry = self.carries_model()
+                    if carry:
+                        self.carrying.add(iteration)
+                    job = delayed(_tagged)(("child", iteration), _child_task, self.runner, child.spec, self.threads,
+                                           Deadline.of(self.deadline(), self.clock), self.iteration_timeout,
+                                           self.model_deadline() if carry else None,
+                                           self.refit_seconds([ChildResult(0, "", "", "", {}, fit_time=1.0)], 1))
+                    iteration += 1
+            yield job
 
     # -- ensembles ----------------------------------------------------------------------------
     def base_pool(self, limit: int | None = None) -> list[ChildResult]:
@@ -656,27 +838,51 @@ class _Loop:
                 and c.oof is not None and not np.isnan(c.score)]
         return sorted(done, key=lambda c: (c.score, -c.iteration), reverse=self.metric not in M.MINIMIZE)[:limit]
 
+    def members_of(self, child: ChildResult) -> list[ChildResult]:
+        """The base children whose models make up ``child``'s (an ensemble's members, else itself)."""
+        if child.algorithm not in ENSEMBLES:
+            return [child]
+        by_iteration = {c.iteration: c for c in self.children}
+        return [by_iteration[i] for i, _ in child.members]
+
     def run_ensembles(self) -> None:
+        """Azure's last iterations: a VotingEnsemble (Caruana selection) and a StackEnsemble over the best children,
+        chosen from their out-of-fold predictions within what is left of the budget."""
         from . import ensemble as E
 
         pool = self.base_pool()
+        end = self.end()
+        if end is not None and pool:  # members are children with their model, or whose model can still be made
+            spare = end - self.clock() - FINISH_SECONDS - self.ensemble_cost(pool[:5])
+            kept: list[ChildResult] = []
+            for child in pool:  # the best first: an unmade model joins while all of them can be made in time
+                unmade = [c for c in kept + [child] if c.model is None]
+                if child.model is not None or 1.3 * self.refit_seconds(unmade, self.refit_groups(unmade)) <= spare:
+                    kept.append(child)
+            pool = kept
         if len(pool) < 2 or not self.ensembles:
             return
-        end = self.end()
-        if end is not None and time.time() + self.ensemble_cost(pool[:5]) + self.refit_seconds(pool[:1]) >= end:
+        if end is not None and self.clock() + self.ensemble_cost(pool[:5]) + FINISH_SECONDS >= end:
             self.log(f"Skipping {' and '.join(self.ensembles)}: the experiment timeout leaves no time for them")
             return
         assert self.best is not None
         iteration = max(c.iteration for c in self.children) + 1
         oofs = _oofs(pool)
+
+        def out_of_time() -> bool:
+            return end is not None and self.clock() + FINISH_SECONDS >= end
+
         weights = E.caruana(self.fold, self.metric, oofs, [c.score for c in pool],
-                            iterations=int(self.settings.get("ensemble_iterations") or 15))
+                            iterations=int(self.settings.get("ensemble_iterations") or 15), stop=out_of_time)
         members = [(c, w) for c, w in zip(pool, weights) if w > 0]
         for name in self.ensembles:
+            if out_of_time():
+                self.log(f"Skipping {name}: the experiment timeout leaves no time for it")
+                break
             child = ChildResult(iteration, f"{self.parent_run_id}_{iteration}", "", name, {})
             record = self.recorder.child_run(name, run_id=child.run_id) if self.recorder else None
             self.records[iteration] = record
-            begun = time.perf_counter()
+            begun = self.clock()
             try:
                 if name == "VotingEnsemble":
                     child.members = [(c.iteration, w) for c, w in members]
@@ -691,8 +897,7 @@ class _Loop:
                                 "ensemble_weights": [round(w, 6) for _, w in child.members]}
             except Exception as exc:  # an ensemble that fails is recorded like any child
                 child.status, child.error = "Failed", f"{type(exc).__name__}: {exc}"
-            child.fit_time = time.perf_counter() - begun
-            outcome = TaskOutcome(child.status == "Completed")
+            child.fit_time = self.clock() - begun
             with self.lock:
                 self.children.append(child)
                 if child.status == "Completed" and M.better(self.metric, child.score, self.best.score):
@@ -700,7 +905,6 @@ class _Loop:
             self._record(child, record)
             self.log(f"{child.iteration:>5}  {child.display_name:<45} {_clock(child.fit_time):>9} "
                      f"{child.score:>8.4f} {self.best.score:>8.4f}")
-            del outcome
             iteration += 1
 
     def keep_predictions(self) -> None:
@@ -734,8 +938,8 @@ class _Loop:
         write = getattr(self.records.get(self.best.iteration), "write_artifact", None)
         if write is None:
             return
-        end = self.end()
-        seconds = explain.IMPORTANCE_SECONDS if end is None else min(explain.IMPORTANCE_SECONDS, (end - time.time()) / 3)
+        left = self.left()
+        seconds = explain.IMPORTANCE_SECONDS if left is None else min(explain.IMPORTANCE_SECONDS, left / 3)
         if seconds < 1.0:
             self.log("Model explanation skipped: the budget is spent (amlstep report computes it)")
             return
@@ -757,62 +961,64 @@ class _Loop:
 
     # -- the final model ----------------------------------------------------------------------
     def final_model(self, featurizer: AutoFeaturizer) -> Any:
-        """The best child refitted on all training rows, behind the fitted featurizer.
+        """The best child's model behind the fitted featurizer, assembled from the models made during the search.
 
-        The refit is spread over the ready workers; its time limit is what is left of the budget, but
-        at least three times the refit's expected time (counted once a worker is ready). When it fails,
-        an ensemble falls back to its best member, a single child to the best of the three best base
-        children whose refit takes about one fold's fit (and the run says so).
+        A member still without its model is fitted now, within what is left of the budget. When that cannot
+        be done, the run ends with the best child whose models are all made (and says so); only a run in
+        which no child has its model fits the best base child past the budget.
         """
         best = self.best
         assert best is not None
-        by_iteration = {c.iteration: c for c in self.children}
-        members = [by_iteration[i] for i, _ in best.members] if best.algorithm in ENSEMBLES else [best]
-        # the budget's end, but never less than three times the expected refit (the machine's load can change
-        # between a child's cross-validation and the refit): a refit stopped here costs the best model
-        end = self.end()
-        timeout = None if end is None else max(end - time.time(),
-                                               3.0 * self.refit_seconds(members, self.refit_groups(members)) + 10.0)
-        outcome = self.refit(members, timeout)
-        if not outcome.ok:
-            fallback = self.fallback(best)
-            self.log(f"The final refit of {best.display_name} did not finish ({short_error(outcome.error)}); "
-                     f"using iteration {fallback.iteration} {fallback.display_name}")
+        members = self.members_of(best)
+        missing = [m for m in members if m.model is None]
+        if missing:
+            left = self.left()
+            timeout = None if left is None else left - FINISH_SECONDS
+            if timeout is not None and timeout < 1.3 * self.refit_seconds(missing, self.refit_groups(missing)):
+                outcome = TaskOutcome(False, error=f"{max(0.0, timeout):.1f} s left of the budget; it needs about "
+                                                   f"{self.refit_seconds(missing, self.refit_groups(missing)):.1f} s")
+            else:
+                outcome = self.refit(missing, timeout)
+            if outcome.ok:
+                for member, model in zip(missing, outcome.value):
+                    member.model = model
+            else:
+                self.log(f"The model of {best.display_name} was not made ({short_error(outcome.error)})")
+        if any(m.model is None for m in members):
+            fallback = self.fallback()
+            if fallback is None:  # no child has its model: the best base child gets one, past the budget if need be
+                fallback = self.base_pool(1)[0]
+                self.log(f"No child has its model: refitting iteration {fallback.iteration} {fallback.display_name}")
+                outcome = self.refit([fallback], None)
+                if not outcome.ok:
+                    raise AutoMLDataError(f"the final refit failed: {short_error(outcome.error)}")
+                fallback.model = outcome.value[0]
+            else:
+                self.log(f"Using iteration {fallback.iteration} {fallback.display_name}, the best child with its model")
             self.best = best = fallback
-            members = [fallback]
-            outcome = self.refit([fallback], None)
-            if not outcome.ok:
-                raise AutoMLDataError(f"the final refit failed: {short_error(outcome.error)}")
-        return assemble(self.fold, best, members, outcome.value, featurizer)
+            members = self.members_of(best)
+        return assemble(self.fold, best, members, [m.model for m in members], featurizer)
 
-    def fallback(self, best: ChildResult) -> ChildResult:
-        """The child refitted when ``best``'s refit failed: an ensemble's best member, else the best of the
-        three best base children whose refit takes about one fold's fit."""
-        if best.algorithm in ENSEMBLES:
-            return self.base_pool(1)[0]
-        pool = self.base_pool(3)
-        per_fold = {c.iteration: c.fit_time / max(1, len(self.fold.splits)) for c in pool}
-        quick = max(5.0, 2 * min(per_fold.values()) + 1.0)
-        return next(c for c in pool if per_fold[c.iteration] <= quick)
+    def fallback(self) -> ChildResult | None:
+        """The best completed child whose models are all made (an ensemble's members, else its own), if any."""
+        done = [c for c in self.children if c.status == "Completed" and not np.isnan(c.score)]
+        ranked = sorted(done, key=lambda c: (c.score, -c.iteration), reverse=self.metric not in M.MINIMIZE)
+        return next((c for c in ranked if all(m.model is not None for m in self.members_of(c))), None)
 
     def refit_seconds(self, members: list[ChildResult], groups: int | None = None) -> float:
-        """Expected seconds to fit ``members`` on all rows: a fold's fit scaled to every row, over ``groups``
-        workers (default: one per concurrent iteration)."""
+        """Expected seconds to fit ``members`` on all rows (measured, else a fold's fit scaled to every row), over
+        ``groups`` workers (default: one per concurrent iteration)."""
         n_splits = max(1, len(self.fold.splits))
         train_share = float(np.mean([len(t) for t, _ in self.fold.splits])) / max(len(self.fold.fit_rows), 1)
-        total = sum(c.fit_time / n_splits / max(train_share, 0.3) for c in members)
-        return total / max(1, min(groups or self.concurrency, len(members)))
+        total = sum(c.refit_time or c.fit_time / n_splits / max(train_share, 0.3) for c in members)
+        return total / max(1, min(groups or self.concurrency, len(members) or 1))
 
     def refit_groups(self, members: list[ChildResult]) -> int:
         """Workers the refit of ``members`` is spread over: the ready idle ones (one at least), one per member."""
         return max(1, min(self.concurrency, len(members), POOL.ready_count()))
 
     def refit(self, members: list[ChildResult], timeout: float | None) -> TaskOutcome:
-        """Fit ``members`` on all the training rows, spread over the idle workers (longest first).
-
-        The timeout counts from when a worker is ready: a worker replaced after a deadline may still
-        be starting, and its start is not the refit's fault.
-        """
+        """Fit ``members`` on all the training rows, spread over the idle workers (longest first)."""
         groups = self.refit_groups(members)  # never wait for a starting worker
         bins: list[list[int]] = [[] for _ in range(groups)]
         loads = [0.0] * groups
@@ -822,9 +1028,7 @@ class _Loop:
             loads[j] += members[i].fit_time
 
         def fit(rows: list[int]) -> TaskOutcome:
-            return run_guarded(self.key, self.fold, call(tasks.refit),
-                               {"specs": [members[i].spec for i in rows], "threads": self.threads}, timeout,
-                               count_startup=False)
+            return _refit_task(self.runner, [members[i].spec for i in rows], self.threads, timeout)
 
         if groups == 1:
             return fit(bins[0])
@@ -881,8 +1085,8 @@ def short_error(error: str | None, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def _tagged(iteration: int, *args: Any) -> tuple[int, tuple[TaskOutcome, str]]:
-    return iteration, _child_task(*args)
+def _tagged(tag: Any, fn: Callable[..., Any], *args: Any) -> tuple[Any, Any]:
+    return tag, fn(*args)
 
 
 def child_properties(child: ChildResult, settings: Mapping[str, Any], training_type: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ step of the model pipeline) keep Azure's class names.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -27,12 +27,12 @@ def fold_score(data: FoldData, metric: str, prediction: np.ndarray) -> float:
 
 
 def caruana(data: FoldData, metric: str, oofs: Sequence[np.ndarray], scores: Sequence[float], *,
-            iterations: int = 15, init_size: int = 5) -> list[float]:
+            iterations: int = 15, init_size: int = 5, stop: Callable[[], bool] | None = None) -> list[float]:
     """Ensemble selection with replacement (Caruana et al. 2004), as Azure does it.
 
     Starts from up to ``init_size`` of the best models within 5% of the best score, then adds, for
-    ``iterations`` rounds, the model that most improves the averaged prediction. Returns one weight
-    per model, multiples of 1/k.
+    ``iterations`` rounds, the model that most improves the averaged prediction (fewer rounds when
+    ``stop()`` says the time is up). Returns one weight per model, multiples of 1/k.
     """
     order = sorted(range(len(oofs)), key=lambda i: scores[i], reverse=metric not in M.MINIMIZE)
     best = scores[order[0]]
@@ -52,6 +52,8 @@ def caruana(data: FoldData, metric: str, oofs: Sequence[np.ndarray], scores: Seq
         current = best
     best_counts, best_score = counts.copy(), current
     for _ in range(iterations):
+        if stop is not None and stop():
+            break
         n = counts.sum()
         candidates = [fold_score(data, metric, (total + oofs[i]) / (n + 1)) for i in order]
         pick = 0

@@ -130,7 +130,9 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
         text = non_null.astype(str)
         if _looks_like_dates(text):
             return ColumnPlan(column, "DateTime", "parses as dates")
-        tokens = text.str.split().str.len().mean()
+        counts = text.value_counts(sort=False)  # words per row, counted once per distinct value
+        tokens = float((counts.index.to_series().str.split().str.len().to_numpy() * counts.to_numpy()).sum()
+                       / counts.sum())
         if tokens >= TEXT_MIN_TOKENS and "TfIdf" not in blocked and "TextTargetEncoder" not in blocked:
             return ColumnPlan(column, "Text", f"free text ({tokens:.1f} words per value)")
         if distinct == n_rows and n_rows > 20:
@@ -247,10 +249,17 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
                     blocks.append((filled[:, None] == np.asarray(plan.extra_one_hot)[None, :]).astype(float))
             elif plan.purpose in ("Categorical", "CategoricalHash"):
                 values = series.astype("string").fillna(plan.fill).to_numpy(dtype=object)
+                # each distinct value is looked up once (a million rows hold a few thousand values)
+                codes, uniques = pd.factorize(values)
                 if plan.purpose == "Categorical":
-                    blocks.append((values[:, None] == np.asarray(plan.categories, dtype=object)[None, :]).astype(float))
+                    known = {c: j for j, c in enumerate(plan.categories)}
+                    columns = np.array([known.get(u, -1) for u in uniques], dtype=int)[codes]
+                    block = np.zeros((len(values), len(plan.categories)))
+                    rows = np.flatnonzero(columns >= 0)
+                    block[rows, columns[rows]] = 1.0
+                    blocks.append(block)
                 else:
-                    buckets = np.array([_bucket(v) for v in values])
+                    buckets = np.array([_bucket(v) for v in uniques], dtype=int)[codes]
                     block = np.zeros((len(values), HASH_BUCKETS))
                     block[np.arange(len(values)), buckets] = 1.0
                     blocks.append(block)
@@ -397,10 +406,23 @@ def _looks_like_dates(text: pd.Series) -> bool:
 
 
 def _date_parts(series: pd.Series) -> dict[str, np.ndarray]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dates = pd.to_datetime(series, errors="coerce", format="mixed") \
-            if not pd.api.types.is_datetime64_any_dtype(series) else series
+    if pd.api.types.is_datetime64_any_dtype(series):
+        dates = series
+    else:  # each distinct text parsed once (a million rows of timestamps hold far fewer values)
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        texts = pd.Series(uniques, dtype=object)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                parsed = pd.to_datetime(texts, errors="coerce", format="mixed")
+            except ValueError:  # offsets that differ: read as UTC
+                parsed = pd.to_datetime(texts, errors="coerce", format="mixed", utc=True)
+            if not pd.api.types.is_datetime64_any_dtype(parsed):
+                parsed = pd.to_datetime(texts, errors="coerce", format="mixed", utc=True)
+        if parsed.dt.tz is not None:
+            parsed = parsed.dt.tz_localize(None)
+        values = parsed.to_numpy(dtype="datetime64[ns]")
+        dates = pd.Series(np.where(codes >= 0, values[np.maximum(codes, 0)], np.datetime64("NaT")), index=series.index)
     accessor = dates.dt
     parts = {
         "year": accessor.year, "month": accessor.month, "day": accessor.day, "dayofweek": accessor.day_of_week,

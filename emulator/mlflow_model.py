@@ -3,7 +3,8 @@
 Under SDK v1 the AutoML step's ``TrainingOutput('Model')`` is a pickled fitted pipeline. Under
 SDK v2 the AutoML node's ``best_model`` output is an ``mlflow_model``: a folder with ``MLmodel``
 (``python_function`` and ``sklearn`` flavours, an input/output signature), the pickled pipeline
-(``model.pkl``), ``conda.yaml``, ``python_env.yaml`` and ``requirements.txt``, which users load with
+(``model.pkl``, in mlflow's cloudpickle format with the emulator's own classes by value, so that loading it
+needs no amlstep), ``conda.yaml``, ``python_env.yaml`` and ``requirements.txt``, which users load with
 ``mlflow.pyfunc.load_model`` or ``mlflow.sklearn.load_model``. The folder is written by mlflow
 itself (``mlflow.sklearn.save_model``), never by hand.
 
@@ -12,16 +13,46 @@ mlflow is imported only when a folder is written (it is part of the ``azure`` ex
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import warnings
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-# What loading the pickled pipeline needs: the emulator's own classes (amlstep) and the libraries
-# its featurizer and estimators come from, pinned to the versions that fitted it.
-RUNTIME_DISTRIBUTIONS = ("amlstep", "scikit-learn", "pandas", "numpy", "scipy", "xgboost-cpu", "lightgbm",
-                         "joblib", "threadpoolctl")
+# What loading the pickled pipeline needs: the libraries its featurizer and estimators come from, pinned to
+# the versions that fitted it, and cloudpickle (the emulator's own classes travel in the pickle by value, see
+# :func:`by_value`: loading needs no amlstep, which is not on PyPI, as Azure's best model needs none).
+RUNTIME_DISTRIBUTIONS = ("scikit-learn", "pandas", "numpy", "scipy", "xgboost-cpu", "lightgbm",
+                         "joblib", "threadpoolctl", "cloudpickle")
+_BY_VALUE = threading.Lock()
+
+
+@contextlib.contextmanager
+def by_value(cloudpickle_module: Any) -> Iterator[None]:
+    """While inside, ``cloudpickle_module`` pickles amlstep's own code (``emulator``, ``framework``) by value: a
+    model pickled then loads where amlstep is not installed (a downstream step, a deployment, a colleague)."""
+    import emulator
+    import framework
+
+    with _BY_VALUE:
+        for module in (emulator, framework):
+            cloudpickle_module.register_pickle_by_value(module)
+        try:
+            yield
+        finally:
+            for module in (emulator, framework):
+                cloudpickle_module.unregister_pickle_by_value(module)
+
+
+def portable_pickle(model: Any) -> bytes:
+    """``model`` pickled so that ``pickle.load`` needs its libraries (scikit-learn, pandas...), not amlstep:
+    with joblib's cloudpickle, which scikit-learn's own dependency joblib brings wherever the model is loaded."""
+    from joblib.externals import cloudpickle
+
+    with by_value(cloudpickle):
+        return bytes(cloudpickle.dumps(model))
 INSTALL_HINT = "pip install 'amlstep[azure]'"
 
 
@@ -72,8 +103,11 @@ def save_mlflow_model(model: Any, path: str | Path, *, features: Any = None, pre
                 if predictions is None:
                     predictions = model.predict(example)
                 signature = infer_signature(features, predictions)
-            mlflow.sklearn.save_model(model, str(target), signature=signature, input_example=example,
-                                      pip_requirements=requirements(), serialization_format="pickle")
+            import cloudpickle
+
+            with by_value(cloudpickle):  # mlflow's cloudpickle format: loads without amlstep
+                mlflow.sklearn.save_model(model, str(target), signature=signature, input_example=example,
+                                          pip_requirements=requirements(), serialization_format="cloudpickle")
     finally:
         mlflow_logger.setLevel(level)
     return target

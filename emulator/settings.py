@@ -5,6 +5,7 @@ Pure Python: importing this module does not import pandas or scikit-learn.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 from framework import StepDefinitionError, did_you_mean
@@ -73,6 +74,13 @@ def _fail(where: str, message: str) -> StepDefinitionError:
     return StepDefinitionError(f"{where}: {message}")
 
 
+# Timeouts reach Azure ML as a .NET TimeSpan, whose longest is 10,675,199 days (about 29,000 years): beyond that
+# a timeout is no time at all (1e20 minutes used to pass here and fail at run time).
+_TIMESPAN_MAX_MINUTES = 10_675_199 * 24 * 60
+_LONGEST = {"experiment_timeout_minutes": _TIMESPAN_MAX_MINUTES, "iteration_timeout_minutes": _TIMESPAN_MAX_MINUTES,
+            "experiment_timeout_hours": _TIMESPAN_MAX_MINUTES // 60}
+
+
 def _number(settings: dict[str, Any], name: str, where: str, *, kind: type = float, minimum: float | None = None,
             exclusive: bool = False, maximum: float | None = None) -> None:
     value = settings.get(name)
@@ -80,11 +88,16 @@ def _number(settings: dict[str, Any], name: str, where: str, *, kind: type = flo
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
         raise _fail(where, f"AutoML setting {name!r} expects {'an int' if kind is int else 'a number'}, got {value!r}")
+    if not math.isfinite(value):
+        raise _fail(where, f"AutoML setting {name!r} must be a finite number, got {value!r}")
+    if maximum is None and name in _LONGEST:
+        maximum = _LONGEST[name]
     if minimum is not None and (value <= minimum if exclusive else value < minimum):
         bound = f"greater than {minimum}" if exclusive else f"at least {minimum}"
         raise _fail(where, f"AutoML setting {name!r} must be {bound}, got {value!r}")
     if maximum is not None and value > maximum:
-        raise _fail(where, f"AutoML setting {name!r} must be at most {maximum}, got {value!r}")
+        why = " (the longest timeout Azure ML can represent, about 29,000 years)" if name in _LONGEST else ""
+        raise _fail(where, f"AutoML setting {name!r} must be at most {maximum}{why}, got {value!r}")
 
 
 def _flag(settings: dict[str, Any], name: str, where: str) -> None:

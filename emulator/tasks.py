@@ -79,8 +79,20 @@ def score_predictions(data: FoldData, oof: np.ndarray) -> dict[str, float]:
     return average([fold_metrics(data, valid, oof[valid]) for _, valid in data.splits])
 
 
-def cross_validate(data: FoldData, spec: dict[str, Any], threads: int = 1) -> dict[str, Any]:
-    """Fit the child on each split; return fold-averaged metrics and out-of-fold predictions."""
+def cross_validate(data: FoldData, spec: dict[str, Any], threads: int = 1, with_model: bool = False
+                   ) -> dict[str, Any]:
+    """Fit the child on each split; return fold-averaged metrics and out-of-fold predictions, and ``with_model``
+    also the child's model: its pipeline fitted on every training row (``model``, ``refit_time``)."""
+    result = _cross_validate(data, spec, threads)
+    if with_model:
+        started = time.perf_counter()
+        chosen = {**spec, "params": {**spec["params"], **(result.get("params") or {})}}
+        result["model"] = refit(data, [chosen], threads)[0]
+        result["refit_time"] = time.perf_counter() - started
+    return result
+
+
+def _cross_validate(data: FoldData, spec: dict[str, Any], threads: int) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     own = data.kind.cross_validate(data, spec, threads)

@@ -128,6 +128,10 @@ class Worker:
             count_startup: bool = True) -> TaskOutcome:
         """``target(data, **kwargs)`` here; ``count_startup=False``: the timeout starts once the worker is ready."""
         started = time.perf_counter()
+        if count_startup and timeout is not None and not self.ready and not self.conn.poll(max(0.0, timeout)):
+            # still starting when the task's time is up: the task is stopped, the worker (not its fault) kept
+            return TaskOutcome(False, timed_out=True, seconds=time.perf_counter() - started,
+                               error=f"stopped after {timeout:.1f} s (the worker process was still starting)")
         self.wait_ready()
         if not count_startup:
             started = time.perf_counter()

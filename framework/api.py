@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Mapping, TextIO
+from typing import Any, Iterator, Mapping, TextIO
 
 from .errors import AmlStepError, PipelineValidationError
 from .manager import Plugins, get_plugin_manager
@@ -39,14 +40,16 @@ def load_pipeline(target: str | Path) -> Pipeline:
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
+            with user_code():
+                spec.loader.exec_module(module)
+        except (Exception, SystemExit) as exc:
             sys.modules.pop(module_name, None)
             raise _load_error(exc, path) from exc
         source = str(path.resolve())
     else:
         try:
-            module = importlib.import_module(str(target))
+            with user_code():
+                module = importlib.import_module(str(target))
         except ModuleNotFoundError as exc:
             if exc.name is None or not str(target).startswith(exc.name):
                 raise _load_error(exc, None) from exc
@@ -54,7 +57,7 @@ def load_pipeline(target: str | Path) -> Pipeline:
                 f"no pipeline at {str(target)!r}: expected a folder with {PIPELINE_FILE}, a .py file or an "
                 f"importable module name ({exc})"
             ) from None
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise _load_error(exc, None) from exc
         source = str(target)
     pipeline = getattr(module, "pipeline", None)
@@ -65,8 +68,9 @@ def load_pipeline(target: str | Path) -> Pipeline:
                 f"{source} defines neither `pipeline = Pipeline(...)` nor a create_pipeline() function"
             )
         try:
-            pipeline = factory()
-        except Exception as exc:
+            with user_code():
+                pipeline = factory()
+        except (Exception, SystemExit) as exc:
             file = getattr(module, "__file__", None)
             raise _load_error(exc, Path(file) if file else None, f"{factory.__name__}() raised") from exc
         if not isinstance(pipeline, Pipeline):
@@ -75,7 +79,15 @@ def load_pipeline(target: str | Path) -> Pipeline:
     return pipeline
 
 
-def _load_error(exc: Exception, path: Path | None, doing: str = "loading the pipeline file raised"
+@contextlib.contextmanager
+def user_code() -> Iterator[None]:
+    """While a pipeline file or a plugin is imported: what it prints goes to stderr, so that the command's own
+    output (``run --json``) stays what it says it is."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _load_error(exc: BaseException, path: Path | None, doing: str = "loading the pipeline file raised"
                 ) -> PipelineValidationError:
     """One line for a pipeline file that does not load: ``file:line: what went wrong``."""
     if isinstance(exc, SyntaxError):
@@ -88,6 +100,10 @@ def _load_error(exc: Exception, path: Path | None, doing: str = "loading the pip
     where = f"{frame.filename}:{frame.lineno}" if frame is not None else str(path)
     if isinstance(exc, AmlStepError):
         return PipelineValidationError(f"{where}: {exc}")
+    if isinstance(exc, SystemExit):
+        who = "the pipeline file" if doing.startswith("loading") else doing.removesuffix(" raised")
+        return PipelineValidationError(f"{where}: {who} called sys.exit({exc.code!r}) while loading; a pipeline file "
+                                       f"must define the pipeline, not end the program")
     return PipelineValidationError(f"{where}: {doing} {type(exc).__name__}: {exc}")
 
 

@@ -332,15 +332,21 @@ def datasets_register(state: State, name: str, sources: tuple[str, ...], descrip
     from .workspace.sources import resolved_sources
 
     try:
-        version, created = state.workspace.register_dataset(name, resolved_sources(sources), description=description,
-                                                            refresh=refresh)
+        with cancel_on_sigterm():  # SIGTERM (kill, a container stopping) is Ctrl-C: staging removed, one line
+            version, created = state.workspace.register_dataset(name, resolved_sources(sources),
+                                                                description=description, refresh=refresh)
     except KeyboardInterrupt as exc:  # RegistrationInterrupted says whether anything was registered
         fail(str(exc) or "interrupted", EXIT_FAILED)
         return
+    restored = ", ".join(map(str, version.restored))
     if as_json:
-        emit_json({**version.to_dict(), "created": created})
+        emit_json({**version.to_dict(), "created": created, "restored_versions": list(version.restored)})
     elif created:
-        click.echo(f"Registered version {version.version} of dataset {name} ({len(version.files)} file(s))")
+        click.echo(f"Registered version {version.version} of dataset {name} ({len(version.files)} file(s))"
+                   + (f"; also put back the missing or changed files of version {restored}" if restored else ""))
+    elif restored:
+        click.echo(f"Dataset {name} version {restored} already has this content, but its files were missing or changed: "
+                   f"put them back; nothing new registered")
     else:
         click.echo(f"Dataset {name} version {version.version} already has this content; nothing registered")
 

@@ -110,5 +110,9 @@ class StepEvents:
         self.hook.after_child_run(run_id=self.run_id, step_run_id=step_run_id, child_run_id=child_run_id,
                                   status=status, properties=dict(properties), metrics=dict(metrics))
 
+    def registered(self, step_run_id: str, model: Any) -> None:
+        """A step registered a model version: ``after_model_register``."""
+        self.hook.after_model_register(run_id=self.run_id, step_run_id=step_run_id, model=model)
+
     def ended(self, step_name: str) -> bool:
         return step_name in self._ended

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .reporting import Lineage, Predictor, Progress, ReportSection
     from .results import PipelineRunResult, StepRunResult
     from .steps import StepSpec
-    from .workspace import RunRecord
+    from .workspace import ModelVersion, RunRecord
 
 PROJECT = "amlstep"
 
@@ -101,6 +101,12 @@ def on_step_log(run_id: str, step_run_id: str, name: str, value: Any) -> None:
 def after_child_run(run_id: str, step_run_id: str, child_run_id: str, status: str, properties: dict[str, Any],
                     metrics: dict[str, Any]) -> None:
     """Called when a child run (one AutoML iteration) ends, with its properties and metrics."""
+
+
+@hookspec
+def after_model_register(run_id: str, step_run_id: str, model: ModelVersion) -> None:
+    """Called when a step registered a model (``context.register_model``) in the local workspace's registry,
+    with the new ``ModelVersion`` (name, version, files, source run)."""
 
 
 @hookspec

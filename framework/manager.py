@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -82,7 +84,13 @@ def get_plugin_manager(*, entry_points: bool = True, plugins: Iterable[object] =
                 continue
             dist = _dist_name(ep)
             try:
-                module = ep.load()
+                with contextlib.redirect_stdout(sys.stderr):  # what a plugin prints must not land in --json output
+                    module = ep.load()
+            except SystemExit as exc:
+                raise PluginLoadError(
+                    f"plugin entry point {ep.name!r} = {ep.value!r} from distribution {dist!r} called "
+                    f"sys.exit({exc.code!r}) while being imported; a plugin must not end the program"
+                ) from exc
             except Exception as exc:
                 raise PluginLoadError(
                     f"plugin entry point {ep.name!r} = {ep.value!r} from distribution {dist!r} "
@@ -156,7 +164,11 @@ def _collect(plugins: Plugins) -> None:
 
 def _call_registration(impl: Any, register: Callable[..., None]) -> None:
     try:
-        impl.function(register=register)
+        with contextlib.redirect_stdout(sys.stderr):
+            impl.function(register=register)
+    except SystemExit as exc:
+        raise PluginLoadError(f"plugin {impl.plugin_name!r} called sys.exit({exc.code!r}) while registering; a "
+                              f"plugin must not end the program") from exc
     except PluginLoadError:
         raise
     except AmlStepError as exc:

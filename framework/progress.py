@@ -181,7 +181,7 @@ class ProgressDisplay:
         with self._lock:
             self.run_id, self.experiment, self.backend = run_id, pipeline.experiment, backend
             self.params = dict(params)
-            self.started, self.status = time.time(), "Running"
+            self.started, self.status = time.monotonic(), "Running"
             for step in pipeline.steps:
                 self.steps[step.name] = StepState(step.name, step.plugin, "automl" if step.plugin == "automl" else "python")
 
@@ -191,7 +191,7 @@ class ProgressDisplay:
         with self._lock:
             state = self.steps.setdefault(step.name, StepState(step.name, step.plugin, step.spec.kind))
             state.kind = step.spec.kind
-            state.status, state.started, state.step_run_id = "Running", time.time(), step_run_id
+            state.status, state.started, state.step_run_id = "Running", time.monotonic(), step_run_id
             self.current_step = step.name
             self.log_tail.clear()
             if step.spec.kind == "automl":
@@ -209,7 +209,7 @@ class ProgressDisplay:
             return
         with self._lock:
             state = self.steps.setdefault(step.name, StepState(step.name, step.plugin, step.spec.kind))
-            state.status, state.ended, state.reused = result.status, time.time(), result.reused
+            state.status, state.ended, state.reused = result.status, time.monotonic(), result.reused
             if result.duration is not None and state.started is not None:
                 state.ended = state.started + result.duration
             if result.reused:
@@ -225,7 +225,7 @@ class ProgressDisplay:
             return
         with self._lock:
             state = self.steps.setdefault(step.name, StepState(step.name, step.plugin, step.spec.kind))
-            state.status, state.ended = "Failed", time.time()
+            state.status, state.ended = "Failed", time.monotonic()
             state.note = f"{type(error).__name__}: {error}".splitlines()[0][:160]
         self.refresh()
 
@@ -242,7 +242,7 @@ class ProgressDisplay:
         if not self._mine(run_id):
             return
         with self._lock:
-            self.status, self.ended = result.status, time.time()
+            self.status, self.ended = result.status, time.monotonic()
             for step_result in result.steps:
                 state = self.steps.get(step_result.name)
                 if state is not None and state.status in ("Waiting", "Running"):
@@ -376,7 +376,7 @@ class ProgressDisplay:
     def _header(self) -> Any:
         from rich.text import Text
 
-        elapsed = _clock((self.ended or time.time()) - self.started) if self.started else "--:--"
+        elapsed = _clock((self.ended or time.monotonic()) - self.started) if self.started else "--:--"
         style = STATUS_STYLE.get(self.status, "bold")
         return Text.assemble(("● ", style), (self.experiment or "pipeline", "bold"),
                              f"  run {self.run_id[:8] if self.run_id else '?'}  {self.backend}  ",
@@ -386,7 +386,7 @@ class ProgressDisplay:
         from rich.table import Table
         from rich.text import Text
 
-        now = time.time()
+        now = time.monotonic()
         steps = Table(box=None, show_header=False, padding=(0, 1), expand=False)
         steps.add_column(width=1)
         steps.add_column(style="bold", no_wrap=True)

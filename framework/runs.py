@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -82,6 +83,14 @@ def _remove(path: Path) -> None:
 
 def _why(exc: OSError, root: Path, target: Path) -> str:
     """What stopped a download, in words: a file where a folder must be, no space, no permission..."""
+    if isinstance(exc, shutil.Error):  # copytree's list of (source, copy, reason): name the reason, not the paths
+        reasons = [str(item[2]) for item in exc.args[0] if isinstance(item, tuple) and len(item) == 3] \
+            if exc.args and isinstance(exc.args[0], list) else [str(exc)]
+        if any(os.strerror(code) in reason for reason in reasons for code in (errno.ENOSPC, errno.EDQUOT)):
+            return f"no space left on the device holding {root}"
+        first = reasons[0] if reasons else str(exc)
+        return re.sub(r"^\[Errno \d+\] ", "", first.split(": '", 1)[0]) + (
+            f" (and {len(reasons) - 1} more file(s))" if len(reasons) > 1 else "")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"no space left on the device holding {root}"
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):

@@ -11,6 +11,7 @@ To add a case, append a ``Case`` to ``CASES``: ``act(ctx)`` does the wrong thing
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from framework import (
     StepDefinitionError,
     WorkspaceError,
     get_plugin_manager,
+    get_run,
     run_pipeline,
 )
 from emulator import ForecastingParameters
@@ -477,6 +479,98 @@ ROBUSTNESS_CASES = [
 CASES += ROBUSTNESS_CASES
 
 
+# == never lie, never lose, round 2 (issue 24) ==================================================================
+def _download_into_full(ctx: Context) -> Any:
+    """copytree gathers every failed file into one shutil.Error, whose text is a list of staging paths."""
+    import errno
+    import os
+    import shutil
+    from unittest import mock
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(args[1]))
+
+    out = ctx.tmp / "out"
+    with mock.patch.object(shutil, "copyfile", full):
+        result = ctx.cli("download", ctx.workspace.list_runs()[0].id, "model", str(out))
+    assert result.stderr == f"Error: cannot download output 'model' into {out}: no space left on the device holding {out}\n"
+    return result
+
+
+def _with_lock_timeout(value: str) -> Callable[[Context], Any]:
+    def act(ctx: Context) -> Any:
+        import os
+        from unittest import mock
+
+        with mock.patch.dict(os.environ, {"AMLSTEP_LOCK_TIMEOUT": value}):
+            return ctx.cli("datasets", "register", "waits", ctx.csv("ok.csv", "a\n1\n"))
+    return act
+
+
+ISSUE24_CASES = [
+    # pipeline files that end the program while loading
+    exits(2, "broken_pipeline.py:2: the pipeline file called sys.exit(0) while loading; a pipeline file must define the "
+             "pipeline, not end the program", _pipeline_file("import sys\nsys.exit(0)\n"), id="i24-pipeline-sys-exit-0"),
+    exits(2, "broken_pipeline.py:3: the pipeline file called sys.exit('bye') while loading",
+          _pipeline_file("import sys\n\nsys.exit('bye')\n"), id="i24-pipeline-sys-exit-message"),
+    exits(2, "broken_pipeline.py:4: create_pipeline() called sys.exit(3) while loading",
+          _pipeline_file("import sys\n\ndef create_pipeline():\n    sys.exit(3)\n"), id="i24-pipeline-factory-sys-exit"),
+    exits(2, "broken_pipeline.py:2: the pipeline file called sys.exit(0) while loading",
+          lambda c: c.cli("explain-reuse", c.csv("broken_pipeline.py", "import sys\nsys.exit(0)\n")),
+          id="i24-explain-reuse-sys-exit"),
+    # dataset files
+    exits(2, "dataset 'd': b.csv has other columns than a.csv (it lacks 'y'; it adds 'z'); the files of one dataset share "
+             "one header, as Azure reads them: give them the same columns, or register them as separate datasets",
+          lambda c: c.cli("datasets", "register", "d", c.csv("a.csv", "x,y\n1,2\n"), c.csv("b.csv", "x,z\n3,4\n")),
+          id="i24-two-csvs-with-different-columns"),
+    exits(2, "dataset 'd': b.csv has other columns than a.csv (the same names in another order)",
+          lambda c: c.cli("datasets", "register", "d", c.csv("a.csv", "x,y\n1,2\n"), c.csv("b.csv", "y,x\n3,4\n")),
+          id="i24-two-csvs-with-columns-in-another-order"),
+    exits(2, "': bad.parquet is not a valid Parquet file: Parquet file size is 22 bytes, smaller than the size reported "
+             "by footer's (1701273954bytes)\n",
+          lambda c: c.cli("datasets", "register", "d", c.csv("bad.parquet", b"PAR1garbagegarbagePAR1")),
+          id="i24-corrupt-parquet-names-no-staging-path"),
+    # version numbers and ids
+    exits(2, "version 99999999999999999999999 of model 'Kept' is not registered in workspace",
+          lambda c: c.cli("models", "show", "Kept:99999999999999999999999"), id="i24-model-version-beyond-sqlite"),
+    exits(2, "version 99999999999999999999 of dataset 'titanic_ds' is not registered in workspace",
+          lambda c: c.cli("datasets", "show", "titanic_ds", "-v", "99999999999999999999"),
+          id="i24-dataset-version-beyond-sqlite"),
+    exits(2, "dataset 'titanic_ds': version 0 is not valid; versions are whole numbers from 1 (leave the version out for "
+             "the latest)", lambda c: c.cli("datasets", "show", "titanic_ds", "-v", "0"), id="i24-dataset-version-zero"),
+    exits(2, "dataset 'titanic_ds': version -3 is not valid", lambda c: c.cli("datasets", "show", "titanic_ds", "-v", "-3"),
+          id="i24-dataset-version-negative"),
+    raises(WorkspaceError, "a run id is text (a run's id or a prefix of at least 4 characters), got NoneType None",
+           lambda c: get_run(None, c.workspace), id="i24-get-run-none"),
+    # AutoML settings that are no time at all
+    raises(StepDefinitionError, "AutoML setting 'experiment_timeout_minutes' must be a finite number, got nan",
+           _settings(experiment_timeout_minutes=float("nan")), id="i24-automl-timeout-nan"),
+    raises(StepDefinitionError, "AutoML setting 'experiment_timeout_minutes' must be a finite number, got inf",
+           _settings(experiment_timeout_minutes=float("inf")), id="i24-automl-timeout-inf"),
+    raises(StepDefinitionError, "AutoML setting 'experiment_timeout_minutes' must be at most 15372286560 (the longest "
+                                "timeout Azure ML can represent, about 29,000 years), got 1e+20",
+           _settings(experiment_timeout_minutes=1e20), id="i24-automl-timeout-1e20"),
+    exits(2, "step 'AutoML_Classification': AutoML setting 'experiment_timeout_minutes' must be a finite number, got nan",
+          lambda c: c.cli("run", "examples/titanic", "--param", "experiment_timeout_minutes=nan"),
+          id="i24-cli-automl-timeout-nan"),
+    # Azure workspace configs
+    exits(2, "bad.json is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); "
+             "download config.json again", lambda c: c.cli("run", "examples/titanic", "-b", "azure", "--config",
+                                                          c.csv("bad.json", "{oops")), id="i24-azure-config-bad-json"),
+    exits(2, "fake.json has no workspace_name; a workspace config names subscription_id, resource_group, workspace_name",
+          lambda c: c.cli("run", "examples/titanic", "-b", "azure", "--config", c.csv("fake.json", json.dumps({
+              "subscription_id": "s", "resource_group": "r", "amlstep_fake_service": {
+                  "endpoint": "http://127.0.0.1:9", "token": "t"}}))), id="i24-azure-config-without-workspace-name"),
+    # downloads into a full file system
+    exits(2, "/out: no space left on the device holding ", _download_into_full, id="i24-download-into-a-full-file-system"),
+    # the lock timeout
+    *[exits(2, f"$AMLSTEP_LOCK_TIMEOUT must be a number of seconds from 0 to 604800 (a week), got {value!r}; unset it "
+               f"for the default of 60", _with_lock_timeout(value), id=f"i24-lock-timeout-{name}")
+      for name, value in (("text", "abc"), ("negative", "-5"), ("nan", "nan"), ("inf", "inf"))],
+]
+CASES += ISSUE24_CASES
+
+
 class _BadDeclaration:
     from framework import hookimpl as _hookimpl
 
@@ -545,3 +639,69 @@ def test_bad_input(case: Case, ctx: Context) -> None:
         failed = ctx.workspace.get_run(result.run_id)
         assert failed.status == "Failed" and case.message in failed.error
     unchanged(before, snapshot(ctx.workspace))
+
+
+# -- issue 24: what pipeline files and plugins print or do while loading --------------------------------------------
+PRINTS = """
+from framework import Pipeline, Step
+
+print("hello from the pipeline file")
+pipeline = Pipeline([Step("make_table")], experiment="prints")
+"""
+
+NOISY_PLUGIN = """
+print("hello from a plugin")
+"""
+
+
+def test_a_pipeline_file_that_prints_does_not_break_run_json(ctx: Context) -> None:
+    result = ctx.cli("run", ctx.csv("prints.py", PRINTS), "--json", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "Completed"
+    assert "hello from the pipeline file" in result.stderr
+
+
+def test_a_plugin_that_prints_while_imported_does_not_break_json(plugin_distribution, workspace) -> None:
+    plugin_distribution("amlstep-noisy", "amlstep_noisy", NOISY_PLUGIN)
+    result = CliRunner().invoke(make_cli(), ["--workspace", str(workspace.path), "plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "dataprep_titanic" in {s["name"] for s in json.loads(result.stdout)["steps"]}
+    assert "hello from a plugin" in result.stderr
+
+
+@pytest.mark.parametrize("code, shown", [("0", "0"), ("'bye'", "'bye'")])
+def test_a_plugin_that_calls_sys_exit_while_imported_is_named(plugin_distribution, workspace, tmp_path, capsys,
+                                                                code, shown) -> None:
+    from framework.cli import main
+
+    plugin_distribution("amlstep-quits", "amlstep_quits", f"import sys\nsys.exit({code})\n")
+    source = tmp_path / "d.csv"
+    source.write_text("a\n1\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["--workspace", str(workspace.path), "datasets", "register", "d", str(source)])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        f"Error: plugin entry point 'amlstep_quits' = 'amlstep_quits' from distribution 'amlstep-quits' called "
+        f"sys.exit({shown}) while being imported; a plugin must not end the program\n")
+    assert workspace.list_datasets() == []
+
+
+def test_the_duplicate_column_check_is_linear() -> None:
+    """A 1-row CSV with 100,000 columns took more than 120 s to register: the check compared every pair."""
+    import signal
+
+    from framework.io import check_column_names
+
+    def too_slow(signum: int, frame: Any) -> None:
+        raise TimeoutError("checking 200,000 column names took more than 20 s (it takes well under a second)")
+
+    names = [f"c{i}" for i in range(200_000)]
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.setitimer(signal.ITIMER_REAL, 20)
+    try:
+        check_column_names(names, "wide.csv")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    with pytest.raises(WorkspaceError, match=re.escape("wide.csv has duplicate column names: 'c7'")):
+        check_column_names([*names, "c7"], "wide.csv")

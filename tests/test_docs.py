@@ -1,4 +1,11 @@
-"""Docs self-checks (like datasette's tests/test_docs.py): the docs say what the code does."""
+"""Docs self-checks (like datasette's tests/test_docs.py): the docs say what the code does.
+
+Every code block of README.md and docs/*.md is marked on the line before its fence:
+``<!-- snippet: ID -->`` when a test runs it (the test takes it with ``snippet("ID")``; a
+``hook-NAME`` block is run by ``test_every_hook_has_an_example``), or ``<!-- not-run: REASON -->``
+when it cannot run offline, REASON saying why (a synopsis with placeholders, output, it installs
+from a package index, it needs Azure...). ``test_every_code_block_runs_or_says_why`` checks both.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,52 @@ from framework import hookspecs
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
+
+
+FENCE = re.compile(r"^```[\w-]*\n(.*?)^```", re.S | re.M)
+MARKER = re.compile(r"<!-- (snippet|not-run): (.*?) -->")
+
+
+def pages() -> list[Path]:
+    return [*sorted(DOCS.glob("*.md")), DOCS.parent / "README.md"]
+
+
+def code_blocks() -> list[tuple[Path, int, str | None, str | None, str]]:
+    """(page, line, "snippet" or "not-run" or None, its id or reason, code) of every fenced block."""
+    found = []
+    for page in pages():
+        text = page.read_text()
+        for block in FENCE.finditer(text):
+            before = text[:block.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
+            marker = MARKER.fullmatch(before)
+            found.append((page, text[:block.start()].count("\n") + 1, marker.group(1) if marker else None,
+                          marker.group(2).strip() if marker else None, block.group(1)))
+    return found
+
+
+def snippets(snippet_id: str) -> list[str]:
+    """The code of the blocks marked ``<!-- snippet: ID -->``."""
+    return [code for _, _, kind, value, code in code_blocks() if kind == "snippet" and value == snippet_id]
+
+
+def snippet(snippet_id: str) -> str:
+    (code,) = snippets(snippet_id)
+    return code
+
+
+def test_every_code_block_runs_or_says_why():
+    sources = "".join(p.read_text() for p in Path(__file__).parent.rglob("*.py"))
+    unmarked, unused = [], []
+    for page, line, kind, value, _ in code_blocks():
+        where = f"{page.relative_to(REPO)}:{line}"
+        if kind is None or not value:
+            unmarked.append(where)
+        elif kind == "snippet" and not (f'"{value}"' in sources or (value.startswith("hook-")
+                                                                    and value[5:] in hook_specs())):
+            unused.append(f"{where} ({value})")
+    assert unmarked == [], ("code blocks with neither <!-- snippet: ID --> (run by a test) nor "
+                            "<!-- not-run: REASON --> on the line before the fence")
+    assert unused == [], "snippet ids that no test runs"
 
 
 def hook_specs() -> dict[str, list[str]]:
@@ -51,14 +104,16 @@ def test_every_hook_has_an_example(hook):
     example = re.search(r"```python\n(.*?)```", body, flags=re.S)
     assert example, f"hooks.md: {hook} has no python example"
     assert f"def {hook}(" in example.group(1)
-    compile(example.group(1), f"hooks.md:{hook}", "exec")
+    assert snippet(f"hook-{hook}") == example.group(1)
+    namespace: dict = {"hookimpl": hookspecs.hookimpl}
+    exec(compile(example.group(1), f"hooks.md:{hook}", "exec"), namespace)  # it defines the implementation
+    assert callable(namespace[hook]) and hasattr(namespace[hook], f"{hookspecs.PROJECT}_impl")
 
 
 def guide_files() -> dict[str, str]:
     """The blocks of plugin-guide.md whose first line names a file: ``# path``."""
-    text = (DOCS / "plugin-guide.md").read_text()
     files = {}
-    for block in re.findall(r"```(?:python|toml)\n(.*?)```", text, flags=re.S):
+    for block in snippets("guide-file"):
         first, _, rest = block.partition("\n")
         match = re.fullmatch(r"# ([\w./-]+\.(?:py|toml))", first.strip())
         if match:
@@ -155,8 +210,8 @@ def test_guide_learned_output_example_works(run_step):
     """The "Keeping what the preparation learned" example: learns in a pipeline run, applies in predict."""
     from framework.testing import check_rows_independent
 
-    block = next(b for b in re.findall(r"```python\n(.*?)```", (DOCS / "plugin-guide.md").read_text(), flags=re.S)
-                 if "dataprep_fill" in b)
+    block = snippet("guide-learned")
+    assert "dataprep_fill" in block
     namespace: dict = {}
     exec(compile(block, "plugin-guide.md", "exec"), namespace)
     step = namespace["STEP"]
@@ -169,9 +224,6 @@ def test_guide_learned_output_example_works(run_step):
 
 
 # -- statements that were false once (issue 16) ----------------------------------------------------
-def pages() -> list[Path]:
-    return [*sorted(DOCS.glob("*.md")), DOCS.parent / "README.md"]
-
 
 def test_relative_links_point_at_files_in_the_repo():
     """docs/emulator.md once linked ../shared/reference/automl-semantics.md, which is not in the repo."""
@@ -216,3 +268,102 @@ def test_the_readme_prefix_claim_holds(workspace):
     assert "a prefix works" in text and "unique prefix of at least 4 characters" in text
     run = workspace.create_run(run_type="pipeline", name="p", experiment="e")
     assert workspace.get_run(run.id[:4]).id == run.id
+
+
+# -- the README's and the emulator page's snippets, run (issue 26) -------------------------------------
+def test_readme_reading_results_snippet(titanic_run, tmp_path, monkeypatch):
+    workspace, result = titanic_run
+    monkeypatch.setenv("AMLSTEP_WORKSPACE", str(workspace.path))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(snippet("readme-read-results").replace("RUN_ID", result.run_id), "README.md", "exec"), namespace)
+    assert list(namespace["metrics"].columns) == [c.id for c in workspace.get_children(
+        result.step("AutoML_Classification").run_id)]
+    assert hasattr(namespace["model"], "predict_proba")
+
+
+def test_readme_step_plugin_and_pipeline_snippets(tmp_path, monkeypatch):
+    import types
+
+    from framework import get_plugin_manager
+
+    module = types.ModuleType("my_steps")
+    exec(compile(snippet("readme-my-steps"), "README.md:my_steps.py", "exec"), module.__dict__)
+    namespace: dict = {}
+    exec(compile(snippet("readme-pipeline"), "README.md:pipeline", "exec"), namespace)
+    validated = namespace["pipeline"].validate(get_plugin_manager(plugins=[module]))
+    assert [s.name for s in validated.steps] == ["clean", "train", "register_model"]
+
+
+@pytest.fixture
+def run_with_a_canceled_child(workspace):
+    """An AutoML run whose second child was canceled at the deadline: no metrics (issue 26)."""
+    parent = workspace.create_run(run_type="automl", name="AutoML_x", experiment="e", run_id="AutoML_x",
+                                  status="Completed", properties={"primary_metric": "accuracy"})
+    for i, status in enumerate(["Completed", "Canceled"]):
+        child = workspace.create_run(run_type="child", name=f"child {i}", experiment="e", parent_id=parent.id,
+                                     run_id=f"AutoML_x_{i}", status=status, display_name=f"child {i}",
+                                     properties={"iteration": str(i), "score": "0.8" if i == 0 else "nan"})
+        if status == "Completed":
+            workspace.log_metrics(child.id, {"accuracy": 0.8})
+    return parent
+
+
+def test_emulator_snippet_reads_children_canceled_at_the_deadline(run_with_a_canceled_child, capsys):
+    """docs/emulator.md indexed child.get_metrics()["accuracy"]: a KeyError for a child canceled at the deadline."""
+    from emulator.api import AutoMLRun
+
+    code = snippet("emulator-python-surface")
+    loop = code[code.index("for child in run.get_children()"):].split("\nmetrics =", 1)[0]
+    exec(compile(loop, "emulator.md", "exec"), {"run": AutoMLRun.from_id(run_with_a_canceled_child.id)})
+    assert capsys.readouterr().out.splitlines() == ["child 0 Completed 0.8", "child 1 Canceled None"]
+
+
+@pytest.mark.slow
+def test_emulator_python_surface_snippet_runs(titanic_csv, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copyfile(titanic_csv, tmp_path / "titanic.csv")
+    namespace: dict = {}
+    exec(compile(snippet("emulator-python-surface"), "emulator.md", "exec"), namespace)
+    assert namespace["run"].get_status() == "Completed"
+    assert set(namespace["metrics"].columns) == {c.id for c in namespace["run"].get_children()}
+
+
+# -- false or stale statements (issue 26) -------------------------------------------------------------
+def test_no_page_says_forecasting_is_not_supported_offline():
+    from emulator.task_types import task_names
+
+    assert "forecasting" in task_names()
+    for page in pages():
+        assert "Forecasting is not supported offline" not in page.read_text(), page.name
+    assert "Forecasting runs offline too" in (DOCS / "local-and-azure.md").read_text()
+
+
+def test_readme_installs_the_macro_plugin_before_predicting_with_its_model():
+    text = " ".join((DOCS.parent / "README.md").read_text().split())
+    sentence = text[text.index("`amlstep predict MacroForecast macrodata.csv`"):][:400]
+    assert "pip install -e examples/macro_forecast/amlstep-macro-forecast" in sentence
+
+
+def test_readme_says_to_install_pytest_for_the_generated_tests():
+    block = next(code for _, _, _, _, code in code_blocks() if "amlstep new-plugin dataprep_wine" in code)
+    assert "pip install pytest && python -m pytest plugins/dataprep_wine/tests" in block
+
+
+def test_an_edited_output_falls_back_to_another_intact_run_with_the_same_key(workspace):
+    """local-and-azure.md said an edited output makes the step re-run; another intact run with its key is reused."""
+    from framework import Pipeline, Step, get_plugin_manager, run_pipeline
+    from tests.toy_steps import ToySteps
+
+    text = " ".join((DOCS / "local-and-azure.md").read_text().split())
+    assert "Another earlier run of the step with the same reuse key" in text
+    plugins = get_plugin_manager(plugins=[ToySteps()])
+    pipeline = Pipeline(experiment="edits", steps=[Step("make_table", outputs={"table": "t"})])
+    first = run_pipeline(pipeline, workspace=workspace, plugins=plugins)
+    second = run_pipeline(pipeline, workspace=workspace, plugins=plugins, reuse=False)
+    edited = Path(second.step("make_table").outputs["table"])
+    (edited / "t.csv" if edited.is_dir() else edited).write_text("x,y\n9,9\n")
+    third = run_pipeline(pipeline, workspace=workspace, plugins=plugins)
+    assert third.step("make_table").reused_from == first.step("make_table").run_id

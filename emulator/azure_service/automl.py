@@ -8,12 +8,19 @@ wrote it (or from the registered dataset); each iteration becomes a child run of
 its properties and metrics; the fitted pipeline of the best child is kept as its
 ``outputs/model.pkl``; the ``Metrics`` and ``Model`` training outputs are written as single blobs
 where downstream steps and ``get_pipeline_output`` find them (``azureml/<step run id>/<name>``).
+
+The outputs have Azure's shape, not the emulator's: the model is a fitted scikit-learn ``Pipeline`` that
+unpickles where amlstep is not installed (the emulator's classes travel in the pickle by value,
+:func:`emulator.mlflow_model.portable_pickle`), SDK v2's ``best_model`` an MLflow model that loads the same
+way; the metrics are ``{child_run_id: {metric: [value]}}``, the scalar metrics of every child run.
+
+Before anything runs, the settings are checked against Azure AutoML's limits (:func:`limit_problems`): the
+service refuses what its own settings check refuses, whatever the client checked.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -72,6 +79,56 @@ def emulator_settings(submitted: Mapping[str, Any]) -> dict[str, Any]:
     elif submitted.get("task") == "forecasting":  # SDK v2: read back from the node's forecasting settings
         settings["forecasting_parameters"] = dict(submitted.get("forecasting_parameters") or {})
     return settings
+
+
+# Azure AutoML's limits on the settings, as its settings check states them (azureml-automl-core 1.62,
+# automl_base_settings.py AutoMLBaseSettings._verify_settings: MIN_EXPTIMEOUT_MINUTES = 15,
+# MAXIMUM_EXPERIMENT_TIMEOUT_MINUTES = 525600, MAXIMUM_ITERATION_TIMEOUT_MINUTES = 43200,
+# MAX_N_CROSS_VALIDATIONS = 1000; shared/constants.py MAX_ITERATIONS = 1000) with the SDK's messages
+# (azureml/_common/_error_definition/error_strings.py ARGUMENT_OUT_OF_RANGE; automl core's
+# CONFLICTING_VALUE_FOR_ARGUMENTS). AutoMLConfig name -> (min, max, exclusive bounds)
+LIMITS: dict[str, tuple[float, float | str, bool]] = {
+    "experiment_timeout_minutes": (15, 525600, False), "iteration_timeout_minutes": (1, 43200, False),
+    "iterations": (1, 1000, False), "max_concurrent_iterations": (1, "inf", False),
+    "n_cross_validations": (2, 1000, False), "validation_size": (0, 1, False)}
+OUT_OF_RANGE = "Value for argument [{name}] is out of range (Range: [{min} - {max}])."
+CONFLICTING = "Conflicting or duplicate values are provided for arguments: [{arguments}]"
+
+
+def limit_problems(settings: Mapping[str, Any], names: Mapping[str, str] | None = None,
+                   has_validation_data: bool = False) -> list[tuple[str, str, str]]:
+    """``(setting, code, message)`` for each setting outside Azure AutoML's limits, named as the API names them
+    (``names``: AutoMLConfig name -> the API's). Values that are not numbers are left to the type checks.
+
+    ``n_cross_validations`` with ``validation_size`` or validation data: AutoMLConfig's documentation says to
+    set one of them ("otherwise set n_cross_validations or validation_size"), and azureml-automl-core's
+    ``_check_validation_config`` refuses cross-validation with validation data."""
+    named = dict(names or {})
+    problems: list[tuple[str, str, str]] = []
+    for setting, (low, high, exclusive) in LIMITS.items():
+        value = settings.get(setting)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if setting == "iterations" and value == 0:
+            value = -1   # 0 trials: out of range too
+        above = high != "inf" and (value >= float(high) if exclusive else value > float(high))
+        below = value <= low if exclusive else value < low
+        if above or below:
+            name = named.get(setting, setting)
+            problems.append((setting, "ArgumentOutOfRange", OUT_OF_RANGE.format(name=name, min=low, max=high)))
+    cv = settings.get("n_cross_validations")
+    has_cv = cv == "auto" or (isinstance(cv, (int, float)) and not isinstance(cv, bool) and cv > 0)
+    size = settings.get("validation_size")
+    has_size = isinstance(size, (int, float)) and not isinstance(size, bool) and size > 0
+    for other, present in (("validation_size", has_size), ("validation_data", has_validation_data)):
+        if has_cv and present:
+            arguments = ", ".join(named.get(n, n) for n in ("n_cross_validations", other))
+            problems.append(("n_cross_validations", "ConflictingValueForArguments",
+                             CONFLICTING.format(arguments=arguments)))
+    if has_size and has_validation_data:
+        arguments = ", ".join(named.get(n, n) for n in ("validation_data", "validation_size"))
+        problems.append(("validation_size", "ConflictingValueForArguments", CONFLICTING.format(arguments=arguments)))
+    return problems
 
 
 def _text(value: Any) -> str:
@@ -138,6 +195,10 @@ def run_automl_step(engine: Engine, state: PipelineState, step: StepJob, step_ru
         engine.add_file(step_run.id, "azureml-logs/70_driver_log.txt", ("\n".join(lines) + "\n").encode())
 
     try:
+        refused = limit_problems(step.automl_settings, has_validation_data="validation_data" in step.inputs)
+        if refused:  # the service's own check (a client that does not check, or sends raw REST)
+            log("; ".join(message for _, _, message in refused))
+            raise StepFailure("UserError", refused[0][2])
         settings = validate_settings(emulator_settings(step.automl_settings), f"step {step.name!r}")
         frames = {}
         for port in ("training_data", "validation_data"):
@@ -163,15 +224,19 @@ def run_automl_step(engine: Engine, state: PipelineState, step: StepJob, step_ru
         log(f"{type(exc).__name__}: {exc}")
         save_log()
         raise StepFailure("UserError", f"{type(exc).__name__}: {exc}") from None
+    from emulator.mlflow_model import portable_pickle
+
+    # the model as Azure hands it over: a fitted scikit-learn Pipeline that unpickles without amlstep (the
+    # emulator's classes travel by value), where Azure's needs its AutoML runtime
+    model = portable_pickle(result.model)
     best = engine.run(result.best.run_id)
-    engine.add_file(best.id, "outputs/model.pkl", pickle.dumps(result.model))
+    engine.add_file(best.id, "outputs/model.pkl", model)
     with engine.lock:
         step_run.properties.update({k: _text(v) for k, v in parent_properties(result).items()})
         step_run.properties.update({"run_algorithm": best.properties.get("run_algorithm", ""),
                                     "azureml.automl.best_child_run_id": best.id})
     engine.log_metric(step_run.id, settings["primary_metric"], result.best.score)
     metrics = json.dumps(result.metrics_json()).encode()
-    model = pickle.dumps(result.model)
     for port, spec in step.outputs.items():
         if spec.training_output == "MLflowModel":  # SDK v2's best_model: an MLflow model folder
             from emulator.mlflow_model import save_mlflow_model

@@ -5,10 +5,12 @@
     amlstep run examples/titanic --backend azure --sdk v2 --config c.json    # the same service, SDK v2
 
 The service (``emulator.azure_service``, this package) runs what it is sent: script steps in environments built
-from the wheels amlstep ships, the AutoML step with the AutoML emulator, model registration in
-its registry, outputs in its blob storage. The config.json it writes is a workspace config with an
-``amlstep_fake_service`` section (endpoint, token, the certificate authority of its blob storage and
-of its TLS endpoint, its cloud metadata URL) that the Azure backend recognises, under SDK v1 and SDK
+as Azure's image build builds them (conda and pip requirements from a package index: PyPI by default,
+``--index-url``, ``--find-links``, ``--offline``; the wheels amlstep ships), the AutoML step with the
+AutoML emulator, model registration in its registry, outputs in its blob storage. The config.json it
+writes is a workspace config with an ``amlstep_fake_service`` section (endpoint, token, the certificate
+authority of its blob storage and of its TLS endpoint, its cloud metadata URL) that the Azure backend
+recognises, under SDK v1 and SDK
 v2: no ``az login``, no network. One service answers both SDKs (the SDK v1 REST API over http, SDK
 v2's public ARM API over TLS, on the same port), in front of one engine. State lives in memory and in a
 temporary folder (or ``--state-dir``) and ends with the process.
@@ -40,8 +42,15 @@ from framework import hookimpl
               help="Compute clusters that exist at start (repeat the option for several).")
 @click.option("--sdk", type=click.Choice(["v1", "v2"]), default="v1", show_default=True,
               help="The SDK you will use (both are served; this picks the endpoint and the hint shown).")
+@click.option("--index-url", default=None, metavar="URL",
+              help="Package index for environment builds (default: pip's configuration, i.e. PyPI, as Azure's "
+                   "image build uses).")
+@click.option("--find-links", "find_links", multiple=True, metavar="PATH_OR_URL",
+              help="Also look for packages here: a folder of wheels or a URL (repeatable).")
+@click.option("--offline", is_flag=True, default=False,
+              help="No package index: environments get only what the fake has and the --find-links hold.")
 def fake_azure_command(port: int, config_out: str | None, state_dir: str | None, computes: tuple[str, ...],
-                       sdk: str) -> None:
+                       sdk: str, index_url: str | None, find_links: tuple[str, ...], offline: bool) -> None:
     """Serve an offline Azure ML workspace on 127.0.0.1.
 
     The fake service runs what it is sent, until Ctrl-C.
@@ -49,7 +58,8 @@ def fake_azure_command(port: int, config_out: str | None, state_dir: str | None,
     from .service import FakeAzureML
 
     try:
-        service = FakeAzureML(computes=tuple(computes), root=state_dir, port=port).start()
+        service = FakeAzureML(computes=tuple(computes), root=state_dir, port=port, index_url=index_url,
+                              find_links=find_links, offline=offline).start()
     except OSError as exc:
         click.echo(f"Error: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", err=True)
         sys.exit(2)
@@ -60,6 +70,7 @@ def fake_azure_command(port: int, config_out: str | None, state_dir: str | None,
         target.write_text(json.dumps(config, indent=2) + "\n")
     url = service.tls_url if sdk == "v2" else service.base_url
     click.echo(f"fake Azure ML workspace {service.workspace_name!r} serving on {url}")
+    click.echo(f"environments install packages from {service.compute.index.describe()}")
     if config_out:
         click.echo(f"workspace config: {config_out}")
         flag = " --sdk v2" if sdk == "v2" else ""

@@ -1,19 +1,28 @@
-"""The fake's compute: environments built from what a job declares, and step processes run in them.
+"""The fake's compute: environments built the way Azure's image build builds them, and step processes run in them.
 
-**Environments.** Azure builds an image per environment: conda + ``pip install`` of the declared
-requirements. The fake builds a venv instead and keeps it, keyed by what was declared (the pip
-lines, with each shipped wheel by its sha256), so a test session builds each environment once:
+**Environments.** Azure builds an image per environment: the base image, a conda environment with the
+Python version and conda packages the environment asks for, then ``pip install`` of its pip lines, from
+PyPI. The fake builds a venv instead and keeps it, keyed by what was declared (with each shipped wheel by
+its sha256), so each environment is built once per cache folder:
 
-- heavy libraries come from a *base layer*: the site-packages of the interpreter running the fake,
-  seen through a folder of links that leaves out every editable install (``__editable__*``
-  finders, ``.pth`` files) and every distribution that declares ``amlstep`` entry points (amlstep
-  itself and step plugins). So a step can import pandas or scikit-learn without installing them,
-  but never the developer's checkout of a plugin: plugin code comes only from a shipped wheel;
-- a named requirement (``pandas==2.2.3``) must be satisfied by a distribution of the base layer,
-  else the build fails with pip's message naming it, as Azure's image build log does;
+- packages come from a **package index**, as on Azure: PyPI, or what pip is configured to use, by
+  default; ``--index-url``, ``--find-links`` and ``--offline`` of ``amlstep fake-azure`` (and the fixture's
+  options) replace that (then pip's own configuration is not read). Tests serve wheels from a folder;
+- what the fake already has is not downloaded again: its own site-packages are a *base layer* seen
+  through a folder of links that leaves out every editable install and every distribution that declares
+  ``amlstep`` entry points (amlstep itself, step plugins), so plugin code comes only from a shipped wheel.
+  A requirement the base layer satisfies is "already satisfied", as pip says; anything else is installed
+  into the venv from the index (``pyjokes``, ``azureml-defaults``, a pin of another version);
 - a requirement that is a URL must be a wheel in the fake's blob store (where
-  ``Environment.add_private_pip_wheel`` uploads); it is installed with ``pip install --no-deps``;
-- option lines (``--extra-index-url ...``) are ignored: there is no index.
+  ``Environment.add_private_pip_wheel`` uploads); it is installed with its dependencies, like any other;
+- conda packages are installed as the pip distributions of the same name (:mod:`.environments`);
+- what cannot be honoured here is checked as far as it can be, and written in the step's log as a
+  fidelity note: a Python version the fake does not have (the requirements are resolved for it without
+  installing them; pins the fake's Python cannot take fall back to the base layer's version), a Docker
+  base image (one that does not exist fails the build; the known ones are listed in
+  ``data/curated_environments.json``), a curated environment (Azure runs a prebuilt image: the base layer
+  stands in for it, and the note lists what the image has that the base layer lacks).
+  Python older than 3.8 is refused, as Azure ML supports 3.8 and later.
 
 **Processes.** A step runs as ``<venv python> <script> <arguments>`` in its snapshot folder, with
 an environment made from nothing but what Azure's compute sets (run id, workspace, token, service
@@ -25,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -35,7 +45,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
     from .blobstore import BlobStore
@@ -84,15 +94,60 @@ def _shipped_names(site_dir: Path) -> tuple[set[str], list[str]]:
     return names, infos
 
 
+@dataclass(frozen=True)
+class PackageIndex:
+    """Where environment builds get packages: pip's own configuration (PyPI unless configured otherwise), or,
+    when any option is given, exactly these (``--index-url``, ``--find-links`` folders or URLs, ``--offline``:
+    no index at all, only the find-links)."""
+
+    index_url: str | None = None
+    find_links: tuple[str, ...] = ()
+    offline: bool = False
+
+    @property
+    def explicit(self) -> bool:
+        return bool(self.index_url or self.find_links or self.offline)
+
+    def pip_args(self) -> list[str]:
+        args = ["--no-index"] if self.offline else (["--index-url", self.index_url] if self.index_url else [])
+        for link in self.find_links:
+            args += ["--find-links", str(link)]
+        return args
+
+    def describe(self) -> str:
+        where = "no index (offline)" if self.offline else (self.index_url or "pip's configured index (PyPI by default)")
+        return where + "".join(f", find-links {link}" for link in self.find_links)
+
+
+@dataclass
+class BuiltEnvironment:
+    """A built (or cached) environment: its python, the image build log, the fidelity notes for the step log."""
+
+    python: Path
+    log: str
+    notes: list[str]
+
+
+@dataclass
+class _Requirement:
+    text: str
+    origin: str                      # "pip" | "conda"
+    parsed: Any = None
+    base_version: str | None = None
+    satisfied: bool = False
+
+
 class Compute:
     """Builds and caches step environments under ``cache_dir``."""
 
-    def __init__(self, cache_dir: Path, python: str | None = None) -> None:
+    def __init__(self, cache_dir: Path, python: str | None = None, index: PackageIndex | None = None) -> None:
         self.cache_dir = Path(cache_dir)
         self.python = python or sys.executable
+        self.index = index or PackageIndex()
         self._lock = threading.Lock()
         self._base: Path | None = None
         self._base_dists: dict[str, str] | None = None
+        self._base_requires_python: dict[str, str | None] = {}
         self.builds: list[dict[str, object]] = []     # what was built (or reused), for tests and timings
 
     # -- the base layer ----------------------------------------------------------------------------
@@ -131,24 +186,69 @@ class Compute:
 
     def base_distributions(self) -> dict[str, str]:
         if self._base_dists is None:
-            self._base_dists = {_canonical(d.metadata["Name"]): d.version
-                                for d in metadata.distributions(path=[str(self.base_layer())])
-                                if d.metadata["Name"]}
+            found: dict[str, str] = {}
+            for dist in metadata.distributions(path=[str(self.base_layer())]):
+                meta = dist.metadata
+                name = meta["Name"] if "Name" in meta else None
+                if name and _canonical(name) not in found:
+                    found[_canonical(name)] = dist.version
+                    self._base_requires_python[_canonical(name)] = (meta["Requires-Python"]
+                                                                    if "Requires-Python" in meta else None)
+            self._base_dists = found
         return self._base_dists
 
     # -- environments ------------------------------------------------------------------------------
     def environment(self, spec: EnvironmentSpec, blob: BlobStore) -> Path:
         """The python of the environment ``spec`` declares, built on first use."""
-        from .blobstore import parse_blob_url
+        return self.build(spec, blob).python
 
-        log: list[str] = [f"Building environment {spec.name!r} (python {spec.python or 'as the base image'})"]
+    def build(self, spec: EnvironmentSpec, blob: BlobStore) -> BuiltEnvironment:
+        """Build (or find in the cache) the environment ``spec`` declares; raises :class:`ImageBuildError`."""
+        from .blobstore import parse_blob_url
+        from .image_build import MINIMUM_PYTHON, ImageMissing, check_image, conda_to_pip, python_version
+
+        fake = sys.version_info[:2]
+        log: list[str] = [f"Building environment {spec.name!r}" + (f" on image {spec.image}" if spec.image else "")
+                          + f"; packages from {self.index.describe()}"]
+        notes = list(spec.notes)
+        try:
+            image_python, image_notes = check_image(spec.image)
+        except ImageMissing as exc:
+            log.append(exc.log)
+            raise ImageBuildError(str(exc), "\n".join(log)) from None
+        notes += image_notes
+        declared = bool(spec.pip or spec.conda)
+        requested = spec.python or (image_python if not declared else None)
+        version = python_version(requested)
+        if version is not None and version < MINIMUM_PYTHON:
+            log.append(f"ERROR: Python {requested} is not supported: Azure ML supports Python "
+                       f"{'.'.join(map(str, MINIMUM_PYTHON))} and later (azureml-core needs it)")
+            raise ImageBuildError(f"the environment asks for Python {requested}; Azure ML supports Python "
+                                  f"{'.'.join(map(str, MINIMUM_PYTHON))} and later", "\n".join(log))
+        other_python = version is not None and version != fake
+        here = f"{fake[0]}.{fake[1]}"
+        if requested and version is None:
+            notes.append(f"Python {requested!r} not read; the fake runs Python {here}")
+        elif other_python:
+            notes.append(f"Python {requested} requested: the fake has Python {here} only and runs the step on it; "
+                         f"the requirements were checked for Python {requested} without installing them, and pins "
+                         f"Python {here} cannot take use the fake's own version")
+        elif requested is None and not spec.curated:
+            notes.append(f"the environment pins no Python version: the fake's Python {here}")
         wheels: list[tuple[str, bytes]] = []
-        named: list[str] = []
+        options: list[str] = []
+        requirements: list[_Requirement] = []
         for line in spec.pip:
-            text = line.strip()
-            if not text or text.startswith("-"):
+            text = line.split(" #")[0].strip()
+            if not text or text.startswith("#"):
                 continue
-            if text.startswith(("http://", "https://")):
+            if text.startswith("-"):
+                if self.index.offline and text.split()[0] in ("-i", "--index-url", "--extra-index-url", "-f",
+                                                              "--find-links"):
+                    notes.append(f"pip option {text!r} not used: the fake builds offline")
+                else:
+                    options.append(text)
+            elif text.startswith(("http://", "https://")):
                 where = parse_blob_url(text)
                 if where is None or where[0] != blob.account or not blob.exists(where[1], where[2]):
                     log.append(f"ERROR: Could not install requirement {text} because of HTTP error 404 Client "
@@ -157,10 +257,120 @@ class Compute:
                                           "\n".join(log))
                 wheels.append((Path(where[2]).name, blob.get(where[1], where[2])))
             else:
-                named.append(text)
-        self._check_named(named, log)
+                requirements.append(_Requirement(text, "pip"))
+        for package in spec.conda:
+            converted, note = conda_to_pip(package)
+            if note:
+                notes.append(note)
+            if converted:
+                requirements.append(_Requirement(converted, "conda"))
+        self._classify(requirements, log)
+        if spec.curated:
+            return self._stand_in(spec, requirements, log, notes)
+        if other_python:
+            self._check_for_python(requested or "", version or fake, requirements, log, notes)
+        install: list[str] = []
+        for req in requirements:
+            if req.satisfied:
+                log.append(f"Requirement already satisfied: {req.text} (the fake has {req.parsed.name} "
+                           f"{req.base_version})")
+            elif req.parsed is None:
+                continue  # a marker that does not apply
+            elif other_python and req.base_version is not None:
+                notes.append(f"{req.text} (for Python {requested}): the fake's Python {here} uses "
+                             f"{req.parsed.name} {req.base_version}")
+                log.append(f"Requirement {req.text} taken as {req.parsed.name}=={req.base_version} for Python {here}")
+            else:
+                install.append(req.text)
+        return self._built(spec, wheels, install, options, requirements, log, notes)
+
+    def _classify(self, requirements: list[_Requirement], log: list[str]) -> None:
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        available = self.base_distributions()
+        for req in requirements:
+            try:
+                parsed = Requirement(req.text)
+            except InvalidRequirement as exc:
+                log.append(f"ERROR: Invalid requirement: {req.text!r}: {exc}")
+                raise ImageBuildError(f"invalid requirement {req.text!r}", "\n".join(log)) from None
+            if parsed.marker is not None and not parsed.marker.evaluate():
+                log.append(f"Ignoring {req.text}: markers {str(parsed.marker)!r} don't match your environment")
+                continue
+            req.parsed = parsed
+            req.base_version = available.get(_canonical(parsed.name))
+            req.satisfied = req.base_version is not None and (
+                not parsed.specifier or parsed.specifier.contains(req.base_version, prereleases=True))
+
+    def _check_for_python(self, requested: str, version: tuple[int, int], requirements: list[_Requirement],
+                          log: list[str], notes: list[str]) -> None:
+        """Requirements checked for a Python the fake does not have: the installed versions' ``Requires-Python``
+        (offline), then pip's resolver for that Python without installing (``--dry-run --python-version``)."""
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        target = f"{version[0]}.{version[1]}"
+        for req in requirements:
+            if req.parsed is None or not req.satisfied:
+                continue
+            needs = self._base_requires_python.get(_canonical(req.parsed.name))
+            try:
+                fits = not needs or SpecifierSet(needs).contains(f"{target}.0", prereleases=True)
+            except InvalidSpecifier:
+                fits = True
+            if fits:
+                continue
+            exact = [s for s in req.parsed.specifier if s.operator in ("==", "===") and "*" not in s.version]
+            if exact:
+                log += [f"ERROR: Ignored the following versions that require a different python version: "
+                        f"{req.base_version} Requires-Python {needs}",
+                        f"ERROR: Could not find a version that satisfies the requirement {req.text} (from versions: "
+                        f"none)", f"ERROR: No matching distribution found for {req.text}"]
+                raise ImageBuildError(f"No matching distribution found for {req.text}: {req.parsed.name} "
+                                      f"{req.base_version} requires Python {needs}, the environment asks for "
+                                      f"Python {requested}", "\n".join(log))
+            notes.append(f"{req.parsed.name} {req.base_version} needs Python {needs}; whether another version "
+                         f"fits Python {requested} is left to the index check")
+        unchecked = [r.text for r in requirements if r.parsed is not None and not r.satisfied
+                     and (r.base_version is None or not self.index.offline)]
+        if self.index.offline:  # what the fake has at other versions cannot be resolved from a folder of wheels
+            skipped = [r.text for r in requirements if r.parsed is not None and not r.satisfied and r.base_version]
+            if skipped:
+                notes.append(f"not checked for Python {requested} (offline): {', '.join(skipped)}")
+        if not unchecked:
+            return
+        command = [self.python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+                   "--disable-pip-version-check", "--no-input", "--python-version", target, "--only-binary=:all:",
+                   *self.index.pip_args(), *(["--no-deps"] if self.index.offline else []), *unchecked]
+        done = subprocess.run(command, capture_output=True, text=True, env=self._pip_env())
+        output = (done.stdout + done.stderr).strip()
+        log.append(f"$ pip install --dry-run --python-version {target} {' '.join(unchecked)}\n{output}")
+        if done.returncode == 0:
+            notes.append(f"requirements resolved for Python {requested}: {', '.join(unchecked)}")
+            return
+        if re.search(r"require a different python version|requires a different Python", output, re.IGNORECASE):
+            raise ImageBuildError(f"the requirements cannot be installed on Python {requested}: "
+                                  f"{_last_error(output)}", "\n".join(log))
+        notes.append(f"requirements not checked for Python {requested} (wheels only, {self.index.describe()}): "
+                     f"{_last_error(output)}")
+
+    def _stand_in(self, spec: EnvironmentSpec, requirements: list[_Requirement], log: list[str],
+                  notes: list[str]) -> BuiltEnvironment:
+        """A curated environment: the base layer stands in for its prebuilt image; the note says what differs."""
+        missing = [r.text for r in requirements if r.parsed is not None and r.base_version is None]
+        other = [f"{r.text} (the fake has {r.base_version})" for r in requirements
+                 if r.parsed is not None and r.base_version is not None and not r.satisfied]
+        if missing:
+            notes.append(f"curated environment {spec.curated}: not among the fake's packages: {', '.join(missing)}")
+        if other:
+            notes.append(f"curated environment {spec.curated}: other versions here: {', '.join(other)}")
+        log.append(f"curated environment {spec.curated}: prebuilt image stood in for by the fake's packages")
+        return self._built(spec, [], [], [], [], log, notes)
+
+    def _built(self, spec: EnvironmentSpec, wheels: list[tuple[str, bytes]], install: list[str], options: list[str],
+               requirements: list[_Requirement], log: list[str], notes: list[str]) -> BuiltEnvironment:
         key = hashlib.sha256(json.dumps({"python": f"{sys.version_info[0]}.{sys.version_info[1]}",
-                                         "named": sorted(named),
+                                         "install": sorted(install), "options": options,
+                                         "satisfied": sorted(r.text for r in requirements if r.satisfied),
                                          "wheels": sorted(hashlib.sha256(d).hexdigest() for _, d in wheels),
                                          "base": self.base_layer().name}).encode()).hexdigest()[:20]
         target = self.cache_dir / "envs" / key
@@ -169,71 +379,90 @@ class Compute:
             started = time.time()
             if python.exists():
                 self.builds.append({"key": key, "name": spec.name, "built": False, "seconds": 0.0})
-                return python
+                log.append(f"Environment {key} found in the cache")
+                return BuiltEnvironment(python, "\n".join(log) + "\n", notes)
             partial = self.cache_dir / "envs" / f".{key}.{os.getpid()}"
             shutil.rmtree(partial, ignore_errors=True)
             partial.parent.mkdir(parents=True, exist_ok=True)
-            self._build(partial, wheels, log)
+            try:
+                self._build(partial, wheels, install, options, requirements, log, notes)
+            except ImageBuildError:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
             try:
                 partial.rename(target)
             except OSError:
                 shutil.rmtree(partial, ignore_errors=True)
             self.builds.append({"key": key, "name": spec.name, "built": True, "seconds": time.time() - started})
-        return python
+        return BuiltEnvironment(python, "\n".join(log) + "\n", notes)
 
-    def _check_named(self, named: list[str], log: list[str]) -> None:
-        from packaging.requirements import InvalidRequirement, Requirement
+    def _pip_env(self) -> dict[str, str]:
+        """pip's environment: the user's pip configuration when no index option was given, else none of it."""
+        env = _tool_env(self.cache_dir / "home", keep_pip=not self.index.explicit)
+        if self.index.explicit:
+            env["PIP_CONFIG_FILE"] = os.devnull
+        else:  # the user's pip configuration, though HOME is private
+            env["XDG_CONFIG_HOME"] = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+        return env
 
-        available = self.base_distributions()
-        for text in named:
-            try:
-                requirement = Requirement(text)
-            except InvalidRequirement as exc:
-                log.append(f"ERROR: Invalid requirement: {text!r}: {exc}")
-                raise ImageBuildError(f"invalid requirement {text!r}", "\n".join(log)) from None
-            if requirement.marker is not None and not requirement.marker.evaluate():
-                continue
-            version = available.get(_canonical(requirement.name))
-            if version is None or (requirement.specifier and not requirement.specifier.contains(version,
-                                                                                                prereleases=True)):
-                versions = f"(from versions: {version})" if version else "(from versions: none)"
-                log.append(f"ERROR: Could not find a version that satisfies the requirement {text} {versions}")
-                log.append(f"ERROR: No matching distribution found for {text}")
-                raise ImageBuildError(f"No matching distribution found for {text}", "\n".join(log))
-            log.append(f"Requirement already satisfied: {text} (base image has {requirement.name} {version})")
-
-    def _build(self, folder: Path, wheels: list[tuple[str, bytes]], log: list[str]) -> None:
-        def run(command: list[str]) -> None:
-            done = subprocess.run(command, capture_output=True, text=True, env=_tool_env(self.cache_dir / "home"))
+    def _build(self, folder: Path, wheels: list[tuple[str, bytes]], install: list[str], options: list[str],
+               requirements: list[_Requirement], log: list[str], notes: list[str]) -> None:
+        def run(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+            done = subprocess.run(command, capture_output=True, text=True, env=env or _tool_env(self.cache_dir / "home"))
             log.append("$ " + " ".join(command) + "\n" + done.stdout + done.stderr)
-            if done.returncode != 0:
-                raise ImageBuildError(f"{Path(command[0]).name} {' '.join(command[1:3])} failed: "
-                                      f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}", "\n".join(log))
+            return done
 
-        run([self.python, "-m", "venv", "--without-pip", str(folder)])
+        done = run([self.python, "-m", "venv", "--without-pip", str(folder)])
+        if done.returncode != 0:
+            raise ImageBuildError(f"venv failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}",
+                                  "\n".join(log))
         purelib = subprocess.run([str(folder / "bin" / "python"), "-c",
                                   "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                  capture_output=True, text=True, check=True,
                                  env=_tool_env(self.cache_dir / "home")).stdout.strip()
         Path(purelib, "_amlstep_base_layer.pth").write_text(str(self.base_layer()) + "\n")
-        if wheels:
-            downloads = folder / "wheels"
-            downloads.mkdir()
-            paths = []
-            for name, data in wheels:
-                (downloads / name).write_bytes(data)
-                paths.append(str(downloads / name))
-            run([self.python, "-m", "pip", "--python", str(folder / "bin" / "python"), "install", "--no-deps",
-                 "--no-index", "--no-cache-dir", "--no-compile", "--disable-pip-version-check",
-                 "--no-warn-script-location", "-q", *paths])
-            shutil.rmtree(downloads)
+        if not wheels and not install:
+            return
+        downloads = folder / "wheels"
+        downloads.mkdir()
+        paths = []
+        for name, data in wheels:
+            (downloads / name).write_bytes(data)
+            paths.append(str(downloads / name))
+        conda_origin = {r.text for r in requirements if r.origin == "conda"}
+        while True:
+            (downloads / "requirements.txt").write_text("\n".join([*options, *paths, *install]) + "\n")
+            done = run([self.python, "-m", "pip", "--python", str(folder / "bin" / "python"), "install",
+                        "--no-cache-dir", "--no-compile", "--disable-pip-version-check", "--no-input",
+                        "--no-warn-script-location", "--progress-bar", "off", *self.index.pip_args(),
+                        "-r", str(downloads / "requirements.txt")], env=self._pip_env())
+            if done.returncode == 0:
+                break
+            output = done.stdout + done.stderr
+            failed = re.search(r"No matching distribution found for (\S+)", output)
+            dropped = failed.group(1) if failed and failed.group(1) in conda_origin else None
+            if dropped is None:
+                raise ImageBuildError(_last_error(output), "\n".join(log))
+            install = [r for r in install if r != dropped]
+            notes.append(f"conda package {dropped}: no such pip distribution in {self.index.describe()}; not "
+                         f"installed (Azure installs it from conda channels)")
+        shutil.rmtree(downloads)
 
 
-def _tool_env(home: Path | None = None) -> dict[str, str]:
-    """The environment for venv and pip: no PYTHONPATH, no index, nothing from the caller's venv, and a
-    private HOME (pip's helpers leave files there, e.g. ``~/.rustup/settings.toml`` via a rustup proxy)."""
+def _last_error(output: str) -> str:
+    """The last ``ERROR:`` line of pip's output (or its last line)."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR:")]
+    return (errors or lines or ["pip failed"])[-1].removeprefix("ERROR: ")
+
+
+def _tool_env(home: Path | None = None, keep_pip: bool = False) -> dict[str, str]:
+    """The environment for venv and pip: no PYTHONPATH, nothing from the caller's venv (nor, unless ``keep_pip``,
+    its ``PIP_*`` settings), and a private HOME (pip's helpers leave files there, e.g. ``~/.rustup/settings.toml``
+    via a rustup proxy)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTHON", "PIP_", "VIRTUAL_ENV", "CONDA"))} | {"PIP_NO_INPUT": "1"}
+           if not k.startswith(("PYTHON", "VIRTUAL_ENV", "CONDA")) and (keep_pip or not k.startswith("PIP_"))}
+    env["PIP_NO_INPUT"] = "1"
     if home is not None:
         home.mkdir(parents=True, exist_ok=True)
         env["HOME"] = str(home)

@@ -145,9 +145,20 @@ class Token:
 
 @dataclass
 class EnvironmentSpec:
+    """What an environment declares (read by :mod:`.environments`): Python, pip lines, conda packages, image."""
+
     name: str
     python: str | None
     pip: list[str]
+    conda: list[str] = field(default_factory=list)     # conda packages (not pip), as declared
+    image: str | None = None                            # the Docker base image
+    curated: str | None = None                          # a curated environment of the azureml registry: its name
+    notes: list[str] = field(default_factory=list)      # what the fake does not honour as Azure would, for the log
+
+    def definition(self) -> str:
+        """The environment's definition as Azure's reuse compares it (the notes aside)."""
+        return json.dumps({"name": self.name, "python": self.python, "pip": self.pip, "conda": self.conda,
+                           "image": self.image, "curated": self.curated}, sort_keys=True)
 
 
 @dataclass
@@ -467,7 +478,12 @@ class Engine:
     def reuse_key(self, state: PipelineState, step: StepJob) -> str:
         import hashlib
 
+        # Azure reuses a step when its "code, environment definition, inputs and parameters, output settings,
+        # and run settings are all the same" (learn.microsoft.com, how-to-debug-pipeline-reuse-issues): the
+        # environment's definition is part of the key, so a changed environment re-runs its step
         parts = {"identity": step.identity, "compute": step.compute,
+                 "environment": step.environment.definition() if step.environment is not None else None,
+                 "max_seconds": step.max_seconds,
                  "inputs": {p: self._input_identity(state, b) for p, b in sorted(step.inputs.items())}}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -573,11 +589,14 @@ class Engine:
 
         assert step.environment is not None and step.snapshot_id is not None and step.script is not None
         try:
-            python = self.compute.environment(step.environment, self.blob)
+            built = self.compute.build(step.environment, self.blob)
         except ImageBuildError as exc:
             self.add_file(step_run.id, "azureml-logs/20_image_build_log.txt", exc.log.encode())
             raise StepFailure("UserError", f"Image build failed for environment {step.environment.name!r}: "
                                            f"{exc}") from None
+        self.add_file(step_run.id, "azureml-logs/20_image_build_log.txt", built.log.encode())
+        python = built.python
+        fidelity = "".join(f"[fake Azure ML] fidelity note: {note}\n" for note in built.notes)
         snapshot = workdir / "snapshot"
         self.materialize_snapshot(step.snapshot_id, snapshot)
         for port, spec in step.outputs.items():
@@ -588,7 +607,7 @@ class Engine:
         process = StepProcess(python=python, script=step.script, argv=argv, env=env, cwd=snapshot,
                               home=workdir / "home", timeout=step.max_seconds)
         code, output = process.run()
-        save_logs(output)
+        save_logs(fidelity + output)
         if code != 0:
             raise StepFailure("UserError", user_error(output, code, step.script))
 

@@ -34,7 +34,7 @@ from . import blobstore
 from .api import make_token, user_token
 from .automl import run_automl_step
 from .blobstore import BLOB_HOST_SUFFIX, BlobStore, CertificateAuthority
-from .compute import Compute
+from .compute import Compute, PackageIndex
 from .engine import ComputeTarget, Engine, RunRecord
 from .v1 import V1Api, summarize_submission
 from .v2 import AML_RESOURCE, V2Api
@@ -75,12 +75,17 @@ class FakeAzureML:
         cache_dir: where built environments are kept (shared between services, e.g. for a test
             session); inside ``root`` by default.
         port: the port to listen on (0: any free port).
+        index_url, find_links, offline: where environment builds get the packages the fake does not
+            already have: pip's own configuration (PyPI unless configured otherwise) by default; else
+            this index URL, these find-links folders or URLs, and with ``offline`` no index at all (only
+            the find-links). Tests build offline from a folder of wheels.
     """
 
     def __init__(self, *, computes: tuple[str, ...] = ("cpu-cluster",),
                  datasets: Mapping[str, Sequence[str | Path]] | None = None, execute: bool = True,
                  auth_error: bool = False, compute_error: str | None = None, root: str | Path | None = None,
-                 cache_dir: str | Path | None = None, port: int = 0, workspace_name: str | None = None) -> None:
+                 cache_dir: str | Path | None = None, port: int = 0, workspace_name: str | None = None,
+                 index_url: str | None = None, find_links: Sequence[str | Path] = (), offline: bool = False) -> None:
         self._own_root = root is None
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="amlstep-fake-azure-"))
         self.root.mkdir(parents=True, exist_ok=True)
@@ -88,7 +93,11 @@ class FakeAzureML:
         self._workspace_name = workspace_name
         self.blob = BlobStore(self.root / "blobs", ACCOUNT)
         self.ca = CertificateAuthority(self.root / "tls")
-        self.compute = Compute(Path(cache_dir) if cache_dir else self.root / "cache")
+        # environment builds install from a package index as Azure's image build does: pip's configuration
+        # (PyPI) by default, or the index, find-links folders and offline mode given here
+        self.compute = Compute(Path(cache_dir) if cache_dir else self.root / "cache",
+                               index=PackageIndex(index_url=index_url, find_links=tuple(str(f) for f in find_links),
+                                                  offline=offline))
         self.engine = Engine(self.root, self.blob, self.compute,
                              datastores={"workspaceblobstore": DATASTORE_CONTAINER, "workspacefilestore":
                                          f"azureml-filestore-{WORKSPACE_ID}"},

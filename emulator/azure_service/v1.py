@@ -19,9 +19,10 @@ import json
 import re
 from typing import Any, Iterator, Mapping
 
+from . import environments
 from .api import WS_PATH, Api
 from .blobstore import parse_blob_url
-from .engine import (ComputeTarget, DatasetVersion, Engine, EnvironmentSpec, InputBinding, ModelVersion,
+from .engine import (ComputeTarget, DatasetVersion, Engine, InputBinding, ModelVersion,
                      OutputSpec, PipelineJob, RunRecord, ServiceError, StepJob, Token, new_id, now_iso)
 
 EXPERIMENT = r"/(?:experiments/(?P<experiment>[^/]+)|experimentids/(?P<experiment_id>[^/]+))"
@@ -51,6 +52,7 @@ class V1Api(Api):
         self.submissions: list[dict[str, Any]] = []
         self.pending_snapshot_blobs: dict[str, tuple[str, str]] = {}
         self.assets: dict[str, dict[str, Any]] = {}
+        self.environments = environments.V1Environments()
         super().__init__(engine, **where)
 
     def error(self, status: int, code: str, message: str) -> tuple[int, Any]:
@@ -145,6 +147,7 @@ class V1Api(Api):
         r("POST", models + r"/models$", self._model_register)
         r("GET", models + r"/models$", self._model_list)
         r("GET", models + r"/models/(?P<id>[^/]+)$", self._model_get)
+        self.environments.routes(r, r"^/environment/v1\.0" + WS_PATH)
 
     # -- workspace, datastores, computes -------------------------------------------------------------
     def _arm_workspace(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
@@ -805,17 +808,7 @@ class V1Api(Api):
         step.script = str(params.get("Script") or "")
         step.snapshot_id = _snapshot_of(module)
         runconfig = json.loads(node.get("Runconfig") or module.get("Runconfig") or "{}")
-        environment = runconfig.get("environment") or {}
-        python = environment.get("python") or {}
-        conda = python.get("condaDependencies") or {}
-        pip: list[str] = []
-        python_version: str | None = None
-        for dependency in conda.get("dependencies") or []:
-            if isinstance(dependency, dict):
-                pip += [str(p) for p in dependency.get("pip") or []]
-            elif str(dependency).startswith("python="):
-                python_version = str(dependency).split("=", 1)[1]
-        step.environment = EnvironmentSpec(str(environment.get("name") or module["Name"]), python_version, pip)
+        step.environment = environments.from_v1_environment(runconfig.get("environment") or {}, str(module["Name"]))
         max_seconds = runconfig.get("maxRunDurationSeconds")
         step.max_seconds = float(max_seconds) if max_seconds else None
         step.argv = []

@@ -30,11 +30,12 @@ import uuid
 from typing import Any, Callable, Mapping
 from urllib.parse import unquote, urlparse
 
+from . import environments
 from .api import PROVIDER, WS_PATH, Api, user_token
 from .blobstore import BLOB_HOST_SUFFIX
 from .engine import (ComputeTarget, Engine, EnvironmentSpec, InputBinding, OutputSpec, PipelineJob, RunRecord,
                      ServiceError, StepJob, Token, now_iso)
-from .v2_automl import settings_of_task, task_of_node
+from .v2_automl import check_task, settings_of_task, task_of_node
 from .v2_schema import Problem, check_resource
 
 ASSET_KINDS = ("codes", "environments", "components", "data", "models")
@@ -685,6 +686,9 @@ class V2Api(Api):
         return words[1], argv
 
     def _environment(self, where: str, reference: Any) -> tuple[EnvironmentSpec, str]:
+        curated = environments.curated_environment(reference)   # the azureml registry's, by URI or AzureML-<name>
+        if curated is not None:
+            return curated, str(reference)
         found = ARM_ID.match(str(reference or ""))
         if found is None or found.group("kind").lower() != "environments":
             raise _Refused(f"{where}.componentId", "InvalidValue",
@@ -696,9 +700,7 @@ class V2Api(Api):
         name = f"{found.group('name')}:{found.group('version')}"
         if props.get("build"):
             return self._build_context(name, props["build"]), env_id
-        conda = props.get("condaFile")
-        python, pip = _conda_pip(conda or "", {})
-        return EnvironmentSpec(name=name, python=python, pip=pip), env_id
+        return environments.from_conda(name, props.get("condaFile") or {}, image=props.get("image")), env_id
 
     def _build_context(self, name: str, build: Mapping[str, Any]) -> EnvironmentSpec:
         """What a Docker build context declares: the conda file its Dockerfile installs, wheels copied into it."""
@@ -735,8 +737,7 @@ class V2Api(Api):
                     raise ServiceError(400, "UserError", f"environment {name}: wheel {item} is not in the build "
                                                          f"context")
                 wheels[item] = self.blob_url(container, f"{prefix}/{source}")
-        python, pip = _conda_pip(conda, wheels)
-        return EnvironmentSpec(name=name, python=python, pip=pip)
+        return environments.from_conda(name, conda, image=environments.dockerfile_image(dockerfile), wheels=wheels)
 
     def _snapshot(self, where: str, reference: Any) -> str:
         found = ARM_ID.match(str(reference or ""))
@@ -782,6 +783,10 @@ class V2Api(Api):
             if not node.get(required):
                 raise _Refused(f"{where}.{required}", "RequiredField",
                                [_problem(f"{where}.{required}", "RequiredField", "required property is missing")])
+        task = task_of_node({**settings_node, **{p: node[p] for p in ("validation_data",) if node.get(p)}})
+        problems = check_task(task, where)   # what the REST models and Azure AutoML's limits refuse
+        if problems:
+            raise _Refused(problems[0].target, problems[0].code, problems)
         bindings = {}
         training_uri = ""
         for port in ("training_data", "validation_data"):
@@ -789,7 +794,7 @@ class V2Api(Api):
                 resolved = self._resolve_input(f"{where}.{port}", node[port], pipeline_inputs)
                 bindings[port] = self._binding(f"{where}.{port}", port, resolved)
                 training_uri = training_uri or str(node[port])
-        settings = settings_of_task(task_of_node(settings_node))
+        settings = settings_of_task(task)
         outputs = {}
         for port in (node.get("outputs") or {}):
             if port != "best_model":
@@ -1091,24 +1096,6 @@ def _arm_name(value: Any) -> str | None:
     if text.startswith("azureml:"):
         text = text[len("azureml:"):]
     return text.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _conda_pip(conda: str, wheels: Mapping[str, str]) -> tuple[str | None, list[str]]:
-    """(python version, pip lines) of a conda file; wheel paths in the image become their blob URLs."""
-    import yaml  # type: ignore[import-untyped]
-
-    try:
-        doc = yaml.safe_load(conda) or {}
-    except yaml.YAMLError as exc:
-        raise ServiceError(400, "UserError", f"the environment's conda file is not valid YAML: {exc}") from None
-    python = None
-    pip: list[str] = []
-    for item in doc.get("dependencies") or []:
-        if isinstance(item, str) and item.startswith("python"):
-            python = item.split("=", 1)[1].strip("=") if "=" in item else None
-        elif isinstance(item, dict) and "pip" in item:
-            pip += [wheels.get(str(line), str(line)) for line in item["pip"] or []]
-    return python, pip
 
 
 def read_dockerfile(name: str, dockerfile: str) -> tuple[dict[str, str], str]:

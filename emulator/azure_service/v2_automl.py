@@ -363,3 +363,98 @@ def _forecasting(forecasting: Mapping[str, Any]) -> dict[str, Any]:
             spelled = _spelled(forecasting[rest], values)
             out[name] = values.get(spelled, spelled)
     return out
+
+
+# -- what the service refuses in a task ----------------------------------------------------------------------
+# AutoMLConfig name -> the node's (CLI v2 YAML) name, for messages in the client's terms
+NODE_NAMES = {"experiment_timeout_minutes": "limits.timeout_minutes", "iteration_timeout_minutes":
+              "limits.trial_timeout_minutes", "iterations": "limits.max_trials",
+              "max_concurrent_iterations": "limits.max_concurrent_trials", "n_cross_validations": "n_cross_validations",
+              "validation_size": "validation_data_size", "validation_data": "validation_data"}
+GROUPS = {"limitSettings": ("limits", LIMIT_FIELDS), "trainingSettings": ("training", TRAINING_FIELDS),
+          "featurizationSettings": ("featurization", FEATURIZATION_FIELDS),
+          "forecastingSettings": ("forecasting", FORECASTING_FIELDS),
+          "stackEnsembleSettings": ("stack_ensemble_settings", STACK_FIELDS)}
+TASK_MODELS = {"Classification": "Classification", "Regression": "Regression", "Forecasting": "Forecasting"}
+
+
+def _node_path(rest_path: str) -> str:
+    """A path in the REST task (``limitSettings.maxTrials``) in the node's terms (``limits.max_trials``)."""
+    parts, out, fields = rest_path.split("."), [], TASK_FIELDS
+    for part in parts:
+        bare = part.split("[")[0]
+        if bare in GROUPS:
+            name, fields = GROUPS[bare]
+            out.append(name + part[len(bare):])
+            continue
+        reverse = {rest: name for name, rest in fields.items()}
+        out.append(reverse.get(bare, bare) + part[len(bare):])
+    return ".".join(out)
+
+
+def check_task(task: Mapping[str, Any], where: str) -> list[Any]:
+    """What the service refuses in an AutoML task, as :class:`~.v2_schema.Problem` s targeted at the node's
+    fields (``where`` is the node's path): values the REST models do not hold (types, the enums of
+    primary metrics, models and settings, durations), then Azure AutoML's limits (:func:`.automl.limit_problems`).
+    Settings the fake does not act on are accepted when well-typed, as the service accepts them."""
+    from .automl import limit_problems
+    from .v2_schema import Problem, check
+
+    def problem(rest_path: str, code: str, message: str) -> Problem:
+        target = f"{where}.{_node_path(rest_path)}"
+        return Problem(target, code, f"{target}: {message}")
+
+    task_type = str(task.get("taskType"))
+    model = TASK_MODELS.get(task_type)
+    if model is None:
+        choices = [m.value for m in models().TaskType]
+        return [problem("task", "InvalidValue", f"unknown value {task.get('taskType')!r}; one of "
+                                                f"{', '.join(choices)} (the fake runs {', '.join(TASK_MODELS)})")]
+    problems: list[Problem] = []
+    for found in check(task, getattr(models(), model)):
+        if found.target.split(".")[-1] in ("trainingData", "validationData", "testData", "uri", "jobInputType"):
+            continue  # data inputs are read by the pipeline's bindings
+        problems.append(problem(found.target, found.code, found.message.split(": ", 1)[-1]))
+    enums = dict(TASK_ENUMS[task_type])
+
+    def strict(rest_path: str, value: Any, enum_name: str) -> None:
+        choices = [member.value for member in getattr(models(), enum_name)]
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item not in choices:
+                problems.append(problem(rest_path, "InvalidValue", f"unknown value {item!r}; one of "
+                                                                   f"{', '.join(choices)}"))
+
+    if "primaryMetric" in task:
+        strict("primaryMetric", task["primaryMetric"], enums["primaryMetric"])
+    if "logVerbosity" in task:
+        strict("logVerbosity", task["logVerbosity"], ENUMS["logVerbosity"])
+    training = task.get("trainingSettings") or {}
+    for name in ("allowedTrainingAlgorithms", "blockedTrainingAlgorithms"):
+        if name in training:
+            strict(f"trainingSettings.{name}", training[name], enums["models"])
+    stack = training.get("stackEnsembleSettings") or {}
+    if isinstance(stack, Mapping) and "stackMetaLearnerType" in stack:
+        strict("trainingSettings.stackEnsembleSettings.stackMetaLearnerType", stack["stackMetaLearnerType"],
+               ENUMS["stackMetaLearnerType"])
+    featurization = task.get("featurizationSettings") or {}
+    for name in ("mode", "blockedTransformers"):
+        if isinstance(featurization, Mapping) and name in featurization:
+            strict(f"featurizationSettings.{name}", featurization[name], ENUMS[name])
+    forecasting = task.get("forecastingSettings") or {}
+    for name in ("featureLags", "useStl", "shortSeriesHandlingConfig", "targetAggregateFunction"):
+        if isinstance(forecasting, Mapping) and name in forecasting:
+            strict(f"forecastingSettings.{name}", forecasting[name], ENUMS[name])
+    limits = task.get("limitSettings") or {}
+    for name in ("timeout", "trialTimeout"):
+        value = limits.get(name) if isinstance(limits, Mapping) else None
+        if isinstance(value, str) and not isinstance(duration_minutes(value), (int, float)):
+            problems.append(problem(f"limitSettings.{name}", "InvalidType", f"expected a duration (ISO 8601 such as "
+                                                                            f"PT30M, without years or months), got "
+                                                                            f"{value!r}"))
+    if problems:
+        return problems
+    settings = settings_of_task(task)
+    for setting, code, message in limit_problems(settings, NODE_NAMES, has_validation_data=bool(task.get("validationData"))):
+        target = f"{where}.{NODE_NAMES.get(setting, setting)}"
+        problems.append(Problem(target, code, f"{target}: {message}"))
+    return problems

@@ -47,6 +47,17 @@ class Regression(Task):
 
         return float(np.min(y[:n_train])), float(np.max(y[:n_train]))
 
+    def portfolio(self, data: FoldData | None) -> list[tuple[str, str, dict[str, Any]]]:
+        """``warm_start``; for a positive target skewed to the right (prices), a LightGBM child that learns its log
+        (Azure's ``LogTransformer``) joins the first children: measured on 12 regressions, it helps such targets
+        and hurts counts and heavy-tailed wages, so it is tried only where it can win."""
+        children = list(self.warm_start)
+        if data is not None and _log_target_fits(data.y[data.fit_rows]):
+            from ..models import _LGBM_MID
+
+            children.insert(6, ("MaxAbsScaler", "LightGBM", {**_LGBM_MID, "y_transformer": "LogTransformer"}))
+        return children
+
     def make_estimator(self, algorithm: str, params: dict[str, Any], seed: int, threads: int = 1) -> Any:
         from ..models import regressor
 
@@ -83,3 +94,16 @@ class Regression(Task):
         from ..report_plots import regression_figures
 
         regression_figures(evaluation, y.astype(float), oof)
+
+
+def _log_target_fits(y: np.ndarray) -> bool:
+    """A target a log transform can help: positive, and skewed to the right but not heavy-tailed (skew 1 to 3)."""
+    import numpy as np
+
+    y = np.asarray(y, dtype=float)
+    if len(y) < 50 or y.min() <= 0:
+        return False
+    centred = y - y.mean()
+    spread = float(np.sqrt(np.mean(centred ** 2)))
+    skew = float(np.mean(centred ** 3)) / spread ** 3 if spread > 0 else 0.0
+    return 1.0 <= skew <= 3.0

@@ -65,7 +65,7 @@ class LocalBackend:
                 "continue_on_step_failure": pipeline.pipeline.continue_on_step_failure,
                 **({"resumed_from": resume} if resume else {}),
             })
-        started = time.time()
+        started = time.monotonic()
         result = PipelineRunResult(run_id=run.id, experiment=pipeline.experiment, status="Running",
                                    backend=self.name, params=values)
         data: dict[str, tuple[Path, str, DataType]] = {}
@@ -97,7 +97,7 @@ class LocalBackend:
                                                f"{unrecorded}")
                     raise unrecorded from None
                 result.status, result.error = "Canceled", "canceled by the user"
-                result.duration = time.time() - started
+                result.duration = time.monotonic() - started
                 events.ended(result)
                 raise RunCanceled(f"pipeline run {run.id} was canceled") from exc
             except BaseException as exc:
@@ -117,7 +117,7 @@ class LocalBackend:
                 result.status, result.error = "Failed", first.error
             else:
                 result.status = "Completed"
-            result.duration = time.time() - started
+            result.duration = time.monotonic() - started
             try:
                 ws.update_run(run.id, status=result.status, error=result.error,
                               outputs={k: ws.relative(Path(v)) for k, v in result.outputs.items()})
@@ -186,7 +186,7 @@ class LocalBackend:
         staging = ws.staging_dir()
         log_path = ws.log_path(step_run.id)
         ws.update_run(step_run.id, log_path=ws.relative(log_path))
-        started = time.time()
+        started = time.monotonic()
         try:
             with capture_output(log_path, self.echo):
                 self._execute(binding, step_run, run, params, input_locations, staging)
@@ -200,7 +200,7 @@ class LocalBackend:
                 data[data_name] = (location, records[port]["sha256"], kind)
             ws.update_run(step_run.id, status="Completed", outputs=records)
             result = StepRunResult(binding.name, step_run.id, "Completed", reasons=reasons,
-                                   duration=time.time() - started, outputs=_output_paths(ws, records),
+                                   duration=time.monotonic() - started, outputs=_output_paths(ws, records),
                                    log_path=str(log_path))
             if events is not None:
                 events.finished(binding, step_run.id, result)
@@ -225,7 +225,7 @@ class LocalBackend:
             if events is not None:
                 events.failed(binding, step_run.id, exc)
             return StepRunResult(binding.name, step_run.id, "Failed", reasons=reasons,
-                                 duration=time.time() - started, error=message, log_path=str(log_path),
+                                 duration=time.monotonic() - started, error=message, log_path=str(log_path),
                                  traceback=traceback_tail(exc, binding))
 
     def _resumable(self, pipeline: ValidatedPipeline, run_id: str) -> tuple[RunRecord, dict[str, RunRecord]]:
@@ -357,9 +357,12 @@ class LocalRunContext(RunContext):
     def register_model(self, model_name: str, model_path: str | Path, *, description: str = "",
                        tags: Mapping[str, Any] | None = None,
                        properties: Mapping[str, Any] | None = None) -> ModelVersion:
-        return self.workspace.register_model(
+        model = self.workspace.register_model(
             model_name, model_path, run_id=self.pipeline_run_id or self.id, description=description,
             tags=dict(tags or {}), properties={**(properties or {}), "step_run_id": self.id})
+        if self._events is not None:
+            self._events.registered(self.id, model)
+        return model
 
     def child_run(self, name: str, *, run_id: str | None = None,
                   properties: Mapping[str, Any] | None = None) -> LocalChildRun:

@@ -286,15 +286,36 @@ def runs_logs(ctx: click.Context, run_id: str, step: str | None, follow: bool) -
         sources = log_sources(ws, run, step)
     offsets: dict[str, int] = {}
     headers = len(sources) > 1 or run.run_type == "pipeline"
+    gone: str | None = None
     while True:
         for label, path in log_sources(ws, run, step) if follow else sources:
             _print_new(label, path, offsets, headers)
-        if not follow or ws.get_run(run.id).status not in ("Running", "NotStarted", "Queued"):
+        if not follow:
+            break
+        gone = _process_gone(ws, run.id)
+        if gone is not None or ws.get_run(run.id).status not in ("Running", "NotStarted", "Queued"):
             break
         time.sleep(0.5)
     if follow:  # what was written between the last read and the end of the run
         for label, path in log_sources(ws, run, step):
             _print_new(label, path, offsets, headers)
+        ended = ws.get_run(run.id)
+        if ended.status != "Completed":
+            click.echo(f"run {run.id} is {ended.status}" + (f": {ended.error}" if ended.error else "")
+                       + (f" ({gone})" if gone else ""), err=True)
+
+
+def _process_gone(ws: Any, run_id: str) -> str | None:
+    """While following: whether the process running the run died (``kill -9``). The run is then recorded
+    Failed, as any command opening the workspace would; when that cannot be written now, say so."""
+    from ..workspace.db import WorkspaceUnwritable
+
+    try:
+        ws.reconcile_interrupted_runs()
+    except WorkspaceUnwritable as exc:
+        if any(found == run_id for found, _, _ in ws.interrupted_runs()):
+            return f"its process is gone, but that cannot be recorded now: {exc}"
+    return None
 
 
 def log_sources(ws: Any, run: Any, step: str | None) -> list[tuple[str, Path | None]]:

@@ -6,11 +6,15 @@ runs recorded Running whose process is gone, and half-written files left in ``.s
 0 when everything is in order (after ``--repair``: when everything could be repaired), 1 when
 something is wrong, 2 when the workspace cannot be checked at all.
 
-``--repair`` moves a damaged history aside and rebuilds it from the rows SQLite can still read,
-starts a missing history anew, registers dataset and model folders the history does not know,
-moves step outputs of unknown runs to ``lost+found/``, marks dead runs Failed and deletes stale
-staging. It never deletes data it cannot rebuild, and cannot bring back unreadable rows or files
-that were changed or deleted.
+``--repair`` rebuilds a damaged history (or one with rows that do not decode) on a copy, from the
+rows SQLite can still read and from every copy kept by earlier repairs, keeps the old file under a
+unique name and swaps the new one in atomically; it copies rows only kept copies hold back into
+the history, moves folders set aside in ``lost+found/`` back when they hold what the history
+misses, registers dataset and model folders the history does not know, moves step outputs of
+unknown runs to ``lost+found/``, marks dead runs Failed and deletes stale staging. It refuses,
+changing nothing, when it cannot finish (full disk, read-only, write lock held, other amlstep
+processes running). It never deletes data it cannot rebuild, and cannot bring back rows unreadable
+everywhere or files that were changed or deleted.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ def workspace_group() -> None:
 
 @workspace_group.command("check")
 @click.option("--repair", is_flag=True,
-              help="Rebuild what can be rebuilt: the run history from readable rows, registry entries from their "
-                   "folders; set unknown outputs aside in lost+found/; mark dead runs Failed; delete stale staging.")
+              help="Rebuild what can be rebuilt: the run history from readable rows and kept copies (on a copy, the "
+                   "old one kept), registry entries from their folders; set unknown outputs aside in lost+found/; "
+                   "mark dead runs Failed; delete stale staging. Refuses, changing nothing, when it cannot finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def check_command(repair: bool, as_json: bool) -> None:
     """Check the database, outputs, models and datasets.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import math
 import os
 import shutil
 import sqlite3
@@ -30,13 +31,26 @@ class WorkspaceLocked(WorkspaceUnwritable):
     """Another process held the run history's write lock longer than the lock timeout."""
 
 
+MAX_LOCK_TIMEOUT = 7 * 24 * 3600.0  # SQLite's busy timeout is a 32-bit count of milliseconds
+
+
 def lock_timeout() -> float:
-    """How long a write waits for the database lock in total: ``$AMLSTEP_LOCK_TIMEOUT`` seconds, default 60."""
+    """How long a write waits for the database lock in total: ``$AMLSTEP_LOCK_TIMEOUT`` seconds, default 60.
+
+    A value that is not a number of seconds from 0 to a week is an error naming the variable (it
+    used to be taken silently: ``abc`` as 60, ``-5`` as 0).
+    """
     value = os.environ.get(LOCK_TIMEOUT_ENV)
-    try:
-        return max(0.0, float(value)) if value else DEFAULT_LOCK_TIMEOUT
-    except ValueError:
+    if value is None or not value.strip():
         return DEFAULT_LOCK_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= MAX_LOCK_TIMEOUT:  # also refuses nan
+        raise WorkspaceError(f"${LOCK_TIMEOUT_ENV} must be a number of seconds from 0 to {MAX_LOCK_TIMEOUT:g} (a week), "
+                             f"got {value!r}; unset it for the default of {DEFAULT_LOCK_TIMEOUT:g}")
+    return seconds
 
 
 def free_bytes(path: Path) -> int | None:
@@ -95,6 +109,11 @@ def translate(exc: sqlite3.Error, db_path: Path, workspace: Path) -> WorkspaceEr
 def damaged_message(db_path: Path, what: str) -> str:
     return (f"the run history {db_path} is damaged (SQLite: {what}); run `amlstep workspace check` to see what is "
             f"intact and `amlstep workspace check --repair` to rebuild it, or restore amlstep.db from a backup")
+
+
+def unreadable_row_message(db_path: Path, what: str) -> str:
+    return (f"the run history {db_path} holds a row amlstep cannot read ({what}); run `amlstep workspace check` "
+            f"to list such rows and `amlstep workspace check --repair` to mend them (the original is kept)")
 
 
 def _low_space(workspace: Path) -> bool:

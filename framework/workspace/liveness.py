@@ -90,6 +90,43 @@ class Lease:
 _process_leases: dict[Path, Lease] = {}
 _run_leases: dict[tuple[Path, str], Lease] = {}
 _guard = threading.RLock()
+HEARTBEAT_SECONDS = 5.0
+_heartbeat: dict[str, Any] = {"pid": None}
+
+
+def _beat() -> None:
+    """Touch every lease this process holds: its modification time says when the process was last seen alive
+    (what a run killed with ``kill -9`` records as its end, instead of when someone noticed)."""
+    with _guard:  # held while touching: a released lease's descriptor is closed (and may be reused) under it
+        for lease in [*_process_leases.values(), *_run_leases.values()]:
+            if lease.pid == os.getpid():
+                try:
+                    os.utime(lease.fd)
+                except OSError:
+                    pass
+
+
+def _keep_beating() -> None:
+    """Start this process's heartbeat thread (once per process: a forked child starts its own)."""
+    with _guard:
+        if _heartbeat["pid"] == os.getpid():
+            return
+        _heartbeat["pid"] = os.getpid()
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            _beat()
+
+    threading.Thread(target=loop, name="amlstep-lease-heartbeat", daemon=True).start()
+
+
+def last_seen(workspace: Path, name: str) -> float | None:
+    """When the process holding lease ``name`` was last seen alive (its last heartbeat), if its file is there."""
+    try:
+        return (workspace / LIVE_DIR / f"{name}.lock").stat().st_mtime
+    except OSError:
+        return None
 
 
 def process_lease(workspace: Path) -> Lease:
@@ -99,7 +136,8 @@ def process_lease(workspace: Path) -> Lease:
         if lease is None or lease.pid != os.getpid():
             lease = _take(workspace)
             _process_leases[workspace] = lease
-        return lease
+    _keep_beating()
+    return lease
 
 
 def take_run_lease(workspace: Path, run_id: str) -> Lease:
@@ -107,7 +145,8 @@ def take_run_lease(workspace: Path, run_id: str) -> Lease:
     with _guard:
         lease = _take(workspace)
         _run_leases[(workspace, run_id)] = lease
-        return lease
+    _keep_beating()
+    return lease
 
 
 def held_here(workspace: Path, name: str) -> bool:
@@ -123,11 +162,15 @@ def release(workspace: Path, run_id: str, note: str | None = None) -> bool:
     """Let go of the lease taken for ``run_id`` (with ``note`` for whoever records its end); False if none."""
     with _guard:
         lease = _run_leases.pop((workspace, run_id), None)
-    if lease is None or lease.pid != os.getpid():
-        return False
-    if note:
-        lease.note(note)
-    os.close(lease.fd)  # the file stays: whoever opens the workspace next sees it released and removes it
+        if lease is None or lease.pid != os.getpid():
+            return False
+        if note:
+            lease.note(note)
+        try:
+            os.utime(lease.fd)  # last seen: now
+        except OSError:
+            pass
+        os.close(lease.fd)  # the file stays: whoever opens the workspace next sees it released and removes it
     return True
 
 
@@ -154,7 +197,10 @@ def _take(workspace: Path) -> Lease:
 
 
 def _forget_in_child() -> None:
-    """A forked child must not keep its parent's leases alive (or write notes into them)."""
+    """A forked child must not keep its parent's leases alive (or write notes into them). The parent's
+    heartbeat thread does not exist here, and may have held the guard when the fork happened."""
+    global _guard
+    _guard = threading.RLock()
     for lease in [*_process_leases.values(), *_run_leases.values()]:
         try:
             os.close(lease.fd)

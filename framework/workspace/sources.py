@@ -9,10 +9,12 @@ only after its file registered successfully; ``refresh=True`` ignores the cache.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import os
 import shutil
+import stat
 import sys
 import time
 import urllib.error
@@ -35,8 +37,54 @@ CHUNK = 1 << 16
 Progress = Callable[[str, int, "int | None", bool], None]
 
 
+# Query parameters that carry secrets: Azure SAS signatures, OAuth and API tokens, cloud signatures.
+SECRET_PARAMETERS = frozenset({
+    "sig", "signature", "token", "access_token", "refresh_token", "id_token", "code", "password", "passwd", "pwd",
+    "secret", "client_secret", "key", "apikey", "api_key", "api-key", "sas", "x-amz-signature",
+    "x-amz-security-token", "x-amz-credential", "x-goog-signature", "x-goog-credential",
+})
+REDACTED = "***"
+
+
 def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
+
+
+def redact(source: str) -> str:
+    """``source`` as it may be shown or stored for display: a URL's password and secret query parameters
+    (a SAS token's ``sig``, ``token=``, ``key=``...) replaced by ``***``. Anything else unchanged."""
+    if "://" not in source:
+        return source
+    try:
+        parts = urllib.parse.urlsplit(source)
+    except ValueError:
+        return source
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}{':' + REDACTED if colon else ''}@{host}"
+    query = parts.query
+    if query:
+        pairs = []
+        for pair in query.split("&"):
+            name, equals, _ = pair.partition("=")
+            secret = urllib.parse.unquote_plus(name).strip().lower() in SECRET_PARAMETERS
+            pairs.append(f"{name}={REDACTED}" if equals and secret else pair)
+        query = "&".join(pairs)
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _credentials(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without its ``user:password@`` part, and the Authorization header that carries them instead
+    (urllib would take them for part of the host name)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, {}
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()).decode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {token}"}
 
 
 def download_timeout() -> float:
@@ -71,14 +119,16 @@ def fetch_into(source: str, target: Path, cache_dir: Path, *, refresh: bool = Fa
         if not is_url(source):
             path = Path(source).expanduser()
             if not path.is_file():
-                raise WorkspaceError(f"dataset source {source!r} does not exist or is not a file")
+                raise WorkspaceError(f"dataset source {redact(source)!r} does not exist or is not a file")
             if not os.access(path, os.R_OK):
-                raise WorkspaceError(f"dataset source {source!r} is not readable")
+                raise WorkspaceError(f"dataset source {redact(source)!r} is not readable")
             shutil.copyfile(path, target)
+            keep_permissions(path, target)
             return False
         cached = cache_path(source, cache_dir)
         if cached.is_file() and not refresh:
             shutil.copyfile(cached, target)
+            keep_permissions(cached, target)
             return True
         download(source, target, progress=progress if progress is not None else terminal_progress())
         return False
@@ -86,7 +136,40 @@ def fetch_into(source: str, target: Path, cache_dir: Path, *, refresh: bool = Fa
         target.unlink(missing_ok=True)
         if is_disk_full(exc):
             raise WorkspaceUnwritable(no_space_message(workspace)) from None
-        raise WorkspaceError(f"dataset source {source!r}: cannot copy it into the workspace: {exc.strerror or exc}") from None
+        raise WorkspaceError(f"dataset source {redact(source)!r}: cannot copy it into the workspace: "
+                             f"{exc.strerror or exc}") from None
+
+
+def umask() -> int:
+    """This process's umask (read from /proc where it can be, without changing it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def keep_permissions(source: Path, copy: Path, mask: int | None = None) -> None:
+    """Give ``copy`` the permissions of ``source`` or those the umask allows, whichever is stricter: a file
+    only its owner may read stays so in the workspace."""
+    allowed = stat.S_IMODE(source.stat().st_mode) & ~(umask() if mask is None else mask) & 0o777
+    os.chmod(copy, allowed)
+
+
+def keep_tree_permissions(source: Path, copy: Path) -> None:
+    """``keep_permissions`` for every file and folder of a copied tree (folders stay usable by their owner)."""
+    mask = umask()
+    for path in [copy, *copy.rglob("*")]:
+        original = source / path.relative_to(copy)
+        if path.is_symlink() or not original.exists():
+            continue
+        keep_permissions(original, path, mask)
+        if path.is_dir():
+            os.chmod(path, stat.S_IMODE(path.stat().st_mode) | stat.S_IRWXU)
 
 
 def cache_download(source: str, registered: Path, cache_dir: Path) -> None:
@@ -98,6 +181,7 @@ def cache_download(source: str, registered: Path, cache_dir: Path) -> None:
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(registered, partial)
+        keep_permissions(registered, partial)
         os.replace(partial, target)
     except OSError:
         partial.unlink(missing_ok=True)
@@ -109,7 +193,10 @@ def download(url: str, target: Path, *, timeout: float | None = None, progress: 
     started = time.monotonic()
     deadline = started + total
     received = 0
-    request = urllib.request.Request(url, headers={"User-Agent": "amlstep", "Accept-Encoding": "identity"})
+    address, authorization = _credentials(url)
+    url = redact(url)  # every message names the URL without its secrets
+    request = urllib.request.Request(address, headers={"User-Agent": "amlstep", "Accept-Encoding": "identity",
+                                                       **authorization})
     try:
         with urllib.request.urlopen(request, timeout=min(DOWNLOAD_TIMEOUT_SECONDS, total)) as response, \
                 open(target, "wb") as out:

@@ -29,13 +29,14 @@ import sqlite3
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..errors import WorkspaceError
-from . import liveness
+from . import liveness, rows
 from .db import (
+    WorkspaceDamaged,
     WorkspaceLocked,
     WorkspaceUnwritable,
     is_disk_full,
@@ -43,10 +44,11 @@ from .db import (
     locked_message,
     no_space_message,
     translate,
+    unreadable_row_message,
 )
 from .liveness import process_alive, process_start
 from .names import check_asset_name
-from .sources import cache_download, fetch_into, source_name
+from .sources import cache_download, fetch_into, keep_permissions, keep_tree_permissions, redact, source_name
 
 SCHEMA_VERSION = 3
 ENV_VAR = "AMLSTEP_WORKSPACE"
@@ -141,16 +143,21 @@ class DatasetVersion:
     sources: list[str]
     description: str
     created_at: float
+    restored: tuple[int, ...] = field(default=(), compare=False)
+    """Versions of this content whose files were missing or changed and were put back by this registration."""
 
     def file_paths(self) -> list[Path]:
         return [self.path / f for f in self.files]
 
     def check_files(self) -> None:
         """Raise a one-line WorkspaceError when registered files were deleted behind amlstep's back."""
-        _check_files(f"dataset {self.name}:{self.version}", self.path, self.files)
+        _check_files(f"dataset {self.name}:{self.version}", self.path, self.files,
+                     f"; register the same file again to put it back (`amlstep datasets register {self.name} FILE`)")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "path": str(self.path)}
+        data = {**asdict(self), "path": str(self.path)}
+        data.pop("restored")
+        return data
 
 
 @dataclass(frozen=True)
@@ -227,6 +234,7 @@ class LocalWorkspace:
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, allow_missing_history: bool = False) -> None:
         self.path = Path(path).expanduser().resolve() if path is not None else default_workspace_path().resolve()
+        self._clocks: dict[str, tuple[float, float]] = {}  # run id -> (started_at, monotonic clock then)
         self._open(allow_missing_history)
 
     # -- set-up -----------------------------------------------------------------------------
@@ -284,13 +292,16 @@ class LocalWorkspace:
         wal = Path(f"{self.db_path}-wal")
         if size == 0 and wal.is_file() and wal.stat().st_size > 0:
             return
-        found = held_data(self.path)
+        kept = sorted(p.name for p in self.path.glob("amlstep.db.damaged-*")
+                      if not p.name.endswith(("-wal", "-shm", "-journal")))
+        found = ", ".join(filter(None, [held_data(self.path), f"{len(kept)} kept cop{'y' if len(kept) == 1 else 'ies'} "
+                                                               f"of its history ({', '.join(kept[-3:])})" if kept else ""]))
         if found:
             state = "is missing" if size is None else "is empty (0 bytes)"
             raise WorkspaceError(
                 f"workspace {self.path} holds {found} but its run history amlstep.db {state}; amlstep will not start "
                 f"a new history over existing data. Restore amlstep.db from a backup, or run `amlstep --workspace "
-                f"{self.path} workspace check --repair` to rebuild the dataset and model registries from the files")
+                f"{self.path} workspace check --repair` to rebuild it from the kept copies and the files")
 
     def _housekeeping(self) -> None:
         """Mark runs of dead processes Failed and remove their half-written files; skipped when unwritable."""
@@ -333,34 +344,41 @@ class LocalWorkspace:
         """Mark local runs whose process died (``kill -9``, crash, power loss) as Failed; return their ids.
 
         A run is dead when the lease of the process running it is no longer held. Runs recorded
-        before leases existed are judged by pid and process start time on this host.
+        before leases existed are judged by pid and process start time on this host. Its end is
+        when it was last seen alive (see ``_last_seen``), not when someone noticed.
         """
-        host = socket.gethostname()
-        with self._connect() as conn:
-            rows = conn.execute("SELECT id, pid, process_start, host, lease FROM runs WHERE status='Running' "
-                                "AND backend='local'").fetchall()
-        probes: dict[str, liveness.Probe] = {}
-        dead: list[tuple[str, str]] = []
-        for row in rows:
-            reason = INTERRUPTED
-            if row["lease"]:
-                if row["lease"] not in probes:
-                    probes[row["lease"]] = liveness.probe(self.path, row["lease"])
-                found = probes[row["lease"]]
-                if found.state == liveness.DEAD:
-                    note = found.info.get("note")
-                    dead.append((row["id"], f"interrupted: {note}" if note else reason))
-                    continue
-                if found.state != liveness.GONE:
-                    continue
-            if row["host"] == host and not process_alive(row["pid"], row["process_start"]):
-                dead.append((row["id"], reason))
+        dead = self.interrupted_runs()
         if dead:
             with self._write(timeout=min(lock_timeout(), 2.0)) as conn:
                 conn.executemany(
                     "UPDATE runs SET status='Failed', ended_at=?, error=? WHERE id=? AND status='Running'",
-                    [(time.time(), reason, run_id) for run_id, reason in dead])
-        return [run_id for run_id, _ in dead]
+                    [(ended, reason, run_id) for run_id, reason, ended in dead])
+        return [run_id for run_id, _, _ in dead]
+
+    def interrupted_runs(self) -> list[tuple[str, str, float]]:
+        """Local runs recorded Running whose process is gone: (id, reason, when last seen alive). Writes nothing."""
+        host = socket.gethostname()
+        with self._connect() as conn:
+            found = conn.execute("SELECT id, pid, process_start, host, lease, started_at, created_at FROM runs "
+                                 "WHERE status='Running' AND backend='local'").fetchall()
+        probes: dict[str, liveness.Probe] = {}
+        dead: list[tuple[str, str, float]] = []
+        for row in found:
+            reason = INTERRUPTED
+            seen = liveness.last_seen(self.path, row["lease"]) if row["lease"] else None
+            if row["lease"]:
+                if row["lease"] not in probes:
+                    probes[row["lease"]] = liveness.probe(self.path, row["lease"])
+                probed = probes[row["lease"]]
+                if probed.state == liveness.DEAD:
+                    note = probed.info.get("note")
+                    dead.append((row["id"], f"interrupted: {note}" if note else reason, _ended(row, seen)))
+                    continue
+                if probed.state != liveness.GONE:
+                    continue
+            if row["host"] == host and not process_alive(row["pid"], row["process_start"]):
+                dead.append((row["id"], reason, _ended(row, seen)))
+        return dead
 
     def note_unrecorded(self, run_id: str, text: str) -> None:
         """Run ``run_id`` ended but its end cannot be recorded (disk full): leave ``text`` in its lease and
@@ -525,37 +543,48 @@ class LocalWorkspace:
                 fetch_into(source, fetched, cache, refresh=refresh)
                 local.append(fetched)
             if validate:
-                from ..io import check_delimited_file
+                from ..io import check_delimited_file, check_same_columns
 
-                for source, path in zip(sources, local):
-                    check_delimited_file(path, f"dataset {name!r} source {source!r}")
+                columns = [(path.name, check_delimited_file(path, f"dataset {name!r} source {redact(source)!r}"))
+                           for source, path in zip(sources, local)]
+                check_same_columns(columns, f"dataset {name!r}")
             digest = hashlib.sha256()
             for base, path in zip(names, local):
                 digest.update(base.encode() + b"\0" + sha256_file(path).encode())
             content = digest.hexdigest()
+            restored = self._restore_dataset_files(name, content, names, local, staging)
             latest = self._latest_dataset(name)
             if latest is not None and latest.sha256 == content:
                 self._cache_sources(sources, local, cache)
-                return latest, False
+                return replace(latest, restored=restored), False
             files = staging / "files"
             files.mkdir()
             for base, path in zip(names, local):
                 os.replace(path, files / base)
-            with self._write() as conn:
-                row = conn.execute("SELECT version, sha256 FROM datasets WHERE name=? ORDER BY version DESC "
-                                   "LIMIT 1", (name,)).fetchone()
-                if row is not None and row["sha256"] == content:
-                    return self.get_dataset(name, row["version"]), False
-                version = (row["version"] if row else 0) + 1
-                target = self.path / "datasets" / name / str(version)
-                self._move_into_place(files, target)
-                conn.execute(
-                    "INSERT INTO datasets(name, version, description, sources, files, sha256, created_at) "
-                    "VALUES (?,?,?,?,?,?,?)",
-                    (name, version, description, json.dumps(list(sources)), json.dumps(names), content, time.time()),
-                )
+            placed: Path | None = None
+            try:
+                with self._write() as conn:
+                    row = conn.execute("SELECT version, sha256 FROM datasets WHERE name=? ORDER BY version DESC "
+                                       "LIMIT 1", (name,)).fetchone()
+                    if row is not None and row["sha256"] == content:
+                        return self.get_dataset(name, row["version"]), False
+                    version = (row["version"] if row else 0) + 1
+                    target = self.path / "datasets" / name / str(version)
+                    self._move_into_place(files, target)
+                    placed = target
+                    conn.execute(
+                        "INSERT INTO datasets(name, version, description, sources, files, sha256, created_at) "
+                        "VALUES (?,?,?,?,?,?,?)",
+                        (name, version, description, json.dumps([redact(s) for s in sources]), json.dumps(names), content,
+                         time.time()),
+                    )
+            except BaseException:
+                if placed is not None and version is not None and \
+                        self._recorded("datasets", name, version, content) is False:
+                    self._take_back(placed, staging)
+                raise
         except KeyboardInterrupt:
-            if version is None or not self._dataset_recorded(name, version, content):
+            if version is None or not self._recorded("datasets", name, version, content):
                 raise RegistrationInterrupted(f"interrupted: nothing was registered as dataset {name!r}") from None
             raise
         except OSError as exc:
@@ -565,20 +594,54 @@ class LocalWorkspace:
         finally:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
-        registered = self.get_dataset(name, version)
+        registered = replace(self.get_dataset(name, version), restored=restored)
         self._cache_sources(sources, registered.file_paths(), cache)
         return registered, True
+
+    def _restore_dataset_files(self, name: str, content: str, names: Sequence[str], local: Sequence[Path],
+                               staging: Path) -> tuple[int, ...]:
+        """Put back the files of registered versions of ``name`` with this content whose files are missing or
+        changed (deleted outside amlstep): the staged copies are those very files. A changed folder is set
+        aside in ``lost+found/``, never deleted. Returns the versions put back."""
+        with self._connect() as conn:
+            found = [self._dataset(r) for r in conn.execute("SELECT * FROM datasets WHERE name=? AND sha256=? "
+                                                            "ORDER BY version", (name, content)).fetchall()]
+        restored = []
+        for dataset in found:
+            if dataset.files != list(names) or _dataset_intact(dataset):
+                continue
+            copy = staging / f"restore-{dataset.version}"
+            copy.mkdir()
+            for base, path in zip(names, local):
+                shutil.copyfile(path, copy / base)
+                shutil.copymode(path, copy / base)
+            with self._write():  # one restorer at a time
+                if _dataset_intact(dataset):
+                    continue
+                self._move_into_place(copy, dataset.path)
+            restored.append(dataset.version)
+        return tuple(restored)
+
+    def _take_back(self, placed: Path, staging: Path) -> None:
+        """The commit that was to record ``placed`` failed (a full disk): move it back into staging, which is
+        removed, so that no unrecorded copy keeps the disk full. Best effort: a folder that stays is reported by
+        ``workspace check`` and set aside by the next registration."""
+        try:
+            os.replace(placed, staging / f"unrecorded-{uuid.uuid4().hex[:8]}")
+        except OSError:
+            pass
 
     def _cache_sources(self, sources: Sequence[str], files: Sequence[Path], cache: Path) -> None:
         for source, path in zip(sources, files):
             cache_download(source, path, cache)
 
-    def _dataset_recorded(self, name: str, version: int, content: str) -> bool:
+    def _recorded(self, table: str, name: str, version: int, content: str) -> bool | None:
+        """Whether version ``version`` of ``name`` with this content is in the registry (None: cannot tell)."""
         try:
             with self._connect(timeout=1.0) as conn:
-                row = conn.execute("SELECT sha256 FROM datasets WHERE name=? AND version=?", (name, version)).fetchone()
+                row = conn.execute(f"SELECT sha256 FROM {table} WHERE name=? AND version=?", (name, version)).fetchone()
         except WorkspaceError:
-            return False
+            return None
         return row is not None and row["sha256"] == content
 
     def _latest_dataset(self, name: str) -> DatasetVersion | None:
@@ -590,15 +653,18 @@ class LocalWorkspace:
 
     def get_dataset(self, name: str, version: int | None = None) -> DatasetVersion:
         check_asset_name(name, "dataset")
+        _check_version(version, "dataset", name)
         with self._connect() as conn:
             if version is None:
                 row = conn.execute(
                     "SELECT * FROM datasets WHERE name=? ORDER BY version DESC LIMIT 1", (name,)
                 ).fetchone()
+            elif version > _MAX_VERSION:
+                row = None  # beyond SQLite's integers: never registered
             else:
                 row = conn.execute("SELECT * FROM datasets WHERE name=? AND version=?", (name, version)).fetchone()
         if row is None:
-            which = f"version {version} of dataset {name!r}" if version else f"dataset {name!r}"
+            which = f"version {version} of dataset {name!r}" if version is not None else f"dataset {name!r}"
             raise WorkspaceError(
                 f"{which} is not registered in workspace {self.path}; register it with "
                 f"`amlstep datasets register {name} PATH_OR_URL`"
@@ -614,10 +680,11 @@ class LocalWorkspace:
         return [self._dataset(r) for r in rows]
 
     def _dataset(self, row: sqlite3.Row) -> DatasetVersion:
+        data = self._decoded("datasets", row)
         return DatasetVersion(
-            name=row["name"], version=row["version"], path=self.path / "datasets" / row["name"] / str(row["version"]),
-            files=json.loads(row["files"]), sha256=row["sha256"], sources=json.loads(row["sources"]),
-            description=row["description"] or "", created_at=row["created_at"],
+            name=data["name"], version=data["version"], path=self.path / "datasets" / data["name"] / str(data["version"]),
+            files=data["files"], sha256=data["sha256"], sources=[redact(str(s)) for s in data["sources"]],
+            description=data["description"] or "", created_at=data["created_at"],
         )
 
     # -- models -------------------------------------------------------------------------------
@@ -642,22 +709,31 @@ class LocalWorkspace:
             if source.is_dir():
                 shutil.copytree(source, staging / "model", symlinks=False)
                 root = staging / "model"
+                keep_tree_permissions(source, root)
             else:
                 root = staging / "model"
                 root.mkdir()
                 shutil.copyfile(source, root / source.name)
+                keep_permissions(source, root / source.name)
             files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
             content = sha256_tree(root)
-            with self._write() as conn:
-                row = conn.execute("SELECT MAX(version) FROM models WHERE name=?", (name,)).fetchone()
-                version = (row[0] or 0) + 1
-                self._move_into_place(root, self.path / "models" / name / str(version))
-                conn.execute(
-                    "INSERT INTO models(name, version, description, files, sha256, run_id, properties, tags, "
-                    "created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (name, version, description, json.dumps(files), content, run_id,
-                     json.dumps(properties or {}), json.dumps(tags or {}), time.time()),
-                )
+            placed: Path | None = None
+            try:
+                with self._write() as conn:
+                    row = conn.execute("SELECT MAX(version) FROM models WHERE name=?", (name,)).fetchone()
+                    version = (row[0] or 0) + 1
+                    placed = self.path / "models" / name / str(version)
+                    self._move_into_place(root, placed)
+                    conn.execute(
+                        "INSERT INTO models(name, version, description, files, sha256, run_id, properties, tags, "
+                        "created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (name, version, description, json.dumps(files), content, run_id,
+                         json.dumps(properties or {}), json.dumps(tags or {}), time.time()),
+                    )
+            except BaseException:
+                if placed is not None and self._recorded("models", name, version, content) is False:
+                    self._take_back(placed, staging)
+                raise
         except OSError as exc:
             if is_disk_full(exc):
                 raise WorkspaceUnwritable(no_space_message(self.path)) from None
@@ -669,14 +745,17 @@ class LocalWorkspace:
 
     def get_model(self, name: str, version: int | None = None) -> ModelVersion:
         check_asset_name(name, "model")
+        _check_version(version, "model", name)
         with self._connect() as conn:
             if version is None:
                 row = conn.execute("SELECT * FROM models WHERE name=? ORDER BY version DESC LIMIT 1",
                                    (name,)).fetchone()
+            elif version > _MAX_VERSION:
+                row = None  # beyond SQLite's integers: never registered
             else:
                 row = conn.execute("SELECT * FROM models WHERE name=? AND version=?", (name, version)).fetchone()
         if row is None:
-            which = f"version {version} of model {name!r}" if version else f"model {name!r}"
+            which = f"version {version} of model {name!r}" if version is not None else f"model {name!r}"
             raise WorkspaceError(f"{which} is not registered in workspace {self.path}")
         return self._model(row)
 
@@ -686,11 +765,12 @@ class LocalWorkspace:
         return [self._model(r) for r in rows]
 
     def _model(self, row: sqlite3.Row) -> ModelVersion:
+        data = self._decoded("models", row)
         return ModelVersion(
-            name=row["name"], version=row["version"], path=self.path / "models" / row["name"] / str(row["version"]),
-            files=json.loads(row["files"]), sha256=row["sha256"], run_id=row["run_id"],
-            description=row["description"] or "", properties=json.loads(row["properties"]),
-            tags=json.loads(row["tags"]), created_at=row["created_at"],
+            name=data["name"], version=data["version"], path=self.path / "models" / data["name"] / str(data["version"]),
+            files=data["files"], sha256=data["sha256"], run_id=data["run_id"],
+            description=data["description"] or "", properties=data["properties"],
+            tags=data["tags"], created_at=data["created_at"],
         )
 
     # -- run history --------------------------------------------------------------------------
@@ -711,6 +791,8 @@ class LocalWorkspace:
         check_asset_name(experiment, "experiment")
         run_id = run_id or str(uuid.uuid4())
         now = time.time()
+        if status == "Running":
+            self._clocks[run_id] = (now, time.monotonic())
         # taken before the row exists: whoever sees the run Running finds its lease held
         lease = self._run_lease(run_id, parent_id) if status == "Running" else None
         with self._release_on_error(run_id), self._write() as conn:
@@ -734,6 +816,7 @@ class LocalWorkspace:
         status = changes.get("status")
         if status == "Running":
             changes.setdefault("started_at", now)
+            self._clocks[run_id] = (changes["started_at"], time.monotonic())
             with self._connect() as conn:
                 row = conn.execute("SELECT parent_id, lease FROM runs WHERE id=?", (run_id,)).fetchone()
             if row is not None and not (row["lease"] and liveness.held_here(self.path, row["lease"])):
@@ -741,7 +824,7 @@ class LocalWorkspace:
                 changes.update(lease=self._run_lease(run_id, row["parent_id"]), pid=pid, process_start=started,
                                host=socket.gethostname())
         if status in TERMINAL_STATUSES:
-            changes.setdefault("ended_at", now)
+            changes.setdefault("ended_at", self._end_time(run_id, now))
         columns, values = [], []
         for key, value in changes.items():
             columns.append(f"{key}=?")
@@ -770,18 +853,31 @@ class LocalWorkspace:
 
     def end_unfinished(self, run_id: str, status: str, error: str) -> None:
         """Give ``run_id`` and every descendant still running the terminal ``status``."""
+        now = time.time()
         with self._write() as conn:
-            conn.execute(
+            unfinished = [r[0] for r in conn.execute(
                 "WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL SELECT runs.id FROM runs JOIN tree ON "
-                "runs.parent_id = tree.id) UPDATE runs SET status=?, error=COALESCE(error, ?), ended_at=? "
-                "WHERE id IN tree AND status IN ('Running', 'NotStarted') AND reused_from IS NULL",
-                (run_id, status, error, time.time()))
+                "runs.parent_id = tree.id) SELECT id FROM runs WHERE id IN tree AND status IN ('Running', "
+                "'NotStarted') AND reused_from IS NULL", (run_id,))]
+            conn.executemany("UPDATE runs SET status=?, error=COALESCE(error, ?), ended_at=? WHERE id=?",
+                             [(status, error, self._end_time(unfinished_id, now), unfinished_id)
+                              for unfinished_id in unfinished])
         liveness.release(self.path, run_id)
+
+    def _end_time(self, run_id: str, now: float) -> float:
+        """When a run that this process started ends: its start plus the time elapsed on the monotonic clock, so
+        that a step of the wall clock during the run (NTP, a suspended laptop's resync) does not change its
+        duration. Runs started elsewhere end ``now``."""
+        clock = self._clocks.pop(run_id, None)
+        if clock is None:
+            return now
+        started, monotonic_start = clock
+        return started + max(0.0, time.monotonic() - monotonic_start)
 
     def merge_properties(self, run_id: str, properties: dict[str, Any]) -> None:
         with self._write() as conn:
-            row = conn.execute("SELECT properties FROM runs WHERE id=?", (run_id,)).fetchone()
-            merged = {**json.loads(row[0]), **properties} if row else properties
+            row = conn.execute("SELECT id, properties FROM runs WHERE id=?", (run_id,)).fetchone()
+            merged = {**self._decoded("runs", row)["properties"], **properties} if row else properties
             conn.execute("UPDATE runs SET properties=? WHERE id=?", (_dumps(merged), run_id))
 
     def log_metric(self, run_id: str, name: str, value: Any) -> None:
@@ -800,11 +896,11 @@ class LocalWorkspace:
     def get_metrics(self, run_id: str) -> dict[str, Any]:
         """Metrics of a run: a single value, or a list when the name was logged more than once."""
         with self._connect() as conn:
-            rows = conn.execute("SELECT name, value FROM metrics WHERE run_id=? ORDER BY name, seq",
-                                (run_id,)).fetchall()
+            found_rows = conn.execute("SELECT run_id, name, value FROM metrics WHERE run_id=? ORDER BY name, seq",
+                                      (run_id,)).fetchall()
         found: dict[str, list[Any]] = {}
-        for row in rows:
-            found.setdefault(row["name"], []).append(json.loads(row["value"]))
+        for row in found_rows:
+            found.setdefault(row["name"], []).append(self._decoded("metrics", row)["value"])
         return {k: v[0] if len(v) == 1 else v for k, v in found.items()}
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -813,6 +909,9 @@ class LocalWorkspace:
         A child run's id starts with its step run's id, so a prefix that matches a run and its
         children names the run.
         """
+        if not isinstance(run_id, str):
+            raise WorkspaceError(f"a run id is text (a run's id or a prefix of at least {MIN_PREFIX} characters), got "
+                                 f"{type(run_id).__name__} {run_id!r}; see `amlstep runs list`")
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
             if row is None:  # an Azure step run by the id the service gave it (``run --json``)
@@ -890,11 +989,14 @@ class LocalWorkspace:
         return self._run(row) if row else None
 
     def _run(self, row: sqlite3.Row) -> RunRecord:
-        data = dict(row)
-        for key in _RUN_JSON_FIELDS:
-            if data.get(key) is not None:
-                data[key] = json.loads(data[key])
-        return RunRecord(**data)
+        return RunRecord(**self._decoded("runs", row))
+
+    def _decoded(self, table: str, row: sqlite3.Row) -> dict[str, Any]:
+        """A row with its JSON decoded; a row that does not decode is named in one line (no traceback)."""
+        try:
+            return rows.decode(table, dict(row))
+        except rows.RowProblem as exc:
+            raise WorkspaceDamaged(unreadable_row_message(self.db_path, str(exc))) from None
 
     # -- datastore ----------------------------------------------------------------------------
     def output_root(self, step_run_id: str) -> Path:
@@ -957,12 +1059,44 @@ class LocalWorkspace:
         return path.resolve().relative_to(self.path).as_posix()
 
 
-def _check_files(what: str, folder: Path, files: Sequence[str]) -> None:
+def _ended(row: sqlite3.Row, seen: float | None) -> float:
+    """When a run whose process died ended: when its lease was last seen alive, never before it started and
+    never in the future; now when nothing tells."""
+    now = time.time()
+    started = row["started_at"] if isinstance(row["started_at"], (int, float)) else row["created_at"]
+    if seen is None or not isinstance(started, (int, float)):
+        return now
+    return min(now, max(float(started), seen))
+
+
+def _check_files(what: str, folder: Path, files: Sequence[str], fix: str = "") -> None:
     missing = [f for f in files if not (folder / f).is_file()]
     if missing:
         gone = "its folder" if not folder.exists() else ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-        raise WorkspaceError(f"{what} is registered but {gone} is missing from {folder} (deleted outside amlstep?); "
+        raise WorkspaceError(f"{what} is registered but {gone} is missing from {folder} (deleted outside amlstep?){fix}; "
                              f"`amlstep workspace check` lists what else is missing")
+
+
+_MAX_VERSION = (1 << 63) - 1  # SQLite's largest integer
+
+
+def _check_version(version: object, what: str, name: str) -> None:
+    """Versions are whole numbers from 1 (``-v 0`` used to say the dataset was not registered at all)."""
+    if version is None:
+        return
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise WorkspaceError(f"{what} {name!r}: version {version!r} is not valid; versions are whole numbers from 1 "
+                             f"(leave the version out for the latest)")
+
+
+def _dataset_intact(dataset: DatasetVersion) -> bool:
+    """Whether every file of ``dataset`` is in place with the content that was registered."""
+    if not all(p.is_file() for p in dataset.file_paths()):
+        return False
+    digest = hashlib.sha256()
+    for base, path in zip(dataset.files, dataset.file_paths()):
+        digest.update(base.encode() + b"\0" + sha256_file(path).encode())
+    return digest.hexdigest() == dataset.sha256
 
 
 def _dumps(value: Any) -> str:

@@ -16,7 +16,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from emulator.ensemble import (PreFittedSoftVotingClassifier, PreFittedSoftVotingRegressor, StackEnsembleClassifier,
                                StackEnsembleRegressor)
 from emulator.featurize import AutoFeaturizer
-from emulator.models import LabelEncodedClassifier
+from emulator.models import LabelEncodedClassifier, YTransformedRegressor
 
 _STACK_WEIGHTS = ("the internal folds split rows, not weights: a row repeated twice can land in two folds, a row "
                   "of weight 2 in one (Azure's StackEnsemble does the same)")
@@ -29,11 +29,16 @@ ESTIMATORS = [
     StackEnsembleRegressor([("ridge", Ridge()), ("tree", DecisionTreeRegressor(random_state=0))], Ridge(),
                            training_cv_folds=2),
     LabelEncodedClassifier(GaussianNB()),
+    YTransformedRegressor(Ridge()),
     AutoFeaturizer(),
 ]
 EXPECTED = {
     "StackEnsembleClassifier": {"check_sample_weight_equivalence_on_dense_data": _STACK_WEIGHTS},
     "StackEnsembleRegressor": {"check_sample_weight_equivalence_on_dense_data": _STACK_WEIGHTS},
+    "YTransformedRegressor": {
+        check: "a linear model of the target's log does not fit the check's linear target as well as a linear model"
+        for check in ("check_regressors_train", "check_regressors_train(readonly_memmap=True)",
+                      "check_regressors_train(readonly_memmap=True,X_dtype=float32)")},
     "AutoFeaturizer": {
         "check_n_features_in_after_fitting": "it reads columns by name: extra columns are ignored, missing ones "
                                              "are an error naming them",

@@ -161,3 +161,19 @@ def test_the_series_and_their_folds_ignore_row_order():
     for (train_a, valid_a), (train_b, valid_b) in zip(ordered.splits, shuffled.splits):
         np.testing.assert_array_equal(train_a, train_b)
         np.testing.assert_array_equal(valid_a, valid_b)
+
+
+def test_seasonality_is_the_datasets_when_a_quarter_of_its_series_show_it_and_each_series_tests_its_own():
+    """'auto' seasonality keeps the frequency's period when at least a quarter of the series are seasonal (not only
+    when the longest one is); ExponentialSmoothing is damped Holt-Winters, seasonal when a series holds two seasons."""
+    from emulator.forecasting import detect_dataset_seasonality, ets_forms, is_seasonal
+
+    t = np.arange(120)
+    rng = np.random.default_rng(0)
+    seasonal = 50 + 0.2 * t + 8 * np.sin(2 * np.pi * t / 12) + rng.normal(scale=0.5, size=120)
+    walk = 50 + np.cumsum(rng.normal(size=200))  # longer, and without a season
+    assert is_seasonal(seasonal, 12) and not is_seasonal(walk, 12)
+    assert detect_dataset_seasonality([walk, seasonal, walk, walk], "MS") == 12
+    assert detect_dataset_seasonality([walk, seasonal, walk, walk, walk], "MS") == 1
+    assert ets_forms(seasonal, 12) == [("add", True, "add")]  # damped Holt-Winters
+    assert ets_forms(seasonal[:25], 12) == [("add", True, None)]  # under two seasons and a bit

@@ -25,3 +25,24 @@ def test_workers_are_reused():
     idle = list(POOL._idle)
     run_guarded("none", None, call(tasks.sleep), {"seconds": 0}, timeout=60)
     assert set(map(id, POOL._idle)) & set(map(id, idle))
+
+
+def test_a_task_on_a_worker_still_starting_stops_at_its_timeout_and_keeps_the_worker():
+    """The task's time limit covers the worker's start: a task whose worker has not started when its time is up is
+    stopped then (not once the worker is ready), and the worker, not at fault, is kept."""
+    import socket
+    from multiprocessing.connection import Connection
+    from types import SimpleNamespace
+
+    from emulator.worker import Worker
+
+    ours, theirs = socket.socketpair()  # nobody ever says "ready" on the other end
+    worker = Worker.__new__(Worker)
+    worker.conn, worker.ready, worker.keys = Connection(ours.detach()), False, []
+    worker.process = SimpleNamespace(poll=lambda: None)
+    outcome = worker.run("key", None, "emulator.tasks:sleep", {"seconds": 1}, timeout=0.05)
+    assert outcome.timed_out and not outcome.ok
+    assert outcome.error == "stopped after 0.1 s (the worker process was still starting)"
+    assert worker.alive()
+    theirs.close()
+    worker.conn.close()

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from framework import Pipeline, Step, get_plugin_manager, hookimpl, run_pipeline
+from framework import BackendError, Pipeline, Step, get_plugin_manager, hookimpl, run_pipeline
 from framework.backends import PipelineEvents
 from framework.results import PipelineRunResult, StepRunResult
 
@@ -110,19 +110,24 @@ def test_local_an_exception_escaping_the_run_fires_on_pipeline_error(workspace, 
     assert run.status == "Failed"
 
 
-class Following:
-    """A follower of an Azure run (what ``AzureBackendBase.track`` drives) that ends, or raises."""
+class Service:
+    """What the follower of ``AzureBackendBase.track`` asks (a ``Session``): a run that ends, or a service that goes away."""
 
-    def __init__(self, events, error=None):
-        self.events, self.error, self.steps = events, error, {}
+    noun, reused_what = "pipeline run", "module and inputs"
 
-    def follow(self):
+    def __init__(self, error=None):
+        self.error = error
+
+    def status(self, run):
         if self.error is not None:
             raise self.error
         return "Completed"
 
-    def failure_message(self, status):
-        return status
+    def steps(self, run):
+        return []
+
+    def service_error(self, doing, exc):
+        return BackendError(f"{doing}: {exc}")
 
 
 @pytest.mark.parametrize("error", [None, ConnectionError("the service went away")], ids=["ends", "raises"])
@@ -137,12 +142,11 @@ def test_azure_the_tracked_run_fires_the_pipeline_hooks(workspace, error):
     backend = AzureBackendBase(workspace, dry_run=True, download=False)
     track = lambda: backend.track(compiled, "azure-run-1", plugins=plugins, started=time.time(),  # noqa: E731
                                   workspace_name=None, portal_url=None, step_properties=lambda step: {},
-                                  follower=lambda records, events: Following(events, error),
-                                  download=lambda result, following: {})
+                                  session=Service(error), run=None, download=lambda result, following: {})
     if error is None:
         assert track().status == "Completed"
         assert recorder.calls == [("before_pipeline_run", "azure"), ("after_pipeline_run", "Completed")]
     else:
-        with pytest.raises(ConnectionError):
+        with pytest.raises(BackendError, match="the service went away"):
             track()
-        assert recorder.calls == [("before_pipeline_run", "azure"), ("on_pipeline_error", "azure", "ConnectionError")]
+        assert recorder.calls == [("before_pipeline_run", "azure"), ("on_pipeline_error", "azure", "BackendError")]

@@ -52,15 +52,37 @@ def fake_service(config: str | Path | None) -> dict[str, Any] | None:
     path = config_path(config)
     if path is None:
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    section = data.get(CONFIG_MARKER) if isinstance(data, dict) else None
+    data = read_config(path)
+    section = data.get(CONFIG_MARKER)
     if not isinstance(section, dict):
         return None
     return {**section, "subscription_id": data.get("subscription_id"), "resource_group": data.get("resource_group"),
             "workspace_name": data.get("workspace_name")}
+
+
+WORKSPACE_KEYS = ("subscription_id", "resource_group", "workspace_name")
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A workspace config.json; one error naming the file when it is not valid JSON or lacks a workspace key
+    (it used to surface as "Azure ML service error", or as a request to ``workspaces/None``)."""
+    from ...errors import BackendError
+
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise BackendError(f"cannot read the Azure ML workspace config {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise BackendError(f"the Azure ML workspace config {path} is not valid JSON ({exc}); download config.json "
+                           f"again from the workspace's page in the Azure portal") from None
+    if not isinstance(data, dict):
+        raise BackendError(f"the Azure ML workspace config {path} holds a JSON {type(data).__name__}, not an object "
+                           f"with {', '.join(WORKSPACE_KEYS)}")
+    missing = [key for key in WORKSPACE_KEYS if not isinstance(data.get(key), str) or not data[key].strip()]
+    if missing:
+        raise BackendError(f"the Azure ML workspace config {path} has no {', '.join(missing)}; a workspace config names "
+                           f"{', '.join(WORKSPACE_KEYS)} (download it from the workspace's page in the Azure portal)")
+    return data
 
 
 def environment(info: dict[str, Any]) -> dict[str, str]:

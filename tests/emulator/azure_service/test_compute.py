@@ -7,8 +7,10 @@ import subprocess
 import pytest
 
 from emulator.azure_service.blobstore import BlobStore
-from emulator.azure_service.compute import Compute, ImageBuildError
+from emulator.azure_service.compute import Compute, ImageBuildError, PackageIndex
 from emulator.azure_service.engine import EnvironmentSpec
+
+OFFLINE = PackageIndex(offline=True)
 
 
 def test_the_base_layer_hides_editable_installs_and_amlstep_plugins(tmp_path):
@@ -27,7 +29,7 @@ def test_an_environment_runs_its_shipped_wheel_not_the_checkout(tmp_path):
     wheel = WheelBuilder(tmp_path / "wheels").wheel("amlstep")
     blob = BlobStore(tmp_path / "blobs", "acct")
     blob.put("azureml", f"pkgs/{wheel.filename}", wheel.path.read_bytes())
-    compute = Compute(tmp_path / "cache")
+    compute = Compute(tmp_path / "cache", index=OFFLINE)
     spec = EnvironmentSpec("env", "3.11", ["--extra-index-url https://pypi.python.org/simple",
                                            f"https://acct.blob.core.windows.net/azureml/pkgs/{wheel.filename}"])
     python = compute.environment(spec, blob)
@@ -42,11 +44,11 @@ def test_a_wheel_that_is_not_in_the_blob_store_fails_the_build(tmp_path):
     blob = BlobStore(tmp_path / "blobs", "acct")
     spec = EnvironmentSpec("env", "3.11", ["https://acct.blob.core.windows.net/azureml/pkgs/gone-1.0-py3-none-any.whl"])
     with pytest.raises(ImageBuildError, match="could not fetch .*gone-1.0-py3-none-any.whl: no such blob"):
-        Compute(tmp_path / "cache").environment(spec, blob)
+        Compute(tmp_path / "cache", index=OFFLINE).environment(spec, blob)
 
 
 def test_a_version_the_base_does_not_have_fails_the_build(tmp_path):
     spec = EnvironmentSpec("env", "3.11", ["pandas==0.0.1"])
     with pytest.raises(ImageBuildError, match=r"No matching distribution found for pandas==0\.0\.1") as caught:
-        Compute(tmp_path / "cache").environment(spec, BlobStore(tmp_path / "blobs", "acct"))
+        Compute(tmp_path / "cache", index=OFFLINE).environment(spec, BlobStore(tmp_path / "blobs", "acct"))
     assert "(from versions: " in caught.value.log

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import urllib.error
 import urllib.request
 
@@ -107,7 +108,9 @@ def raw_pipeline(fake_azure, tmp_path, *, pip, script="train.py", ignore=None):
     if ignore:
         (source / ".amlignore").write_text(ignore + "\n")
     runconfig = RunConfiguration()
+    # the Python the pins were resolved for (the SDK's default, 3.10, cannot take pandas 3: refused as on Azure)
     runconfig.environment.python.conda_dependencies = CondaDependencies.create(
+        python_version=f"{sys.version_info[0]}.{sys.version_info[1]}",
         pip_packages=[p.format(pandas=metadata.version("pandas")) for p in pip], pin_sdk_version=False)
     step = PythonScriptStep(name="raw", script_name=script, source_directory=str(source), compute_target="cpu-cluster",
                             runconfig=runconfig, allow_reuse=False)

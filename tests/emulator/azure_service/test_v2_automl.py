@@ -219,3 +219,72 @@ def test_what_amlstep_compiles_reads_back_as_the_steps_own_settings(tmp_path):
     node = json.loads(json.dumps(compiled.pipeline._to_rest_object().as_dict()["properties"]["jobs"]["train"]))
     read = settings_of_task(task_of_node({k: v for k, v in node.items() if k not in ("training_data", "outputs")}))
     assert read == settings
+
+
+# -- what the service refuses, as it refuses it ------------------------------------------------------------
+NODE = {"task": "classification", "target_column_name": "y", "training_data": "${{parent.inputs.data}}",
+        "primary_metric": "accuracy"}
+
+
+@pytest.mark.parametrize("change, target, message", [
+    ({"limits": {"timeout_minutes": 5}}, "limits.timeout_minutes",
+     "Value for argument [limits.timeout_minutes] is out of range (Range: [15 - 525600])."),
+    ({"limits": {"max_trials": 1001}}, "limits.max_trials",
+     "Value for argument [limits.max_trials] is out of range (Range: [1 - 1000])."),
+    ({"limits": {"trial_timeout_minutes": 0}}, "limits.trial_timeout_minutes",
+     "Value for argument [limits.trial_timeout_minutes] is out of range (Range: [1 - 43200])."),
+    ({"n_cross_validations": 1}, "n_cross_validations",
+     "Value for argument [n_cross_validations] is out of range (Range: [2 - 1000])."),
+    ({"n_cross_validations": 5, "validation_data_size": 0.2}, "n_cross_validations",
+     "Conflicting or duplicate values are provided for arguments: [n_cross_validations, validation_data_size]"),
+    ({"n_cross_validations": "auto", "validation_data": "${{parent.inputs.data}}"}, "n_cross_validations",
+     "Conflicting or duplicate values are provided for arguments: [n_cross_validations, validation_data]"),
+    ({"limits": {"max_trials": "many"}}, "limits.max_trials", 'expected an integer, got string "many"'),
+    ({"limits": {"timeout_minutes": "P1M"}}, "limits.timeout_minutes",
+     "expected a duration (ISO 8601 such as PT30M, without years or months), got 'P1M'"),
+    ({"primary_metric": "F1Score"}, "primary_metric", "unknown value 'F1Score'; one of AUCWeighted, Accuracy, "),
+    ({"training": {"allowed_training_algorithms": ["NoSuchModel"]}}, "training.allowed_training_algorithms",
+     "unknown value 'NoSuchModel'; one of LogisticRegression, "),
+    ({"featurization": {"mode": "sometimes"}}, "featurization.mode", "unknown value 'sometimes'; one of "),
+])
+def test_the_service_refuses_what_azure_refuses(change, target, message):
+    from emulator.azure_service.v2_automl import check_task
+
+    problems = check_task(task_of_node({**NODE, **change}), "properties.jobs.train")
+    assert [p.target for p in problems] == [f"properties.jobs.train.{target}"]
+    assert problems[0].message.startswith(f"properties.jobs.train.{target}: {message}")
+
+
+def test_settings_the_fake_does_not_act_on_are_accepted_when_well_typed():
+    from emulator.azure_service.v2_automl import check_task
+
+    node = {**NODE, "positive_label": "1", "log_verbosity": "info", "test_data_size": 0.1,
+            "limits": {"timeout_minutes": 15, "max_trials": 1000, "max_concurrent_trials": 4},
+            "training": {"enable_dnn_training": False, "blocked_training_algorithms": ["knn"]}}
+    assert check_task(task_of_node(node), "properties.jobs.train") == []
+
+
+@pytest.mark.parametrize("limits, message", [
+    ({"timeout_minutes": 5}, "Value for argument [limits.timeout_minutes] is out of range (Range: [15 - 525600])."),
+    ({"max_trials": 1001}, "Value for argument [limits.max_trials] is out of range (Range: [1 - 1000])."),
+])
+def test_azure_ai_ml_gets_azures_error_shape(fake_azure_v2, limits, message):
+    """A job azure-ai-ml 1.35 submits as written: the service answers 400 UserError with the node's field as target."""
+    from azure.ai.ml import Input, automl, dsl
+    from azure.core.exceptions import HttpResponseError
+
+    @dsl.pipeline(default_compute="cpu-cluster")
+    def pipeline(data):
+        node = automl.classification(training_data=data, target_column_name="y", primary_metric="accuracy",
+                                     n_cross_validations=3)
+        node.set_limits(**limits)
+
+    with pytest.raises(HttpResponseError) as raised:
+        fake_azure_v2.ml_client.jobs.create_or_update(pipeline(Input(type="mltable", path="azureml:titanic:1")),
+                                                      experiment_name="refused")
+    assert raised.value.status_code == 400
+    error = raised.value.response.json()["error"]
+    target = f"properties.jobs.node.limits.{next(iter(limits))}"
+    assert (error["code"], error["target"]) == ("UserError", target)
+    assert error["message"] == f"The request is invalid: {target}: {message}"
+    assert error["details"][0]["code"] == "ArgumentOutOfRange"

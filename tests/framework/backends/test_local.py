@@ -168,3 +168,30 @@ def test_pipeline_output_download(toy_plugins, workspace, tmp_path):
     path = run.get_pipeline_output("final").download(tmp_path / "dl")
     assert json.loads(open(path).read()) == {"score": 0.5}
     assert f"azureml/{result.step('score').run_id}/metrics" in path
+
+
+def test_a_step_of_the_wall_clock_during_a_run_does_not_change_its_durations(workspace, monkeypatch):
+    """Durations are measured on a monotonic clock: a 20-minute clock step (NTP, a laptop waking up) mid-run
+    used to add 20 minutes to every duration."""
+    import time
+
+    from framework import StepSpec, get_plugin_manager, hookimpl
+    from framework.steps import Output
+
+    real = time.time
+
+    def clock_jumps():
+        monkeypatch.setattr(time, "time", lambda: real() + 1200)
+        return {"table": pd.DataFrame({"x": [1]})}
+
+    class Jumps:
+        @hookimpl
+        def register_steps(self, register):
+            register(StepSpec("jumps", clock_jumps, outputs=[Output("table")]))
+
+    result = run_pipeline(Pipeline([Step("jumps")]), workspace=workspace, plugins=get_plugin_manager(plugins=[Jumps()]))
+    assert result.status == "Completed"
+    assert result.duration < 600 and result.steps[0].duration < 600
+    run = get_run(result.run_id, workspace)
+    assert run.record.duration < 600, run.record.duration
+    assert run.get_children()[0].record.duration < 600

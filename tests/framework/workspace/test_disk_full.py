@@ -137,3 +137,36 @@ def test_a_step_that_runs_out_of_space_fails_with_the_reason(workspace):
     message = f"step 'writes': no space left on the device holding the workspace {workspace.path}"
     assert result.status == "Failed" and result.error.startswith(message), result.error
     assert LocalWorkspace(workspace.path).get_run(result.run_id).error.startswith(message)
+
+
+@pytest.fixture
+def commits_fail(monkeypatch):
+    """Every write transaction fails at its commit, as SQLite's does when the disk fills up meanwhile."""
+    from contextlib import contextmanager
+
+    from framework.workspace.db import WorkspaceUnwritable, no_space_message
+
+    real = LocalWorkspace._write
+
+    @contextmanager
+    def failing(self, timeout=None):
+        with real(self, timeout) as conn:
+            yield conn
+            raise WorkspaceUnwritable(no_space_message(self.path))
+
+    monkeypatch.setattr(LocalWorkspace, "_write", failing)
+
+
+@pytest.mark.parametrize("what", ["dataset", "model"])
+def test_a_commit_that_fails_on_a_full_disk_leaves_no_unrecorded_copy(workspace, tmp_path, commits_fail, what):
+    source = tmp_path / "d.csv"
+    source.write_text("a,b\n1,2\n")
+    with pytest.raises(WorkspaceError, match=re.escape(f"no space left on the device holding the workspace {workspace.path}")):
+        if what == "dataset":
+            workspace.register_dataset("d", [str(source)])
+        else:
+            workspace.register_model("m", source)
+    folder = workspace.path / f"{what}s"
+    assert list(folder.glob("*/*")) == [], "an unrecorded copy was left behind, keeping the disk full"
+    assert not any((workspace.path / ".staging").iterdir())
+    assert not (workspace.path / "lost+found").exists()

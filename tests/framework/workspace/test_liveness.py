@@ -167,3 +167,82 @@ def test_a_lease_of_another_machine_is_not_judged(workspace, tmp_path):
     conn.close()
     assert LocalWorkspace(workspace.path).get_run(run.id).status == "Running"
     assert lease.exists()
+
+
+# -- issue 24: when a killed run ended; following its logs ---------------------------------------------
+def test_a_killed_run_ends_when_its_process_was_last_seen_not_when_someone_noticed(tmp_path):
+    """93 s used to be recorded for a run killed after 7 s, because its end was when the next command looked."""
+    import time
+
+    ws = tmp_path / "ws"
+    process, run_id, _ = start([sys.executable, "-c", RUNNER, str(ws)], tmp_path)
+    process.kill()
+    process.communicate()
+    now = time.time()
+    for lease in (ws / ".live").glob("*.lock"):  # the run's lease and the process's (for its staging)
+        os.utime(lease, (now - 83, now - 83))  # their last heartbeat: 7 s after the run started, 83 s ago
+    conn = sqlite3.connect(ws / "amlstep.db")
+    conn.execute("UPDATE runs SET started_at=?, created_at=? WHERE id=?", (now - 90, now - 90, run_id))
+    conn.commit()
+    conn.close()
+    run = LocalWorkspace(ws).get_run(run_id)
+    assert run.status == "Failed"
+    assert run.duration == pytest.approx(7, abs=1), run.duration
+
+
+def test_a_lease_is_touched_while_held_so_that_its_time_says_when_the_process_was_last_seen(tmp_path):
+    import threading
+
+    lease = liveness.take_run_lease(tmp_path, "r")
+    try:
+        os.utime(lease.path, (1000, 1000))
+        liveness._beat()
+        assert lease.path.stat().st_mtime > 1000
+        assert liveness.last_seen(tmp_path, lease.name) == lease.path.stat().st_mtime
+        assert any(t.name == "amlstep-lease-heartbeat" and t.is_alive() for t in threading.enumerate())
+    finally:
+        liveness.release(tmp_path, "r")
+
+
+LOGGING_RUNNER = r"""
+import sys, time
+from framework import LocalWorkspace
+ws = LocalWorkspace(sys.argv[1])
+run = ws.create_run(run_type="pipeline", name="p", experiment="e", status="Running")
+step = ws.create_run(run_type="step", name="train", experiment="e", parent_id=run.id, status="Running")
+log = ws.log_path(step.id)
+log.write_text("epoch 1\n")
+ws.update_run(step.id, log_path=ws.relative(log))
+print(run.id, log, flush=True)
+time.sleep(600)
+"""
+
+
+def test_runs_logs_follow_ends_when_the_run_process_is_killed(tmp_path, monkeypatch):
+    from framework.commands import browse
+
+    ws = tmp_path / "ws"
+    process, run_id, log = start([sys.executable, "-c", LOGGING_RUNNER, str(ws)], tmp_path)
+    naps = []
+
+    def nap(seconds):
+        naps.append(seconds)
+        if len(naps) == 1:  # while amlstep follows: the process is killed
+            with open(log, "a") as f:
+                f.write("epoch 2\n")
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        if len(naps) > 20:
+            raise RuntimeError("runs logs --follow is still following a run whose process was killed")
+
+    monkeypatch.setattr(browse.time, "sleep", nap)
+    try:
+        result = CliRunner().invoke(make_cli(), ["--workspace", str(ws), "runs", "logs", run_id, "--follow"])
+    finally:
+        process.kill()
+        process.wait()
+    assert result.exit_code == 0, result.output
+    assert "epoch 1\nepoch 2\n" in result.stdout
+    assert result.stderr == (f"run {run_id} is Failed: interrupted: the process running it ended without finishing "
+                             f"(killed or crashed)\n")
+    assert len(naps) == 1, "it ended at its first look after the kill"

@@ -3,7 +3,9 @@
 A small HTTP server on 127.0.0.1 plays the misbehaving hosts; it is stopped after each test.
 """
 
+import base64
 import gzip
+import json
 import http.server
 import signal
 import subprocess
@@ -29,6 +31,8 @@ class Host:
         self.login_fixed = False
         self.content = CSV
         self.drip_seconds = 0.1
+        self.requested = threading.Event()
+        self.release = threading.Event()
 
 
 def handler_for(host: Host) -> type:
@@ -52,7 +56,23 @@ def handler_for(host: Host) -> type:
             self.close_connection = True
 
         def do_GET(self) -> None:
-            if self.path == "/good.csv":
+            path, _, query = self.path.partition("?")
+            if path == "/private.csv":  # basic authentication: user / s3cret
+                if self.headers.get("Authorization") == "Basic " + base64.b64encode(b"user:s3cret").decode():
+                    self.send(CSV, length=len(CSV))
+                else:
+                    self.send_error(401)
+            elif path == "/sas.csv":  # a SAS token's signature in the query
+                self.send(CSV, length=len(CSV)) if "sig=S3CRET%2Bx%3D" in query.split("&") else self.send_error(403)
+            elif path == "/slow.csv":  # sends its headers, then nothing until the client leaves
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(CSV)))
+                self.end_headers()
+                self.wfile.flush()
+                host.requested.set()
+                host.release.wait(30)
+                self.close_connection = True
+            elif self.path == "/good.csv":
                 self.send(host.content, length=len(host.content))
             elif self.path == "/truncated.csv":  # announces everything, closes halfway
                 self.send(CSV[: len(CSV) // 2], length=len(CSV))
@@ -90,6 +110,7 @@ def host():
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     yield state
+    state.release.set()
     server.shutdown()
     server.server_close()
 
@@ -209,3 +230,58 @@ def test_parquet_files_register_as_they_are(workspace, tmp_path):
     from framework.io import read_tabular
 
     assert read_tabular(version.file_paths(), "pq").to_dict("list") == {"a": [1, 2], "b": ["x", "y"]}
+
+
+# -- issue 24: secrets in URLs, SIGTERM during a download ---------------------------------------------------
+def _stored(workspace) -> bytes:
+    return b"".join(p.read_bytes() for p in workspace.path.glob("amlstep.db*") if p.is_file())
+
+
+@pytest.mark.parametrize("good, bad, shown, says", [
+    ("http://user:s3cret@{host}/private.csv", "http://user:wrong@{host}/private.csv",
+     "http://user:***@{host}/private.csv", "HTTP 401 Unauthorized"),
+    ("http://{host}/sas.csv?sv=2022-11-02&sp=r&sig=S3CRET%2Bx%3D", "http://{host}/sas.csv?sv=2022-11-02&sp=r&sig=wrong",
+     "http://{host}/sas.csv?sv=2022-11-02&sp=r&sig=***", "HTTP 403 Forbidden"),
+])
+def test_secrets_in_a_url_are_used_but_never_stored_for_display_nor_shown(workspace, host, good, bad, shown, says):
+    address = host.url.removeprefix("http://")
+    good, bad, shown = (u.format(host=address) for u in (good, bad, shown))
+    refused = register(workspace, "d", bad)
+    assert refused.exit_code == 2
+    assert refused.stderr == f"Error: could not download {shown.replace('S3CRET', 'wrong')}: {says}\n"
+    registered = register(workspace, "d", good)
+    assert registered.exit_code == 0, registered.output
+    assert workspace.get_dataset("d").file_paths()[0].read_bytes() == CSV
+    for command in (["datasets", "list", "--json"], ["datasets", "show", "d", "--json"]):
+        listed = CliRunner().invoke(make_cli(), ["--workspace", str(workspace.path), *command])
+        assert listed.exit_code == 0 and shown in listed.stdout and "s3cret" not in listed.stdout.lower()
+    assert json.loads(CliRunner().invoke(make_cli(), ["--workspace", str(workspace.path), "datasets", "list",
+                                                      "--json"]).stdout)[0]["sources"] == [shown]
+    assert b"s3cret" not in _stored(workspace).lower()
+
+
+def test_a_password_in_a_url_is_not_taken_for_the_host_name(workspace, host):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = register(workspace, "d", f"http://user:s3cret@127.0.0.1:{port}/x.csv")
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: could not download http://user:***@127.0.0.1:{port}/x.csv: [Errno 111] Connection "
+                             f"refused\n")
+
+
+def test_sigterm_during_the_download_of_a_slow_url_is_one_line_and_leaves_nothing(workspace, host):
+    process = subprocess.Popen([sys.executable, "-m", "framework.cli", "--workspace", str(workspace.path), "datasets",
+                                "register", "d", f"{host.url}/slow.csv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        assert host.requested.wait(60), "the download never started"
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert (process.returncode, err) == (1, "Error: interrupted: nothing was registered as dataset 'd'\n")
+    assert leftovers(workspace) == [] and not any((workspace.path / ".staging").iterdir())
+    assert LocalWorkspace(workspace.path).list_datasets() == []

@@ -162,3 +162,63 @@ def test_staging_left_by_a_dead_process_is_cleaned(workspace):
     mine = workspace.staging_dir()
     LocalWorkspace(workspace.path)
     assert not leftover.exists() and mine.exists()
+
+
+# -- issue 24 ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["deleted file", "deleted folder", "changed file"])
+def test_registering_the_same_file_again_puts_back_a_deleted_dataset_file(workspace, tmp_path, damage):
+    from click.testing import CliRunner
+
+    from framework import Dataset, Pipeline, Step, get_plugin_manager, run_pipeline
+    from framework.cli import make_cli
+    from tests.toy_steps import ToySteps
+
+    source = tmp_path / "table.csv"
+    source.write_text("x,y\n1,0\n2,1\n")
+    registered, _ = workspace.register_dataset("t", [str(source)])
+    if damage == "deleted file":
+        (registered.path / "table.csv").unlink()
+    elif damage == "deleted folder":
+        import shutil
+
+        shutil.rmtree(registered.path)
+    else:
+        (registered.path / "table.csv").write_text("x,y\n9,9\n")
+    pipeline = Pipeline([Step("double", inputs={"table": Dataset("t")})], experiment="restore")
+    plugins = get_plugin_manager(plugins=[ToySteps()])
+    if damage != "changed file":
+        with pytest.raises(WorkspaceError, match=r"is missing from .* register the same file again to put it back \("):
+            run_pipeline(pipeline, workspace=workspace, plugins=plugins)
+    result = CliRunner().invoke(make_cli(plugins), ["--workspace", str(workspace.path), "datasets", "register", "t",
+                                                    str(source)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ("Dataset t version 1 already has this content, but its files were missing or changed: put "
+                             "them back; nothing new registered\n")
+    assert (registered.path / "table.csv").read_text() == "x,y\n1,0\n2,1\n"
+    assert [d.version for d in workspace.list_datasets()] == [1]
+    assert run_pipeline(pipeline, workspace=workspace, plugins=plugins).status == "Completed"
+    if damage == "changed file":
+        kept = list((workspace.path / "lost+found").glob("datasets_t_1.*/table.csv"))
+        assert [p.read_text() for p in kept] == ["x,y\n9,9\n"], "the changed file is set aside, not deleted"
+
+
+@pytest.mark.parametrize("source_mode, umask, registered_mode", [(0o600, 0o022, 0o600), (0o644, 0o077, 0o600),
+                                                                  (0o640, 0o022, 0o640), (0o644, 0o022, 0o644)])
+def test_a_registered_file_keeps_its_permissions_or_the_umask_whichever_is_stricter(workspace, tmp_path, source_mode,
+                                                                                   umask, registered_mode):
+    import os
+
+    source = tmp_path / "secret.csv"
+    source.write_text("x,y\n1,2\n")
+    os.chmod(source, source_mode)
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"model")
+    os.chmod(model, source_mode)
+    previous = os.umask(umask)
+    try:
+        dataset, _ = workspace.register_dataset("secret", [str(source)])
+        registered = workspace.register_model("secret", model)
+    finally:
+        os.umask(previous)
+    assert oct(os.stat(dataset.path / "secret.csv").st_mode & 0o777) == oct(registered_mode)
+    assert oct(os.stat(registered.path / "model.pkl").st_mode & 0o777) == oct(registered_mode)
