@@ -29,6 +29,7 @@ from .. import endpoint
 from ..backend import SHA256_TAG, AzureBackendBase, Provisioning, unregistered
 from ..compiled import CompiledPipeline, CompiledStep, Compiler, compute_name
 from ..errors import sdk_output
+from ..provenance import no_local_checkout_v1
 from ..reuse import azure_reuse_key, reuse_parts
 from .sdk import INSTALL_HINT, require_azureml
 from .session import V1Session, service_error, short
@@ -119,7 +120,7 @@ class AzureBackend(AzureBackendBase):
         submitted_params = {name: values[name] for name in compiled.parameters}
         started = time.time()
         try:
-            with sdk_output(self.echo):
+            with sdk_output(self.echo), no_local_checkout_v1():
                 run = Experiment(ws, compiled.experiment).submit(
                     compiled.pipeline, pipeline_parameters=submitted_params or None,
                     continue_on_step_failure=compiled.validated.pipeline.continue_on_step_failure)

@@ -205,8 +205,11 @@ class V2Session:
 
     # -- jobs -------------------------------------------------------------------------------------
     def submit(self, job: Any, experiment: str) -> Any:
+        from ..provenance import no_local_checkout_v2
+
         try:
-            return self.ml.jobs.create_or_update(job, experiment_name=experiment)
+            with no_local_checkout_v2():
+                return self.ml.jobs.create_or_update(job, experiment_name=experiment)
         except Exception as exc:
             raise service_error(f"submitting experiment {experiment!r}", exc) from exc
 
