@@ -45,25 +45,43 @@ def fake_token(resource: str, tenant: str, subject: str = "fake@example.com", li
                      "c2ln"])
 
 
-class FakeServiceCredential:
-    """An azure-core token credential for the fake service: a token for any scope, no sign-in."""
+def token_expiry(token: Any) -> float | None:
+    """The expiry (``exp``, epoch seconds) of a JWT, or None when ``token`` is not one that says."""
+    try:
+        payload = str(token).split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
 
-    def __init__(self, tenant: str = "") -> None:
+
+class FakeServiceCredential:
+    """An azure-core token credential for the fake service: a token for any scope, no sign-in.
+
+    The tokens it mints expire when the config's token does (``expires``, epoch seconds): a config.json whose token
+    has expired is refused by the service with SDK v2 as with SDK v1, which sends that token itself.
+    """
+
+    def __init__(self, tenant: str = "", expires: float | None = None) -> None:
         self.tenant = tenant
+        self.expires = expires
+
+    def _expires(self) -> int:
+        return int(self.expires if self.expires is not None else time.time() + 3600)
 
     def _token(self, scopes: tuple[str, ...]) -> str:
         resource = scopes[0].removesuffix("/.default") if scopes else "https://ml.azure.invalid"
-        return fake_token(resource, self.tenant)
+        return fake_token(resource, self.tenant, lifetime=self._expires() - time.time())
 
     def get_token(self, *scopes: str, **kwargs: Any) -> Any:
         from azure.core.credentials import AccessToken
 
-        return AccessToken(self._token(scopes), int(time.time()) + 3600)
+        return AccessToken(self._token(scopes), self._expires())
 
     def get_token_info(self, *scopes: str, options: Any = None) -> Any:
         from azure.core.credentials import AccessTokenInfo
 
-        return AccessTokenInfo(self._token(scopes), int(time.time()) + 3600)
+        return AccessTokenInfo(self._token(scopes), self._expires())
 
 
 def environment(info: Mapping[str, Any]) -> dict[str, str]:
@@ -89,7 +107,7 @@ def require_sdk() -> None:
 def credential(service: Mapping[str, Any] | None) -> Any:
     """The credential for a workspace: the fake's, else ``DefaultAzureCredential``."""
     if service is not None:
-        return FakeServiceCredential(str(service.get("tenant_id") or ""))
+        return FakeServiceCredential(str(service.get("tenant_id") or ""), expires=token_expiry(service.get("token")))
     try:
         from azure.identity import DefaultAzureCredential
     except ImportError as exc:

@@ -206,6 +206,23 @@ def test_a_compute_that_cannot_be_created_is_a_clear_error(fake_azure_v2):
     assert "Quota exceeded for VM family standardDSv2Family" in str(raised.value)
 
 
+@pytest.mark.parametrize("sdk", ["v1", "v2"])
+def test_an_expired_token_in_config_json_is_refused_by_both_sdks(sdk, tmp_path, _fake_azure_cache):
+    """SDK v1 sends the config's token; SDK v2's credential mints tokens that expire with it (it used to ignore it)."""
+    from emulator.azure_service.api import make_token
+    from emulator.azure_service.service import TENANT
+
+    with open_fake_azure(tmp_path, _fake_azure_cache, sdk=sdk, execute=False) as fake:
+        config = fake.config(tmp_path)
+        data = json.loads(config.read_text())
+        data["amlstep_fake_service"]["token"] = make_token(TENANT, lifetime=-60)
+        config.write_text(json.dumps(data))
+        result = CliRunner().invoke(make_cli(), ["run", str(TITANIC), "--backend", "azure", "--sdk", sdk, "--config",
+                                                 str(config)])
+    assert result.exit_code == 2, result.output
+    assert "Azure authentication failed while" in result.output and "sign in again" in result.output, result.output
+
+
 @pytest.mark.fake_azure(auth_error=True)
 def test_an_expired_sign_in_says_to_sign_in_again(fake_azure_v2):
     with pytest.raises(BackendError, match=re.escape("Azure authentication failed while looking up compute target "
