@@ -11,13 +11,17 @@ itself and leave the name out of what it returns.
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
+import errno
 import json
 import os
 import pickle
 import shutil
+import stat
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import IO, TYPE_CHECKING, Any, Callable, Sequence
 
 from .errors import AmlStepError, StepExecutionError, WorkspaceError
 from .steps import DataType
@@ -38,6 +42,9 @@ def check_delimited_file(path: Path, what: str) -> list[str]:
     """
     import pandas as pd
 
+    special = special_file(path)
+    if special is not None:  # opening a FIFO waits for a writer, a device may never end
+        raise WorkspaceError(f"{what}: {path.name} is {special}, not a file; give a CSV or Parquet file")
     try:
         with open(path, "rb") as f:
             head = f.read(4096)
@@ -304,3 +311,92 @@ def write_output(kind: DataType, name: str, value: Any, folder: Path, what: str)
         (folder / "metrics.json").write_text(json.dumps(value, indent=1, default=str))
     else:
         raise StepExecutionError(f"{what}: folder output must be a folder path, got {type(value).__name__}")
+
+
+# -- files the commands write ------------------------------------------------------------------------------
+def special_file(path: Path) -> str | None:
+    """What ``path`` is when it exists but is not a regular file or a folder (a FIFO, a socket, a device), else None.
+
+    Reading one may block forever (a FIFO waits for a writer) or never end (``/dev/zero``): callers refuse it,
+    as ``datasets register`` refuses anything that is not a file.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return None
+
+
+def write_atomically(target: str | Path, write: Callable[[IO[str]], Any], what: str) -> Path:
+    """Write ``what`` to ``target`` through ``write(file)``, so that ``target`` is the old file or the complete new one.
+
+    The text goes to a temporary file beside ``target`` (same folder, so the same file system), which is
+    flushed to disk and renamed over ``target`` once complete; if writing fails or is interrupted (an
+    exception, Ctrl-C) the temporary file is removed and the file that was there is untouched. A kill
+    (``kill -9``) can leave the temporary file (``.<name>.*.partial``), never a truncated ``target``. A
+    symbolic link is followed (the file it points to is replaced, the link stays). A target that exists
+    but is not a regular file (``/dev/stdout``, ``/dev/null``, ``/dev/full``, a FIFO) is written in place:
+    renaming over it would replace the device. The new file keeps the old one's permissions (a new file
+    gets what the umask allows).
+
+    Raises:
+        AmlStepError: one line naming ``target`` and why (no space, no permission, a folder...).
+    """
+    path = Path(target)
+    real = Path(os.path.realpath(path))
+    try:
+        info: os.stat_result | None = os.stat(real)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise _write_error(what, path, real.parent, exc, existed=False) from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise AmlStepError(f"cannot write {what} to {path}: it is a folder")
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        try:
+            with open(real, "w", encoding="utf-8", newline="") as f:
+                write(f)
+        except OSError as exc:
+            raise _write_error(what, path, None, exc, existed=False) from None
+        return path
+    folder = real.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, staging = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".partial", dir=folder)
+    except OSError as exc:
+        raise _write_error(what, path, folder, exc, existed=info is not None) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(staging, stat.S_IMODE(info.st_mode) if info is not None else 0o666 & ~_umask())
+        os.replace(staging, real)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(staging)
+        if isinstance(exc, OSError):
+            raise _write_error(what, path, folder, exc, existed=info is not None) from None
+        raise
+    return path
+
+
+def _umask() -> int:
+    from .workspace.sources import umask
+
+    return umask()
+
+
+def _write_error(what: str, path: Path, folder: Path | None, exc: OSError, *, existed: bool) -> AmlStepError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = "no space left on the device" + (f" holding {folder}" if folder is not None else "")
+    else:
+        reason = exc.strerror or str(exc)
+    kept = f"; {path} is unchanged" if existed else ""
+    return AmlStepError(f"cannot write {what} to {path}: {reason}{kept}")

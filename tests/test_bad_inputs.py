@@ -570,6 +570,23 @@ ISSUE24_CASES = [
 ]
 CASES += ISSUE24_CASES
 
+# round 2: files the commands write (predict's own cases are in tests/framework/commands/test_predict_command.py)
+def _report_to(out: str) -> Callable[[Context], Any]:
+    def act(ctx: Context) -> Any:
+        from tests.framework.commands.conftest import cli_with_commands
+
+        return CliRunner().invoke(cli_with_commands(ctx.plugins), ["--workspace", str(ctx.workspace.path), "report",
+                                                                   ctx.workspace.list_runs()[0].id, "-o", out])
+    return act
+
+
+ISSUE24_ROUND2_CASES = [
+    exits(2, "cannot write the report to /dev/full: no space left on the device", _report_to("/dev/full"),
+          id="i24-report-out-dev-full"),
+    exits(2, "cannot write the report to /proc/version: ", _report_to("/proc/version"), id="i24-report-out-proc"),
+]
+CASES += ISSUE24_ROUND2_CASES
+
 
 class _BadDeclaration:
     from framework import hookimpl as _hookimpl

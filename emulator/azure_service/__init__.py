@@ -8,7 +8,8 @@ this package. Stdlib on the HTTP side; the real Azure ML SDKs are the clients.
 
 Modules: ``engine`` (state, run history, pipelines, reuse: no REST shapes), ``compute``
 (environments from shipped wheels, step processes), ``automl`` (the AutoML emulator service-side),
-``blobstore`` (the storage account, Blob REST, TLS), ``api`` (what both APIs share: routing, tokens,
+``blobstore`` (the storage account, Blob REST, TLS), ``tokens`` (the tokens, SAS signatures and
+capabilities each instance signs with a secret of its own, and accepts alone), ``api`` (what both APIs share: routing, tokens,
 api-versions, operations, computes, run history), ``v1`` (the SDK v1 REST shapes), ``v2`` and
 ``v2_schema`` (SDK v2's public ARM REST API, its bodies checked against the REST models), ``service``
 (the HTTP server tying them together), ``v2_automl`` and ``mltable`` (AutoML jobs and MLTable folders read
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CONFIG_MARKER", "FAKE_TOKEN", "FakeAzureML", "SDK_ENVIRONMENT", "fake_authentication", "iter_routes",
+__all__ = ["CONFIG_MARKER", "FakeAzureML", "SDK_ENVIRONMENT", "fake_authentication", "iter_routes",
            "summarize_submission"]
 
 

@@ -5,24 +5,21 @@ same engine and make the same service-side checks; each subclass of :class:`Api`
 shapes: its routes (URL patterns), how it writes an error, a compute and a run.
 
 A request goes through :meth:`Api.dispatch`: its route is looked up; the service checks, as Azure
-does, that it carries a bearer token that is a JWT and has not expired (every route but the open
-ones: discovery, cloud metadata), that an ARM request carries a well-formed ``api-version``, and
-that the workspace in the URL exists; then the route answers. A :class:`~.engine.ServiceError` a
-route raises becomes the API's error shape.
+does, that it carries a bearer token this service instance issued and that has not expired (every
+route but the open ones: discovery, cloud metadata; see :mod:`.tokens`), that an ARM request carries
+a well-formed ``api-version``, and that the workspace in the URL exists; then the route answers. A
+:class:`~.engine.ServiceError` a route raises becomes the API's error shape.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
-import time
 from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
 from .blobstore import BLOB_HOST_SUFFIX
 from .engine import ComputeTarget, Engine, RunRecord, ServiceError, new_id
+from .tokens import Tokens
 
 PROVIDER = "Microsoft.MachineLearningServices"
 # a workspace in a URL (every workspace route of both APIs holds it)
@@ -48,48 +45,10 @@ VM_SIZES = ("STANDARD_D1_V2", "STANDARD_D2_V2", "STANDARD_D3_V2", "STANDARD_D4_V
 # the service endpoints discovery names (all of them the fake itself)
 DISCOVERY_KEYS = ("api", "catalog", "experimentation", "gallery", "history", "hyperdrive", "labeling",
                   "modelmanagement", "pipelines", "studiocoreservices", "cert", "studio")
-# a SAS query as the service hands them out (the fake checks none)
-SAS = "sv=2021-08-06&sr=b&sp={permissions}&se=2099-01-01T00%3A00%3A00Z&sig=ZmFrZQ%3D%3D"
+# a SAS query as the service hands them out (``sig``: the instance's, see :mod:`.tokens`)
+SAS = "sv=2021-08-06&sr=b&sp={permissions}&se=2099-01-01T00%3A00%3A00Z&sig={sig}"
 
 Route = Callable[[re.Match[str], Any, Mapping[str, list[str]]], tuple[Any, ...]]
-
-
-# -- tokens ------------------------------------------------------------------------------------------
-def b64(data: Mapping[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-
-def make_token(tenant: str, subject: str = "fake@example.com", lifetime: float = 30 * 24 * 3600) -> str:
-    """A JWT shaped like Azure's (unsigned: the fake checks shape and expiry, not signatures)."""
-    return ".".join([b64({"alg": "none", "typ": "JWT"}),
-                     b64({"exp": int(time.time() + lifetime), "tid": tenant, "oid": "33333333-3333-3333-3333-"
-                          "333333333333", "upn": subject, "appid": "amlstep-fake"}), "c2ln"])
-
-
-def user_token(resource: str, tenant: str, subject: str = "fake@example.com", lifetime: float = 24 * 3600) -> str:
-    """A JWT shaped like the one Entra ID gives a signed-in user for ``resource`` (its audience; unsigned)."""
-    return ".".join([b64({"alg": "none", "typ": "JWT"}),
-                     b64({"aud": resource.rstrip("/"), "exp": int(time.time() + lifetime), "tid": tenant,
-                          "oid": "33333333-3333-3333-3333-333333333333", "upn": subject, "appid": "amlstep-fake"}),
-                     "c2ln"])
-
-
-def token_problem(header: str | None) -> tuple[str, str] | None:
-    """None when the Authorization header holds a well-formed, unexpired bearer JWT; else (code, message)."""
-    if not header or not header.lower().startswith("bearer "):
-        return "AuthenticationFailed", "Authentication failed: the request has no bearer token " \
-                                       "(Authorization: Bearer <access token>)"
-    parts = header.split(" ", 1)[1].strip().split(".")
-    try:
-        if len(parts) != 3:
-            raise ValueError("not three parts")
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-        exp = float(claims["exp"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        return "InvalidAuthenticationToken", "The access token is invalid."
-    if exp < time.time():
-        return "ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time."
-    return None
 
 
 # -- the base of both APIs ---------------------------------------------------------------------------
@@ -114,8 +73,10 @@ class Api:
 
     def __init__(self, engine: Engine, *, base_url: Callable[[], str], workspace_name: Callable[[], str],
                  subscription: str, resource_group: str, workspace_id: str, tenant: str, location: str,
-                 account: str, container: str, compute_error: str | None = None, auth_error: bool = False) -> None:
+                 account: str, container: str, compute_error: str | None = None, auth_error: bool = False,
+                 tokens: Tokens | None = None) -> None:
         self.engine = engine
+        self.tokens = tokens if tokens is not None else Tokens(tenant)
         self.base_url = base_url
         self.workspace_name = workspace_name
         self.subscription, self.resource_group = subscription, resource_group
@@ -189,7 +150,7 @@ class Api:
         if found is None or getattr(found[0], "__name__", "") not in self.OPEN_ROUTES:
             if self.auth_error:
                 return "auth_error", self.error(401, "AuthenticationFailed", self.AUTH_ERROR_MESSAGE)
-            problem = token_problem(headers.get("authorization"))
+            problem = self.tokens.problem(headers.get("authorization"))
             if problem is not None:
                 return "token_check", self.error(401, *problem)
         if path.startswith(self.ARM_PREFIXES):
@@ -222,7 +183,7 @@ class Api:
         return f"https://{self.account}{BLOB_HOST_SUFFIX}/{container}" + (f"/{quote(blob)}" if blob else "")
 
     def sas_url(self, container: str, blob: str, permissions: str = "rcw") -> str:
-        return f"{self.blob_url(container, blob)}?{SAS.format(permissions=permissions)}"
+        return f"{self.blob_url(container, blob)}?{SAS.format(permissions=permissions, sig=self.tokens.sas_signature)}"
 
     def _discovery(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         return 200, {key: self.base_url() for key in DISCOVERY_KEYS}

@@ -15,12 +15,19 @@ v2: no ``az login``, no network. One service answers both SDKs (the SDK v1 REST 
 v2's public ARM API over TLS, on the same port), in front of one engine. State lives in memory and in a
 temporary folder (or ``--state-dir``) and ends with the process.
 
+It runs code it is sent, so it trusts only what it issued: the tokens in its config.json are signed
+with a secret made at start and held in memory (a token of an earlier start, or one made by hand, is
+refused); the config.json is written readable by you alone (0600), and every file and folder the
+service makes is too (umask 077): another user of the machine can neither read the token nor put
+code where the service would run it.
+
 A plugin of amlstep's CLI (entry point ``fake_azure_command`` of the ``amlstep`` group), as any other command.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -33,7 +40,8 @@ from framework import hookimpl
 
 
 @click.command("fake-azure")
-@click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1 (0: a free port).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port on 127.0.0.1 (0: a free port).")
 @click.option("--config-out", type=click.Path(dir_okay=False), default=None,
               help="Write the workspace config.json for the service here.")
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
@@ -57,17 +65,24 @@ def fake_azure_command(port: int, config_out: str | None, state_dir: str | None,
     """
     from .service import FakeAzureML
 
+    os.umask(0o077)  # what the service keeps (code it runs, its certificate keys, the config): for this user only
     try:
         service = FakeAzureML(computes=tuple(computes), root=state_dir, port=port, index_url=index_url,
                               find_links=find_links, offline=offline).start()
+    except ValueError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
     except OSError as exc:
         click.echo(f"Error: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", err=True)
         sys.exit(2)
     config = service.config()
     if config_out:
-        target = Path(config_out)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(config, indent=2) + "\n")
+        try:
+            write_private(Path(config_out), json.dumps(config, indent=2) + "\n")
+        except OSError as exc:
+            service.stop()
+            click.echo(f"Error: cannot write the workspace config {config_out}: {exc.strerror or exc}", err=True)
+            sys.exit(2)
     url = service.tls_url if sdk == "v2" else service.base_url
     click.echo(f"fake Azure ML workspace {service.workspace_name!r} serving on {url}")
     click.echo(f"environments install packages from {service.compute.index.describe()}")
@@ -97,6 +112,21 @@ def fake_azure_command(port: int, config_out: str | None, state_dir: str | None,
         if config_out:
             Path(config_out).unlink(missing_ok=True)
         click.echo("fake Azure ML service stopped", err=True)
+
+
+def write_private(target: Path, text: str) -> None:
+    """Write ``target`` readable by its owner only (0600; it holds the service's token), replacing it at once."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a leftover of a killed start may have other permissions
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(staging, target)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
 
 
 @hookimpl

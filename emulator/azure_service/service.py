@@ -11,14 +11,26 @@ calls), ``CONNECT`` tunnels to ``<account>.blob.core.windows.net`` with TLS term
 (for the SDK's blob transfers; clients set ``HTTPS_PROXY`` and ``REQUESTS_CA_BUNDLE``, see
 :meth:`FakeAzureML.environment`), and ``/blob/...`` read-only over plain HTTP (for the Rust data
 runtime, which does not use proxies). Nothing binds anything but 127.0.0.1.
+
+What it accepts: requests addressed to it by a loopback name (``Host: 127.0.0.1:<port>`` or
+``localhost:<port>``: a web page that renamed itself to 127.0.0.1, DNS rebinding, is refused), bearer
+tokens and SAS signatures it issued (:mod:`.tokens`), bodies of at most ``max_body`` bytes framed by a
+``Content-Length`` or chunked (400, 411 or 413 otherwise); a client that sends nothing for
+``request_timeout`` seconds in the middle of a request is disconnected. Each problem is one line on
+stderr (``fake-azure: ...``), never a traceback.
 """
 
 from __future__ import annotations
 
+import collections
+import ipaddress
 import json
+import re
 import shutil
 import socket
 import ssl
+import stat
+import sys
 import tempfile
 import threading
 import time
@@ -31,12 +43,12 @@ from urllib.parse import parse_qs, urlparse
 from framework.backends.azure.endpoint import CONFIG_MARKER
 
 from . import blobstore
-from .api import make_token, user_token
 from .automl import run_automl_step
 from .blobstore import BLOB_HOST_SUFFIX, BlobStore, CertificateAuthority
 from .compute import Compute, PackageIndex
 from .engine import ComputeTarget, Engine, RunRecord
 from .v1 import V1Api, summarize_submission
+from .tokens import Tokens
 from .v2 import AML_RESOURCE, V2Api
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
@@ -56,7 +68,15 @@ SDK_ENVIRONMENT = {
     "NO_PROXY": "127.0.0.1,localhost",
     "no_proxy": "127.0.0.1,localhost",
 }
-FAKE_TOKEN = make_token(TENANT, lifetime=100 * 365 * 24 * 3600)
+# The largest request body the service reads (413 beyond). The SDKs upload a file in one Put Blob up to 64 MiB
+# and in 4 MiB blocks beyond (azure-storage-blob and the copy azureml-core vendors: max_single_put_size,
+# max_block_size); 100 MiB was also Azure's own limit for one block before service version 2019-12-12.
+MAX_BODY = 100 * 1024 * 1024
+# Seconds a client may send nothing in the middle of a request (an idle keep-alive connection is closed
+# quietly after as long).
+REQUEST_TIMEOUT = 60.0
+# the lifetime of the tokens a config.json carries (they end with the service anyway: its secret is in memory)
+CONFIG_TOKEN_LIFETIME = 10 * 365 * 24 * 3600
 
 
 class FakeAzureML:
@@ -75,6 +95,8 @@ class FakeAzureML:
         cache_dir: where built environments are kept (shared between services, e.g. for a test
             session); inside ``root`` by default.
         port: the port to listen on (0: any free port).
+        max_body: the largest request body read, in bytes (413 beyond).
+        request_timeout: seconds a client may send nothing in the middle of a request before it is disconnected.
         index_url, find_links, offline: where environment builds get the packages the fake does not
             already have: pip's own configuration (PyPI unless configured otherwise) by default; else
             this index URL, these find-links folders or URLs, and with ``offline`` no index at all (only
@@ -85,11 +107,18 @@ class FakeAzureML:
                  datasets: Mapping[str, Sequence[str | Path]] | None = None, execute: bool = True,
                  auth_error: bool = False, compute_error: str | None = None, root: str | Path | None = None,
                  cache_dir: str | Path | None = None, port: int = 0, workspace_name: str | None = None,
+                 max_body: int = MAX_BODY, request_timeout: float = REQUEST_TIMEOUT,
                  index_url: str | None = None, find_links: Sequence[str | Path] = (), offline: bool = False) -> None:
         self._own_root = root is None
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="amlstep-fake-azure-"))
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_folder(self.root)
         self._port = port
+        self.max_body = max_body
+        self.request_timeout = request_timeout
+        # what clients must show: tokens signed with a secret of this instance (held in memory only)
+        self.tokens = Tokens(TENANT)
+        self.token = self.tokens.issue(lifetime=CONFIG_TOKEN_LIFETIME)
+        self.client_tokens = {AML_RESOURCE: self.tokens.issue(audience=AML_RESOURCE, lifetime=CONFIG_TOKEN_LIFETIME)}
         self._workspace_name = workspace_name
         self.blob = BlobStore(self.root / "blobs", ACCOUNT)
         self.ca = CertificateAuthority(self.root / "tls")
@@ -105,7 +134,7 @@ class FakeAzureML:
         where = dict(workspace_name=lambda: self.workspace_name, subscription=SUBSCRIPTION,
                      resource_group=RESOURCE_GROUP, workspace_id=WORKSPACE_ID, tenant=TENANT, location=LOCATION,
                      account=ACCOUNT, container=DATASTORE_CONTAINER, compute_error=compute_error,
-                     auth_error=auth_error)
+                     auth_error=auth_error, tokens=self.tokens)
         self.api = V1Api(self.engine, base_url=lambda: self.base_url, **where)
         self.api_v2 = V2Api(self.engine, base_url=lambda: self.tls_url, **where)
         for name in computes:
@@ -113,6 +142,7 @@ class FakeAzureML:
         self._initial_datasets = dict(datasets or {})
         self.requests: list[dict[str, Any]] = []
         self.unhandled: list[str] = []
+        self.problems: collections.deque[str] = collections.deque(maxlen=1000)   # what log_problem said
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -134,6 +164,7 @@ class FakeAzureML:
 
         class Handler(_Handler):
             service = fake
+            timeout = fake.request_timeout
 
         self._server = _Server(("127.0.0.1", self._port), Handler)
         self._port = int(self._server.server_address[1])  # a restart listens on the same port
@@ -242,7 +273,8 @@ class FakeAzureML:
 
         from framework.backends.azure.sdk_v2.client import FakeServiceCredential
 
-        return MLClient(FakeServiceCredential(TENANT), SUBSCRIPTION, RESOURCE_GROUP, self.workspace_name)
+        return MLClient(FakeServiceCredential(TENANT, self.token, self.client_tokens), SUBSCRIPTION, RESOURCE_GROUP,
+                        self.workspace_name)
 
     def workspace(self, name: str | None = None) -> Any:
         """A real ``azureml.core.Workspace`` whose every call goes to this fake.
@@ -252,14 +284,15 @@ class FakeAzureML:
         from azureml.core import Workspace
 
         return Workspace(SUBSCRIPTION, RESOURCE_GROUP, name or self.workspace_name,
-                         auth=fake_authentication(self.base_url), _disable_service_check=True,
+                         auth=fake_authentication(self.base_url, self.token), _disable_service_check=True,
                          _workspace_id=WORKSPACE_ID, _location=LOCATION)
 
     def config(self) -> dict[str, Any]:
         """A workspace ``config.json`` for this fake; amlstep recognises it by ``amlstep_fake_service``."""
         return {"subscription_id": SUBSCRIPTION, "resource_group": RESOURCE_GROUP,
                 "workspace_name": self.workspace_name,
-                CONFIG_MARKER: {"endpoint": self.base_url, "token": FAKE_TOKEN, "workspace_id": WORKSPACE_ID,
+                CONFIG_MARKER: {"endpoint": self.base_url, "token": self.token, "tokens": dict(self.client_tokens),
+                                "workspace_id": WORKSPACE_ID,
                                 "location": LOCATION, "tenant_id": TENANT, "ca_bundle": str(self.ca.ca_file),
                                 "tls_endpoint": self.tls_url, "cloud": self.api_v2.cloud_name(),
                                 "arm_cloud_metadata_url": f"{self.tls_url}/metadata/endpoints?api-version=2019-05-01"}}
@@ -269,7 +302,7 @@ class FakeAzureML:
         root = self.engine.runs.get(record.root_id or record.id)
         if root is not None and root.properties.get("amlstep.api") == "v2":
             return self._runtime_env_v2(record)
-        token = make_token(TENANT, subject=f"run:{record.id}", lifetime=24 * 3600)
+        token = self.tokens.issue(f"run:{record.id}", lifetime=24 * 3600)
         return {**SDK_ENVIRONMENT, **self.environment(),
                 "AZUREML_RUN_ID": record.id, "AZUREML_ARM_SUBSCRIPTION": SUBSCRIPTION,
                 "AZUREML_ARM_RESOURCEGROUP": RESOURCE_GROUP, "AZUREML_ARM_WORKSPACE_NAME": self.workspace_name,
@@ -284,7 +317,7 @@ class FakeAzureML:
     def _runtime_env_v2(self, record: RunRecord) -> dict[str, str]:
         """What Azure sets in an SDK v2 job's environment: the workspace, MLflow tracking, the job's tokens."""
         experiment = self.engine.experiment(record.experiment)
-        token = user_token(AML_RESOURCE, TENANT, subject=f"run:{record.id}")
+        token = self.tokens.issue(f"run:{record.id}", audience=AML_RESOURCE)
         env = {**self.environment_v2(),
                "AZUREML_RUN_ID": record.id, "AZUREML_ARM_SUBSCRIPTION": SUBSCRIPTION,
                "AZUREML_ARM_RESOURCEGROUP": RESOURCE_GROUP, "AZUREML_ARM_WORKSPACE_NAME": self.workspace_name,
@@ -296,7 +329,7 @@ class FakeAzureML:
                "MLFLOW_RUN_ID": record.id, "MLFLOW_EXPERIMENT_ID": experiment["id"],
                "MLFLOW_EXPERIMENT_NAME": record.experiment, "MLFLOW_TRACKING_TOKEN": token}
         if self.api_v2.identity(record) == "UserIdentity":
-            env["OBO_ENDPOINT"] = f"{self.tls_url}/obo/token"
+            env["OBO_ENDPOINT"] = self.api_v2.obo_endpoint(record.id)
         return env
 
     # -- state helpers -----------------------------------------------------------------------------
@@ -370,9 +403,11 @@ class FakeAzureML:
             if handler is None:
                 status, response, extra, handler = self.api.dispatch(method, path, parsed, headers, body)
         except Exception as exc:  # report, never crash the server
-            traceback.print_exc()
+            self.log_problem(f"{method} {path}: the fake service failed: {_described(exc)}")
             status, response, extra, handler = 500, {"error": {"code": "FakeServiceError", "message": repr(exc),
                                                                "details": []}}, {}, "error"
+        if handler == "token_check":
+            self.log_problem(f"{method} {path}: refused ({status}): {_message(response)}")
         with self._lock:
             if handler is None:
                 self.unhandled.append(f"{method} {path}")
@@ -383,8 +418,13 @@ class FakeAzureML:
     def handle_blob(self, method: str, path: str, query: str, headers: Mapping[str, str],
                     body: bytes) -> tuple[int, dict[str, str], bytes]:
         parsed = parse_qs(query, keep_blank_values=True)
-        status, out_headers, data = blobstore.handle(self.blob, method, path, parsed, headers, body,
-                                                     authorized=blobstore.is_authorized(parsed, headers))
+        refused = self.tokens.blob_problem(parsed, headers)
+        if refused is not None:
+            self.log_problem(f"blob {method} {path}: refused ({refused[0]}): {refused[2]}")
+            status, out_headers, data = blobstore.error_response(blobstore.BlobError(*refused))
+        else:
+            status, out_headers, data = blobstore.handle(self.blob, method, path, parsed, headers, body,
+                                                         authorized=blobstore.is_authorized(parsed, headers))
         with self._lock:
             self.requests.append({"method": method, "path": "blob:" + path, "query": query, "status": status,
                                   "handler": "blob"})
@@ -398,6 +438,31 @@ class FakeAzureML:
             return blobstore.error_response(blobstore.BlobError(404, "ResourceNotFound",
                                                                 "The specified resource does not exist."))
         return blobstore.handle(self.blob, method, "/" + rest, {}, headers, b"", authorized=True)
+
+    def log_problem(self, text: str) -> None:
+        """One line on stderr about a request the service refused or could not finish (kept in :attr:`problems`)."""
+        line = " ".join(text.split())
+        self.problems.append(line)
+        try:
+            print(f"fake-azure: {line}", file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass
+
+
+def private_folder(folder: Path) -> None:
+    """Create ``folder`` readable by its owner only; refuse an existing one every user may write to.
+
+    The service keeps code it runs there (snapshots, built environments): another user who could write
+    into it could make it run theirs.
+    """
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+        return
+    mode = folder.stat().st_mode
+    if stat.S_ISDIR(mode) and mode & stat.S_IWOTH:
+        raise ValueError(f"the state folder {folder} may be written by every user (mode "
+                              f"{stat.S_IMODE(mode):04o}); the fake service runs code it keeps there: give a "
+                              f"folder only you may write to")
 
 
 def tabular_dataflow(paths: list[str]) -> str:
@@ -474,6 +539,44 @@ class Outage:
         return True
 
 
+class _Refused(Exception):
+    """A request the service refuses before any route sees it: its status and what to say."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class _ClientGone(Exception):
+    """The client closed the connection in the middle of a request."""
+
+
+# the code of a refusal by status: (the APIs' JSON shape, the blob store's)
+_REFUSAL_CODES = {400: ("BadRequest", "InvalidInput"), 411: ("LengthRequired", "MissingContentLengthHeader"),
+                  413: ("RequestEntityTooLarge", "RequestBodyTooLarge")}
+
+
+def _described(exc: BaseException) -> str:
+    """One line for an exception: what it is and where it was raised (file:line), never a traceback."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _message(response: Any) -> str:
+    error = response.get("error") if isinstance(response, dict) else None
+    return str(error.get("message")) if isinstance(error, dict) else str(response)
+
+
+def _is_loopback(name: str) -> bool:
+    if name.rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name.removeprefix("[").removesuffix("]")).is_loopback
+    except ValueError:
+        return False
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -502,8 +605,13 @@ class _Server(ThreadingHTTPServer):
             except OSError:
                 pass
 
+    @property
+    def service(self) -> FakeAzureML:
+        return self.RequestHandlerClass.service  # type: ignore[attr-defined, no-any-return]
+
     def finish_request(self, request: Any, client_address: Any) -> None:
         """One port, two protocols: a TLS ClientHello (first byte 0x16) gets TLS, anything else plain HTTP."""
+        request.settimeout(self.service.request_timeout)  # the TLS handshake and the first byte too
         try:
             first = request.recv(1, socket.MSG_PEEK)
         except OSError:
@@ -512,7 +620,11 @@ class _Server(ThreadingHTTPServer):
         if first == b"\x16":
             try:
                 request = handler.service.ca.server_context().wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError):
+            except (ssl.SSLError, OSError) as exc:
+                if not isinstance(exc, (ConnectionError, TimeoutError)):
+                    self.service.log_problem(f"{_address(client_address)}: TLS handshake failed: "
+                                             f"{getattr(exc, 'reason', None) or exc} (does the client trust the "
+                                             f"fake service's certificate authority?)")
                 return
 
             class TlsHandler(handler):  # type: ignore[misc, valid-type]
@@ -521,29 +633,154 @@ class _Server(ThreadingHTTPServer):
             handler = TlsHandler
         handler(request, client_address, self)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line per connection that ended in an error (a client gone, a timeout, a bug): never a traceback."""
+        exc = sys.exc_info()[1]
+        who = _address(client_address)
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            self.service.log_problem(f"{who}: the client closed the connection in the middle of a request "
+                                     f"({type(exc).__name__})")
+        elif isinstance(exc, TimeoutError):
+            self.service.log_problem(f"{who}: the client read nothing for {self.service.request_timeout:g} s: "
+                                     f"connection closed")
+        elif isinstance(exc, ssl.SSLError):
+            self.service.log_problem(f"{who}: TLS error: {exc.reason or exc}")
+        elif exc is not None:
+            self.service.log_problem(f"{who}: the fake service failed: {_described(exc)}")
+
+
+def _address(client_address: Any) -> str:
+    try:
+        return f"{client_address[0]}:{client_address[1]}"
+    except (TypeError, IndexError):
+        return str(client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     service: FakeAzureML
     protocol_version = "HTTP/1.1"
     tls_host: str | None = None
     tls = False
+    timeout = REQUEST_TIMEOUT  # the service's request_timeout (set per service)
 
     def log_message(self, *args: Any) -> None:
         pass
 
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            raw = b""
-            while True:
-                size = int(self.rfile.readline().strip(), 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                raw += self.rfile.read(size)
-                self.rfile.readline()
-            return raw
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+    def log_error(self, format: str, *args: Any) -> None:
+        """What http.server says about a request it refused (a bad request line, too many headers...): one line."""
+        text = format % args
+        if text.startswith("Request timed out"):
+            text = f"the client sent nothing for {self.timeout:g} s in the middle of a request: connection closed"
+        self.service.log_problem(f"{_address(self.client_address)}: {text}")
+
+    def handle_one_request(self) -> None:
+        """As http.server's, but a keep-alive connection on which no request begins in time is closed quietly."""
+        try:
+            if not self.rfile.peek(1):  # type: ignore[attr-defined]  # a BufferedReader (rbufsize -1)
+                self.close_connection = True
+                return
+        except OSError:  # timed out, reset, a TLS error
+            self.close_connection = True
+            return
+        super().handle_one_request()
+
+    # -- reading a request ------------------------------------------------------------------------------
+    def _host_problem(self) -> str | None:
+        """Why the ``Host`` header does not name this service (None when it does): loopback names, this port."""
+        port = self.service.port
+        expected = f"127.0.0.1:{port} or localhost:{port}"
+        values = self.headers.get_all("Host") or []
+        if len(values) != 1:
+            return (f"the request has {'no' if not values else 'several'} Host header{'s' if values else ''}; the "
+                    f"fake service answers requests for {expected}")
+        value = values[0].strip()
+        match = re.fullmatch(r"(\[[^\]]*\]|[^:\[\]]*)(?::([0-9]{1,5}))?", value)
+        given_port = int(match.group(2)) if match and match.group(2) else (443 if self.tls else 80)
+        if match is None or not _is_loopback(match.group(1).lower()) or given_port != port:
+            return (f"the Host header {value!r} does not name this service: it answers requests for {expected} "
+                    f"only (a web page that reaches 127.0.0.1 under another name is refused)")
+        return None
+
+    def _read_body(self, kind: str, method: str) -> bytes:
+        """The request's body, framed by Content-Length or chunked; refuses what it cannot trust or hold."""
+        limit = self.service.max_body
+        encodings = self.headers.get_all("Transfer-Encoding") or []
+        lengths = [v.strip() for value in self.headers.get_all("Content-Length") or [] for v in value.split(",")]
+        if encodings:
+            if lengths:
+                raise _Refused(400, "the request has both Transfer-Encoding and Content-Length; send one of them")
+            codings = [c.strip().lower() for value in encodings for c in value.split(",") if c.strip()]
+            if codings != ["chunked"]:
+                raise _Refused(400, f"Transfer-Encoding {', '.join(encodings)!r} is not supported; send "
+                                    f"Content-Length or chunked")
+            return self._read_chunked(limit)
+        if lengths:
+            if len(set(lengths)) != 1 or not re.fullmatch(r"[0-9]+", lengths[0]):
+                raise _Refused(400, f"Content-Length {', '.join(self.headers.get_all('Content-Length') or [])!r} "
+                                    f"is not a number of bytes")
+            length = int(lengths[0])
+            if length > limit:
+                raise _Refused(413, f"the request body of {length} bytes is larger than the {limit} bytes the fake "
+                                    f"service reads in one request (the SDKs upload larger files in blocks)")
+            return self._read_exactly(length)
+        if kind == "blob" and method in ("PUT", "POST"):  # Azure Storage requires the length of an upload
+            raise _Refused(411, "The Content-Length header was not specified.")
+        return b""
+
+    def _read_exactly(self, length: int) -> bytes:
+        parts, remaining = [], length
+        while remaining:
+            chunk = self.rfile.read(min(remaining, 1 << 20))
+            if not chunk:
+                raise _ClientGone(f"the client closed the connection after {length - remaining} of the {length} "
+                                  f"bytes of the request body")
+            parts.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(parts)
+
+    def _read_chunked(self, limit: int) -> bytes:
+        parts, total = [], 0
+        while True:
+            line = self.rfile.readline(1026)
+            if not line:
+                raise _ClientGone("the client closed the connection in the middle of a chunked request body")
+            if not line.endswith(b"\n"):
+                raise _Refused(400, "malformed chunked body: a chunk-size line longer than 1024 bytes")
+            size = line.split(b";", 1)[0].strip()
+            if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", size):
+                raise _Refused(400, f"malformed chunked body: chunk size {size[:20].decode('latin-1')!r} is not a "
+                                    f"hexadecimal number")
+            if int(size, 16) == 0:
+                break
+            total += int(size, 16)
+            if total > limit:
+                raise _Refused(413, f"the chunked request body is larger than the {limit} bytes the fake service "
+                                    f"reads in one request (the SDKs upload larger files in blocks)")
+            parts.append(self._read_exactly(int(size, 16)))
+            if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise _Refused(400, "malformed chunked body: a chunk is longer than its size says")
+        for _ in range(100):  # trailer fields, then the empty line
+            line = self.rfile.readline(8194)
+            if not line:
+                raise _ClientGone("the client closed the connection in the middle of a chunked request body")
+            if line in (b"\r\n", b"\n"):
+                return b"".join(parts)
+        raise _Refused(400, "malformed chunked body: more than 100 trailer lines")
+
+    def _refuse(self, kind: str, method: str, status: int, message: str) -> None:
+        """Answer ``status`` in the shape of what was asked (an API's JSON error, a blob store's XML), and close."""
+        self.service.log_problem(f"{_address(self.client_address)}: {method} {self.path[:200]}: refused ({status}): "
+                                 f"{message}")
+        self.close_connection = True  # what follows on this connection cannot be trusted to be a request
+        json_code, blob_code = _REFUSAL_CODES.get(status, ("BadRequest", "InvalidInput"))
+        if kind in ("blob", "public"):
+            status, headers, data = blobstore.error_response(blobstore.BlobError(status, blob_code, message))
+            self._send(status, {**headers, "Connection": "close"}, data, method)
+            return
+        api = self.service.api_v2 if self.tls else self.service.api
+        status, response = api.error(status, json_code, message)
+        self._send(status, {"Content-Type": "application/json; charset=utf-8", "Connection": "close"},
+                   json.dumps(response).encode(), method)
 
     def _send(self, status: int, headers: Mapping[str, str], data: bytes, method: str) -> None:
         self.send_response(status)
@@ -556,18 +793,36 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _handle(self, method: str) -> None:
-        raw = self._body()
         url = urlparse(self.path)
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        host = (self.tls_host or headers.get("host", "")).split(":")[0]
-        outage = self.service._outage
-        if outage is not None and (outage.refuse or not host.endswith(BLOB_HOST_SUFFIX)) and outage.turn_away(self):
+        # inside a CONNECT tunnel: the blob store (the tunnel's host was checked); else the service's own names only
+        kind = "blob" if self.tls_host else "public" if url.path.startswith("/blob/") else "service"
+        problem = None if self.tls_host else self._host_problem()
+        try:
+            if problem is not None:
+                raise _Refused(400, problem)
+            raw = self._read_body(kind, method)
+        except _Refused as refused:
+            self._refuse(kind, method, refused.status, refused.message)
             return
-        if host.endswith(BLOB_HOST_SUFFIX):
+        except _ClientGone as gone:
+            self.service.log_problem(f"{_address(self.client_address)}: {method} {self.path[:200]}: {gone}")
+            self.close_connection = True
+            return
+        except TimeoutError:
+            self.service.log_problem(f"{_address(self.client_address)}: {method} {self.path[:200]}: the client sent "
+                                     f"nothing for {self.timeout:g} s in the middle of the request body: connection "
+                                     f"closed")
+            self.close_connection = True
+            return
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        outage = self.service._outage
+        if outage is not None and (outage.refuse or kind != "blob") and outage.turn_away(self):
+            return
+        if kind == "blob":
             status, out, data = self.service.handle_blob(method, url.path, url.query, headers, raw)
             self._send(status, out, data, method)
             return
-        if url.path.startswith("/blob/"):
+        if kind == "public":
             status, out, data = self.service.handle_public_blob(method, url.path, headers)
             self._send(status, out, data, method)
             return
@@ -630,7 +885,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
 
-def fake_authentication(base_url: str, token: str = FAKE_TOKEN) -> Any:
+def fake_authentication(base_url: str, token: str) -> Any:
     """An ``azureml`` authentication object that hands out ``token`` and sends ARM calls to ``base_url``."""
     from framework.backends.azure.endpoint import token_authentication
 
@@ -644,4 +899,4 @@ def iter_routes(service: FakeAzureML) -> Iterator[str]:
 
 
 __all__ = ["FakeAzureML", "Outage", "fake_authentication", "summarize_submission", "iter_routes", "SDK_ENVIRONMENT",
-           "FAKE_TOKEN", "CONFIG_MARKER"]
+           "CONFIG_MARKER"]

@@ -167,8 +167,8 @@ class V1Api(Api):
                      "azureStorageSection": {"accountName": self.account, "containerName": container,
                                              "endpoint": "core.windows.net", "protocol": "https",
                                              "credentialType": "Sas", "credential": "sv=2021-08-06&sr=c&sp=racwdl"
-                                                                                     "&sig=ZmFrZQ%3D%3D",
-                                             "sasToken": "sv=2021-08-06&sr=c&sp=racwdl&sig=ZmFrZQ%3D%3D",
+                                                                                     f"&sig={self.tokens.sas_signature}",
+                                             "sasToken": f"sv=2021-08-06&sr=c&sp=racwdl&sig={self.tokens.sas_signature}",
                                              "subscriptionId": self.subscription,
                                              "resourceGroup": self.resource_group}}
 

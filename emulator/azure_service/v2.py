@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import unquote, urlparse
 
 from . import environments
-from .api import PROVIDER, WS_PATH, Api, user_token
+from .api import PROVIDER, WS_PATH, Api
 from .blobstore import BLOB_HOST_SUFFIX
 from .engine import (ComputeTarget, Engine, EnvironmentSpec, InputBinding, OutputSpec, PipelineJob, RunRecord,
                      ServiceError, StepJob, Token, now_iso)
@@ -107,7 +107,7 @@ class V2Api(Api):
         r = self._route
         ws = "^" + WS_PATH
         r("GET", r"^/metadata/endpoints$", self._cloud_metadata)
-        r("GET", r"^/obo/token$", self._obo_token)
+        r("GET", r"^/obo/(?P<run>[^/]+)/(?P<key>[^/]+)/token$", self._obo_token)
         r("GET", r"^/discovery$", self._discovery)
         r("GET", ws + "$", self._workspace)
         r("GET", ws + r"/computes$", self._compute_list)
@@ -196,12 +196,21 @@ class V2Api(Api):
     def _workspace(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         return 200, self.workspace_payload()
 
+    def obo_endpoint(self, run_id: str) -> str:
+        """The on-behalf-of token endpoint of run ``run_id``: its URL carries a MAC of the run id (the credential
+        calling it sends none; on Azure the endpoint is on the job's own node)."""
+        return f"{self.base_url()}/obo/{run_id}/{self.tokens.capability('obo:' + run_id)}/token"
+
     def _obo_token(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         """The token endpoint ``AzureMLOnBehalfOfCredential`` calls in a job run with the user's identity."""
+        if not self.tokens.has_capability("obo:" + m.group("run"), m.group("key")):
+            raise ServiceError(401, "InvalidAuthenticationToken", "The on-behalf-of token endpoint of this run is "
+                                                                  "not this URL (the fake service gives each job its "
+                                                                  "own, in OBO_ENDPOINT)")
         resource = (q.get("resource") or [AML_RESOURCE])[0]
         expires = int(time.time()) + 3600
-        return 200, {"access_token": user_token(resource, self.tenant), "expires_on": str(expires), "resource": resource,
-                     "token_type": "Bearer"}
+        return 200, {"access_token": self.tokens.issue(f"run:{m.group('run')}", audience=resource, lifetime=3600),
+                     "expires_on": str(expires), "resource": resource, "token_type": "Bearer"}
 
     # -- computes --------------------------------------------------------------------------------------
     def compute_payload(self, target: ComputeTarget, state: str | None = None) -> dict[str, Any]:
@@ -248,7 +257,7 @@ class V2Api(Api):
     def _datastore_secrets(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         self.datastore_payload(m.group("name"))
         return 200, {"secretsType": "Sas", "sasToken": "sv=2021-08-06&ss=b&srt=sco&sp=rwdlac&se=2099-01-01T00%3A00%3A00Z"
-                                                      "&sig=ZmFrZQ%3D%3D"}
+                                                      f"&sig={self.tokens.sas_signature}"}
 
     # -- versioned assets ------------------------------------------------------------------------------
     def check_body(self, kind: str, body: Any) -> None:
@@ -299,7 +308,7 @@ class V2Api(Api):
     def _pending_upload(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         """A temporary container the client uploads an asset's files into, with a SAS for it."""
         container = f"{m.group('kind')}-upload-{uuid.uuid4().hex[:16]}"
-        sas = "sv=2021-08-06&sr=c&sp=rcwl&se=2099-01-01T00%3A00%3A00Z&sig=ZmFrZQ%3D%3D"
+        sas = f"sv=2021-08-06&sr=c&sp=rcwl&se=2099-01-01T00%3A00%3A00Z&sig={self.tokens.sas_signature}"
         return 200, {"blobReferenceForConsumption": {"blobUri": self.blob_url(container),
                                                      "storageAccountArmId": f"/subscriptions/{self.subscription}/"
                                                      f"resourceGroups/{self.resource_group}/providers/"

@@ -171,8 +171,8 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
         else:
             prepared = raw
 
-        with open(single_model_file(model_version), "rb") as f:
-            model = pickle.load(f)  # noqa: S301 - only from the workspace's model registry
+        # only from the workspace's model registry, and only while its files match the registered sha256
+        model = pickle.loads(model_version.read_verified(single_model_file(model_version)))  # noqa: S301
     predictions = predictor.predict(model, prepared, model_id=model_version.id, file_name=path.name, notes=notes)
     made: dict[str, Any] = {"model": model_version.id, "run_id": lineage.run.id, "label": str(label),
             "task": str(getattr(predictor, "task", "") or ""),
@@ -250,8 +250,13 @@ def predict_command(model: str, data: str, out: str, dataset: str | None, keep: 
     if out == "-":
         result.frame.to_csv(sys.stdout, index=False)
     else:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        result.frame.to_csv(out, index=False)
+        from ..io import write_atomically
+
+        try:  # the complete file or the one that was there, never a truncated one
+            write_atomically(out, lambda f: result.frame.to_csv(f, index=False), "the predictions")
+        except AmlStepError as exc:
+            fail(str(exc), EXIT_BAD_INPUT)
+            return
     via = ", ".join(result.steps) or "no preparation step"
     click.echo(f"Predicted {result.label} for {len(result.frame)} rows with model {result.model} "
                f"(trained in run {result.run_id[:8]}; prepared by {via})" + ("" if out == "-" else f"; wrote {out}"),

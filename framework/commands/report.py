@@ -219,9 +219,9 @@ def write_report(workspace: LocalWorkspace, run_id: str, out: str | Path | None 
     html = build_report(workspace, run_id, plots=plots, progress=progress, plugins=plugins)
     run = workspace.get_run(run_id)
     target = Path(out) if out else Path(f"report-{run.id[:8]}.html")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(html, encoding="utf-8")
-    return target
+    from ..io import write_atomically
+
+    return write_atomically(target, lambda f: f.write(html), "the report")  # the complete page or the old one
 
 
 class _progress_bar:

@@ -113,13 +113,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def sha256_tree(path: Path) -> str:
-    """Content hash of a file or of every file under a folder (names included)."""
+def sha256_tree(path: Path, known: dict[Path, str] | None = None) -> str:
+    """Content hash of a file or of every file under a folder (names included).
+
+    ``known``: the sha256 of some files, already computed (from bytes held in memory), used instead of reading them.
+    """
+    known = known or {}
     if path.is_file():
-        return sha256_file(path)
+        return known.get(path) or sha256_file(path)
     digest = hashlib.sha256()
     for item in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(item.relative_to(path).as_posix().encode() + b"\0" + sha256_file(item).encode())
+        digest.update(item.relative_to(path).as_posix().encode() + b"\0" + (known.get(item) or sha256_file(item)).encode())
     return digest.hexdigest()
 
 
@@ -180,6 +184,27 @@ class ModelVersion:
     def check_files(self) -> None:
         """Raise a one-line WorkspaceError when registered files were deleted behind amlstep's back."""
         _check_files(f"model {self.id}", self.path, self.files)
+
+    def read_verified(self, file: Path) -> bytes:
+        """The bytes of ``file`` (one of the model's files), once the model's files match the sha256 recorded at
+        registration; a one-line WorkspaceError naming the file and both hashes otherwise.
+
+        Loading a pickle runs code: a model changed behind amlstep's back is refused before it is loaded. The
+        bytes returned are the ones hashed, so the file cannot change between the check and the load.
+        """
+        try:
+            data = Path(file).read_bytes()
+        except OSError as exc:
+            raise WorkspaceError(f"model {self.id}: cannot read {file}: {exc.strerror or exc}") from None
+        if self.sha256:
+            now = sha256_tree(self.path, {Path(file): hashlib.sha256(data).hexdigest()})
+            if now != self.sha256:
+                raise WorkspaceError(
+                    f"model {self.id} changed after it was registered ({file}): its files' sha256 is now {now}, the "
+                    f"registry recorded {self.sha256}; amlstep does not load it (loading a pickle runs its code). "
+                    f"Run `amlstep workspace check` to see what else changed; register the model again if the "
+                    f"change is yours")
+        return data
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "path": str(self.path), "id": self.id}

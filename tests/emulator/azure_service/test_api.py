@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import ssl
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from emulator.azure_service import FAKE_TOKEN, FakeAzureML
-from emulator.azure_service.api import COMPUTE_NAME, b64, make_token
+from emulator.azure_service import FakeAzureML
+from emulator.azure_service.api import COMPUTE_NAME
 from emulator.azure_service.service import RESOURCE_GROUP, SUBSCRIPTION
 
 COMPUTE = {"location": "westeurope", "properties": {"computeType": "AmlCompute", "properties": {
@@ -28,14 +27,15 @@ def fake():
 
 @pytest.fixture(params=["v1", "v2"])
 def api(request, fake):
-    """How to call one of the two APIs: (url, ssl context)."""
+    """How to call one of the two APIs: (url, ssl context, the fake's token)."""
     if request.param == "v1":
-        return fake.base_url, None
-    return fake.tls_url, ssl.create_default_context(cafile=str(fake.ca.ca_file))
+        return fake.base_url, None, fake.token
+    return fake.tls_url, ssl.create_default_context(cafile=str(fake.ca.ca_file)), fake.token
 
 
-def call(api, method, path, body=None, token=FAKE_TOKEN):
-    base, context = api
+def call(api, method, path, body=None, token=""):
+    base, context, issued = api
+    token = issued if token == "" else token
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
@@ -61,10 +61,9 @@ def test_every_call_but_discovery_needs_an_unexpired_bearer_jwt(fake, api):
     status, body, _ = call(api, "GET", path, token="not-a-jwt")
     assert (status, body["error"]["code"], body["error"]["message"]) == (401, "InvalidAuthenticationToken",
                                                                         "The access token is invalid.")
-    expired = ".".join([b64({"alg": "none"}), b64({"exp": int(time.time()) - 60}), "c2ln"])
-    status, body, _ = call(api, "GET", path, token=expired)
+    status, body, _ = call(api, "GET", path, token=fake.tokens.issue(lifetime=-60))
     assert (status, body["error"]["code"]) == (401, "ExpiredAuthenticationToken")
-    assert call(api, "GET", path, token=make_token("tenant"))[0] == 200
+    assert call(api, "GET", path, token=fake.tokens.issue())[0] == 200
 
 
 def test_arm_calls_need_a_well_formed_api_version(fake, api):

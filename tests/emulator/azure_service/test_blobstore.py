@@ -49,7 +49,7 @@ def test_clients_reach_the_blob_host_through_the_service_over_tls_with_its_own_c
         fake.blob.put("data", "x.csv", b"a,b\n1,2\n")
         proxies = {"https": fake.base_url}
         ca = str(fake.ca.ca_file)
-        url = f"https://{fake.blob.account}.blob.core.windows.net/data/x.csv?sig=c2ln"
+        url = f"https://{fake.blob.account}.blob.core.windows.net/data/x.csv?sig={fake.tokens.sas_signature}"
         answer = requests.get(url, proxies=proxies, verify=ca, timeout=10)
         assert answer.status_code == 200 and answer.content == b"a,b\n1,2\n"
         # the certificate is trusted only through the service's CA, and only for blob hosts

@@ -9,10 +9,10 @@ import urllib.request
 
 import pytest
 
-from emulator.azure_service import FAKE_TOKEN, FakeAzureML, summarize_submission
+from emulator.azure_service import FakeAzureML, summarize_submission
 
 
-def get(url, token=FAKE_TOKEN):
+def get(url, token=None):
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
         with urllib.request.urlopen(request, timeout=5) as resp:
@@ -34,7 +34,7 @@ def test_binds_loopback_only_and_stops():
 
 def test_unhandled_routes_are_recorded_with_an_sdk_shaped_error():
     with FakeAzureML() as fake:
-        status, body = get(fake.base_url + "/no/such/route")
+        status, body = get(fake.base_url + "/no/such/route", fake.token)
         assert status == 404 and body["error"]["details"] == [] and "unhandled GET /no/such/route" in \
             body["error"]["message"]
         assert fake.unhandled == ["GET /no/such/route"]

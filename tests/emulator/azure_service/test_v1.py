@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from emulator.azure_service import FAKE_TOKEN, FakeAzureML
+from emulator.azure_service import FakeAzureML
 from emulator.azure_service.service import RESOURCE_GROUP, SUBSCRIPTION
 from framework import BackendError
 from framework.backends.azure.sdk_v1.backend import AzureBackend, Provisioning
@@ -20,7 +20,8 @@ from framework.backends.azure.sdk_v1.backend import AzureBackend, Provisioning
 from ...framework.backends.azure.conftest import TITANIC
 
 
-def call(fake, method, path, body=None, token=FAKE_TOKEN):
+def call(fake, method, path, body=None, token=""):
+    token = fake.token if token == "" else token
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"

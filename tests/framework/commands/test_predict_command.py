@@ -170,3 +170,143 @@ def test_a_plugin_predicts_with_the_models_its_steps_train(workspace, tmp_path):
     unknown = get_plugin_manager(plugins=[ToySteps()])  # no plugin knows the fit step
     with pytest.raises(WorkspaceError, match=re.escape("no AutoML step of that run produced it")):
         predict(workspace, unknown, "ToyMean", new)
+
+
+# -- issue 24: what predict writes and what it loads --------------------------------------------------------
+@pytest.fixture
+def toy_model(workspace, tmp_path):
+    """(invoke, rows.csv): the ToyMean model registered by a toy pipeline, and the CLI with a predictor for it."""
+    from click.testing import CliRunner
+
+    from tests.framework.commands.conftest import cli_with_commands
+
+    training = tmp_path / "toy.csv"
+    pd.DataFrame({"x": [1, 2, 3, 6], "y": [0, 1, 0, 1]}).to_csv(training, index=False)
+    workspace.register_dataset("toy_ds", [str(training)])
+    plugins = get_plugin_manager(plugins=[ToySteps(), ToyPredictors()])
+    pipeline = Pipeline(experiment="toy", steps=[
+        Step("double", inputs={"table": Dataset("toy_ds")}),
+        Step("fit", inputs={"table": "doubled"}),
+        Step("register_model", inputs={"model": "model"}, params={"model_name": "ToyMean"})])
+    assert run_pipeline(pipeline, workspace=workspace, plugins=plugins).succeeded
+    rows = tmp_path / "rows.csv"
+    pd.DataFrame({"x": range(1000), "y": 1}).to_csv(rows, index=False)
+
+    def invoke(*args):
+        return CliRunner().invoke(cli_with_commands(plugins), ["--workspace", str(workspace.path), *args])
+
+    return invoke, rows
+
+
+def _to_csv_that_stops(error):
+    """DataFrame.to_csv writing half of the table, then raising ``error`` (a kill, a full disk)."""
+    original = pd.DataFrame.to_csv
+
+    def to_csv(self, path_or_buf=None, **kwargs):
+        if "predicted_y" not in self.columns:  # a preparation step's output: written as before
+            return original(self, path_or_buf, **kwargs)
+        text = original(self, None, **kwargs)
+        half = text[:text.index("\n", len(text) // 2) + 1]  # ends on a complete row, as a killed write did
+        if isinstance(path_or_buf, (str, Path)):
+            Path(path_or_buf).write_text(half)
+        else:
+            path_or_buf.write(half)
+            path_or_buf.flush()
+        raise error
+    return to_csv
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), OSError(28, "No space left on device")],
+                         ids=["interrupted", "disk-full"])
+def test_predict_out_replaces_the_file_only_once_the_new_one_is_complete(toy_model, tmp_path, monkeypatch, error):
+    """predict -o wrote in place: a kill left a truncated file ending on a complete row, a full disk a 0-byte file
+    and a traceback; both destroyed the complete file that was there."""
+    invoke, rows = toy_model
+    out = tmp_path / "out" / "preds.csv"
+    assert invoke("predict", "ToyMean", str(rows), "-o", str(out)).exit_code == 0
+    complete = out.read_bytes()
+    assert len(complete.splitlines()) == 1001
+    monkeypatch.setattr(pd.DataFrame, "to_csv", _to_csv_that_stops(error))
+    result = invoke("predict", "ToyMean", str(rows), "-o", str(out))
+    if isinstance(error, KeyboardInterrupt):
+        assert result.exit_code == 1 and "Aborted" in result.output  # click turns Ctrl-C into Abort
+    else:
+        assert result.exit_code == 2, result.output
+        assert result.stderr.endswith(f"Error: cannot write the predictions to {out}: no space left on the device "
+                                      f"holding {out.parent}; {out} is unchanged\n"), result.stderr
+    assert out.read_bytes() == complete
+    assert sorted(p.name for p in out.parent.iterdir()) == ["preds.csv"]  # no temporary file left behind
+
+
+def test_predict_out_keeps_the_permissions_of_the_file_it_replaces(toy_model, tmp_path):
+    invoke, rows = toy_model
+    out = tmp_path / "preds.csv"
+    out.write_text("old\n")
+    out.chmod(0o640)
+    assert invoke("predict", "ToyMean", str(rows), "-o", str(out)).exit_code == 0
+    assert (out.stat().st_mode & 0o777, len(out.read_text().splitlines())) == (0o640, 1001)
+
+
+def test_predict_out_dev_full_is_one_line(toy_model):
+    invoke, rows = toy_model
+    result = invoke("predict", "ToyMean", str(rows), "-o", "/dev/full")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.endswith("Error: cannot write the predictions to /dev/full: no space left on the device\n")
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert Path("/dev/full").is_char_device()  # written in place, never replaced by a file
+
+
+def test_predict_refuses_a_model_changed_after_it_was_registered_before_loading_it(toy_model, workspace, tmp_path):
+    """predict unpickled a registered model whose sha256 no longer matched the registry: the test's code ran."""
+    import hashlib
+    import pickle
+
+    invoke, rows = toy_model
+    model = workspace.get_model("ToyMean")
+    file = model.path / model.files[0]
+    marker = tmp_path / "the-pickle-ran"
+    file.write_bytes(pickle.dumps(_WritesAMarker(str(marker))))
+    now = hashlib.sha256(model.files[0].encode() + b"\0" + hashlib.sha256(file.read_bytes()).hexdigest().encode()).hexdigest()
+    result = invoke("predict", "ToyMean", str(rows))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.endswith(
+        f"Error: model ToyMean:1 changed after it was registered ({file}): its files' sha256 is now {now}, the "
+        f"registry recorded {model.sha256}; amlstep does not load it (loading a pickle runs its code). Run "
+        f"`amlstep workspace check` to see what else changed; register the model again if the change is yours\n")
+    assert not marker.exists()
+
+
+class _WritesAMarker:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path(self.path).write_text, ("ran",))
+
+
+def test_predict_on_a_fifo_is_refused_instead_of_waiting_for_a_writer(toy_model, tmp_path):
+    import os
+    import threading
+
+    invoke, _ = toy_model
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+
+    done = threading.Event()
+
+    def unblock():  # what a writer would do, now and then: a predict that opens the FIFO goes on (and fails this test)
+        while not done.wait(5):
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+
+    watchdog = threading.Thread(target=unblock, daemon=True)
+    watchdog.start()
+    try:
+        result = invoke("predict", "ToyMean", str(fifo))
+    finally:
+        done.set()
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (f"Error: prediction data {str(fifo)!r}: fifo.csv is a named pipe (FIFO), not a file; "
+                             f"give a CSV or Parquet file\n")

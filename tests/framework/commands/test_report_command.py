@@ -97,6 +97,69 @@ def test_report_command_writes_the_file(cli, titanic_run, tmp_path, monkeypatch)
     assert missing.exit_code == 2 and "run 'nosuchrun' does not exist" in missing.stderr
 
 
+# -- issue 24: the page lands whole, or the old one stays ------------------------------------------------
+@pytest.fixture
+def toy_report(workspace, tmp_path):
+    """(invoke, run id): a completed toy run, and the CLI that reports on it."""
+    from click.testing import CliRunner
+
+    from tests.framework.commands.conftest import cli_with_commands
+
+    plugins = get_plugin_manager(plugins=[ToySteps(), _BigSection()])
+    result = run_pipeline(Pipeline([Step("make_table"), Step("fit", inputs={"table": "table"})], experiment="toy"),
+                          workspace=workspace, plugins=plugins)
+    assert result.succeeded, result.error
+
+    def invoke(*args):
+        return CliRunner().invoke(cli_with_commands(plugins), ["--workspace", str(workspace.path), *args])
+
+    return invoke, result.run_id
+
+
+class _BigSection:
+    """A 1 MB section: a page far larger than the workspace's own files (the file-size limit below spares them)."""
+
+    @hookimpl
+    def report_section(self, lineage, step, plots, progress):
+        if step.properties.get("plugin") != "fit":
+            return None
+        return ReportSection("<section id='big'><pre>" + "x" * 1_000_000 + "</pre></section>", [])
+
+
+def test_report_out_on_a_file_system_that_refuses_more_bytes_keeps_the_old_page(toy_report, tmp_path):
+    """report -o wrote in place: a full disk left a truncated page and a traceback, the complete page lost.
+
+    The file-size limit (RLIMIT_FSIZE) makes the kernel refuse the write part-way, as a full disk does."""
+    import resource
+    import signal
+
+    invoke, run_id = toy_report
+    out = tmp_path / "reports" / "page.html"
+    assert invoke("report", run_id, "-o", str(out)).exit_code == 0
+    page = out.read_bytes()
+    limit = len(page) // 2
+    previous = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, previous[1]))
+    try:
+        result = invoke("report", run_id, "-o", str(out))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, previous)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"Error: cannot write the report to {out}: File too large; {out} is unchanged\n"
+    assert out.read_bytes() == page
+    assert sorted(p.name for p in out.parent.iterdir()) == ["page.html"]
+
+
+def test_report_out_dev_full_is_one_line(toy_report):
+    invoke, run_id = toy_report
+    result = invoke("report", run_id, "-o", "/dev/full")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "Error: cannot write the report to /dev/full: no space left on the device\n"
+    assert Path("/dev/full").is_char_device()
+
+
 # -- in a real browser --------------------------------------------------------------------------
 def chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):

@@ -2,8 +2,9 @@
 
 - Credentials: ``DefaultAzureCredential`` by default (environment, managed identity, Azure CLI,
   ...: the SDK v2 habit); a workspace config written by ``amlstep fake-azure`` is recognised
-  (``endpoint.CONFIG_MARKER``) and answered with :class:`FakeServiceCredential`, which mints tokens
-  the fake accepts, so trying the Azure path by hand needs no ``az login``.
+  (``endpoint.CONFIG_MARKER``) and answered with :class:`FakeServiceCredential`, which hands out the
+  tokens the fake issued in that config (it signs them; it accepts no others), so trying the Azure
+  path by hand needs no ``az login``.
 - The workspace: ``MLClient.from_config`` (a ``config.json`` in the current folder or a parent,
   ``.azureml/``) or ``--config PATH`` (a file or a folder).
 - The fake: azure-ai-ml finds a cloud's endpoints through ``ARM_CLOUD_METADATA_URL``
@@ -17,8 +18,6 @@ Nothing here imports ``azure.ai.ml`` at module level.
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,55 +32,38 @@ FAKE_CLOUD = "AmlstepFake"
 SDK_BUG_VERSIONS = ("1.35",)
 
 
-def _b64(data: Mapping[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-
-def fake_token(resource: str, tenant: str, subject: str = "fake@example.com", lifetime: float = 3600) -> str:
-    """A JWT shaped like Entra ID's for ``resource`` (unsigned: the fake checks shape, audience and expiry)."""
-    return ".".join([_b64({"alg": "none", "typ": "JWT"}),
-                     _b64({"aud": resource.rstrip("/"), "exp": int(time.time() + lifetime), "tid": tenant,
-                           "oid": "33333333-3333-3333-3333-333333333333", "upn": subject, "appid": "amlstep-fake"}),
-                     "c2ln"])
-
-
-def token_expiry(token: Any) -> float | None:
-    """The expiry (``exp``, epoch seconds) of a JWT, or None when ``token`` is not one that says."""
-    try:
-        payload = str(token).split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return float(claims["exp"])
-    except (IndexError, ValueError, KeyError, TypeError):
-        return None
-
-
 class FakeServiceCredential:
-    """An azure-core token credential for the fake service: a token for any scope, no sign-in.
+    """An azure-core token credential for the fake service: the tokens of its config, no sign-in.
 
-    The tokens it mints expire when the config's token does (``expires``, epoch seconds): a config.json whose token
-    has expired is refused by the service with SDK v2 as with SDK v1, which sends that token itself.
+    Args:
+        tenant: the fake's tenant id.
+        token: the token of the fake's config (``token``), sent for any scope ...
+        tokens: ... but those the config names by resource (``tokens``: azure-ai-ml checks the audience of
+            Azure ML's own token).
     """
 
-    def __init__(self, tenant: str = "", expires: float | None = None) -> None:
+    def __init__(self, tenant: str = "", token: str = "", tokens: Mapping[str, str] | None = None) -> None:
         self.tenant = tenant
-        self.expires = expires
-
-    def _expires(self) -> int:
-        return int(self.expires if self.expires is not None else time.time() + 3600)
+        self.token = token
+        self.tokens = {resource.rstrip("/"): value for resource, value in (tokens or {}).items()}
 
     def _token(self, scopes: tuple[str, ...]) -> str:
-        resource = scopes[0].removesuffix("/.default") if scopes else "https://ml.azure.invalid"
-        return fake_token(resource, self.tenant, lifetime=self._expires() - time.time())
+        resource = scopes[0].removesuffix("/.default").rstrip("/") if scopes else ""
+        found = self.tokens.get(resource) or self.token
+        if not found:
+            raise BackendError("the fake service's workspace config carries no token; write it again with "
+                               "`amlstep fake-azure --config-out FILE`")
+        return found
 
     def get_token(self, *scopes: str, **kwargs: Any) -> Any:
         from azure.core.credentials import AccessToken
 
-        return AccessToken(self._token(scopes), self._expires())
+        return AccessToken(self._token(scopes), int(time.time()) + 3600)
 
     def get_token_info(self, *scopes: str, options: Any = None) -> Any:
         from azure.core.credentials import AccessTokenInfo
 
-        return AccessTokenInfo(self._token(scopes), self._expires())
+        return AccessTokenInfo(self._token(scopes), int(time.time()) + 3600)
 
 
 def environment(info: Mapping[str, Any]) -> dict[str, str]:
@@ -107,7 +89,9 @@ def require_sdk() -> None:
 def credential(service: Mapping[str, Any] | None) -> Any:
     """The credential for a workspace: the fake's, else ``DefaultAzureCredential``."""
     if service is not None:
-        return FakeServiceCredential(str(service.get("tenant_id") or ""), expires=token_expiry(service.get("token")))
+        tokens = service.get("tokens")
+        return FakeServiceCredential(str(service.get("tenant_id") or ""), str(service.get("token") or ""),
+                                     tokens if isinstance(tokens, Mapping) else None)
     try:
         from azure.identity import DefaultAzureCredential
     except ImportError as exc:

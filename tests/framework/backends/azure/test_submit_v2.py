@@ -208,14 +208,14 @@ def test_a_compute_that_cannot_be_created_is_a_clear_error(fake_azure_v2):
 
 @pytest.mark.parametrize("sdk", ["v1", "v2"])
 def test_an_expired_token_in_config_json_is_refused_by_both_sdks(sdk, tmp_path, _fake_azure_cache):
-    """SDK v1 sends the config's token; SDK v2's credential mints tokens that expire with it (it used to ignore it)."""
-    from emulator.azure_service.api import make_token
-    from emulator.azure_service.service import TENANT
-
+    """Both SDKs send the config's tokens (SDK v2 used to mint fresh ones and ignore an expired one)."""
     with open_fake_azure(tmp_path, _fake_azure_cache, sdk=sdk, execute=False) as fake:
         config = fake.config(tmp_path)
         data = json.loads(config.read_text())
-        data["amlstep_fake_service"]["token"] = make_token(TENANT, lifetime=-60)
+        section = data["amlstep_fake_service"]
+        section["token"] = fake.service.tokens.issue(lifetime=-60)
+        section["tokens"] = {resource: fake.service.tokens.issue(audience=resource, lifetime=-60)
+                             for resource in section.get("tokens") or {}}
         config.write_text(json.dumps(data))
         result = CliRunner().invoke(make_cli(), ["run", str(TITANIC), "--backend", "azure", "--sdk", sdk, "--config",
                                                  str(config)])
