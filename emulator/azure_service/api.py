@@ -14,6 +14,7 @@ a well-formed ``api-version``, and that the workspace in the URL exists; then th
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
@@ -27,13 +28,33 @@ WS_PATH = (r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/provider
            r"Microsoft.MachineLearningServices/workspaces/(?P<ws>[^/]+)")
 API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 
-# The service's rule for AmlCompute cluster names: 2 to 16 characters, letters, digits and '-',
-# starting with a letter and ending with a letter or digit. The SDK states the same rule where it
-# checks names client-side (azureml-core, azureml/core/compute/synapse.py, _valid_compute_name:
-# "^[A-Za-z][A-Za-z0-9-]{0,14}[A-Za-z0-9]$").
-COMPUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,14}[A-Za-z0-9]$")
-COMPUTE_NAME_MESSAGE = ("Compute name {name!r} is invalid. It can include letters, digits and dashes. It must start "
-                        "with a letter, end with a letter or digit, and be between 2 and 16 characters in length.")
+# The service's rules for compute names. AmlCompute clusters (Microsoft's "Create an Azure Machine Learning
+# compute cluster", MicrosoftDocs/azure-docs articles/machine-learning/how-to-create-attach-compute-cluster.md,
+# "Compute name"): 3 to 24 characters; letters, digits and '-'; starting with a letter; a '-' must be followed
+# by at least one letter later in the name (so Microsoft's own `forecast-step-cluster-v2` and
+# `gpu-v100-1GPU-cluster` are valid, `cpu-cluster-1` is not). Compute instances: the message the service answers
+# for an invalid name (3 to 24 characters, numbers, letters and '-', starting with a letter, not ending in
+# '-<digits>'). The 2-to-16 rule azureml-core states in azureml/core/compute/synapse.py is the Synapse attach's.
+COMPUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{2,23}$")
+COMPUTE_NAME_MESSAGE = ("Compute name {name!r} is invalid. It must be between 3 and 24 characters long, contain only "
+                        "letters, digits and the '-' character, start with a letter, and every '-' must be followed "
+                        "by at least one letter later in the name.")
+# what the service answers (checkComputeNameAvailability's message, and the refusal) for an invalid instance name
+INSTANCE_NAME_MESSAGE = ("A name for an Azure ML Compute Instance must be between 3 and 24 characters in length and "
+                         "must use only numbers, letters and minus symbol (-)\uff0cmust start with letters. Numbers "
+                         "cannot be the ending of the name if the previous character is a minus symbol (-). Please "
+                         "specify a different Azure ML Instance name")
+
+
+def compute_name_problem(name: str, kind: str = "AmlCompute") -> str | None:
+    """The service's message for an invalid compute name of ``kind``, or None when the name is valid."""
+    if kind == "ComputeInstance":
+        valid = COMPUTE_NAME.match(name) is not None and re.search(r"-\d+$", name) is None
+        return None if valid else INSTANCE_NAME_MESSAGE
+    valid = COMPUTE_NAME.match(name) is not None and ("-" not in name or re.search(r"-[^A-Za-z]*$", name) is None)
+    return None if valid else COMPUTE_NAME_MESSAGE.format(name=name)
+
+
 # VM sizes the fake's region offers for AmlCompute (a subset of Azure's; case-insensitive, as Azure).
 VM_SIZES = ("STANDARD_D1_V2", "STANDARD_D2_V2", "STANDARD_D3_V2", "STANDARD_D4_V2", "STANDARD_D5_V2",
             "STANDARD_D11_V2", "STANDARD_D12_V2", "STANDARD_D13_V2", "STANDARD_D14_V2", "STANDARD_DS2_V2",
@@ -49,6 +70,22 @@ DISCOVERY_KEYS = ("api", "catalog", "experimentation", "gallery", "history", "hy
 SAS = "sv=2021-08-06&sr=b&sp={permissions}&se=2099-01-01T00%3A00%3A00Z&sig={sig}"
 
 Route = Callable[[re.Match[str], Any, Mapping[str, list[str]]], tuple[Any, ...]]
+
+
+def client_of(request: Any) -> str:
+    """The user agent of the request being answered ('' outside a request)."""
+    return str((getattr(request, "headers", None) or {}).get("user-agent") or "")
+
+
+def instance_properties(target: ComputeTarget) -> dict[str, Any]:
+    """A compute instance's ``properties.properties`` as the service reports a running one."""
+    return {"vmSize": target.vm_size, "state": "Running" if target.state == "Succeeded" else "CreateFailed",
+            "applicationSharingPolicy": "Personal", "computeInstanceAuthorizationType": "personal",
+            "sshSettings": {"sshPublicAccess": "Disabled", "adminUserName": "azureuser", "sshPort": 50000},
+            "connectivityEndpoints": {"publicIpAddress": "127.0.0.1", "privateIpAddress": "127.0.0.1"},
+            "applications": [], "errors": target.errors or [], "lastOperation": None, "osImageMetadata": None,
+            "subnet": None, "status": None, "createdBy": {"userName": "fake@example.com"},
+            "personalComputeInstanceSettings": None, "setupScripts": None, "schedules": None}
 
 
 # -- the base of both APIs ---------------------------------------------------------------------------
@@ -87,6 +124,7 @@ class Api:
         self.routes: list[tuple[str, re.Pattern[str], Route]] = []
         self.operations: dict[str, dict[str, Any]] = {}
         self.created_computes: list[dict[str, Any]] = []
+        self.request = threading.local()     # the request being answered, per server thread
         self._add_routes()
 
     # -- shapes (each API its own) -----------------------------------------------------------------------
@@ -135,6 +173,7 @@ class Api:
             status, response = self.unrouted(method, path)
             return status, response, {}, None
         function, match = found
+        self.request.headers = headers   # for the few routes whose answer depends on the client
         try:
             result = function(match, body, query)
         except ServiceError as exc:
@@ -218,9 +257,14 @@ class Api:
         return 200, self.compute_payload(target)
 
     def _compute_put(self, m: Any, body: Any, q: Any) -> tuple[int, Any, dict[str, str]]:
-        """Create an AmlCompute cluster (ARM's PUT of a ComputeResource), checked as the service checks it."""
+        """Create an AmlCompute cluster or a compute instance (ARM's PUT of a ComputeResource), checked as the
+        service checks it."""
         name = m.group("name")
         self.check_body("computes", body)
+        kind = str(((body or {}).get("properties") or {}).get("computeType") or "AmlCompute")
+        if kind not in ("AmlCompute", "ComputeInstance"):
+            raise ServiceError(400, "BadArgument", f"The fake service creates AmlCompute clusters and compute "
+                                                   f"instances; got computeType {kind!r}")
         props = ((body or {}).get("properties") or {}).get("properties") or {}
         scale = props.get("scaleSettings") or {}
         vm_size = str(props.get("vmSize") or "STANDARD_D2_V2")
@@ -229,8 +273,9 @@ class Api:
                  "idle_seconds_before_scaledown": scale.get("nodeIdleTimeBeforeScaleDown"),
                  "vm_priority": props.get("vmPriority")}
         self.created_computes.append({key: asked[key] for key in self.COMPUTE_RECORD})
-        if not COMPUTE_NAME.match(name):
-            raise ServiceError(400, "BadArgument", COMPUTE_NAME_MESSAGE.format(name=name))
+        problem = compute_name_problem(name, kind)
+        if problem is not None:
+            raise ServiceError(400, "BadArgument", problem)
         if vm_size.upper() not in VM_SIZES:
             raise ServiceError(400, "BadArgument", f"The specified VM size {vm_size!r} is not supported for "
                                                    f"AmlCompute in region '{self.location}'. Supported sizes include "
@@ -243,7 +288,7 @@ class Api:
         idle = str(scale.get("nodeIdleTimeBeforeScaleDown") or "PT120S")
         target = ComputeTarget(name=name, vm_size=vm_size, min_nodes=min_nodes, max_nodes=max_nodes,
                                idle_seconds=int(re.sub(r"\D", "", idle) or 120),
-                               priority=str(props.get("vmPriority") or "Dedicated"))
+                               priority=str(props.get("vmPriority") or "Dedicated"), kind=kind)
         error = None
         if self.compute_error:
             error = {"code": "QuotaExceeded", "message": self.compute_error}
@@ -251,6 +296,19 @@ class Api:
             target.errors = [{"error": dict(error)}]
         self.engine.computes[name] = target
         return 201, self.compute_payload(target, "Creating"), {"Azure-AsyncOperation": self.start_operation(error)}
+
+    def _compute_name_check(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """``checkComputeNameAvailability``: what azureml-core asks before creating a compute instance."""
+        name = str((body or {}).get("Name") or (body or {}).get("name") or "")
+        kind = "ComputeInstance" if "DataScienceInstance" in str((body or {}).get("Type") or (body or {})
+                                                                  .get("type") or "") else "AmlCompute"
+        problem = compute_name_problem(name, kind)
+        if problem is not None:
+            return 200, {"nameAvailable": False, "reason": "Invalid", "message": problem}
+        if name in self.engine.computes:
+            return 200, {"nameAvailable": False, "reason": "AlreadyExists",
+                         "message": f"Compute with name {name} already exists."}
+        return 200, {"nameAvailable": True, "reason": None, "message": None}
 
     # -- run history ------------------------------------------------------------------------------------------
     def _history_record(self, m: Any) -> RunRecord:

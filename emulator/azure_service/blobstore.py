@@ -46,7 +46,12 @@ class BlobError(Exception):
 
 
 class BlobStore:
-    """Blobs kept as files under ``root/<account>/<container>/<blob name>``."""
+    """Blobs kept as files under ``root/<account>/<container>/<blob name>``.
+
+    Nothing else lives in those folders: blob metadata is kept apart (``root/.metadata/...``) and
+    uploads are written elsewhere first (``root/.partial``), so a folder of blobs given to a step is
+    exactly the blobs, as a mounted or downloaded folder is on Azure.
+    """
 
     def __init__(self, root: Path, account: str) -> None:
         self.root = Path(root)
@@ -78,14 +83,18 @@ class BlobStore:
             if target.is_dir():
                 raise BlobError(409, "InvalidBlobOrBlock", f"{name!r} is a virtual folder holding other blobs")
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.partial")
+            staging = self.root / ".partial"
+            staging.mkdir(parents=True, exist_ok=True)
+            partial = staging / f"{os.getpid()}.{threading.get_ident()}"
             partial.write_bytes(data)
             os.replace(partial, target)
+            self.metadata_path(container, name).unlink(missing_ok=True)   # Put Blob replaces the metadata
         return target
 
     def metadata_path(self, container: str, name: str) -> Path:
-        target = self.path(container, name)
-        return target.with_name(f".{target.name}.metadata.json")
+        """Where a blob's metadata is kept: outside the container's folder, never beside the blob."""
+        relative = self.path(container, name).relative_to(self.root)
+        return self.root / ".metadata" / relative.parent / f"{relative.name}.json"
 
     def set_metadata(self, container: str, name: str, metadata: Mapping[str, str]) -> None:
         """Blob metadata (``x-ms-meta-*``), kept beside the blob (the SDK v2 marks finished uploads with it)."""
@@ -93,7 +102,9 @@ class BlobStore:
 
         if not self.exists(container, name):
             raise BlobError(404, "BlobNotFound", "The specified blob does not exist.")
-        self.metadata_path(container, name).write_text(json.dumps(dict(metadata)))
+        target = self.metadata_path(container, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(dict(metadata)))
 
     def get_metadata(self, container: str, name: str) -> dict[str, str]:
         import json
@@ -134,6 +145,7 @@ class BlobStore:
         if not target.is_file():
             raise BlobError(404, "BlobNotFound", "The specified blob does not exist.")
         target.unlink()
+        self.metadata_path(container, name).unlink(missing_ok=True)
 
     def copy_tree(self, container: str, prefix: str, destination: Path) -> list[Path]:
         """Copy the blobs under ``prefix`` into ``destination`` (a download)."""

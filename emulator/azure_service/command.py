@@ -57,8 +57,14 @@ from framework import hookimpl
               help="Also look for packages here: a folder of wheels or a URL (repeatable).")
 @click.option("--offline", is_flag=True, default=False,
               help="No package index: environments get only what the fake has and the --find-links hold.")
+@click.option("--web-file", "web_files", multiple=True, metavar="URL=PATH",
+              help="Serve this local file where a job reads this public URL (repeatable); other URLs are fetched "
+                   "when the step starts, as Azure does.")
+@click.option("--no-web-fetch", "no_web_fetch", is_flag=True, default=False,
+              help="Never fetch a public URL a job reads: a step reading one not given by --web-file fails naming it.")
 def fake_azure_command(port: int, config_out: str | None, state_dir: str | None, computes: tuple[str, ...],
-                       sdk: str, index_url: str | None, find_links: tuple[str, ...], offline: bool) -> None:
+                       sdk: str, index_url: str | None, find_links: tuple[str, ...], offline: bool,
+                       web_files: tuple[str, ...], no_web_fetch: bool) -> None:
     """Serve an offline Azure ML workspace on 127.0.0.1.
 
     The fake service runs what it is sent, until Ctrl-C.
@@ -66,9 +72,18 @@ def fake_azure_command(port: int, config_out: str | None, state_dir: str | None,
     from .service import FakeAzureML
 
     os.umask(0o077)  # what the service keeps (code it runs, its certificate keys, the config): for this user only
+    served = {}
+    for item in web_files:
+        url, sep, path = item.partition("=")
+        if not sep or not url or not path:
+            raise click.BadParameter(f"{item!r}: expected URL=PATH", param_hint="--web-file")
+        if not Path(path).is_file():
+            raise click.BadParameter(f"{path!r} is not a file", param_hint="--web-file")
+        served[url] = path
     try:
         service = FakeAzureML(computes=tuple(computes), root=state_dir, port=port, index_url=index_url,
-                              find_links=find_links, offline=offline).start()
+                              find_links=find_links, offline=offline, web_files=served,
+                              web_fetch=not no_web_fetch).start()
     except ValueError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)

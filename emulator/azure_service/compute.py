@@ -45,7 +45,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Collection, Mapping
 
 if TYPE_CHECKING:
     from .blobstore import BlobStore
@@ -144,6 +144,10 @@ class Compute:
         self.cache_dir = Path(cache_dir)
         self.python = python or sys.executable
         self.index = index or PackageIndex()
+        # what the service sets for its own clients (its URL as HTTPS_PROXY, its CA as REQUESTS_CA_BUNDLE): a
+        # client in the service's process (a test, the corpus runner) leaves them in os.environ, and pip must
+        # not send the package index through the fake
+        self.client_settings: set[str] = set()
         self._lock = threading.Lock()
         self._base: Path | None = None
         self._base_dists: dict[str, str] | None = None
@@ -347,7 +351,7 @@ class Compute:
         if done.returncode == 0:
             notes.append(f"requirements resolved for Python {requested}: {', '.join(unchecked)}")
             return
-        if re.search(r"require a different python version|requires a different Python", output, re.IGNORECASE):
+        if _python_refused(output):
             raise ImageBuildError(f"the requirements cannot be installed on Python {requested}: "
                                   f"{_last_error(output)}", "\n".join(log))
         notes.append(f"requirements not checked for Python {requested} (wheels only, {self.index.describe()}): "
@@ -398,7 +402,7 @@ class Compute:
 
     def _pip_env(self) -> dict[str, str]:
         """pip's environment: the user's pip configuration when no index option was given, else none of it."""
-        env = _tool_env(self.cache_dir / "home", keep_pip=not self.index.explicit)
+        env = _tool_env(self.cache_dir / "home", keep_pip=not self.index.explicit, drop=self.client_settings)
         if self.index.explicit:
             env["PIP_CONFIG_FILE"] = os.devnull
         else:  # the user's pip configuration, though HOME is private
@@ -408,7 +412,8 @@ class Compute:
     def _build(self, folder: Path, wheels: list[tuple[str, bytes]], install: list[str], options: list[str],
                requirements: list[_Requirement], log: list[str], notes: list[str]) -> None:
         def run(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-            done = subprocess.run(command, capture_output=True, text=True, env=env or _tool_env(self.cache_dir / "home"))
+            done = subprocess.run(command, capture_output=True, text=True, env=env or _tool_env(self.cache_dir / "home",
+                                                                                         drop=self.client_settings))
             log.append("$ " + " ".join(command) + "\n" + done.stdout + done.stderr)
             return done
 
@@ -419,7 +424,7 @@ class Compute:
         purelib = subprocess.run([str(folder / "bin" / "python"), "-c",
                                   "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                  capture_output=True, text=True, check=True,
-                                 env=_tool_env(self.cache_dir / "home")).stdout.strip()
+                                 env=_tool_env(self.cache_dir / "home", drop=self.client_settings)).stdout.strip()
         Path(purelib, "_amlstep_base_layer.pth").write_text(str(self.base_layer()) + "\n")
         if not wheels and not install:
             return
@@ -456,12 +461,47 @@ def _last_error(output: str) -> str:
     return (errors or lines or ["pip failed"])[-1].removeprefix("ERROR: ")
 
 
-def _tool_env(home: Path | None = None, keep_pip: bool = False) -> dict[str, str]:
+CLIENT_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
+                    "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
+
+
+def _python_refused(output: str) -> bool:
+    """Whether pip's dry run for another Python failed for that Python (as Azure's build would), not for what a
+    dry run cannot do: pip names a package that requires a different Python, or the requirement it found no
+    distribution for has versions it ignored for their Requires-Python. Otherwise (say a pin that only an sdist
+    meets: a dry run for another Python takes wheels only, Azure's build compiles it) the check is inconclusive."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.version import InvalidVersion, Version
+
+    if re.search(r"Package '[^']+' requires a different Python", output):
+        return True
+    failed = re.findall(r"No matching distribution found for (\S+)", output)
+    ignored = re.findall(r"require a different python version: (.*)", output, re.IGNORECASE)
+    if not failed or not ignored:
+        return False
+    try:
+        specifier = Requirement(failed[-1]).specifier
+    except InvalidRequirement:
+        return True
+    for part in ignored[-1].split(";"):
+        version = part.strip().split(" ", 1)[0]
+        try:
+            if specifier.contains(Version(version), prereleases=True):
+                return True
+        except InvalidVersion:
+            continue
+    return False
+
+
+def _tool_env(home: Path | None = None, keep_pip: bool = False, drop: Collection[str] = ()) -> dict[str, str]:
     """The environment for venv and pip: no PYTHONPATH, nothing from the caller's venv (nor, unless ``keep_pip``,
-    its ``PIP_*`` settings), and a private HOME (pip's helpers leave files there, e.g. ``~/.rustup/settings.toml``
-    via a rustup proxy)."""
+    its ``PIP_*`` settings), none of the proxy and CA settings whose value is in ``drop`` (the fake's own, set for
+    its clients), and a private HOME (pip's helpers leave files there, e.g. ``~/.rustup/settings.toml`` via a
+    rustup proxy)."""
+    dropped = {value.rstrip("/") for value in drop}
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTHON", "VIRTUAL_ENV", "CONDA")) and (keep_pip or not k.startswith("PIP_"))}
+           if not k.startswith(("PYTHON", "VIRTUAL_ENV", "CONDA")) and (keep_pip or not k.startswith("PIP_"))
+           and not (k in CLIENT_VARIABLES and v.rstrip("/") in dropped)}
     env["PIP_NO_INPUT"] = "1"
     if home is not None:
         home.mkdir(parents=True, exist_ok=True)
@@ -471,7 +511,8 @@ def _tool_env(home: Path | None = None, keep_pip: bool = False) -> dict[str, str
 
 @dataclass
 class StepProcess:
-    """``python script argv...`` in ``cwd`` with only ``env`` (plus PATH, HOME, LANG)."""
+    """``python script argv...`` (or, given ``shell``, that command line run by bash, as an SDK v2 job's command
+    is) in ``cwd`` with only ``env`` (plus PATH, HOME, LANG)."""
 
     python: Path
     script: str
@@ -480,16 +521,19 @@ class StepProcess:
     cwd: Path
     home: Path
     timeout: float | None = None
+    shell: str | None = None
 
     def run(self) -> tuple[int, str]:
         script = self.cwd / self.script
-        if not script.is_file():
+        if self.shell is None and not script.is_file():
             return 2, f"{self.python}: can't open file {str(script)!r}: [Errno 2] No such file or directory\n"
         self.home.mkdir(parents=True, exist_ok=True)
         env = {"PATH": f"{self.python.parent}:/usr/local/bin:/usr/bin:/bin", "HOME": str(self.home),
                "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg", **self.env}
         try:
-            done = subprocess.run([str(self.python), self.script, *self.argv], cwd=self.cwd, env=env,
+            command = ["/bin/bash", "-c", self.shell] if self.shell is not None else \
+                [str(self.python), self.script, *self.argv]
+            done = subprocess.run(command, cwd=self.cwd, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=self.timeout)
         except subprocess.TimeoutExpired as exc:
             output = (exc.stdout or b"").decode("utf-8", "replace")

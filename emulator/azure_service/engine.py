@@ -12,7 +12,12 @@ What the engine does with a pipeline job, in a background thread:
   that produced the data) match an earlier completed step run is reused, when ``allow_reuse`` is
   on: it gets a new step run that points at the earlier outputs;
 - command steps run on the :class:`~.compute.Compute` (environment built from the declared pip
-  requirements and shipped wheels, the snapshot's script run as a process);
+  requirements and shipped wheels, the snapshot's script, or the job's command line run by bash, as a
+  process), each input staged as its mode says (a copy of exactly its files for ``ro_mount``/``download``,
+  the store's folder for ``rw_mount``, the URI for ``direct``; public URLs fetched first), each output
+  written to the store (``rw_mount``) or uploaded when the step ends (``upload``);
+- steps of a pipeline node (a :class:`StepGroup`) run under a run of that node, which ends when its
+  steps have ended and carries the outputs bound to them;
 - other kinds of steps run by the runner given for their kind (AutoML steps: the project's AutoML
   emulator service-side, :mod:`.automl`);
 - a failed step fails the pipeline run; downstream steps are not started (unless the job says
@@ -131,6 +136,7 @@ class ComputeTarget:
     errors: list[dict[str, Any]] = field(default_factory=list)
     priority: str = "Dedicated"
     idle_seconds: int = 120
+    kind: str = "AmlCompute"                     # AmlCompute (a cluster) | ComputeInstance
 
 
 # -- jobs (what an API hands the engine) ---------------------------------------------------------
@@ -161,12 +167,32 @@ class EnvironmentSpec:
                            "image": self.image, "curated": self.curated}, sort_keys=True)
 
 
+# how a step sees an input: a read-only copy (Azure mounts read-only), a writable copy (a download),
+# the storage folder itself (read-write mount), or the input's URI as text (direct)
+READ_ONLY_MODES = ("mount", "ro_mount", "eval_mount")
+COPY_MODES = ("download", "eval_download")
+
+
 @dataclass
 class InputBinding:
     port: str
-    mode: str = "mount"                          # mount | download | direct
+    mode: str = "mount"                          # mount (= ro_mount) | ro_mount | download | rw_mount | direct |
+    #                                              eval_mount | eval_download
     dataset: tuple[str, int] | None = None       # (name, version)
     producer: tuple[str, str] | None = None      # (node id, output port)
+    location: tuple[str, str] | None = None      # (datastore, path): a datastore URI, a local upload
+    url: str | None = None                       # a public http(s) URL: fetched when the step starts
+    kind: str = "uri_folder"                     # uri_folder | uri_file | mltable | mlflow_model | custom_model ...
+
+    def source(self) -> str:
+        """What the input reads, for messages."""
+        if self.dataset is not None:
+            return f"dataset {self.dataset[0]}:{self.dataset[1]}"
+        if self.producer is not None:
+            return f"output {self.producer[1]!r} of {self.producer[0]!r}"
+        if self.location is not None:
+            return f"azureml://datastores/{self.location[0]}/paths/{self.location[1]}"
+        return str(self.url)
 
 
 @dataclass
@@ -176,6 +202,19 @@ class OutputSpec:
     path: str                                    # may hold {run-id} and {output-name}
     is_file: bool = False                        # TrainingOutputs are single blobs
     training_output: str | None = None           # "Metrics" | "Model" for an AutoML step's outputs
+    mode: str = "rw_mount"                       # rw_mount (the storage folder) | upload (a local folder, uploaded
+    #                                              when the step ends)
+    kind: str = "uri_folder"                     # the output's type: uri_folder, uri_file, mltable, *_model
+
+
+@dataclass
+class StepGroup:
+    """A pipeline node inside a pipeline (a pipeline component): its own run, parent of its steps' runs."""
+
+    node_id: str
+    name: str
+    group: str | None = None                     # the group it sits in (nested pipelines)
+    outputs: dict[str, tuple[str, str]] = field(default_factory=dict)   # port -> (inner node or group, port)
 
 
 @dataclass
@@ -195,6 +234,9 @@ class StepJob:
     environment: EnvironmentSpec | None = None
     automl_settings: dict[str, Any] = field(default_factory=dict)
     max_seconds: float | None = None
+    shell: list[Token] | None = None             # a command line run by the shell (SDK v2), instead of script+argv
+    after: list[str] = field(default_factory=list)   # node ids it runs after without reading their data (run_after)
+    group: str | None = None                     # the pipeline node (StepGroup) it belongs to
 
 
 @dataclass
@@ -204,9 +246,18 @@ class PipelineJob:
     description: str | None = None
     continue_on_step_failure: bool = False
     parameters: dict[str, str] = field(default_factory=dict)
+    groups: dict[str, StepGroup] = field(default_factory=dict)
 
     def upstream(self, step: StepJob) -> set[str]:
-        return {b.producer[0] for b in step.inputs.values() if b.producer is not None}
+        return {b.producer[0] for b in step.inputs.values() if b.producer is not None} | set(step.after)
+
+    def groups_of(self, step: StepJob) -> list[str]:
+        """The groups a step sits in, innermost first."""
+        found, group = [], step.group
+        while group is not None:
+            found.append(group)
+            group = self.groups[group].group
+        return found
 
 
 @dataclass
@@ -227,7 +278,8 @@ class Engine:
 
     def __init__(self, root: Path, blob: BlobStore, compute: Compute, *, datastores: Mapping[str, str],
                  runtime_env: Callable[[RunRecord], dict[str, str]], execute: bool = True,
-                 runners: Mapping[str, StepRunner] | None = None) -> None:
+                 runners: Mapping[str, StepRunner] | None = None, web_files: Mapping[str, Path] | None = None,
+                 web_fetch: bool = True) -> None:
         self.root = Path(root)
         self.blob = blob
         self.compute = compute
@@ -245,6 +297,8 @@ class Engine:
         self.pipelines: dict[str, PipelineState] = {}
         self.reuse_index: dict[str, str] = {}          # reuse key -> step run id that produced the outputs
         self.reuse_log: list[dict[str, Any]] = []      # what reuse decided, per step run (for tests and docs)
+        self.web_files = {url: Path(path) for url, path in (web_files or {}).items()}   # URL -> local copy
+        self.web_fetch = web_fetch                     # fetch other URLs from the network (as Azure does)
         self._numbers = 0
 
     # -- experiments and runs ----------------------------------------------------------------------
@@ -443,6 +497,8 @@ class Engine:
                 step_run = self._run_step(record, state, step)
                 if step_run.status != "Completed":
                     failed.add(step.node_id)
+                self._update_groups(state, step)
+            self._close_groups(state)
             if failed:
                 first = next(self.run(state.step_runs[n]) for n in (s.node_id for s in job.steps) if n in failed)
                 message = (first.error or {}).get("message") or "a step failed"
@@ -466,14 +522,71 @@ class Engine:
                 todo += list(job.upstream(by_id[node]))
         return False
 
+    # -- pipeline nodes (pipeline components): a run of their own, parent of their steps' runs -----------
+    def _parent_run(self, pipeline_run: RunRecord, state: PipelineState, group_id: str | None) -> RunRecord:
+        if group_id is None:
+            return pipeline_run
+        with self.lock:
+            existing = state.step_runs.get(group_id)
+            if existing is not None:
+                return self.run(existing)
+            group = state.job.groups[group_id]
+            parent = self._parent_run(pipeline_run, state, group.group)
+            record = self.create_run(pipeline_run.experiment, "azureml.PipelineRun", group.name, parent_id=parent.id,
+                                     status="Running")
+            record.node_id = group_id
+            record.properties.update({"azureml.nodeid": group_id, "azureml.pipelinerunid": pipeline_run.id,
+                                      "azureml.runsource": "azureml.PipelineRun", "StepType": "PipelineStep"})
+            record.tags.update({"azureml.nodeid": group_id, "azureml.pipeline": pipeline_run.id})
+            state.step_runs[group_id] = record.id
+            return record
+
+    def _group_output(self, state: PipelineState, node: str, port: str) -> tuple[str, str] | None:
+        run_id = state.step_runs.get(node)
+        return self.run(run_id).outputs.get(port) if run_id else None
+
+    def _update_groups(self, state: PipelineState, step: StepJob) -> None:
+        """A group whose steps have all ended ends too: Completed, or Failed when one of them failed."""
+        for group_id in state.job.groups_of(step):
+            inside = [s for s in state.job.steps if group_id in state.job.groups_of(s)]
+            runs = [self.runs.get(state.step_runs.get(s.node_id, "")) for s in inside]
+            if any(r is None or r.status not in TERMINAL for r in runs):
+                return
+            self._end_group(state, group_id, "Failed" if any(r.status == "Failed" for r in runs if r) else "Completed")
+
+    def _end_group(self, state: PipelineState, group_id: str, status: str) -> None:
+        record = self.run(state.step_runs[group_id])
+        if record.status in TERMINAL:
+            return
+        for port, (node, inner_port) in state.job.groups[group_id].outputs.items():
+            where = self._group_output(state, node, inner_port)
+            if where is not None:
+                record.outputs[port] = where
+        error = {"code": "UserError", "message": "a step of this pipeline failed"} if status == "Failed" else None
+        self.set_status(record, status, error)
+
+    def _close_groups(self, state: PipelineState) -> None:
+        """Groups left open when the pipeline stopped early: Failed if a step of theirs failed, else Canceled."""
+        for group_id in reversed(list(state.job.groups)):
+            if group_id in state.step_runs:
+                inside = [s for s in state.job.steps if group_id in state.job.groups_of(s)]
+                failed = any(self.runs[state.step_runs[s.node_id]].status == "Failed" for s in inside
+                             if s.node_id in state.step_runs)
+                self._end_group(state, group_id, "Failed" if failed else "Canceled")
+
     # -- one step ----------------------------------------------------------------------------------
     def _input_identity(self, state: PipelineState, binding: InputBinding) -> str:
+        how = f"{binding.kind}:{binding.mode}"
         if binding.dataset is not None:
-            return f"dataset:{self.dataset(*binding.dataset).saved_id}"
+            return f"dataset:{self.dataset(*binding.dataset).saved_id}:{how}"
+        if binding.location is not None:
+            return f"uri:{binding.location[0]}:{binding.location[1]}:{how}"
+        if binding.url is not None:
+            return f"url:{binding.url}:{how}"
         assert binding.producer is not None
         producer = self.run(state.step_runs[binding.producer[0]])
         origin = producer.reused_from or producer.id
-        return f"output:{origin}:{binding.producer[1]}"
+        return f"output:{origin}:{binding.producer[1]}:{how}"
 
     def reuse_key(self, state: PipelineState, step: StepJob) -> str:
         import hashlib
@@ -484,11 +597,13 @@ class Engine:
         parts = {"identity": step.identity, "compute": step.compute,
                  "environment": step.environment.definition() if step.environment is not None else None,
                  "max_seconds": step.max_seconds,
-                 "inputs": {p: self._input_identity(state, b) for p, b in sorted(step.inputs.items())}}
+                 "inputs": {p: self._input_identity(state, b) for p, b in sorted(step.inputs.items())},
+                 "outputs": {p: [o.datastore, o.path] for p, o in sorted(step.outputs.items())}}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
     def _run_step(self, pipeline_run: RunRecord, state: PipelineState, step: StepJob) -> RunRecord:
-        step_run = self.create_run(pipeline_run.experiment, "azureml.StepRun", step.name, parent_id=pipeline_run.id,
+        parent = self._parent_run(pipeline_run, state, step.group)
+        step_run = self.create_run(pipeline_run.experiment, "azureml.StepRun", step.name, parent_id=parent.id,
                                    target=step.compute)
         step_run.node_id = step.node_id
         step_run.tags.update({"azureml.nodeid": step.node_id, "azureml.pipeline": pipeline_run.id})
@@ -503,14 +618,15 @@ class Engine:
         if earlier is not None:
             original = self.run(earlier)
             with self.lock:
-                # as Azure shows a reused step: a run of type ReusedStepRun pointing at the original
+                # as Azure shows a reused step: a run of type ReusedStepRun pointing at the original, flagged
+                # azureml.isreused (what azure-ai-ml's jobs.download follows to the original's outputs)
                 step_run.run_type = "azureml.ReusedStepRun"
                 step_run.reused_from = earlier
                 step_run.outputs = dict(original.outputs)
                 reuse = {"azureml.reusedrunid": earlier, "azureml.reusednodeid": original.node_id or "",
                          "azureml.reusedpipeline": original.parent_id or ""}
                 step_run.tags.update(reuse)
-                step_run.properties.update(reuse)
+                step_run.properties.update({**reuse, "azureml.isreused": "true"})
                 step_run.metrics = [dict(m) for m in original.metrics]
             self.set_status(step_run, "Running")
             self.set_status(step_run, "Completed")
@@ -544,33 +660,100 @@ class Engine:
             self.reuse_index[key] = step_run.id
         return step_run
 
+    # -- data --------------------------------------------------------------------------------------
     def input_location(self, state: PipelineState, binding: InputBinding) -> Path:
-        """The local path an input is mounted at (a folder, or the file of a single-blob output)."""
+        """Where an input's data is in the store (a folder, or the file of a single-blob output or a URI)."""
         if binding.producer is not None:
             producer = self.run(state.step_runs[binding.producer[0]])
             datastore, path = producer.outputs[binding.producer[1]]
             return self.blob.path(self.datastores[datastore], path)
+        if binding.location is not None:
+            datastore, path = binding.location
+            if datastore not in self.datastores:
+                raise StepFailure("UserError", f"input {binding.port!r}: datastore {datastore!r} does not exist in "
+                                               f"the workspace")
+            target = self.blob.path(self.datastores[datastore], path) if path.strip("/") else \
+                self.blob.container_dir(self.datastores[datastore])
+            if not target.exists():
+                raise StepFailure("UserError", f"input {binding.port!r}: {binding.source()} does not exist (no "
+                                               f"blob or folder at that path of datastore {datastore!r})")
+            return target
+        if binding.url is not None:
+            return self.fetch(binding.url, binding.port)
         assert binding.dataset is not None
         files = self.dataset_local_files(self.dataset(*binding.dataset))
         if len(files) == 1:
             return files[0].parent
         return Path(*_common_parts(files))
 
+    def fetch(self, url: str, port: str = "") -> Path:
+        """A public URL's content, as the job's data step downloads it (from ``web_files`` when given)."""
+        import hashlib
+        import shutil
+        import urllib.request
+        from urllib.parse import unquote, urlparse
+
+        name = unquote(Path(urlparse(url).path).name) or "data"
+        target = self.root / "web" / hashlib.sha256(url.encode()).hexdigest()[:16] / name
+        if target.is_file():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        local = self.web_files.get(url)
+        if local is not None:
+            shutil.copyfile(local, target)
+        elif not self.web_fetch:
+            raise StepFailure("UserError", f"input {port!r}: cannot download {url}: this fake service does not reach "
+                                           f"the network (give it a local copy: FakeAzureML(web_files={{url: path}}))")
+        else:
+            try:
+                # straight to the URL: the service's process may hold a client's proxy settings (the fake itself)
+                opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                with opener.open(url, timeout=60) as response:
+                    target.write_bytes(response.read())
+            except OSError as exc:
+                raise StepFailure("UserError", f"input {port!r}: cannot download {url}: {exc}") from None
+        return target
+
+    def stage_input(self, state: PipelineState, binding: InputBinding, folder: Path) -> str:
+        """What a step is given for an input: a path (a copy in ``folder``, or the storage folder for rw_mount),
+        or the input's URI (direct)."""
+        import shutil
+
+        if binding.mode == "direct" and binding.dataset is None:
+            return binding.url or binding.source()
+        source = self.input_location(state, binding)
+        if binding.mode not in READ_ONLY_MODES + COPY_MODES:   # rw_mount, and v1's direct datasets
+            return str(source)
+        target = folder / binding.port
+        if binding.dataset is not None:   # only the dataset's files, not the rest of their folder
+            target.mkdir(parents=True, exist_ok=True)
+            for file in self.dataset_local_files(self.dataset(*binding.dataset)):
+                relative = file.relative_to(source) if file.is_relative_to(source) else Path(file.name)
+                (target / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, target / relative)
+            return str(target)
+        if source.is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target / source.name)
+            return str(target / source.name)
+        shutil.copytree(source, target, dirs_exist_ok=True)
+        return str(target)
+
     def output_location(self, step_run: RunRecord, port: str, is_file: bool) -> Path:
         datastore, path = step_run.outputs[port]
+        if datastore not in self.datastores:
+            raise StepFailure("UserError", f"output {port!r}: datastore {datastore!r} does not exist in the workspace")
         target = self.blob.path(self.datastores[datastore], path)
         (target.parent if is_file else target).mkdir(parents=True, exist_ok=True)
         return target
 
-    def _resolve(self, state: PipelineState, step: StepJob, step_run: RunRecord, tokens: list[Token]) -> str:
+    def _resolve(self, step: StepJob, tokens: list[Token], places: Mapping[tuple[str, str], str]) -> str:
         text = []
         for token in tokens:
             if token.kind == "literal":
                 text.append(token.value)
-            elif token.kind == "input_path":
-                text.append(str(self.input_location(state, step.inputs[token.value])))
-            elif token.kind == "output_path":
-                text.append(str(self.output_location(step_run, token.value, step.outputs[token.value].is_file)))
+            elif token.kind in ("input_path", "output_path"):
+                text.append(places[(token.kind, token.value)])
             elif token.kind == "input_dataset_id":
                 binding = step.inputs[token.value]
                 text.append(self.dataset(*binding.dataset).saved_id if binding.dataset else "")
@@ -579,6 +762,8 @@ class Engine:
         return "".join(text)
 
     def _run_command(self, state: PipelineState, step: StepJob, step_run: RunRecord) -> None:
+        import shutil
+
         workdir = self.root / "runs" / step_run.id
         workdir.mkdir(parents=True, exist_ok=True)
 
@@ -587,7 +772,8 @@ class Engine:
             self.add_file(step_run.id, "azureml-logs/70_driver_log.txt", data)
             self.add_file(step_run.id, "user_logs/std_log.txt", data)
 
-        assert step.environment is not None and step.snapshot_id is not None and step.script is not None
+        assert step.environment is not None and step.snapshot_id is not None
+        assert step.script is not None or step.shell is not None
         try:
             built = self.compute.build(step.environment, self.blob)
         except ImageBuildError as exc:
@@ -599,17 +785,34 @@ class Engine:
         fidelity = "".join(f"[fake Azure ML] fidelity note: {note}\n" for note in built.notes)
         snapshot = workdir / "snapshot"
         self.materialize_snapshot(step.snapshot_id, snapshot)
+        places: dict[tuple[str, str], str] = {}
+        uploads: dict[str, tuple[Path, Path]] = {}
         for port, spec in step.outputs.items():
-            self.output_location(step_run, port, spec.is_file)
-        argv = [self._resolve(state, step, step_run, [t]) for t in step.argv]
-        env = {name: self._resolve(state, step, step_run, tokens) for name, tokens in step.env.items()}
+            stored = self.output_location(step_run, port, spec.is_file)
+            if spec.mode == "upload" and not spec.is_file:
+                local = workdir / "outputs" / port
+                local.mkdir(parents=True, exist_ok=True)
+                uploads[port] = (local, stored)
+                places[("output_path", port)] = str(local)
+            else:
+                places[("output_path", port)] = str(stored)
+        for port, binding in step.inputs.items():
+            places[("input_path", port)] = self.stage_input(state, binding, workdir / "inputs")
+        argv = [self._resolve(step, [t], places) for t in step.argv]
+        env = {name: self._resolve(step, tokens, places) for name, tokens in step.env.items()}
         env.update(self.runtime_env(step_run))
-        process = StepProcess(python=python, script=step.script, argv=argv, env=env, cwd=snapshot,
-                              home=workdir / "home", timeout=step.max_seconds)
-        code, output = process.run()
+        process = StepProcess(python=python, script=step.script or "", argv=argv, env=env, cwd=snapshot,
+                              home=workdir / "home", timeout=step.max_seconds,
+                              shell=None if step.shell is None else self._resolve(step, step.shell, places))
+        try:
+            code, output = process.run()
+        finally:
+            for local, stored in uploads.values():   # upload mode: what the step wrote goes to the store
+                shutil.copytree(local, stored, dirs_exist_ok=True)
+            shutil.rmtree(workdir / "inputs", ignore_errors=True)
         save_logs(fidelity + output)
         if code != 0:
-            raise StepFailure("UserError", user_error(output, code, step.script))
+            raise StepFailure("UserError", user_error(output, code, step.script or "the command"))
 
 
 class StepFailure(Exception):

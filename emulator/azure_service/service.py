@@ -95,6 +95,10 @@ class FakeAzureML:
         cache_dir: where built environments are kept (shared between services, e.g. for a test
             session); inside ``root`` by default.
         port: the port to listen on (0: any free port).
+        web_files: local copies of public URLs that jobs read as inputs (URL -> file), served in their
+            place (offline tests, or data that is no longer online).
+        web_fetch: fetch other public URLs a job reads from the network, as Azure does (default); False
+            fails such a step with a message naming the URL.
         max_body: the largest request body read, in bytes (413 beyond).
         request_timeout: seconds a client may send nothing in the middle of a request before it is disconnected.
         index_url, find_links, offline: where environment builds get the packages the fake does not
@@ -107,6 +111,7 @@ class FakeAzureML:
                  datasets: Mapping[str, Sequence[str | Path]] | None = None, execute: bool = True,
                  auth_error: bool = False, compute_error: str | None = None, root: str | Path | None = None,
                  cache_dir: str | Path | None = None, port: int = 0, workspace_name: str | None = None,
+                 web_files: Mapping[str, str | Path] | None = None, web_fetch: bool = True,
                  max_body: int = MAX_BODY, request_timeout: float = REQUEST_TIMEOUT,
                  index_url: str | None = None, find_links: Sequence[str | Path] = (), offline: bool = False) -> None:
         self._own_root = root is None
@@ -130,7 +135,9 @@ class FakeAzureML:
         self.engine = Engine(self.root, self.blob, self.compute,
                              datastores={"workspaceblobstore": DATASTORE_CONTAINER, "workspacefilestore":
                                          f"azureml-filestore-{WORKSPACE_ID}"},
-                             runtime_env=self._runtime_env, execute=execute, runners={"automl": run_automl_step})
+                             runtime_env=self._runtime_env, execute=execute, runners={"automl": run_automl_step},
+                             web_files={url: Path(path) for url, path in (web_files or {}).items()},
+                             web_fetch=web_fetch)
         where = dict(workspace_name=lambda: self.workspace_name, subscription=SUBSCRIPTION,
                      resource_group=RESOURCE_GROUP, workspace_id=WORKSPACE_ID, tenant=TENANT, location=LOCATION,
                      account=ACCOUNT, container=DATASTORE_CONTAINER, compute_error=compute_error,
@@ -155,6 +162,8 @@ class FakeAzureML:
         if self._server is not None:
             return self
         self._listen()
+        # a client in this process sets these (environment(), environment_v2()); environment builds leave them out
+        self.compute.client_settings = {self.base_url, self.tls_url, str(self.ca.ca_file)}
         for name, files in self._initial_datasets.items():
             self.add_dataset(name, files)
         return self
@@ -314,14 +323,38 @@ class FakeAzureML:
                 "AZUREML_PARENT_RUN_ID": record.parent_id or "", "AZUREML_RUN_CONFIGURATION": "",
                 "AZUREML_DATA_CONTAINER_ID": "dcid." + record.id}
 
+    def step_ca_bundle(self) -> Path:
+        """The certificate authorities a step trusts: the system's and the fake's (made once per service).
+
+        A step's clients verify the fake's TLS endpoint through ``REQUESTS_CA_BUNDLE`` (requests) and
+        ``SSL_CERT_FILE`` (Python's ssl module, OpenSSL): azureml-core's ``Run.get_context()`` in an SDK v2
+        job fetches ``ARM_CLOUD_METADATA_URL`` with urllib, which ignores ``REQUESTS_CA_BUNDLE``. The system's
+        authorities stay in the bundle, so what a step fetches from the internet still verifies.
+        """
+        import ssl
+
+        bundle = self.root / "tls" / "step-ca-bundle.pem"
+        if not bundle.is_file():
+            paths = ssl.get_default_verify_paths()
+            system = ""
+            for candidate in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt"):
+                if candidate and Path(candidate).is_file():
+                    system = Path(candidate).read_text()
+                    break
+            bundle.parent.mkdir(parents=True, exist_ok=True)
+            bundle.write_text(system.rstrip() + "\n" + self.ca.ca_file.read_text())
+        return bundle
+
     def _runtime_env_v2(self, record: RunRecord) -> dict[str, str]:
         """What Azure sets in an SDK v2 job's environment: the workspace, MLflow tracking, the job's tokens."""
         experiment = self.engine.experiment(record.experiment)
         token = self.tokens.issue(f"run:{record.id}", audience=AML_RESOURCE)
-        env = {**self.environment_v2(),
+        bundle = str(self.step_ca_bundle())
+        env = {**self.environment_v2(), "REQUESTS_CA_BUNDLE": bundle, "SSL_CERT_FILE": bundle,
                "AZUREML_RUN_ID": record.id, "AZUREML_ARM_SUBSCRIPTION": SUBSCRIPTION,
                "AZUREML_ARM_RESOURCEGROUP": RESOURCE_GROUP, "AZUREML_ARM_WORKSPACE_NAME": self.workspace_name,
                "AZUREML_ARM_PROJECT_NAME": record.experiment, "AZUREML_WORKSPACE_ID": WORKSPACE_ID,
+               "AZUREML_EXPERIMENT_ID": experiment["id"],
                "AZUREML_ROOT_RUN_ID": record.root_id or record.id, "AZUREML_PARENT_RUN_ID": record.parent_id or "",
                "AZUREML_RUN_TOKEN": token, "AZUREML_SERVICE_ENDPOINT": self.tls_url,
                # as Azure sets it in a job, trailing "?" included (mlflow/mlflow#7806, microsoft/MLOps#74)

@@ -26,6 +26,7 @@ Shape the service with the ``fake_azure`` marker::
     @pytest.mark.fake_azure(datasets={"titanic_ds": ["/path/titanic.csv"]}) # registered at start
     @pytest.mark.fake_azure(auth_error=True)                               # every call answers 401
     @pytest.mark.fake_azure(execute=False)                                 # accept, run nothing
+    @pytest.mark.fake_azure(web_files={"https://x/data.csv": "tests/data.csv"})  # public URLs jobs read, offline
     @pytest.mark.fake_azure(find_links=[wheel_folder])                     # environments install from these wheels
 
 Environment builds are offline unless told otherwise (``index_url=...`` or ``offline=False``): what an
@@ -123,7 +124,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HBI_WORKSPACE_JOB", "true")
     config.addinivalue_line(
         "markers", f"{MARKER}(**options): options of the fake Azure ML service the fake_azure fixture starts "
-                   "(computes, datasets, execute, compute_error, auth_error, find_links, index_url, offline)")
+                   "(computes, datasets, execute, compute_error, auth_error, web_files, find_links, index_url, offline)")
 
 
 @pytest.fixture(scope="session")
@@ -154,10 +155,12 @@ def open_fake_azure(folder: Path, cache: Path, *, sdk: str = "v1", **options: An
 
     home = folder / "fake-azure-home"
     home.mkdir(parents=True, exist_ok=True)
-    # offline, as every test is: environments install only what the fake has and what the find_links
-    # folders hold (wheels a test builds); an explicit index_url or offline=False reaches an index
+    # tests never touch the network: a job reading a public URL needs it in web_files; environments
+    # install only what the fake has and what the find_links folders hold (wheels a test builds); an
+    # explicit index_url or offline=False reaches an index
     index = {} if "index_url" in options or "offline" in options else {"offline": True}
-    service = FakeAzureML(**{"root": folder / "fake-azure-service", "cache_dir": cache / "envs", **index, **options})
+    service = FakeAzureML(**{"root": folder / "fake-azure-service", "cache_dir": cache / "envs", "web_fetch": False,
+                             **index, **options})
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AMLSTEP_WHEEL_CACHE", str(cache / "wheels"))
         service.start()

@@ -20,7 +20,7 @@ import re
 from typing import Any, Iterator, Mapping
 
 from . import environments
-from .api import WS_PATH, Api
+from .api import VM_SIZES, WS_PATH, Api, client_of, instance_properties
 from .blobstore import parse_blob_url
 from .engine import (ComputeTarget, DatasetVersion, Engine, InputBinding, ModelVersion,
                      OutputSpec, PipelineJob, RunRecord, ServiceError, StepJob, Token, new_id, now_iso)
@@ -31,6 +31,14 @@ AUTOML_KEYS = ("task_type", "primary_metric", "iterations", "experiment_timeout_
                "n_cross_validations", "enable_early_stopping", "max_concurrent_iterations")
 STATUS_CODES = {"NotStarted": "0", "Queued": "1", "Running": "2", "Failed": "3", "Completed": "4",
                 "Canceled": "5"}
+
+
+RSLEX_DATASTORE_MESSAGE = (
+    "The fake Azure ML service cannot serve a datastore to the data runtime (azureml-dataprep's Rust engine): it "
+    "reads https://{account}.blob.core.windows.net by itself, ignoring HTTPS_PROXY, and offline that host does not "
+    "resolve to the fake. Read the data through a dataset the service hands out instead (Dataset.get_by_name: its "
+    "definition reads the fake over http://127.0.0.1), e.g. from_delimited_files(..., validate=False, "
+    "infer_column_types=False).register(...) first, then Dataset.get_by_name(workspace, name).")
 
 
 def error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
@@ -73,13 +81,17 @@ class V1Api(Api):
         r("GET", r"^/discovery$", self._discovery)
         r("GET", arm + "$", self._arm_workspace)
         r("PUT", arm + r"/computes/(?P<name>[^/]+)$", self._compute_put)
+        r("POST", arm + r"/checkComputeNameAvailability$", self._compute_name_check)
         r("GET", arm + r"/computes/(?P<name>[^/]+)$", self._compute_get)
         r("GET", r"^/operations/(?P<id>[^/]+)$", self._operation)
         r("GET", ds + r"/default$", self._datastore)
         r("GET", ds + r"/datastores/(?P<name>[^/]+)$", self._datastore)
         r("GET", pipelines + r"/DataTypes$", self._datatypes)
         r("POST", pipelines + r"/DataTypes$", lambda m, body, q: (200, body))
+        r("GET", rp + "$", self._arm_workspace)   # Run.get_context() in a job reads its workspace this way
         r("GET", rp + r"/computes$", self._compute_list)
+        r("GET", r"^/subscriptions/[^/]+/providers/Microsoft.MachineLearningServices/locations/[^/]+/vmSizes$",
+          self._vm_sizes)
         r("GET", rp + r"/computes/(?P<name>[^/]+)$", self._compute_get)
         r("POST", r"^/jasmine/v1.0" + WS_PATH + r"/experimentids/[^/]+/validation$", lambda m, body, q: (204, None))
         # experiments, snapshots
@@ -112,6 +124,11 @@ class V1Api(Api):
         r("PATCH", run + r"$", self._history_patch)
         r("POST", run + r"$", self._history_patch)
         r("GET", run + r"/children$", self._history_children)
+        r("POST", run + r"/events$", self._history_event)
+        r("POST", history + EXPERIMENT + r"/batch/events$", self._history_events)
+        r("POST", history + EXPERIMENT + r"/runs:query$", self._runs_query)
+        r("GET", history + r"/experiments$", self._experiment_list)
+        r("POST", history + r"/experiments:query$", self._experiment_list)
         r("GET", run + r"/metricsingest/wait$", lambda m, body, q: (200, {}))
         r("GET", run + r"/details$", self._history_details)
         r("POST", run + r"/batch/metrics$", self._metrics_post)
@@ -162,6 +179,11 @@ class V1Api(Api):
         container = self.engine.datastores.get(name)
         if container is None:
             raise ServiceError(404, "NotFound", f"Datastore {name!r} was not found in the workspace")
+        if "azureml-dataprep-rslex" in client_of(self.request):
+            # The data runtime reads a datastore at https://<account>.blob.core.windows.net, connecting itself
+            # (no proxy; the host is fixed), and retries for minutes when that name does not resolve. Offline
+            # it cannot reach this fake's storage: say so at once instead.
+            raise ServiceError(400, "UserError", RSLEX_DATASTORE_MESSAGE.format(account=self.account))
         return 200, {"name": name, "dataStoreType": "AzureBlob", "hasBeenValidated": True, "isDefault":
                      name == "workspaceblobstore",
                      "azureStorageSection": {"accountName": self.account, "containerName": container,
@@ -172,6 +194,13 @@ class V1Api(Api):
                                              "subscriptionId": self.subscription,
                                              "resourceGroup": self.resource_group}}
 
+    def _vm_sizes(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """The VM sizes of the region (``ComputeInstance``/``AmlCompute`` creation lists them first)."""
+        sizes = [{"name": size, "family": "standardFamily", "vCPUs": 2, "gpus": 0, "osVhdSizeMB": 1047552,
+                  "maxResourceVolumeMB": 102400, "memoryGB": 7.0, "lowPriorityCapable": True, "premiumIO": True,
+                  "supportedComputeTypes": ["AmlCompute", "ComputeInstance"]} for size in VM_SIZES]
+        return 200, {"value": sizes, "amlCompute": sizes}   # azureml-core 1.61 reads "amlCompute"
+
     def _datatypes(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         kinds = ["AnyFile", "AzureBlobReference", "AzureDataLakeReference", "AzureFilesReference",
                  "AzureSqlDatabaseReference", "AzurePostgresDatabaseReference", "AzureDataLakeGen2Reference",
@@ -180,6 +209,16 @@ class V1Api(Api):
                       "ParentDataTypeIds": [], "EntityStatus": "Active"} for d in kinds]
 
     def compute_payload(self, target: ComputeTarget, state: str | None = None) -> dict[str, Any]:
+        if target.kind == "ComputeInstance":
+            return {"id": f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/"
+                          f"Microsoft.MachineLearningServices/workspaces/ws/computes/{target.name}",
+                    "name": target.name, "location": self.location, "tags": {},
+                    "type": "Microsoft.MachineLearningServices/workspaces/computes",
+                    "properties": {"computeType": "ComputeInstance", "isAttachedCompute": False, "description": None,
+                                   "createdOn": now_iso(), "modifiedOn": now_iso(),
+                                   "resourceId": None, "provisioningState": state or target.state,
+                                   "provisioningErrors": target.errors or None, "computeLocation": self.location,
+                                   "properties": instance_properties(target)}}
         return {
             "id": f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/"
                   f"Microsoft.MachineLearningServices/workspaces/ws/computes/{target.name}",
@@ -205,6 +244,11 @@ class V1Api(Api):
 
     def _experiment_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         return 200, self._experiment_dto(m.group("name"))
+
+    def _experiment_list(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """``ws.experiments`` / ``Experiment.list(ws)``: every experiment, oldest first."""
+        names = sorted(self.engine.experiments, key=lambda n: self.engine.experiments[n]["created"])
+        return 200, {"value": [self._experiment_dto(n) for n in names], "continuationToken": None, "nextLink": None}
 
     def _snapshot_blobs(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         names = list((body or {}).get("FileNames") or [])
@@ -300,7 +344,8 @@ class V1Api(Api):
                "datasources": json.loads(json.dumps(self.datasources)), "submission": body,
                "dataset_names": {v: e.name for versions in self.engine.datasets.values() for e in versions
                                  for v in (e.id, e.saved_id)}}
-        job = self.job_from_graph(experiment, body, creation.get("ParameterAssignments") or {})
+        job = self.job_from_graph(experiment, body, creation.get("ParameterAssignments") or {},
+                                  creation.get("DataPathAssignments") or {})
         record = self.engine.submit(job)
         raw["run_id"] = record.id
         entity = {"id": record.id, "graph_id": new_id(), "submitted": False, "body": body, "job": job,
@@ -315,9 +360,10 @@ class V1Api(Api):
         entity = self.pipeline_runs.get(m.group("id"))
         if entity is None:
             raise ServiceError(404, "NotFound", "pipeline run not found")
-        if body and body.get("ParameterAssignments"):
-            entity["params"] = {**entity["params"], **body["ParameterAssignments"]}
-            self._apply_parameters(entity["job"], entity["body"], entity["params"])
+        if body and (body.get("ParameterAssignments") or body.get("DataPathAssignments")):
+            entity["params"] = {**entity["params"], **(body.get("ParameterAssignments") or {})}
+            entity["data_paths"] = {**entity.get("data_paths", {}), **(body.get("DataPathAssignments") or {})}
+            self._apply_parameters(entity["job"], entity["body"], entity["params"], entity["data_paths"])
         summary = self.submissions[[r["run_id"] for r in self.raw_submissions].index(m.group("id"))]
         summary["submitted_parameters"] = dict(entity["params"])
         entity["submitted"] = True
@@ -451,7 +497,22 @@ class V1Api(Api):
                 "error": {"error": {**record.error, "details": []}} if record.error else None}
 
     def _history_patch(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """Create or update a run (``Experiment.start_logging`` creates one this way; ``complete`` ends it)."""
+        body = body or {}
+        if m.group("id") not in self.engine.runs:
+            experiment = m.groupdict().get("experiment")
+            if experiment is None:
+                found = self.engine.experiment_by_id(m.group("experiment_id") or "")
+                if found is None:
+                    raise ServiceError(404, "NotFound", f"Experiment {m.group('experiment_id')} was not found")
+                experiment = found["name"]
+            self.engine.create_run(experiment, str(body.get("runType") or "azureml.scriptrun"),
+                                   str(body.get("name") or body.get("displayName") or m.group("id")),
+                                   run_id=m.group("id"), parent_id=body.get("parentRunId"),
+                                   status=str(body.get("status") or "NotStarted"), target=body.get("target"))
         record = self._history_record(m)
+        if body.get("status") and body["status"] != record.status:
+            self.engine.set_status(record, str(body["status"]))
         with self.engine.lock:
             for key, value in ((body or {}).get("properties") or {}).items():
                 if key in record.properties and record.properties[key] != value:
@@ -462,6 +523,45 @@ class V1Api(Api):
             if (body or {}).get("description") is not None:
                 record.description = body["description"]
         return 200, self.run_dto(record)
+
+    EVENT_STATUS = {"Microsoft.MachineLearning.Run.Start": "Running",
+                    "Microsoft.MachineLearning.Run.Completed": "Completed",
+                    "Microsoft.MachineLearning.Run.Failed": "Failed",
+                    "Microsoft.MachineLearning.Run.Canceled": "Canceled"}
+
+    def _history_event(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """A run's lifecycle event (``run.complete()``, ``run.fail()``, a started run): its status."""
+        record = self._history_record(m)
+        status = self.EVENT_STATUS.get(str((body or {}).get("name")))
+        if status is not None and record.status not in ("Completed", "Failed", "Canceled"):
+            self.engine.set_status(record, status)
+        return 200, None
+
+    def _history_events(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        for event in (body or {}).get("events") or []:
+            record = self.engine.runs.get(str((event.get("data") or {}).get("RunId") or ""))
+            status = self.EVENT_STATUS.get(str(event.get("name")))
+            if record is not None and status is not None and record.status not in ("Completed", "Failed", "Canceled"):
+                self.engine.set_status(record, status)
+        return 200, {"errors": {}, "successfulEvents": []}
+
+    def _runs_query(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """``Experiment.get_runs()``: the experiment's top-level runs, newest first (filters on type, status and
+        tags as the SDK sends them in ``filter``)."""
+        experiment = m.groupdict().get("experiment")
+        if experiment is None:
+            found = self.engine.experiment_by_id(m.group("experiment_id") or "")
+            experiment = found["name"] if found else None
+        text = str((body or {}).get("filter") or "")
+        runs = [r for r in self.engine.runs.values() if r.experiment == experiment]
+        if "RootRunId" in text or "ParentRunId" not in text:
+            runs = [r for r in runs if r.parent_id is None]
+        for key, value in re.findall(r"(RunType|Status) eq '([^']*)'", text):
+            runs = [r for r in runs if (r.run_type if key == "RunType" else r.status) == value]
+        runs.sort(key=lambda r: -r.number)
+        top = (body or {}).get("top")
+        return 200, {"value": [self.run_dto(r) for r in runs[: int(top) if top else None]],
+                     "continuationToken": None, "nextLink": None}
 
     def _metrics_post(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         record = self._history_record(m)
@@ -722,13 +822,34 @@ class V1Api(Api):
         found.sort(key=lambda e: (e.name, -e.version))
         return 200, {"value": [self.model_dto(e) for e in found], "nextLink": None}
 
+    def _data_reference(self, node: Mapping[str, Any]) -> tuple[str, str] | None:
+        """The (datastore, path) a graph's data node reads when it is a DataReference (a data source) or a
+        DataPath pipeline parameter; None for dataset nodes."""
+        source = self.datasources.get(str(node.get("DatasetId") or ""))
+        if source is not None:
+            return _location_of(source)
+        name = node.get("DataPathParameterName")
+        if name:
+            value = getattr(self, "_data_paths", {}).get(name)
+            if not value:
+                raise ServiceError(400, "UserError", f"data path parameter {name!r} has no value and no default")
+            found = _location_of(value)
+            if found is None:
+                raise ServiceError(400, "UserError", f"data path parameter {name!r} names no datastore: {value!r}")
+            return found
+        return None
+
     # -- submissions become jobs ---------------------------------------------------------------------
-    def job_from_graph(self, experiment: str, body: Mapping[str, Any], assignments: Mapping[str, str]) -> PipelineJob:
+    def job_from_graph(self, experiment: str, body: Mapping[str, Any], assignments: Mapping[str, str],
+                       data_paths: Mapping[str, Any] | None = None) -> PipelineJob:
         graph = body.get("Graph") or {}
         creation = body.get("CreationInfo") or {}
         interface = body.get("GraphInterface") or {}
         defaults = {p["Name"]: p.get("DefaultValue") for p in interface.get("Parameters") or []}
         values = {**defaults, **assignments}
+        # DataPath pipeline parameters: their defaults, and what the submission assigns
+        self._data_paths = {**{p["Name"]: p.get("DefaultValue") or {} for p in interface.get("DataPathParameters")
+                               or []}, **dict(data_paths or creation.get("DataPathAssignments") or {})}
         dataset_nodes = {n["Id"]: n for n in graph.get("DatasetNodes") or []}
         edges_in: dict[tuple[str, str], Mapping[str, Any]] = {}
         for edge in graph.get("Edges") or []:
@@ -745,8 +866,9 @@ class V1Api(Api):
                            continue_on_step_failure=bool(creation.get("ContinueExperimentOnNodeFailure")),
                            parameters={k: str(v) for k, v in values.items()})
 
-    def _apply_parameters(self, job: PipelineJob, body: Mapping[str, Any], assignments: Mapping[str, str]) -> None:
-        fresh = self.job_from_graph(job.experiment, body, assignments)
+    def _apply_parameters(self, job: PipelineJob, body: Mapping[str, Any], assignments: Mapping[str, str],
+                          data_paths: Mapping[str, Any] | None = None) -> None:
+        fresh = self.job_from_graph(job.experiment, body, assignments, data_paths)
         job.steps[:] = fresh.steps
         job.parameters = fresh.parameters
 
@@ -762,12 +884,19 @@ class V1Api(Api):
         meta = {p["Name"]: p.get("Value") for p in node.get("ModuleMetadataParameters") or []}
         kind = "automl" if module.get("StepType") == "AutoMLStep" else "command"
         inputs: dict[str, InputBinding] = {}
+        after: list[str] = []
         for port in interface.get("Inputs") or []:
             source = edges_in.get((node["Id"], port["Name"]))
             if source is None:
                 continue
+            if port["Name"].startswith("_run_after_input_"):   # step.run_after(other): an order, no data
+                after.append(str(source["NodeId"]))
+                continue
             mode = str(port.get("DataStoreMode") or "mount").lower()
-            if source["NodeId"] in dataset_nodes:
+            where = self._data_reference(dataset_nodes.get(source["NodeId"]) or {})
+            if where is not None:   # a DataReference, or a DataPath pipeline parameter: a folder of a datastore
+                inputs[port["Name"]] = InputBinding(port["Name"], mode, location=where)
+            elif source["NodeId"] in dataset_nodes:
                 reference = _dataset_reference(dataset_nodes[source["NodeId"]])
                 entry = self.engine.dataset_by_id(str(reference.get("Id") or ""))
                 if entry is None:
@@ -798,7 +927,7 @@ class V1Api(Api):
         compute = str(params.get("Target") or params.get("compute_target") or "")
         step = StepJob(node_id=node["Id"], name=str(module["Name"]), kind=kind, compute=compute,
                        allow_reuse=bool(module.get("IsDeterministic")), identity=identity, inputs=inputs,
-                       outputs=outputs)
+                       outputs=outputs, after=after)
         if kind == "automl":
             config = json.loads(meta.get("AutoMLConfig") or "{}")
             settings = json.loads(config.get("aml_settings_json_string") or "{}")
@@ -829,7 +958,9 @@ class V1Api(Api):
             else:
                 step.argv.append(Token("literal", value))
         for port, binding in step.inputs.items():
-            if binding.dataset is not None and binding.mode == "direct":
+            if binding.location is not None:   # a data reference: its path, as AZUREML_DATAREFERENCE_<name>
+                step.env[f"AZUREML_DATAREFERENCE_{port}"] = [Token("input_path", port)]
+            elif binding.dataset is not None and binding.mode == "direct":
                 step.env[port] = [Token("input_dataset_id", port)]
                 dataset_env.append(f"{port}:direct")
             else:
@@ -846,6 +977,13 @@ class V1Api(Api):
         if outputs_env:
             step.env["AZUREML_DATASET_FILE_OUTPUTS"] = [Token("literal", ";".join(outputs_env))]
         return step
+
+
+def _location_of(reference: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(datastore, path) of a data source's or data path's reference, when it names one."""
+    datastore = reference.get("DataStoreName") or reference.get("AmlDataStoreName")
+    path = reference.get("PathOnDataStore") if "PathOnDataStore" in reference else reference.get("RelativePath")
+    return (str(datastore), str(path or "").strip("/")) if datastore else None
 
 
 def rslex_yaml(dataflow: Any) -> str:

@@ -31,11 +31,12 @@ from typing import Any, Callable, Mapping
 from urllib.parse import unquote, urlparse
 
 from . import environments
-from .api import PROVIDER, WS_PATH, Api
+from .api import PROVIDER, WS_PATH, Api, instance_properties
 from .blobstore import BLOB_HOST_SUFFIX
 from .engine import (ComputeTarget, Engine, EnvironmentSpec, InputBinding, OutputSpec, PipelineJob, RunRecord,
-                     ServiceError, StepJob, Token, now_iso)
+                     ServiceError, StepJob, now_iso)
 from .v2_automl import check_task, settings_of_task, task_of_node
+from .v2_jobs import Builder, Refusal
 from .v2_schema import Problem, check_resource
 
 ASSET_KINDS = ("codes", "environments", "components", "data", "models")
@@ -47,7 +48,6 @@ PORTAL = "https://portal.amlstep.invalid/"
 AML_RESOURCE = "https://ml.azure.invalid"
 TERMINAL = ("Completed", "Failed", "Canceled")
 BINDING = re.compile(r"^\$\{\{parent\.(inputs|jobs|outputs)\.([A-Za-z0-9_]+)(?:\.outputs\.([A-Za-z0-9_]+))?\}\}$")
-PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}")
 ARM_ID = re.compile(r"^(?:azureml:)?/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
                     r"Microsoft.MachineLearningServices/workspaces/[^/]+/(?P<kind>[a-z]+)/(?P<name>[^/]+)"
                     r"(?:/versions/(?P<version>[^/]+))?$", re.IGNORECASE)
@@ -118,6 +118,7 @@ class V2Api(Api):
         r("GET", ws + r"/datastores/(?P<name>[^/]+)$", self._datastore_get)
         r("POST", ws + r"/datastores/(?P<name>[^/]+)/listSecrets$", self._datastore_secrets)
         kinds = "(?P<kind>" + "|".join(ASSET_KINDS) + ")"
+        r("GET", ws + "/" + kinds + "$", self._asset_containers)
         r("GET", ws + "/" + kinds + r"/(?P<name>[^/]+)$", self._asset_container)
         r("GET", ws + "/" + kinds + r"/(?P<name>[^/]+)/versions$", self._asset_versions)
         r("GET", ws + "/" + kinds + r"/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$", self._asset_get)
@@ -214,6 +215,13 @@ class V2Api(Api):
 
     # -- computes --------------------------------------------------------------------------------------
     def compute_payload(self, target: ComputeTarget, state: str | None = None) -> dict[str, Any]:
+        if target.kind == "ComputeInstance":
+            return {"id": f"{self.ws_id}/computes/{target.name}", "name": target.name,
+                    "type": f"{PROVIDER}/workspaces/computes", "location": self.location, "systemData": system_data(),
+                    "properties": {"computeType": "ComputeInstance", "computeLocation": self.location,
+                                   "provisioningState": state or target.state,
+                                   "provisioningErrors": target.errors or None, "isAttachedCompute": False,
+                                   "disableLocalAuth": True, "properties": instance_properties(target)}}
         return {"id": f"{self.ws_id}/computes/{target.name}", "name": target.name,
                 "type": f"{PROVIDER}/workspaces/computes", "location": self.location, "systemData": system_data(),
                 "properties": {"computeType": "AmlCompute", "computeLocation": self.location,
@@ -278,18 +286,29 @@ class V2Api(Api):
             raise ServiceError(404, "UserError", f"{kind[:-1].capitalize()} {name}:{version} was not found.")
         return found
 
+    def _asset_containers(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """The containers of a kind (``ml_client.models.list()``, ``data.list()``, ``components.list()``)."""
+        kind = m.group("kind")
+        names = [n for n, versions in self.assets[kind].items() if versions and n != "azureml_anonymous"
+                 and not any((v["properties"].get("isAnonymous") for v in versions.values()))]
+        return 200, {"value": [self.container_payload(kind, n) for n in sorted(names)]}
+
     def _asset_container(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         kind, name = m.group("kind"), unquote(m.group("name"))
         versions = self.assets[kind].get(name)
         if not versions:
             raise ServiceError(404, "UserError", f"{kind[:-1].capitalize()} container {name!r} was not found.")
+        return 200, self.container_payload(kind, name)
+
+    def container_payload(self, kind: str, name: str) -> dict[str, Any]:
+        versions = self.assets[kind][name]
         latest = max(versions, key=_version_key)
         props: dict[str, Any] = {"latestVersion": latest, "nextVersion": str(int(latest) + 1) if latest.isdigit()
                                  else None, "isArchived": False, "description": None, "tags": {}, "properties": {}}
         if kind == "data":
             props["dataType"] = versions[latest]["properties"].get("dataType")
-        return 200, {"id": f"{self.ws_id}/{kind}/{name}", "name": name, "type": f"{PROVIDER}/workspaces/{kind}",
-                      "systemData": system_data(), "properties": props}
+        return {"id": f"{self.ws_id}/{kind}/{name}", "name": name, "type": f"{PROVIDER}/workspaces/{kind}",
+                "systemData": system_data(), "properties": props}
 
     def _asset_versions(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         kind, name = m.group("kind"), unquote(m.group("name"))
@@ -332,6 +351,9 @@ class V2Api(Api):
                                                      f"versions cannot be changed")
             return 200, existing
         self._verify_storage(kind, name, version, props)
+        if kind == "components" and isinstance(props.get("componentSpec"), dict):
+            # the service names the spec after the URL: a component sent without a version reads back with one
+            props["componentSpec"] = {"name": name, "version": version, **props["componentSpec"]}
         if kind == "models" and not props.get("flavors"):
             props["flavors"] = self._model_flavors(name, version, props)
         resource = {"id": f"{self.ws_id}/{kind}/{name}/versions/{version}", "name": version,
@@ -424,12 +446,12 @@ class V2Api(Api):
         if props.get("jobType") != "Pipeline":
             raise ServiceError(400, "UserError", f"the fake service runs pipeline jobs; got jobType "
                                                  f"{props.get('jobType')!r}")
-        job, nodes = self.pipeline_job(name, props)
+        job, outputs_map = self.pipeline_job(name, props)
         record = self.engine.submit(job, run_id=name)
         record.properties.update({"azureml.runsource": "azureml.PipelineRun", "amlstep.api": "v2"})
-        entry = {"name": name, "body": body, "nodes": nodes, "created": time.time()}
+        entry = {"name": name, "body": body, "outputs_map": outputs_map, "created": time.time()}
         self.jobs[name] = entry
-        self.submissions.append(self.summarize(name, props, nodes, job))
+        self.submissions.append(self.summarize(name, props, outputs_map, job))
         self.engine.start(name)
         return 201, self.job_payload(name)
 
@@ -473,30 +495,31 @@ class V2Api(Api):
                 "systemData": system_data(entry["created"]), "properties": props}
 
     def _pipeline_output(self, name: str, port: str) -> tuple[str, str] | None:
-        """(datastore, path) of a pipeline output, from the node output bound to it."""
-        for node_name, node in self.jobs[name]["nodes"].items():
-            for out_port, bound in (node.get("outputs") or {}).items():
-                value = bound.get("value") if isinstance(bound, dict) else bound
-                if value == f"${{{{parent.outputs.{port}}}}}":
-                    state = self.engine.pipelines.get(name)
-                    run_id = state.step_runs.get(node_name) if state else None
-                    if run_id is None:
-                        return None
-                    outputs = self.engine.run(run_id).outputs
-                    return outputs.get(out_port)
-        return None
+        """(datastore, path) of a pipeline output, from the step output bound to it (through pipeline nodes)."""
+        bound = self.jobs[name]["outputs_map"].get(port)
+        state = self.engine.pipelines.get(name)
+        run_id = state.step_runs.get(bound[0]) if state and bound else None
+        if bound is None or run_id is None:
+            return None
+        return self.engine.run(run_id).outputs.get(bound[1])
 
     def child_payload(self, record: RunRecord) -> dict[str, Any]:
         node = self.step_job(record) or {}
+        types = node.get("output_types") or {}
         props: dict[str, Any] = {"displayName": node["display_name"], "experimentName": record.experiment,
-                                 "status": record.status, "computeId": f"{self.ws_id}/computes/{record.target}",
+                                 "status": record.status,
                                  "services": {"Studio": {"endpoint": f"{self.base_url()}/studio/runs/{record.id}",
                                                          "jobServiceType": "Studio"}},
                                  "properties": {k: v for k, v in record.properties.items()}, "tags": {},
-                                 "outputs": {port: {"jobOutputType": "uri_folder",
-                                                    "uri": self.datastore_uri(path), "mode": "ReadWriteMount"}
-                                             for port, (_, path) in record.outputs.items()}}
-        if node["type"] == "automl":
+                                 "outputs": {port: {"jobOutputType": types.get(port, "uri_folder"),
+                                                    "uri": self.datastore_uri(path, datastore),
+                                                    "mode": "ReadWriteMount"}
+                                             for port, (datastore, path) in record.outputs.items()}}
+        if record.target:
+            props["computeId"] = f"{self.ws_id}/computes/{record.target}"
+        if node["type"] == "pipeline":
+            props.update({"jobType": "Pipeline", "jobs": {}, "settings": {}})
+        elif node["type"] == "automl":
             props.update({"jobType": "AutoML", "taskDetails": {"taskType": node["task"].capitalize(),
                                                                "targetColumnName": node["target_column_name"],
                                                                "trainingData": {"jobInputType": "mltable",
@@ -507,192 +530,40 @@ class V2Api(Api):
         return {"id": f"{self.ws_id}/jobs/{record.id}", "name": record.id, "type": f"{PROVIDER}/workspaces/jobs",
                 "systemData": system_data(record.created), "properties": props}
 
-    # -- a pipeline job into engine steps --------------------------------------------------------------
+    # -- a pipeline job into engine steps (v2_jobs reads the nodes) ---------------------------------------
     def pipeline_job(self, name: str, props: Mapping[str, Any]) -> tuple[PipelineJob, dict[str, Any]]:
-        settings = props.get("settings") or {}
-        default_compute = _arm_name(settings.get("default_compute") or settings.get("defaultCompute"))
-        force_rerun = bool(settings.get("force_rerun"))
-        inputs = props.get("inputs") or {}
-        nodes: dict[str, Any] = dict(props.get("jobs") or {})
-        if not nodes:
-            raise ServiceError(400, "UserError", "properties.jobs: a pipeline job needs at least one job")
-        steps = []
-        for node_name, node in nodes.items():
-            where = f"properties.jobs.{node_name}"
-            if not isinstance(node, dict):
-                raise _Refused(where, "InvalidType", [_problem(where, "InvalidType", "expected an object")])
-            compute = _arm_name(node.get("computeId") or node.get("compute")) or default_compute
-            if not compute:
-                raise _Refused(f"{where}.compute", "RequiredField",
-                               [_problem(f"{where}.compute", "RequiredField", "no compute for this job and no "
-                                                                              "settings.default_compute")])
-            kind = node.get("type")
-            if kind == "command":
-                steps.append(self._command_step(name, node_name, node, inputs, compute, force_rerun))
-            elif kind == "automl":
-                steps.append(self._automl_step(name, node_name, node, inputs, compute, force_rerun))
-            else:
-                raise _Refused(f"{where}.type", "InvalidValue",
-                               [_problem(f"{where}.type", "InvalidValue", f"the fake service runs command and automl "
-                                                                          f"jobs, got {kind!r}")])
-        job = PipelineJob(experiment=props.get("experimentName") or "Default", steps=steps,
-                          description=props.get("description"),
-                          continue_on_step_failure=bool(settings.get("continue_on_step_failure")),
-                          parameters={k: str(v.get("value")) for k, v in inputs.items()
-                                      if isinstance(v, dict) and v.get("jobInputType") == "literal"})
-        return job, nodes
+        """The engine's job for a pipeline job's ``properties``, and what each pipeline output is bound to."""
+        builder = Builder(self, name, props)
+        try:
+            job = builder.build()
+        except Refusal as refusal:
+            raise _Refused(refusal.where, refusal.code, [_problem(refusal.where, refusal.code,
+                                                                  refusal.message)]) from None
+        assert builder.root is not None
+        outputs_map = {port: (node, out_port) for port, (node, out_port, _) in builder.root.output_map.items()}
+        return job, outputs_map
 
-    def _resolve_input(self, where: str, value: Any, pipeline_inputs: Mapping[str, Any]) -> tuple[str, Any]:
-        """("literal", text) | ("dataset", (name, version)) | ("producer", (node, port)) | ("uri", uri)."""
-        if isinstance(value, dict):
-            kind = value.get("job_input_type") or value.get("jobInputType")
-            raw = value.get("value", value.get("uri"))
-            if kind not in (None, "literal"):
-                return self._data_input(where, raw)
-            value = raw
-        if isinstance(value, str):
-            found = BINDING.match(value)
-            if found is not None:
-                scope, key, port = found.groups()
-                if scope == "jobs":
-                    return "producer", (key, port)
-                if scope == "inputs":
-                    if key not in pipeline_inputs:
-                        raise _Refused(where, "InvalidValue", [_problem(where, "InvalidValue", f"binds pipeline "
-                                                                                               f"input {key!r}, which "
-                                                                                               f"the job does not have")])
-                    bound = pipeline_inputs[key]
-                    if bound.get("jobInputType") == "literal":
-                        return "literal", str(bound.get("value"))
-                    return self._data_input(where, bound.get("uri"))
-        return "literal", "" if value is None else str(value)
-
-    def _data_input(self, where: str, uri: Any) -> tuple[str, Any]:
-        text = str(uri or "")
-        found = ARM_ID.match(text)
-        if found is not None and found.group("kind").lower() == "data":
-            name, version = found.group("name"), found.group("version")
-            self.asset("data", name, version)
-            return "dataset", (name, int(version) if version and version.isdigit() else None)
-        if text.startswith(("azureml://", "https://")):
-            return "uri", text
-        raise _Refused(where, "InvalidValue", [_problem(where, "InvalidValue", f"input {text!r} is neither a data "
-                                                                               f"asset id nor a storage URI")])
+    def _resolve_input(self, where: str, value: Any, scope: Any) -> tuple[str, Any]:
+        """("literal", text) | ("data", Data) | ("absent", None): a node input followed in its pipeline."""
+        try:
+            return scope.resolve(where, value)  # type: ignore[no-any-return]
+        except Refusal as refusal:
+            raise _Refused(refusal.where, refusal.code, [_problem(refusal.where, refusal.code,
+                                                                  refusal.message)]) from None
 
     def _binding(self, where: str, port: str, resolved: tuple[str, Any]) -> InputBinding:
         kind, value = resolved
-        if kind == "dataset":
-            name, version = value
-            return InputBinding(port=port, dataset=(name, version or self.engine.dataset(name).version))
-        if kind == "producer":
-            return InputBinding(port=port, producer=value)
-        raise _Refused(where, "InvalidValue", [_problem(where, "InvalidValue", f"the fake service reads data inputs "
-                                                                               f"from data assets or other jobs, "
-                                                                               f"got {value!r}")])
+        if kind != "data":
+            raise _Refused(where, "InvalidValue", [_problem(where, "InvalidValue", f"expected data (a data asset, a "
+                                                                                   f"URI or another job's output), "
+                                                                                   f"got {value!r}")])
+        return Builder(self, "", {}).binding(port, value, None)
 
-    def _command_step(self, pipeline: str, node_name: str, node: Mapping[str, Any], pipeline_inputs: Mapping[str, Any],
-                      compute: str, force_rerun: bool) -> StepJob:
-        where = f"properties.jobs.{node_name}"
-        component_id = node.get("componentId")
-        found = ARM_ID.match(str(component_id or ""))
-        if found is None or found.group("kind").lower() != "components":
-            raise _Refused(f"{where}.componentId", "RequiredField",
-                           [_problem(f"{where}.componentId", "RequiredField", "a command job in a pipeline needs the "
-                                                                              "ARM id of a registered component")])
-        component = self.asset("components", found.group("name"), found.group("version"))
-        spec = component["properties"].get("componentSpec") or {}
-        command = spec.get("command")
-        if not isinstance(command, str) or not command.strip():
-            raise _Refused(f"{where}.componentId", "RequiredField",
-                           [_problem(f"{where}.componentId", "RequiredField", "the component has no command")])
-        declared_inputs = dict(spec.get("inputs") or {})
-        declared_outputs = dict(spec.get("outputs") or {})
-        bindings: dict[str, InputBinding] = {}
-        literals: dict[str, str] = {}
-        for port, value in (node.get("inputs") or {}).items():
-            if port not in declared_inputs:
-                raise _Refused(f"{where}.inputs.{port}", "InvalidValue",
-                               [_problem(f"{where}.inputs.{port}", "InvalidValue", "the component has no such input; "
-                                         f"its inputs: {', '.join(declared_inputs) or '(none)'}")])
-            resolved = self._resolve_input(f"{where}.inputs.{port}", value, pipeline_inputs)
-            if resolved[0] == "literal":
-                literals[port] = resolved[1]
-            else:
-                bindings[port] = self._binding(f"{where}.inputs.{port}", port, resolved)
-        for port, declared in declared_inputs.items():
-            if port not in bindings and port not in literals:
-                if isinstance(declared, dict) and declared.get("default") is not None:
-                    literals[port] = str(declared["default"])
-                elif not (isinstance(declared, dict) and declared.get("optional")):
-                    raise _Refused(f"{where}.inputs.{port}", "RequiredField",
-                                   [_problem(f"{where}.inputs.{port}", "RequiredField", "required input is not "
-                                                                                        "bound")])
-        outputs = {port: OutputSpec(port=port, datastore="workspaceblobstore", path="azureml/{run-id}/{output-name}")
-                   for port in declared_outputs}
-        script, argv = self._argv(where, command, literals, bindings, outputs)
-        environment, env_id = self._environment(where, spec.get("environment"))
-        code_id = spec.get("code")
-        snapshot = self._snapshot(where, code_id)
-        identity = node.get("identity") or {}
-        identity_type = identity.get("identity_type") or identity.get("identityType") or "AMLToken"
-        fingerprint = hashlib.sha256(json.dumps({"command": command, "environment": env_id, "code": snapshot,
-                                                 "literals": literals, "outputs": sorted(declared_outputs)},
-                                                sort_keys=True).encode()).hexdigest()
-        step = StepJob(node_id=node_name, name=node.get("display_name") or node_name, kind="command", compute=compute,
-                       allow_reuse=bool(spec.get("is_deterministic", True)) and not force_rerun,
-                       identity=fingerprint, inputs=bindings, outputs=outputs, snapshot_id=snapshot, script=script,
-                       argv=argv, environment=environment)
-        step.v2 = {"type": "command", "display_name": step.name, "command": command,  # type: ignore[attr-defined]
-                   "environment_id": env_id, "code_id": str(code_id).removeprefix("azureml:"), "identity": identity_type,
-                   "output_types": {p: str((o or {}).get("type") or "uri_folder") for p, o in declared_outputs.items()}}
-        return step
-
-    def _argv(self, where: str, command: str, literals: Mapping[str, str], bindings: Mapping[str, InputBinding],
-              outputs: Mapping[str, OutputSpec]) -> tuple[str, list[Token]]:
-        """``python SCRIPT ARGS`` with ``${{inputs.X}}``/``${{outputs.Y}}`` resolved as Azure does (then shell words)."""
-        markers: dict[str, Token] = {}
-
-        def substitute(found: re.Match[str]) -> str:
-            scope, port = found.groups()
-            if scope == "inputs" and port in literals:
-                return literals[port]
-            if scope == "inputs" and port in bindings:
-                marker = f"@@amlstep-input-{port}@@"
-                markers[marker] = Token("input_path", port)
-                return marker
-            if scope == "outputs" and port in outputs:
-                marker = f"@@amlstep-output-{port}@@"
-                markers[marker] = Token("output_path", port)
-                return marker
-            if scope == "inputs":
-                return ""  # an optional input left unbound
-            raise _Refused(f"{where}.componentId", "InvalidValue",
-                           [_problem(f"{where}.componentId", "InvalidValue", f"the command names {scope}.{port}, "
-                                                                             f"which the component does not declare")])
-
-        text = PLACEHOLDER.sub(substitute, command)
-        try:
-            words = shlex.split(text)
-        except ValueError as exc:
-            raise _Refused(f"{where}.componentId", "InvalidValue",
-                           [_problem(f"{where}.componentId", "InvalidValue", f"the command is not valid shell: "
-                                                                             f"{exc}")]) from None
-        if len(words) < 2 or words[0] not in ("python", "python3") or not words[1].endswith(".py"):
-            raise _Refused(f"{where}.componentId", "InvalidValue",
-                           [_problem(f"{where}.componentId", "InvalidValue", "the fake service runs commands of the "
-                                                                             "form `python SCRIPT.py ARGS`")])
-        argv = []
-        for word in words[2:]:
-            if word in markers:
-                argv.append(markers[word])
-            elif any(marker in word for marker in markers):
-                raise _Refused(f"{where}.componentId", "InvalidValue",
-                               [_problem(f"{where}.componentId", "InvalidValue", "the fake service substitutes data "
-                                                                                 "paths that are whole words of the "
-                                                                                 "command")])
-            else:
-                argv.append(Token("literal", word))
-        return words[1], argv
+    def empty_snapshot(self) -> str:
+        """The snapshot of a component without code (a command such as ``echo``)."""
+        if "code-empty" not in self.engine.snapshots:
+            self.engine.add_snapshot("code-empty", {})
+        return "code-empty"
 
     def _environment(self, where: str, reference: Any) -> tuple[EnvironmentSpec, str]:
         curated = environments.curated_environment(reference)   # the azureml registry's, by URI or AzureML-<name>
@@ -764,14 +635,15 @@ class V2Api(Api):
                                                      f"storage")
             container, prefix = location
             prefix = prefix.rstrip("/")
-            files = {name[len(prefix) + 1:]: (container, name) for name in self.engine.blob.names(container, prefix)
-                     if name.startswith(prefix + "/")}
+            # a folder's files; a single file's code (code: ./x.py) is the container's root, holding that file
+            files = {name[len(prefix) + 1:] if prefix else name: (container, name)
+                     for name in self.engine.blob.names(container, prefix) if not prefix or name.startswith(prefix + "/")}
             if not files and self.engine.blob.exists(container, prefix):
                 files = {prefix.rsplit("/", 1)[-1]: (container, prefix)}
             self.engine.add_snapshot(snapshot_id, files)
         return snapshot_id
 
-    def _automl_step(self, pipeline: str, node_name: str, node: Mapping[str, Any], pipeline_inputs: Mapping[str, Any],
+    def _automl_step(self, pipeline: str, node_name: str, node: Mapping[str, Any], pipeline_inputs: Any,
                      compute: str, force_rerun: bool) -> StepJob:
         where = f"properties.jobs.{node_name}"
 
@@ -821,12 +693,12 @@ class V2Api(Api):
                    "output_types": {port: "mlflow_model" for port in outputs}}
         return step
 
-    def summarize(self, name: str, props: Mapping[str, Any], nodes: Mapping[str, Any], job: PipelineJob) -> dict[str, Any]:
+    def summarize(self, name: str, props: Mapping[str, Any], outputs: Mapping[str, Any], job: PipelineJob
+                  ) -> dict[str, Any]:
         """A stable summary of a submission, for tests."""
         return {"name": name, "experiment": job.experiment, "parameters": dict(job.parameters),
                 "steps": [{"node": s.node_id, "name": s.name, "kind": s.kind, "compute": s.compute,
-                           "allow_reuse": s.allow_reuse, "script": s.script,
-                           "arguments": [[t.kind, t.value] for t in s.argv],
+                           "allow_reuse": s.allow_reuse, **_command_summary(s),
                            "environment": None if s.environment is None else {"name": s.environment.name,
                                                                                "python": s.environment.python,
                                                                                "pip": list(s.environment.pip)},
@@ -837,11 +709,14 @@ class V2Api(Api):
                            "identity": getattr(s, "v2", {}).get("identity")} for s in job.steps]}
 
     def step_job(self, record: RunRecord) -> dict[str, Any] | None:
-        """What the job of a step run looks like (its node), or None for runs that are no pipeline step."""
-        state = self.engine.pipelines.get(record.parent_id or "")
+        """What the job of a step run (or of a pipeline node's run) looks like, or None for runs that are no
+        pipeline step."""
+        state = self.engine.pipelines.get(record.root_id or "")
         if state is None or record.node_id is None:
             return None
-        step = next((s for s in state.job.steps if s.node_id == record.node_id), None)
+        step: Any = next((s for s in state.job.steps if s.node_id == record.node_id), None)
+        if step is None:
+            step = state.job.groups.get(record.node_id)
         return getattr(step, "v2", None)
 
     def identity(self, record: RunRecord) -> str:
@@ -873,8 +748,10 @@ class V2Api(Api):
         asset = (f"azureml://locations/{self.location}/workspaces/{self.workspace_id}/"
                  f"{'models' if model else 'data'}/azureml_{run_id}_output_{'mlflow_log_model' if model else 'data'}_"
                  f"{port}/versions/1")
+        # run history types data outputs by the DataType enum (uri_file, uri_folder, mltable: what azure-ai-ml's
+        # jobs.download compares with) and models by their asset type
         rest_type = {"mlflow_model": "MLFlowModel", "custom_model": "CustomModel", "triton_model": "TritonModel",
-                     "uri_file": "UriFile", "mltable": "MLTable"}.get(kind, "UriFolder")
+                     "uri_file": "uri_file", "mltable": "mltable"}.get(kind, "uri_folder")
         uri = self.datastore_uri(path.rstrip("/") + "/", datastore)
         self.resolved[asset] = uri
         return asset, rest_type, uri
@@ -1092,6 +969,24 @@ class _MlflowError(Exception):
 
 def _problem(target: str, code: str, message: str) -> Any:
     return Problem(target, code, f"{target}: {message}")
+
+
+def _command_summary(step: StepJob) -> dict[str, Any]:
+    """command (with ``<input:X>``/``<output:Y>`` where paths go), and script and arguments when it is
+    ``python SCRIPT.py ARGS``."""
+    if step.shell is None:
+        return {"command": None, "script": step.script, "arguments": [[t.kind, t.value] for t in step.argv]}
+    marks = {"input_path": "<input:{}>", "output_path": "<output:{}>"}
+    text = "".join(t.value if t.kind == "literal" else marks[t.kind].format(t.value) for t in step.shell)
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        words = []
+    if len(words) >= 2 and words[0] in ("python", "python3") and words[1].endswith(".py"):
+        found = [re.fullmatch(r"<(input|output):(.+)>", w) for w in words[2:]]
+        arguments = [[f"{m.group(1)}_path", m.group(2)] if m else ["literal", w] for m, w in zip(found, words[2:])]
+        return {"command": text, "script": words[1], "arguments": arguments}
+    return {"command": text, "script": None, "arguments": []}
 
 
 def _version_key(version: str) -> tuple[int, str]:

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from emulator.azure_service import FakeAzureML
-from emulator.azure_service.api import COMPUTE_NAME
+from emulator.azure_service.api import compute_name_problem
 from emulator.azure_service.service import RESOURCE_GROUP, SUBSCRIPTION
 
 COMPUTE = {"location": "westeurope", "properties": {"computeType": "AmlCompute", "properties": {
@@ -93,19 +93,22 @@ def test_errors_come_in_each_apis_shape(fake, api):
 
 
 @pytest.mark.parametrize("name, valid", [
-    ("cpu-cluster", True), ("a1", True), ("Cluster-16-chars", True),
-    ("my_compute_cluster_with_33_chars_", False),   # too long, underscores
-    ("cpu_cluster", False), ("1cluster", False), ("cluster-", False), ("c", False), ("cluster-of-17-chr", False)])
+    # Microsoft's own cluster names (MachineLearningNotebooks, azureml-examples CI) are valid
+    ("cpu-cluster", True), ("forecast-step-cluster-v2", True), ("gpu-v100-1GPU-cluster", True), ("abc", True),
+    ("Cluster-24-characters-ok", True), ("Cluster-25-characters-too", False),
+    ("my_compute_cluster", False), ("1cluster", False), ("ab", False), ("cluster-", False),
+    ("cpu-cluster-1", False)])                       # a '-' must be followed by a letter later in the name
 def test_compute_names_follow_the_services_rule(fake, api, name, valid):
-    assert bool(COMPUTE_NAME.match(name)) is valid
+    assert (compute_name_problem(name) is None) is valid
     status, answer, _ = call(api, "PUT", ws_path(fake) + f"/computes/{name}?api-version=2022-05-01", COMPUTE)
     if valid:
         assert status == 201
     else:
         assert (status, answer["error"]["code"]) == (400, "BadArgument")
         assert answer["error"]["message"] == (
-            f"Compute name {name!r} is invalid. It can include letters, digits and dashes. It must start with a "
-            f"letter, end with a letter or digit, and be between 2 and 16 characters in length.")
+            f"Compute name {name!r} is invalid. It must be between 3 and 24 characters long, contain only letters, "
+            f"digits and the '-' character, start with a letter, and every '-' must be followed by at least one "
+            f"letter later in the name.")
 
 
 def test_a_compute_creation_is_a_long_running_operation_the_client_polls(fake, api):

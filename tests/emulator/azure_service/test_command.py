@@ -74,3 +74,33 @@ def test_fake_azure_sdk_v2_serves_the_arm_api_over_tls_to_mlclient(tmp_path):
     assert process.returncode == 0, err
     assert "serving on https://127.0.0.1:" in out
     assert f"try: amlstep run examples/titanic --backend azure --sdk v2 --config {config}" in out
+
+
+def test_web_files_and_no_web_fetch_reach_the_service(tmp_path, monkeypatch):
+    """``--web-file URL=PATH`` serves a local copy for a public URL; ``--no-web-fetch`` keeps the service offline."""
+    from click.testing import CliRunner
+
+    from emulator.azure_service import command, service
+
+    seen = {}
+
+    class Stub:
+        def __init__(self, **options):
+            seen.update(options)
+
+        def start(self):
+            raise OSError(98, "stub: not started")
+
+    monkeypatch.setattr(service, "FakeAzureML", Stub)
+    copy = tmp_path / "titanic.csv"
+    copy.write_text("a,b\n1,2\n")
+    runner = CliRunner()
+    result = runner.invoke(command.fake_azure_command, ["--web-file", f"https://x.example/t.csv={copy}",
+                                                        "--no-web-fetch"])
+    assert result.exit_code == 2 and "cannot listen" in result.output
+    assert seen["web_files"] == {"https://x.example/t.csv": str(copy)} and seen["web_fetch"] is False
+
+    result = runner.invoke(command.fake_azure_command, ["--web-file", "https://x.example/t.csv"])
+    assert result.exit_code == 2 and "expected URL=PATH" in result.output
+    result = runner.invoke(command.fake_azure_command, ["--web-file", f"https://x.example/t.csv={tmp_path / 'no'}"])
+    assert result.exit_code == 2 and "is not a file" in result.output

@@ -52,3 +52,18 @@ def test_a_version_the_base_does_not_have_fails_the_build(tmp_path):
     with pytest.raises(ImageBuildError, match=r"No matching distribution found for pandas==0\.0\.1") as caught:
         Compute(tmp_path / "cache", index=OFFLINE).environment(spec, BlobStore(tmp_path / "blobs", "acct"))
     assert "(from versions: " in caught.value.log
+
+
+def test_builds_leave_out_the_proxy_and_ca_a_client_in_the_same_process_set_for_the_fake(tmp_path, monkeypatch):
+    """A test or script that talks to the fake from its own process has HTTPS_PROXY pointing at the fake: pip
+    must reach the package index straight (or through the user's own proxy), not through the fake."""
+    from emulator.azure_service.compute import _tool_env
+    from emulator.azure_service.service import FakeAzureML
+
+    with FakeAzureML(root=tmp_path / "service") as fake:
+        for name, value in fake.environment_v2().items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("HTTP_PROXY", "http://proxy.corp.example:3128")
+        env = _tool_env(tmp_path / "home", drop=fake.compute.client_settings)
+    assert "HTTPS_PROXY" not in env and "https_proxy" not in env and "REQUESTS_CA_BUNDLE" not in env
+    assert env["HTTP_PROXY"] == "http://proxy.corp.example:3128"

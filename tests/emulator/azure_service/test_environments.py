@@ -353,3 +353,23 @@ def test_v2_an_environment_of_image_and_conda_file_as_azureml_examples_writes_it
     assert f"fidelity note: Python 3.8 requested: the fake has Python {HERE} only" in log
     assert "fidelity note: base image mcr.microsoft.com/azureml/openmpi5.0-cuda12.4-ubuntu22.04 is a GPU image" in log
     assert "fidelity note: requirements resolved for Python 3.8: pyjokes" in log
+
+
+@pytest.mark.parametrize("output, refused", [
+    # azureml-examples' automl preprocessing environment (Python 3.8): wrapt<=1.12.1 exists only as an sdist, which a
+    # dry run for another Python cannot take and Azure's build compiles: inconclusive, not a refusal
+    ("ERROR: Ignored the following versions that require a different python version: 1.7.0 Requires-Python >=3.10; "
+     "2.1.0 Requires-Python >=3.9\nERROR: Could not find a version that satisfies the requirement "
+     "wrapt<=1.12.1,>=1.11.1 (from inference-schema) (from versions: 1.13.0, 2.0.1)\n"
+     "ERROR: No matching distribution found for wrapt<=1.12.1,>=1.11.1 (from inference-schema)", False),
+    # the pinned version itself needs a newer Python: refused, as Azure's build fails
+    ("ERROR: Ignored the following versions that require a different python version: 3.0.0 Requires-Python >=3.11\n"
+     "ERROR: Could not find a version that satisfies the requirement pandas==3.0.0 (from versions: 1.5.3)\n"
+     "ERROR: No matching distribution found for pandas==3.0.0", True),
+    ("ERROR: Package 'needs-new-python' requires a different Python: 3.10.0 not in '>=3.11'", True),
+    ("ERROR: No matching distribution found for nothing-like-it", False),
+])
+def test_a_dry_run_for_another_python_refuses_only_what_that_python_refuses(output, refused):
+    from emulator.azure_service.compute import _python_refused
+
+    assert _python_refused(output) is refused
