@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from framework import Run, StepDefinitionError, WorkspaceError
+from framework.backends import cancellable
 from framework.workspace import LocalChildRun, LocalWorkspace, check_asset_name
 
 from .settings import validate_settings
@@ -143,11 +144,16 @@ class Experiment:
                 if show_output:
                     print(message, flush=True)
 
+            watcher = None
             try:
-                training, validation = config.training_frames(ws)
-                result = execute(config.settings, training, validation, recorder=WorkspaceRecorder(ws, record.id,
-                                                                                                     self.name),
-                                 parent_run_id=run_id, log=log, announce=None if show_output else print)
+                with cancellable(ws, run_id) as watcher:  # `amlstep runs cancel` stops it as Ctrl-C does
+                    training, validation = config.training_frames(ws)
+                    result = execute(config.settings, training, validation, recorder=WorkspaceRecorder(ws, record.id,
+                                                                                                         self.name),
+                                     parent_run_id=run_id, log=log, announce=None if show_output else print)
+            except KeyboardInterrupt:
+                ws.end_unfinished(run_id, "Canceled", (watcher.reason if watcher else None) or "canceled by the user")
+                raise
             except BaseException as exc:
                 ws.end_unfinished(run_id, "Failed", f"{type(exc).__name__}: {exc}")
                 raise
@@ -203,12 +209,26 @@ def _find_child(recorder: Any, run_id: str) -> Any:
 
 
 def parent_properties(result: Any) -> dict[str, Any]:
-    """What the parent AutoML run records about the experiment."""
-    return {"best_child_run_id": result.best.run_id, "primary_metric": result.settings["primary_metric"],
-            "score": result.best.score, "training_type": result.training_type, "guardrails": result.guardrails,
-            "unhonoured_settings": result.settings.get("unhonoured", []), "iterations_run": len(result.children),
-            "featurization": result.featurization, "stop_reason": result.stop_reason,
-            "duration_seconds": round(result.duration, 3)}
+    """What the parent AutoML run records about the experiment (forecasting: also the names of its series, in
+    the order of the series codes its children's per-series hyperparameters use)."""
+    properties = {"best_child_run_id": result.best.run_id, "primary_metric": result.settings["primary_metric"],
+                  "score": result.best.score, "training_type": result.training_type, "guardrails": result.guardrails,
+                  "unhonoured_settings": result.settings.get("unhonoured", []), "iterations_run": len(result.children),
+                  "featurization": result.featurization, "stop_reason": result.stop_reason,
+                  "duration_seconds": round(result.duration, 3)}
+    series = series_names(result)
+    if series:
+        properties["series"] = series
+    return properties
+
+
+def series_names(result: Any) -> list[str] | None:
+    """The time series of a forecasting experiment by code (``realgdp``; ``store 1 / dept 3`` for several id
+    columns), or None (other tasks, or one series without id columns)."""
+    keys = getattr(getattr(getattr(result, "loop", None), "featurizer", None), "keys", None)
+    if not isinstance(keys, list) or not keys or not any(keys):
+        return None
+    return [" / ".join(map(str, key)) if isinstance(key, tuple) else str(key) for key in keys]
 
 
 def _jsonable(value: Any) -> Any:

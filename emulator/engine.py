@@ -134,6 +134,8 @@ class PreparedData:
     n_train: int
     extra: Any = None
     """What a task's own preparation adds (forecasting: the regular series)."""
+    missing_labels: tuple[str, int, int] | None = None
+    """``(label column, rows dropped for a missing label, rows given)`` when rows were dropped for one."""
 
 
 def prepare_data(settings: Mapping[str, Any], training: pd.DataFrame, validation: pd.DataFrame | None
@@ -191,7 +193,9 @@ def prepare_tabular(task: Task, settings: Mapping[str, Any], training: pd.DataFr
     splits, training_type = make_splits(settings, y_values, n_train, len(data), data[cv_columns] if cv_columns else None,
                                         dropped=int((~keep).sum()))
     y_min, y_max = task.label_range(y_values, n_train)
-    return PreparedData(X, y_values, weights, splits, training_type, classes, y_min, y_max, n_train)
+    dropped = int((~keep).sum())
+    return PreparedData(X, y_values, weights, splits, training_type, classes, y_min, y_max, n_train,
+                        missing_labels=(str(label), dropped, len(keep)) if dropped else None)
 
 
 def _check_finite_label(label: str, task: Task, column: pd.Series, where: str) -> None:
@@ -445,12 +449,27 @@ def guardrails(settings: Mapping[str, Any], data: PreparedData, featurizer: Any)
          "description": (f"The validation configuration was set to {data.training_type} with "
                          f"{len(data.splits)} split(s)."), "columns": []},
     ]
+    if data.missing_labels is not None:
+        checks.append(missing_labels_check(*data.missing_labels))
     checks += get_task(settings["task"]).guardrails(data)
     dropped = [f"{s['column']} ({s['reason']})" for s in summary if s["purpose"] == "Ignore"]
     if dropped:
         checks.append({"type": "Dropped columns", "status": "Done",
                        "description": "Columns with no usable signal were dropped.", "columns": dropped})
     return checks
+
+
+def missing_labels_check(label: str, dropped: int, rows: int) -> dict[str, Any]:
+    """The guardrail for rows left out of training because their label is missing (``exclude_nan_labels``)."""
+    return {"type": "Missing label values", "status": "Alerted",
+            "description": (f"{missing_labels_text(label, dropped, rows)}; AutoML trains on the other "
+                            f"{rows - dropped} (exclude_nan_labels)."),
+            "columns": [f"{label} ({dropped} missing)"]}
+
+
+def missing_labels_text(label: str, dropped: int, rows: int) -> str:
+    share = f"{100 * dropped / rows:.0f}%" if rows else "?"
+    return (f"{dropped} of {rows} rows ({share}) have no value in label column {label!r} and were dropped")
 
 
 def format_guardrails(checks: list[dict[str, Any]]) -> str:
@@ -502,6 +521,8 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     featurizer = task.featurize(settings, data)
     checks = guardrails(settings, data, featurizer)
     log(format_guardrails(checks))
+    if data.missing_labels is not None:
+        log(f"Warning: {missing_labels_text(*data.missing_labels)} (exclude_nan_labels)")
     if settings.get("unhonoured"):
         log("Settings accepted but not honoured by the offline emulator: " + ", ".join(settings["unhonoured"]))
     for model, why in task.unavailable_models().items():

@@ -43,17 +43,46 @@ def _spec_params(spec: Any) -> dict[str, Any]:
     return params if isinstance(params, dict) else {}
 
 
-def _hyperparameters(params: dict[str, Any]) -> str:
-    """``name=value`` pairs, numbers to 4 significant digits (ensembles: their members, shown apart)."""
+def _hyperparameters(params: dict[str, Any], series: list[str] | None = None, algorithm: str = "") -> str:
+    """``name=value`` pairs, numbers to 4 significant digits (ensembles: their members, shown apart; a
+    forecasting model's form per series: grouped by form, the series by name)."""
     shown = []
     for name, value in sorted(params.items()):
         if name in ("ensembled_iterations", "ensemble_weights"):
+            continue
+        if name == "forms" and isinstance(value, dict):
+            shown.append(_forms(value, series, algorithm))
             continue
         text = f"{value:.4g}" if isinstance(value, float) else str(value)
         shown.append(f"{name}={text}")
     if "ensembled_iterations" in params:
         shown.insert(0, "iterations " + ", ".join(map(str, params["ensembled_iterations"])))
     return ", ".join(shown) or "defaults"
+
+
+ETS_FORM = ("trend", "damped", "seasonal")
+
+
+def _forms(forms: dict[str, Any], series: list[str] | None, algorithm: str) -> str:
+    """A statistical model's form in each series (keyed by series code), one entry per distinct form:
+    ``trend=add, damped=True, seasonal=add (all 6 series)``; ``order=(1, 1, 1) (realgdp, realcons); ...``."""
+    def name(code: str) -> str:
+        index = int(code) if str(code).isdigit() else -1
+        return series[index] if series and 0 <= index < len(series) else f"series {code}"
+
+    def text(form: Any) -> str:
+        if isinstance(form, dict):
+            return ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v}" for k, v in form.items())
+        if isinstance(form, (list, tuple)) and algorithm == "ExponentialSmoothing" and len(form) == len(ETS_FORM):
+            return ", ".join(f"{k}={v}" for k, v in zip(ETS_FORM, form))
+        return str(tuple(form) if isinstance(form, list) else form)
+
+    groups: dict[str, list[str]] = {}
+    for code in sorted(forms, key=lambda c: (not str(c).isdigit(), int(c) if str(c).isdigit() else 0, str(c))):
+        groups.setdefault(text(forms[code]), []).append(name(code))
+    if len(groups) == 1 and len(forms) > 1:
+        return f"{next(iter(groups))} (all {len(forms)} series)"
+    return "; ".join(f"{form} ({', '.join(names)})" for form, names in groups.items())
 
 
 class AutoMLSummary:
@@ -71,6 +100,8 @@ class AutoMLSummary:
         self.training_type = props.get("training_type")
         self.unhonoured = props.get("unhonoured_settings") or []
         self.featurization = [f for f in props.get("featurization") or [] if isinstance(f, dict)]
+        series = props.get("series")
+        self.series = [str(s) for s in series] if isinstance(series, list) else None
         self.children: list[dict[str, Any]] = []
         goal = ""
         for child in ws.get_children(self.origin.id):
@@ -110,10 +141,16 @@ def _automl_section(lineage: Lineage, summary: AutoMLSummary, plots: bool, progr
 
     step = summary.step
     out = [f"<section class='automl' id='automl-{escape(step.name)}'><h2>AutoML · {escape(step.name)}</h2>"]
+    if step.status == "NotStarted" and not summary.children:
+        why = f": {step.error}" if step.error else ""
+        out.append(f"<p class='muted'>This step did not start{escape(why)}; it has no guardrails, leaderboard or "
+                   f"model.</p></section>")
+        return "".join(out)
+    label = step.params.get("label_column_name")
     facts = [f"task <b>{escape(summary.task)}</b>", f"primary metric <b>{escape(summary.metric)}</b> "
              f"({'lower' if summary.minimize else 'higher'} is better)",
-             f"label <b>{escape(str(step.params.get('label_column_name')))}</b>",
-             f"{len(summary.children)} iterations"]
+             *([f"label <b>{escape(str(label))}</b>"] if label else []),
+             f"{len(summary.children)} iteration{'s' if len(summary.children) != 1 else ''}"]
     if summary.training_type:
         facts.append(f"validation {escape(str(summary.training_type))}")
     if step.reused_from:
@@ -146,10 +183,11 @@ def _automl_section(lineage: Lineage, summary: AutoMLSummary, plots: bool, progr
                          + (" ★" if best is child else ""), escape(fmt(child["score"])),
                          *[escape(fmt(child["metrics"].get(m))) for m in extra],
                          escape(seconds(child["fit_time"])), badge(child["status"]),
-                         f"<code class='params'>{escape(_hyperparameters(child['params']))}</code>"])
+                         "<code class='params'>"
+                         f"{escape(_hyperparameters(child['params'], summary.series, child['algorithm']))}</code>"])
             classes.append("best" if best is child else "")
         numeric = {0, 1, 3, *range(4, 4 + len(extra)), 4 + len(extra)}
-        out.append(table(headers, rows, numeric, classes))
+        out.append("<div class='table-wrap'>" + table(headers, rows, numeric, classes) + "</div>")
         out.append(_ensembles_section(summary))
     else:
         out.append("<p class='muted'>No child runs recorded.</p>")

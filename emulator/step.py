@@ -62,7 +62,8 @@ def register_steps(register: Callable[[StepSpec], None]) -> None:
 
 
 def _is_automl(step: RunRecord) -> bool:
-    return step.properties.get("kind") == STEP.kind
+    """An AutoML step run of a pipeline, or a standalone AutoML run (``Experiment.submit``)."""
+    return step.properties.get("kind") == STEP.kind or step.run_type == "automl"
 
 
 @hookimpl

@@ -95,6 +95,13 @@ def _worker_main(conn: Any) -> None:  # pragma: no cover - runs in the worker pr
             conn.send(("error", f"cannot return the result: {type(exc).__name__}: {exc}", reply[2], ""))
 
 
+# Ctrl-C in a terminal reaches the whole process group: a worker ignores it (from its first line, before any
+# import), so that no worker prints a KeyboardInterrupt traceback over the live display; the parent, which
+# does get it, stops its workers.
+_WORKER_COMMAND = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                   "from emulator.worker import _serve; _serve(int(sys.argv[1]))")
+
+
 class Worker:
     """One spawned worker process and the data keys it holds."""
 
@@ -104,9 +111,8 @@ class Worker:
         ours, theirs = socket.socketpair()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), PYTHONWARNINGS="ignore")
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from emulator.worker import _serve; _serve(int(sys.argv[1]))",
-             str(theirs.fileno())], pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL)
+            [sys.executable, "-c", _WORKER_COMMAND, str(theirs.fileno())], pass_fds=[theirs.fileno()], env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         theirs.close()
         self.conn = Connection(ours.detach())
         self.keys: list[str] = []  # mirrors the worker's cache: at most 2, oldest evicted first
@@ -126,7 +132,18 @@ class Worker:
 
     def run(self, key: str, data: Any, target: str, kwargs: dict[str, Any], timeout: float | None,
             count_startup: bool = True) -> TaskOutcome:
-        """``target(data, **kwargs)`` here; ``count_startup=False``: the timeout starts once the worker is ready."""
+        """``target(data, **kwargs)`` here; ``count_startup=False``: the timeout starts once the worker is ready.
+
+        Interrupted (Ctrl-C, a canceled run), the worker is killed: it may be busy with the task, so it must
+        not go back to the pool, whose next task would read this one's answer."""
+        try:
+            return self._run(key, data, target, kwargs, timeout, count_startup)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _run(self, key: str, data: Any, target: str, kwargs: dict[str, Any], timeout: float | None,
+             count_startup: bool) -> TaskOutcome:
         started = time.perf_counter()
         if count_startup and timeout is not None and not self.ready and not self.conn.poll(max(0.0, timeout)):
             # still starting when the task's time is up: the task is stopped, the worker (not its fault) kept

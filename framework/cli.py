@@ -102,7 +102,7 @@ class BackendOptions:
         self.params: list[click.Parameter] = []
         self.owners: dict[str, list[str]] = {}        # parameter name -> backends that declared it
         self.flags: dict[str, str] = {}                # parameter name -> its option ("--dry-run")
-        self.converters: dict[str, tuple[list[str], Callable[..., dict[str, Any]]]] = {}
+        self.converters: dict[str, list[tuple[list[str], Callable[..., dict[str, Any]]]]] = {}
         hook = plugins.hook.register_run_options
         for impl in hook.get_hookimpls():  # in the order the plugins were registered
             arguments = {"register": self._register, "plugins": plugins}
@@ -118,20 +118,20 @@ class BackendOptions:
                 self.flags[name] = option.opts[0]
             self.owners.setdefault(name, []).append(backend)
             names.append(name)
-        self.converters[backend] = (names, convert)
+        self.converters.setdefault(backend, []).append((names, convert))  # a backend may register more than once
 
     def options(self, backend: str, values: dict[str, Any]) -> dict[str, Any]:
         """The options of ``backend`` from the values given; an option of another backend is an error."""
-        given = [name for name, value in values.items() if value not in (None, False)]
+        given = [name for name, value in values.items() if value is not None and value is not False and value != ()]
         foreign = sorted((self.flags[name].lstrip("-").replace("-", "_"), name) for name in given
                          if backend not in self.owners[name])
         if foreign:
             name = foreign[0][1]
             fail(f"{self.flags[name]} applies to --backend {' or '.join(self.owners[name])} only")
-        if backend not in self.converters:
-            return {}
-        names, convert = self.converters[backend]
-        return convert({name: values.get(name) for name in names})
+        options: dict[str, Any] = {}
+        for names, convert in self.converters.get(backend, []):
+            options.update(convert({name: values.get(name) for name in names}))
+        return options
 
 
 _BACKEND_OPTIONS: weakref.WeakKeyDictionary[Any, BackendOptions] = weakref.WeakKeyDictionary()
@@ -161,6 +161,8 @@ class RunCommand(click.Command):
 @click.argument("pipeline")
 @click.option("--backend", "-b", default="local", show_default=True, help="Where to run: local or azure.")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a pipeline parameter.")
+@click.option("--params", "params_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Pipeline parameters from a YAML or JSON file (name: value); --param wins over it.")
 @click.option("--no-reuse", is_flag=True, help="Re-run every step, whatever the reuse rule says.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result (with --dry-run: the plan).")
 @click.option("--quiet", "-q", is_flag=True,
@@ -168,8 +170,8 @@ class RunCommand(click.Command):
 @click.option("--resume", metavar="RUN_ID",
               help="Continue a Failed or Canceled run: its completed steps are not repeated.")
 @pass_state
-def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ...], no_reuse: bool,
-                as_json: bool, quiet: bool, resume: str | None, **backend_values: Any) -> None:
+def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ...], params_file: str | None,
+                no_reuse: bool, as_json: bool, quiet: bool, resume: str | None, **backend_values: Any) -> None:
     """Run a pipeline, locally or on Azure.
 
     PIPELINE is a folder with pipeline.py, a .py file or a module name.
@@ -186,11 +188,16 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
         return
     try:
         definition = load_pipeline(pipeline)
+        if params_file:
+            overrides = {**checked_params_file(state, definition, params_file), **overrides}
         if options.pop("dry_run", False):
-            print_plan(state, backend, definition, overrides, options, as_json)
+            with sdk_quiet(state, backend):
+                compiled = compiled_plan(state, backend, definition, overrides, options)
+            print_plan(compiled, as_json)
             return
         # live progress on stderr when it is a terminal; plain step output otherwise; nothing with --quiet
-        with cancel_on_sigterm(), progress_for_run(quiet=quiet, workspace=state.workspace) as echo:
+        with cancel_on_sigterm(), progress_for_run(quiet=quiet, workspace=state.workspace) as echo, \
+                sdk_quiet(state, backend):
             result = run_pipeline(definition, backend=backend, params=overrides, reuse=not no_reuse,
                                   workspace=state.workspace, plugins=state.plugins, echo=echo, **options)
     except RunCanceled as exc:
@@ -212,6 +219,8 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
             click.echo(f"warning: {problem}", err=True)
         if result.details.get("portal_url"):
             click.echo(f"portal: {result.details['portal_url']}")
+        for line in local_run_notes(result):
+            click.echo(line)
         if result.backend == "local" and "report" in click.get_current_context().find_root().command.commands:  # type: ignore[attr-defined]
             click.echo(f"report: {PROG[0]} report {result.run_id[:8]} --out report.html")
         if result.error:
@@ -234,22 +243,69 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
         sys.exit(EXIT_FAILED)
 
 
+def checked_params_file(state: State, definition: Any, path: str) -> dict[str, Any]:
+    """The parameters of a ``--params`` file, checked against the pipeline's (unknown names, types), naming the file."""
+    from .commands.run_options import read_params_file
+    from .errors import PipelineValidationError
 
-def print_plan(state: State, backend: str, definition: Any, overrides: dict[str, str], options: dict[str, Any],
-               as_json: bool) -> None:
-    """``run --dry-run``: the backend's compiled plan, offline."""
+    values = read_params_file(path)
+    try:
+        definition.validate(state.plugins).resolve_parameters(values)
+    except PipelineValidationError as exc:
+        raise PipelineValidationError(f"--params {path}: {exc}") from None
+    return values
+
+
+def local_run_notes(result: Any) -> list[str]:
+    """What the run output says besides the steps: a partial run, a sample (local backend)."""
+    lines = []
+    partial = result.details.get("partial")
+    if partial:
+        taken = ", ".join(partial.get("taken") or {})
+        lines.append(f"partial run: ran {', '.join(partial.get('selected') or [])}"
+                     + (f"; took the outputs of {taken} from the run history" if taken else ""))
+    sample = result.details.get("sample")
+    if sample:
+        counts = ", ".join(f"{name}: {d.get('rows')} of {d.get('of')} rows"
+                           for name, d in (sample.get("datasets") or {}).items())
+        lines.append(f"sample: {sample.get('text')} of each dataset ({counts}); its outputs are not reused by or "
+                     f"from runs on the full data")
+    return lines
+
+
+def compiled_plan(state: State, backend: str, definition: Any, overrides: dict[str, str],
+                  options: dict[str, Any]) -> tuple[Any, Any]:
+    """``run --dry-run``: the backend and its compiled plan, offline."""
     validated = definition.validate(state.plugins)
     chosen: Any = state.plugins.backend(backend, dry_run=True, **{k: v for k, v in options.items() if k != "resume"})
-    plan = chosen.plan(validated, plugins=state.plugins, params=overrides)
+    return chosen, chosen.plan(validated, plugins=state.plugins, params=overrides)
+
+
+def print_plan(compiled: tuple[Any, Any], as_json: bool) -> None:
+    chosen, plan = compiled
     if as_json:
         emit_json(plan)
     else:
         click.echo(chosen.format_plan(plan))
 
 
+def sdk_quiet(state: State, backend: str) -> Any:
+    """While a backend other than the local one runs, its SDK's warnings and stderr go to <workspace>/logs/sdk.log."""
+    if backend == "local":
+        return contextlib.nullcontext()
+    from .commands.quiet import sdk_output_to_log
+    from .workspace import default_workspace_path
+
+    return sdk_output_to_log(Path(state.workspace_path).expanduser() if state.workspace_path else default_workspace_path(),
+                             f"amlstep run --backend {backend}")
+
+
 @click.command("explain-reuse")
 @click.argument("pipeline")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Override a pipeline parameter.")
+@click.option("--params", "params_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Pipeline parameters from a YAML or JSON file (name: value); --param wins over it.")
+@click.option("--sample", metavar="N|FRACTION", help="Explain a run with --sample (local).")
 @click.option("--no-reuse", is_flag=True, help="Explain a run with --no-reuse.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per step, with its reasons.")
 @click.option("--backend", "-b", default="local", show_default=True,
@@ -258,8 +314,8 @@ def print_plan(state: State, backend: str, definition: Any, overrides: dict[str,
               help="azure: only count runs of the workspace this config.json names.")
 @pass_state
 @handle_errors
-def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], no_reuse: bool, as_json: bool,
-                          backend: str, config: str | None) -> None:
+def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], params_file: str | None,
+                          sample: str | None, no_reuse: bool, as_json: bool, backend: str, config: str | None) -> None:
     """Say which steps would be reused now, and why not.
 
     For each step of PIPELINE: would it be reused, and if not, what changed.
@@ -272,14 +328,26 @@ def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], 
     from .api import load_pipeline
     from .reuse import predict
 
-    validated = load_pipeline(pipeline).validate(state.plugins)
+    definition = load_pipeline(pipeline)
+    validated = definition.validate(state.plugins)
+    overrides = parse_params(params)
+    if params_file:
+        overrides = {**checked_params_file(state, definition, params_file), **overrides}
+    sampled = None
+    if sample is not None:
+        from .sampling import Sample
+
+        if backend != "local":
+            fail("--sample applies to --backend local only")
+        sampled = Sample.parse(sample)
     if backend != "local":
         chosen: Any = state.plugins.backend(backend, workspace=state.workspace, config=config)
         if not hasattr(chosen, "explain_reuse"):
             fail(f"backend {backend!r} cannot explain its reuse")
-        found = chosen.explain_reuse(validated, plugins=state.plugins, params=parse_params(params), reuse=not no_reuse)
+        found = chosen.explain_reuse(validated, plugins=state.plugins, params=overrides, reuse=not no_reuse)
     else:
-        found = predict(validated, state.workspace, parse_params(params), reuse=not no_reuse)
+        found = predict(validated, state.workspace, overrides, reuse=not no_reuse,
+                        sample=sampled.key if sampled is not None else None)
     if as_json:
         emit_json(found)
         return
@@ -307,7 +375,7 @@ def cancel_on_sigterm() -> Iterator[None]:
 
 @click.group("runs")
 def runs_group() -> None:
-    """Browse the run history and the logs."""
+    """Browse the run history and the logs; cancel a running run."""
 
 
 @click.group("datasets")
@@ -410,11 +478,12 @@ def download_command(state: State, run_id: str, output_name: str, directory: str
 
 def _browse_commands() -> None:
     """``runs list/show/logs``, ``experiments``, ``models show`` and ``datasets show`` live in commands/browse.py."""
-    from .commands import browse
+    from .commands import browse, cancel
 
     runs_group.add_command(browse.runs_list)
     runs_group.add_command(browse.runs_show)
     runs_group.add_command(browse.runs_logs)
+    runs_group.add_command(cancel.runs_cancel)
     models_group.add_command(browse.models_show)
     datasets_group.add_command(browse.datasets_show)
     COMMANDS.append(browse.experiments_group)

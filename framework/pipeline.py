@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from .manager import Plugins
 
 AUTOML_PLUGIN = "automl"
+DATASET_TYPE = DataType.TABULAR
+"""What a registered ``Dataset`` is: delimited files, read as one table (or given as their folder)."""
 
 
 @dataclass(frozen=True)
@@ -310,6 +312,49 @@ class ValidatedPipeline:
                 raise PipelineValidationError(str(exc)) from None
         return values
 
+    def upstream_of(self, step_name: str) -> set[str]:
+        """Names of the steps ``step_name`` depends on, directly or not."""
+        found: set[str] = set()
+        frontier = [step_name]
+        while frontier:
+            for name in self.upstream.get(frontier.pop(), set()):
+                if name not in found:
+                    found.add(name)
+                    frontier.append(name)
+        return found
+
+    def select(self, only: Sequence[str] = (), start: str | None = None, end: str | None = None) -> list[str] | None:
+        """The steps a partial run runs, in dependency order, or None for the whole pipeline.
+
+        ``only``: exactly these steps; ``start``: this step and every step downstream of it; ``end``: this
+        step and every step upstream of it (both: the steps between them). The other steps do not run: a
+        step that runs takes their outputs from the run history.
+        """
+        names = [s.name for s in self.steps]
+        if not only and start is None and end is None:
+            return None
+
+        def known(name: str, flag: str) -> None:
+            if name not in names:
+                raise PipelineValidationError(f"{flag} {name!r}: the pipeline has no step {name!r}"
+                                              f"{did_you_mean(name, names)}; its steps: {', '.join(names)}")
+
+        if only and (start is not None or end is not None):
+            raise PipelineValidationError("--only names exactly the steps to run; use it without --from and --to")
+        for name in only:
+            known(name, "--only")
+        chosen = set(only) if only else set(names)
+        if start is not None:
+            known(start, "--from")
+            chosen &= {start} | self.downstream_of(start)
+        if end is not None:
+            known(end, "--to")
+            chosen &= {end} | self.upstream_of(end)
+        if not chosen:
+            raise PipelineValidationError(f"--from {start!r} --to {end!r} selects no step: {end!r} does not depend on "
+                                          f"{start!r}")
+        return [n for n in names if n in chosen]
+
     def downstream_of(self, step_name: str) -> set[str]:
         """Names of the steps that depend, directly or not, on ``step_name``."""
         found: set[str] = set()
@@ -330,7 +375,9 @@ def _check(name: Any, what: str, error: type[AmlStepError] = StepDefinitionError
         raise error(str(exc)) from None
 
 
-def _validate(pipeline: Pipeline, plugins: Plugins) -> ValidatedPipeline:
+def _validate(pipeline: Pipeline, plugins: Plugins, *, dataset_types: bool = True) -> ValidatedPipeline:
+    """The checks of ``Pipeline.validate``; ``dataset_types=False`` lets a Dataset stand in for an input of any type
+    (the harness's Azure compile check, which binds every input of one step to a placeholder dataset)."""
     bindings: dict[str, StepBinding] = {}
     parameters: dict[str, PipelineParameter] = {}
     parameter_types: dict[str, type] = {}
@@ -406,10 +453,16 @@ def _validate(pipeline: Pipeline, plugins: Plugins) -> ValidatedPipeline:
     upstream: dict[str, set[str]] = {name: set() for name in bindings}
     for binding in bindings.values():
         for port, source in binding.inputs.items():
-            if isinstance(source, Dataset):
-                continue
             declared_input = binding.spec.input(port)
             assert declared_input is not None
+            if isinstance(source, Dataset):
+                if dataset_types and not can_feed(DATASET_TYPE, declared_input.type):
+                    raise PipelineValidationError(
+                        f"step {binding.name!r}: input {port!r} expects {declared_input.type.value} data, but it is "
+                        f"bound to Dataset({source.name!r}), which is {DATASET_TYPE.value} data (registered CSV "
+                        f"files); bind {port!r} to the {declared_input.type.value} output of a step"
+                    )
+                continue
             if source not in producers:
                 raise PipelineValidationError(
                     f"step {binding.name!r}: input {port!r} reads data {source!r}{did_you_mean(source, producers)}, "

@@ -249,6 +249,13 @@ class ProgressDisplay:
                     state.status = step_result.status
                     if step_result.error and not state.note:
                         state.note = step_result.error[:160]
+            if result.status != "Completed":  # no step goes on showing "Running" in the last frame
+                for state in self.steps.values():
+                    if state.status == "Running":
+                        state.status, state.ended = ("Canceled" if result.status == "Canceled" else "Failed"), time.time()
+                        state.note = state.note or (result.error or "")[:160]
+                    elif state.status == "Waiting":
+                        state.status = "NotStarted"
             self.current_step = None
             self.log_tail.clear()
         self.refresh()

@@ -125,8 +125,9 @@ def table(headers: list[str], rows: list[list[str]], numeric: set[int] | None = 
           row_classes: list[str] | None = None) -> str:
     """An HTML table: ``headers`` escaped here, cells already HTML; ``numeric`` columns right-aligned."""
     numeric = numeric or set()
-    head = "".join(f'<th class="num">{escape(h)}</th>' if i in numeric else f"<th>{escape(h)}</th>"
-                   for i, h in enumerate(headers))
+    # a long metric name may wrap after its underscores rather than widen the page
+    shown = [escape(h).replace("_", "_<wbr>") for h in headers]
+    head = "".join(f'<th class="num">{h}</th>' if i in numeric else f"<th>{h}</th>" for i, h in enumerate(shown))
     body = []
     for index, row in enumerate(rows):
         cls = f' class="{row_classes[index]}"' if row_classes and row_classes[index] else ""

@@ -56,9 +56,14 @@ def code_hash(spec: StepSpec) -> str:
 
 
 def components(spec: StepSpec, params: Mapping[str, Any], inputs: Mapping[str, str],
-               allow_reuse: bool) -> dict[str, Any]:
-    """What the reuse key is made of, kept in the run history to explain later re-runs."""
-    return {
+               allow_reuse: bool, sample: str | None = None) -> dict[str, Any]:
+    """What the reuse key is made of, kept in the run history to explain later re-runs.
+
+    ``sample`` (a run on a sample of its datasets, ``--sample``) is part of the key: sampled and full
+    runs never reuse each other's outputs. Runs on the full data leave it out, so their keys are the
+    keys they always had.
+    """
+    parts = {
         "plugin": spec.name,
         "kind": spec.kind,
         "code": code_hash(spec),
@@ -66,6 +71,14 @@ def components(spec: StepSpec, params: Mapping[str, Any], inputs: Mapping[str, s
         "inputs": dict(sorted(inputs.items())),
         "allow_reuse": allow_reuse,
     }
+    if sample is not None:
+        parts["sample"] = sample
+    return parts
+
+
+def dataset_hash(sha256: str, sample: str | None = None) -> str:
+    """What a step's reuse key holds for a dataset input: its content hash (and the sample taken of it)."""
+    return f"dataset:{sha256}" + (f":sample:{sample}" if sample else "")
 
 
 def key(parts: Mapping[str, Any]) -> str:
@@ -138,6 +151,8 @@ def explain(current: Mapping[str, Any], previous: Mapping[str, Any] | None, *, p
     if previous is None:
         return ["no earlier run of this step in this pipeline"]
     reasons = []
+    if previous.get("sample") != current.get("sample"):
+        reasons.append(f"sample changed: {_sample_text(previous.get('sample'))} -> {_sample_text(current.get('sample'))}")
     if previous.get("plugin") != current["plugin"] or previous.get("kind") != current["kind"]:
         reasons.append(f"plugin changed: {previous.get('plugin')!r} -> {current['plugin']!r}")
     reasons += changes(current, previous)
@@ -153,8 +168,16 @@ def explain(current: Mapping[str, Any], previous: Mapping[str, Any] | None, *, p
             f"reused outputs that are gone)"]
 
 
+def _sample_text(key: Any) -> str:
+    """``rows=200`` -> ``a sample of 200 rows``; None -> ``the full data``."""
+    if not key:
+        return "the full data"
+    kind, _, value = str(key).partition("=")
+    return f"a sample of {value} rows" if kind == "rows" else f"a sample of {float(value) * 100:g}% of the rows"
+
+
 def predict(pipeline: Any, workspace: Any, params: Mapping[str, Any] | None = None,
-            reuse: bool = True) -> list[dict[str, Any]]:
+            reuse: bool = True, sample: str | None = None) -> list[dict[str, Any]]:
     """Whether each step of a validated pipeline would be reused now, and if not, why.
 
     The same rule the local backend applies when it runs, walked without running anything: a
@@ -184,7 +207,7 @@ def predict(pipeline: Any, workspace: Any, params: Mapping[str, Any] | None = No
         for port, source in sorted(binding.inputs.items()):
             if isinstance(source, Dataset):
                 if workspace.has_dataset(source.name):
-                    hashes[port] = f"dataset:{workspace.get_dataset(source.name, source.version).sha256}"
+                    hashes[port] = dataset_hash(workspace.get_dataset(source.name, source.version).sha256, sample)
                 else:
                     unknown.append(f"input {port!r}: dataset {source.name!r} is not registered yet")
             elif known.get(source) is None:
@@ -209,7 +232,7 @@ def predict(pipeline: Any, workspace: Any, params: Mapping[str, Any] | None = No
         elif not reuse:
             entry["reasons"] = ["reuse disabled for this run (--no-reuse)"]
         elif unknown and rerunning and len(guessed) + len(hashes) == len(binding.inputs):
-            parts = components(binding.spec, resolved, {**hashes, **guessed}, binding.allow_reuse)
+            parts = components(binding.spec, resolved, {**hashes, **guessed}, binding.allow_reuse, sample)
             candidate, problem = find_reusable(workspace, key(parts))
             upstream = ", ".join(repr(s) for s in sorted(set(rerunning)))
             if candidate is not None:
@@ -224,7 +247,7 @@ def predict(pipeline: Any, workspace: Any, params: Mapping[str, Any] | None = No
         elif unknown:
             entry["reasons"] = unknown
         else:
-            parts = components(binding.spec, resolved, hashes, binding.allow_reuse)
+            parts = components(binding.spec, resolved, hashes, binding.allow_reuse, sample)
             entry["key"] = key(parts)
             earlier, problem = find_reusable(workspace, entry["key"])
             if earlier is not None:

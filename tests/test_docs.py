@@ -282,6 +282,24 @@ def test_readme_reading_results_snippet(titanic_run, tmp_path, monkeypatch):
     assert hasattr(namespace["model"], "predict_proba")
 
 
+def test_readme_predict_by_hand_snippet_gives_what_predict_gives(titanic_run, titanic_test_csv, tmp_path,
+                                                                  monkeypatch):
+    """The README's documented way to prepare new rows by hand: the registered model's learned state (issue 26)."""
+    import shutil
+
+    from framework import get_plugin_manager
+    from framework.commands.predict import predict
+
+    workspace, _ = titanic_run
+    monkeypatch.setenv("AMLSTEP_WORKSPACE", str(workspace.path))
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(titanic_test_csv, tmp_path / "titanic_test.csv")
+    namespace: dict = {}
+    exec(compile(snippet("readme-predict-by-hand"), "README.md", "exec"), namespace)
+    expected = predict(workspace, get_plugin_manager(), "TitanicSurvivalInitial", titanic_test_csv)
+    assert namespace["proba"][:, 1].tolist() == pytest.approx(expected.frame["proba_1"].tolist(), abs=1e-6)  # 6 places
+
+
 def test_readme_step_plugin_and_pipeline_snippets(tmp_path, monkeypatch):
     import types
 

@@ -7,12 +7,15 @@ happens to a :class:`PipelineEvents` (entered around the run; its ``steps`` is t
 every backend behaves alike. A step runs through :func:`execute_step` (inputs read with
 :func:`load_inputs`) with a :class:`RunContext` of the backend's. A backend's factory takes its
 options as keyword arguments and refuses unknown ones (:func:`check_options`, with "did you mean").
+A backend that runs on this machine runs under :func:`cancellable`, so that ``amlstep runs cancel``
+stops it from another process.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
+from ..cancel import cancellable
 from ..context import RunContext
 from ..errors import BackendError
 from ..events import PipelineEvents, StepEvents
@@ -37,4 +40,5 @@ class Backend(Protocol):
 
 
 __all__ = ["Backend", "BackendError", "PipelineEvents", "PipelineRunResult", "RunContext", "StepBinding", "StepEvents",
-           "StepRunResult", "ValidatedPipeline", "accepted_options", "check_options", "execute_step", "load_inputs"]
+           "StepRunResult", "ValidatedPipeline", "accepted_options", "cancellable", "check_options", "execute_step",
+           "load_inputs"]

@@ -10,9 +10,10 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TextIO
+from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
 
 from .. import reuse as reuse_rule
+from ..cancel import Watcher, cancellable
 from ..context import RunContext
 from ..errors import AmlStepError, PipelineValidationError, RunCanceled, WorkspaceError
 from ..events import PipelineEvents, StepEvents
@@ -22,6 +23,7 @@ from ..io import output_path
 from ..manager import Plugins
 from ..pipeline import Dataset, StepBinding, ValidatedPipeline
 from ..results import PipelineRunResult, StepRunResult
+from ..sampling import Sample
 from ..steps import DataType
 from ..workspace import DatasetVersion, LocalChildRun, LocalWorkspace, ModelVersion, RunRecord
 from ..workspace.db import WorkspaceUnwritable, is_disk_full, no_space_message
@@ -33,15 +35,63 @@ def register_backends(register: Callable[..., None]) -> None:
     register("local", LocalBackend)
 
 
+@hookimpl
+def register_run_options(register: Callable[..., None]) -> None:
+    register("local", *run_options())
+
+
+def run_options() -> tuple[list[Any], Callable[[Mapping[str, Any]], dict[str, Any]]]:
+    """The local backend's ``amlstep run`` options (partial runs, ``--sample``) and their values -> its options."""
+    import click
+
+    params = [
+        click.Option(["--only", "only"], multiple=True, metavar="STEP",
+                     help="local: run only this step (repeat, or STEP,STEP); the others' outputs come from the run "
+                          "history."),
+        click.Option(["--from", "from_step"], metavar="STEP",
+                     help="local: run this step and the steps downstream of it; upstream outputs come from the run "
+                          "history."),
+        click.Option(["--to", "to_step"], metavar="STEP", help="local: run this step and the steps upstream of it."),
+        click.Option(["--sample"], metavar="N|FRACTION",
+                     help="local: run on a reproducible sample of each input dataset: N rows, or a fraction (0.1, "
+                          "10%)."),
+    ]
+
+    def convert(values: Mapping[str, Any]) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        steps = [name.strip() for item in values.get("only") or () for name in item.split(",") if name.strip()]
+        if steps:
+            options["only"] = steps
+        for name in ("from_step", "to_step"):
+            if values.get(name):
+                options[name] = values[name]
+        if values.get("sample") is not None:
+            options["sample"] = Sample.parse(values["sample"])
+        return options
+
+    return params, convert
+
+
 class LocalBackend:
     """Runs a pipeline on this machine. Step outputs land in the workspace datastore."""
 
     name = "local"
 
-    def __init__(self, workspace: LocalWorkspace | str | Path | None = None, *, echo: TextIO | None = None) -> None:
+    def __init__(self, workspace: LocalWorkspace | str | Path | None = None, *, echo: TextIO | None = None,
+                 only: Sequence[str] = (), from_step: str | None = None, to_step: str | None = None,
+                 sample: Sample | str | int | float | None = None) -> None:
+        """Options: ``only`` / ``from_step`` / ``to_step`` run part of the pipeline (``--only``, ``--from``,
+        ``--to``: the other steps' outputs come from the run history); ``sample`` runs it on a reproducible
+        sample of each input dataset (``--sample``: rows, or a fraction)."""
         self.workspace = workspace if isinstance(workspace, LocalWorkspace) else LocalWorkspace(workspace)
         self.echo = echo
+        self.only = [only] if isinstance(only, str) else list(only)
+        self.from_step, self.to_step = from_step, to_step
+        self.sample = sample if isinstance(sample, Sample) or sample is None else Sample.parse(sample)
         self._events: StepEvents | None = None
+        self._current: tuple[StepBinding, str] | None = None  # the step running now, and its step run id
+        self._sampled: dict[str, Path] = {}  # dataset name -> its sample, in this run
+        self._watcher: Watcher | None = None  # watches for `amlstep runs cancel` while a run runs
 
     def run(self, pipeline: ValidatedPipeline, *, plugins: Plugins, params: Mapping[str, Any] | None = None,
             reuse: bool = True, resume: str | None = None) -> PipelineRunResult:
@@ -52,9 +102,25 @@ class LocalBackend:
             if params:
                 raise PipelineValidationError(
                     f"--resume {earlier.id} reuses that run's parameters; do not pass --param with it")
+            if self.only or self.from_step or self.to_step:
+                raise PipelineValidationError(f"--resume {earlier.id} continues that whole run; do not pass --only, "
+                                              f"--from or --to with it")
             params = earlier.params
+            self._resume_sample(earlier)
         values = pipeline.resolve_parameters(params)
-        datasets = {d.name: resolve_dataset(ws, d) for d in pipeline.datasets()}
+        selected = pipeline.select(self.only, self.from_step, self.to_step)
+        running = [b for b in pipeline.steps if selected is None or b.name in selected]
+        needed = self._taken_steps(pipeline, selected) if selected is not None else {}
+        read = {s.name: s for b in running for s in b.inputs.values() if isinstance(s, Dataset)}
+        datasets = {d.name: resolve_dataset(ws, d) for d in pipeline.datasets() if d.name in read}
+        datasets.update({d.name: ws.get_dataset(d.name, d.version) for d in pipeline.datasets()
+                         if d.name not in datasets and ws.has_dataset(d.name)})  # for the taken steps' reuse keys
+        self._sampled = {}
+        partial = None
+        if selected is not None:
+            partial = {"selected": selected, **({"only": self.only} if self.only else {}),
+                       **({"from": self.from_step} if self.from_step else {}),
+                       **({"to": self.to_step} if self.to_step else {})}
         run = ws.create_run(
             run_type="pipeline", name=pipeline.experiment, experiment=pipeline.experiment, status="Running",
             params=values, properties={
@@ -64,16 +130,39 @@ class LocalBackend:
                 "datasets": {n: f"{d.name}:{d.version}" for n, d in datasets.items()},
                 "continue_on_step_failure": pipeline.pipeline.continue_on_step_failure,
                 **({"resumed_from": resume} if resume else {}),
+                **({"partial": partial} if partial else {}),
+                **({"sample": {"key": self.sample.key, "text": str(self.sample)}} if self.sample else {}),
             })
         started = time.monotonic()
         result = PipelineRunResult(run_id=run.id, experiment=pipeline.experiment, status="Running",
                                    backend=self.name, params=values)
         data: dict[str, tuple[Path, str, DataType]] = {}
         failed: set[str] = set()
-        with PipelineEvents(plugins.hook, run.id, pipeline.pipeline, values, self.name) as events:
+        with cancellable(ws, run.id) as watcher, \
+                PipelineEvents(plugins.hook, run.id, pipeline.pipeline, values, self.name) as events:
+            self._watcher = watcher
             try:
                 events.started()
+                if partial is not None:
+                    self._say(f"[partial run] running {', '.join(map(repr, selected or []))}"
+                              + (f"; taking the outputs of {', '.join(map(repr, needed))} from the run history"
+                                 if needed else ""))
+                if self.sample is not None:
+                    self._take_samples(run, {n: datasets[n] for n in read})
                 for binding in pipeline.steps:
+                    watcher.check()  # a cancel request, for runs outside the main thread (it interrupts the main one)
+                    if selected is not None and binding.name not in selected:
+                        if binding.name in needed:
+                            result.steps.append(self._take(pipeline, binding, run, values, datasets, data, plugins,
+                                                           events.steps, needed[binding.name]))
+                        else:
+                            reason = f"not run: not selected ({_selection_text(self.only, self.from_step, self.to_step)})"
+                            skipped = ws.create_run(run_type="step", name=binding.name, experiment=pipeline.experiment,
+                                                    parent_id=run.id, status="NotStarted",
+                                                    properties=_binding_properties(binding, datasets, plugins))
+                            ws.update_run(skipped.id, error=reason)
+                            result.steps.append(StepRunResult(binding.name, skipped.id, "NotStarted", error=reason))
+                        continue
                     blocked = pipeline_blockers(pipeline, binding, failed)
                     if failed and (blocked or not pipeline.pipeline.continue_on_step_failure):
                         reason = (f"not run: upstream step {sorted(blocked)[0]!r} failed" if blocked
@@ -90,16 +179,22 @@ class LocalBackend:
                     if step_result.status != "Completed":
                         failed.add(binding.name)
             except (KeyboardInterrupt, RunCanceled) as exc:
+                why = watcher.reason or "canceled by the user"
                 try:
-                    ws.end_unfinished(run.id, "Canceled", "canceled by the user")
+                    ws.end_unfinished(run.id, "Canceled", why)
                 except WorkspaceError as unrecorded:
-                    ws.note_unrecorded(run.id, "canceled by the user; the cancellation could not be recorded: "
-                                               f"{unrecorded}")
+                    ws.note_unrecorded(run.id, f"{why}; the cancellation could not be recorded: {unrecorded}")
                     raise unrecorded from None
-                result.status, result.error = "Canceled", "canceled by the user"
+                result.status, result.error = "Canceled", why
                 result.duration = time.monotonic() - started
+                if self._current is not None:  # the step that was running ends too: observers hear it
+                    binding, step_run_id = self._current
+                    canceled = StepRunResult(binding.name, step_run_id, "Canceled", error=why)
+                    result.steps.append(canceled)
+                    if events.steps is not None:
+                        events.steps.finished(binding, step_run_id, canceled)
                 events.ended(result)
-                raise RunCanceled(f"pipeline run {run.id} was canceled") from exc
+                raise RunCanceled(f"pipeline run {run.id} was {watcher.reason or 'canceled'}") from exc
             except BaseException as exc:
                 reason = (str(exc) if isinstance(exc, AmlStepError)
                           else f"amlstep failed while running the pipeline: {type(exc).__name__}: {exc}")
@@ -108,6 +203,11 @@ class LocalBackend:
                 except WorkspaceError:
                     ws.note_unrecorded(run.id, reason)  # recorded by the next process that opens the workspace
                 raise  # on_pipeline_error fires as it leaves the ``with``
+            if partial is not None:
+                result.details["partial"] = {**partial, "taken": {
+                    r.name: r.reused_from for r in result.steps if r.name in needed and r.reused_from}}
+            if self.sample is not None:
+                result.details["sample"] = (ws.get_run(run.id).properties.get("sample") or {})
             for out, data_name in pipeline.pipeline.outputs.items():
                 if data_name in data:
                     location, _, kind = data[data_name]
@@ -137,20 +237,23 @@ class LocalBackend:
         step_run = ws.create_run(run_type="step", name=binding.name, experiment=pipeline.experiment,
                                  parent_id=run.id, status="Running", params=params,
                                  properties=_binding_properties(binding, datasets, plugins))
+        self._current = (binding, step_run.id)
         if events is not None:
             events.started(binding, step_run.id)
         input_hashes: dict[str, str] = {}
         input_locations: dict[str, Path | list[Path]] = {}
+        sample = self.sample.key if self.sample is not None else None
         for port, source in binding.inputs.items():
             if isinstance(source, Dataset):
                 dataset = datasets[source.name]
-                input_hashes[port] = f"dataset:{dataset.sha256}"
-                input_locations[port] = dataset.file_paths()
+                input_hashes[port] = reuse_rule.dataset_hash(dataset.sha256, sample)
+                input_locations[port] = [self._sampled[source.name]] if source.name in self._sampled \
+                    else dataset.file_paths()
             else:
                 location, digest, _ = data[source]
                 input_hashes[port] = digest
                 input_locations[port] = location
-        parts = reuse_rule.components(binding.spec, params, input_hashes, binding.allow_reuse)
+        parts = reuse_rule.components(binding.spec, params, input_hashes, binding.allow_reuse, sample)
         key = reuse_rule.key(parts)
         previous = ws.last_step_run(binding.name, binding.plugin, experiment=pipeline.experiment)
         earlier, problem = reuse_rule.find_reusable(ws, key) if (reuse and binding.allow_reuse) else (None, None)
@@ -169,6 +272,7 @@ class LocalBackend:
             result = StepRunResult(binding.name, step_run.id, "Completed", reused=True, reused_from=earlier.id,
                                    reasons=reasons, duration=0.0, outputs=_output_paths(ws, earlier.outputs))
             self._say(f"[{binding.name}] reused outputs of step run {earlier.id}")
+            self._current = None
             if events is not None:
                 events.finished(binding, step_run.id, result)
             return result
@@ -199,6 +303,7 @@ class LocalBackend:
                                  "sha256": sha256_tree(location)}
                 data[data_name] = (location, records[port]["sha256"], kind)
             ws.update_run(step_run.id, status="Completed", outputs=records)
+            self._current = None
             result = StepRunResult(binding.name, step_run.id, "Completed", reasons=reasons,
                                    duration=time.monotonic() - started, outputs=_output_paths(ws, records),
                                    log_path=str(log_path))
@@ -207,7 +312,9 @@ class LocalBackend:
             return result
         except (KeyboardInterrupt, RunCanceled):
             shutil.rmtree(staging, ignore_errors=True)
-            ws.update_run(step_run.id, status="Canceled", error="canceled by the user")
+            watcher = self._watcher
+            ws.update_run(step_run.id, status="Canceled",
+                          error=(watcher.reason if watcher is not None else None) or "canceled by the user")
             raise
         except Exception as exc:
             shutil.rmtree(staging, ignore_errors=True)
@@ -222,11 +329,134 @@ class LocalBackend:
             except WorkspaceUnwritable:
                 raise WorkspaceUnwritable(message) from None  # the pipeline run leaves it in its lease
             self._say(f"[{binding.name}] failed: {message}")
+            self._current = None
             if events is not None:
                 events.failed(binding, step_run.id, exc)
             return StepRunResult(binding.name, step_run.id, "Failed", reasons=reasons,
                                  duration=time.monotonic() - started, error=message, log_path=str(log_path),
                                  traceback=traceback_tail(exc, binding))
+
+    # -- partial runs (--only, --from, --to) --------------------------------------------------------------
+    def _taken_steps(self, pipeline: ValidatedPipeline, selected: list[str]) -> dict[str, list[RunRecord]]:
+        """The steps left out whose outputs a selected step reads, each with its completed earlier runs (newest
+        first, outputs intact, on the same data: sampled alike). Raises before anything runs when one has none."""
+        ws = self.workspace
+        sample = self.sample.key if self.sample is not None else None
+        producers = {data: pipeline.step(step) for data, (step, _) in pipeline.producers.items()}
+        needed: dict[str, list[RunRecord]] = {}
+        for binding in pipeline.steps:
+            if binding.name not in selected:
+                continue
+            for port, source in binding.inputs.items():
+                if isinstance(source, Dataset) or producers[source].name in selected:
+                    continue
+                producer = producers[source]
+                if producer.name in needed:
+                    continue
+                found = [r for r in ws.completed_step_runs(producer.name, producer.plugin, pipeline.experiment)
+                         if (r.reuse_components or {}).get("sample") == sample
+                         and reuse_rule.integrity_problem(ws, r) is None]
+                if not found:
+                    what = (f"with --sample {self.sample}" if self.sample is not None else "")
+                    raise PipelineValidationError(
+                        f"step {binding.name!r}: input {port!r} reads data {source!r} of step {producer.name!r}, which "
+                        f"is not selected ({_selection_text(self.only, self.from_step, self.to_step)}), and no "
+                        f"completed run of {producer.name!r} in experiment {pipeline.experiment!r}{' ' + what if what else ''} "
+                        f"has produced it (with its outputs intact); run {producer.name!r} too")
+                needed[producer.name] = found
+        return needed
+
+    def _take(self, pipeline: ValidatedPipeline, binding: StepBinding, run: RunRecord, values: Mapping[str, Any],
+              datasets: Mapping[str, DatasetVersion], data: dict[str, tuple[Path, str, DataType]], plugins: Plugins,
+              events: StepEvents | None, candidates: list[RunRecord]) -> StepRunResult:
+        """A step left out of a partial run whose outputs a selected step reads: its outputs are those of the run
+        that would be reused now (same code, parameters and inputs), else of its latest completed run, and the
+        step run records which, and why."""
+        ws = self.workspace
+        params = binding.resolve_params(values)
+        sample = self.sample.key if self.sample is not None else None
+        hashes: dict[str, str] = {}
+        for port, source in binding.inputs.items():
+            if isinstance(source, Dataset):
+                if source.name in datasets:
+                    hashes[port] = reuse_rule.dataset_hash(datasets[source.name].sha256, sample)
+            elif source in data:
+                hashes[port] = data[source][1]
+        parts = reuse_rule.components(binding.spec, params, hashes, binding.allow_reuse, sample)
+        complete = len(hashes) == len(binding.inputs)
+        earlier = reuse_rule.find_reusable(ws, reuse_rule.key(parts))[0] if complete else None
+        selection = _selection_text(self.only, self.from_step, self.to_step)
+        if earlier is not None:
+            reasons = [f"not selected ({selection}): took the outputs of step run {earlier.id[:8]} (code, parameters "
+                       f"and inputs unchanged)"]
+        else:
+            earlier = candidates[0]
+            latest = ws.get_run(earlier.reused_from) if earlier.reused_from else earlier
+            differences = [r for r in reuse_rule.explain(parts, latest.reuse_components) if complete
+                           or not r.startswith("input ")] if latest.reuse_components else []
+            same = "" if complete or not latest.reuse_components else " (code and parameters unchanged)"
+            reasons = [f"not selected ({selection}): took the outputs of its latest run, step run {latest.id[:8]} of "
+                       f"pipeline run {(latest.parent_id or '?')[:8]}"
+                       + (f", though since then {'; '.join(differences)}" if differences else same)]
+        origin = ws.get_run(earlier.reused_from) if earlier.reused_from else earlier
+        step_run = ws.create_run(run_type="step", name=binding.name, experiment=pipeline.experiment,
+                                 parent_id=run.id, status="Running", params=params,
+                                 properties=_binding_properties(binding, datasets, plugins))
+        if events is not None:
+            events.started(binding, step_run.id)
+        for record in origin.outputs.values():
+            data[record["data"]] = (ws.path / record["path"], record["sha256"], DataType(record["type"]))
+        exact = reasons[0].endswith("(code, parameters and inputs unchanged)")  # only then is the key its own
+        own_key = {"reuse_key": reuse_rule.key(parts), "reuse_components": parts} if exact else {}
+        ws.update_run(step_run.id, status="Completed", reused_from=origin.id, outputs=origin.outputs, **own_key,
+                      properties={**step_run.properties, "reuse_reasons": reasons, "taken": True})
+        self._say(f"[{binding.name}] {reasons[0]}")
+        result = StepRunResult(binding.name, step_run.id, "Completed", reused=True, reused_from=origin.id,
+                               reasons=reasons, duration=0.0, outputs=_output_paths(ws, origin.outputs))
+        if events is not None:
+            events.finished(binding, step_run.id, result)
+        return result
+
+    # -- --sample -------------------------------------------------------------------------------------
+    def _take_samples(self, run: RunRecord, datasets: Mapping[str, DatasetVersion]) -> None:
+        """Write the sample of each dataset the run reads beside the run's outputs and record it in the run."""
+        from ..io import read_tabular
+
+        assert self.sample is not None
+        ws = self.workspace
+        staging = ws.staging_dir()
+        recorded: dict[str, Any] = {}
+        try:
+            for name, dataset in sorted(datasets.items()):
+                frame = read_tabular(dataset.file_paths(), f"dataset {name!r}")
+                sampled = self.sample.take(frame)
+                folder = staging / "samples" / name
+                folder.mkdir(parents=True)
+                sampled.to_csv(folder / f"{name}.csv", index=False)
+                recorded[name] = {"version": dataset.version, "rows": len(sampled), "of": len(frame),
+                                  "path": f"samples/{name}/{name}.csv"}
+            final = ws.commit_outputs(staging, run.id)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        for name, entry in recorded.items():
+            entry["path"] = ws.relative(final / entry["path"])
+            self._sampled[name] = ws.path / entry["path"]
+            self._say(f"[sample] dataset {name}: {entry['rows']} of {entry['of']} rows (--sample {self.sample}; "
+                      f"the same rows every time)")
+        ws.merge_properties(run.id, {"sample": {"key": self.sample.key, "text": str(self.sample), "datasets": recorded}})
+
+    def _resume_sample(self, earlier: RunRecord) -> None:
+        """A resumed run keeps the sample of the run it continues."""
+        before = (earlier.properties.get("sample") or {}).get("key")
+        now = self.sample.key if self.sample is not None else None
+        if before and now is None:
+            kind, _, value = str(before).partition("=")
+            self.sample = Sample(rows=int(value)) if kind == "rows" else Sample(fraction=float(value))
+        elif now != before:
+            raise PipelineValidationError(f"--resume {earlier.id}: that run ran on "
+                                          f"{'a sample (' + str(before) + ')' if before else 'the full data'}; resume "
+                                          f"it without --sample")
 
     def _resumable(self, pipeline: ValidatedPipeline, run_id: str) -> tuple[RunRecord, dict[str, RunRecord]]:
         """The failed run to resume and its completed step runs, by step name."""
@@ -262,10 +492,20 @@ class LocalBackend:
 def _binding_properties(binding: StepBinding, datasets: Mapping[str, DatasetVersion], plugins: Plugins
                         ) -> dict[str, Any]:
     """What a step run records about its plugin and its data bindings (also for steps that never ran)."""
+    def dataset(src: Dataset) -> str:
+        return f"dataset:{src.name}:{datasets[src.name].version}" if src.name in datasets else f"dataset:{src.name}"
+
     return {"plugin": binding.plugin, "kind": binding.spec.kind, "plugin_owner": plugins.owner(binding.plugin),
-            "inputs": {port: (f"dataset:{src.name}:{datasets[src.name].version}" if isinstance(src, Dataset) else src)
-                       for port, src in binding.inputs.items()},
+            "inputs": {port: (dataset(src) if isinstance(src, Dataset) else src) for port, src in binding.inputs.items()},
             "outputs": dict(binding.outputs)}
+
+
+def _selection_text(only: Sequence[str], from_step: str | None, to_step: str | None) -> str:
+    """``--only AutoML``, ``--from AutoML --to register_model``: what a partial run selected."""
+    parts = [f"--only {','.join(only)}"] if only else []
+    parts += [f"--from {from_step}"] if from_step else []
+    parts += [f"--to {to_step}"] if to_step else []
+    return " ".join(parts)
 
 
 def pipeline_blockers(pipeline: ValidatedPipeline, binding: StepBinding, failed: set[str]) -> set[str]:
@@ -357,12 +597,32 @@ class LocalRunContext(RunContext):
     def register_model(self, model_name: str, model_path: str | Path, *, description: str = "",
                        tags: Mapping[str, Any] | None = None,
                        properties: Mapping[str, Any] | None = None) -> ModelVersion:
+        """Register ``model_path``; a model a step of this pipeline run produced carries what the steps upstream of
+        it learned from the training rows (``ModelVersion.learned``), so predictions need nothing else."""
+        carried = {**(properties or {}), "step_run_id": self.id}
+        learned = self._learned_upstream(model_path)
+        if learned:
+            carried["learned"] = learned
+        if self.pipeline_run_id is not None:  # a model trained on a sample (--sample) says so
+            sample = self.workspace.get_run(self.pipeline_run_id).properties.get("sample")
+            if sample:
+                carried["sample"] = sample.get("text")
         model = self.workspace.register_model(
             model_name, model_path, run_id=self.pipeline_run_id or self.id, description=description,
-            tags=dict(tags or {}), properties={**(properties or {}), "step_run_id": self.id})
+            tags=dict(tags or {}), properties=carried)
         if self._events is not None:
             self._events.registered(self.id, model)
         return model
+
+    def _learned_upstream(self, model_path: str | Path) -> dict[str, Any]:
+        if self.pipeline_run_id is None:
+            return {}
+        from ..commands.lineage import Lineage
+
+        try:
+            return Lineage(self.workspace, self.pipeline_run_id).learned_upstream(model_path)
+        except AmlStepError:  # unreadable: predict falls back to the training run's outputs, or says what is missing
+            return {}
 
     def child_run(self, name: str, *, run_id: str | None = None,
                   properties: Mapping[str, Any] | None = None) -> LocalChildRun:

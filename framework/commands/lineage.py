@@ -36,17 +36,31 @@ class DatasetRef:
 
 
 class Lineage:
-    """The step runs of one pipeline run and the data flowing between them."""
+    """The step runs of one pipeline run and the data flowing between them.
+
+    A standalone AutoML run (``Experiment.submit``) reads as a pipeline of one step: the AutoML run
+    itself (``standalone`` is True), so that the report shows it as it shows an AutoML step.
+    """
 
     def __init__(self, workspace: LocalWorkspace, run_id: str) -> None:
         self.workspace = workspace
         self.run = workspace.get_run(run_id)
+        self.standalone = False
+        if self.run.run_type == "child" and self.run.parent_id:  # an AutoML iteration: its experiment's run
+            experiment = workspace.get_run(self.run.parent_id)
+            if experiment.run_type in ("automl", "step"):
+                self.run = experiment
+        if self.run.run_type == "automl":
+            self.standalone = True
+            self.steps = [self.run]
+            return
         if self.run.run_type != "pipeline":
             parent = self.run.parent_id
             if self.run.run_type == "step" and parent:
                 self.run = workspace.get_run(parent)
             else:
-                raise WorkspaceError(f"run {run_id!r} is a {self.run.run_type} run, not a pipeline run")
+                raise WorkspaceError(f"run {run_id!r} is a {self.run.run_type} run, not a pipeline run or an AutoML "
+                                     f"run")
         self.steps = workspace.get_children(self.run.id)
 
     def step(self, name: str) -> RunRecord:
@@ -75,6 +89,9 @@ class Lineage:
         """Where the data ``source`` (a data name or ``dataset:NAME:VERSION``) is stored."""
         dataset = DatasetRef.parse(source)
         if dataset is not None:
+            sampled = ((self.run.properties.get("sample") or {}).get("datasets") or {}).get(dataset.name) or {}
+            if sampled.get("path") and (self.workspace.path / sampled["path"]).is_file():  # --sample: what the steps read
+                return [self.workspace.path / sampled["path"]]
             return self.workspace.get_dataset(dataset.name, dataset.version).file_paths()
         step = self.producer(source)
         if step is None:
@@ -116,6 +133,28 @@ class Lineage:
 
     def automl_steps(self) -> list[RunRecord]:
         return [s for s in self.steps if _is_automl(s)]
+
+    def learned_upstream(self, path: str | Path) -> dict[str, dict[str, Any]]:
+        """What the steps upstream of the step output at ``path`` (a model, say) learned from their training rows:
+        step name -> {learned output port -> the JSON object}; empty when ``path`` is no step output of this run."""
+        from ..execution import read_learned
+
+        target = Path(path).resolve()
+        for step in self.steps:
+            for record in (step.outputs or {}).values():
+                if not isinstance(record, dict) or not record.get("path") or not record.get("data"):
+                    continue
+                location = (self.workspace.path / record["path"]).resolve()
+                if target != location and location not in target.parents:
+                    continue
+                learned: dict[str, dict[str, Any]] = {}
+                for upstream in self.chain(str(record["data"])):
+                    for port, output in (upstream.outputs or {}).items():
+                        if isinstance(output, dict) and output.get("type") == "learned" and output.get("path"):
+                            learned.setdefault(upstream.name, {})[port] = read_learned(
+                                self.workspace.path / output["path"], f"learned output {port!r} of step {upstream.name!r}")
+                return learned
+        return {}
 
 
 def parse_model_ref(ref: str) -> tuple[str, int | None]:
@@ -165,7 +204,7 @@ def automl_for_model(workspace: LocalWorkspace, model: ModelVersion) -> tuple[Li
 
 
 def _is_automl(step: RunRecord) -> bool:
-    return step.properties.get("kind") == "automl"
+    return step.properties.get("kind") == "automl" or step.run_type == "automl"
 
 
 def single_model_file(model: ModelVersion) -> Path:
@@ -246,8 +285,10 @@ def azure_model(workspace: LocalWorkspace, ref: str) -> ModelVersion:
                              f"{producer.name!r} of run {run.id} produced (content hashes differ); refusing to load it")
     files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()) if path.is_dir() \
         else [path.name]
+    # ModelVersion.read_verified hashes the files under its path again as it loads them: the folder's hash
+    tree = str(record.get("sha256")) if path.is_dir() else sha256_tree(path.parent)
     return ModelVersion(name=f"{AZURE_PREFIX}{name}", version=number, path=path if path.is_dir() else path.parent,
-                        files=files, sha256=str(record.get("sha256")), run_id=run.id,
+                        files=files, sha256=tree, run_id=run.id,
                         description=f"registered in Azure workspace {run.properties.get('azure_workspace')}",
                         properties={"step_run_id": step.id, "azure_model": f"{name}:{number}"}, tags={},
                         created_at=step.ended_at or step.created_at)

@@ -16,11 +16,12 @@ registry.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import click
 
@@ -80,13 +81,14 @@ class Prediction:
 
 
 def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: str | Path, *,
-            dataset: str | None = None, keep: list[str] | None = None) -> Prediction:
+            dataset: str | None = None, keep: list[str] | None = None, name: str | None = None) -> Prediction:
     """Apply registered model ``model_ref`` (``NAME`` or ``NAME:VERSION``) to the rows of ``data``.
 
     Args:
         dataset: which training dataset ``data`` stands in for, when the preparation read several.
         keep: input columns to copy into the output (default: all, when the preparation kept the
-            row count).
+            row count; when it did not, the output holds the prepared rows, label column included).
+        name: what messages call ``data`` (default: its file name).
     """
     import pickle
 
@@ -101,15 +103,16 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
     if model_ref.startswith(AZURE_PREFIX):  # registered on Azure by a run read back here, checked by hash
         model_version = azure_model(workspace, model_ref)
     else:
-        name, version = parse_model_ref(model_ref)
-        model_version = workspace.get_model(name, version)
+        model_name, version = parse_model_ref(model_ref)
+        model_version = workspace.get_model(model_name, version)
     model_version.check_files()
     lineage, _, predictor = trainer_of(workspace, model_version,
                                        lambda lineage, step: plugins.hook.model_predictor(lineage=lineage, step=step))
     training_source, label = predictor.training()
     path = Path(data)
-    check_delimited_file(path, f"prediction data {str(data)!r}")
-    raw = read_tabular([path], f"prediction data {str(data)!r}")
+    shown = name or path.name
+    check_delimited_file(path, f"prediction data {name or str(data)!r}")
+    raw = read_tabular([path], f"prediction data {name or str(data)!r}")
     chain = lineage.chain(training_source)
     notes: list[str] = []
 
@@ -127,7 +130,7 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
         replaced = next(iter(by_name.values()))
     else:
         raise WorkspaceError(f"the preparation of model {model_version.id} reads several datasets "
-                             f"({', '.join(sorted(by_name))}); say which one {path.name} replaces with --dataset NAME")
+                             f"({', '.join(sorted(by_name))}); say which one {shown} replaces with --dataset NAME")
 
     with tempfile.TemporaryDirectory(prefix="amlstep-predict-") as tmp:
         produced: dict[str, Path] = {}
@@ -152,7 +155,7 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
                 output_dirs[port] = Path(tmp) / step.name / data_name
                 output_dirs[port].mkdir(parents=True)
             params = dict(step.params)
-            learned = _learned_state(lineage, step, spec, output_names, model_version.id, path.name, notes)
+            learned = _learned_state(lineage, step, spec, output_names, model_version)
             context = InferenceRunContext(step.name, params, output_dirs, output_names)
             try:
                 values = load_inputs(spec, step.name, locations)
@@ -162,7 +165,7 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
                 raise
             except Exception as exc:
                 raise StepExecutionError(
-                    f"preparation step {step.name!r} ({plugin}) failed on {path.name}: {type(exc).__name__}: {exc}",
+                    f"preparation step {step.name!r} ({plugin}) failed on {shown}: {type(exc).__name__}: {exc}",
                     step=step.name) from exc
             for port, data_name in output_names.items():
                 produced[data_name] = output_dirs[port]
@@ -173,7 +176,7 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
 
         # only from the workspace's model registry, and only while its files match the registered sha256
         model = pickle.loads(model_version.read_verified(single_model_file(model_version)))  # noqa: S301
-    predictions = predictor.predict(model, prepared, model_id=model_version.id, file_name=path.name, notes=notes)
+    predictions = predictor.predict(model, prepared, model_id=model_version.id, file_name=shown, notes=notes)
     made: dict[str, Any] = {"model": model_version.id, "run_id": lineage.run.id, "label": str(label),
             "task": str(getattr(predictor, "task", "") or ""),
             "steps": [f"{s.name} ({s.properties.get('plugin')})" for s in chain],
@@ -185,31 +188,45 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
         unknown = [c for c in (keep or []) if c not in raw.columns]
         if unknown:
             raise WorkspaceError(f"--keep names unknown column(s) {', '.join(map(repr, unknown))}; "
-                                 f"columns of {path.name}: {', '.join(map(str, raw.columns))}")
+                                 f"columns of {shown}: {', '.join(map(str, raw.columns))}")
         out = raw[columns].reset_index(drop=True).copy()
     else:
+        if keep is not None:
+            raise WorkspaceError(f"--keep copies input columns row by row, but the preparation turned the {len(raw)} "
+                                 f"rows of {shown} into {len(prepared)}; without --keep the output holds the prepared "
+                                 f"rows, the label column included")
         notes.append(f"the preparation changed the number of rows ({len(raw)} -> {len(prepared)}); the output "
                      f"holds the prepared rows")
         rows = predictions.rows if predictions.rows is not None else prepared
+        if label in prepared.columns and label not in rows.columns and len(prepared) == len(rows):
+            rows = prepared  # the prepared rows as they are, the label column included
         out = rows.reset_index(drop=True).copy()
     for column, values in predictions.columns.items():
         out[column] = values
     return Prediction(frame=pd.DataFrame(out), notes=notes, **made)
 
 
-def _learned_state(lineage: Any, step: Any, spec: Any, output_names: Mapping[str, str], model: str, file_name: str,
-                   notes: list[str]) -> dict[str, Any]:
-    """What the training run of ``step`` learned (its learned outputs), to apply to the new rows."""
+def _learned_state(lineage: Any, step: Any, spec: Any, output_names: Mapping[str, str], model: Any) -> dict[str, Any]:
+    """What the training run of ``step`` learned (its learned outputs), to apply to the new rows: as the registered
+    model carries it, else from the training run's outputs (models registered before models carried it).
+
+    A learned output recorded nowhere is an error: learning again from the new rows would make each row's
+    prediction depend on the other rows of the file, and differ from the training preparation's."""
     from ..execution import read_learned
 
     learned: dict[str, Any] = {}
+    carried = model.learned.get(step.name) or {}
     for declared in spec.learned_outputs:
+        if declared.name in carried:
+            learned[declared.name] = carried[declared.name]
+            continue
         data_name = output_names.get(declared.name, declared.name)
         if declared.name not in (step.outputs or {}):
-            notes.append(f"step {step.name!r} of the run that trained model {model} recorded no learned output "
-                         f"{declared.name!r} (an older version of plugin {spec.name!r}); it learned from the rows "
-                         f"of {file_name} instead, so their predictions depend on each other")
-            continue
+            raise WorkspaceError(
+                f"model {model.id} carries no learned output {declared.name!r} of step {step.name!r}, and the run "
+                f"that trained it recorded none (an older version of plugin {spec.name!r}); without it the "
+                f"preparation would learn from the new rows instead of the training rows, and predict otherwise "
+                f"than the model was trained. Run the pipeline again to register a model that carries it")
         location = lineage.location(data_name)
         learned[declared.name] = read_learned(Path(location) if not isinstance(location, list) else location[0],
                                               f"learned output {declared.name!r} of step {step.name!r}")
@@ -218,7 +235,7 @@ def _learned_state(lineage: Any, step: Any, spec: Any, output_names: Mapping[str
 
 @click.command("predict")
 @click.argument("model")
-@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--out", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-", show_default=True,
               help="Where to write the predictions CSV ('-' for standard output).")
 @click.option("--dataset", "-d", help="The training dataset DATA stands in for, if the preparation read several.")
@@ -226,11 +243,11 @@ def _learned_state(lineage: Any, step: Any, spec: Any, output_names: Mapping[str
 def predict_command(model: str, data: str, out: str, dataset: str | None, keep: str | None) -> None:
     """Predict with a registered model on the rows of a CSV.
 
-    Applies MODEL (NAME or NAME:VERSION) to DATA, after re-running the training pipeline's
-    preparation steps on it with what they learned from the training rows. azure:NAME[:VERSION] is a
-    model registered in the Azure workspace by a run of the local run history (read back when it
-    ended, or with `amlstep runs follow`): its downloaded files, checked by hash against the download
-    and the registry's copy before they are loaded.
+    Applies MODEL (NAME or NAME:VERSION) to DATA ('-' for standard input), after re-running the
+    training pipeline's preparation steps on it with what they learned from the training rows.
+    azure:NAME[:VERSION] is a model registered in the Azure workspace by a run of the local run history
+    (read back when it ended, or with `amlstep runs follow`): its downloaded files, checked by hash
+    against the download and the registry's copy before they are loaded.
 
     Writes the input columns plus predicted_<label> and, for classification, proba_<class> columns.
     Models are loaded only from the workspace's model registry (a pickle runs code when loaded).
@@ -240,8 +257,9 @@ def predict_command(model: str, data: str, out: str, dataset: str | None, keep: 
     state = click.get_current_context().find_object(State)
     assert state is not None
     try:
-        result = predict(state.workspace, state.plugins, model, data, dataset=dataset,
-                         keep=[c.strip() for c in keep.split(",") if c.strip()] if keep else None)
+        with _data_file(data) as (path, name):
+            result = predict(state.workspace, state.plugins, model, path, dataset=dataset, name=name,
+                             keep=[c.strip() for c in keep.split(",") if c.strip()] if keep else None)
     except AmlStepError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
         return
@@ -261,6 +279,23 @@ def predict_command(model: str, data: str, out: str, dataset: str | None, keep: 
     click.echo(f"Predicted {result.label} for {len(result.frame)} rows with model {result.model} "
                f"(trained in run {result.run_id[:8]}; prepared by {via})" + ("" if out == "-" else f"; wrote {out}"),
                err=True)
+
+
+@contextlib.contextmanager
+def _data_file(data: str) -> Iterator[tuple[Path, str | None]]:
+    """``(path, name for messages)`` of DATA: the file, or standard input (``-``) copied into a temporary file."""
+    if data != "-":
+        yield Path(data), None
+        return
+    with tempfile.TemporaryDirectory(prefix="amlstep-predict-stdin-") as folder:
+        path = Path(folder) / "stdin.csv"
+        stdin = getattr(sys.stdin, "buffer", None)
+        with open(path, "wb") as copy:
+            if stdin is not None:
+                shutil.copyfileobj(stdin, copy)
+            else:
+                copy.write(sys.stdin.read().encode())
+        yield path, "standard input"
 
 
 @hookimpl

@@ -48,6 +48,7 @@ h3 { font-size:15px; margin:18px 0 8px; }
 .card .v { font-size:20px; font-weight:600; }
 .card .s { color:var(--muted); font-size:12px; }
 table { border-collapse:collapse; width:100%; font-size:13px; }
+.table-wrap { overflow-x:auto; max-width:100%; }
 th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line); vertical-align:top; }
 th { background:var(--bg); font-weight:600; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
@@ -112,9 +113,15 @@ def build_report(workspace: LocalWorkspace, run_id: str, *, plots: bool = True, 
 
     # summary cards
     cards = [("Status", badge(run.status), "see below" if run.error else ""),
-             ("Duration", escape(seconds(run.duration)), f"{len(steps)} steps"),
-             ("Steps", f"{completed}/{len(steps)}", f"{reused} reused" + (f", {len(failed)} failed" if failed else ""))]
+             ("Duration", escape(seconds(run.duration)), "standalone AutoML run" if lineage.standalone
+              else f"{len(steps)} steps")]
+    if not lineage.standalone:
+        cards.append(("Steps", f"{completed}/{len(steps)}",
+                      f"{reused} reused" + (f", {len(failed)} failed" if failed else "")))
     cards += [(c.title, c.value, c.note) for section in sections for c in section.cards]
+    sample = run.properties.get("sample") or {}
+    if sample:
+        cards.append(("Sample", escape(str(sample.get("text") or "")), "of each dataset"))
     for model in models:
         cards.append(("Registered model", escape(model.id), escape(when(model.created_at))))
     out.append("<div class='cards' id='summary'>" + "".join(
@@ -122,6 +129,11 @@ def build_report(workspace: LocalWorkspace, run_id: str, *, plots: bool = True, 
         for k, v, s in cards) + "</div>")
     if run.error:
         out.append(f"<div class='note error'>{escape(run.error)}</div>")
+    out.extend(_run_notes(run))
+
+    if lineage.standalone:  # Experiment.submit: no graph, no steps; its settings, its AutoML section, its log
+        out.append(_standalone_body(workspace, run, sections))
+        return "".join(out)
 
     # graph
     out.append("<section id='graph'><h2>Pipeline</h2><div class='graph-wrap'>" + render_svg(lineage) + "</div>")
@@ -154,7 +166,8 @@ def build_report(workspace: LocalWorkspace, run_id: str, *, plots: bool = True, 
         if step.params:
             shown = {k: v for k, v in step.params.items() if v not in (None, [], {}, "")}
             unset = f", {len(step.params) - len(shown)} left empty" if len(shown) < len(step.params) else ""
-            out.append(f"<details><summary>{escape(step.name)}: {len(shown)} parameters set{unset}</summary>"
+            plural = "" if len(shown) == 1 else "s"
+            out.append(f"<details><summary>{escape(step.name)}: {len(shown)} parameter{plural} set{unset}</summary>"
                        + table(["parameter", "value"], [[escape(k), f"<code>{escape(repr(v))}</code>"]
                                                          for k, v in sorted(shown.items())]) + "</details>")
     datasets = run.properties.get("datasets") or {}
@@ -196,8 +209,48 @@ def build_report(workspace: LocalWorkspace, run_id: str, *, plots: bool = True, 
         label = f"{step.name}" + (" (log of the reused run)" if step.reused_from else "")
         out.append(f"<details><summary>{escape(label)}</summary><pre>{escape(text)}</pre></details>")
     out.append("</section></main>")
-    out.append(f"<footer>amlstep report · generated {when(time.time())} · workspace {escape(str(workspace.path))}"
-               f" · source {escape(str(run.properties.get('source') or '—'))}</footer></body></html>")
+    out.append(_footer(workspace, run))
+    return "".join(out)
+
+
+def _run_notes(run: RunRecord) -> list[str]:
+    """Notes at the top of the page: a run on a sample of its data, a partial run."""
+    notes = []
+    sample = run.properties.get("sample") or {}
+    if sample:
+        counts = ", ".join(f"{name}: {d.get('rows')} of {d.get('of')} rows" for name, d in
+                           (sample.get("datasets") or {}).items())
+        notes.append(f"<div class='note' id='sample'>This run ran on a sample of its data (<code>--sample "
+                     f"{escape(str(sample.get('text')))}</code>: {escape(counts)}): its scores are not those of the "
+                     f"full data, and its outputs are reused only by runs on the same sample.</div>")
+    partial = run.properties.get("partial") or {}
+    if partial:
+        notes.append(f"<div class='note' id='partial'>A partial run: it ran "
+                     f"{escape(', '.join(partial.get('selected') or []))}; the steps it left out show where their "
+                     f"outputs came from.</div>")
+    return notes
+
+
+def _footer(workspace: LocalWorkspace, run: RunRecord) -> str:
+    return (f"<footer>amlstep report · generated {when(time.time())} · workspace {escape(str(workspace.path))}"
+            f" · source {escape(str(run.properties.get('source') or '—'))}</footer></body></html>")
+
+
+def _standalone_body(workspace: LocalWorkspace, run: RunRecord, sections: list[ReportSection]) -> str:
+    """The page of a standalone AutoML run (``Experiment.submit``): its settings, the AutoML section, its log."""
+    out = ["<section id='parameters'><h2>Settings</h2>"]
+    if run.params:
+        out.append(table(["AutoML setting", "value"],
+                         [[escape(k), f"<code>{escape(repr(v))}</code>"] for k, v in sorted(run.params.items())]))
+    out.append("<p class='muted'>A standalone AutoML run (<code>Experiment.submit</code>): its best model is "
+               f"<code>AutoMLRun.from_id({escape(repr(run.id))}).get_output()</code>.</p></section>")
+    out.extend(section.html for section in sections)
+    out.append("<section id='logs'><h2>Logs</h2>")
+    text = _log_tail(workspace, run)
+    if text is not None:
+        out.append(f"<details open><summary>{escape(run.name)}</summary><pre>{escape(text)}</pre></details>")
+    out.append("</section></main>")
+    out.append(_footer(workspace, run))
     return "".join(out)
 
 
@@ -255,10 +308,11 @@ class _progress_bar:
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="HTML file to write [default: report-<RUN_ID>.html].")
 @click.option("--no-plots", is_flag=True, help="Skip the best-model plots and feature importance (faster).")
 def report_command(run_id: str, out: str | None, no_plots: bool) -> None:
-    """Write an HTML report of a pipeline run.
+    """Write an HTML report of a pipeline or AutoML run.
 
-    One self-contained page for RUN_ID: graph, steps, parameters, AutoML guardrails and
-    leaderboard, best-model plots, logs. Opens offline in any browser."""
+    One self-contained page for RUN_ID (a pipeline run, or a standalone AutoML run): graph,
+    steps, parameters, AutoML guardrails and leaderboard, best-model plots, logs. Opens offline
+    in any browser."""
     from .common import State, fail
 
     state = click.get_current_context().find_object(State)

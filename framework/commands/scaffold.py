@@ -271,6 +271,11 @@ The plugin imports only amlstep's public API: `framework` (the step, its hook) a
 '''
 
 
+def dataset_name(name: str) -> str:
+    """The dataset a preparation step ``dataprep_wine`` reads: named after its table, ``wine_ds``."""
+    return f"{name.removeprefix('dataprep_') or name}_ds"
+
+
 def plugin_files(name: str, *, label: str = "label", task: str = "classification",
                  folder: str | None = None) -> dict[str, str]:
     """Relative path -> content of the package for step plugin ``name``."""
@@ -282,7 +287,7 @@ def plugin_files(name: str, *, label: str = "label", task: str = "classification
     values = {"name": name, "module": module, "dist": dist, "title": title, "label": label, "task": task,
               "label_py": json.dumps(label),
               "metric": "AUC_weighted" if task == "classification" else "normalized_root_mean_squared_error",
-              "dataset": f"{name}_ds", "model": model, "folder": folder or name}
+              "dataset": dataset_name(name), "model": model, "folder": folder or name}
     return {
         "pyproject.toml": PYPROJECT.format(**values),
         f"src/{module}/__init__.py": MODULE.format(**values),
@@ -351,7 +356,7 @@ def new_plugin_command(name: str, directory: str, label: str, task: str, force: 
     click.echo("Next:")
     click.echo(f"  pip install -e {target}")
     click.echo(f"  python -m pytest {target}/tests")
-    click.echo(f"  amlstep datasets register {module}_ds path/to/your.csv")
+    click.echo(f"  amlstep datasets register {dataset_name(module)} path/to/your.csv")
     click.echo(f"  amlstep run {target} -p iterations=5      # label column: {label} (see pipeline.py)")
 
 

@@ -561,7 +561,7 @@ def check_compiles_for_azure(step: StepLike, *, sample_params: Samples = None, *
     saying why, when the Azure ML SDK (the ``azure`` extra) is not installed, when no installed
     plugin registers an ``azure`` backend, and when the step is not installed.
     """
-    from ..pipeline import Dataset, Pipeline, Step
+    from ..pipeline import Dataset, Pipeline, Step, _validate
 
     spec = _resolve(step)
     plugins = _plugins_with(spec)
@@ -580,7 +580,7 @@ def check_compiles_for_azure(step: StepLike, *, sample_params: Samples = None, *
     params = _samples(sample_params, spec)
     inputs = {i.name: Dataset(f"{i.name}_sample") for i in spec.inputs if not i.optional}
     pipeline = Pipeline([Step(spec.name, inputs=inputs, params=params)], experiment="amlstep_harness")
-    validated = pipeline.validate(plugins)
+    validated = _validate(pipeline, plugins, dataset_types=False)  # a placeholder dataset for inputs of any type
     with no_network():
         backend = plugins.backend("azure", dry_run=True)
         compile_ = getattr(backend, "compile", None)

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from ..errors import WorkspaceError
+from ..errors import WorkspaceError, did_you_mean
 from . import liveness, rows
 from .db import (
     WorkspaceDamaged,
@@ -206,6 +206,42 @@ class ModelVersion:
                     f"change is yours")
         return data
 
+    @property
+    def learned(self) -> dict[str, dict[str, Any]]:
+        """What the preparation upstream of the model learned from its training rows, as registered with it:
+        step name -> {learned output -> the JSON object}; empty for a model registered without (by an older
+        amlstep, or a file registered outside a pipeline run)."""
+        found = self.properties.get("learned")
+        return dict(found) if isinstance(found, dict) else {}
+
+    def learned_state(self, step: str | None = None, output: str | None = None) -> dict[str, Any]:
+        """The object preparation step ``step`` learned (its learned output ``output``), to prepare new rows as
+        the training rows were: ``prepare(new_rows, learned=model.learned_state("dataprep"))``. ``step`` and
+        ``output`` may be left out when there is only one."""
+        learned = self.learned
+        if not learned:
+            raise WorkspaceError(f"model {self.id} carries no learned state: its preparation learned nothing it kept, "
+                                 f"or it was registered by an older amlstep (run the pipeline again to register "
+                                 f"a version that carries it)")
+        if step is None:
+            if len(learned) > 1:
+                raise WorkspaceError(f"model {self.id} carries the learned state of several steps "
+                                     f"({', '.join(sorted(learned))}); say which one")
+            step = next(iter(learned))
+        if step not in learned:
+            raise WorkspaceError(f"model {self.id} carries no learned state of step {step!r}"
+                                 f"{did_you_mean(step, learned)}; it carries: {', '.join(sorted(learned))}")
+        outputs = learned[step]
+        if output is None:
+            if len(outputs) > 1:
+                raise WorkspaceError(f"step {step!r} of model {self.id} has several learned outputs "
+                                     f"({', '.join(sorted(outputs))}); say which one")
+            output = next(iter(outputs))
+        if output not in outputs:
+            raise WorkspaceError(f"step {step!r} of model {self.id} has no learned output {output!r}"
+                                 f"{did_you_mean(output, outputs)}; its learned outputs: {', '.join(sorted(outputs))}")
+        return dict(outputs[output])
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "path": str(self.path), "id": self.id}
 
@@ -246,7 +282,9 @@ class RunRecord:
         return (self.ended_at or time.time()) - self.started_at
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The run as JSON: ``run_id`` is its id, as in ``amlstep run --json`` (``id`` holds the same, for
+        scripts written before ``run_id``)."""
+        data = {"run_id": self.id, **asdict(self)}
         data["duration"] = self.duration
         return data
 
@@ -780,8 +818,16 @@ class LocalWorkspace:
             else:
                 row = conn.execute("SELECT * FROM models WHERE name=? AND version=?", (name, version)).fetchone()
         if row is None:
-            which = f"version {version} of model {name!r}" if version is not None else f"model {name!r}"
-            raise WorkspaceError(f"{which} is not registered in workspace {self.path}")
+            with self._connect() as conn:
+                names = [r[0] for r in conn.execute("SELECT DISTINCT name FROM models ORDER BY name")]
+                versions = [r[0] for r in conn.execute("SELECT version FROM models WHERE name=? ORDER BY version",
+                                                       (name,))]
+            if versions:
+                raise WorkspaceError(f"version {version} of model {name!r} is not registered in workspace {self.path}; "
+                                     f"its versions: {', '.join(map(str, versions))}")
+            known = f"; registered models: {', '.join(names)}" if names else "; no model is registered yet"
+            raise WorkspaceError(f"model {name!r} is not registered in workspace {self.path}"
+                                 f"{did_you_mean(name, names)}{known}")
         return self._model(row)
 
     def list_models(self) -> list[ModelVersion]:
@@ -1012,6 +1058,16 @@ class LocalWorkspace:
         with self._connect() as conn:
             row = conn.execute(query + " ORDER BY created_at DESC, rowid DESC LIMIT 1", args).fetchone()
         return self._run(row) if row else None
+
+    def completed_step_runs(self, step_name: str, plugin: str, experiment: str, limit: int = 20) -> list[RunRecord]:
+        """Completed runs of step ``step_name`` (plugin ``plugin``) in ``experiment``, newest first; a reused one
+        holds the outputs of the run it reused. For partial runs, which take the outputs of steps they leave out."""
+        with self._connect() as conn:
+            found = conn.execute(
+                "SELECT * FROM runs WHERE run_type='step' AND name=? AND experiment=? AND status='Completed' AND "
+                "json_extract(properties, '$.plugin')=? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (step_name, experiment, plugin, int(limit))).fetchall()
+        return [self._run(row) for row in found]
 
     def _run(self, row: sqlite3.Row) -> RunRecord:
         return RunRecord(**self._decoded("runs", row))

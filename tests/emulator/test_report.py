@@ -156,3 +156,36 @@ def test_an_explanation_file_that_does_not_hold_together_is_ignored(tmp_path):
     path.write_text("{not json")
     assert report_plots.kept_explanation(lineage, "child") is None
     assert report_plots.kept_explanation(lineage, None) is None
+
+
+def test_per_series_forms_are_shown_by_series_name_and_grouped():
+    from emulator.report import _hyperparameters
+
+    series = ["cpi", "realgdp", "unemp"]
+    same = {"forms": {"0": ["add", True, "add"], "1": ["add", True, "add"], "2": ["add", True, "add"]}}
+    assert _hyperparameters(same, series, "ExponentialSmoothing") == \
+        "trend=add, damped=True, seasonal=add (all 3 series)"
+    mixed = {"forms": {"0": {"order": [1, 1, 1]}, "1": {"order": [0, 2, 1]}, "2": {"order": [1, 1, 1]}}}
+    assert _hyperparameters(mixed, series, "AutoArima") == "order=(1, 1, 1) (cpi, unemp); order=(0, 2, 1) (realgdp)"
+    assert _hyperparameters(mixed, None, "AutoArima") == \
+        "order=(1, 1, 1) (series 0, series 2); order=(0, 2, 1) (series 1)"  # runs recorded before series names
+
+
+@pytest.mark.slow
+def test_report_of_a_standalone_automl_run(workspace, titanic_csv, tmp_path):
+    """`amlstep report` takes a standalone AutoML run (Experiment.submit) as it takes a pipeline run."""
+    import pandas as pd
+
+    from emulator import AutoMLConfig, Experiment
+    from tests.framework.commands.conftest import invoke
+
+    config = AutoMLConfig(task="classification", training_data=pd.read_csv(titanic_csv), label_column_name="Survived",
+                          iterations=2, n_cross_validations=3, primary_metric="AUC_weighted")
+    run = Experiment(workspace, "standalone").submit(config)
+    out = tmp_path / "report.html"
+    written = invoke(workspace, "report", run.id[:12], "--out", str(out))
+    assert written.exit_code == 0, written.output
+    html = out.read_text()
+    assert "id='automl-" in html and "id='leaderboard'" in html and "label <b>Survived</b>" in html
+    assert "<td>label_column_name</td>" in html and "standalone AutoML run" in html
+    assert "id='plot-roc'" in html

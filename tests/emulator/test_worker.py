@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from emulator import tasks
 from emulator.worker import POOL, call, run_guarded
 
@@ -46,3 +48,34 @@ def test_a_task_on_a_worker_still_starting_stops_at_its_timeout_and_keeps_the_wo
     assert worker.alive()
     theirs.close()
     worker.conn.close()
+
+
+@pytest.mark.slow
+def test_ctrl_c_does_not_reach_a_worker_and_an_interrupted_task_kills_it(monkeypatch):
+    """Ctrl-C goes to the whole process group: a worker must not die printing a KeyboardInterrupt traceback
+    over the live display. The parent, which gets it too, kills a worker it interrupted while busy: that
+    worker never goes back to the pool (its late answer would be taken for the next task's)."""
+    import os
+    import signal
+
+    from emulator.worker import Worker
+
+    worker = Worker()
+    try:
+        worker.wait_ready()
+        os.kill(worker.process.pid, signal.SIGINT)
+        outcome = worker.run("none", None, call(tasks.sleep), {"seconds": 0}, timeout=60)
+        assert outcome.ok, outcome.error
+        assert worker.alive()
+
+        def interrupted(timeout=None):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(worker.conn, "poll", interrupted)
+        try:
+            worker.run("none", None, call(tasks.sleep), {"seconds": 30}, timeout=60)
+        except KeyboardInterrupt:
+            pass
+        assert not worker.alive()
+    finally:
+        worker.stop()

@@ -127,3 +127,22 @@ def _macrodata_csv() -> Path:
     from amlstep_macro_forecast import macrodata_csv
 
     return Path(macrodata_csv())
+
+
+@pytest.mark.slow
+def test_report_leaderboard_fits_the_page_and_names_the_series(macro_run, tmp_path):
+    """The leaderboard of a forecasting run (four long metric names, a form per series) is no wider than the page,
+    and per-series hyperparameters name the series (realgdp...), not their codes '0'..'5'."""
+    from tests.framework.commands.test_report_command import browser
+
+    ws, result = macro_run
+    automl = ws.get_run(result.step("AutoML_Forecasting").run_id)
+    assert automl.properties["series"] == sorted(automl.properties["series"]) and len(automl.properties["series"]) == 6
+    assert "realgdp" in automl.properties["series"]
+    html = build_report(ws, result.run_id, plots=False)
+    page = tmp_path / "report.html"
+    page.write_text(html.replace("</body>", "<script>document.body.setAttribute('data-width', "
+                                            "document.documentElement.scrollWidth)</script></body>"))
+    dom = browser("--window-size=1300,2000", "--dump-dom", page.as_uri(), profile=tmp_path / "profile").stdout
+    width = int(dom.split('data-width="', 1)[1].split('"', 1)[0])
+    assert width <= 1300, f"the report is {width} px wide in a 1300 px window"

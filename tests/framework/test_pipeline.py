@@ -40,6 +40,9 @@ def test_valid_pipeline_orders_steps_by_dependency(toy_plugins):
      "step 'double': plugin 'double' has no output 'out'; its outputs: doubled"),
     ([Step("make_table"), Step("score", inputs={"model": "table"})],
      "step 'score': input 'model' expects model data, but 'table' is tabular data from step 'make_table' output 'table'"),
+    ([Step("score", inputs={"model": Dataset("titanic_ds")})],
+     "step 'score': input 'model' expects model data, but it is bound to Dataset('titanic_ds'), which is tabular data "
+     "(registered CSV files); bind 'model' to the model output of a step"),
     ([Step("make_table"), Step("make_table", name="second")],
      "data 'table' has two producers: step 'make_table' output 'table' and step 'second' output 'table'"),
     ([Step("make_table", params={"rowz": 3})],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,32 @@ def test_a_live_run_on_a_small_terminal_ends_with_the_whole_frame():
     last = buffer.getvalue().rsplit("● titanic_automl", 1)[1]  # the last frame rich printed
     assert "..." not in last.splitlines()[-1] and "18 more iterations" in last
     assert sum("MaxAbsScaler, Model" in line for line in last.splitlines()) == 12
+
+
+def test_ctrl_c_leaves_no_step_running_in_the_last_frame(workspace):
+    """Ctrl-C during a step: the last frame shows it Canceled (not "Running") and the steps after it not started."""
+    from framework import Input, Output, Pipeline, RunCanceled, Step, StepSpec, get_plugin_manager, hookimpl
+    from tests.toy_steps import ToySteps
+
+    def interrupted(table):
+        raise KeyboardInterrupt
+
+    class Interrupting:
+        @hookimpl
+        def register_steps(self, register):
+            register(StepSpec("interrupted", interrupted, inputs=[Input("table")], outputs=[Output("doubled")]))
+
+    plugins = get_plugin_manager(plugins=[ToySteps(), Interrupting()])
+    pipeline = Pipeline([Step("make_table"), Step("interrupted", inputs={"table": "table"}),
+                         Step("double", inputs={"table": "doubled"}, outputs={"doubled": "again"})], experiment="toys")
+    console, buffer = recording_console(terminal=True)
+    with pytest.raises(RunCanceled):
+        with ProgressDisplay(console, workspace=workspace) as display:
+            run_pipeline(pipeline, workspace=workspace, plugins=plugins, echo=display.stream)
+    with console.capture() as capture:
+        console.print(display.render())
+    final = re.sub(r"\x1b\[[0-9;]*m", "", capture.get())
+    assert "Running" not in final, final
+    assert next(line for line in final.splitlines() if "interrupted" in line).split()[2] == "Canceled"
+    assert next(line for line in final.splitlines() if "double" in line).split()[2] == "NotStarted"
+    assert display.status == "Canceled"

@@ -96,3 +96,18 @@ def test_a_shared_option_serves_both_backends(cli):
 def test_options_of_another_backend_and_bad_values_are_refused(cli, args, message):
     refused = cli("run", str(TITANIC), *args)
     assert refused.exit_code == 2 and message in refused.output, refused.output
+
+
+def test_a_backend_registering_twice_gets_both_options():
+    """The local backend registers --only/--from/--to/--sample; another plugin may add a local option of its own."""
+    from framework.cli import BackendOptions
+
+    class LocalExtra:
+        @hookimpl
+        def register_run_options(self, register):
+            register("local", [click.Option(["--tag"])], lambda values: {"tag": values["tag"]} if values["tag"] else {})
+
+    options = BackendOptions(get_plugin_manager(plugins=[LocalExtra()]))
+    values = {"only": ("prep,train",), "from_step": None, "to_step": None, "sample": None, "tag": "t"}
+    assert options.options("local", values) == {"only": ["prep", "train"], "tag": "t"}
+    assert options.options("local", {**values, "only": (), "tag": None}) == {}

@@ -375,6 +375,13 @@ class AzureBackendBase:
         if self.echo is not None:
             print(message, file=self.echo, flush=True)
 
+    def cancel(self, record: Any, *, plugins: Plugins | None = None) -> str | None:
+        """``amlstep runs cancel``: ask the service to cancel the submitted run of local record ``record``; its
+        status there afterwards (None when unknown)."""
+        from .cancel import cancel
+
+        return cancel(self, record)
+
     def _poll(self) -> float:
         if self.poll_seconds is not None:
             return self.poll_seconds
@@ -453,3 +460,6 @@ class AzureBackendChoice:
     def explain_reuse(self, pipeline: ValidatedPipeline, *, plugins: Plugins, params: Mapping[str, Any] | None = None,
                       reuse: bool = True) -> list[dict[str, Any]]:
         return self.chosen(plugins).explain_reuse(pipeline, plugins=plugins, params=params, reuse=reuse)
+
+    def cancel(self, record: Any, *, plugins: Plugins) -> str | None:
+        return self.chosen(plugins).cancel(record)

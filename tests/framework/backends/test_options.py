@@ -12,7 +12,8 @@ from framework.backends import accepted_options, check_options
 
 @pytest.mark.parametrize("backend, options, message", [
     ("local", {"dry_run": True, "sdk": "v3", "compte": "x"},
-     "backend 'local' does not take options 'dry_run', 'sdk', 'compte'; its options: echo, workspace"),
+     "backend 'local' does not take options 'dry_run', 'sdk', 'compte'; its options: echo, from_step, only, sample, "
+     "to_step, workspace"),
     ("local", {"echoo": None}, "backend 'local' does not take option 'echoo' (did you mean 'echo'?)"),
     ("azure", {"compte": "cpu"}, "backend 'azure' does not take option 'compte' (did you mean 'compute'?); its options: "
                                  "aml_workspace, compute, config, "),

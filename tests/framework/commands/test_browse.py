@@ -167,3 +167,14 @@ def test_experiments_list_counts_runs_per_experiment(toy_plugins, workspace, toy
         run_pipeline(Pipeline([Step("make_table")], experiment=experiment), workspace=workspace, plugins=toy_plugins)
     found = json.loads(toy_cli("experiments", "list", "--json").stdout)
     assert [(e["name"], e["runs"]) for e in found] == [("second", 2), ("first", 1)]
+
+
+def test_json_calls_a_runs_id_run_id_everywhere(toy_cli, tmp_path):
+    """`run --json` and `runs list/show --json` name the id alike: run_id (`id` stays, the same value)."""
+    (tmp_path / "toy.py").write_text("from framework import Pipeline, Step\n"
+                                     "pipeline = Pipeline([Step('make_table')], experiment='toys')\n")
+    ran = json.loads(toy_cli("run", str(tmp_path / "toy.py"), "--json").stdout)
+    listed = json.loads(toy_cli("runs", "list", "--json").stdout)[0]
+    shown = json.loads(toy_cli("runs", "show", ran["run_id"], "--json").stdout)
+    assert listed["run_id"] == listed["id"] == shown["run_id"] == shown["id"] == ran["run_id"]
+    assert shown["steps"][0]["run_id"] == ran["steps"][0]["run_id"]

@@ -73,6 +73,7 @@ def test_training_file_with_label_still_predicts(cli, titanic_run, titanic_csv):
 @pytest.mark.parametrize("ref, message", [
     ("TitanicSurvivalInitial:7", "version 7 of model 'TitanicSurvivalInitial' is not registered"),
     ("NoSuchModel", "model 'NoSuchModel' is not registered"),
+    ("TitanicSurvivalInitia", "(did you mean 'TitanicSurvivalInitial'?); registered models: TitanicSurvivalInitial"),
     ("TitanicSurvivalInitial:x", "expected NAME or NAME:VERSION"),
 ])
 def test_unknown_model_is_a_clear_error(cli, titanic_run, titanic_test_csv, ref, message):
@@ -80,6 +81,15 @@ def test_unknown_model_is_a_clear_error(cli, titanic_run, titanic_test_csv, ref,
     run = cli(ws, "predict", ref, str(titanic_test_csv))
     assert run.exit_code == 2
     assert message in run.stderr
+
+
+def test_reads_standard_input(cli, titanic_run, titanic_test_csv):
+    ws, _ = titanic_run
+    run = cli(ws, "predict", "TitanicSurvivalInitial", "-", "--keep", "PassengerId", input=titanic_test_csv.read_text())
+    assert run.exit_code == 0, run.output
+    frame = pd.read_csv(io.StringIO(run.stdout))
+    assert frame["PassengerId"].tolist() == pd.read_csv(titanic_test_csv)["PassengerId"].tolist()
+    assert "Predicted Survived for 418 rows" in run.stderr
 
 
 def test_data_the_preparation_cannot_read_names_the_column(cli, titanic_run, tmp_path):
@@ -170,6 +180,125 @@ def test_a_plugin_predicts_with_the_models_its_steps_train(workspace, tmp_path):
     unknown = get_plugin_manager(plugins=[ToySteps()])  # no plugin knows the fit step
     with pytest.raises(WorkspaceError, match=re.escape("no AutoML step of that run produced it")):
         predict(workspace, unknown, "ToyMean", new)
+
+
+def drop_unlabelled(table):
+    return {"doubled": table.dropna(subset=["y"]).reset_index(drop=True)}
+
+
+class RowDropping:
+    @hookimpl
+    def register_steps(self, register):
+        from framework import Input, Output, StepSpec
+
+        register(StepSpec("drop_unlabelled", drop_unlabelled, inputs=[Input("table")], outputs=[Output("doubled")]))
+
+    @hookimpl
+    def model_predictor(self, lineage, step):
+        return FeaturesPredictor(lineage, step) if step.properties.get("plugin") == "fit" else None
+
+
+class FeaturesPredictor(MeanPredictor):
+    """Like the AutoML predictor: the rows it returns are the features the model saw, without the label."""
+
+    def predict(self, model, rows, *, model_id, file_name, notes):
+        return Predictions(columns={"predicted_y": [model["mean"]] * len(rows)}, rows=rows.drop(columns=["y"]))
+
+
+def test_when_the_preparation_drops_rows_the_output_keeps_the_label(workspace, tmp_path):
+    """A preparation that drops the unlabelled rows: the output holds the prepared rows, the label column too;
+    --keep, which copies input columns row by row, cannot be honoured and says why."""
+    training = tmp_path / "toy.csv"
+    pd.DataFrame({"x": [1, 2, 3, 6], "y": [0, 1, None, 1]}).to_csv(training, index=False)
+    workspace.register_dataset("toy_ds", [str(training)])
+    plugins = get_plugin_manager(plugins=[ToySteps(), RowDropping()])
+    pipeline = Pipeline(experiment="toy", steps=[
+        Step("drop_unlabelled", inputs={"table": Dataset("toy_ds")}),
+        Step("fit", inputs={"table": "doubled"}),
+        Step("register_model", inputs={"model": "model"}, params={"model_name": "ToyMean"})])
+    assert run_pipeline(pipeline, workspace=workspace, plugins=plugins).succeeded
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"x": [10, 20, 30], "y": [1, None, 0]}).to_csv(new, index=False)
+    prediction = predict(workspace, plugins, "ToyMean", new)
+    assert prediction.frame.to_dict("list") == {"x": [10, 30], "y": [1.0, 0.0], "predicted_y": [3.0, 3.0]}
+    assert prediction.notes == ["the preparation changed the number of rows (3 -> 2); the output holds the prepared "
+                                "rows"]
+    with pytest.raises(WorkspaceError, match=re.escape(
+            "--keep copies input columns row by row, but the preparation turned the 3 rows of new.csv into 2; "
+            "without --keep the output holds the prepared rows, the label column included")):
+        predict(workspace, plugins, "ToyMean", new, keep=["x"])
+
+
+def centre(table, learned=None):
+    """Centre x on the training rows' mean (a toy preparation that learns)."""
+    mean = float(table["x"].mean()) if learned is None else learned["mean"]
+    return {"doubled": table.assign(x=table["x"] - mean), "learned": {"mean": mean}}
+
+
+class Centring:
+    @hookimpl
+    def register_steps(self, register):
+        from framework import DataType, Input, Output, StepSpec
+
+        register(StepSpec("centre", centre, inputs=[Input("table")],
+                          outputs=[Output("doubled"), Output("learned", DataType.LEARNED)]))
+
+    @hookimpl
+    def model_predictor(self, lineage, step):
+        return RowPredictor(lineage, step) if step.properties.get("plugin") == "fit" else None
+
+
+class RowPredictor(MeanPredictor):
+    """Predicts each row's prepared x: shows what the preparation applied."""
+
+    def predict(self, model, rows, *, model_id, file_name, notes):
+        return Predictions(columns={"predicted_y": rows["x"].tolist()}, rows=rows)
+
+
+def test_a_registered_model_carries_what_its_preparation_learned(workspace, tmp_path):
+    """The registered model carries the learned state (ModelVersion.learned_state, the documented way to
+    prepare rows by hand); predict uses it even when the training run's outputs are gone, and refuses, saying
+    why, a model that carries none and whose training run recorded none (instead of learning from the new rows)."""
+    import shutil
+    import sqlite3
+
+    training = tmp_path / "toy.csv"
+    pd.DataFrame({"x": [1, 2, 3, 6], "y": [0, 1, 0, 1]}).to_csv(training, index=False)
+    workspace.register_dataset("toy_ds", [str(training)])
+    plugins = get_plugin_manager(plugins=[ToySteps(), Centring()])
+    pipeline = Pipeline(experiment="toy", steps=[
+        Step("centre", inputs={"table": Dataset("toy_ds")}),
+        Step("fit", inputs={"table": "doubled"}),
+        Step("register_model", inputs={"model": "model"}, params={"model_name": "Centred"})])
+    result = run_pipeline(pipeline, workspace=workspace, plugins=plugins)
+    assert result.succeeded, result.error
+    model = workspace.get_model("Centred")
+    assert model.learned == {"centre": {"learned": {"mean": 3.0}}}
+    assert model.learned_state() == model.learned_state("centre", "learned") == {"mean": 3.0}
+    with pytest.raises(WorkspaceError, match=re.escape("model Centred:1 carries no learned state of step 'centr' "
+                                                       "(did you mean 'centre'?); it carries: centre")):
+        model.learned_state("centr")
+
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"x": [10]}).to_csv(new, index=False)
+    shutil.rmtree(Path(result.step("centre").outputs["learned"]))  # the training run's copy is gone
+    assert predict(workspace, plugins, "Centred", new).frame["predicted_y"].tolist() == [7.0]  # 10 - 3, not 10 - 10
+
+    conn = sqlite3.connect(workspace.db_path)  # a model registered before models carried their learned state
+    conn.execute("UPDATE models SET properties=json_remove(properties, '$.learned')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(WorkspaceError, match=re.escape("is no longer in the datastore")):
+        predict(workspace, plugins, "Centred", new)
+    conn = sqlite3.connect(workspace.db_path)  # ... and whose training run recorded no learned output
+    conn.execute("UPDATE runs SET outputs=json_remove(outputs, '$.learned') WHERE name='centre'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(WorkspaceError, match=re.escape(
+            "model Centred:1 carries no learned output 'learned' of step 'centre', and the run that trained it "
+            "recorded none (an older version of plugin 'centre'); without it the preparation would learn from the "
+            "new rows instead of the training rows")):
+        predict(workspace, plugins, "Centred", new)
 
 
 # -- issue 24: what predict writes and what it loads --------------------------------------------------------

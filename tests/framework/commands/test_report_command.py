@@ -85,6 +85,25 @@ def test_failed_run_report_shows_the_error_and_the_unrun_step(workspace, titanic
     assert "Plots unavailable" not in html and "did not complete" in html
 
 
+def test_a_step_that_never_started_is_said_so_and_counts_are_singular(workspace, tmp_path):
+    """The AutoML step after a failed preparation never started: no "label None", no empty leaderboard; and
+    one parameter is "1 parameter set"."""
+    (tmp_path / "no_age.csv").write_text("Survived,Sex,Fare,Embarked\n0,male,7.25,S\n1,female,71.3,C\n")
+    workspace.register_dataset("titanic_ds", [str(tmp_path / "no_age.csv")])
+    pipeline = Pipeline(experiment="broken", steps=[
+        Step("dataprep_titanic", name="dataprep", inputs={"titanic_ds": Dataset("titanic_ds")}, params={"seed": 1}),
+        AutoMLStep(name="AutoML", training_data="prepped_data", task="classification", label_column_name="Survived",
+                   iterations=1),
+    ])
+    result = run_pipeline(pipeline, workspace=workspace)
+    assert [s.status for s in result.steps] == ["Failed", "NotStarted"]
+    html = build_report(workspace, result.run_id)
+    section = html.split("id='automl-AutoML'")[1].split("</section>")[0]
+    assert "label None" not in section and "<b>None</b>" not in section
+    assert "This step did not start: not run: upstream step &#x27;dataprep&#x27; failed" in section
+    assert "dataprep: 1 parameter set</summary>" in html
+
+
 def test_report_command_writes_the_file(cli, titanic_run, tmp_path, monkeypatch):
     ws, result = titanic_run
     monkeypatch.chdir(tmp_path)

@@ -33,6 +33,9 @@ def test_writes_a_complete_package(tmp_path, cli):
     module = (root / "src" / NAME / "__init__.py").read_text()
     assert 'LABEL = "Outcome"' in module and 'Output("learned", DataType.LEARNED' in module
     assert 'label_column_name="Outcome"' in (root / "pipeline.py").read_text()
+    # the dataset is named after the table (scaffoldcheck), not after the step (dataprep_scaffoldcheck_ds)
+    assert 'scaffoldcheck_ds = Dataset("scaffoldcheck_ds"' in (root / "pipeline.py").read_text()
+    assert "amlstep datasets register scaffoldcheck_ds path/to/your.csv" in run.output
     assert f"pip install -e {tmp_path / 'plugins' / NAME}" in run.output
     for source in plugin_files(NAME).values():
         compile(source, "generated", "exec") if not source.startswith(("[", "#")) else None
@@ -112,7 +115,7 @@ def test_generated_pipeline_runs_offline_and_predicts(installed_plugin, tmp_path
     data = tmp_path / "data.csv"
     frame.to_csv(data, index=False)
     ws = tmp_path / "ws"
-    assert amlstep(ws, "datasets", "register", f"{NAME}_ds", str(data)).returncode == 0
+    assert amlstep(ws, "datasets", "register", "scaffoldcheck_ds", str(data)).returncode == 0
     run = amlstep(ws, "run", str(installed_plugin), "-p", "iterations=2", "--json", "--quiet")
     assert run.returncode == 0, run.stdout + run.stderr
     assert json.loads(run.stdout)["status"] == "Completed"

@@ -29,7 +29,19 @@ def job_dict(compiled: CompiledPipelineV2) -> dict[str, Any]:
     """The job as the SDK dumps it to YAML (``PipelineJob._to_yaml``), with SDK v2's AutoML output fix."""
     import yaml  # type: ignore[import-untyped]
 
-    return fix_automl_outputs(yaml.safe_load(compiled.pipeline._to_yaml()))
+    return fix_boolean_inputs(fix_automl_outputs(yaml.safe_load(compiled.pipeline._to_yaml())), compiled.pipeline)
+
+
+def fix_boolean_inputs(job: dict[str, Any], pipeline: Any) -> dict[str, Any]:
+    """azure-ai-ml 1.35 dumps a boolean pipeline input (``keep: False``) as ``0``/``1`` (its YAML schema tries
+    numbers first), which ``load_job`` and ``az ml job create`` then read as an integer bound to a boolean
+    input; write the boolean."""
+    inputs = job.get("inputs") or {}
+    for name, value in pipeline.inputs.items():
+        data = getattr(value, "_data", value)
+        if isinstance(data, bool) and name in inputs:
+            inputs[name] = data
+    return job
 
 
 def fix_automl_outputs(job: dict[str, Any]) -> dict[str, Any]:

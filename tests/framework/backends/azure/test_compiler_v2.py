@@ -129,6 +129,22 @@ def test_job_yaml_round_trips_through_load_job(tmp_path):
         plan_v2.prepare_assets(tmp_path / "review" / "mine.yml")
 
 
+def test_a_boolean_pipeline_parameter_is_written_true_or_false(tmp_path):
+    """azure-ai-ml dumps a boolean pipeline input as 0: the job YAML says false, and reads back as a boolean (issue 26)."""
+    plugins = get_plugin_manager()
+    target = tmp_path / "job.yml"
+    pipeline = _pipeline(enable_early_stopping=PipelineParameter("early", default_value=False))
+    for given, expected in (({}, False), ({"early": "true"}, True)):
+        compiled = compile_pipeline(pipeline.validate(plugins), plugins=plugins, params=given,
+                                    assets=plan_v2.prepare_assets(target), environment=lambda *_: {})
+        plan_v2.write_yaml(compiled, target)
+        assert f"  early: {str(expected).lower()}\n" in target.read_text()
+        assert plan_v2.job_dict(compiled)["inputs"]["early"] is expected
+        loaded = plan_v2.load_yaml(target)
+        assert loaded.inputs["early"]._data is expected
+        assert loaded._to_rest_object().properties.inputs["early"].value == str(expected)
+
+
 def test_penguins_compiles_with_its_own_distribution_environment(tmp_path):
     compiled = compile_v2(load_pipeline(PENGUINS), tmp_path)
     envs = sorted(p.name for p in (compiled.assets / "environments").iterdir())

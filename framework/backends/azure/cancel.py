@@ -1,0 +1,49 @@
+"""``amlstep runs cancel RUN_ID`` for a run submitted to Azure ML: the SDK's cancel, from the local record.
+
+SDK v1: ``PipelineRun(experiment, run_id).cancel()``; SDK v2: ``ml_client.jobs.begin_cancel(name)``. The
+workspace is the one of ``config`` (a config.json, or one of ``amlstep fake-azure``), as for ``run``.
+Kept apart from the backends so that the call path is small; ``AzureBackendBase.cancel`` calls it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import BackendError
+
+
+def cancel(backend: Any, record: Any) -> str | None:
+    """Ask Azure ML to cancel the pipeline run of local record ``record``; returns its status on the service
+    afterwards (``Canceled``, ``CancelRequested``, or how it ended if it ended first), None when unknown."""
+    from .endpoint import patched_environ
+
+    name = str(record.properties.get("azure_run_id") or record.id)
+    sdk = str(record.properties.get("sdk") or backend.sdk)
+    try:
+        if sdk == "v2":
+            from .sdk_v2 import client as client_v2
+
+            client_v2.require_sdk()
+            with patched_environ(client_v2.environment(backend._service) if backend._service else {}):
+                client = backend.client()
+                client.jobs.begin_cancel(name).result()
+                status = client.jobs.get(name).status
+                return str(getattr(status, "value", status))  # JobStatus.COMPLETED -> Completed
+        else:
+            from . import endpoint
+            from .sdk_v1.sdk import require_azureml
+
+            require_azureml()
+            from azureml.core import Experiment
+            from azureml.pipeline.core import PipelineRun
+
+            with patched_environ(endpoint.environment(backend._service) if backend._service else {}), \
+                    backend._service_home():
+                run = PipelineRun(Experiment(backend.workspace(), record.experiment), name)
+                run.cancel()
+                return str(run.get_status())
+    except BackendError:
+        raise
+    except Exception as exc:
+        text = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise BackendError(f"Azure ML did not cancel pipeline run {name}: {type(exc).__name__}: {text}") from exc
