@@ -1,7 +1,8 @@
 """The ``amlstep`` command line. Plugins add commands through the ``register_commands`` hook.
 
 Exit codes: 0 success; 1 a run that failed or was canceled; 2 bad input (usage, validation,
-unknown names), reported before anything runs.
+unknown names), reported before anything runs; 3 a run submitted to Azure that amlstep could not
+follow to its end (still running there, as far as anyone knows: ``amlstep runs follow RUN_ID``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import click
 from .commands.common import (  # noqa: F401 (re-exported: commands and tests read them here)
     EXIT_BAD_INPUT,
     EXIT_FAILED,
+    EXIT_UNKNOWN,
     PROG,
     State,
     emit_json,
@@ -232,7 +234,11 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
                     click.echo(f"  full log: {step.log_path}  ({PROG[0]} runs logs {result.run_id[:8]} {step.name})",
                                err=True)
     if result.status == "Running" and result.details.get("wait") is False:
+        if not as_json and result.details.get("follow"):
+            click.echo(f"follow it: {suggested('`' + result.details['follow'] + '`').strip('`')}", err=True)
         return
+    if result.details.get("state_unknown"):
+        sys.exit(EXIT_UNKNOWN)
     if not result.succeeded:
         sys.exit(EXIT_FAILED)
 

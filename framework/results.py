@@ -21,6 +21,8 @@ class StepRunResult:
     """The step's log file (``std_log.txt``), when the backend keeps one on this machine."""
     traceback: str | None = None
     """For a failed step, the last lines of the traceback: the plugin's own frames and the error."""
+    local_run_id: str | None = None
+    """On Azure, the step's record in the local run history (``run_id`` is then the Azure step run's id)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -37,7 +37,7 @@ import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import parse_qs, urlparse
 
 from framework.backends.azure.endpoint import CONFIG_MARKER
@@ -153,12 +153,22 @@ class FakeAzureML:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._outage: Outage | None = None
+        self.restarts = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> FakeAzureML:
         """Listen on 127.0.0.1 in a daemon thread."""
         if self._server is not None:
             return self
+        self._listen()
+        # a client in this process sets these (environment(), environment_v2()); environment builds leave them out
+        self.compute.client_settings = {self.base_url, self.tls_url, str(self.ca.ca_file)}
+        for name, files in self._initial_datasets.items():
+            self.add_dataset(name, files)
+        return self
+
+    def _listen(self) -> None:
         fake = self
 
         class Handler(_Handler):
@@ -166,28 +176,64 @@ class FakeAzureML:
             timeout = fake.request_timeout
 
         self._server = _Server(("127.0.0.1", self._port), Handler)
+        self._port = int(self._server.server_address[1])  # a restart listens on the same port
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-azureml", daemon=True)
         self._thread.start()
-        # a client in this process sets these (environment(), environment_v2()); environment builds leave them out
-        self.compute.client_settings = {self.base_url, self.tls_url, str(self.ca.ca_file)}
-        for name, files in self._initial_datasets.items():
-            self.add_dataset(name, files)
-        return self
 
-    def stop(self) -> None:
-        """Stop listening, wait for running pipelines, remove a temporary state folder."""
+    def _close(self) -> None:
+        """Stop listening and drop every open connection (what clients see when the service goes away)."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.drop_connections()
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def stop(self) -> None:
+        """Stop listening, wait for running pipelines, remove a temporary state folder."""
+        if self._outage is not None:
+            self._outage._ended = True
+        self._close()
         for state in list(self.engine.pipelines.values()):
             if state.thread is not None:
                 state.thread.join(timeout=120)
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- outages and restarts (test-side controls) --------------------------------------------------
+    def outage(self, seconds: float | None = None, *, refuse: bool = False,
+               clock: Callable[[], float] = time.monotonic, retry_after: int | None = 1) -> Outage:
+        """Cut clients off from now on, for ``seconds`` on ``clock`` (None: until ``Outage.end()``).
+
+        The run history, the registry and running pipelines carry on (Azure's compute does not stop when
+        its front end is unreachable). Requests to the service's API are answered ``503 Service
+        Unavailable`` (with ``Retry-After``, as Azure's front end does), or, with ``refuse``, the port stops
+        listening and open connections are dropped: connections are refused or reset. Blob transfers
+        through the service's storage tunnel go on in the 503 form (storage is another service).
+        ``clock`` lets a test run the outage on the same clock as the client it injects it into.
+        """
+        if self._outage is not None and self._outage.active:
+            raise RuntimeError("the fake Azure ML service is already cut off")
+        self._outage = Outage(self, seconds, refuse=refuse, clock=clock, retry_after=retry_after)
+        if refuse:
+            self._close()
+        self._outage.watch()
+        return self._outage
+
+    def restart(self, down_seconds: float = 0.0, *, clock: Callable[[], float] = time.monotonic) -> Outage | None:
+        """Stop the service and start it again on the same port, its state kept (runs, registry, blobs).
+
+        Open connections are dropped and requests in flight get no answer; pipelines that run go on. With
+        ``down_seconds`` (on ``clock``) the port refuses connections that long before it listens again.
+        """
+        self.restarts += 1
+        if down_seconds:
+            return self.outage(down_seconds, refuse=True, clock=clock)
+        self._close()
+        self._listen()
+        return None
 
     def __enter__(self) -> FakeAzureML:
         return self.start()
@@ -197,9 +243,9 @@ class FakeAzureML:
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        if not self._port:  # bound once: the same port while an outage or a restart closes it
             raise RuntimeError("the fake Azure ML service is not started")
-        return int(self._server.server_address[1])
+        return int(self._port)
 
     @property
     def base_url(self) -> str:
@@ -311,7 +357,8 @@ class FakeAzureML:
                "AZUREML_EXPERIMENT_ID": experiment["id"],
                "AZUREML_ROOT_RUN_ID": record.root_id or record.id, "AZUREML_PARENT_RUN_ID": record.parent_id or "",
                "AZUREML_RUN_TOKEN": token, "AZUREML_SERVICE_ENDPOINT": self.tls_url,
-               "MLFLOW_TRACKING_URI": f"azureml://127.0.0.1:{self.port}/mlflow/v1.0{self.api_v2.ws_id}",
+               # as Azure sets it in a job, trailing "?" included (mlflow/mlflow#7806, microsoft/MLOps#74)
+               "MLFLOW_TRACKING_URI": f"azureml://127.0.0.1:{self.port}/mlflow/v1.0{self.api_v2.ws_id}?",
                "MLFLOW_RUN_ID": record.id, "MLFLOW_EXPERIMENT_ID": experiment["id"],
                "MLFLOW_EXPERIMENT_NAME": record.experiment, "MLFLOW_TRACKING_TOKEN": token}
         if self.api_v2.identity(record) == "UserIdentity":
@@ -460,6 +507,71 @@ def tabular_dataflow(paths: list[str]) -> str:
         "      delimiter: \",\"\n      header: all_files_same_headers\n      infer_column_types: true\n")}})
 
 
+class Outage:
+    """An outage of a fake service (:meth:`FakeAzureML.outage`): ``refused`` counts the requests it turned away."""
+
+    def __init__(self, service: FakeAzureML, seconds: float | None, *, refuse: bool, clock: Callable[[], float],
+                 retry_after: int | None) -> None:
+        self.service, self.seconds, self.refuse, self.clock = service, seconds, refuse, clock
+        self.retry_after = retry_after
+        self.started = clock()
+        self.refused = 0
+        self._ended = False
+
+    @property
+    def active(self) -> bool:
+        if self._ended:
+            return False
+        if self.seconds is not None and self.clock() - self.started >= self.seconds:
+            self.end()
+            return False
+        return True
+
+    def end(self) -> None:
+        """Answer again (a refused port listens again)."""
+        if self._ended:
+            return
+        self._ended = True
+        if self.refuse and self.service._server is None:
+            self.service._listen()
+
+    def watch(self) -> None:
+        """Ends the outage when its time is up, even when nobody asks (a refusing port must listen again)."""
+        if self.seconds is None:
+            return
+
+        def wait() -> None:
+            while self.active:
+                time.sleep(0.02)
+
+        threading.Thread(target=wait, name="fake-azureml-outage", daemon=True).start()
+
+    def turn_away(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Whether ``handler``'s request is refused now (answered 503, or its connection dropped)."""
+        if not self.active:
+            return False
+        with self.service._lock:
+            self.refused += 1
+        if self.refuse:
+            handler.close_connection = True
+            try:
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return True
+        body = json.dumps({"error": {"code": "ServiceUnavailable", "message": "The service is temporarily "
+                                     "unavailable. Please retry the request later.", "details": []}}).encode()
+        handler.send_response(503)
+        headers = {"Content-Type": "application/json; charset=utf-8", "Content-Length": str(len(body))}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        for key, value in headers.items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(body)
+        return True
+
+
 class _Refused(Exception):
     """A request the service refuses before any route sees it: its status and what to say."""
 
@@ -501,6 +613,30 @@ def _is_loopback(name: str) -> bool:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.open_connections: set[Any] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self.open_connections.add(request)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._connections_lock:
+                self.open_connections.discard(request)
+
+    def drop_connections(self) -> None:
+        """Reset every connection still open (keep-alive connections of clients, tunnels)."""
+        with self._connections_lock:
+            found = list(self.open_connections)
+        for request in found:
+            try:
+                request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @property
     def service(self) -> FakeAzureML:
@@ -712,6 +848,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
+        outage = self.service._outage
+        if outage is not None and (outage.refuse or kind != "blob") and outage.turn_away(self):
+            return
         if kind == "blob":
             status, out, data = self.service.handle_blob(method, url.path, url.query, headers, raw)
             self._send(status, out, data, method)
@@ -730,6 +869,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_CONNECT(self) -> None:  # noqa: N802
         host = self.path.split(":")[0]
+        outage = self.service._outage
+        if outage is not None and outage.refuse and outage.turn_away(self):
+            return
         if not host.endswith(BLOB_HOST_SUFFIX):
             self._send(403, {"Content-Type": "text/plain"}, f"the fake Azure ML service tunnels only to "
                                                             f"*{BLOB_HOST_SUFFIX}, not {host}\n".encode(), "GET")
@@ -789,5 +931,5 @@ def iter_routes(service: FakeAzureML) -> Iterator[str]:
         yield f"{method} {pattern.pattern}"
 
 
-__all__ = ["FakeAzureML", "fake_authentication", "summarize_submission", "iter_routes", "SDK_ENVIRONMENT",
+__all__ = ["FakeAzureML", "Outage", "fake_authentication", "summarize_submission", "iter_routes", "SDK_ENVIRONMENT",
            "CONFIG_MARKER"]

@@ -681,6 +681,11 @@ class V1Api(Api):
                 if path.startswith(prefix):
                     found.append({"contentUri": self.sas_url(box, blob), "origin": origin, "container": container,
                                   "path": path})
+        else:  # artifacts of no run (a model's files, uploaded under LocalUpload/...): what was uploaded there
+            base = self._artifact_blob(origin, container, "")
+            for blob in self.engine.blob.names("azureml", base + prefix):
+                found.append({"contentUri": self.sas_url("azureml", blob), "origin": origin, "container": container,
+                              "path": blob[len(base):]})
         return 200, {"value": found, "continuationToken": None}
 
     # -- datasets ------------------------------------------------------------------------------------
@@ -741,6 +746,10 @@ class V1Api(Api):
                      "continuationToken": None}
 
     def _dataset_register(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        with self.engine.lock:  # check and register at once, as the service does: no two identical versions
+            return self._dataset_register_locked(m, body, q)
+
+    def _dataset_register_locked(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         body = body or {}
         name = str(body.get("name"))
         latest = body.get("latest") or {}
@@ -803,7 +812,9 @@ class V1Api(Api):
         return 200, self.model_dto(entry)
 
     def _model_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
-        return 200, self.model_dto(self.engine.model(m.group("id")))
+        from urllib.parse import unquote
+
+        return 200, self.model_dto(self.engine.model(unquote(m.group("id"))))  # the SDK sends NAME%3AVERSION
 
     def _model_list(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         name = (q.get("name") or [None])[0]

@@ -337,6 +337,10 @@ class V2Api(Api):
                      "pendingUploadId": uuid.uuid4().hex, "pendingUploadType": "TemporaryBlobReference"}
 
     def _asset_put(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        with self.engine.lock:  # a version is created once, whoever asks at the same time (Azure's PUT is atomic)
+            return self._asset_put_locked(m, body, q)
+
+    def _asset_put_locked(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         kind, name, version = m.group("kind"), unquote(m.group("name")), unquote(m.group("version"))
         self.check_body(kind, body)
         props = dict(body["properties"])

@@ -71,6 +71,34 @@ def best_metric(ws: Any, run: Any) -> tuple[str, float] | None:
     return None
 
 
+ACTIVE = ("Running", "NotStarted", "Queued", "Preparing", "Starting")
+
+
+def followed(ws: Any, run: Any) -> bool:
+    """Whether a process on this machine follows the run now (it holds the run's lease)."""
+    from ..workspace import liveness
+
+    if not run.lease:
+        return False
+    try:
+        return liveness.probe(ws.path, run.lease).state == liveness.ALIVE
+    except Exception:
+        return False
+
+
+def stale(ws: Any, run: Any) -> bool:
+    """A run of a remote backend (Azure) the history has as running that nobody here follows: its status is only what
+    was last seen of it (``amlstep runs follow RUN_ID`` or ``runs refresh`` ask again)."""
+    return run.backend != "local" and run.status in ACTIVE and not followed(ws, run)
+
+
+def status_text(ws: Any, run: Any) -> str:
+    """``Running`` while followed; ``Running (last seen 2026-05-01 12:03:04)`` when nobody follows it."""
+    if not stale(ws, run):
+        return str(run.status)
+    return f"{run.status} (last seen {common.when(run.properties.get('last_seen') or run.created_at)})"
+
+
 def top_level_runs(ws: Any, experiment: str | None = None, limit: int | None = None) -> list[Any]:
     """Pipeline runs and standalone AutoML runs (``Experiment.submit``), newest first."""
     runs = [r for kind in TOP_LEVEL for r in ws.list_runs(run_type=kind, experiment=experiment, limit=limit)]
@@ -91,11 +119,14 @@ def runs_list(ctx: click.Context, experiment: str | None, limit: int, as_json: b
         runs = top_level_runs(ws, experiment, limit)
         best = {r.id: best_metric(ws, r) for r in runs}
     if as_json:
-        common.emit_json([{**r.to_dict(), "best_metric": _metric_json(best[r.id])} for r in runs])
+        common.emit_json([{**r.to_dict(), "best_metric": _metric_json(best[r.id]), "stale": stale(ws, r)} for r in runs])
         return
     common.table(None, ["run id", "experiment", "type", "backend", "status", "best metric", "started", "duration"],
-              [(r.id, r.experiment, r.run_type, r.backend, r.status, _metric_text(best[r.id]), common.when(r.created_at),
-                common.seconds(r.duration)) for r in runs])
+              [(r.id, r.experiment, r.run_type, r.backend, status_text(ws, r), _metric_text(best[r.id]),
+                common.when(r.created_at), common.seconds(r.duration)) for r in runs])
+    if any(stale(ws, r) for r in runs):
+        click.echo(common.suggested("runs marked (last seen ...) are not followed: `amlstep runs refresh` asks Azure "
+                                    "about them, `amlstep runs follow RUN_ID` follows one to its end"), err=True)
 
 
 def _metric_json(best: tuple[str, float] | None) -> dict[str, Any] | None:

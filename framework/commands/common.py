@@ -19,6 +19,7 @@ from ..manager import Plugins, get_plugin_manager
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_UNKNOWN = 3  # submitted (to Azure) but not followed to its end: the run's state is unknown here
 
 
 class State:

@@ -208,11 +208,90 @@ def _is_automl(step: RunRecord) -> bool:
 
 
 def single_model_file(model: ModelVersion) -> Path:
+    """The pickled model of a model version: its one file, or the pickle of an MLflow model folder (SDK v2's)."""
     files = [model.path / f for f in model.files]
     if len(files) != 1:
+        pickled = mlflow_pickle(model.path, model.files)
+        if pickled is not None:
+            return pickled
         raise WorkspaceError(f"model {model.id} holds {len(files)} files ({', '.join(model.files)}); "
                              f"expected one pickled model")
     return files[0]
+
+
+def mlflow_pickle(folder: Path, files: list[str]) -> Path | None:
+    """The pickled scikit-learn model of an MLflow model folder (``MLmodel``: the ``sklearn`` flavor's
+    ``pickled_model``), or None when ``files`` are not one."""
+    import re
+
+    mlmodel = next((f for f in files if Path(f).name == "MLmodel"), None)
+    if mlmodel is None:
+        return None
+    text = (folder / mlmodel).read_text(errors="replace")
+    found = re.search(r"^\s+pickled_model:\s*(\S+)\s*$", text, re.MULTILINE)
+    path = (folder / mlmodel).parent / found.group(1) if found else None
+    return path if path is not None and path.is_file() else None
+
+
+AZURE_PREFIX = "azure:"
+
+
+def azure_model(workspace: LocalWorkspace, ref: str) -> ModelVersion:
+    """A model registered in an Azure workspace (``azure:NAME[:VERSION]``), as an Azure run read back into the
+    local run history knows it: the step output the run registered, checked by hash before anything loads it.
+
+    The step output was downloaded with its sha256, and the registry's copy of the model was hashed when the
+    run was read back: the files here must still have the first, and hold the same bytes as the second.
+    """
+    from ..workspace.store import content_digest, sha256_tree
+
+    name, version = parse_model_ref(ref[len(AZURE_PREFIX):])
+    found = []
+    for run in workspace.list_runs(run_type="pipeline"):
+        if run.backend != "azure":
+            continue
+        for step in workspace.get_children(run.id):
+            for model in step.properties.get("azure_registered_models") or []:
+                if model.get("name") == name and (version is None or int(model.get("version", -1)) == version):
+                    found.append((int(model["version"]), run.created_at, run, step, model))
+    which = f"{name}:{version}" if version is not None else name
+    if not found:
+        raise WorkspaceError(
+            f"model {which} of the Azure workspace was registered by no run of the local run history "
+            f"({workspace.path}); read the run that registered it back with `amlstep runs follow RUN_ID`")
+    number, _, run, step, model = max(found, key=lambda f: (f[0], f[1]))
+    lineage = Lineage(workspace, run.id)
+    sources = [s for s in lineage.inputs(step).values() if lineage.producer(s) is not None]
+    if not sources:
+        raise WorkspaceError(f"model {name}:{number} was registered by step {step.name!r} of Azure run {run.id}, "
+                             f"which read no step output: the model's files are not in the local run history")
+    producer = lineage.producer(sources[0])
+    assert producer is not None
+    record = next((r for r in (lineage.origin(producer).outputs or {}).values()
+                   if isinstance(r, dict) and r.get("data") == sources[0]), None)
+    if record is None:
+        raise WorkspaceError(f"the files of model {name}:{number} (output {sources[0]!r} of step {producer.name!r} of "
+                             f"Azure run {run.id}) were not downloaded; `amlstep runs follow {run.id}` reads them back")
+    path = workspace.path / record["path"]
+    if not path.exists():
+        raise WorkspaceError(f"the files of model {name}:{number} are gone from {path}; `amlstep runs follow {run.id}` "
+                             f"reads them back")
+    if sha256_tree(path) != record.get("sha256"):
+        raise WorkspaceError(f"the files of model {name}:{number} in {path} changed since they were downloaded from "
+                             f"Azure (sha256 differs); refusing to load them. `amlstep runs follow {run.id}` reads "
+                             f"them back")
+    if model.get("sha256") and content_digest(path) != model["sha256"]:
+        raise WorkspaceError(f"model {name}:{number} in the Azure workspace's registry does not hold the files step "
+                             f"{producer.name!r} of run {run.id} produced (content hashes differ); refusing to load it")
+    files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()) if path.is_dir() \
+        else [path.name]
+    # ModelVersion.read_verified hashes the files under its path again as it loads them: the folder's hash
+    tree = str(record.get("sha256")) if path.is_dir() else sha256_tree(path.parent)
+    return ModelVersion(name=f"{AZURE_PREFIX}{name}", version=number, path=path if path.is_dir() else path.parent,
+                        files=files, sha256=tree, run_id=run.id,
+                        description=f"registered in Azure workspace {run.properties.get('azure_workspace')}",
+                        properties={"step_run_id": step.id, "azure_model": f"{name}:{number}"}, tags={},
+                        created_at=step.ended_at or step.created_at)
 
 
 def describe_source(source: Any) -> str:

@@ -98,10 +98,13 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
     from ..io import check_delimited_file, read_input, read_tabular
     from ..reuse import code_hash
     from ..steps import DataType
-    from .lineage import DatasetRef, parse_model_ref, single_model_file, trainer_of
+    from .lineage import AZURE_PREFIX, DatasetRef, azure_model, parse_model_ref, single_model_file, trainer_of
 
-    model_name, version = parse_model_ref(model_ref)
-    model_version = workspace.get_model(model_name, version)
+    if model_ref.startswith(AZURE_PREFIX):  # registered on Azure by a run read back here, checked by hash
+        model_version = azure_model(workspace, model_ref)
+    else:
+        model_name, version = parse_model_ref(model_ref)
+        model_version = workspace.get_model(model_name, version)
     model_version.check_files()
     lineage, _, predictor = trainer_of(workspace, model_version,
                                        lambda lineage, step: plugins.hook.model_predictor(lineage=lineage, step=step))
@@ -242,6 +245,9 @@ def predict_command(model: str, data: str, out: str, dataset: str | None, keep: 
 
     Applies MODEL (NAME or NAME:VERSION) to DATA ('-' for standard input), after re-running the
     training pipeline's preparation steps on it with what they learned from the training rows.
+    azure:NAME[:VERSION] is a model registered in the Azure workspace by a run of the local run history
+    (read back when it ended, or with `amlstep runs follow`): its downloaded files, checked by hash
+    against the download and the registry's copy before they are loaded.
 
     Writes the input columns plus predicted_<label> and, for classification, proba_<class> columns.
     Models are loaded only from the workspace's model registry (a pickle runs code when loaded).

@@ -127,6 +127,16 @@ def sha256_tree(path: Path, known: dict[Path, str] | None = None) -> str:
     return digest.hexdigest()
 
 
+def content_digest(path: Path) -> str:
+    """Content hash of a file or of the files under a folder, names left out: the same bytes compare equal
+    wherever a copy put them (a model downloaded from a registry and the step output it was registered from)."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for item in sorted(sha256_file(f) for f in files):
+        digest.update(item.encode())
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class DatasetVersion:
     name: str
@@ -975,6 +985,9 @@ class LocalWorkspace:
                                  f"{type(run_id).__name__} {run_id!r}; see `amlstep runs list`")
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is None:  # an Azure step run by the id the service gave it (``run --json``)
+                row = conn.execute("SELECT * FROM runs WHERE run_type='step' AND "
+                                   "json_extract(properties, '$.azure_step_run_id')=? LIMIT 1", (run_id,)).fetchone()
             matches = []
             if row is None and len(run_id) >= MIN_PREFIX:
                 pattern = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

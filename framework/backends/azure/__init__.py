@@ -55,6 +55,13 @@ def register_backends(register: Callable[..., None]) -> None:
 
 
 @hookimpl
+def register_commands(cli: Any) -> None:
+    from .attach import register
+
+    register(cli)
+
+
+@hookimpl
 def register_run_options(register: Callable[..., None], plugins: Plugins) -> None:
     from .options import run_options
 

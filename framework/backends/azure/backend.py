@@ -19,17 +19,20 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, TextIO
 
 from ...errors import BackendError, PipelineValidationError
 from ...events import PipelineEvents
+from ...io import output_path
 from ...pipeline import Dataset, ValidatedPipeline
 from ...results import PipelineRunResult, StepRunResult
-from ...workspace import LocalWorkspace
+from ...steps import DataType
+from ...workspace import LocalWorkspace, RunRecord
 from . import endpoint
-from .follower import Follower, Session
+from .follower import LAST_SEEN, Follower, RetryPolicy, Session
 
 if TYPE_CHECKING:
     from ...manager import Plugins
     from .compiled import CompiledPipeline, CompiledStep, Compiler
 
 SHA256_TAG = "amlstep_sha256"  # a data asset's content hash, as amlstep tags what it uploads
+OUTAGE_TIMEOUT = 900.0  # seconds following rides out a service that does not answer (--outage-timeout)
 
 
 def unregistered(dataset: Dataset) -> BackendError:
@@ -65,6 +68,7 @@ class AzureBackendBase:
                  dry_run: bool = False, compute: str | None = None, config: str | Path | None = None,
                  wait: bool = True, download: bool = True, download_dir: str | Path | None = None,
                  provisioning: Provisioning | None = None, poll_seconds: float | None = None,
+                 outage_timeout: float | None = None, retry: RetryPolicy | None = None,
                  compiler: Compiler | None = None, **unknown: Any) -> None:
         if unknown:
             from ..options import check_options, named_options
@@ -80,6 +84,8 @@ class AzureBackendBase:
         self.download_dir = Path(download_dir) if download_dir else None
         self.provisioning = provisioning or Provisioning()
         self.poll_seconds = poll_seconds
+        self.outage_timeout = OUTAGE_TIMEOUT if outage_timeout is None else float(outage_timeout)
+        self.retry = retry
         self._service = None if dry_run else endpoint.fake_service(config)
         self._compiler = compiler
         if compiler is not None:
@@ -135,78 +141,213 @@ class AzureBackendBase:
               workspace_name: str | None, portal_url: str | None, step_properties: Callable[[CompiledStep], Any],
               session: Session, run: Any, download: Callable[[PipelineRunResult, Follower], dict[str, str]],
               ) -> PipelineRunResult:
-        """Record a submitted run locally, follow it to its end (hooks fire), download its outputs.
+        """Record a submitted run locally, follow it to its end (hooks fire), read it back, download its outputs.
 
-        ``step_properties(step)`` adds SDK-specific properties to a step's local record; the
-        :class:`Follower` follows the run through the SDK's ``session`` (``run``: the SDK's handle of it);
-        ``download(result, follower)`` fetches the pipeline outputs.
+        ``step_properties(step)`` adds SDK-specific properties to a step's local record (``azure_outputs``: the
+        SDK's name of each output); the :class:`Follower` follows the run through the SDK's ``session`` (``run``:
+        the SDK's handle of it); ``download(result, follower)`` fetches the pipeline outputs into ``download_dir``
+        when one was given (else they are read from the local datastore, where the read-back put them).
         """
         values = compiled.parameter_values
         local = self._local_workspace()
+        now = time.time()
         record = local.create_run(
             run_type="pipeline", name=compiled.experiment, experiment=compiled.experiment, run_id=run_id,
             backend=self.name, status="Running", params=dict(values),
             properties={"steps": [s.binding.name for s in compiled.steps],
                         "pipeline_outputs": dict(compiled.pipeline_outputs),
                         "source": compiled.validated.pipeline.source, "azure_run_id": run_id,
-                        "azure_workspace": workspace_name, "sdk": self.sdk, "portal_url": portal_url})
+                        "azure_workspace": workspace_name, "sdk": self.sdk, "portal_url": portal_url,
+                        "azure_config": self._config_file(), LAST_SEEN: now})
         step_records = {}
         for step in compiled.steps:
-            step_records[step.binding.name] = local.create_run(
-                run_type="step", name=step.binding.name, experiment=compiled.experiment, parent_id=record.id,
-                backend=self.name, status="NotStarted",
-                properties={"plugin": step.binding.plugin, "kind": step.binding.spec.kind,
+            binding = step.binding
+            step_records[binding.name] = local.create_run(
+                run_type="step", name=binding.name, experiment=compiled.experiment, parent_id=record.id,
+                backend=self.name, status="NotStarted", params=_params(binding, values),
+                properties={"plugin": binding.plugin, "kind": binding.spec.kind,
+                            "plugin_owner": plugins.owner(binding.plugin) if plugins is not None else None,
+                            "inputs": _inputs(binding, local), "outputs": dict(binding.outputs),
+                            "output_types": {port: binding.output_type(port).value for port in binding.outputs},
                             "sdk_class": type(step.sdk_step).__name__, "compute_target": step.compute_target,
                             "reuse": step.reuse, "azure_workspace": workspace_name, "sdk": self.sdk,
                             **step_properties(step)})
+            if step.reuse.get("code"):
+                local.update_run(step_records[binding.name].id, reuse_components={"code": step.reuse["code"]})
         self._say(f"submitted pipeline run {run_id} to experiment {compiled.experiment!r}")
         hook = plugins.hook if plugins is not None else None
         pipeline_events = PipelineEvents(hook, run_id, compiled.validated.pipeline, values, self.name)
         pipeline_events.started()
         result = PipelineRunResult(run_id=run_id, experiment=compiled.experiment, status="Running",
                                    backend=self.name, params=dict(values),
-                                   steps=[StepRunResult(name, r.id, "NotStarted") for name, r in step_records.items()],
+                                   steps=[StepRunResult(name, r.id, "NotStarted", local_run_id=r.id)
+                                          for name, r in step_records.items()],
                                    details={"azure_run_id": run_id, "portal_url": portal_url, "sdk": self.sdk})
         if not self.wait:
             result.details["wait"] = False
+            result.details["follow"] = f"amlstep runs follow {run_id}"
             return result
-        events = pipeline_events.steps
+        return self.follow_submitted(local.get_run(record.id), step_records, session=session, run=run,
+                                     bindings={s.binding.name: s.binding for s in compiled.steps},
+                                     events=pipeline_events, download=download, result=result, started=started)
+
+    def follow_submitted(self, record: RunRecord, step_records: Mapping[str, RunRecord], *, session: Session,
+                         run: Any, bindings: Mapping[str, Any], events: PipelineEvents | None,
+                         download: Callable[[PipelineRunResult, Follower], dict[str, str]] | None,
+                         result: PipelineRunResult, started: float) -> PipelineRunResult:
+        """Follow a submitted run to its end, read it back and record it; the same at submit and on re-attach.
+
+        A run amlstep cannot follow to its end (the service away longer than ``outage_timeout``, an answer it
+        cannot read, Ctrl-C) stays ``Running`` in the local record, with when it was last seen: it was
+        submitted and, as far as anyone here knows, it goes on. The result says so (``details["state_unknown"]``,
+        exit code 3 from ``amlstep run``) and how to re-attach; ``Failed`` is only ever what the service says.
+        """
+        local = self._local_workspace()
+        following = Follower(session, run, record.id, bindings, step_records, local,
+                             events.steps if events is not None else None, self._poll(), retry=self.retry_policy(),
+                             echo=self.echo, pipeline_record=record)
         try:
-            following = Follower(session, run, run_id, {s.binding.name: s.binding for s in compiled.steps},
-                                 step_records, local, events, self._poll())
             status = following.follow()
-            result.status = status
-            result.duration = time.time() - started
-            for step_result in result.steps:
-                seen = following.steps.get(step_result.name)
-                if seen is None:
-                    step_result.status = "NotStarted" if status != "Completed" else "Completed"
-                    local.update_run(step_records[step_result.name].id, status=step_result.status)
-                    continue
-                step_result.status = seen["status"]
-                step_result.reused = seen["reused"]
-                step_result.reused_from = seen.get("reused_from_local") or seen.get("reused_from")
-                step_result.duration = seen.get("duration")
-                if seen["reused"]:
-                    step_result.reasons = [f"reused Azure step run {seen['reused_from']} (the service found the "
-                                           f"same {getattr(following, 'reused_what', 'module and inputs')})"]
-                step_result.error = seen.get("error")
-            if status != "Completed":
-                result.error = following.failure_message(status)
-            if status == "Completed" and self.download:
-                result.outputs = download(result, following)
-            local.update_run(record.id, status=result.status, error=result.error, outputs=dict(result.outputs))
-        except BaseException as exc:  # the Azure run goes on; say locally that amlstep stopped following it
-            changes = {"error": f"amlstep stopped following Azure run {run_id} (it may still be running on Azure): "
-                                f"{type(exc).__name__}: {exc}"}
-            if not isinstance(exc, KeyboardInterrupt):
-                changes["status"] = "Failed"
-            local.update_run(record.id, **changes)
-            pipeline_events.failed(exc)
+        except KeyboardInterrupt:
+            self._lost(record, following, "interrupted (Ctrl-C)")
             raise
-        pipeline_events.ended(result)
+        except Exception as exc:  # the Azure run goes on: say locally what is known, never that it failed
+            return self._unknown(record, following, result, exc, events)
+        result.status = status
+        result.duration = time.time() - started
+        for step_result in result.steps:
+            seen = following.steps.get(step_result.name)
+            step_record = step_records[step_result.name]
+            step_result.local_run_id = step_record.id
+            if seen is None:
+                step_result.status = "NotStarted" if status != "Completed" else "Completed"
+                local.update_run(step_record.id, status=step_result.status)
+                continue
+            step_result.run_id = seen.get("azure_run_id") or step_result.run_id
+            step_result.status = seen["status"]
+            step_result.reused = seen["reused"]
+            step_result.reused_from = seen.get("reused_from_local") or seen.get("reused_from")
+            step_result.duration = seen.get("duration")
+            if seen["reused"]:
+                step_result.reasons = [f"reused Azure step run {seen['reused_from']} (the service found the "
+                                       f"same {getattr(following, 'reused_what', 'module and inputs')})"]
+            step_result.error = seen.get("error")
+        if status != "Completed":
+            result.error = following.failure_message(status)
+        problems = following.read_back(outputs=self.download)
+        if problems:
+            result.details["read_back_errors"] = problems
+        if status == "Completed" and self.download:
+            result.outputs = self._pipeline_outputs(record, result, following, download)
+        for step_result in result.steps:
+            found = local.get_run(step_records[step_result.name].id)
+            step_result.outputs = {port: str(output_path(DataType(r["type"]), local.path / r["path"]))
+                                   for port, r in (found.outputs or {}).items() if isinstance(r, dict)}
+            if found.log_path:
+                step_result.log_path = str(local.path / found.log_path)
+        local.update_run(record.id, status=result.status, error=result.error, outputs=dict(result.outputs),
+                         properties={**local.get_run(record.id).properties, LAST_SEEN: following.last_seen})
+        if events is not None:
+            events.ended(result)
         return result
 
+    def reattach(self, record: RunRecord, *, plugins: Plugins | None = None) -> PipelineRunResult:
+        """Follow a submitted run again from its local record, to its end (``amlstep runs follow``); each SDK's
+        backend reaches the run its own way and hands it to :meth:`follow_recorded`."""
+        raise BackendError(f"--sdk {self.sdk} ({self.compiler.label}) cannot follow submitted runs")
+
+    def peek(self, record: RunRecord) -> str:
+        """The run's status on Azure now, in one look (``amlstep runs refresh``)."""
+        raise BackendError(f"--sdk {self.sdk} ({self.compiler.label}) cannot follow submitted runs")
+
+    def follow_recorded(self, record: RunRecord, *, session: Session, run: Any,
+                        download: Callable[[PipelineRunResult, Follower], dict[str, str]] | None = None
+                        ) -> PipelineRunResult:
+        """Follow the submitted run of local ``record`` (its steps' records are its children) to its end."""
+        local = self._local_workspace()
+        step_records = {child.name: child for child in local.get_children(record.id)}
+        local.update_run(record.id, status="Running", started_at=record.started_at or time.time())  # followed here
+        record = local.get_run(record.id)
+        self._say(f"following {session.noun} {record.id} of experiment {record.experiment!r} ({self.sdk})")
+        result = PipelineRunResult(run_id=record.id, experiment=record.experiment, status="Running", backend=self.name,
+                                   params=dict(record.params),
+                                   steps=[StepRunResult(name, r.properties.get("azure_step_run_id") or r.id, r.status,
+                                                        local_run_id=r.id) for name, r in step_records.items()],
+                                   details={"azure_run_id": record.id, "portal_url": record.properties.get("portal_url"),
+                                            "sdk": self.sdk, "reattached": True})
+        return self.follow_submitted(record, step_records, session=session, run=run, bindings={}, events=None,
+                                     download=download if self.download_dir is not None else None, result=result,
+                                     started=record.started_at or time.time())
+
+    def _pipeline_outputs(self, record: RunRecord, result: PipelineRunResult, following: Follower,
+                          download: Callable[[PipelineRunResult, Follower], dict[str, str]] | None) -> dict[str, str]:
+        """Each pipeline output's local path: in ``download_dir`` when one was given, else in the local datastore."""
+        if self.download_dir is not None and download is not None:
+            try:
+                return following.call("downloading the pipeline outputs", download, result, following)
+            except Exception as exc:
+                result.details.setdefault("download_errors", {})["*"] = f"could not download the pipeline outputs: {exc}"
+                return {}
+        from ...runs import Run
+
+        found: dict[str, str] = {}
+        run = Run(self._local_workspace(), self._local_workspace().get_run(record.id))
+        for name in sorted(record.properties.get("pipeline_outputs") or {}):
+            try:
+                found[name] = str(run.get_pipeline_output(name).path)
+            except Exception as exc:
+                result.details.setdefault("download_errors", {})[name] = f"could not download pipeline output {name!r}: {exc}"
+        return found
+
+    def _lost(self, record: RunRecord, following: Follower, why: str) -> None:
+        seen = following.last_seen or record.properties.get(LAST_SEEN)
+        self._local_workspace().merge_properties(record.id, {
+            LAST_SEEN: seen, "azure_following": f"amlstep stopped following it: {why}"})
+
+    def _unknown(self, record: RunRecord, following: Follower, result: PipelineRunResult, exc: Exception,
+                 events: PipelineEvents | None) -> PipelineRunResult:
+        """The run's state is unknown: the record stays Running (last seen at T); the result says how to re-attach."""
+        from .follower import ServiceUnreachable, clock_text
+
+        self._lost(record, following, str(exc).split(". Re-attach")[0])
+        if isinstance(exc, ServiceUnreachable):
+            message = str(exc)
+        else:
+            message = (f"amlstep stopped following {following.session.noun} {record.id}: {exc}. It was submitted and, "
+                       f"as far as amlstep knows, still runs on Azure (last seen {clock_text(following.last_seen)}). "
+                       f"Re-attach with `amlstep runs follow {record.id}`")
+        result.status = "Running"
+        result.error = message
+        result.details.update({"state_unknown": True, "last_seen": following.last_seen,
+                               "follow": f"amlstep runs follow {record.id}"})
+        for step_result in result.steps:
+            seen = following.steps.get(step_result.name)
+            if seen is not None:
+                step_result.status = seen["status"]
+                step_result.run_id = seen.get("azure_run_id") or step_result.run_id
+        if events is not None:
+            events.failed(exc)
+        return result
+
+    def reach(self, doing: str, function: Callable[..., Any], *args: Any,
+              on_error: Callable[[str, BaseException], BaseException] | None = None) -> Any:
+        """A call made to reach a submitted run (``runs follow``), riding out an unreachable service like following."""
+        from .follower import retrying
+
+        return retrying(self.retry_policy(), doing, function, *args, echo=self.echo, on_error=on_error)
+
+    def retry_policy(self) -> RetryPolicy:
+        """How following rides out an unreachable service (``outage_timeout`` seconds; ``retry``: a test's policy)."""
+        if self.retry is not None:
+            return self.retry
+        return RetryPolicy(window=self.outage_timeout)
+
+    def _config_file(self) -> str | None:
+        """The workspace config.json given (absolute), kept with the run so ``runs follow`` finds the workspace."""
+        from .endpoint import config_path
+
+        found = config_path(self.config)
+        return str(found.resolve()) if found is not None else None
 
     # -- reuse, explained --------------------------------------------------------------------------
     def explain_reuse(self, pipeline: ValidatedPipeline, *, plugins: Plugins, params: Mapping[str, Any] | None = None,
@@ -245,6 +386,31 @@ class AzureBackendBase:
         if self.poll_seconds is not None:
             return self.poll_seconds
         return 0.25 if self._service is not None else 10.0
+
+
+def _params(binding: Any, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A step's parameters with the pipeline parameters' values, as the local backend records them."""
+    try:
+        return dict(binding.resolve_params(values))
+    except Exception:
+        return {}
+
+
+def _inputs(binding: Any, local: LocalWorkspace) -> dict[str, str]:
+    """A step's inputs as the local backend records them: data names, or ``dataset:NAME:VERSION`` (the local version)."""
+    found = {}
+    for port, source in binding.inputs.items():
+        if isinstance(source, Dataset):
+            version = source.version
+            if version is None and local.has_dataset(source.name):
+                try:
+                    version = local.get_dataset(source.name).version
+                except Exception:
+                    version = None
+            found[port] = f"dataset:{source.name}:{version or 'latest'}"
+        else:
+            found[port] = str(source)
+    return found
 
 
 class AzureBackendChoice:

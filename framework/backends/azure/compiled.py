@@ -100,10 +100,22 @@ def compute_name(validated: ValidatedPipeline, binding: StepBinding, override: s
 
 
 MIN_TIMEOUT_MINUTES = 15.0
+MAX_ITERATIONS = 1000  # Azure's AutoML runs at most 1000 child runs (SDK v1's AutoMLConfig refuses more)
 
 
 def check_automl_budget(binding: StepBinding, settings: Mapping[str, Any]) -> None:
-    """Azure refuses an AutoML experiment timeout under 15 minutes: say so naming the step."""
+    """Azure refuses an AutoML experiment timeout under 15 minutes, and more than 1000 iterations: say so naming
+    the step, for both SDKs, before anything is sent."""
+    iterations = settings.get("iterations")
+    if iterations is not None and not isinstance(iterations, bool):
+        try:
+            count = float(iterations)
+        except (TypeError, ValueError):
+            count = None
+        if count is not None and count > MAX_ITERATIONS:
+            raise BackendError(
+                f"step {binding.name!r}: iterations={iterations} is above Azure's maximum of {MAX_ITERATIONS} "
+                f"iterations for an AutoML experiment; use at most iterations={MAX_ITERATIONS} for --backend azure")
     minutes = settings.get("experiment_timeout_minutes")
     hours = settings.get("experiment_timeout_hours")
     given = (f"experiment_timeout_minutes={minutes}" if minutes is not None

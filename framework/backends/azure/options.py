@@ -28,7 +28,11 @@ def run_options(plugins: Plugins) -> tuple[list[click.Parameter], Callable[[Mapp
                      help="azure: build every SDK object offline and print the compiled plan; contacts nothing."),
         click.Option(["--compute"], metavar="NAME",
                      help="azure: compute target for steps that name none [default: the pipeline's, cpu-cluster]."),
-        click.Option(["--no-wait"], is_flag=True, help="azure: return once submitted, without waiting or downloading."),
+        click.Option(["--no-wait"], is_flag=True, help="azure: return once submitted, without waiting or downloading "
+                                                       "(`amlstep runs follow RUN_ID` follows it later)."),
+        click.Option(["--outage-timeout"], type=float, default=None, metavar="SECONDS",
+                     help="azure: how long following rides out a service that does not answer (5xx, 429, refused "
+                          "or reset connections) before it stops, the run still running on Azure [900]."),
         click.Option(["--config", "config"], metavar="PATH", type=click.Path(),
                      help="azure: the workspace config.json (file or folder) [default: found from the current folder "
                           "up]."),
@@ -51,6 +55,8 @@ def run_options(plugins: Plugins) -> tuple[list[click.Parameter], Callable[[Mapp
             options["dry_run"] = True
         options.update({"compute": values.get("compute"), "wait": not values.get("no_wait"),
                         "config": values.get("config")})
+        if values.get("outage_timeout") is not None:
+            options["outage_timeout"] = values["outage_timeout"]
         provisioning = {k: values[k] for k in ("vm_size", "min_nodes", "max_nodes") if values.get(k) is not None}
         if provisioning:
             options["provisioning"] = Provisioning(**provisioning)

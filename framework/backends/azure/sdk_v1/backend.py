@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterator, Mapping, TextIO
 
 from ....errors import BackendError
@@ -27,6 +29,7 @@ from .. import endpoint
 from ..backend import SHA256_TAG, AzureBackendBase, Provisioning, unregistered
 from ..compiled import CompiledPipeline, CompiledStep, Compiler, compute_name
 from ..errors import sdk_output
+from ..provenance import no_local_checkout_v1
 from ..reuse import azure_reuse_key, reuse_parts
 from .sdk import INSTALL_HINT, require_azureml
 from .session import V1Session, service_error, short
@@ -50,6 +53,7 @@ class AzureBackend(AzureBackendBase):
         if aml_workspace is not None:
             self._service = None
         self._dataset_hashes: dict[str, str] = {}
+        self.dataset_versions: dict[str, int] = {}  # name -> the Azure version a submission reads (pinned)
 
     @property
     def compiler(self) -> Compiler:
@@ -70,7 +74,8 @@ class AzureBackend(AzureBackendBase):
         with sdk_output(self.echo):
             return self.compiler.compile_pipeline(pipeline, plugins=plugins, params=params, compute=self.compute,
                                                   reuse=reuse,
-                                                  target=workspace_resources(self.aml_workspace, wheels=wheels))
+                                                  target=workspace_resources(self.aml_workspace, wheels=wheels,
+                                                                             versions=self.dataset_versions))
 
     @contextlib.contextmanager
     def _service_home(self) -> Iterator[None]:
@@ -115,7 +120,7 @@ class AzureBackend(AzureBackendBase):
         submitted_params = {name: values[name] for name in compiled.parameters}
         started = time.time()
         try:
-            with sdk_output(self.echo):
+            with sdk_output(self.echo), no_local_checkout_v1():
                 run = Experiment(ws, compiled.experiment).submit(
                     compiled.pipeline, pipeline_parameters=submitted_params or None,
                     continue_on_step_failure=compiled.validated.pipeline.continue_on_step_failure)
@@ -126,14 +131,51 @@ class AzureBackend(AzureBackendBase):
         def step_properties(step: CompiledStep) -> dict[str, Any]:
             return {"azure_reuse_key": azure_reuse_key(step, hashes), "azure_reuse_parts": reuse_parts(step, hashes),
                     "datasets": {k: v for k, v in hashes.items()
-                                 if f"dataset:{k}:" in json.dumps(step.reuse.get("inputs"))}}
+                                 if f"dataset:{k}:" in json.dumps(step.reuse.get("inputs"))},
+                    "azure_outputs": dict(step.binding.outputs)}  # SDK v1 names each output by its data name
 
         return self.track(compiled, run.id, plugins=plugins, started=started, workspace_name=getattr(ws, "name", None),
                           portal_url=_portal_url(run), step_properties=step_properties,
                           session=V1Session(self.echo), run=run,
                           download=lambda result, following: self._download(run, compiled, result))
 
-    def _download(self, run: Any, compiled: CompiledPipeline, result: PipelineRunResult) -> dict[str, str]:
+    @contextlib.contextmanager
+    def _reached(self) -> Iterator[Any]:
+        """The workspace, with the SDK's environment set for the whole block."""
+        self._local_workspace()
+        with endpoint.patched_environ(endpoint.environment(self._service) if self._service else {}), \
+                self._service_home():
+            require_azureml()
+            self.aml_workspace = self.workspace()
+            yield self.aml_workspace
+
+    def _pipeline_run(self, ws: Any, record: Any) -> Any:
+        from azureml.core import Experiment
+        from azureml.pipeline.core import PipelineRun
+
+        def look_up() -> Any:
+            with sdk_output(self.echo):
+                return PipelineRun(Experiment(ws, record.experiment), record.id)
+
+        return self.reach(f"looking up pipeline run {record.id} in workspace {getattr(ws, 'name', '?')!r}", look_up,
+                          on_error=service_error)
+
+    def reattach(self, record: Any, *, plugins: Plugins | None = None) -> PipelineRunResult:
+        """Follow a submitted pipeline run again from its local record (``amlstep runs follow``)."""
+        with self._reached() as ws:
+            run = self._pipeline_run(ws, record)
+            outputs = SimpleNamespace(pipeline_outputs=dict(record.properties.get("pipeline_outputs") or {}))
+            return self.follow_recorded(record, session=V1Session(self.echo), run=run,
+                                        download=lambda result, following: self._download(run, outputs, result))
+
+    def peek(self, record: Any) -> str:
+        """The run's status on Azure now (one look: ``amlstep runs refresh``)."""
+        with self._reached() as ws:
+            run = self._pipeline_run(ws, record)
+            return self.reach(f"reading the status of pipeline run {record.id}", V1Session(self.echo).status, run,
+                              on_error=service_error)
+
+    def _download(self, run: Any, compiled: Any, result: PipelineRunResult) -> dict[str, str]:
         target = self.download_dir or (self._local_workspace().path / "downloads")
         outputs: dict[str, str] = {}
         for name in sorted(compiled.pipeline_outputs):
@@ -216,13 +258,17 @@ class AzureBackend(AzureBackendBase):
                 raise BackendError(f"could not create compute target {name!r}: provisioning {state}: {errors}")
 
     def ensure_datasets(self, datasets: list[Dataset]) -> None:
-        """Make the workspace hold each dataset the pipeline reads.
+        """Make the workspace hold each dataset the pipeline reads, and pin the version the submission uses.
 
-        A dataset registered in the local workspace is mirrored: when the Azure workspace lacks it,
-        or holds other content (its ``amlstep_sha256`` tag differs), the local files are uploaded to
-        the default datastore and registered as a new version of a TabularDataset of the same name,
-        tagged with the content hash. Otherwise a dataset the workspace lacks is registered from the
-        pipeline's sources (URLs are read by the service; local files are uploaded first).
+        A dataset registered in the local workspace is mirrored by content: its files are uploaded to the
+        default datastore (under ``amlstep/datasets/<name>/<sha256 prefix>/``) and registered as a
+        TabularDataset of the same name, tagged with the content hash, with ``create_new_version=True``. The
+        same content again is the version that holds it: the latest when its tag matches, else the one the
+        service names when it refuses an identical registration ("An identical dataset has been registered as
+        NAME:VERSION"), whichever SDK or user registered first; new content is a new version. The submission
+        reads the version found (``dataset_versions``), not "latest", which an SDK v2 data asset or another
+        user may have moved. Otherwise a dataset the workspace lacks is registered from the pipeline's sources
+        (URLs are read by the service; local files are uploaded first).
         """
         from azureml.core import Dataset as AzureDataset
 
@@ -243,21 +289,18 @@ class AzureBackend(AzureBackendBase):
                     mine = None
             if mine is not None:
                 self._dataset_hashes[dataset.name] = mine.sha256
-            existing = None
-            try:
-                with sdk_output(self.echo):
-                    existing = AzureDataset.get_by_name(ws, dataset.name, version="latest")
-            except Exception as exc:
-                if "Cannot find dataset" not in str(exc) and "not found" not in str(exc).lower():
-                    raise service_error(f"looking up dataset {dataset.name!r}", exc) from exc
+            existing = self._latest_dataset(dataset.name)
             if mine is not None:
                 if existing is not None and (getattr(existing, "tags", None) or {}).get(SHA256_TAG) == mine.sha256:
+                    self._pin(dataset.name, existing)
                     continue
-                self._upload_local_dataset(dataset, mine, existing is not None)
+                self._upload_local_dataset(dataset, mine)
                 continue
             if existing is not None:
                 if dataset.version:
                     self._check_version(dataset)
+                else:
+                    self._pin(dataset.name, existing)
                 self._dataset_hashes[dataset.name] = ((getattr(existing, "tags", None) or {}).get(SHA256_TAG)
                                                       or f"azure:{getattr(existing, 'id', None)}")
                 continue
@@ -268,11 +311,56 @@ class AzureBackend(AzureBackendBase):
                 with sdk_output(self.echo):
                     paths = _dataset_paths(ws, dataset)
                     tabular = AzureDataset.Tabular.from_delimited_files(path=paths)
-                    tabular.register(workspace=ws, name=dataset.name, description=dataset.description or None,
-                                     create_new_version=True)
+                self._register(tabular, dataset.name, description=dataset.description or None, tags=None)
+            except BackendError:
+                raise
             except Exception as exc:
                 raise BackendError(f"could not register dataset {dataset.name!r} from "
                                    f"{', '.join(dataset.sources)}: {short(exc)}") from exc
+
+    def _latest_dataset(self, name: str) -> Any:
+        from azureml.core import Dataset as AzureDataset
+
+        try:
+            with sdk_output(self.echo):
+                return AzureDataset.get_by_name(self.aml_workspace, name, version="latest")
+        except Exception as exc:
+            if "Cannot find dataset" not in str(exc) and "not found" not in str(exc).lower():
+                raise service_error(f"looking up dataset {name!r}", exc) from exc
+        return None
+
+    def _pin(self, name: str, dataset: Any) -> None:
+        version = getattr(dataset, "version", None)
+        if version is not None:
+            self.dataset_versions[name] = int(version)
+
+    def _register(self, tabular: Any, name: str, *, description: str | None, tags: dict[str, str] | None) -> None:
+        """Register ``tabular`` as a new version of ``name``: the same content is the version holding it.
+
+        ``create_new_version=True`` also works when the name is new, so concurrent first registrations do not
+        race each other into "already registered" (check-then-register); an identical definition is refused by
+        the service naming the version that holds it, which is the version to use.
+        """
+        from azureml.core import Dataset as AzureDataset
+
+        for attempt in range(3):
+            try:
+                with sdk_output(self.echo):
+                    registered = tabular.register(workspace=self.aml_workspace, name=name, description=description,
+                                                  tags=tags, create_new_version=True)
+                self._pin(name, registered)
+                return
+            except Exception as exc:
+                identical = re.search(r'registered[^"]*?name="?([^",]+)"?,\s*version=(\d+)', str(exc)) or \
+                    re.search(r"has been registered as (.+?):(\d+) \(name:version\)", str(exc))
+                if identical:
+                    with sdk_output(self.echo):
+                        found = AzureDataset.get_by_name(self.aml_workspace, name, version=int(identical.group(2)))
+                    self._pin(name, found)
+                    return
+                if "already" in str(exc).lower() and attempt < 2:  # another client registered it meanwhile
+                    continue
+                raise
 
     def _check_version(self, dataset: Dataset) -> None:
         from azureml.core import Dataset as AzureDataset
@@ -284,7 +372,7 @@ class AzureBackend(AzureBackendBase):
             raise BackendError(f"dataset {dataset.name!r} version {dataset.version} is not registered in the "
                                f"workspace: {short(exc)}") from exc
 
-    def _upload_local_dataset(self, dataset: Dataset, mine: Any, exists: bool) -> None:
+    def _upload_local_dataset(self, dataset: Dataset, mine: Any) -> None:
         """Upload a local dataset version's files and register them as a TabularDataset, tagged by hash."""
         from azureml.core import Dataset as AzureDataset
 
@@ -301,8 +389,8 @@ class AzureBackend(AzureBackendBase):
                 # the column types come from the local copy (the same bytes), so nothing is read back
                 tabular = AzureDataset.Tabular.from_delimited_files(
                     path=paths, validate=False, infer_column_types=False, set_column_types=_column_types(files))
-                tabular.register(workspace=ws, name=dataset.name, description=mine.description or None,
-                                 tags={SHA256_TAG: mine.sha256}, create_new_version=exists)
+            self._register(tabular, dataset.name, description=mine.description or None,
+                           tags={SHA256_TAG: mine.sha256})
         except Exception as exc:
             raise BackendError(f"could not upload dataset {dataset.name!r} to the workspace: {short(exc)}") from exc
 

@@ -27,6 +27,7 @@ from ....execution import execute_step, load_inputs
 from ....manager import get_plugin_manager
 from ....steps import DataType, StepSpec
 from .. import entry
+from ..follower import registered_key
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -82,10 +83,16 @@ class AzureRunContext(RunContext):
         from azureml.core.model import Model
 
         staged = stage_model(Path(model_path), model_name)
-        return Model.register(workspace=self.run.experiment.workspace, model_path=str(staged),
-                              model_name=model_name, description=description or None,
-                              tags={k: str(v) for k, v in (tags or {}).items()} or None,
-                              properties={k: str(v) for k, v in (properties or {}).items()} or None)
+        registered = Model.register(workspace=self.run.experiment.workspace, model_path=str(staged),
+                                    model_name=model_name, description=description or None,
+                                    tags={k: str(v) for k, v in (tags or {}).items()} or None,
+                                    properties={k: str(v) for k, v in (properties or {}).items()} or None)
+        try:  # the run says what it registered: amlstep reads it back (``predict azure:NAME:VERSION``)
+            self.run.add_properties({registered_key(registered.name, registered.version):
+                                     f"{registered.name}:{registered.version}"})
+        except Exception as exc:
+            print(f"amlstep: could not note model {registered.name}:{registered.version} on the run: {exc}")
+        return registered
 
     def child_run(self, name: str, *, run_id: str | None = None,
                   properties: Mapping[str, Any] | None = None) -> Any:

@@ -17,7 +17,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from ....errors import BackendError
 from ....pipeline import Dataset
@@ -96,11 +96,13 @@ def quiet_sdk() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def workspace_resources(ws: Any, *, wheels: Any = None, upload: bool = True) -> Resources:
+def workspace_resources(ws: Any, *, wheels: Any = None, upload: bool = True,
+                        versions: Mapping[str, int] | None = None) -> Resources:
     """Resources backed by a workspace (the real one, or the offline stand-in).
 
     ``upload`` sends the wheels steps ship to the workspace (``Environment.add_private_pip_wheel``);
-    the dry run does not, and names them by file in the plan.
+    the dry run does not, and names them by file in the plan. ``versions``: the dataset versions a
+    submission reads (pinned when the datasets were made sure of), else the pipeline's, else the latest.
     """
     from azureml.core import Dataset as AzureDataset
     from azureml.core import Environment
@@ -119,7 +121,8 @@ def workspace_resources(ws: Any, *, wheels: Any = None, upload: bool = True) -> 
     def dataset(source: Dataset) -> Any:
         key = (source.name, source.version)
         if key not in datasets:
-            datasets[key] = AzureDataset.get_by_name(ws, source.name, version=source.version or "latest")
+            version = source.version or (versions or {}).get(source.name) or "latest"
+            datasets[key] = AzureDataset.get_by_name(ws, source.name, version=version)
         return datasets[key]
 
     uploaded: dict[str, str] = {}

@@ -30,10 +30,12 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Target:
     """Where an SDK v2 job is compiled for: the folder its code and environment build contexts are written into
-    (it must live until the job is submitted), and the workspace the plan names."""
+    (it must live until the job is submitted), the workspace the plan names, and the data asset versions a
+    submission reads (pinned when the datasets were made sure of; else ``name@latest``)."""
 
     assets: Path
     workspace: str = plans.DRY_RUN_WORKSPACE
+    versions: Mapping[str, str] | None = None
 
 
 class CompilerV2(Compiler):
@@ -56,7 +58,8 @@ class CompilerV2(Compiler):
             with tempfile.TemporaryDirectory(prefix="amlstep-v2-assets-") as folder:
                 return self.compile_pipeline(validated, plugins=plugins, params=params, compute=compute, reuse=reuse,
                                              target=Target(Path(folder)))
-        compiled = build(validated, plugins=plugins, assets=target.assets, params=params, compute=compute, reuse=reuse)
+        compiled = build(validated, plugins=plugins, assets=target.assets, params=params, compute=compute, reuse=reuse,
+                         versions=target.versions)
         compiled.plan = render(compiled, workspace=target.workspace)
         return compiled
 

@@ -38,7 +38,8 @@ from ..errors import sdk_output
 from ..follower import Follower
 from ..plans import DRY_RUN_WORKSPACE
 from . import client
-from .session import V2Session, short
+from .compiler import AUTOML_MODEL
+from .session import V2Session, service_error, short
 
 
 def download_outputs(session: V2Session, job_name: str, compiled: Any, follower: Follower, target: Path,
@@ -68,6 +69,14 @@ def download_outputs(session: V2Session, job_name: str, compiled: Any, follower:
     return outputs
 
 
+def output_names(step: Any) -> dict[str, str | None]:
+    """Each output port of a compiled step -> the node's output to download (None: AutoML's metrics, read from
+    its trials through MLflow: SDK v2 AutoML has no metrics output)."""
+    if step.kind == "automl":
+        return {port: (AUTOML_MODEL if port == "model" else None) for port in step.binding.outputs}
+    return {port: port for port in step.binding.outputs}
+
+
 class AzureBackendV2(AzureBackendBase):
     """Compiles pipelines to Azure ML SDK v2 entities and submits them with ``MLClient``.
 
@@ -88,6 +97,7 @@ class AzureBackendV2(AzureBackendBase):
         self.ml_client = ml_client
         self.credential = credential
         self.yaml = Path(yaml) if yaml else None
+        self._session: V2Session | None = None
         if ml_client is not None:
             self._service = None
 
@@ -117,8 +127,9 @@ class AzureBackendV2(AzureBackendBase):
             workspace = DRY_RUN_WORKSPACE
             if not self.dry_run and self.ml_client is not None:
                 workspace = str(getattr(self.ml_client, "workspace_name", workspace))
+            versions = self._session.versions if self._session is not None else None
             compiled = self.compiler.compile_pipeline(pipeline, plugins=plugins, params=params, compute=self.compute,
-                                                      reuse=reuse, target=Target(assets, workspace))
+                                                      reuse=reuse, target=Target(assets, workspace, versions))
             if self.yaml is not None:
                 compiled.plan["yaml"] = str(plan_v2.write_yaml(compiled, self.yaml))  # type: ignore[arg-type]
         return compiled
@@ -131,12 +142,33 @@ class AzureBackendV2(AzureBackendBase):
         local = self._local_workspace()
         with patched_environ(client.environment(self._service) if self._service else {}), \
                 tempfile.TemporaryDirectory(prefix="amlstep-v2-assets-") as assets, sdk_output(self.echo):
-            session = V2Session(self.client(), echo=self.echo)
+            session = self._session = V2Session(self.client(), echo=self.echo)
             session.ensure_compute(sorted({compute_name(pipeline, b, self.compute) for b in pipeline.steps}),
                                    self.provisioning)
             hashes = session.ensure_datasets(pipeline.datasets(), local)
             compiled = self.compile(pipeline, plugins=plugins, params=params, reuse=reuse, assets=Path(assets))
             return self.submit(compiled, session, plugins=plugins, dataset_hashes=hashes)
+
+    def reattach(self, record: Any, *, plugins: Any = None) -> PipelineRunResult:
+        """Follow a submitted pipeline job again from its local record (``amlstep runs follow``)."""
+        client.require_sdk()
+        self._local_workspace()
+        with patched_environ(client.environment(self._service) if self._service else {}), sdk_output(self.echo):
+            session = self._reached_session()
+            self.reach(f"looking up pipeline job {record.id}", session.get, record.id, on_error=service_error)
+            return self.follow_recorded(record, session=session, run=record.id)
+
+    def _reached_session(self) -> V2Session:
+        """A session on the workspace (``MLClient`` reads the cloud's endpoints from the service: it may be away)."""
+        return V2Session(self.reach("reaching the workspace", self.client, on_error=service_error), echo=self.echo)
+
+    def peek(self, record: Any) -> str:
+        """The job's status on Azure now (one look: ``amlstep runs refresh``)."""
+        client.require_sdk()
+        with patched_environ(client.environment(self._service) if self._service else {}), sdk_output(self.echo):
+            session = self._reached_session()
+            return self.reach(f"reading the status of pipeline job {record.id}", session.status, record.id,
+                              on_error=service_error)
 
     def client(self) -> Any:
         """The ``MLClient``: given, or built from ``config`` with the credential."""
@@ -155,7 +187,8 @@ class AzureBackendV2(AzureBackendBase):
         def step_properties(step: Any) -> dict[str, Any]:
             return {"node": compiled.node_names[step.binding.name],
                     "datasets": {k: v for k, v in datasets.items()
-                                 if f"dataset:{k}:" in json.dumps(step.reuse.get("inputs"))}}
+                                 if f"dataset:{k}:" in json.dumps(step.reuse.get("inputs"))},
+                    "azure_outputs": output_names(step)}
 
         def download(result: PipelineRunResult, following: Follower) -> dict[str, str]:
             target = self.download_dir or (self._local_workspace().path / "downloads")

@@ -100,7 +100,8 @@ def node_names(validated: ValidatedPipeline) -> dict[str, str]:
 
 def build(validated: ValidatedPipeline, *, plugins: Plugins, assets: Path, params: Mapping[str, Any] | None = None,
           compute: str | None = None, reuse: bool = True,
-          environment: Callable[[Plugins, StepBinding, Path], dict[str, Any]] | None = None) -> CompiledPipelineV2:
+          environment: Callable[[Plugins, StepBinding, Path], dict[str, Any]] | None = None,
+          versions: Mapping[str, str] | None = None) -> CompiledPipelineV2:
     """Build the SDK v2 ``PipelineJob`` of ``validated``; ``params`` are submit-time parameter values.
 
     ``assets`` is an empty folder that receives the code folder and the environments' build
@@ -238,7 +239,7 @@ def build(validated: ValidatedPipeline, *, plugins: Plugins, assets: Path, param
         name=validated.experiment, display_name=validated.experiment, description=description,
         experiment_name=validated.experiment, default_compute=validated.pipeline.compute_target or compute or "cpu-cluster",
         continue_on_step_failure=validated.pipeline.continue_on_step_failure, force_rerun=not reuse)
-    call = {name: Input(type=kind, path=_data_path(d)) for name, (d, kind) in datasets.items()}
+    call = {name: Input(type=kind, path=_data_path(d, versions)) for name, (d, kind) in datasets.items()}
     call.update({name: values[name] for name in used_params})
     with refused(LABEL, "the pipeline"):
         job = pipeline_builder(body)(**call)
@@ -253,9 +254,10 @@ def build(validated: ValidatedPipeline, *, plugins: Plugins, assets: Path, param
         node_names=nodes, run_history_outputs=run_history_outputs, assets=assets, environments=envs)
 
 
-def _data_path(dataset: Dataset) -> str:
+def _data_path(dataset: Dataset, versions: Mapping[str, str] | None = None) -> str:
     # the SDK resolves "name@label" and "name:version" (its YAML dump writes them with the "azureml:" prefix)
-    return f"{dataset.name}:{dataset.version}" if dataset.version else f"{dataset.name}@latest"
+    version = dataset.version or (versions or {}).get(dataset.name)
+    return f"{dataset.name}:{version}" if version else f"{dataset.name}@latest"
 
 
 def _env_key(plugins: Plugins, binding: StepBinding) -> str:

@@ -14,8 +14,8 @@ The run context speaks SDK v2's services, the way v2 jobs do:
 
 - metrics go through **MLflow** to the job's run (``MLFLOW_TRACKING_URI``/``MLFLOW_RUN_ID``, which
   Azure sets in every job). Azure's tracking URI is ``azureml://<host>/mlflow/v1.0/...``, which
-  needs the ``azureml-mlflow`` plugin; without it the URI is used as ``https://<host>/...`` with the
-  job's token (``MLFLOW_TRACKING_TOKEN``), which is what the plugin does;
+  needs the ``azureml-mlflow`` plugin; without it the URI is used as ``https://<host>/<path>`` (its trailing
+  ``?`` dropped) with the job's token (``MLFLOW_TRACKING_TOKEN``), which is what the plugin does;
 - ``context.register_model`` registers in the workspace with ``MLClient.models.create_or_update``
   (an ``mlflow_model`` when the folder holds an ``MLmodel`` file, else a ``custom_model``),
   authenticated as the user who submitted the job (``AzureMLOnBehalfOfCredential``: the compiler
@@ -37,6 +37,7 @@ from ....execution import execute_step, load_inputs
 from ....manager import get_plugin_manager
 from ....steps import DataType
 from .. import entry, mltable
+from ..follower import registered_key
 
 AZUREML_SCHEME = "azureml://"
 
@@ -46,7 +47,17 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def tracking_uri(environ: Mapping[str, str] | None = None) -> str | None:
-    """The MLflow tracking URI of the job, usable by plain mlflow (``azureml://`` -> ``https://``)."""
+    """The MLflow tracking URI of the job, usable by plain mlflow (``azureml://`` -> ``https://``).
+
+    Azure sets ``azureml://<region>.api.azureml.ms/mlflow/v1.0/subscriptions/<sub>/resourceGroups/<rg>/providers/
+    Microsoft.MachineLearningServices/workspaces/<ws>?`` in a job, with a trailing ``?`` (mlflow/mlflow#7806). The
+    ``azureml-mlflow`` plugin reads it as a URL (``urlparse``: the host, and the workspace from the path; a query
+    holds only deprecated auth parameters) and sends ``MLFLOW_TRACKING_TOKEN`` as the bearer token; without the
+    plugin amlstep does the same: ``https://<host><path>``, query and fragment dropped, so that plain mlflow's
+    ``/api/2.0/mlflow/...`` lands after the workspace path, not in a query string.
+    """
+    from urllib.parse import urlsplit
+
     environ = os.environ if environ is None else environ
     uri = environ.get("MLFLOW_TRACKING_URI")
     if not uri or not uri.startswith(AZUREML_SCHEME):
@@ -56,7 +67,8 @@ def tracking_uri(environ: Mapping[str, str] | None = None) -> str | None:
 
         return uri
     except ImportError:
-        return "https://" + uri[len(AZUREML_SCHEME):]
+        parts = urlsplit(uri)
+        return f"https://{parts.netloc}{parts.path.rstrip('/')}"
 
 
 @dataclass(frozen=True)
@@ -166,6 +178,10 @@ class MlflowRunContext(RunContext):
                                   "azureml.sourceRunId": self.id} if self.id != "offline" else None)
         registered = self.ml_client().models.create_or_update(model)
         version = int(registered.version) if str(registered.version).isdigit() else registered.version
+        try:  # the job says what it registered: amlstep reads it back (``predict azure:NAME:VERSION``)
+            self.mlflow().set_tag(self.id, registered_key(registered.name, version), f"{registered.name}:{version}")
+        except Exception as exc:
+            print(f"amlstep: could not note model {registered.name}:{version} on the job: {exc}")
         return RegisteredModelV2(name=registered.name, version=version, id=registered.id, type=kind)
 
     def child_run(self, name: str, *, run_id: str | None = None,

@@ -28,6 +28,8 @@ def mlflow_run(tmp_path, monkeypatch):
 def test_azureml_tracking_uri_becomes_https_without_the_plugin():
     uri = "azureml://westeurope.api.azureml.ms/mlflow/v1.0/subscriptions/s/resourceGroups/r/providers/x/workspaces/w"
     assert tracking_uri({"MLFLOW_TRACKING_URI": uri}) == "https://" + uri[len("azureml://"):]
+    # what Azure sets in a job: the workspace path then a trailing "?"; the API path must follow the workspace path
+    assert tracking_uri({"MLFLOW_TRACKING_URI": uri + "?"}) == "https://" + uri[len("azureml://"):]
     assert tracking_uri({"MLFLOW_TRACKING_URI": "https://h/mlflow"}) == "https://h/mlflow"
     assert tracking_uri({}) is None
 

@@ -164,3 +164,14 @@ def test_dry_run_is_refused_for_the_local_backend():
     result = CliRunner().invoke(make_cli(), ["run", str(REPO / "examples" / "titanic"), "--dry-run"])
     assert result.exit_code == 2
     assert "--dry-run applies to --backend azure only" in result.output
+
+
+@pytest.mark.parametrize("sdk", ["v1", "v2"])
+def test_more_than_1000_iterations_are_refused_for_both_sdks(sdk):
+    """Azure's AutoML runs at most 1000 iterations: refused at compile time, naming the step, with either SDK."""
+    args = ["run", str(TITANIC), "--backend", "azure", "--sdk", sdk, "--dry-run"]
+    refused = CliRunner().invoke(make_cli(), [*args, "-p", "iterations=1001"])
+    assert refused.exit_code == 2, refused.output
+    assert ("step 'AutoML_Classification': iterations=1001 is above Azure's maximum of 1000 iterations for an AutoML "
+            "experiment") in refused.output
+    assert CliRunner().invoke(make_cli(), [*args, "-p", "iterations=1000"]).exit_code == 0

@@ -133,7 +133,11 @@ def test_the_command_line_run_reuses_dataprep_and_automl(on_fake):
     assert Path(second["outputs"]["model_output"]).exists() and Path(second["outputs"]["metrics_output"]).is_file()
     local = on_fake.fake.local_workspace
     records = {r.name: r for r in local.get_children(second["run_id"])}
-    assert records["dataprep"].reused_from == on_fake.first.step("dataprep").run_id
+    first_dataprep = on_fake.first.step("dataprep")
+    assert records["dataprep"].reused_from == first_dataprep.local_run_id
+    # run_id is the Azure step run's id; the local record answers to it too
+    assert first_dataprep.run_id == first_runs["dataprep"].id
+    assert local.get_run(first_dataprep.run_id).id == first_dataprep.local_run_id
     assert local.get_run(second["run_id"]).status == "Completed"
 
 
@@ -306,3 +310,20 @@ def test_an_expired_sign_in_says_to_sign_in_again(fake):
                                                      "'cpu-cluster': ")) as raised:
         fake.submit(TITANIC)
     assert str(raised.value).endswith(SIGN_IN[fake.sdk])
+
+
+@pytest.mark.parametrize("sdk", ["v1", "v2"])
+def test_an_expired_token_in_config_json_is_refused_by_both_sdks(sdk, tmp_path, _fake_azure_cache):
+    """Both SDKs send the config's tokens (SDK v2 used to mint fresh ones and ignore an expired one)."""
+    with open_fake_azure(tmp_path, _fake_azure_cache, sdk=sdk, execute=False) as fake:
+        config = fake.config(tmp_path)
+        data = json.loads(config.read_text())
+        section = data["amlstep_fake_service"]
+        section["token"] = fake.service.tokens.issue(lifetime=-60)
+        section["tokens"] = {resource: fake.service.tokens.issue(audience=resource, lifetime=-60)
+                             for resource in section.get("tokens") or {}}
+        config.write_text(json.dumps(data))
+        result = CliRunner().invoke(make_cli(), ["run", str(TITANIC), "--backend", "azure", "--sdk", sdk, "--config",
+                                                 str(config)])
+    assert result.exit_code == 2, result.output
+    assert "Azure authentication failed while" in result.output and "sign in again" in result.output, result.output
