@@ -459,7 +459,25 @@ class AzureBackendChoice:
 
     def explain_reuse(self, pipeline: ValidatedPipeline, *, plugins: Plugins, params: Mapping[str, Any] | None = None,
                       reuse: bool = True) -> list[dict[str, Any]]:
+        """Without ``sdk=``, the SDK of the latest Azure run in the local history: reuse is judged on the steps that
+        SDK compiles, as the service compares what that SDK submitted."""
+        if self._chosen is None and not self.options.get("sdk"):
+            latest = _latest_azure_sdk(self.options.get("workspace"))
+            if latest:
+                self.options = {**self.options, "sdk": latest}
         return self.chosen(plugins).explain_reuse(pipeline, plugins=plugins, params=params, reuse=reuse)
 
     def cancel(self, record: Any, *, plugins: Plugins) -> str | None:
         return self.chosen(plugins).cancel(record)
+
+
+def _latest_azure_sdk(workspace: Any) -> str | None:
+    """The SDK of the newest Azure pipeline run in local ``workspace``'s history (None: none, or no history)."""
+    try:
+        local = workspace if isinstance(workspace, LocalWorkspace) else LocalWorkspace(workspace)
+        for record in local.list_runs(run_type="pipeline", limit=200):
+            if record.backend == "azure" and record.properties.get("sdk"):
+                return str(record.properties["sdk"])
+    except Exception:  # no readable history: the default SDK, as before
+        return None
+    return None

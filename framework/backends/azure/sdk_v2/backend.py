@@ -37,6 +37,7 @@ from ..endpoint import patched_environ
 from ..errors import sdk_output
 from ..follower import Follower
 from ..plans import DRY_RUN_WORKSPACE
+from ..reuse import azure_reuse_key, reuse_parts
 from . import client
 from .compiler import AUTOML_MODEL
 from .session import V2Session, service_error, short
@@ -186,6 +187,7 @@ class AzureBackendV2(AzureBackendBase):
 
         def step_properties(step: Any) -> dict[str, Any]:
             return {"node": compiled.node_names[step.binding.name],
+                    "azure_reuse_key": azure_reuse_key(step, datasets), "azure_reuse_parts": reuse_parts(step, datasets),
                     "datasets": {k: v for k, v in datasets.items()
                                  if f"dataset:{k}:" in json.dumps(step.reuse.get("inputs"))},
                     "azure_outputs": output_names(step)}

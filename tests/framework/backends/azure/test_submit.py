@@ -212,9 +212,9 @@ def test_v1_steps_build_their_environments_and_outputs_land_at_their_datastore_p
     assert fake.models["TitanicSurvivalInitial"][0].url.startswith("aml://asset/")
 
 
-@pytest.mark.only_sdk("v1")
-def test_v1_explain_reuse_said_what_the_second_run_reused(on_fake):
-    """From Python before the second run, and from the command line, offline, from the run history."""
+def test_explain_reuse_said_what_the_second_run_reused(on_fake):
+    """From Python before the second run, and from the command line, offline, from the run history (whose
+    latest Azure run says which SDK compiled what the service compares)."""
     actual = {s["name"]: s["reused"] for s in on_fake.second["steps"]}
     assert {e["step"]: e["would_reuse"] for e in on_fake.explained} == actual
     local = on_fake.fake.local_workspace
