@@ -993,15 +993,6 @@ def _version_key(version: str) -> tuple[int, str]:
     return (int(version), "") if version.isdigit() else (-1, version)
 
 
-def _arm_name(value: Any) -> str | None:
-    if not value:
-        return None
-    text = str(value)
-    if text.startswith("azureml:"):
-        text = text[len("azureml:"):]
-    return text.rstrip("/").rsplit("/", 1)[-1]
-
-
 def read_dockerfile(name: str, dockerfile: str) -> tuple[dict[str, str], str]:
     """What a build context's Dockerfile does, as far as the fake builds it: its COPY lines (image path ->
     context path) and the conda file it installs; refused as a build would fail or run the wrong Python."""

@@ -204,7 +204,7 @@ class Scope:
         if isinstance(value, str) and BINDING.match(value):
             kind, text = self.resolve(f"{where}.compute", value)
             value = text if kind == "literal" else None
-        return _arm_name(value) or self.default_compute
+        return arm_name(value) or self.default_compute
 
     # -- nodes -----------------------------------------------------------------------------------------------
     def build_all(self) -> None:
@@ -278,7 +278,7 @@ class Builder:
         self.api, self.name, self.props = api, name, props
         settings = props.get("settings") or {}
         self.force_rerun = bool(settings.get("force_rerun"))
-        self.default_datastore = _arm_name(settings.get("default_datastore") or settings.get("defaultDatastore")) \
+        self.default_datastore = arm_name(settings.get("default_datastore") or settings.get("defaultDatastore")) \
             or "workspaceblobstore"
         self.steps: list[StepJob] = []
         self.groups: dict[str, StepGroup] = {}
@@ -304,7 +304,7 @@ class Builder:
                 raw = value.get("value") if isinstance(value, dict) else value
                 inputs[key] = ("literal", "" if raw is None else str(raw))
         outputs = {key: target_of(value or {}) for key, value in (props.get("outputs") or {}).items()}
-        default_compute = _arm_name(settings.get("default_compute") or settings.get("defaultCompute"))
+        default_compute = arm_name(settings.get("default_compute") or settings.get("defaultCompute"))
         self.root = Scope(self, "properties.jobs", "", None, nodes, inputs, outputs, default_compute, is_root=True)
         self.root.build_all()
         for name, version in self.unchecked:   # the pipeline's data assets exist (checked after the nodes' settings)
@@ -562,7 +562,8 @@ def command_tokens(where: str, command: str, literals: Mapping[str, str], bindin
     return [t for t in tokens if t.kind != "literal" or t.value]
 
 
-def _arm_name(value: Any) -> str | None:
+def arm_name(value: Any) -> str | None:
+    """The asset name an ARM id or ``azureml:`` reference ends with (None for an empty value)."""
     if not value:
         return None
     text = str(value)
