@@ -57,6 +57,9 @@ from framework import hookimpl
               help="Also look for packages here: a folder of wheels or a URL (repeatable).")
 @click.option("--offline", is_flag=True, default=False,
               help="No package index: environments get only what the fake has and the --find-links hold.")
+@click.option("--python", "pythons", multiple=True, metavar="VERSION=PATH",
+              help="Build environments that ask for this Python version on this interpreter (repeatable; by default "
+                   "the machine's python3.X on PATH and pyenv's versions are used).")
 @click.option("--web-file", "web_files", multiple=True, metavar="URL=PATH",
               help="Serve this local file where a job reads this public URL (repeatable); other URLs are fetched "
                    "when the step starts, as Azure does.")
@@ -64,7 +67,7 @@ from framework import hookimpl
               help="Never fetch a public URL a job reads: a step reading one not given by --web-file fails naming it.")
 def fake_azure_command(port: int, config_out: str | None, state_dir: str | None, computes: tuple[str, ...],
                        sdk: str, index_url: str | None, find_links: tuple[str, ...], offline: bool,
-                       web_files: tuple[str, ...], no_web_fetch: bool) -> None:
+                       web_files: tuple[str, ...], no_web_fetch: bool, pythons: tuple[str, ...] = ()) -> None:
     """Serve an offline Azure ML workspace on 127.0.0.1.
 
     The fake service runs what it is sent, until Ctrl-C.
@@ -80,10 +83,11 @@ def fake_azure_command(port: int, config_out: str | None, state_dir: str | None,
         if not Path(path).is_file():
             raise click.BadParameter(f"{path!r} is not a file", param_hint="--web-file")
         served[url] = path
+    interpreters = _interpreters(pythons)
     try:
         service = FakeAzureML(computes=tuple(computes), root=state_dir, port=port, index_url=index_url,
                               find_links=find_links, offline=offline, web_files=served,
-                              web_fetch=not no_web_fetch).start()
+                              web_fetch=not no_web_fetch, pythons=interpreters).start()
     except ValueError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
@@ -147,3 +151,21 @@ def write_private(target: Path, text: str) -> None:
 @hookimpl
 def register_commands(cli: Any) -> None:
     cli.add_command(fake_azure_command)
+
+
+def _interpreters(given: tuple[str, ...]) -> dict[str, Path]:
+    """The machine's interpreters by version, with ``--python VERSION=PATH`` over them."""
+    import re
+
+    from .compute import find_pythons
+
+    found = find_pythons()
+    for item in given:
+        version, sep, path = item.partition("=")
+        if not sep or not re.fullmatch(r"3\.\d+", version.strip()):
+            raise click.BadParameter(f"{item!r}: expected VERSION=PATH, e.g. 3.8=/usr/bin/python3.8",
+                                     param_hint="--python")
+        if not (Path(path).is_file() and os.access(path, os.X_OK)):
+            raise click.BadParameter(f"{path!r} is not an executable file", param_hint="--python")
+        found[version.strip()] = Path(path)
+    return found

@@ -16,12 +16,19 @@ its sha256), so each environment is built once per cache folder:
 - a requirement that is a URL must be a wheel in the fake's blob store (where
   ``Environment.add_private_pip_wheel`` uploads); it is installed with its dependencies, like any other;
 - conda packages are installed as the pip distributions of the same name (:mod:`.environments`);
+- an environment that asks for another Python than the fake's is built on an interpreter of that version
+  when the machine has one (``python3.X`` on PATH, pyenv's versions, or ``--python VERSION=PATH``): a venv of
+  that Python with everything the environment declares installed from the index, as Azure's image build
+  installs it (no base layer: the fake's packages are built for its own Python). A curated environment is
+  built the same way, from its definition, when an interpreter of its Python is found (and the fake is not
+  ``--offline``); the step runs on that Python;
 - what cannot be honoured here is checked as far as it can be, and written in the step's log as a
-  fidelity note: a Python version the fake does not have (the requirements are resolved for it without
+  fidelity note: a Python version the machine does not have (the requirements are resolved for it without
   installing them; pins the fake's Python cannot take fall back to the base layer's version), a Docker
   base image (one that does not exist fails the build; the known ones are listed in
-  ``data/curated_environments.json``), a curated environment (Azure runs a prebuilt image: the base layer
-  stands in for it, and the note lists what the image has that the base layer lacks).
+  ``data/curated_environments.json``), a curated environment whose Python the machine lacks, or offline
+  (Azure runs a prebuilt image: the base layer stands in for it, and the note lists what the image has that
+  the base layer lacks).
   Python older than 3.8 is refused, as Azure ML supports 3.8 and later.
 
 **Processes.** A step runs as ``<venv python> <script> <arguments>`` in its snapshot folder, with
@@ -95,6 +102,32 @@ def _shipped_names(site_dir: Path) -> tuple[set[str], list[str]]:
     return names, infos
 
 
+def find_pythons(search_path: str | None = None, pyenv_root: str | Path | None = None) -> dict[str, Path]:
+    """This machine's Python interpreters by version (``{"3.10": Path(...)}``): ``python3.X`` on PATH, then
+    pyenv's versions (``$PYENV_ROOT``, else ``~/.pyenv``), the newest patch release of each; the fake's own
+    version is left out (its environments use the base layer)."""
+    own = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    found: dict[str, Path] = {}
+    for folder in (search_path if search_path is not None else os.environ.get("PATH", "")).split(os.pathsep):
+        if not folder or not Path(folder).is_dir() or Path(folder).name == "shims":  # pyenv's shims pick by config
+            continue
+        for candidate in sorted(Path(folder).glob("python3.*")):
+            version = candidate.name.removeprefix("python")
+            if re.fullmatch(r"3\.\d+", version) and version != own and os.access(candidate, os.X_OK):
+                found.setdefault(version, candidate)
+    root = Path(pyenv_root or os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    releases = []
+    for folder in root.iterdir() if root.is_dir() else []:
+        parts = re.fullmatch(r"(3)\.(\d+)\.(\d+)", folder.name)
+        if parts and (folder / "bin" / f"python3.{parts.group(2)}").exists():
+            releases.append((tuple(int(x) for x in parts.groups()), folder))
+    for (major, minor, _), folder in sorted(releases, reverse=True):
+        version = f"{major}.{minor}"
+        if version != own:
+            found.setdefault(version, folder / "bin" / f"python{version}")
+    return found
+
+
 @dataclass(frozen=True)
 class PackageIndex:
     """Where environment builds get packages: pip's own configuration (PyPI unless configured otherwise), or,
@@ -159,10 +192,13 @@ def _build_lock(path: Path) -> Iterator[None]:
 class Compute:
     """Builds and caches step environments under ``cache_dir``."""
 
-    def __init__(self, cache_dir: Path, python: str | None = None, index: PackageIndex | None = None) -> None:
+    def __init__(self, cache_dir: Path, python: str | None = None, index: PackageIndex | None = None,
+                 pythons: Mapping[str, str | Path] | None = None) -> None:
         self.cache_dir = Path(cache_dir)
         self.python = python or sys.executable
         self.index = index or PackageIndex()
+        # interpreters of other Python versions ("3.8" -> its python): environments asking for one are built on it
+        self.pythons = {version: Path(path) for version, path in (pythons or {}).items()}
         # what the service sets for its own clients (its URL as HTTPS_PROXY, its CA as REQUESTS_CA_BUNDLE): a
         # client in the service's process (a test, the corpus runner) leaves them in os.environ, and pip must
         # not send the package index through the fake
@@ -250,7 +286,17 @@ class Compute:
                                   f"{'.'.join(map(str, MINIMUM_PYTHON))} and later", "\n".join(log))
         other_python = version is not None and version != fake
         here = f"{fake[0]}.{fake[1]}"
-        if requested and version is None:
+        interpreter = self.pythons.get(f"{version[0]}.{version[1]}") if other_python and version else None
+        if interpreter is not None and spec.curated and self.index.offline:
+            notes.append(f"curated environment {spec.curated}: not built from its definition offline (its packages "
+                         f"come from an index); the fake's packages stand in")
+            interpreter = None
+        if interpreter is not None:
+            notes.append(f"Python {requested} requested: built on Python {_full_version(interpreter)} "
+                         f"({interpreter}), everything the environment declares installed from "
+                         f"{self.index.describe()}")
+            other_python = False
+        elif requested and version is None:
             notes.append(f"Python {requested!r} not read; the fake runs Python {here}")
         elif other_python:
             notes.append(f"Python {requested} requested: the fake has Python {here} only and runs the step on it; "
@@ -288,6 +334,10 @@ class Compute:
             if converted:
                 requirements.append(_Requirement(converted, "conda"))
         self._classify(requirements, log)
+        if interpreter is not None:
+            log.append(f"Python {requested}: {interpreter}")
+            return self._built(spec, wheels, [r.text for r in requirements], options, requirements, log, notes,
+                               interpreter)
         if spec.curated:
             return self._stand_in(spec, requirements, log, notes)
         if other_python:
@@ -390,12 +440,17 @@ class Compute:
         return self._built(spec, [], [], [], [], log, notes)
 
     def _built(self, spec: EnvironmentSpec, wheels: list[tuple[str, bytes]], install: list[str], options: list[str],
-               requirements: list[_Requirement], log: list[str], notes: list[str]) -> BuiltEnvironment:
-        key = hashlib.sha256(json.dumps({"python": f"{sys.version_info[0]}.{sys.version_info[1]}",
+               requirements: list[_Requirement], log: list[str], notes: list[str],
+               interpreter: Path | None = None) -> BuiltEnvironment:
+        """The environment built from these (``interpreter``: another Python's, without the base layer)."""
+        key = hashlib.sha256(json.dumps({"python": f"{sys.version_info[0]}.{sys.version_info[1]}" if interpreter is None
+                                         else f"{interpreter}={_full_version(interpreter)}",
                                          "install": sorted(install), "options": options,
-                                         "satisfied": sorted(r.text for r in requirements if r.satisfied),
+                                         "satisfied": sorted(r.text for r in requirements
+                                                             if r.satisfied and interpreter is None),
                                          "wheels": sorted(hashlib.sha256(d).hexdigest() for _, d in wheels),
-                                         "base": self.base_layer().name}).encode()).hexdigest()[:20]
+                                         "base": self.base_layer().name if interpreter is None else None}
+                                        ).encode()).hexdigest()[:20]
         target = self.cache_dir / "envs" / key
         python = target / "bin" / "python"
         with self._lock, _build_lock(self.cache_dir / "envs" / f".{key}.lock"):
@@ -408,7 +463,7 @@ class Compute:
             shutil.rmtree(partial, ignore_errors=True)
             partial.parent.mkdir(parents=True, exist_ok=True)
             try:
-                self._build(partial, wheels, install, options, requirements, log, notes)
+                self._build(partial, wheels, install, options, requirements, log, notes, interpreter)
             except ImageBuildError:
                 shutil.rmtree(partial, ignore_errors=True)
                 raise
@@ -429,24 +484,39 @@ class Compute:
         return env
 
     def _build(self, folder: Path, wheels: list[tuple[str, bytes]], install: list[str], options: list[str],
-               requirements: list[_Requirement], log: list[str], notes: list[str]) -> None:
+               requirements: list[_Requirement], log: list[str], notes: list[str],
+               interpreter: Path | None = None) -> None:
         def run(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
             done = subprocess.run(command, capture_output=True, text=True, env=env or _tool_env(self.cache_dir / "home",
                                                                                          drop=self.client_settings))
             log.append("$ " + " ".join(command) + "\n" + done.stdout + done.stderr)
             return done
 
-        done = run([self.python, "-m", "venv", "--without-pip", str(folder)])
+        if interpreter is not None:  # another Python: its own venv and pip, nothing of the fake's
+            done = run([str(interpreter), "-m", "venv", str(folder)])
+            pip = [str(folder / "bin" / "python"), "-m", "pip"]
+        else:
+            done = run([self.python, "-m", "venv", "--without-pip", str(folder)])
+            pip = [self.python, "-m", "pip", "--python", str(folder / "bin" / "python")]
         if done.returncode != 0:
             raise ImageBuildError(f"venv failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}",
                                   "\n".join(log))
+        if interpreter is None:
+            self._link_base_layer(folder)
+        if not wheels and not install:
+            return
+        self._pip_install(pip, folder, wheels, install, options, requirements, log, notes, run)
+
+    def _link_base_layer(self, folder: Path) -> None:
         purelib = subprocess.run([str(folder / "bin" / "python"), "-c",
                                   "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                  capture_output=True, text=True, check=True,
                                  env=_tool_env(self.cache_dir / "home", drop=self.client_settings)).stdout.strip()
         Path(purelib, "_amlstep_base_layer.pth").write_text(str(self.base_layer()) + "\n")
-        if not wheels and not install:
-            return
+
+    def _pip_install(self, pip: list[str], folder: Path, wheels: list[tuple[str, bytes]], install: list[str],
+                     options: list[str], requirements: list[_Requirement], log: list[str], notes: list[str],
+                     run: Any) -> None:
         downloads = folder / "wheels"
         downloads.mkdir()
         paths = []
@@ -456,7 +526,7 @@ class Compute:
         conda_origin = {r.text for r in requirements if r.origin == "conda"}
         while True:
             (downloads / "requirements.txt").write_text("\n".join([*options, *paths, *install]) + "\n")
-            done = run([self.python, "-m", "pip", "--python", str(folder / "bin" / "python"), "install",
+            done = run([*pip, "install",
                         "--no-cache-dir", "--no-compile", "--disable-pip-version-check", "--no-input",
                         "--no-warn-script-location", "--progress-bar", "off", *self.index.pip_args(),
                         "-r", str(downloads / "requirements.txt")], env=self._pip_env())
@@ -471,6 +541,18 @@ class Compute:
             notes.append(f"conda package {dropped}: no such pip distribution in {self.index.describe()}; not "
                          f"installed (Azure installs it from conda channels)")
         shutil.rmtree(downloads)
+
+
+def _full_version(python: Path) -> str:
+    """``3.8.18`` of an interpreter (``?`` when it does not run)."""
+    if str(python) not in _VERSIONS:
+        done = subprocess.run([str(python), "-c", "import platform; print(platform.python_version())"],
+                              capture_output=True, text=True, env=_tool_env())
+        _VERSIONS[str(python)] = done.stdout.strip() if done.returncode == 0 else "?"
+    return _VERSIONS[str(python)]
+
+
+_VERSIONS: dict[str, str] = {}
 
 
 def _last_error(output: str) -> str:

@@ -45,7 +45,7 @@ from framework.backends.azure.endpoint import CONFIG_MARKER
 from . import blobstore
 from .automl import run_automl_step
 from .blobstore import BLOB_HOST_SUFFIX, BlobStore, CertificateAuthority
-from .compute import Compute, PackageIndex
+from .compute import Compute, PackageIndex, find_pythons
 from .engine import ComputeTarget, Engine, RunRecord
 from .v1 import V1Api, summarize_submission
 from .tokens import Tokens
@@ -105,6 +105,9 @@ class FakeAzureML:
             already have: pip's own configuration (PyPI unless configured otherwise) by default; else
             this index URL, these find-links folders or URLs, and with ``offline`` no index at all (only
             the find-links). Tests build offline from a folder of wheels.
+        pythons: interpreters of other Python versions (``{"3.8": "/usr/bin/python3.8"}``) to build the
+            environments that ask for them on; by default this machine's (``python3.X`` on PATH, pyenv's).
+            An environment asking for a Python without an interpreter here runs on the fake's own, noted.
     """
 
     def __init__(self, *, computes: tuple[str, ...] = ("cpu-cluster",),
@@ -113,7 +116,8 @@ class FakeAzureML:
                  cache_dir: str | Path | None = None, port: int = 0, workspace_name: str | None = None,
                  web_files: Mapping[str, str | Path] | None = None, web_fetch: bool = True,
                  max_body: int = MAX_BODY, request_timeout: float = REQUEST_TIMEOUT,
-                 index_url: str | None = None, find_links: Sequence[str | Path] = (), offline: bool = False) -> None:
+                 index_url: str | None = None, find_links: Sequence[str | Path] = (), offline: bool = False,
+                 pythons: Mapping[str, str | Path] | None = None) -> None:
         self._own_root = root is None
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="amlstep-fake-azure-"))
         private_folder(self.root)
@@ -131,7 +135,8 @@ class FakeAzureML:
         # (PyPI) by default, or the index, find-links folders and offline mode given here
         self.compute = Compute(Path(cache_dir) if cache_dir else self.root / "cache",
                                index=PackageIndex(index_url=index_url, find_links=tuple(str(f) for f in find_links),
-                                                  offline=offline))
+                                                  offline=offline),
+                               pythons=find_pythons() if pythons is None else pythons)
         self.engine = Engine(self.root, self.blob, self.compute,
                              datastores={"workspaceblobstore": DATASTORE_CONTAINER, "workspacefilestore":
                                          f"azureml-filestore-{WORKSPACE_ID}"},

@@ -126,7 +126,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HBI_WORKSPACE_JOB", "true")
     config.addinivalue_line(
         "markers", f"{MARKER}(**options): options of the fake Azure ML service the fake_azure fixture starts "
-                   "(computes, datasets, execute, compute_error, auth_error, web_files, find_links, index_url, offline)")
+                   "(computes, datasets, execute, compute_error, auth_error, web_files, find_links, index_url, offline, "
+                   "pythons)")
 
 
 @pytest.fixture(scope="session")
@@ -171,8 +172,9 @@ def open_fake_azure(folder: Path, cache: Path, *, sdk: str = "v1", **options: An
     # install only what the fake has and what the find_links folders hold (wheels a test builds); an
     # explicit index_url or offline=False reaches an index
     index = {} if "index_url" in options or "offline" in options else {"offline": True}
+    # and the same on every machine: environments run on the fake's Python unless a test gives interpreters
     service = FakeAzureML(**{"root": folder / "fake-azure-service", "cache_dir": cache / "envs", "web_fetch": False,
-                             **index, **options})
+                             "pythons": {}, **index, **options})
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AMLSTEP_WHEEL_CACHE", str(cache / "wheels"))
         service.start()

@@ -41,11 +41,13 @@ fixture, which runs one step on in-memory values::
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import ipaddress
 import json
 import pickle
+import shutil
 import socket
 import tempfile
 import uuid
@@ -272,7 +274,9 @@ def run_step(step: StepLike, /, **values: Any) -> StepOutputs:
     defaults. Returns a ``StepOutputs``. The temporary folder lives as long as the process; in
     tests prefer the ``run_step`` fixture, which uses pytest's ``tmp_path``.
     """
-    return run_step_in(Path(tempfile.mkdtemp(prefix="amlstep-run-step-")), step, values)
+    folder = Path(tempfile.mkdtemp(prefix="amlstep-run-step-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return run_step_in(folder, step, values)
 
 
 # The Azure ML SDKs warn about their own deprecated internals (v1 whenever it is imported, v2 through

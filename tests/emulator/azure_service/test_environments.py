@@ -12,7 +12,7 @@ import pytest
 
 from emulator.azure_service import environments
 from emulator.azure_service.blobstore import BlobStore
-from emulator.azure_service.compute import Compute, ImageBuildError, PackageIndex
+from emulator.azure_service.compute import Compute, ImageBuildError, PackageIndex, find_pythons
 from emulator.azure_service.engine import EnvironmentSpec, ServiceError
 
 from .wheels import make_wheel
@@ -114,6 +114,51 @@ def test_another_python_runs_on_the_fakes_with_the_differences_noted(tmp_path, w
     assert f"Python 3.10 requested: the fake has Python {HERE} only" in notes
     assert f"numpy~=1.22.0 (for Python 3.10): the fake's Python {HERE} uses numpy " in notes
     assert "requirements resolved for Python 3.10: pyjokes" in notes
+
+
+def another_python():
+    """An interpreter of another Python version on this machine, or skip."""
+    found = find_pythons()
+    usable = sorted((v for v in found if tuple(map(int, v.split("."))) >= (3, 8)),
+                    key=lambda v: tuple(map(int, v.split("."))))
+    if not usable:
+        pytest.skip("no Python interpreter of another version on this machine")
+    return usable[-1], found[usable[-1]]
+
+
+@pytest.mark.slow
+def test_another_python_found_on_the_machine_builds_and_runs_the_environment(tmp_path, wheels):
+    """As Azure's image build makes a conda env of the Python asked for: a venv of that interpreter, every
+    requirement installed from the index (none of the fake's packages: they are built for its own Python)."""
+    version, interpreter = another_python()
+    machine = Compute(tmp_path / "cache", index=PackageIndex(offline=True, find_links=(str(wheels),)),
+                      pythons={version: interpreter})
+    built = machine.build(EnvironmentSpec("other", version, ["pyjokes==0.6.0"]), blob(tmp_path))
+    done = run(built.python, "import sys, pyjokes; print('%d.%d' % sys.version_info[:2], pyjokes.get_joke())")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split(" ", 1) == [version, "a joke from a local wheel\n"]
+    assert f"Python {version} requested: built on Python {version}." in "\n".join(built.notes)
+    assert run(built.python, "import pandas").returncode != 0  # the fake's own packages are not seen
+    with pytest.raises(ImageBuildError, match=r"No matching distribution found for pandas"):
+        machine.build(EnvironmentSpec("other", version, ["pandas"]), blob(tmp_path))
+
+
+def test_interpreters_are_found_on_path_and_in_pyenv(tmp_path):
+    bin_folder, pyenv = tmp_path / "bin", tmp_path / "pyenv"
+    bin_folder.mkdir()
+    for name in ("python3.9", "python3.x", "python3.10-config", "../shims/python3.13"):
+        (bin_folder / name).parent.mkdir(exist_ok=True)
+        (bin_folder / name).write_text("#!/bin/sh\n")
+        (bin_folder / name).chmod(0o755)
+    for release in ("3.8.10", "3.8.18", "3.12.1", "2.7.18"):
+        folder = pyenv / "versions" / release / "bin"
+        folder.mkdir(parents=True)
+        (folder / f"python{release.rsplit('.', 1)[0]}").write_text("")
+    found = find_pythons(search_path=f"{tmp_path / 'shims'}:{bin_folder}", pyenv_root=pyenv)
+    own = HERE
+    expected = {"3.9": bin_folder / "python3.9", "3.8": pyenv / "versions/3.8.18/bin/python3.8",
+                "3.12": pyenv / "versions/3.12.1/bin/python3.12"}
+    assert found == {v: p for v, p in expected.items() if v != own}
 
 
 def test_a_base_image_that_does_not_exist_fails_the_build_as_docker_pull_does(tmp_path):

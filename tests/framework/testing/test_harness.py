@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import re
 from pathlib import Path
 
@@ -29,11 +31,15 @@ def titanic_sample() -> pd.DataFrame:
     return pd.read_csv(SHARED_DATA / "titanic.csv").head(60)
 
 
-def model_file(tmp_path_factory: pytest.TempPathFactory | None = None) -> Path:
+@functools.cache
+def model_file() -> Path:
+    import atexit
     import pickle
+    import shutil
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="amlstep-harness-model-"))
+    atexit.register(shutil.rmtree, folder, True)
     path = folder / "model.pkl"
     path.write_bytes(pickle.dumps({"a": "model"}))
     return path

@@ -16,6 +16,7 @@ script run by hand) it registers in the local workspace instead, so plugin code 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -170,9 +171,17 @@ def run_step(args: argparse.Namespace, *, run: Any = None, plugins: Any = None, 
         from azureml.core import Run
 
         run = Run.get_context()
-    where = f"step {args.step!r}"
     params = entry.step_params(spec, dict(args.param), args.step)
     workdir = Path(tempfile.mkdtemp(prefix="amlstep-inputs-"))
+    try:
+        _run_step_in(args, spec, plugins, run, params, workdir, local_workspace)
+    finally:  # the step's dataset downloads: a fake service runs steps on the user's machine, in its /tmp
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_step_in(args: argparse.Namespace, spec: Any, plugins: Any, run: Any, params: dict[str, Any], workdir: Path,
+                 local_workspace: Any) -> None:
+    where = f"step {args.step!r}"
     locations: dict[str, Path | list[Path]] = {}
     input_datasets = dict(getattr(run, "input_datasets", {}) or {})
     for port, named in args.dataset:
