@@ -173,6 +173,19 @@ class _Recorder:
         return _ChildRun(self.engine, record, None)
 
 
+def _as_child_artifact(engine: Engine, child_id: str, folder: Path) -> None:
+    """As Azure's AutoML writes its best model: the MLmodel names the child run that trained it, and the child
+    run holds the model under ``outputs/mlflow-model/`` (what ``runs:/<run_id>/outputs/mlflow-model/`` reads)."""
+    import yaml  # type: ignore[import-untyped]
+
+    mlmodel = folder / "MLmodel"
+    content = yaml.safe_load(mlmodel.read_text()) or {}
+    content["run_id"] = child_id
+    mlmodel.write_text(yaml.safe_dump(content, sort_keys=False))
+    for item in _files(folder):
+        engine.add_file(child_id, f"outputs/mlflow-model/{item.relative_to(folder).as_posix()}", item.read_bytes())
+
+
 def _files(location: Path) -> list[Path]:
     if location.is_file():
         return [location]
@@ -247,6 +260,7 @@ def run_automl_step(engine: Engine, state: PipelineState, step: StepJob, step_ru
             for item in (target / "model").iterdir():
                 item.rename(target / item.name)
             (target / "model").rmdir()
+            _as_child_artifact(engine, best.id, target)
         if spec.training_output in ("Metrics", "Model"):
             target = engine.output_location(step_run, port, is_file=True)
             target.write_bytes(metrics if spec.training_output == "Metrics" else model)

@@ -336,6 +336,9 @@ class Compute:
         self._classify(requirements, log)
         if interpreter is not None:
             log.append(f"Python {requested}: {interpreter}")
+            if spec.curated:
+                notes.append(f"curated environment {spec.curated}: built from its definition as its image was; "
+                             f"what it leaves unpinned is the index's newest here, and may be older in Azure's image")
             return self._built(spec, wheels, [r.text for r in requirements], options, requirements, log, notes,
                                interpreter)
         if spec.curated:
@@ -436,6 +439,7 @@ class Compute:
             notes.append(f"curated environment {spec.curated}: not among the fake's packages: {', '.join(missing)}")
         if other:
             notes.append(f"curated environment {spec.curated}: other versions here: {', '.join(other)}")
+        notes.append(f"curated environment {spec.curated}: the fake stands its own packages in for the image's")
         log.append(f"curated environment {spec.curated}: prebuilt image stood in for by the fake's packages")
         return self._built(spec, [], [], [], [], log, notes)
 
@@ -503,6 +507,12 @@ class Compute:
                                   "\n".join(log))
         if interpreter is None:
             self._link_base_layer(folder)
+        elif install and not self.index.offline:  # the image's pip is recent; the venv's bundled one backtracks for hours
+            upgraded = run([*pip, "install", "--upgrade", "--disable-pip-version-check", "--no-input", "--quiet",
+                            *self.index.pip_args(), "pip"], env=self._pip_env())
+            if upgraded.returncode != 0:
+                notes.append(f"pip not upgraded ({_last_error(upgraded.stdout + upgraded.stderr)}): the interpreter's "
+                             f"bundled pip builds the environment")
         if not wheels and not install:
             return
         self._pip_install(pip, folder, wheels, install, options, requirements, log, notes, run)

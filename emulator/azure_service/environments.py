@@ -81,8 +81,7 @@ def curated_environment(reference: Any) -> EnvironmentSpec | None:
                                              f"the curated environments the fake service knows: "
                                              f"{', '.join(e['name'] for e in table()['environments'])}")
     notes = [f"curated environment {entry['name']} ({entry['path']} in {source_note()}): image {entry['image']}, "
-             f"Python {entry['python']}; Azure runs it as a prebuilt image, the fake stands its own packages in "
-             f"for the image's"]
+             f"Python {entry['python']}; Azure runs it as a prebuilt image"]
     if label and label.lower() != "latest" or version:
         asked = f"label {label!r}" if label else f"version {version!r}"
         notes.append(f"{asked} of curated environment {entry['name']} read as the definition above (the fake "

@@ -362,6 +362,8 @@ class FakeAzureML:
                "AZUREML_EXPERIMENT_ID": experiment["id"],
                "AZUREML_ROOT_RUN_ID": record.root_id or record.id, "AZUREML_PARENT_RUN_ID": record.parent_id or "",
                "AZUREML_RUN_TOKEN": token, "AZUREML_SERVICE_ENDPOINT": self.tls_url,
+               # set by Azure's execution service (azureml-core's service_discovery reads it before asking ARM)
+               "AZUREML_DISCOVERY_SERVICE_ENDPOINT": f"{self.tls_url}/discovery",
                # as Azure sets it in a job, trailing "?" included (mlflow/mlflow#7806, microsoft/MLOps#74)
                "MLFLOW_TRACKING_URI": f"azureml://127.0.0.1:{self.port}/mlflow/v1.0{self.api_v2.ws_id}?",
                "MLFLOW_RUN_ID": record.id, "MLFLOW_EXPERIMENT_ID": experiment["id"],
@@ -436,7 +438,9 @@ class FakeAzureML:
         parsed = parse_qs(query)
         try:
             handler = None
-            if tls:  # SDK v2 clients (TLS only); run history is shared with the SDK v1 API
+            # SDK v2 clients (TLS only); run history is shared with the SDK v1 API, and MLflow's tracking is one
+            # API for both (a v1 workspace's get_mlflow_tracking_uri() in a step reaches it too)
+            if tls or path.startswith("/mlflow/"):
                 status, response, extra, handler = self.api_v2.dispatch(method, path, parsed, headers, body)
             if handler is None:
                 status, response, extra, handler = self.api.dispatch(method, path, parsed, headers, body)

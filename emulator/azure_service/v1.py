@@ -149,6 +149,12 @@ class V1Api(Api):
         r("GET", artifact + r"/artifacts/contentinfo/(?P<origin>[^/]+)/(?P<container>[^/]+)/(?P<path>.+)$",
           self._artifact_info)
         r("GET", artifact + r"/artifacts/(?P<origin>[^/]+)/(?P<container>[^/]+)$", self._artifacts_list)
+        # a run's artifacts by experiment (name or id) and run: what azureml-mlflow's artifact repository reads
+        by_run = history + r"/experiment(?:s|ids)/[^/]+/runs/(?P<run>[^/]+)/artifacts"
+        r("GET", by_run + r"(?:/path)?$", self._run_artifacts)
+        r("GET", by_run + r"/prefix/contentinfo$", self._run_artifacts_content)
+        r("GET", by_run + r"/contentinfo$", self._run_artifact_content)
+        r("GET", by_run + r"/metadata$", self._run_artifact_metadata)
         # datasets
         r("GET", dataset + r"/datasets/query/name=(?P<name>[^/]+)$", self._dataset_by_name)
         r("GET", dataset + r"/datasets/query/savedDatasetId=(?P<id>[^/]+)$", self._dataset_by_saved_id)
@@ -687,6 +693,48 @@ class V1Api(Api):
                 found.append({"contentUri": self.sas_url("azureml", blob), "origin": origin, "container": container,
                               "path": blob[len(base):]})
         return 200, {"value": found, "continuationToken": None}
+
+    def _run_files(self, m: Any, q: Any) -> tuple[RunRecord, dict[str, tuple[str, str]]]:
+        """The run the URL names and its files under the ``path`` query (a folder prefix or one file)."""
+        record = self.engine.runs.get(m.group("run"))
+        if record is None:
+            raise ServiceError(404, "RunNotFound", f"Run {m.group('run')} was not found")
+        prefix = ((q.get("path") or [""])[0]).strip("/")
+        files = {path: where for path, where in sorted(record.files.items())
+                 if not prefix or path == prefix or path.startswith(prefix + "/")}
+        return record, files
+
+    def _run_artifact(self, record: RunRecord, path: str, box: str, blob: str, content: bool) -> dict[str, Any]:
+        entry: dict[str, Any] = {"origin": "ExperimentRun", "container": f"dcid.{record.id}", "path": path}
+        if content:
+            return {**entry, "contentUri": self.sas_url(box, blob)}
+        return {**entry, "artifactId": f"ExperimentRun/dcid.{record.id}/{path}", "etag": None,
+                "createdTime": now_iso(record.created)}
+
+    def _run_artifacts(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        record, files = self._run_files(m, q)
+        return 200, {"value": [self._run_artifact(record, p, *w, content=False) for p, w in files.items()],
+                     "continuationToken": None, "nextLink": None}
+
+    def _run_artifacts_content(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        record, files = self._run_files(m, q)
+        return 200, {"value": [self._run_artifact(record, p, *w, content=True) for p, w in files.items()],
+                     "continuationToken": None, "nextLink": None}
+
+    def _one_run_artifact(self, m: Any, q: Any) -> tuple[RunRecord, str, tuple[str, str]]:
+        record, files = self._run_files(m, q)
+        path = ((q.get("path") or [""])[0]).strip("/")
+        if path not in files:
+            raise ServiceError(404, "NotFound", f"artifact {path!r} of run {record.id} not found")
+        return record, path, files[path]
+
+    def _run_artifact_content(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        record, path, where = self._one_run_artifact(m, q)
+        return 200, self._run_artifact(record, path, *where, content=True)
+
+    def _run_artifact_metadata(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        record, path, where = self._one_run_artifact(m, q)
+        return 200, self._run_artifact(record, path, *where, content=False)
 
     # -- datasets ------------------------------------------------------------------------------------
     def local_dataflow(self, entry: DatasetVersion) -> Any:

@@ -129,7 +129,7 @@ class V2Api(Api):
         r("GET", ws + r"/jobs/(?P<name>[^/]+)$", self._job_get)
         r("PUT", ws + r"/jobs/(?P<name>[^/]+)$", self._job_put)
         r("POST", ws + r"/jobs/(?P<name>[^/]+)/cancel$", self._job_cancel)
-        mlflow = r"^/mlflow/v1\.0" + WS_PATH + r"/api/2\.0/mlflow"
+        mlflow = r"^/mlflow/v[12]\.0" + WS_PATH + r"/api/2\.0/mlflow"  # azureml-mlflow 1.4x: v1.0, 1.5x+: v2.0
         r("GET", mlflow + r"/experiments/get-by-name$", self._mlflow_experiment_by_name)
         r("GET", mlflow + r"/experiments/get$", self._mlflow_experiment_get)
         r("GET", mlflow + r"/runs/get$", self._mlflow_run_get)
@@ -141,6 +141,11 @@ class V2Api(Api):
         r("POST", mlflow + r"/runs/set-tag$", self._mlflow_set_tag)
         r("POST", mlflow + r"/runs/log-parameter$", self._mlflow_set_param)
         r("GET", mlflow + r"/metrics/get-history$", self._mlflow_metric_history)
+        r("POST", mlflow + r"/logged-models/search$", self._mlflow_logged_models_search)
+        r("POST", mlflow + r"/registered-models/create$", self._mlflow_registered_model_create)
+        r("GET", mlflow + r"/registered-models/get$", self._mlflow_registered_model_get)
+        r("POST", mlflow + r"/model-versions/create$", self._mlflow_model_version_create)
+        r("GET", mlflow + r"/model-versions/get$", self._mlflow_model_version_get)
         history = r"^/history/v1\.0" + WS_PATH
         r("GET", history + r"/runs/(?P<id>[^/]+)$", self._history_run)
         r("GET", history + r"/runs/(?P<id>[^/]+)/children$", self._history_children)
@@ -462,6 +467,8 @@ class V2Api(Api):
         record = self.engine.runs.get(name)
         if record is not None and self.step_job(record) is not None:
             return 200, self.child_payload(record)
+        if record is not None and record.run_type == "automl.child":
+            return 200, self.trial_payload(record)
         raise ServiceError(404, "UserError", f"Job {name!r} was not found in workspace {self.workspace_name()!r}.")
 
     def _job_list(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
@@ -527,6 +534,21 @@ class V2Api(Api):
         else:
             props.update({"jobType": "Command", "command": node["command"], "environmentId": node["environment_id"],
                           "codeId": node["code_id"]})
+        return {"id": f"{self.ws_id}/jobs/{record.id}", "name": record.id, "type": f"{PROVIDER}/workspaces/jobs",
+                "systemData": system_data(record.created), "properties": props}
+
+    def trial_payload(self, record: RunRecord) -> dict[str, Any]:
+        """An AutoML trial (a child run of an AutoML job) as the jobs API shows it: a command job running AutoML's
+        driver script in the AutoML environment, with the trial's properties (its pipeline spec, its score)."""
+        props: dict[str, Any] = {"jobType": "Command", "displayName": record.name, "experimentName": record.experiment,
+                                 "status": record.status, "command": "python automl_driver.py",
+                                 "environmentId": "azureml://registries/azureml/environments/AzureML-AutoML/labels/"
+                                                  "latest",
+                                 "services": {"Studio": {"endpoint": f"{self.base_url()}/studio/runs/{record.id}",
+                                                         "jobServiceType": "Studio"}},
+                                 "properties": dict(record.properties), "tags": dict(record.tags), "outputs": {}}
+        if record.target:
+            props["computeId"] = f"{self.ws_id}/computes/{record.target}"
         return {"id": f"{self.ws_id}/jobs/{record.id}", "name": record.id, "type": f"{PROVIDER}/workspaces/jobs",
                 "systemData": system_data(record.created), "properties": props}
 
@@ -828,6 +850,93 @@ class V2Api(Api):
         except _MlflowError as exc:
             return exc.status, {"error_code": exc.code, "message": exc.message}
 
+    # -- MLflow's model registry (mlflow.register_model in a step): the workspace's models -------------------
+    def _mlflow_registered_model(self, name: str) -> dict[str, Any]:
+        versions = self.assets["models"].get(name)
+        if versions is None:
+            raise _MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"Registered Model with name={name} not found")
+        created = min((v["systemData"]["createdAt"] for v in versions.values()), default=None)
+        stamp = int(time.time() * 1000) if created is None else _millis(created)
+        latest = [self._mlflow_model_version(name, max(versions, key=int))] if versions else []
+        return {"name": name, "creation_timestamp": stamp, "last_updated_timestamp": stamp, "latest_versions": latest}
+
+    def _mlflow_model_version(self, name: str, version: str) -> dict[str, Any]:
+        resource = (self.assets["models"].get(name) or {}).get(version)
+        if resource is None:
+            raise _MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"Model Version (name={name}, version={version}) "
+                                                               f"not found")
+        props = resource["properties"]
+        stamp = _millis(resource["systemData"]["createdAt"])
+        return {"name": name, "version": version, "creation_timestamp": stamp, "last_updated_timestamp": stamp,
+                "source": props.get("modelUri"), "run_id": props.get("jobName") or "", "status": "READY",
+                "current_stage": "None", "description": props.get("description") or "",
+                "tags": [{"key": k, "value": str(v)} for k, v in (props.get("tags") or {}).items()]}
+
+    def _mlflow_logged_models_search(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """MLflow 3's logged models (``/api/2.0/mlflow/logged-models``): Azure ML's tracking server does not implement
+        them and answers 404 (Azure/azureml-examples#3885: ``mlflow.sklearn.log_model`` fails so under the curated
+        sklearn-1.5 image's newer MLflow); so does the fake."""
+        raise ServiceError(404, "NotFound", "The MLflow logged-models API (/api/2.0/mlflow/logged-models) is not "
+                                            "supported by the Azure ML tracking server")
+
+    def _mlflow_registered_model_create(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        name = str((body or {}).get("name") or "")
+
+        def run() -> Any:
+            if not name:
+                raise _MlflowError(400, "INVALID_PARAMETER_VALUE", "Missing value for required parameter 'name'.")
+            with self.engine.lock:
+                if name in self.assets["models"]:
+                    raise _MlflowError(400, "RESOURCE_ALREADY_EXISTS", f"Registered Model (name={name}) already "
+                                                                       f"exists.")
+                self.assets["models"][name] = {}
+            return {"registered_model": self._mlflow_registered_model(name)}
+        return self._mlflow(run)
+
+    def _mlflow_registered_model_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        name = (q.get("name") or [""])[0]
+        return self._mlflow(lambda: {"registered_model": self._mlflow_registered_model(name)})
+
+    def _mlflow_model_version_get(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        name, version = (q.get("name") or [""])[0], (q.get("version") or [""])[0]
+        return self._mlflow(lambda: {"model_version": self._mlflow_model_version(name, version)})
+
+    def _mlflow_model_version_create(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """A version from a run's artifacts (``runs:/<id>/<path>`` as the client resolved it: the run's artifact
+        URI and the path): an mlflow_model asset of the workspace, refused when no MLmodel is there."""
+        body = body or {}
+        name, source, run_id = str(body.get("name") or ""), str(body.get("source") or ""), body.get("run_id")
+
+        def run() -> Any:
+            found = re.search(r"/runs/(?P<run>[^/]+)/artifacts/?(?P<path>.*)$", source)
+            if not name or found is None or found.group("run") not in self.engine.runs:
+                raise _MlflowError(400, "INVALID_PARAMETER_VALUE", f"Unable to create a model version of {name!r} "
+                                                                   f"from source {source!r}: not a run's artifacts")
+            record = self.engine.run(found.group("run"))
+            prefix = found.group("path").strip("/")
+            files = {n: where for n, where in record.files.items() if not prefix or n.startswith(prefix + "/")}
+            if not any(n.rsplit("/", 1)[-1] == "MLmodel" for n in files):
+                raise _MlflowError(400, "INVALID_PARAMETER_VALUE", f"Unable to create a model version of {name!r}: "
+                                                                   f"no MLmodel file in run {record.id}'s artifacts "
+                                                                   f"under {prefix or '/'}")
+            uri = (f"azureml://datastores/workspaceartifactstore/paths/ExperimentRun/dcid.{record.id}/"
+                   f"{prefix + '/' if prefix else ''}")
+            with self.engine.lock:
+                versions = self.assets["models"].setdefault(name, {})
+                version = str(max((int(v) for v in versions if v.isdigit()), default=0) + 1)
+                props = {"modelUri": uri, "modelType": "mlflow_model", "jobName": run_id or record.id,
+                         "description": body.get("description") or "",
+                         "tags": {t["key"]: t["value"] for t in body.get("tags") or []},
+                         "properties": {"azureml.sourceRunId": run_id or record.id}}
+                props["flavors"] = self._model_flavors(name, version, props)
+                versions[version] = {"id": f"{self.ws_id}/models/{name}/versions/{version}", "name": version,
+                                     "type": f"{PROVIDER}/workspaces/models/versions", "systemData": system_data(),
+                                     "properties": {**props, "provisioningState": "Succeeded"}}
+                self._register_model(name, version, props)
+                version = max(self.assets["models"][name], key=int)
+            return {"model_version": self._mlflow_model_version(name, version)}
+        return self._mlflow(run)
+
     def _mlflow_experiment_by_name(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
         name = (q.get("experiment_name") or [""])[0]
 
@@ -1023,3 +1132,10 @@ def read_dockerfile(name: str, dockerfile: str) -> tuple[dict[str, str], str]:
                                              f"not first on PATH (ENV PATH={prefix_env}/bin:$PATH), so the job's "
                                              f"python would be the base image's, without the environment's packages")
     return copies, conda_file
+
+
+def _millis(iso: str) -> int:
+    """Milliseconds since the epoch of an ISO 8601 time as ``system_data`` writes it."""
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)

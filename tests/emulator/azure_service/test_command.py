@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,33 @@ def test_web_files_and_no_web_fetch_reach_the_service(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "expected URL=PATH" in result.output
     result = runner.invoke(command.fake_azure_command, ["--web-file", f"https://x.example/t.csv={tmp_path / 'no'}"])
     assert result.exit_code == 2 and "is not a file" in result.output
+
+
+def test_python_interpreters_given_and_found_reach_the_service(tmp_path, monkeypatch):
+    """``--python VERSION=PATH`` names the interpreter an environment of that Python is built on, over those found."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from emulator.azure_service import command, compute, service
+
+    seen = {}
+
+    class Stub:
+        def __init__(self, **options):
+            seen.update(options)
+
+        def start(self):
+            raise OSError(98, "stub: not started")
+
+    monkeypatch.setattr(service, "FakeAzureML", Stub)
+    monkeypatch.setattr(compute, "find_pythons", lambda: {"3.9": "/found/python3.9"})
+    runner = CliRunner()
+    result = runner.invoke(command.fake_azure_command, ["--python", f"3.8={sys.executable}"])
+    assert result.exit_code == 2 and "cannot listen" in result.output
+    assert seen["pythons"] == {"3.9": "/found/python3.9", "3.8": Path(sys.executable)}
+
+    result = runner.invoke(command.fake_azure_command, ["--python", "python3.8"])
+    assert result.exit_code == 2 and "'python3.8': expected VERSION=PATH, e.g. 3.8=/usr/bin/python3.8" in result.output
+    result = runner.invoke(command.fake_azure_command, ["--python", f"3.8={tmp_path / 'none'}"])
+    assert result.exit_code == 2 and "is not an executable file" in result.output

@@ -143,6 +143,19 @@ def test_another_python_found_on_the_machine_builds_and_runs_the_environment(tmp
         machine.build(EnvironmentSpec("other", version, ["pandas"]), blob(tmp_path))
 
 
+@pytest.mark.slow
+def test_offline_a_curated_environment_is_stood_in_for_even_with_its_python_at_hand(tmp_path):
+    """Its definition's packages come from an index: offline, the fake's own packages stand in, and the note says
+    why the interpreter of its Python was not used."""
+    spec = environments.curated_environment("azureml:AzureML-sklearn-1.5@latest")
+    machine = Compute(tmp_path / "cache", index=PackageIndex(offline=True), pythons={"3.10": sys.executable})
+    built = machine.build(spec, blob(tmp_path))
+    notes = "\n".join(built.notes)
+    assert "curated environment sklearn-1.5: not built from its definition offline" in notes
+    assert "curated environment sklearn-1.5: the fake stands its own packages in for the image's" in notes
+    assert run(built.python, "import sklearn, pandas").returncode == 0
+
+
 def test_interpreters_are_found_on_path_and_in_pyenv(tmp_path):
     bin_folder, pyenv = tmp_path / "bin", tmp_path / "pyenv"
     bin_folder.mkdir()
@@ -222,7 +235,8 @@ def test_a_curated_environment_is_stood_in_for_by_the_fakes_packages(tmp_path):
     built = compute(tmp_path).build(spec, blob(tmp_path))
     assert run(built.python, "import sklearn, pandas").returncode == 0
     notes = "\n".join(built.notes)
-    assert "Azure runs it as a prebuilt image, the fake stands its own packages in for the image's" in notes
+    assert "Azure runs it as a prebuilt image" in notes
+    assert "curated environment sklearn-1.5: the fake stands its own packages in for the image's" in notes
     assert "curated environment sklearn-1.5: not among the fake's packages: " in notes and "py-spy==0.3.12" in notes
     assert "curated environment sklearn-1.5: other versions here: scikit-learn~=1.5.0 (the fake has " in notes
 

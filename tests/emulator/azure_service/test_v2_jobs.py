@@ -545,3 +545,105 @@ def test_run_get_context_in_a_v2_step_trusts_the_fakes_certificate_authority(fak
     record = steps(fake, job)["ctx"]
     assert re.search(rf"run {record.id}", log(fake, job, "ctx"))
     assert record.metric_values() == {"seen": 1}
+
+
+def automl_pipeline(fake, tmp_path, rows=120):
+    """A pipeline of one AutoML classification node on ``rows`` rows (another count: not a reuse), run; (the pipeline
+    job, the node's job)."""
+    rows = "\n".join(f"{i % 7},{(i * 13) % 5},{'yes' if (i % 7) + (i * 13) % 5 > 5 else 'no'}" for i in range(rows))
+    folder = write(tmp_path, {
+        "train/MLTable": "paths:\n  - file: ./rows.csv\ntransformations:\n  - read_delimited:\n      delimiter: ','\n",
+        "train/rows.csv": "a,b,y\n" + rows + "\n",
+        "pipeline.yml": """
+            $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+            type: pipeline
+            inputs:
+              train:
+                type: mltable
+                path: ./train
+            settings:
+              default_compute: azureml:cpu-cluster
+            jobs:
+              classify:
+                type: automl
+                task: classification
+                primary_metric: accuracy
+                target_column_name: y
+                training_data: ${{parent.inputs.train}}
+                limits:
+                  max_trials: 2
+                  max_concurrent_trials: 1
+                training:
+                  enable_stack_ensemble: false
+                  enable_vote_ensemble: false
+                outputs:
+                  best_model:
+                    type: mlflow_model
+        """})
+    job = run(fake, folder)
+    return job, next(iter(fake.ml.jobs.list(parent_job_name=job.name)))
+
+
+@pytest.mark.slow
+def test_an_automl_nodes_trials_are_jobs_the_client_can_get(fake, tmp_path):
+    """azureml-examples' AutoML pipelines walk a job's children: an AutoML node's trials are listed as its
+    children and read back by ``jobs.get`` (as command jobs running AutoML's driver), never a 404."""
+    _, node = automl_pipeline(fake, tmp_path)
+    trials = list(fake.ml.jobs.list(parent_job_name=node.name))
+    assert trials, "the AutoML node lists its trials"
+    for trial in trials:
+        got = fake.ml.jobs.get(trial.name)
+        assert got.type == "command" and got.status == "Completed" and "automl_driver.py" in got.command
+
+
+def mlflow_client(env):
+    """An MLflow client of the workspace's tracking API, as a job's azureml-mlflow reaches it (https, bearer)."""
+    from mlflow.tracking import MlflowClient
+
+    service = env.service
+    os_env = {"MLFLOW_TRACKING_TOKEN": service.token, "MLFLOW_TRACKING_SERVER_CERT_PATH": str(service.ca.ca_file)}
+    return MlflowClient(tracking_uri=f"{service.tls_url}/mlflow/v2.0{service.api_v2.ws_id}"), os_env
+
+
+@pytest.mark.slow
+def test_the_best_model_names_its_trial_and_mlflow_registers_it_from_the_trials_artifacts(fake, tmp_path, monkeypatch):
+    """As Azure's AutoML writes it: the best_model's MLmodel names the trial that trained it, the trial holds it under
+    outputs/mlflow-model/ (listed by the run artifacts API azureml-mlflow reads), and MLflow's model registry makes a
+    workspace model of it; a source without an MLmodel is refused as MLflow's server refuses it."""
+    import requests
+    import yaml
+    from mlflow.exceptions import MlflowException
+
+    _, node = automl_pipeline(fake, tmp_path, rows=150)
+    trial = fake.service.engine.run(fake.service.engine.run(node.name).properties["best_child_run_id"])
+    experiment = fake.service.engine.experiment(trial.experiment)["id"]
+    artifacts = f"{fake.service.tls_url}/history/v1.0{fake.service.api_v2.ws_id}/experiments/{experiment}/runs/" \
+                f"{trial.id}/artifacts"
+
+    def get(url, **params):
+        answer = requests.get(url, params=params, headers={"Authorization": f"Bearer {fake.service.token}"},
+                              verify=str(fake.service.ca.ca_file), timeout=30)
+        assert answer.status_code == 200, answer.text
+        return answer
+
+    assert "outputs/mlflow-model/MLmodel" in [a["path"] for a in get(artifacts).json()["value"]]
+    content = get(artifacts + "/contentinfo", path="outputs/mlflow-model/MLmodel").json()["contentUri"]
+    assert yaml.safe_load(get(content).text)["run_id"] == trial.id
+
+    client, variables = mlflow_client(fake)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    client.create_registered_model("bank-model")
+    source = client.get_run(trial.id).info.artifact_uri + "/outputs/mlflow-model"
+    version = client.create_model_version("bank-model", source=source, run_id=trial.id)
+    assert (version.version, version.status) == ("1", "READY")
+    registered = fake.ml.models.get("bank-model", version="1")
+    assert registered.type == "mlflow_model"
+    with pytest.raises(MlflowException, match="no MLmodel file in run"):
+        client.create_model_version("bank-model", source=client.get_run(trial.id).info.artifact_uri + "/outputs/x",
+                                    run_id=trial.id)
+    with pytest.raises(MlflowException, match=r"Registered Model \(name=bank-model\) already exists"):
+        client.create_registered_model("bank-model")
+    # MLflow 3's logged models are not implemented by Azure's tracking server (Azure/azureml-examples#3885)
+    with pytest.raises(MlflowException, match="logged-models API .* is not supported by the Azure ML tracking server"):
+        client.search_logged_models(experiment_ids=[experiment])
