@@ -46,6 +46,9 @@ from framework import hookimpl
               help="Write the workspace config.json for the service here.")
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
               help="Keep blobs, runs and built environments here (default: a temporary folder, removed at exit).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Keep built environments here, for later starts too (default: in the state folder). An "
+                   "environment on another Python, or a curated one built from its definition, is 0.5-1 GB.")
 @click.option("--compute", "computes", multiple=True, default=("cpu-cluster",), show_default=True,
               help="Compute clusters that exist at start (repeat the option for several).")
 @click.option("--sdk", type=click.Choice(["v1", "v2"]), default="v1", show_default=True,
@@ -67,7 +70,8 @@ from framework import hookimpl
               help="Never fetch a public URL a job reads: a step reading one not given by --web-file fails naming it.")
 def fake_azure_command(port: int, config_out: str | None, state_dir: str | None, computes: tuple[str, ...],
                        sdk: str, index_url: str | None, find_links: tuple[str, ...], offline: bool,
-                       web_files: tuple[str, ...], no_web_fetch: bool, pythons: tuple[str, ...] = ()) -> None:
+                       web_files: tuple[str, ...], no_web_fetch: bool, pythons: tuple[str, ...] = (),
+                       cache_dir: str | None = None) -> None:
     """Serve an offline Azure ML workspace on 127.0.0.1.
 
     The fake service runs what it is sent, until Ctrl-C.
@@ -87,7 +91,7 @@ def fake_azure_command(port: int, config_out: str | None, state_dir: str | None,
     try:
         service = FakeAzureML(computes=tuple(computes), root=state_dir, port=port, index_url=index_url,
                               find_links=find_links, offline=offline, web_files=served,
-                              web_fetch=not no_web_fetch, pythons=interpreters).start()
+                              web_fetch=not no_web_fetch, pythons=interpreters, cache_dir=cache_dir).start()
     except ValueError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)

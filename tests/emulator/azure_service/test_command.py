@@ -127,9 +127,11 @@ def test_python_interpreters_given_and_found_reach_the_service(tmp_path, monkeyp
     monkeypatch.setattr(service, "FakeAzureML", Stub)
     monkeypatch.setattr(compute, "find_pythons", lambda: {"3.9": "/found/python3.9"})
     runner = CliRunner()
-    result = runner.invoke(command.fake_azure_command, ["--python", f"3.8={sys.executable}"])
+    result = runner.invoke(command.fake_azure_command, ["--python", f"3.8={sys.executable}",
+                                                        "--cache-dir", str(tmp_path / "envs")])
     assert result.exit_code == 2 and "cannot listen" in result.output
     assert seen["pythons"] == {"3.9": "/found/python3.9", "3.8": Path(sys.executable)}
+    assert seen["cache_dir"] == str(tmp_path / "envs")
 
     result = runner.invoke(command.fake_azure_command, ["--python", "python3.8"])
     assert result.exit_code == 2 and "'python3.8': expected VERSION=PATH, e.g. 3.8=/usr/bin/python3.8" in result.output
