@@ -77,11 +77,10 @@ def test_fake_azure_sdk_v2_serves_the_arm_api_over_tls_to_mlclient(tmp_path):
     assert f"try: amlstep run examples/titanic --backend azure --sdk v2 --config {config}" in out
 
 
-def test_web_files_and_no_web_fetch_reach_the_service(tmp_path, monkeypatch):
-    """``--web-file URL=PATH`` serves a local copy for a public URL; ``--no-web-fetch`` keeps the service offline."""
-    from click.testing import CliRunner
-
-    from emulator.azure_service import command, service
+@pytest.fixture
+def service_options(monkeypatch):
+    """The options ``fake-azure`` starts its service with (the service itself is a stub that does not start)."""
+    from emulator.azure_service import service
 
     seen = {}
 
@@ -93,6 +92,16 @@ def test_web_files_and_no_web_fetch_reach_the_service(tmp_path, monkeypatch):
             raise OSError(98, "stub: not started")
 
     monkeypatch.setattr(service, "FakeAzureML", Stub)
+    return seen
+
+
+def test_web_files_and_no_web_fetch_reach_the_service(tmp_path, service_options):
+    """``--web-file URL=PATH`` serves a local copy for a public URL; ``--no-web-fetch`` keeps the service offline."""
+    from click.testing import CliRunner
+
+    from emulator.azure_service import command
+
+    seen = service_options
     copy = tmp_path / "titanic.csv"
     copy.write_text("a,b\n1,2\n")
     runner = CliRunner()
@@ -107,24 +116,13 @@ def test_web_files_and_no_web_fetch_reach_the_service(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "is not a file" in result.output
 
 
-def test_python_interpreters_given_and_found_reach_the_service(tmp_path, monkeypatch):
+def test_python_interpreters_given_and_found_reach_the_service(tmp_path, monkeypatch, service_options):
     """``--python VERSION=PATH`` names the interpreter an environment of that Python is built on, over those found."""
-    import sys
-
     from click.testing import CliRunner
 
-    from emulator.azure_service import command, compute, service
+    from emulator.azure_service import command, compute
 
-    seen = {}
-
-    class Stub:
-        def __init__(self, **options):
-            seen.update(options)
-
-        def start(self):
-            raise OSError(98, "stub: not started")
-
-    monkeypatch.setattr(service, "FakeAzureML", Stub)
+    seen = service_options
     monkeypatch.setattr(compute, "find_pythons", lambda: {"3.9": "/found/python3.9"})
     runner = CliRunner()
     result = runner.invoke(command.fake_azure_command, ["--python", f"3.8={sys.executable}",
