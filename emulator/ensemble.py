@@ -75,8 +75,9 @@ def bagged_caruana(data: FoldData, metric: str, oofs: Sequence[np.ndarray], scor
     selection"): the mean of the weights ``caruana`` chooses on every fold and with each fold left out in turn.
 
     With 3 folds, a member that helps on one fold only keeps a quarter of the weight selection on every fold gives
-    it. With fewer than two folds this is ``caruana``. When ``stop()`` says the time is up, the weights chosen so
-    far are averaged.
+    it. The blend is never worse than its best member on the folds: when the averaged weights score worse, the
+    weights chosen on every fold are returned (``caruana``'s, which start from the best member). With fewer than
+    two folds this is ``caruana``. When ``stop()`` says the time is up, the weights chosen so far are averaged.
     """
     from dataclasses import replace
 
@@ -89,7 +90,11 @@ def bagged_caruana(data: FoldData, metric: str, oofs: Sequence[np.ndarray], scor
         others = replace(data, splits=[s for j, s in enumerate(data.splits) if j != k])
         chosen.append(caruana(others, metric, oofs, [fold_score(others, metric, o) for o in oofs],
                               iterations=iterations, init_size=init_size, stop=stop))
-    return np.mean(chosen, axis=0).tolist()
+    bagged = np.mean(chosen, axis=0)
+    best = min(scores) if metric in M.MINIMIZE else max(scores)
+    if M.better(metric, best, fold_score(data, metric, blend(oofs, bagged))):
+        return chosen[0]
+    return bagged.tolist()
 
 
 def blend(oofs: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:

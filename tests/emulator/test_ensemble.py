@@ -44,6 +44,7 @@ def test_bagged_selection_averages_the_weights_chosen_on_every_fold_and_with_eac
         expected.append(E.caruana(others, "AUC_weighted", oofs, [E.fold_score(others, "AUC_weighted", o) for o in oofs]))
     weights = E.bagged_caruana(fold, "AUC_weighted", oofs, scores)
     assert weights == pytest.approx(np.mean(expected, axis=0).tolist()) and sum(weights) == pytest.approx(1.0)
+    assert weights != pytest.approx(expected[0]) and E.fold_score(fold, "AUC_weighted", E.blend(oofs, weights)) >= max(scores)
     one = replace(fold, splits=fold.splits[:1])  # one validation set: Caruana's own weights
     assert E.bagged_caruana(one, "AUC_weighted", oofs, scores) == E.caruana(one, "AUC_weighted", oofs, scores)
 

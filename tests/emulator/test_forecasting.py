@@ -287,17 +287,22 @@ def _origins_loop(b_by_origin, lines):
     return state
 
 
-def test_the_voting_ensemble_is_bagged_over_the_origins_and_never_chosen_when_worse_than_its_best_member():
-    # the second child is exact with the first on two origins and off by 6 on the third: chosen with that origin left
-    # out (half the weight), not on every origin nor with another left out; bagged, an eighth of the weight: the
-    # blend is off by 0.75, 0.75 and 1.625 on the three origins, the first child by 1 on each
+def test_the_voting_ensemble_is_bagged_over_the_origins_and_never_worse_than_its_best_member():
+    # the second child is exact with the first on two origins and off by 4 on the third: chosen on every origin and
+    # with that origin left out (half the weight), not with another left out; bagged, a quarter of the weight
     lines = []
-    lucky = _origins_loop([-1.0, -1.0, 6.0], lines)
+    lucky = _origins_loop([-1.0, -1.0, 4.0], lines)
     lucky.run_ensembles()
     voting = lucky.children[-1]
     assert voting.algorithm == "VotingEnsemble" and voting.status == "Completed"
-    assert sorted(voting.members) == [(0, pytest.approx(7 / 8)), (1, pytest.approx(1 / 8))]
-    assert voting.score == pytest.approx(25 / 24) and lucky.best is lucky.children[0]
+    assert sorted(voting.members) == [(0, 0.75), (1, 0.25)]
+    assert voting.score == pytest.approx(11 / 12) and lucky.best is voting  # off by 0.5, 0.5 and 1.75
+    # off by 6: an eighth of the weight bagged, which would be worse than the first child alone (25/24 against 1):
+    # the weights chosen on every origin (the first child alone), and that child stays the best
+    worse = _origins_loop([-1.0, -1.0, 6.0], lines)
+    worse.run_ensembles()
+    voting = worse.children[-1]
+    assert voting.members == [(0, 1.0)] and voting.score == pytest.approx(1.0) and worse.best is worse.children[0]
     assert lines[-1] == ("       VotingEnsemble is not better than iteration 0 ExponentialSmoothing on validation: "
                          "that child stays the best")
     # a member that complements the best on every origin: half the weight on every origin and with any left out
