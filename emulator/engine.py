@@ -646,7 +646,9 @@ class _Loop:
             E.fold_score(self.fold, self.metric, oof)
             self._score_seconds = self.clock() - begun
         rounds = int(self.settings.get("ensemble_iterations") or 15) + 1
-        return self._score_seconds * (ENSEMBLE_POOL * rounds + 40)
+        # bagged selection (``bagged_voting``) runs once more per fold, each time on the other folds' rows
+        selections = len(self.fold.splits) if self.fold.kind.bagged_voting and len(self.fold.splits) > 1 else 1
+        return self._score_seconds * (ENSEMBLE_POOL * rounds + 40) * selections
 
     def typical_child_seconds(self) -> float:
         """The median time of the base children completed so far (0 before two have)."""
@@ -893,8 +895,9 @@ class _Loop:
         def out_of_time() -> bool:
             return end is not None and self.clock() + FINISH_SECONDS >= end
 
-        weights = E.caruana(self.fold, self.metric, oofs, [c.score for c in pool],
-                            iterations=int(self.settings.get("ensemble_iterations") or 15), stop=out_of_time)
+        select = E.bagged_caruana if self.fold.kind.bagged_voting else E.caruana
+        weights = select(self.fold, self.metric, oofs, [c.score for c in pool],
+                         iterations=int(self.settings.get("ensemble_iterations") or 15), stop=out_of_time)
         members = [(c, w) for c, w in zip(pool, weights) if w > 0]
         for name in self.ensembles:
             if out_of_time():
@@ -921,11 +924,15 @@ class _Loop:
             child.fit_time = self.clock() - begun
             with self.lock:
                 self.children.append(child)
+                best = self.best  # an ensemble is the best child only when it validates better than its best member
                 if child.status == "Completed" and M.better(self.metric, child.score, self.best.score):
                     self.best = child
             self._record(child, record)
             self.log(f"{child.iteration:>5}  {child.display_name:<45} {_clock(child.fit_time):>9} "
                      f"{child.score:>8.4f} {self.best.score:>8.4f}")
+            if child.status == "Completed" and self.best is best:
+                self.log(f"       {name} is not better than iteration {best.iteration} {best.display_name} on "
+                         f"validation: that child stays the best")
             iteration += 1
 
     def keep_predictions(self) -> None:

@@ -46,6 +46,9 @@ class Task:
     numeric_label: bool = True
     #: Extra AutoMLConfig settings this task accepts, name -> default (forecasting's parameters).
     extra_settings: Mapping[str, Any] = {}
+    #: The VotingEnsemble's weights are Caruana selection bagged over the folds (``ensemble.bagged_caruana``):
+    #: the mean of the weights chosen on every fold and with each fold left out, not those on every fold alone.
+    bagged_voting: bool = False
     #: ``amlstep report`` draws the best child's kept validation predictions (``report_figures``) instead of
     #: calling ``report_evaluation`` (which may refit the model).
     reads_validation_predictions: bool = False

@@ -32,6 +32,23 @@ def test_caruana_weights_are_multiples_of_one_kth_and_beat_each_member(fold):
     assert E.fold_score(fold, "AUC_weighted", blended) >= max(scores)
 
 
+def test_bagged_selection_averages_the_weights_chosen_on_every_fold_and_with_each_fold_left_out(fold):
+    from dataclasses import replace
+
+    rng = np.random.default_rng(3)
+    oofs = [noisy(fold.y, s, rng) for s in (0.6, 0.62, 0.65, 0.7)]
+    scores = [E.fold_score(fold, "AUC_weighted", o) for o in oofs]
+    expected = [E.caruana(fold, "AUC_weighted", oofs, scores)]
+    for k in range(len(fold.splits)):
+        others = replace(fold, splits=[s for j, s in enumerate(fold.splits) if j != k])
+        expected.append(E.caruana(others, "AUC_weighted", oofs, [E.fold_score(others, "AUC_weighted", o) for o in oofs]))
+    weights = E.bagged_caruana(fold, "AUC_weighted", oofs, scores)
+    assert weights == pytest.approx(np.mean(expected, axis=0).tolist()) and sum(weights) == pytest.approx(1.0)
+    assert weights != pytest.approx(expected[0]) and E.fold_score(fold, "AUC_weighted", E.blend(oofs, weights)) >= max(scores)
+    one = replace(fold, splits=fold.splits[:1])  # one validation set: Caruana's own weights
+    assert E.bagged_caruana(one, "AUC_weighted", oofs, scores) == E.caruana(one, "AUC_weighted", oofs, scores)
+
+
 def test_stack_predictions_are_out_of_fold_and_complete(fold):
     rng = np.random.default_rng(2)
     oofs = [noisy(fold.y, 0.5, rng), noisy(fold.y, 0.7, rng)]

@@ -259,3 +259,54 @@ def test_a_statistical_childs_model_is_made_with_its_folds():
     finally:
         F.stat_forecast = original
     assert {k: tuple(v) for k, v in refitted.forms.items()} == {k: tuple(v) for k, v in model.forms.items()}
+
+
+
+def _origins_loop(b_by_origin, lines):
+    """An experiment's loop with two children scored on 3 rolling origins of 10 rows (the target is 0, ranges 1):
+    a steady child off by 1 everywhere, and a child off by ``b_by_origin[k]`` on origin k."""
+    from types import SimpleNamespace
+
+    from emulator.engine import ChildResult, _Loop
+    from emulator.tasks import FoldData
+
+    rows = np.arange(30)
+    splits = [(np.array([], dtype=int), part) for part in np.array_split(rows, 3)]
+    extra = SimpleNamespace(row_series=np.zeros(30, dtype=int), ranges=np.ones(1), scales=np.ones(1))
+    fold = FoldData("forecasting", np.zeros((30, 0)), np.zeros(30), None, splits, rows, None, -1.0, 1.0, 0, extra=extra)
+    settings = validate_settings({"task": "forecasting", "label_column_name": "sales", "forecasting_parameters": params()})
+    state = _Loop(settings, fold, "k", 0.0, None, None, 1, None, "AutoML", lines.append, "MeanCrossValidation")
+    steady = np.ones((30, 1))
+    other = np.concatenate([np.full(10, b) for b in b_by_origin])[:, None]
+    for i, oof in enumerate((steady, other)):
+        child = ChildResult(i, f"r_{i}", "", ("ExponentialSmoothing", "LightGBM")[i], {}, oof=oof, model=object())
+        child.metrics = fold.kind.fold_metrics(fold, rows, oof)
+        child.score = float(np.mean([fold.kind.primary_value(fold, state.metric, v, oof[v]) for _, v in splits]))
+        state.children.append(child)
+    state.best = state.children[0]
+    return state
+
+
+def test_the_voting_ensemble_is_bagged_over_the_origins_and_never_worse_than_its_best_member():
+    # the second child is exact with the first on two origins and off by 4 on the third: chosen on every origin and
+    # with that origin left out (half the weight), not with another left out; bagged, a quarter of the weight
+    lines = []
+    lucky = _origins_loop([-1.0, -1.0, 4.0], lines)
+    lucky.run_ensembles()
+    voting = lucky.children[-1]
+    assert voting.algorithm == "VotingEnsemble" and voting.status == "Completed"
+    assert sorted(voting.members) == [(0, 0.75), (1, 0.25)]
+    assert voting.score == pytest.approx(11 / 12) and lucky.best is voting  # off by 0.5, 0.5 and 1.75
+    # off by 6: an eighth of the weight bagged, which would be worse than the first child alone (25/24 against 1):
+    # the weights chosen on every origin (the first child alone), and that child stays the best
+    worse = _origins_loop([-1.0, -1.0, 6.0], lines)
+    worse.run_ensembles()
+    voting = worse.children[-1]
+    assert voting.members == [(0, 1.0)] and voting.score == pytest.approx(1.0) and worse.best is worse.children[0]
+    assert lines[-1] == ("       VotingEnsemble is not better than iteration 0 ExponentialSmoothing on validation: "
+                         "that child stays the best")
+    # a member that complements the best on every origin: half the weight on every origin and with any left out
+    steady = _origins_loop([-1.0, -1.0, -1.0], [])
+    steady.run_ensembles()
+    assert steady.children[-1].score == pytest.approx(0.0) and steady.best is steady.children[-1]
+    assert sorted(steady.children[-1].members) == [(0, 0.5), (1, 0.5)]
