@@ -359,6 +359,10 @@ class V2Api(Api):
         if kind == "components" and isinstance(props.get("componentSpec"), dict):
             # the service names the spec after the URL: a component sent without a version reads back with one
             props["componentSpec"] = {"name": name, "version": version, **props["componentSpec"]}
+        return 201, self._store_asset(kind, name, version, props)
+
+    def _store_asset(self, kind: str, name: str, version: str, props: dict[str, Any]) -> dict[str, Any]:
+        """Keep a new asset version (a model's flavors read from its MLmodel) and register it with the engine."""
         if kind == "models" and not props.get("flavors"):
             props["flavors"] = self._model_flavors(name, version, props)
         resource = {"id": f"{self.ws_id}/{kind}/{name}/versions/{version}", "name": version,
@@ -369,7 +373,7 @@ class V2Api(Api):
             self._register_model(name, version, props)
         elif kind == "data":
             self._register_data(name, version, props)
-        return 201, resource
+        return resource
 
     def _verify_storage(self, kind: str, name: str, version: str, props: Mapping[str, Any]) -> None:
         """An asset whose files were never uploaded is refused, as the service refuses it."""
@@ -928,11 +932,7 @@ class V2Api(Api):
                          "description": body.get("description") or "",
                          "tags": {t["key"]: t["value"] for t in body.get("tags") or []},
                          "properties": {"azureml.sourceRunId": run_id or record.id}}
-                props["flavors"] = self._model_flavors(name, version, props)
-                versions[version] = {"id": f"{self.ws_id}/models/{name}/versions/{version}", "name": version,
-                                     "type": f"{PROVIDER}/workspaces/models/versions", "systemData": system_data(),
-                                     "properties": {**props, "provisioningState": "Succeeded"}}
-                self._register_model(name, version, props)
+                self._store_asset("models", name, version, props)
                 version = max(self.assets["models"][name], key=int)
             return {"model_version": self._mlflow_model_version(name, version)}
         return self._mlflow(run)
