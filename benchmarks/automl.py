@@ -320,8 +320,9 @@ def emulator_version(repo: Path = REPO) -> str:
 
 
 def key(row: dict[str, Any]) -> tuple[Any, ...]:
-    version = row.get("version", OLD_EMULATOR) if row["system"] == "emulator" else ""
-    return row["dataset"], row["seed"], row["budget"], row["system"], version
+    emulator = row["system"] == "emulator"
+    version = row.get("version", OLD_EMULATOR) if emulator else ""
+    return row["dataset"], row["seed"], row["budget"], row["system"], version, row.get("repeat", 0) if emulator else 0
 
 
 def parse_plan(plan: list[str]) -> list[tuple[str, int]]:
@@ -338,13 +339,14 @@ def parse_plan(plan: list[str]) -> list[tuple[str, int]]:
 
 def run(args: argparse.Namespace) -> None:
     version = args.emulator_version or emulator_version()
+    repeat = args.repeat or 0
     done = {key(r) for r in read_results(args.results) if "score" in r}  # failed runs are tried again
     args.workspace = Path(tempfile.mkdtemp(prefix="amlstep-bench-ws-"))
     plan = parse_plan(args.plan)
     for seed in args.seeds:
         for index, dataset in enumerate(args.datasets):
             todo = [(s, b) for s, b in plan
-                    if (dataset, seed, b, s, version if s == "emulator" else "") not in done]
+                    if (dataset, seed, b, s, *((version, repeat) if s == "emulator" else ("", 0))) not in done]
             if not todo:
                 continue
             frame, label, task = load(dataset, args.titanic)
@@ -374,6 +376,8 @@ def run(args: argparse.Namespace) -> None:
                                        "load": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
                 if system == "emulator":
                     row["version"] = version
+                    if repeat:
+                        row["repeat"] = repeat
                 if error:
                     row["error"] = error
                 else:
@@ -396,15 +400,21 @@ def latest_version(rows: list[dict[str, Any]]) -> str | None:
 
 
 def gap_table(rows: list[dict[str, Any]], version: str | None = None, emulator_budget: int = 30,
-              reference: tuple[str, int] = REFERENCE, datasets: list[str] | None = None) -> str:
-    """Per table: the emulator at ``emulator_budget`` against every anchor, on the splits both ran."""
+              reference: tuple[str, int] = REFERENCE, datasets: list[str] | None = None,
+              repeat: int | None = None) -> str:
+    """Per table: the emulator at ``emulator_budget`` against every anchor, on the splits both ran; the emulator's
+    score on a split is the mean of its runs there (``repeat``: that run only)."""
     version = version or latest_version(rows)
-    ok = [r for r in rows if "score" in r and (r["system"] != "emulator" or r.get("version", OLD_EMULATOR) == version)]
+    ok = [r for r in rows if "score" in r and (r["system"] != "emulator" or r.get("version", OLD_EMULATOR) == version
+                                               and repeat in (None, r.get("repeat", 0)))]
     frame = pd.DataFrame(ok)
     if frame.empty or version is None:
         return "(no results yet)"
     frame["load0"] = [r[0] if isinstance(r, list) else np.nan for r in frame.get("load", [np.nan] * len(frame))]
-    emu = frame[(frame.system == "emulator") & (frame.budget == emulator_budget)]
+    runs = frame[(frame.system == "emulator") & (frame.budget == emulator_budget)]
+    emu = runs.groupby(["dataset", "seed"], as_index=False).agg(
+        task=("task", "first"), score=("score", "mean"), seconds=("seconds", "max"), load0=("load0", "mean"),
+        runs=("score", "size"), spread=("score", lambda s: s.max() - s.min()))
     anchors = [("autogluon_best", 120), ("flaml", 30), ("flaml", 120), ("autogluon_medium", 30), ("hgb", 0)]
     anchors = [reference] + [a for a in anchors if a != reference]
     anchors = [a for a in anchors if ((frame.system == a[0]) & (frame.budget == a[1])).any()]
@@ -412,8 +422,11 @@ def gap_table(rows: list[dict[str, Any]], version: str | None = None, emulator_b
     for system, budget in anchors:
         head += [f"{LABELS[system]}" + (f" {budget} s" if budget else ""), "emu -"]
     head += ["worst split", "emulator time (max)", f"{LABELS[reference[0]]} time (max)", "load"]
+    runs_per_split = sorted(set(emu.runs))
     out = [f"Emulator version `{version}`; gaps are emulator minus anchor (AUC_weighted or R2), "
-           f"per table averaged over the seeds both ran.", "",
+           f"per table averaged over the seeds both ran"
+           + (f"; the emulator's score on a split is the mean of its {'-'.join(map(str, runs_per_split))} runs there"
+              if runs_per_split != [1] else "") + ".", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     pairs: dict[str, list[tuple[float, float]]] = {}  # anchor -> (emulator, anchor) per table
     below = []
@@ -465,10 +478,17 @@ def gap_table(rows: list[dict[str, Any]], version: str | None = None, emulator_b
             if common and gap < 0:
                 lower.append(f"{dataset} ({gap:+.4f})")
         out.append(f"Tables below FLAML {emulator_budget} s: " + (", ".join(lower) if lower else "none") + ".")
-    over = emu[emu.seconds > emulator_budget + BUDGET_MARGIN]
+    repeated = emu[emu.runs > 1]
+    if len(repeated):
+        widest = repeated.loc[repeated.spread.idxmax()]
+        out.append(f"Run to run: on the {len(repeated)} splits the emulator ran more than once, its runs differ by "
+                   f"{repeated.spread.mean():.4f} on average (median {repeated.spread.median():.4f}; the most "
+                   f"{widest.spread:.4f}, {widest.dataset} seed {widest.seed}).")
+    over = runs[runs.seconds > emulator_budget + BUDGET_MARGIN]
     listed = ", ".join(f"{r.dataset} seed {r.seed}: {r.seconds:.1f} s" for r in over.itertuples())
     out.append(f"Emulator runs over their {emulator_budget} s budget + {BUDGET_MARGIN:g} s (fit and holdout prediction): "
-               f"{len(over)} of {len(emu)}" + (f" ({listed})" if listed else "") + f"; the longest {emu.seconds.max():.1f} s.")
+               f"{len(over)} of {len(runs)}" + (f" ({listed})" if listed else "")
+               + f"; the longest {runs.seconds.max():.1f} s.")
     return "\n".join(out)
 
 
@@ -506,12 +526,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--emulator-version", help="the emulator version to run or tabulate (default: this code's "
                         "for a run, the newest in the results for --table)")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="which run of the emulator on each split: 1, 2, ... run it again where run 0 (the first) "
+                             "is done; with --table, only that run (default: the mean of every run of a split)")
     parser.add_argument("--table", action="store_true", help="print the per-table gaps of the results so far")
     parser.add_argument("--diagnosis", action="store_true", help="print the emulator runs' diagnosis")
     args = parser.parse_args(argv)
     rows = read_results(args.results) if (args.table or args.diagnosis) else []
     if args.table:
-        print(gap_table(rows, args.emulator_version, datasets=args.datasets))
+        print(gap_table(rows, args.emulator_version, datasets=args.datasets, repeat=args.repeat))
     if args.diagnosis:
         print(diagnosis_table(rows, args.emulator_version))
     if args.table or args.diagnosis:
