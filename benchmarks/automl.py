@@ -341,7 +341,6 @@ def run(args: argparse.Namespace) -> None:
     version = args.emulator_version or emulator_version()
     repeat = args.repeat or 0
     done = {key(r) for r in read_results(args.results) if "score" in r}  # failed runs are tried again
-    args.workspace = Path(tempfile.mkdtemp(prefix="amlstep-bench-ws-"))
     plan = parse_plan(args.plan)
     for seed in args.seeds:
         for index, dataset in enumerate(args.datasets):
@@ -540,7 +539,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.table or args.diagnosis:
         return
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    run(args)
+    with tempfile.TemporaryDirectory(prefix="amlstep-bench-ws-") as workspace:  # the emulator's runs: GBs
+        args.workspace = Path(workspace)
+        run(args)
     print()
     print(gap_table(read_results(args.results), args.emulator_version or emulator_version(), datasets=args.datasets))
 

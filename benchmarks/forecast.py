@@ -236,7 +236,6 @@ def read_results(path: Path) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> None:
     done = {(r["dataset"], r["system"], r["budget"]) for r in read_results(args.results)}
-    args.workspace = Path(tempfile.mkdtemp(prefix="amlstep-forecast-bench-"))
     for dataset in args.datasets:
         freq, h, m, _ = DATASETS[dataset]
         frame = load(dataset)
@@ -333,7 +332,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.table:
         os.environ.setdefault("PYTHONWARNINGS", "ignore")
-        run(args)
+        with tempfile.TemporaryDirectory(prefix="amlstep-forecast-bench-") as workspace:  # the emulator's runs: GBs
+            args.workspace = Path(workspace)
+            run(args)
         print()
     print(table(read_results(args.results), args.budget))
 

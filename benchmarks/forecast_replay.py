@@ -34,7 +34,7 @@ import forecast as B  # noqa: E402
 METRIC = "normalized_root_mean_squared_error"
 
 
-def run(dataset: str, out: Path, budget: int) -> None:
+def run(dataset: str, out: Path, budget: int, workspace: Path) -> None:
     from emulator import AutoMLConfig, Experiment, ForecastingParameters
     from emulator.worker import POOL
 
@@ -49,7 +49,7 @@ def run(dataset: str, out: Path, budget: int) -> None:
                                target_lags="auto", target_rolling_window_size="auto", freq=freq)
     config = AutoMLConfig(task="forecasting", training_data=train, label_column_name="y", forecasting_parameters=fp,
                           experiment_timeout_minutes=budget / 60, max_concurrent_iterations=1, random_state=0)
-    submitted = Experiment(Path(tempfile.mkdtemp(prefix="forecast-replay-")), "replay").submit(config)
+    submitted = Experiment(workspace, "replay").submit(config)
     _, model = submitted.get_output()
     result = submitted._result
     final = B.scores(train, test, model.forecast(test[["ds", "unique_id"]])[0], m)["mase"]
@@ -131,7 +131,8 @@ def main() -> None:
     again.add_argument("folder", type=Path)
     args = parser.parse_args()
     if args.command == "run":
-        run(args.dataset, args.out, args.budget)
+        with tempfile.TemporaryDirectory(prefix="forecast-replay-") as workspace:
+            run(args.dataset, args.out, args.budget, Path(workspace))
     else:
         replay(args.folder)
 

@@ -271,6 +271,7 @@ def main() -> None:
         print(f"| {args.repair_kills} | {'; '.join(f'{n} {w}' for w, n in repairs['landed'].most_common())} | "
               f"{args.repair_kills}/{args.repair_kills} | {repairs['kept']} | {repairs['whole']:.2f} s "
               f"({repairs['startup']:.2f} s of it starting) |")
+    shutil.rmtree(ws.parent, ignore_errors=True)  # kept when a check above fails, to look at
 
 
 if __name__ == "__main__":

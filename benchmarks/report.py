@@ -52,12 +52,11 @@ def load(name: str, titanic: Path) -> tuple[pd.DataFrame, str, str]:
     return automl_load(name, titanic)
 
 
-def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_one(name: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     from framework import AutoMLStep, Dataset, LocalWorkspace, Pipeline, run_pipeline
 
     frame, label, task = load(name, args.titanic)
     metric = "AUC_weighted" if task == "classification" else "r2_score"
-    root = Path(tempfile.mkdtemp(prefix=f"report-bench-{name}-"))
     frame.to_csv(root / f"{name}.csv", index=False)
     workspace = LocalWorkspace(root / "workspace")
     workspace.register_dataset(name, [str(root / f"{name}.csv")])
@@ -168,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.table:
         os.environ.setdefault("PYTHONWARNINGS", "ignore")
         for name in args.datasets:
-            row = run_one(name, args)
+            with tempfile.TemporaryDirectory(prefix=f"report-bench-{name}-") as root:
+                row = run_one(name, args, Path(root))
             with open(args.results, "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)

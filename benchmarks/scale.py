@@ -110,9 +110,10 @@ def run(rows: int, budget: float, args: argparse.Namespace) -> dict[str, Any]:
     load = os.getloadavg()[0]
     with PeakMemory() as memory:
         started = time.perf_counter()
-        run_ = Experiment(Path(tempfile.mkdtemp(prefix="amlstep-scale-")), "scale").submit(config)
-        run_.get_output()
-        seconds = time.perf_counter() - started
+        with tempfile.TemporaryDirectory(prefix="amlstep-scale-") as workspace:
+            run_ = Experiment(Path(workspace), "scale").submit(config)
+            run_.get_output()
+            seconds = time.perf_counter() - started
     result = run_._result
     base = [c for c in result.children if c.algorithm not in ("VotingEnsemble", "StackEnsemble")]
     done = [c for c in base if c.status == "Completed"]
