@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,21 @@ SHARED_DATA = Path(os.environ.get("AMLSTEP_SHARED_DATA", REPO.parent / "shared" 
 
 # Small AutoML budgets keep the suite fast; tests that need more say so.
 FAST_AUTOML = {"iterations": "3", "experiment_timeout_minutes": "1"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_files_under_pytest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Temporary files of the tests and of the processes they start go under pytest's own folder, which
+    pytest prunes: a process a test kills on purpose leaves its temporary folder there, not in /tmp."""
+    import tempfile
+
+    folder = tmp_path_factory.getbasetemp() / "tmp"
+    folder.mkdir(exist_ok=True)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TMPDIR", str(folder))
+    patch.setattr(tempfile, "tempdir", str(folder))
+    yield
+    patch.undo()
 
 
 @pytest.fixture(autouse=True)
