@@ -982,7 +982,12 @@ class _Loop:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                explanation = explain.permutation_importance(task, model, X, y, self.metric, where, seconds)
+                explanation = explain.permutation_importance(task, model, X, y, self.metric, where, seconds,
+                                                             within=left is not None)
+            if explanation is None:
+                self.log(f"Model explanation skipped: the best model predicts too slowly for the {seconds:.1f} s "
+                         f"left for it (amlstep report computes it)")
+                return
             write(explain.EXPLANATION, json.dumps(explanation))
         except Exception as exc:  # an explanation is never a reason to fail the run
             self.log(f"Model explanation skipped: {type(exc).__name__}: {exc}")

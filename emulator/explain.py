@@ -20,24 +20,30 @@ SEED = 0
 
 def permutation_importance(task: Any, model: Any, X: Any, y: Any, metric: str, where: str,
                            seconds: float = IMPORTANCE_SECONDS,
-                           tick: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                           tick: Callable[[int, int], None] | None = None,
+                           within: bool = False) -> dict[str, Any] | None:
     """Each raw column's change in ``metric`` when its values are shuffled, on up to ``IMPORTANCE_ROWS``
     rows of ``X`` (fewer when the model predicts too slowly for about ``seconds`` of predictions).
 
     The result is JSON-ready: ``columns``, ``mean`` and ``std`` of the drop (a rise for metrics to
     minimise is reported as a positive number too), ``metric``, ``where``, ``rows``, ``repeats``.
+    ``within``: ``seconds`` is a hard limit (what is left of a run's budget): None, computing nothing
+    more, when even ``IMPORTANCE_MIN_ROWS`` rows would take longer.
     """
     import numpy as np
 
     from . import metrics as M
 
     rows = min(len(X), IMPORTANCE_ROWS)
-    if rows > IMPORTANCE_MIN_ROWS:  # a slow model (many members, many trees) gets fewer rows, not more minutes
+    if within or rows > IMPORTANCE_MIN_ROWS:  # a slow model (many members, many trees) gets fewer rows, not more time
         started = time.perf_counter()
         task.report_predict(model, X.iloc[:rows])
-        per_row = (time.perf_counter() - started) / rows
-        affordable = int(seconds / max(per_row * X.shape[1] * IMPORTANCE_REPEATS, 1e-9))
-        rows = max(IMPORTANCE_MIN_ROWS, min(rows, affordable))
+        spent = time.perf_counter() - started
+        per_pass = spent / rows * (X.shape[1] * IMPORTANCE_REPEATS + 1)  # a row: its shuffled copies and the baseline
+        affordable = int((seconds - spent if within else seconds) / max(per_pass, 1e-9))
+        if within and affordable < min(rows, IMPORTANCE_MIN_ROWS):
+            return None
+        rows = max(min(rows, IMPORTANCE_MIN_ROWS), min(rows, affordable))
     if rows < len(X):
         keep = np.sort(np.random.default_rng(SEED).choice(len(X), rows, replace=False))
         X, y = X.iloc[keep].reset_index(drop=True), np.asarray(y)[keep]

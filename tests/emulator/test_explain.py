@@ -49,3 +49,25 @@ def test_model_explainability_false_keeps_none(workspace, titanic_csv):
                           n_cross_validations=2, allowed_models=["LogisticRegression"], model_explainability=False)
     run = Experiment(workspace, "unexplained").submit(config)
     assert _explanation(workspace, run) is None
+
+
+class _SlowModel:
+    """Predicts the mean after a pause longer than the time an explanation is given below."""
+
+    def predict(self, X):
+        import time
+
+        time.sleep(0.05)
+        return [2.0] * len(X)
+
+
+def test_an_explanation_that_cannot_finish_in_what_is_left_of_the_budget_is_not_started():
+    from emulator.explain import permutation_importance
+    from emulator.task_types.registry import get_task
+
+    X = pd.DataFrame({"a": range(300), "b": range(300)})
+    y = [float(v % 7) for v in range(300)]
+    task = get_task("regression")
+    assert permutation_importance(task, _SlowModel(), X, y, "r2_score", "rows", seconds=0.01, within=True) is None
+    explained = permutation_importance(task, _SlowModel(), X, y, "r2_score", "rows", seconds=0.01)  # amlstep report
+    assert explained["columns"] == ["a", "b"] and explained["rows"] == 200  # slow: the fewest rows, but measured
