@@ -160,7 +160,7 @@ class Experiment:
         ws.merge_properties(run_id, parent_properties(result))
         ws.log_metric(run_id, result.settings["primary_metric"], result.best.score)
         ws.write_artifact(run_id, METRICS_ARTIFACT, json.dumps(result.metrics_json(), indent=1))
-        ws.write_artifact(run_id, MODEL_ARTIFACT, pickle.dumps(result.model))
+        ws.write_artifact(run_id, MODEL_ARTIFACT, result.model_pickle or pickle.dumps(result.model))
         ws.update_run(run_id, status="Completed")
         return AutoMLRun(ws, ws.get_run(run_id), result=result)
 
@@ -196,8 +196,12 @@ def execute(settings: Mapping[str, Any], training: Any, validation: Any, *, reco
     result = run_automl(settings, training, validation, recorder=recorder, parent_run_id=parent_run_id, log=log,
                         started=started)
     child = _find_child(recorder, result.best.run_id)
-    if child is not None:
-        child.write_artifact(MODEL_ARTIFACT, pickle.dumps(result.model))
+    if child is not None:  # pickled once: the parent run's (or the step's) model.pkl is the same bytes
+        begun = time.monotonic()
+        result.model_pickle = pickle.dumps(result.model)
+        child.write_artifact(MODEL_ARTIFACT, result.model_pickle)
+        log(f"Saved the model of iteration {result.best.iteration} ({len(result.model_pickle) / 1e6:.1f} MB) in "
+            f"{time.monotonic() - begun:.1f} s; the experiment took {time.monotonic() - started:.1f} s")
     return result
 
 

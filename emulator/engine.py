@@ -65,6 +65,8 @@ class ChildResult:
     model: Any = field(default=None, repr=False)
     """The child's pipeline fitted on every training row (Azure's ``outputs/model.pkl``), once it is made."""
     refit_time: float = 0.0
+    model_bytes: int = 0
+    """The model's size, pickled, as it came from its worker (what saving it will write)."""
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -89,6 +91,8 @@ class AutoMLResult:
     loop: Any = field(default=None, repr=False)
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent per phase: prepare, featurize, children, ensembles, refit."""
+    model_pickle: bytes | None = field(default=None, repr=False)
+    """The model pickled, once it is saved (``api.execute``)."""
 
     def refit_child(self, iteration: int) -> Any:
         """The model pipeline of any completed child, refitted on the training rows (for ``get_output``)."""
@@ -411,6 +415,7 @@ def _child_task(runner: Runner, spec: dict[str, Any], threads: int, deadline: De
         made = _refit_task(runner, [chosen], threads, left) if left is None or left > 1.3 * expected else None
         if made is not None and made.ok:
             outcome.value["model"], outcome.value["refit_time"] = made.value[0], made.seconds
+            outcome.value["model_bytes"] = made.nbytes
     return outcome, which
 
 
@@ -566,6 +571,9 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
 REFIT_TOP = 3
 #: Seconds kept at the end of the budget for what follows the final model (recording it, its explanation's minimum).
 FINISH_SECONDS = 1.0
+#: How fast the final model is saved (pickled once, written to the best child's and the parent's ``model.pkl``),
+#: counted from its members' sizes as they came from the workers; a 300 MB forest takes about 1 s here.
+SAVE_BYTES_PER_SECOND = 250e6
 
 
 class _Loop:
@@ -611,18 +619,24 @@ class _Loop:
         done = self.base_pool(5)
         left = self.left()
         unmade = [c for c in done if c.model is None and (left is None or 1.3 * self.refit_seconds([c], 1) < left)]
-        return 1.0 + FINISH_SECONDS + 0.03 * (self.budget or 0) + 1.3 * self.refit_seconds(unmade) + \
+        return 1.0 + self.finish_seconds() + 0.03 * (self.budget or 0) + 1.3 * self.refit_seconds(unmade) + \
             self.ensemble_cost(done)
 
     def model_time_left(self) -> float | None:
         """Seconds a model made during the search may take: what is left less the ensembles and the finish."""
         left = self.left()
-        return None if left is None else left - FINISH_SECONDS - self.ensemble_cost(self.base_pool(5))
+        return None if left is None else left - self.finish_seconds() - self.ensemble_cost(self.base_pool(5))
 
     def model_deadline(self) -> Deadline:
         """When a model made during the search must be done (``model_time_left`` from now)."""
         left = self.model_time_left()
         return Deadline.of(None if left is None else self.clock() + left, self.clock)
+
+    def finish_seconds(self, members: list[ChildResult] | None = None) -> float:
+        """Seconds kept for what follows the final model: ``FINISH_SECONDS`` and saving the model, which holds
+        ``members`` (default: the children ensemble selection may choose, whose models are kept)."""
+        members = self.base_pool() if members is None else members
+        return FINISH_SECONDS + sum(c.model_bytes for c in members) / SAVE_BYTES_PER_SECOND
 
     def end(self) -> float | None:
         """When the experiment must be over: its start plus the budget (featurization and the final model included)."""
@@ -697,6 +711,8 @@ class _Loop:
             child.score = child.metrics.get(self.metric, float("nan"))
             child.model = outcome.value.get("model")
             child.refit_time = float(outcome.value.get("refit_time") or 0.0)
+            if child.model is not None:  # made in the same job: its answer's size bounds the model's
+                child.model_bytes = int(outcome.value.get("model_bytes") or outcome.nbytes)
         else:
             child.fit_time = outcome.seconds
             if outcome.timed_out and which == "iteration":
@@ -731,7 +747,7 @@ class _Loop:
             self.refitting.discard(iteration)
             child = next(c for c in self.children if c.iteration == iteration)
             if outcome.ok:
-                child.model, child.refit_time = outcome.value[0], outcome.seconds
+                child.model, child.refit_time, child.model_bytes = outcome.value[0], outcome.seconds, outcome.nbytes
                 self._drop_models()
         if not outcome.ok:
             self.log(f"       iteration {iteration} {child.display_name}: its model was not made "
@@ -876,7 +892,7 @@ class _Loop:
         pool = self.base_pool()
         end = self.end()
         if end is not None and pool:  # members are children with their model, or whose model can still be made
-            spare = end - self.clock() - FINISH_SECONDS - self.ensemble_cost(pool[:5])
+            spare = end - self.clock() - self.finish_seconds() - self.ensemble_cost(pool[:5])
             kept: list[ChildResult] = []
             for child in pool:  # the best first: an unmade model joins while all of them can be made in time
                 unmade = [c for c in kept + [child] if c.model is None]
@@ -885,15 +901,17 @@ class _Loop:
             pool = kept
         if len(pool) < 2 or not self.ensembles:
             return
-        if end is not None and self.clock() + self.ensemble_cost(pool[:5]) + FINISH_SECONDS >= end:
+        if end is not None and self.clock() + self.ensemble_cost(pool[:5]) + self.finish_seconds() >= end:
             self.log(f"Skipping {' and '.join(self.ensembles)}: the experiment timeout leaves no time for them")
             return
         assert self.best is not None
         iteration = max(c.iteration for c in self.children) + 1
         oofs = _oofs(pool)
 
+        finish = self.finish_seconds(pool)
+
         def out_of_time() -> bool:
-            return end is not None and self.clock() + FINISH_SECONDS >= end
+            return end is not None and self.clock() + finish >= end
 
         select = E.bagged_caruana if self.fold.kind.bagged_voting else E.caruana
         weights = select(self.fold, self.metric, oofs, [c.score for c in pool],
@@ -967,6 +985,8 @@ class _Loop:
         if write is None:
             return
         left = self.left()
+        if left is not None:  # the model is saved after its explanation, within the budget
+            left -= self.finish_seconds(self.members_of(self.best)) - FINISH_SECONDS
         seconds = explain.IMPORTANCE_SECONDS if left is None else min(explain.IMPORTANCE_SECONDS, left / 3)
         if seconds < 1.0:
             self.log("Model explanation skipped: the budget is spent (amlstep report computes it)")
@@ -1006,7 +1026,7 @@ class _Loop:
         missing = [m for m in members if m.model is None]
         if missing:
             left = self.left()
-            timeout = None if left is None else left - FINISH_SECONDS
+            timeout = None if left is None else left - self.finish_seconds(members)
             if timeout is not None and timeout < 1.3 * self.refit_seconds(missing, self.refit_groups(missing)):
                 outcome = TaskOutcome(False, error=f"{max(0.0, timeout):.1f} s left of the budget; it needs about "
                                                    f"{self.refit_seconds(missing, self.refit_groups(missing)):.1f} s")
@@ -1014,7 +1034,7 @@ class _Loop:
                 outcome = self.refit(missing, timeout)
             if outcome.ok:
                 for member, model in zip(missing, outcome.value):
-                    member.model = model
+                    member.model, member.model_bytes = model, outcome.nbytes // len(missing)
             else:
                 self.log(f"The model of {best.display_name} was not made ({short_error(outcome.error)})")
         if any(m.model is None for m in members):

@@ -30,8 +30,8 @@ def run(context: RunContext, training_data: Any, validation_data: Any = None, **
     context.log(metric, result.best.score)
     metrics_file = context.output_dir("metrics") / context.output_data_name("metrics")
     metrics_file.write_text(json.dumps(result.metrics_json(), indent=1))
-    with open(context.output_dir("model") / context.output_data_name("model"), "wb") as f:
-        pickle.dump(result.model, f)
+    model_file = context.output_dir("model") / context.output_data_name("model")
+    model_file.write_bytes(result.model_pickle or pickle.dumps(result.model))
 
 
 STEP = StepSpec(

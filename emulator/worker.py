@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -43,6 +44,8 @@ class TaskOutcome:
     seconds: float = 0.0
     traceback: str = ""
     """The worker's traceback of a failed task: for the log, never for an error message."""
+    nbytes: int = 0
+    """The size of the answer as it came from the worker (pickled): what saving a model it holds will write."""
 
 
 def _serve(fd: int) -> None:  # pragma: no cover - runs in the worker process
@@ -164,14 +167,15 @@ class Worker:
             return TaskOutcome(False, timed_out=True, seconds=time.perf_counter() - started,
                                error=f"stopped after {timeout:.1f} s")
         try:
-            status, value, _, trace = self.conn.recv()
+            answer = self.conn.recv_bytes()
+            status, value, _, trace = pickle.loads(answer)
         except (EOFError, OSError) as exc:
             self.kill()
             return TaskOutcome(False, error=f"the worker process died ({type(exc).__name__}; exit code "
                                             f"{self.process.poll()})", seconds=time.perf_counter() - started)
         seconds = time.perf_counter() - started
         if status == "ok":
-            return TaskOutcome(True, value=value, seconds=seconds)
+            return TaskOutcome(True, value=value, seconds=seconds, nbytes=len(answer))
         return TaskOutcome(False, error=str(value), seconds=seconds, traceback=trace)
 
     def kill(self) -> None:
