@@ -34,16 +34,17 @@ Script = Callable[[str, str], float]
 class ScriptedRunner:
     """Runs the experiment's tasks in this process; each lasts what ``seconds`` says, on ``clock``."""
 
-    def __init__(self, clock: FakeClock, data: Any, seconds: Script) -> None:
-        self.clock, self.data, self.seconds = clock, data, seconds
+    def __init__(self, clock: FakeClock, data: Any, seconds: Script, model_bytes: int = 0) -> None:
+        self.clock, self.data, self.seconds, self.model_bytes = clock, data, seconds, model_bytes
         self.calls: list[tuple[str, list[str], float | None, str]] = []  # (kind, algorithms, timeout, outcome)
 
     @classmethod
-    def factory(cls, clock: FakeClock, seconds: Script, runners: list[ScriptedRunner] | None = None
-                ) -> Callable[[str, Any], ScriptedRunner]:
-        """What ``run_automl(runner=...)`` takes; the runner made is appended to ``runners``."""
+    def factory(cls, clock: FakeClock, seconds: Script, runners: list[ScriptedRunner] | None = None,
+                model_bytes: int = 0) -> Callable[[str, Any], ScriptedRunner]:
+        """What ``run_automl(runner=...)`` takes; the runner made is appended to ``runners``. Every model it
+        makes comes back as ``model_bytes`` bytes (what a worker's answer would weigh)."""
         def make(key: str, data: Any) -> ScriptedRunner:
-            runner = cls(clock, data, seconds)
+            runner = cls(clock, data, seconds, model_bytes)
             if runners is not None:
                 runners.append(runner)
             return runner
@@ -68,8 +69,9 @@ class ScriptedRunner:
         value = getattr(importlib.import_module(module), name)(self.data, **kwargs)
         self.clock.advance(took)
         self.calls.append((kind, algorithms, timeout, "ok"))
+        models = len(value) if kind == "refit" else int(value.get("model") is not None)
         if kind == "cv":
             value["fit_time"] = cv
             if "refit_time" in value:
                 value["refit_time"] = took - cv
-        return TaskOutcome(True, value=value, seconds=took)
+        return TaskOutcome(True, value=value, seconds=took, nbytes=models * self.model_bytes)

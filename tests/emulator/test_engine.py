@@ -87,7 +87,7 @@ def _small(task="classification", rows=150):
     return frame
 
 
-def _scripted_run(script, budget=60.0, task="classification", concurrency=1, **settings):
+def _scripted_run(script, budget=60.0, task="classification", concurrency=1, model_bytes=0, **settings):
     from tests.emulator.fakes import FakeClock, ScriptedRunner
 
     clock, runners, lines = FakeClock(), [], []
@@ -95,7 +95,7 @@ def _scripted_run(script, budget=60.0, task="classification", concurrency=1, **s
     settings = validate_settings({"task": task, "label_column_name": "y", "experiment_timeout_minutes": budget / 60,
                                   "n_cross_validations": 3, "max_concurrent_iterations": concurrency,
                                   "allowed_models": fast, **settings})  # the families that fit 150 rows fastest
-    result = run_automl(settings, _small(task), clock=clock, runner=ScriptedRunner.factory(clock, script, runners),
+    result = run_automl(settings, _small(task), clock=clock, runner=ScriptedRunner.factory(clock, script, runners, model_bytes),
                         log=lines.append)
     return result, runners[0], lines
 
@@ -133,6 +133,24 @@ def test_the_best_children_get_their_models_during_the_search():
     members = result.loop.members_of(result.best)
     assert all(m.model is not None for m in members)
     assert len(refits) <= 3 * len([c for c in result.children if c.status == "Completed"])
+
+
+@pytest.mark.slow
+def test_saving_the_final_model_counts_in_the_budget():
+    """Large models (a forest on many rows weighs hundreds of MB) take seconds to pickle and write after the search:
+    the run keeps that time back, from the sizes its models had coming from the workers (fake clock)."""
+    from emulator.engine import SAVE_BYTES_PER_SECOND
+
+    def script(kind, algorithm):
+        return 5.0 if kind == "cv" else 1.0
+
+    light, _, _ = _scripted_run(script, budget=60.0)
+    heavy, _, _ = _scripted_run(script, budget=60.0, model_bytes=int(4 * SAVE_BYTES_PER_SECOND))  # 4 s each
+    members = heavy.loop.members_of(heavy.best)
+    saving = sum(m.model_bytes for m in members) / SAVE_BYTES_PER_SECOND
+    assert all(m.model_bytes == int(4 * SAVE_BYTES_PER_SECOND) for m in members) and saving >= 4.0
+    assert heavy.duration + saving <= 60.0, (heavy.duration, saving)
+    assert light.duration > heavy.duration  # the light run's search went on into the time the heavy one kept
 
 
 def test_a_run_whose_budget_leaves_no_model_made_refits_its_best_child_and_says_so():
