@@ -918,6 +918,8 @@ class _Loop:
                          iterations=int(self.settings.get("ensemble_iterations") or 15), stop=out_of_time)
         members = [(c, w) for c, w in zip(pool, weights) if w > 0]
         for name in self.ensembles:
+            if name == "StackEnsemble":  # its members are the VotingEnsemble's: their models come first
+                self.make_models([c for c, _ in members])
             if out_of_time():
                 self.log(f"Skipping {name}: the experiment timeout leaves no time for it")
                 break
@@ -932,11 +934,14 @@ class _Loop:
                 else:
                     chosen = [c for c, _ in members] if len(members) >= 2 else pool[:2]
                     child.members = [(c.iteration, 1.0 / len(chosen)) for c in chosen]
-                    child.oof = E.stack_oof(self.fold, _oofs(chosen))
+                    child.oof = E.stack_oof(self.fold, _oofs(chosen), out_of_time=lambda seconds: end is not None
+                                            and self.clock() + seconds + finish >= end)
                 child.metrics = E.score_all(self.fold, child.oof)
                 child.score = child.metrics[self.metric]
                 child.params = {"ensembled_iterations": [i for i, _ in child.members],
                                 "ensemble_weights": [round(w, 6) for _, w in child.members]}
+            except E.OutOfTime as exc:  # canceled, as a child running at the experiment timeout is
+                child.status, child.error = "Canceled", f"experiment timeout reached: {exc}"
             except Exception as exc:  # an ensemble that fails is recorded like any child
                 child.status, child.error = "Failed", f"{type(exc).__name__}: {exc}"
             child.fit_time = self.clock() - begun
@@ -1023,20 +1028,9 @@ class _Loop:
         best = self.best
         assert best is not None
         members = self.members_of(best)
-        missing = [m for m in members if m.model is None]
-        if missing:
-            left = self.left()
-            timeout = None if left is None else left - self.finish_seconds(members)
-            if timeout is not None and timeout < 1.3 * self.refit_seconds(missing, self.refit_groups(missing)):
-                outcome = TaskOutcome(False, error=f"{max(0.0, timeout):.1f} s left of the budget; it needs about "
-                                                   f"{self.refit_seconds(missing, self.refit_groups(missing)):.1f} s")
-            else:
-                outcome = self.refit(missing, timeout)
-            if outcome.ok:
-                for member, model in zip(missing, outcome.value):
-                    member.model, member.model_bytes = model, outcome.nbytes // len(missing)
-            else:
-                self.log(f"The model of {best.display_name} was not made ({short_error(outcome.error)})")
+        error = self.make_models(members)
+        if error:
+            self.log(f"The model of {best.display_name} was not made ({error})")
         if any(m.model is None for m in members):
             fallback = self.fallback()
             if fallback is None:  # no child has its model: the best base child gets one, past the budget if need be
@@ -1051,6 +1045,23 @@ class _Loop:
             self.best = best = fallback
             members = self.members_of(best)
         return assemble(self.fold, best, members, [m.model for m in members], featurizer)
+
+    def make_models(self, members: list[ChildResult]) -> str | None:
+        """Make the models ``members`` lack, within what is left of the budget; the reason when they could not be."""
+        missing = [m for m in members if m.model is None]
+        if not missing:
+            return None
+        left = self.left()
+        timeout = None if left is None else left - self.finish_seconds(members)
+        needed = self.refit_seconds(missing, self.refit_groups(missing))
+        if timeout is not None and timeout < 1.3 * needed:
+            return f"{max(0.0, timeout):.1f} s left of the budget; it needs about {needed:.1f} s"
+        outcome = self.refit(missing, timeout)
+        if not outcome.ok:
+            return short_error(outcome.error)
+        for member, model in zip(missing, outcome.value):
+            member.model, member.model_bytes = model, outcome.nbytes // len(missing)
+        return None
 
     def fallback(self) -> ChildResult | None:
         """The best completed child whose models are all made (an ensemble's members, else its own), if any."""

@@ -113,8 +113,18 @@ def meta_features(task: str, predictions: Sequence[np.ndarray]) -> np.ndarray:
     return get_task(task).meta_features(predictions)
 
 
-def stack_oof(data: FoldData, oofs: Sequence[np.ndarray], train_percentage: float = 0.2) -> np.ndarray:
-    """Out-of-fold predictions of a stack: the meta-learner of each fold learns from the other folds."""
+class OutOfTime(Exception):
+    """An ensemble could not be finished within what is left of the budget."""
+
+
+def stack_oof(data: FoldData, oofs: Sequence[np.ndarray], train_percentage: float = 0.2,
+              out_of_time: Callable[[float], bool] | None = None) -> np.ndarray:
+    """Out-of-fold predictions of a stack: the meta-learner of each fold learns from the other folds.
+
+    After each fold, ``out_of_time(seconds)`` is asked whether the folds left and the final meta-learner (as long
+    as the folds so far took each) still fit in the budget; when they do not, ``OutOfTime`` is raised."""
+    import time
+
     from sklearn.model_selection import KFold
 
     features = meta_features(data.task, oofs)
@@ -125,10 +135,15 @@ def stack_oof(data: FoldData, oofs: Sequence[np.ndarray], train_percentage: floa
         inner = KFold(n_splits=min(5, len(valid)), shuffle=True, random_state=data.seed)
         splits = [(valid[a], valid[b]) for a, b in inner.split(valid)]
     known = np.isfinite(features).all(axis=1)
-    for train, valid in splits:
+    started = time.perf_counter()
+    for done, (train, valid) in enumerate(splits, start=1):
         train = train[known[train]]
         learner = meta_learner(data.task, data.seed).fit(features[train], data.y[train])
         out[valid] = _meta_predict(learner, features[valid], data)
+        per_fold = (time.perf_counter() - started) / done
+        if out_of_time is not None and done < len(splits) and out_of_time(per_fold * (len(splits) - done + 1)):
+            raise OutOfTime(f"its meta-learner takes {per_fold:.1f} s per fold; {len(splits) - done} folds and the "
+                            f"final fit would end past the experiment timeout")
     return out
 
 
