@@ -952,7 +952,8 @@ class _Loop:
                     self.best = child
             self._record(child, record)
             self.log(f"{child.iteration:>5}  {child.display_name:<45} {_clock(child.fit_time):>9} "
-                     f"{child.score:>8.4f} {self.best.score:>8.4f}")
+                     f"{child.score:>8.4f} {self.best.score:>8.4f}" + (f"  {child.status}: {child.error}"
+                                                                       if child.error else ""))
             if child.status == "Completed" and self.best is best:
                 self.log(f"       {name} is not better than iteration {best.iteration} {best.display_name} on "
                          f"validation: that child stays the best")
