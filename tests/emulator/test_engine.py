@@ -153,6 +153,42 @@ def test_saving_the_final_model_counts_in_the_budget():
     assert light.duration > heavy.duration  # the light run's search went on into the time the heavy one kept
 
 
+@pytest.mark.slow
+def test_a_stack_ensemble_out_of_time_is_canceled_after_the_voting_ensembles_models_are_made(monkeypatch):
+    """The StackEnsemble's members are the VotingEnsemble's: their models are made first, so a stack canceled at the
+    experiment timeout (its meta-learner too slow) leaves the VotingEnsemble able to be the final model."""
+    from emulator import ensemble as E
+
+    made_before_stack = []
+
+    def slow_stack(fold, oofs, train_percentage=0.2, out_of_time=None):
+        made_before_stack.extend(m.model is not None for m in voting_members())
+        raise E.OutOfTime("its meta-learner takes 9.0 s per fold")
+
+    monkeypatch.setattr(E, "stack_oof", slow_stack)
+    state = {}
+
+    def voting_members():
+        loop = state["loop"]
+        voting = next(c for c in loop.children if c.algorithm == "VotingEnsemble")
+        return loop.members_of(voting)
+
+    import emulator.engine as engine
+
+    original = engine._Loop.run_ensembles
+
+    def run_ensembles(self):
+        state["loop"] = self
+        return original(self)
+
+    monkeypatch.setattr(engine._Loop, "run_ensembles", run_ensembles)
+    result, _, lines = _scripted_run(lambda kind, algorithm: 5.0 if kind == "cv" else 1.0, budget=60.0)
+    stack = next(c for c in result.children if c.algorithm == "StackEnsemble")
+    assert stack.status == "Canceled" and stack.error.startswith("experiment timeout reached: its meta-learner")
+    assert made_before_stack and all(made_before_stack)
+    assert any("StackEnsemble" in line and "Canceled: experiment timeout reached" in line for line in lines)
+
+
 def test_a_run_whose_budget_leaves_no_model_made_refits_its_best_child_and_says_so():
     """The one case past the budget: no child's model could be made in time (a model takes far longer than its
     cross-validation said here); the run refits its best child rather than fail, and the log says so."""

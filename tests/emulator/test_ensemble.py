@@ -58,6 +58,19 @@ def test_stack_predictions_are_out_of_fold_and_complete(fold):
     assert E.fold_score(fold, "AUC_weighted", stacked) > 0.8
 
 
+def test_a_stack_that_would_end_past_the_budget_stops_at_its_first_fold(fold):
+    """``out_of_time(seconds)`` is asked after each fold for the folds left and the final fit (4 folds: 3 + 1)."""
+    rng = np.random.default_rng(2)
+    oofs = [noisy(fold.y, 0.5, rng), noisy(fold.y, 0.7, rng)]
+    asked = []
+    with pytest.raises(E.OutOfTime, match="3 folds and the final fit would end past the experiment timeout"):
+        E.stack_oof(fold, oofs, out_of_time=lambda seconds: asked.append(seconds) or True)
+    assert len(asked) == 1 and asked[0] > 0
+    asked.clear()
+    E.stack_oof(fold, oofs, out_of_time=lambda seconds: asked.append(seconds) or False)
+    assert len(asked) == 3  # never after the last fold
+
+
 def test_voting_classifier_averages_member_probabilities():
     class Fixed:
         classes_ = np.array([0, 1])
