@@ -179,10 +179,13 @@ def test_a_stack_ensemble_out_of_time_is_canceled_after_the_voting_ensembles_mod
 
     def run_ensembles(self):
         state["loop"] = self
+        for child in self.children:  # as if no model had been made during the search
+            child.model = None
         return original(self)
 
     monkeypatch.setattr(engine._Loop, "run_ensembles", run_ensembles)
-    result, _, lines = _scripted_run(lambda kind, algorithm: 5.0 if kind == "cv" else 1.0, budget=60.0)
+    result, _, lines = _scripted_run(lambda kind, algorithm: 5.0 if kind == "cv" else 1.0, budget=60.0,
+                                     iterations=8)  # 6 children, then the ensembles with half the budget left
     stack = next(c for c in result.children if c.algorithm == "StackEnsemble")
     assert stack.status == "Canceled" and stack.error.startswith("experiment timeout reached: its meta-learner")
     assert made_before_stack and all(made_before_stack)
