@@ -544,8 +544,8 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
             f"in allowed_models to try {'them' if len(blocked) > 1 else 'it'})")
     log(f"{'ITER':>5}  {'PIPELINE':<45} {'DURATION':>9} {'METRIC':>8} {'BEST':>8}")
     state.run_base(concurrency)
-    if runner is None:
-        POOL.warm(concurrency + 1)  # workers stopped at the deadline are replaced while the ensembles are chosen
+    if runner is None:  # one worker for the models still to make; the others stopped at the deadline are replaced
+        POOL.warm(1)  # when the next experiment starts: starting them now (imports) would slow the end of this one
     lap("children")
     state.run_ensembles()
     lap("ensembles")
@@ -560,8 +560,6 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     lap("explain")
     log(f"Best: iteration {best.iteration} {best.display_name} {metric}={best.score:.4f}")
     state.featurizer = featurizer
-    if runner is None:
-        POOL.warm(concurrency + 1)  # replace workers stopped at a deadline, for the next experiment
     return AutoMLResult(dict(settings), state.children, best, model, checks, data.training_type,
                         clock() - started, featurizer.summary(), state.stop_reason, state, timings)
 
