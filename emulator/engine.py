@@ -906,10 +906,8 @@ class _Loop:
         iteration = max(c.iteration for c in self.children) + 1
         oofs = _oofs(pool)
 
-        finish = self.finish_seconds(pool)
-
-        def out_of_time() -> bool:
-            return end is not None and self.clock() + finish >= end
+        def out_of_time() -> bool:  # the pool's models are kept for saving as they are made
+            return end is not None and self.clock() + self.finish_seconds(pool) >= end
 
         select = E.bagged_caruana if self.fold.kind.bagged_voting else E.caruana
         weights = select(self.fold, self.metric, oofs, [c.score for c in pool],
@@ -933,7 +931,7 @@ class _Loop:
                     chosen = [c for c, _ in members] if len(members) >= 2 else pool[:2]
                     child.members = [(c.iteration, 1.0 / len(chosen)) for c in chosen]
                     child.oof = E.stack_oof(self.fold, _oofs(chosen), out_of_time=lambda seconds: end is not None
-                                            and self.clock() + seconds + finish >= end)
+                                            and self.clock() + seconds + self.finish_seconds(pool) >= end)
                 child.metrics = E.score_all(self.fold, child.oof)
                 child.score = child.metrics[self.metric]
                 child.params = {"ensembled_iterations": [i for i, _ in child.members],
