@@ -161,6 +161,7 @@ class Experiment:
         ws.log_metric(run_id, result.settings["primary_metric"], result.best.score)
         ws.write_artifact(run_id, METRICS_ARTIFACT, json.dumps(result.metrics_json(), indent=1))
         ws.write_artifact(run_id, MODEL_ARTIFACT, result.model_pickle or pickle.dumps(result.model))
+        result.model_pickle = None  # written: the run keeps the model itself, not its bytes too
         ws.update_run(run_id, status="Completed")
         return AutoMLRun(ws, ws.get_run(run_id), result=result)
 
