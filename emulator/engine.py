@@ -1104,7 +1104,7 @@ class _Loop:
         for rows, outcome in zip(bins, outcomes):
             for i, model in zip(rows, outcome.value):
                 fitted[i] = model
-        return TaskOutcome(True, value=fitted, seconds=max(o.seconds for o in outcomes))
+        return TaskOutcome(True, value=fitted, seconds=max(o.seconds for o in outcomes), nbytes=sum(o.nbytes for o in outcomes))
 
 
 def assemble(fold: FoldData, best: ChildResult, members: list[ChildResult], fitted: list[Any],
