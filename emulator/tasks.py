@@ -18,6 +18,8 @@ from .task_types.registry import get_task
 if TYPE_CHECKING:
     from .task_types.base import Task
 
+FOLD_MODEL_MAX_BYTES = 64_000_000
+
 
 @dataclass
 class FoldData:
@@ -84,7 +86,7 @@ def cross_validate(data: FoldData, spec: dict[str, Any], threads: int = 1, with_
     """Fit the child on each split; return fold-averaged metrics and out-of-fold predictions, and ``with_model``
     also the child's model: its pipeline fitted on every training row (``model``, ``refit_time``)."""
     result = _cross_validate(data, spec, threads)
-    if with_model:
+    if with_model and result.get("model") is None:
         started = time.perf_counter()
         chosen = {**spec, "params": {**spec["params"], **(result.get("params") or {})}}
         result["model"] = refit(data, [chosen], threads)[0]
@@ -106,7 +108,24 @@ def _cross_validate(data: FoldData, spec: dict[str, Any], threads: int) -> dict[
             model = _fit(child_pipeline(data, spec, threads), data, train)
             oof[valid] = predict(model, data.X[valid], data)
             per_fold.append(fold_metrics(data, valid, oof[valid]))
-    return {"metrics": average(per_fold), "oof": oof, "fit_time": time.perf_counter() - started}
+    result = {"metrics": average(per_fold), "oof": oof, "fit_time": time.perf_counter() - started}
+    if fold_is_model(data) and _small_enough(model):
+        result["model"], result["refit_time"] = model, 0.0
+    return result
+
+
+def fold_is_model(data: FoldData) -> bool:
+    """Whether the one fold learns from exactly the rows the final model does (explicit ``validation_data``, as
+    Azure trains on ``training_data`` and validates on it): then the fold's pipeline is the child's model."""
+    return len(data.splits) == 1 and np.array_equal(data.splits[0][0], data.fit_rows)
+
+
+def _small_enough(model: Any) -> bool:
+    """Whether the fold's model is cheap to send back with the child's answer (large forests are made again,
+    when wanted, rather than sent for every child)."""
+    import pickle
+
+    return len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)) <= FOLD_MODEL_MAX_BYTES
 
 
 def refit(data: FoldData, specs: list[dict[str, Any]], threads: int = 1) -> list[Any]:

@@ -135,6 +135,26 @@ def test_the_best_children_get_their_models_during_the_search():
     assert len(refits) <= 3 * len([c for c in result.children if c.status == "Completed"])
 
 
+def test_with_validation_data_each_childs_model_is_its_fold_model_not_fitted_again():
+    """Azure trains on training_data and validates on validation_data: the one fold's pipeline is the child's model,
+    so no child is fitted a second time on the same rows (fake clock)."""
+    from tests.emulator.fakes import FakeClock, ScriptedRunner
+
+    clock, runners = FakeClock(), []
+    frame = _small("regression", rows=200)
+    settings = validate_settings({"task": "regression", "label_column_name": "y", "experiment_timeout_minutes": 1,
+                                  "allowed_models": ["LightGBM", "ElasticNet"]})
+    result = run_automl(settings, frame.iloc[:150], frame.iloc[150:], clock=clock,
+                        runner=ScriptedRunner.factory(clock, lambda kind, algorithm: 2.0, runners), log=lambda _: None)
+    calls = runners[0].calls
+    assert [c for c in calls if c[0] == "refit"] == [], calls
+    fold = result.loop.fold
+    (_, valid), = fold.splits
+    for member in result.loop.members_of(result.best):
+        predicted = fold.kind.predict(member.model, fold.X[valid], fold)
+        assert np.allclose(predicted, member.oof[valid])
+
+
 @pytest.mark.slow
 def test_saving_the_final_model_counts_in_the_budget():
     """Large models (a forest on many rows weighs hundreds of MB) take seconds to pickle and write after the search:
