@@ -34,7 +34,8 @@ import forecast as B  # noqa: E402
 METRIC = "normalized_root_mean_squared_error"
 
 
-def run(dataset: str, out: Path, budget: int, workspace: Path) -> None:
+def run(dataset: str, out: Path, budget: int, workspace: Path, n_cv: int | None = None, concurrency: int = 1
+        ) -> None:
     from emulator import AutoMLConfig, Experiment, ForecastingParameters
     from emulator.worker import POOL
 
@@ -47,8 +48,10 @@ def run(dataset: str, out: Path, budget: int, workspace: Path) -> None:
     started = time.perf_counter()
     fp = ForecastingParameters(time_column_name="ds", time_series_id_column_names=["unique_id"], forecast_horizon=h,
                                target_lags="auto", target_rolling_window_size="auto", freq=freq)
+    more = {"n_cross_validations": n_cv} if n_cv else {}
     config = AutoMLConfig(task="forecasting", training_data=train, label_column_name="y", forecasting_parameters=fp,
-                          experiment_timeout_minutes=budget / 60, max_concurrent_iterations=1, random_state=0)
+                          experiment_timeout_minutes=budget / 60, max_concurrent_iterations=concurrency,
+                          random_state=0, **more)
     submitted = Experiment(workspace, "replay").submit(config)
     _, model = submitted.get_output()
     result = submitted._result
@@ -91,7 +94,7 @@ def _best(fold: Any, metric: str, oofs: list[np.ndarray], scores: list[float]) -
     return weights
 
 
-def replay(folder: Path) -> None:
+def replay(folder: Path, origins: int | None = None) -> None:
     from emulator import ensemble as E
 
     procedures: dict[str, Callable[..., list[float]]] = {"best": _best, "caruana": E.caruana, "bagged": E.bagged_caruana}
@@ -100,6 +103,10 @@ def replay(folder: Path) -> None:
     for path in sorted(folder.glob("*.pkl")):
         with open(path, "rb") as f:
             saved = pickle.load(f)
+        if origins:
+            saved["splits"] = saved["splits"][:origins]
+            for row in saved["rows"]:
+                row["score"] = float(np.mean(row["origins"][:origins]))
         pool = sorted(saved["rows"], key=lambda r: r["score"])[:12]  # the engine's ENSEMBLE_POOL
         oofs = [r["oof"] for r in pool]
         line = f"{saved['dataset']:<16}"
@@ -127,14 +134,17 @@ def main() -> None:
     one.add_argument("dataset", choices=list(B.DATASETS))
     one.add_argument("--out", type=Path, required=True)
     one.add_argument("--budget", type=int, default=60)
+    one.add_argument("--n-cv", type=int, help="n_cross_validations (default: the emulator's)")
+    one.add_argument("--concurrency", type=int, default=1, help="max_concurrent_iterations")
     again = sub.add_parser("replay", help="replay ensemble selection on the saved runs")
     again.add_argument("folder", type=Path)
+    again.add_argument("--origins", type=int, help="use only the latest K rolling origins of each run")
     args = parser.parse_args()
     if args.command == "run":
         with tempfile.TemporaryDirectory(prefix="forecast-replay-") as workspace:
-            run(args.dataset, args.out, args.budget, Path(workspace))
+            run(args.dataset, args.out, args.budget, Path(workspace), args.n_cv, args.concurrency)
     else:
-        replay(args.folder)
+        replay(args.folder, args.origins)
 
 
 if __name__ == "__main__":
