@@ -104,9 +104,9 @@ def replay(folder: Path, origins: int | None = None) -> None:
         with open(path, "rb") as f:
             saved = pickle.load(f)
         if origins:
-            saved["splits"] = saved["splits"][:origins]
+            saved["splits"] = saved["splits"][-origins:]  # fold 0 is the earliest
             for row in saved["rows"]:
-                row["score"] = float(np.mean(row["origins"][:origins]))
+                row["score"] = float(np.mean(row["origins"][-origins:]))
         pool = sorted(saved["rows"], key=lambda r: r["score"])[:12]  # the engine's ENSEMBLE_POOL
         oofs = [r["oof"] for r in pool]
         line = f"{saved['dataset']:<16}"

@@ -785,7 +785,7 @@ class SeriesFold:
     row_horizon: np.ndarray
 
     def cut(self, fold: int, series: int) -> int:
-        """Points of history before the origin of ``fold`` (fold 0 is the latest)."""
+        """Points of history before the origin of ``fold`` (fold 0 is the earliest, the last fold the latest)."""
         return len(self.ys[series]) - self.horizon - (self.n_folds - 1 - fold) * self.step
 
 
