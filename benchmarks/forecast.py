@@ -159,12 +159,13 @@ def run_emulator(train: pd.DataFrame, test: pd.DataFrame, freq: str, h: int, m: 
                                target_lags="auto", target_rolling_window_size="auto", freq=freq)
     config = AutoMLConfig(task="forecasting", training_data=train, label_column_name="y", forecasting_parameters=fp,
                           experiment_timeout_minutes=budget / 60, max_concurrent_iterations=args.concurrency,
-                          random_state=0)
+                          random_state=0, **({"n_cross_validations": args.n_cv} if args.n_cv else {}))
     run = Experiment(args.workspace, "forecast_benchmark").submit(config)
     _, model = run.get_output()
     result = run._result
     args.info = {"run_seconds": round(result.duration, 1), "best": result.best.display_name,
-                 "children": sum(c.algorithm != "VotingEnsemble" for c in result.children), "stop": result.stop_reason}
+                 "children": sum(c.algorithm != "VotingEnsemble" for c in result.children), "stop": result.stop_reason,
+                 "n_cross_validations": result.loop.fold.extra.n_folds}
     prediction, _ = model.forecast(test[["ds", "unique_id"]])
     return prediction
 
@@ -327,6 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument("--concurrency", type=int, default=2, help="the emulator's max_concurrent_iterations")
+    parser.add_argument("--n-cv", type=int, help="the emulator's n_cross_validations (default: its own)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--table", action="store_true", help="print the markdown table of the results so far")
     args = parser.parse_args(argv)

@@ -40,7 +40,7 @@ class Forecasting(Task):
     leader_metrics = ("normalized_root_mean_squared_error", "normalized_mean_absolute_error",
                       "mean_absolute_scaled_error", "symmetric_mean_absolute_percentage_error")
     stack_ensemble_default = False
-    # a few rolling origins (3 by default) choose the VotingEnsemble's weights: bagged over them, selection scored
+    # a few rolling origins (3 to 6 by default) choose the VotingEnsemble's weights: bagged over them, selection scored
     # better on the origin it had not seen than Caruana's on every origin on 7 of 11 datasets, worse on 2
     # (benchmarks/README.md, issue 25)
     bagged_voting = True

@@ -196,6 +196,26 @@ def test_holt_winters_takes_heuristic_initial_states_from_four_seasons():
     assert ets_initializations(200, 4) == ("estimated",)  # a quarter's 4 seasonal states are cheap to estimate
 
 
+def test_an_arima_form_with_a_moving_average_root_on_the_unit_circle_is_never_chosen():
+    """An over-differenced series (a random walk differenced twice) fits an MA(1) of -1: a degenerate likelihood whose
+    AICc would win the selection and whose forecasts can be far off (R's auto.arima's rule: no root within 1.01)."""
+    import warnings
+
+    from statsmodels.tsa.arima.model import ARIMA
+
+    from emulator import forecasting as F
+
+    y = 100 + np.cumsum(np.random.default_rng(0).normal(size=200))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        over = ARIMA(y, order=(0, 2, 1), trend="n").fit(cov_type="none")
+        once = ARIMA(y, order=(0, 1, 1), trend="n").fit(cov_type="none")
+    assert F.not_invertible(over) and not F.not_invertible(once)
+    forecast, form = F.stat_forecast("AutoArima", y, 6, 1, {"order": [0, 2, 1], "seasonal": [0, 0, 0, 0]})
+    assert form["order"] != [0, 2, 1]
+    assert np.all(np.abs(forecast - y[-1]) < 10)
+
+
 @pytest.mark.parametrize("algorithm", ["ExponentialSmoothing", "AutoArima"])
 def test_later_rolling_origins_filter_the_first_origins_estimates(algorithm, monkeypatch):
     """The parameters estimated at the first origin are kept; a later origin filters its newer points with them
