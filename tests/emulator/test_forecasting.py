@@ -210,7 +210,6 @@ def test_holt_winters_takes_heuristic_initial_states_from_four_seasons():
     assert ets_initializations(200, 4) == ("estimated",)  # a quarter's 4 seasonal states are cheap to estimate
 
 
-@pytest.mark.slow
 def test_an_arima_form_with_a_moving_average_root_on_the_unit_circle_is_never_chosen():
     """An over-differenced series (a random walk differenced twice) fits an MA(1) of -1: a degenerate likelihood whose
     AICc would win the selection and whose forecasts can be far off (R's auto.arima's rule: no root within 1.01)."""
