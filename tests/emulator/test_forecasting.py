@@ -210,20 +210,36 @@ def test_holt_winters_takes_heuristic_initial_states_from_four_seasons():
     assert ets_initializations(200, 4) == ("estimated",)  # a quarter's 4 seasonal states are cheap to estimate
 
 
-def test_an_arima_form_with_a_moving_average_root_on_the_unit_circle_is_never_chosen():
-    """An over-differenced series (a random walk differenced twice) fits an MA(1) of -1: a degenerate likelihood whose
-    AICc would win the selection and whose forecasts can be far off (R's auto.arima's rule: no root within 1.01)."""
+def test_an_arima_form_whose_forecast_leaves_the_series_far_behind_is_never_chosen(monkeypatch):
+    """A degenerate fit (an over-differenced series: an MA coefficient of -1) can have the best AICc and forecast a
+    series at 23,700 at -65,000; the form with the best AICc among those with plausible forecasts is chosen instead,
+    and a form chosen on an earlier origin that fails on the whole history gives way to a new search."""
     from types import SimpleNamespace
+
+    import statsmodels.tsa.arima.model as arima_module
 
     from emulator import forecasting as F
 
-    assert F.not_invertible(SimpleNamespace(maroots=np.array([1.0003, 4.0])))
-    assert not F.not_invertible(SimpleNamespace(maroots=np.array([1.3, -2.0])))
-    assert not F.not_invertible(SimpleNamespace(maroots=np.array([])))  # no MA term
-    y = 100 + np.cumsum(np.random.default_rng(1).normal(size=100))
-    forecast, form = F.stat_forecast("AutoArima", y, 6, 1, {"order": [0, 2, 1], "seasonal": [0, 0, 0, 0]})
-    assert form["order"] != [0, 2, 1]
-    assert np.all(np.abs(forecast - y[-1]) < 10)
+    y = 23000 + 100 * np.sin(np.arange(120) / 5)
+    assert F.plausible(np.array([23100.0, 22900.0]), y)
+    assert not F.plausible(np.array([23100.0, -65000.0]), y)
+    assert not F.plausible(np.array([np.nan, 23000.0]), y)
+
+    class FakeArima:  # ARIMA(1,2,1) is degenerate: the lowest AICc, a wild forecast
+        def __init__(self, series, exog=None, order=None, seasonal_order=None, trend=None):
+            self.order = order
+
+        def fit(self, **kwargs):
+            wild = self.order == (1, 2, 1)
+            return SimpleNamespace(aicc=500.0 if wild else 2000.0 + sum(self.order),
+                                   forecast=lambda h, exog=None: np.full(h, -65000.0 if wild else 23050.0))
+
+    monkeypatch.setattr(arima_module, "ARIMA", FakeArima)
+    monkeypatch.setattr(F, "_differences", lambda series: 2)
+    forecast, form = F.stat_forecast("AutoArima", y, 4, 1)
+    assert form["order"] == [1, 2, 0] and np.allclose(forecast, 23050.0)
+    forecast, form = F.stat_forecast("AutoArima", y, 4, 1, {"order": [1, 2, 1], "seasonal": [0, 0, 0, 0]})
+    assert form["order"] == [1, 2, 0] and np.allclose(forecast, 23050.0)
 
 
 @pytest.mark.parametrize("algorithm", ["ExponentialSmoothing", "AutoArima"])
