@@ -728,8 +728,6 @@ class _Loop:
             self.children.append(child)
             self.children.sort(key=lambda c: c.iteration)
             self.search.observe(child)
-            if child.model is not None:
-                self._drop_models()
             if child.status == "Completed" and (self.best is None or M.better(self.metric, child.score, self.best.score)):
                 self.best = child
             self._drop_models()
