@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -186,6 +187,25 @@ def test_rows_independent_catches_a_preparation_that_learns_from_its_batch():
             "sample rows (a=1); a step that learns from its rows (bins, fill values, encodings) should keep what it "
             "learned as a learned output (DataType.LEARNED)")):
         check_rows_independent(_binning(learns=False), sample_inputs={"data": ROWS})
+
+
+def _warns_alone(category: type[Warning]) -> StepSpec:
+    def run(data):
+        if len(data) == 1:
+            warnings.warn("only one row", category, stacklevel=2)
+        return {"clean": data, "stats": {}}
+
+    return StepSpec("toy_warner", run=run, inputs=[Input("data")],
+                    outputs=[Output("clean"), Output("stats", DataType.METRICS)])
+
+
+def test_rows_independent_catches_a_step_that_warns_on_a_row_alone():
+    with pytest.raises(AssertionError, match=re.escape("step 'toy_warner' warns on sample row 0 alone: only one row")):
+        check_rows_independent(_warns_alone(UserWarning), sample_inputs={"data": ROWS})
+
+
+def test_rows_independent_ignores_resource_warnings_of_garbage_collected_meanwhile():
+    check_rows_independent(_warns_alone(ResourceWarning), sample_inputs={"data": ROWS})
 
 
 def test_rows_independent_passes_a_step_that_applies_what_it_learned(run_step):
