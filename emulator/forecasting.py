@@ -38,6 +38,7 @@ CALENDAR_PARTS = ("year", "quarter", "month", "week", "day", "dayofweek", "dayof
 STAT_HISTORY = 600  # the statistical models see at most the last 600 points of a series
 ARIMA_HISTORY = 300  # ARIMA at most the last 300
 MAX_DESIGN_ROWS = 40_000
+FORECAST_MEMO_SIZE = 10_000  # statistical forecasts kept per member and process (by series history)
 TARGET = "_automl_target_col"
 
 
@@ -948,9 +949,22 @@ class ForecastMember:
                  times: pd.DatetimeIndex, horizon: int) -> np.ndarray:
         if self.statistical:
             n = len(y)
-            return stat_forecast(self.algorithm, y, horizon, t.seasonality, self.forms.get(code), exog=exog[:n],
-                                 exog_future=exog[n:n + horizon], times=times[:n], freq=t.freq)[0]
+            # a statistical model is fitted per series when forecasting: the same history is fitted once per process
+            # (``amlstep predict`` asks for the forecast and then its quantiles)
+            key = (code, horizon, y.tobytes(), np.ascontiguousarray(exog[:n + horizon]).tobytes(),
+                   str(times[n - 1]) if n else "")
+            memo = self.__dict__.setdefault("_forecasts", {})
+            if key not in memo:
+                if len(memo) >= FORECAST_MEMO_SIZE:
+                    memo.pop(next(iter(memo)))
+                memo[key] = stat_forecast(self.algorithm, y, horizon, t.seasonality, self.forms.get(code),
+                                          exog=exog[:n], exog_future=exog[n:n + horizon], times=times[:n],
+                                          freq=t.freq)[0]
+            return np.array(memo[key], dtype=float)
         return ml_predict(self.model, y, extra, code, horizon, t.lags, t.window, t.seasonality)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_forecasts"}
 
 
 def refit(data: Any, specs: list[dict[str, Any]], threads: int) -> list[ForecastMember]:

@@ -276,6 +276,38 @@ def test_later_rolling_origins_filter_the_first_origins_estimates(algorithm, mon
     assert np.isfinite(later).all() and np.mean(np.abs(later - y[84:96])) < 5.0
 
 
+def test_a_statistical_member_fits_a_series_history_once_per_process(monkeypatch):
+    """``amlstep predict`` asks for the forecast and then its quantiles: the same history is not fitted twice, and the
+    forecasts kept are not pickled with the model."""
+    import pickle
+    from types import SimpleNamespace
+
+    from emulator import forecasting as F
+
+    fits = []
+    real = F.stat_forecast
+
+    def counted(*args, **kwargs):
+        fits.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(F, "stat_forecast", counted)
+    member = F.ForecastMember("ExponentialSmoothing", forms={0: None})
+    t = SimpleNamespace(seasonality=12, freq="MS")
+    y, times = _monthly(60), pd.date_range("2020-01-01", periods=72, freq="MS")
+    exog = np.zeros((72, 0))
+    first = member.forecast(t, 0, y, exog, exog, times, 12)
+    first[:] = 0.0  # a caller changing its copy changes nothing kept
+    again = member.forecast(t, 0, y, exog, exog, times, 12)
+    assert len(fits) == 1 and np.isfinite(again).all() and np.abs(again - y[-12:]).mean() < 10
+    member.forecast(t, 0, y[:-1], exog, exog, times, 12)
+    assert len(fits) == 2
+    restored = pickle.loads(pickle.dumps(member))
+    assert "_forecasts" not in restored.__dict__
+    np.testing.assert_allclose(restored.forecast(t, 0, y, exog, exog, times, 12), again)
+    assert len(fits) == 3
+
+
 def test_a_statistical_childs_model_is_made_with_its_folds():
     """A statistical child's model is the form each series' folds chose: it comes with the cross-validation and its
     refit estimates nothing (each series' model is fitted when forecasting)."""
