@@ -659,21 +659,33 @@ class _Server(ThreadingHTTPServer):
         except OSError:
             return
         handler: Any = self.RequestHandlerClass
-        if first == b"\x16":
+        if first != b"\x16":
+            handler(request, client_address, self)
+            return
+        try:
+            tls = handler.service.ca.server_context().wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            if not isinstance(exc, (ConnectionError, TimeoutError)):
+                self.service.log_problem(f"{_address(client_address)}: TLS handshake failed: "
+                                         f"{getattr(exc, 'reason', None) or exc} (does the client trust the "
+                                         f"fake service's certificate authority?)")
+            return
+
+        class TlsHandler(handler):  # type: ignore[misc, valid-type]
+            tls = True
+
+        # the TLS socket takes the connection over: the server's own close of ``request`` no longer reaches it
+        with self._connections_lock:
+            self.open_connections.add(tls)
+        try:
+            TlsHandler(tls, client_address, self)
+        finally:
+            with self._connections_lock:
+                self.open_connections.discard(tls)
             try:
-                request = handler.service.ca.server_context().wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                if not isinstance(exc, (ConnectionError, TimeoutError)):
-                    self.service.log_problem(f"{_address(client_address)}: TLS handshake failed: "
-                                             f"{getattr(exc, 'reason', None) or exc} (does the client trust the "
-                                             f"fake service's certificate authority?)")
-                return
-
-            class TlsHandler(handler):  # type: ignore[misc, valid-type]
-                tls = True
-
-            handler = TlsHandler
-        handler(request, client_address, self)
+                tls.close()
+            except OSError:
+                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One line per connection that ended in an error (a client gone, a timeout, a bug): never a traceback."""

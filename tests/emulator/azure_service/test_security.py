@@ -7,6 +7,7 @@ slow and vanishing clients; then ``amlstep fake-azure`` itself: its config file,
 
 from __future__ import annotations
 
+import gc
 import http.client
 import json
 import os
@@ -17,6 +18,7 @@ import stat
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -355,6 +357,24 @@ def test_an_idle_keep_alive_connection_is_closed_quietly(fake):
         while sock.recv(65536):   # the service closes it after request_timeout
             pass
     assert list(fake.problems)[before:] == []
+
+
+def test_a_tls_connection_is_closed_by_the_service_not_by_the_garbage_collector(fake):
+    """Left to the garbage collector, the service's end of a TLS connection stayed open until a collection, and its
+    ResourceWarning surfaced in whatever code ran then (a step's contract check, in CI)."""
+    context = ssl.create_default_context(cafile=str(fake.ca.ca_file))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with socket.create_connection(("127.0.0.1", fake.port), timeout=5) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(f"GET /discovery HTTP/1.1\r\nHost: 127.0.0.1:{fake.port}\r\nConnection: close\r\n\r\n"
+                         .encode())
+            answer = b""
+            while chunk := sock.recv(65536):  # the service closes its end once it has answered
+                answer += chunk
+        gc.collect()
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert [str(w.message) for w in caught if "SSLSocket" in str(w.message)] == []
 
 
 # -- amlstep fake-azure ---------------------------------------------------------------------------------------
