@@ -43,6 +43,7 @@ class ColumnPlan:
     extra_one_hot: list[Any] = field(default_factory=list)
     vectorizer: Any = None
     target_encoder: Any = None  # Azure's CatTargetEncoder: scikit-learn's TargetEncoder on this column
+    day_first: bool = False  # dates written day first in training (31/01/2020): rows to predict are read so too
 
 
 class AutoFeaturizer(TransformerMixin, BaseEstimator):
@@ -173,7 +174,8 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
                                               sublinear_tf=True)
             plan.vectorizer.fit(series.fillna("").astype(str))
         elif plan.purpose == "DateTime":
-            parts = _date_parts(series)
+            plan.day_first = reads_day_first(series)
+            parts = _date_parts(series, plan.day_first)
             plan.fill = {p: float(np.nanmean(parts[p])) if np.isfinite(parts[p]).any() else 0.0 for p in DATE_PARTS}
             plan.categories = [p for p in DATE_PARTS if np.nanstd(parts[p]) > 0]
 
@@ -268,7 +270,7 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
             elif plan.purpose == "Text":
                 blocks.append(plan.vectorizer.transform(series.fillna("").astype(str)).toarray())
             elif plan.purpose == "DateTime":
-                parts = _date_parts(series)
+                parts = _date_parts(series, getattr(plan, "day_first", False))
                 for part in plan.categories:
                     values = parts[part]
                     blocks.append(np.where(np.isfinite(values), values, plan.fill[part])[:, None])
@@ -399,26 +401,59 @@ def _looks_like_dates(text: pd.Series) -> bool:
         return False
     if not sample.str.contains(r"\d{1,4}[-/.:]\d{1,2}", regex=True).mean() > 0.9:
         return False
+    return bool(parse_dates(sample).notna().mean() > 0.9)
+
+
+def parse_dates(texts: pd.Series, day_first: bool = False) -> pd.Series:
+    """Text read as dates, one format for the whole column: month-first as pandas infers it from the first value
+    (day-first with ``day_first``), or the other when that reads more values (a column of 05/01/2020 and 21/01/2020 is
+    day-first throughout, never 1 May beside 21 January); each value on its own only when neither reads as many as
+    that (formats mixed in one column). Values that are not dates are NaT; offsets that differ are read as UTC."""
+    present = int(texts.notna().sum())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
-    return bool(parsed.notna().mean() > 0.9)
+
+        def read(**how: Any) -> pd.Series:
+            try:
+                parsed = pd.to_datetime(texts, errors="coerce", **how)
+            except (ValueError, TypeError, OverflowError):  # offsets that differ
+                parsed = pd.to_datetime(texts, errors="coerce", utc=True, **how)
+            if not pd.api.types.is_datetime64_any_dtype(parsed):
+                parsed = pd.to_datetime(texts, errors="coerce", utc=True, **how)
+            return parsed
+
+        best = read(dayfirst=day_first)
+        for how in ({"dayfirst": not day_first}, {"format": "mixed"}):
+            if int(best.notna().sum()) == present:
+                break
+            other = read(**how)
+            if int(other.notna().sum()) > int(best.notna().sum()):
+                best = other
+    return best
 
 
-def _date_parts(series: pd.Series) -> dict[str, np.ndarray]:
+def reads_day_first(texts: pd.Series) -> bool:
+    """Whether a column of date texts reads more values day-first than month-first (31/01/2020)."""
+    if pd.api.types.is_datetime64_any_dtype(texts) or pd.api.types.is_numeric_dtype(texts):
+        return False
+    distinct = pd.Series(texts.dropna().unique())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            month_first = int(pd.to_datetime(distinct, errors="coerce", utc=True).notna().sum())
+            day_first = int(pd.to_datetime(distinct, errors="coerce", utc=True, dayfirst=True).notna().sum())
+        except (ValueError, TypeError, OverflowError):
+            return False
+    return day_first > month_first
+
+
+def _date_parts(series: pd.Series, day_first: bool = False) -> dict[str, np.ndarray]:
     if pd.api.types.is_datetime64_any_dtype(series):
         dates = series
     else:  # each distinct text parsed once (a million rows of timestamps hold far fewer values)
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
         texts = pd.Series(uniques, dtype=object)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                parsed = pd.to_datetime(texts, errors="coerce", format="mixed")
-            except ValueError:  # offsets that differ: read as UTC
-                parsed = pd.to_datetime(texts, errors="coerce", format="mixed", utc=True)
-            if not pd.api.types.is_datetime64_any_dtype(parsed):
-                parsed = pd.to_datetime(texts, errors="coerce", format="mixed", utc=True)
+        parsed = parse_dates(texts, day_first)
         if parsed.dt.tz is not None:
             parsed = parsed.dt.tz_localize(None)
         values = parsed.to_numpy(dtype="datetime64[ns]")

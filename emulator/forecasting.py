@@ -80,6 +80,7 @@ class PreparedSeries:
     frame: pd.DataFrame  # long, regular, imputed: ids, time, label, exogenous columns
     keys: list[tuple[Any, ...]]
     notes: dict[str, Any] = field(default_factory=dict)
+    day_first: bool = False  # the time column was written day first (31/01/2020): so are the times to forecast
 
 
 def prepare(task: Any, settings: Mapping[str, Any], training: pd.DataFrame, validation: pd.DataFrame | None) -> Any:
@@ -107,7 +108,10 @@ def prepare(task: Any, settings: Mapping[str, Any], training: pd.DataFrame, vali
                          f"columns: {', '.join(map(repr, map(str, training.columns)))}")
     frame = training.drop(columns=[c for c in fp.get("drop_column_names") or [] if c in training.columns])
     frame = frame.reset_index(drop=True)
-    frame[time_column] = parse_times(frame[time_column], time_column)
+    from .featurize import reads_day_first
+
+    day_first = reads_day_first(frame[time_column])
+    frame[time_column] = parse_times(frame[time_column], time_column, day_first)
     _check_finite_label(label, task, frame[label], "")
     numeric = pd.to_numeric(frame[label], errors="coerce")
     bad = frame[label][numeric.isna() & frame[label].notna()]
@@ -158,7 +162,7 @@ def prepare(task: Any, settings: Mapping[str, Any], training: pd.DataFrame, vali
     regular, keys, notes["short_series"] = _short_series(regular, keys, time_column, ids, label, freq, fp, horizon,
                                                          n_folds, step, lags, window, settings)
     prepared = PreparedSeries(label, time_column, ids, exog, freq, horizon, m, lags, window, n_folds, step,
-                              fp["country_or_region_for_holidays"], regular, keys, notes)
+                              fp["country_or_region_for_holidays"], regular, keys, notes, day_first)
     y = regular[label].to_numpy(dtype=float)
     splits = fold_splits(prepared)
     return PreparedData(regular.drop(columns=[label]), y, None, splits, "MeanCrossValidation", None,
@@ -169,17 +173,18 @@ def _row_text(row: pd.Series, columns: list[str]) -> str:
     return ", ".join(f"{c}={row[c]!r}" if not isinstance(row[c], pd.Timestamp) else f"{c}={row[c]}" for c in columns)
 
 
-def parse_times(column: pd.Series, name: str) -> pd.Series:
-    """The time column as datetimes, or Azure's error naming the rows that do not parse."""
+def parse_times(column: pd.Series, name: str, day_first: bool = False) -> pd.Series:
+    """The time column as datetimes (``featurize.parse_dates``: one format for the column; day-first first when the
+    training column was day-first), or Azure's error naming the rows that do not parse."""
     if pd.api.types.is_datetime64_any_dtype(column):
         parsed = column
     else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                parsed = pd.to_datetime(column, errors="coerce", format="mixed")
-            except (TypeError, ValueError):
-                parsed = pd.Series(pd.NaT, index=column.index)
+        from .featurize import parse_dates
+
+        try:
+            parsed = parse_dates(column, day_first)
+        except (TypeError, ValueError):
+            parsed = pd.Series(pd.NaT, index=column.index)
         if pd.api.types.is_numeric_dtype(column):  # numbers are not dates (pandas would read them as nanoseconds)
             parsed = pd.Series(pd.NaT, index=column.index)
     if getattr(parsed.dt, "tz", None) is not None:
@@ -447,6 +452,7 @@ class TimeSeriesTransformer:
         self.n_folds, self.step = prepared.n_folds, prepared.step
         self.exog_columns = list(prepared.exog_columns)
         self.notes = prepared.notes
+        self.day_first = prepared.day_first
         frame = prepared.frame
         self.exog_featurizer = None
         if self.exog_columns:
@@ -1132,7 +1138,8 @@ class ForecastingPipelineWrapper:
             raise ValueError(f"X_pred lacks column(s) {', '.join(map(repr, missing))}; the forecaster needs the time "
                              f"column and the time series id columns: {', '.join(needed)}")
         frame = X.copy().reset_index(drop=True)
-        frame[self.time_column_name] = parse_times(frame[self.time_column_name], self.time_column_name)
+        frame[self.time_column_name] = parse_times(frame[self.time_column_name], self.time_column_name,
+                                                   getattr(self.transformer, "day_first", False))
         return frame
 
     def _groups(self, frame: pd.DataFrame) -> list[tuple[tuple[Any, ...], pd.DataFrame]]:

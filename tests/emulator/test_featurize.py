@@ -127,3 +127,16 @@ def test_cat_target_encoder_per_class_for_multiclass_and_blockable():
     assert not any("target" in n for n in blocked.get_engineered_feature_names())
     assert AutoFeaturizer().fit(frame, y).summary()[0]["transformations"] == [  # no task, no target encoder
         "ModeCatImputer-StringCast-HashOneHotEncoder"]
+
+
+def test_dates_written_day_first_are_read_day_first_throughout_and_at_predict_time():
+    """Read one by one, 05/01/2020 was 1 May beside 21/01/2020, 21 January: a third of the month features were wrong."""
+    days = pd.date_range("2020-01-01", periods=200, freq="D")
+    frame = pd.DataFrame({"when": days.strftime("%d/%m/%Y"), "x": np.arange(200) % 7})
+    featurizer = AutoFeaturizer().fit(frame)
+    month = list(featurizer.get_feature_names_out()).index("when_month")
+    np.testing.assert_array_equal(featurizer.transform(frame)[:, month], days.month)
+    early = frame.head(12)  # 01/01/2020 to 12/01/2020: alone they would read as well month first
+    np.testing.assert_array_equal(featurizer.transform(early)[:, month], np.ones(12))
+    us = pd.DataFrame({"when": days.strftime("%m/%d/%Y"), "x": np.arange(200) % 7})
+    np.testing.assert_array_equal(AutoFeaturizer().fit(us).transform(us)[:, month], days.month)

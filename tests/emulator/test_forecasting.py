@@ -125,6 +125,21 @@ def test_the_forecaster_answers_like_azures(fitted):
     assert len(rolled) > len(test)  # each origin forecasts up to a horizon
 
 
+def test_a_time_column_written_day_first_is_read_day_first_in_training_and_in_forecasts(tmp_path):
+    days = pd.date_range("2022-01-01", periods=120, freq="D")
+    data = pd.DataFrame({"date": days.strftime("%d/%m/%Y"), "y": 20 + 0.1 * np.arange(120)})
+    config = AutoMLConfig(task="forecasting", training_data=data, label_column_name="y", iterations=2,
+                          allowed_models=["Naive", "SeasonalNaive"],
+                          forecasting_parameters=ForecastingParameters(time_column_name="date", forecast_horizon=7))
+    run = Experiment(tmp_path, "dayfirst").submit(config)
+    _, model = run.get_output()
+    assert not [g for g in run.get_guardrails() if g["type"] == "Missing values in the time series"
+                and g["status"] != "Passed"]
+    ahead = pd.date_range("2022-05-01", periods=7, freq="D")  # 01/05/2022 to 07/05/2022 read month first: January
+    _, frame = model.forecast(pd.DataFrame({"date": ahead.strftime("%d/%m/%Y")}))
+    assert list(frame["date"]) == list(ahead) and list(frame["horizon_origin"]) == list(range(1, 8))
+
+
 def test_an_unknown_series_id_is_named(fitted):
     _, model, _, test = fitted
     X = test.drop(columns=["sales"]).assign(store="zz")
