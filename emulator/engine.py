@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -148,6 +148,28 @@ def prepare_data(settings: Mapping[str, Any], training: pd.DataFrame, validation
     return get_task(settings["task"]).prepare_data(settings, training, validation)
 
 
+def _check_validation_matches(task: Task, label: str, training: pd.DataFrame, validation: pd.DataFrame,
+                              cv_columns: Sequence[str]) -> None:
+    """validation_data holds the training data's columns, and for classification only classes it holds."""
+    def listed(columns: Sequence[Any]) -> str:
+        return ", ".join(map(repr, map(str, columns)))
+
+    expected = [c for c in training.columns if c not in cv_columns]
+    missing = [c for c in expected if c not in validation.columns]
+    extra = [c for c in validation.columns if c not in training.columns]
+    if missing or extra:
+        problems = ([f"lacks column(s) {listed(missing)}"] if missing else []) + (
+            [f"has column(s) {listed(extra)} the training data does not"] if extra else [])
+        raise AutoMLDataError(f"the validation data {' and '.join(problems)}: validation_data must hold the training "
+                              f"data's columns ({listed(expected)})")
+    if task.name == "classification":
+        seen = set(training[label].dropna().astype(str))
+        unseen = sorted(set(validation[label].dropna().astype(str)) - seen)
+        if unseen:
+            raise AutoMLDataError(f"label column {label!r}: the validation data holds class(es) {listed(unseen[:5])} "
+                                  f"that the training data does not; a model cannot predict a class it never saw")
+
+
 def prepare_tabular(task: Task, settings: Mapping[str, Any], training: pd.DataFrame, validation: pd.DataFrame | None
                     ) -> PreparedData:
     """Rows as independent samples (classification, regression): check the columns, encode the labels, split."""
@@ -170,6 +192,8 @@ def prepare_tabular(task: Task, settings: Mapping[str, Any], training: pd.DataFr
             raise AutoMLDataError(f"cv_split_column_names column {column!r} is not in the training data")
     for what, frame in frames:
         _check_finite_label(label, task, frame[label], "" if what == "training data" else f" in the {what}")
+    if validation is not None:
+        _check_validation_matches(task, label, training, validation, settings.get("cv_split_column_names") or [])
     data = pd.concat([training, validation], ignore_index=True) if validation is not None else training.reset_index(drop=True)
     n_train = len(training)
     y_raw = data[label]

@@ -39,6 +39,8 @@ class Classification(Task):
         values = y.to_numpy()
         if pd.api.types.is_float_dtype(y) and np.all(np.mod(values, 1) == 0):
             values = values.astype(int)
+        if values.dtype == object and len({type(v) for v in values}) > 1:  # 1 beside "1" (files read apart): text
+            values = np.array([str(v) for v in values], dtype=object)
         classes = np.unique(values)
         if len(classes) < 2:
             raise AutoMLDataError(f"label column {label!r} has a single class ({classes[0].item()!r}); classification "

@@ -466,3 +466,22 @@ def test_a_queued_childs_time_limit_is_read_when_it_starts_not_when_it_was_queue
     clock.advance(5.0)
     outcome, which = _child_task(runner, {"preprocessor": "", "algorithm": "LightGBM", "params": {}}, 1, deadline, None)
     assert not outcome.ok and outcome.timed_out and which == "experiment" and seen == [2.0]  # never started
+
+
+def test_validation_data_must_hold_the_training_columns_and_classes():
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({"a": rng.normal(size=80), "k": rng.integers(0, 3, 80)})
+    frame["label"] = np.where(frame["a"] > 0, "yes", "no")
+    settings = validate_settings({"task": "classification", "label_column_name": "label"})
+    with pytest.raises(AutoMLDataError, match=re.escape(
+            "the validation data lacks column(s) 'k': validation_data must hold the training data's columns ('a', "
+            "'k', 'label')")):
+        prepare_data(settings, frame, frame.drop(columns=["k"]))
+    with pytest.raises(AutoMLDataError, match=re.escape(
+            "the validation data has column(s) 'z' the training data does not")):
+        prepare_data(settings, frame, frame.assign(z=1))
+    unseen = frame.head(10).assign(label=["maybe"] * 3 + ["yes"] * 7)
+    with pytest.raises(AutoMLDataError, match=re.escape(
+            "label column 'label': the validation data holds class(es) 'maybe' that the training data does not")):
+        prepare_data(settings, frame, unseen)
+    assert len(prepare_data(settings, frame, frame.head(20)[["label", "k", "a"]]).splits) == 1

@@ -98,3 +98,10 @@ def test_many_classes_make_the_first_boosted_children_take_fewer_larger_steps():
     assert first["n_estimators"] == 50 and first["learning_rate"] == pytest.approx(0.2)  # 200 x 0.05 -> 50 x 0.2
     assert nine[1] == binary[1]  # logistic regression is unchanged
     assert get_task("regression").portfolio(None) == get_task("regression").warm_start
+
+
+def test_labels_mixing_numbers_and_their_text_are_one_set_of_classes():
+    values, classes = get_task("classification").encode_labels("label", pd.Series([0, "0", 1, "1", 1], dtype=object))
+    assert list(classes) == ["0", "1"] and list(values) == ["0", "0", "1", "1", "1"]
+    _, classes = get_task("classification").encode_labels("label", pd.Series(["no", "yes", "no"]))
+    assert list(classes) == ["no", "yes"]
