@@ -144,6 +144,11 @@ def prepare(task: Any, settings: Mapping[str, Any], training: pd.DataFrame, vali
     frame = frame.sort_values(key_columns, kind="stable").reset_index(drop=True)
     groups = list(frame.groupby(ids, sort=True, dropna=False)) if ids else [((), frame)]
     keys = [k if isinstance(k, tuple) else (k,) for k, _ in groups]
+    empty = [dict(zip(ids, k)) for k, (_, part) in zip(keys, groups) if part[label].isna().all()]
+    if empty:
+        raise _error(f"label column {label!r} has no values in {len(empty)} series: "
+                     f"{', '.join(map(str, empty[:5]))}{', ...' if len(empty) > 5 else ''}; give each series values "
+                     f"of its target or leave it out of the training data")
     freq, notes["freq_detected"] = (freq, False) if freq else (detect_freq(groups, time_column, ids), True)
     check_alignment(groups, time_column, ids, freq)
     regular, notes["filled_periods"] = _fill_gaps(groups, keys, time_column, ids, label, freq)
@@ -1160,6 +1165,10 @@ class ForecastingPipelineWrapper:
             if tuple(map(str, known)) == tuple(map(str, key)):
                 return known
         grain = dict(zip(self.time_series_id_column_names, key))
+        dropped = (self.transformer.notes.get("short_series") or {}).get("dropped") or []
+        if ", ".join(map(str, key)) in dropped:
+            raise _error(f"The time series identifier {grain} was dropped from the training data as too short "
+                         f"(short_series_handling_configuration): the model has no forecast for it")
         known_series = ", ".join(str(dict(zip(self.time_series_id_column_names, k))) for k in list(history)[:5])
         raise _error(f"The time series identifier {grain} does not exist in the training dataset. Please inspect your "
                      f"data. (known series: {known_series}"

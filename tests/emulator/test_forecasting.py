@@ -140,6 +140,23 @@ def test_a_time_column_written_day_first_is_read_day_first_in_training_and_in_fo
     assert list(frame["date"]) == list(ahead) and list(frame["horizon_origin"]) == list(range(1, 8))
 
 
+def test_a_series_without_target_values_is_named_and_a_dropped_short_series_says_so(tmp_path):
+    data = frame()
+    empty = data[data.store == "a"].assign(store="c", sales=np.nan)
+    config = dict(task="forecasting", label_column_name="sales", iterations=2, allowed_models=["Naive"],
+                  forecasting_parameters=params())
+    with pytest.raises(AutoMLDataError, match=re.escape(
+            "label column 'sales' has no values in 1 series: {'store': 'c'}; give each series values of its target")):
+        Experiment(tmp_path, "empty").submit(AutoMLConfig(training_data=pd.concat([data, empty]), **config))
+    short = data[data.store == "a"].head(5).assign(store="c")
+    run = Experiment(tmp_path, "short").submit(AutoMLConfig(training_data=pd.concat([data, short]), **config))
+    _, model = run.get_output()
+    ahead = pd.DataFrame({"date": pd.date_range(data.date.max() + pd.Timedelta(days=1), periods=2), "store": "c"})
+    with pytest.raises(AutoMLDataError, match=re.escape(
+            "The time series identifier {'store': 'c'} was dropped from the training data as too short")):
+        model.forecast(ahead)
+
+
 def test_an_unknown_series_id_is_named(fitted):
     _, model, _, test = fitted
     X = test.drop(columns=["sales"]).assign(store="zz")
