@@ -201,6 +201,8 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
             result = run_pipeline(definition, backend=backend, params=overrides, reuse=not no_reuse,
                                   workspace=state.workspace, plugins=state.plugins, echo=echo, **options)
     except RunCanceled as exc:
+        if as_json and exc.result is not None:
+            emit_json(exc.result.to_dict())
         fail(str(exc), EXIT_FAILED)
         return
     except AmlStepError as exc:

@@ -38,7 +38,11 @@ class BackendError(AmlStepError):
 
 
 class RunCanceled(AmlStepError):
-    """The run was canceled (Ctrl-C or a signal)."""
+    """The run was canceled (Ctrl-C or a signal); ``result``: the pipeline run's result so far, when there is one."""
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def did_you_mean(name: str, candidates: Iterable[Any], *, n: int = 3) -> str:

@@ -194,7 +194,7 @@ class LocalBackend:
                     if events.steps is not None:
                         events.steps.finished(binding, step_run_id, canceled)
                 events.ended(result)
-                raise RunCanceled(f"pipeline run {run.id} was {watcher.reason or 'canceled'}") from exc
+                raise RunCanceled(f"pipeline run {run.id} was {watcher.reason or 'canceled'}", result) from exc
             except BaseException as exc:
                 reason = (str(exc) if isinstance(exc, AmlStepError)
                           else f"amlstep failed while running the pipeline: {type(exc).__name__}: {exc}")

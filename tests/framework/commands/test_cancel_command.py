@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -58,6 +59,9 @@ def test_cancels_a_local_run_in_another_process(toy_env, tmp_path):
             process.kill()
     assert process.returncode == 1, err
     assert f"pipeline run {step.parent_id} was canceled with amlstep runs cancel (pid " in err
+    printed = json.loads(out)  # --json prints the run's object whatever stderr shows
+    assert printed["status"] == "Canceled" and printed["run_id"] == step.parent_id
+    assert {s["name"]: s["status"] for s in printed["steps"]} == {"make_table": "Completed", "sleepy": "Canceled"}
     assert "Traceback" not in err
     workspace = check_workspace(tmp_path / "ws")
     run = workspace.get_run(step.parent_id)
