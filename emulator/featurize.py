@@ -231,6 +231,11 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
     def _blocks(self, X: pd.DataFrame) -> list[tuple[ColumnPlan | None, np.ndarray]]:
         """The feature blocks in output order; target-encoded blocks are paired with their column's plan."""
         X = _frame(X)
+        duplicated = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
+        if duplicated:
+            raise ValueError(f"input data has duplicate column names: {', '.join(map(repr, duplicated))}")
+        if len(X) == 0:
+            raise ValueError("input data has no rows to transform or predict")
         missing = [p.name for p in self.plans_ if p.purpose != "Ignore" and p.name not in X.columns]
         if missing:
             raise ValueError(f"input data lacks column(s) {', '.join(map(repr, missing))} that the model was "

@@ -55,6 +55,10 @@ def test_unseen_categories_and_missing_columns(frame):
     assert np.isfinite(featurizer.transform(new)).all()
     with pytest.raises(ValueError, match="input data lacks column\\(s\\) 'colour'"):
         featurizer.transform(frame.drop(columns=["colour"]))
+    with pytest.raises(ValueError, match="input data has duplicate column names: 'age'"):
+        featurizer.transform(pd.concat([frame, frame[["age"]]], axis=1))
+    with pytest.raises(ValueError, match="input data has no rows to transform or predict"):
+        featurizer.transform(frame.head(0))
 
 
 def test_featurization_config_purposes_and_drops(frame):
