@@ -162,7 +162,7 @@ def _check_validation_matches(task: Task, label: str, training: pd.DataFrame, va
             [f"has column(s) {listed(extra)} the training data does not"] if extra else [])
         raise AutoMLDataError(f"the validation data {' and '.join(problems)}: validation_data must hold the training "
                               f"data's columns ({listed(expected)})")
-    if task.name == "classification":
+    if not task.numeric_label:  # classes
         seen = set(training[label].dropna().astype(str))
         unseen = sorted(set(validation[label].dropna().astype(str)) - seen)
         if unseen:

@@ -124,9 +124,7 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):
             return ColumnPlan(column, "Categorical", "boolean")
         if pd.api.types.is_datetime64_any_dtype(series):
             return ColumnPlan(column, "DateTime", "date/time values")
-        if pd.api.types.is_numeric_dtype(series):
-            if pd.api.types.is_integer_dtype(series) and distinct == n_rows and n_rows > 20:
-                return ColumnPlan(column, "Ignore", "ID-like: a distinct integer on every row")
+        if pd.api.types.is_numeric_dtype(series):  # Azure's ColumnPurposeDetector: numbers stay numeric, even distinct
             return ColumnPlan(column, "Numeric", "numeric")
         text = non_null.astype(str)
         if _looks_like_dates(text):

@@ -12,7 +12,8 @@ def frame():
     n = 60
     rng = np.random.default_rng(0)
     return pd.DataFrame({
-        "id": range(n),
+        "id": [f"P{i:04d}" for i in range(n)],
+        "area": rng.permutation(n) * 7 + 300,
         "constant": ["same"] * n,
         "empty": [np.nan] * n,
         "age": np.where(rng.random(n) < 0.2, np.nan, rng.normal(40, 10, n)),
@@ -29,7 +30,8 @@ def purposes(featurizer):
 
 def test_auto_detects_each_column_purpose(frame):
     featurizer = AutoFeaturizer().fit(frame)
-    assert purposes(featurizer) == {"id": "Ignore", "constant": "Ignore", "empty": "Ignore", "age": "Numeric",
+    assert purposes(featurizer) == {"id": "Ignore", "area": "Numeric", "constant": "Ignore", "empty": "Ignore",
+                                    "age": "Numeric",
                                     "colour": "Categorical", "city": "CategoricalHash", "when": "DateTime",
                                     "review": "Text"}
     reasons = {s["column"]: s["reason"] for s in featurizer.summary()}
@@ -71,7 +73,7 @@ def test_featurization_config_purposes_and_drops(frame):
 
 
 def test_featurization_off_needs_numbers(frame):
-    with pytest.raises(ValueError, match="featurization='off' needs numeric columns, but column 'constant'"):
+    with pytest.raises(ValueError, match="featurization='off' needs numeric columns, but column 'id'"):
         AutoFeaturizer("off").fit(frame)
     numeric = frame[["age"]].fillna(0)
     assert AutoFeaturizer("off").fit_transform(numeric).shape == (60, 1)
