@@ -1300,6 +1300,10 @@ def prediction_table(model: ForecastingPipelineWrapper, prepared: pd.DataFrame, 
         np.full(len(frame), np.nan)
     if np.isfinite(known).all():  # history only: append the next horizon of each series
         t = model.transformer
+        if t.exog_columns:  # forecast() refuses to guess them; so does predict
+            raise _error(f"every row has its {label!r}, so there is nothing to forecast, and the model forecasts with "
+                         f"the column(s) {', '.join(map(repr, t.exog_columns))} known in the future: add the rows to "
+                         f"forecast, with those columns and an empty {label!r}")
         future = []
         for key, part in model._groups(frame):
             last = max(part[time_column].max(), t.history[key][0][-1])

@@ -157,6 +157,18 @@ def test_a_series_without_target_values_is_named_and_a_dropped_short_series_says
         model.forecast(ahead)
 
 
+def test_predict_on_history_alone_does_not_guess_the_future_of_known_columns(fitted):
+    from emulator.forecasting import prediction_table
+
+    _, model, train, test = fitted
+    with pytest.raises(AutoMLDataError, match=re.escape(
+            "every row has its 'sales', so there is nothing to forecast, and the model forecasts with the column(s) "
+            "'promo' known in the future: add the rows to forecast, with those columns and an empty 'sales'")):
+        prediction_table(model, train, "sales")
+    table = prediction_table(model, pd.concat([train, test.assign(sales=np.nan)]), "sales")
+    assert len(table) == len(test) and np.isfinite(table["predicted_sales"]).all()
+
+
 def test_an_unknown_series_id_is_named(fitted):
     _, model, _, test = fitted
     X = test.drop(columns=["sales"]).assign(store="zz")
