@@ -1142,9 +1142,15 @@ class ForecastingPipelineWrapper:
         if missing:
             raise ValueError(f"X_pred lacks column(s) {', '.join(map(repr, missing))}; the forecaster needs the time "
                              f"column and the time series id columns: {', '.join(needed)}")
+        if len(X) == 0:
+            raise ValueError("X_pred has no rows: give the times (and series ids) to forecast")
         frame = X.copy().reset_index(drop=True)
         frame[self.time_column_name] = parse_times(frame[self.time_column_name], self.time_column_name,
                                                    getattr(self.transformer, "day_first", False))
+        twice = frame.duplicated(needed, keep=False)
+        if twice.any():
+            raise _error(f"X_pred has {int(twice.sum())} rows for the same {' and '.join(map(repr, needed))}, e.g. "
+                         f"{_row_text(frame.loc[twice].iloc[0], needed)}: each series needs one row per time")
         return frame
 
     def _groups(self, frame: pd.DataFrame) -> list[tuple[tuple[Any, ...], pd.DataFrame]]:

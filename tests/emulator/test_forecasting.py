@@ -169,9 +169,19 @@ def test_predict_on_history_alone_does_not_guess_the_future_of_known_columns(fit
     assert len(table) == len(test) and np.isfinite(table["predicted_sales"]).all()
 
 
+def test_an_empty_or_repeated_request_is_named(fitted):
+    _, model, _, test = fitted
+    X = test.drop(columns=["sales"])
+    with pytest.raises(ValueError, match=re.escape("X_pred has no rows: give the times (and series ids) to forecast")):
+        model.forecast(X.head(0))
+    with pytest.raises(AutoMLDataError, match=re.escape(
+            "X_pred has 2 rows for the same 'date' and 'store', e.g. date=")):
+        model.forecast(pd.concat([X, X.head(1)]))
+
+
 def test_an_unknown_series_id_is_named(fitted):
     _, model, _, test = fitted
-    X = test.drop(columns=["sales"]).assign(store="zz")
+    X = test[test.store == "a"].drop(columns=["sales"]).assign(store="zz")
     with pytest.raises(AutoMLDataError, match=re.escape("The time series identifier {'store': 'zz'} does not exist in "
                                                         "the training dataset. Please inspect your data.")):
         model.forecast(X)
