@@ -44,7 +44,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
-import gc
 import ipaddress
 import json
 import pickle
@@ -454,7 +453,6 @@ def check_rows_independent(step: StepLike, *, sample_inputs: Samples = None, sam
     port, sample = tables[0], values[tables[0]]
     where = f"step {spec.name!r}"
     with tempfile.TemporaryDirectory(prefix="amlstep-check-") as tmp:
-        gc.collect()
         with warnings.catch_warnings(record=True) as known:
             warnings.simplefilter("always")
             trained = run_step_in(Path(tmp) / "learn", spec, values)
