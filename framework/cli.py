@@ -268,9 +268,11 @@ def local_run_notes(result: Any) -> list[str]:
                      + (f"; took the outputs of {taken} from the run history" if taken else ""))
     sample = result.details.get("sample")
     if sample:
-        counts = ", ".join(f"{name}: {d.get('rows')} of {d.get('of')} rows"
-                           for name, d in (sample.get("datasets") or {}).items())
-        lines.append(f"sample: {sample.get('text')} of each dataset ({counts}); its outputs are not reused by or "
+        from .sampling import counts_text
+
+        counts = counts_text(sample.get("datasets") or {})
+        each = "" if ";by=" in str(sample.get("key")) else " of each dataset"
+        lines.append(f"sample: {sample.get('text')}{each} ({counts}); its outputs are not reused by or "
                      f"from runs on the full data")
     return lines
 
@@ -308,6 +310,7 @@ def sdk_quiet(state: State, backend: str) -> Any:
 @click.option("--params", "params_file", metavar="FILE", type=click.Path(dir_okay=False),
               help="Pipeline parameters from a YAML or JSON file (name: value); --param wins over it.")
 @click.option("--sample", metavar="N|FRACTION", help="Explain a run with --sample (local).")
+@click.option("--sample-by", "sample_by", metavar="COLUMN[,COLUMN]", help="Explain a run with --sample-by (local).")
 @click.option("--no-reuse", is_flag=True, help="Explain a run with --no-reuse.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per step, with its reasons.")
 @click.option("--backend", "-b", default="local", show_default=True,
@@ -317,7 +320,8 @@ def sdk_quiet(state: State, backend: str) -> Any:
 @pass_state
 @handle_errors
 def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], params_file: str | None,
-                          sample: str | None, no_reuse: bool, as_json: bool, backend: str, config: str | None) -> None:
+                          sample: str | None, sample_by: str | None, no_reuse: bool, as_json: bool, backend: str,
+                          config: str | None) -> None:
     """Say which steps would be reused now, and why not.
 
     For each step of PIPELINE: would it be reused, and if not, what changed.
@@ -341,7 +345,9 @@ def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], 
 
         if backend != "local":
             fail("--sample applies to --backend local only")
-        sampled = Sample.parse(sample)
+        sampled = Sample.parse(sample, sample_by)
+    elif sample_by is not None:
+        fail("--sample-by needs --sample")
     if backend != "local":
         chosen: Any = state.plugins.backend(backend, workspace=state.workspace, config=config)
         if not hasattr(chosen, "explain_reuse"):

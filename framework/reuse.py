@@ -170,10 +170,14 @@ def explain(current: Mapping[str, Any], previous: Mapping[str, Any] | None, *, p
 
 def _sample_text(key: Any) -> str:
     """``rows=200`` -> ``a sample of 200 rows``; None -> ``the full data``."""
+    from .sampling import Sample
+
     if not key:
         return "the full data"
-    kind, _, value = str(key).partition("=")
-    return f"a sample of {value} rows" if kind == "rows" else f"a sample of {float(value) * 100:g}% of the rows"
+    sample = Sample.from_key(key)
+    if sample.fraction is not None and not sample.by:
+        return f"a sample of {sample} of the rows"
+    return f"a sample of {sample}"
 
 
 def predict(pipeline: Any, workspace: Any, params: Mapping[str, Any] | None = None,

@@ -23,7 +23,7 @@ from ..io import output_path
 from ..manager import Plugins
 from ..pipeline import Dataset, StepBinding, ValidatedPipeline
 from ..results import PipelineRunResult, StepRunResult
-from ..sampling import Sample
+from ..sampling import Sample, counts_text
 from ..steps import DataType
 from ..workspace import DatasetVersion, LocalChildRun, LocalWorkspace, ModelVersion, RunRecord
 from ..workspace.db import WorkspaceUnwritable, is_disk_full, no_space_message
@@ -55,6 +55,9 @@ def run_options() -> tuple[list[Any], Callable[[Mapping[str, Any]], dict[str, An
         click.Option(["--sample"], metavar="N|FRACTION",
                      help="local: run on a reproducible sample of each input dataset: N rows, or a fraction (0.1, "
                           "10%)."),
+        click.Option(["--sample-by", "sample_by"], metavar="COLUMN[,COLUMN]",
+                     help="local: with --sample, sample whole groups of rows sharing these columns' values (time "
+                          "series: their id columns); a dataset without them is kept whole."),
     ]
 
     def convert(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,8 +68,11 @@ def run_options() -> tuple[list[Any], Callable[[Mapping[str, Any]], dict[str, An
         for name in ("from_step", "to_step"):
             if values.get(name):
                 options[name] = values[name]
+        if values.get("sample_by") is not None and values.get("sample") is None:
+            raise PipelineValidationError("--sample-by needs --sample: how many groups (5) or what fraction of "
+                                          "them (10%)")
         if values.get("sample") is not None:
-            options["sample"] = Sample.parse(values["sample"])
+            options["sample"] = Sample.parse(values["sample"], values.get("sample_by"))
         return options
 
     return params, convert
@@ -427,14 +433,26 @@ class LocalBackend:
         staging = ws.staging_dir()
         recorded: dict[str, Any] = {}
         try:
-            for name, dataset in sorted(datasets.items()):
-                frame = read_tabular(dataset.file_paths(), f"dataset {name!r}")
+            frames = {name: read_tabular(dataset.file_paths(), f"dataset {name!r}")
+                      for name, dataset in sorted(datasets.items())}
+            by = self.sample.by
+            if by and frames and not any(self.sample.groups_in(frame) for frame in frames.values()):
+                held = "; ".join(f"{name}: {', '.join(map(str, frame.columns))}" for name, frame in frames.items())
+                raise PipelineValidationError(f"--sample-by {','.join(by)}: no input dataset has the column"
+                                              f"{'s' if len(by) > 1 else ''} {', '.join(map(repr, by))} ({held})")
+            for name, frame in frames.items():
                 sampled = self.sample.take(frame)
                 folder = staging / "samples" / name
                 folder.mkdir(parents=True)
                 sampled.to_csv(folder / f"{name}.csv", index=False)
-                recorded[name] = {"version": dataset.version, "rows": len(sampled), "of": len(frame),
+                recorded[name] = {"version": datasets[name].version, "rows": len(sampled), "of": len(frame),
                                   "path": f"samples/{name}/{name}.csv"}
+                groups = self.sample.group_count(frame)
+                if groups is not None:
+                    recorded[name].update(groups=self.sample.group_count(sampled), of_groups=groups)
+                elif by:
+                    missing = [c for c in by if c not in frame.columns]
+                    recorded[name]["kept_whole"] = f"no column {', '.join(map(repr, missing))}"
             final = ws.commit_outputs(staging, run.id)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -442,7 +460,7 @@ class LocalBackend:
         for name, entry in recorded.items():
             entry["path"] = ws.relative(final / entry["path"])
             self._sampled[name] = ws.path / entry["path"]
-            self._say(f"[sample] dataset {name}: {entry['rows']} of {entry['of']} rows (--sample {self.sample}; "
+            self._say(f"[sample] dataset {counts_text({name: entry})} (--sample {self.sample}; "
                       f"the same rows every time)")
         ws.merge_properties(run.id, {"sample": {"key": self.sample.key, "text": str(self.sample), "datasets": recorded}})
 
@@ -451,8 +469,7 @@ class LocalBackend:
         before = (earlier.properties.get("sample") or {}).get("key")
         now = self.sample.key if self.sample is not None else None
         if before and now is None:
-            kind, _, value = str(before).partition("=")
-            self.sample = Sample(rows=int(value)) if kind == "rows" else Sample(fraction=float(value))
+            self.sample = Sample.from_key(before)
         elif now != before:
             raise PipelineValidationError(f"--resume {earlier.id}: that run ran on "
                                           f"{'a sample (' + str(before) + ')' if before else 'the full data'}; resume "

@@ -20,6 +20,7 @@ import click
 from ..errors import AmlStepError
 from ..hookspecs import hookimpl
 from ..reporting import badge, seconds, table, when
+from ..sampling import counts_text
 
 if TYPE_CHECKING:
     from ..manager import Plugins
@@ -218,8 +219,7 @@ def _run_notes(run: RunRecord) -> list[str]:
     notes = []
     sample = run.properties.get("sample") or {}
     if sample:
-        counts = ", ".join(f"{name}: {d.get('rows')} of {d.get('of')} rows" for name, d in
-                           (sample.get("datasets") or {}).items())
+        counts = counts_text(sample.get("datasets") or {})
         notes.append(f"<div class='note' id='sample'>This run ran on a sample of its data (<code>--sample "
                      f"{escape(str(sample.get('text')))}</code>: {escape(counts)}): its scores are not those of the "
                      f"full data, and its outputs are reused only by runs on the same sample.</div>")

@@ -193,6 +193,47 @@ def test_a_sampled_run_reads_a_reproducible_sample_and_never_shares_outputs_with
     assert "id='sample'" in html and "toy_ds: 10 of 100 rows" in html
 
 
+def test_sample_by_parsing_and_its_key():
+    five = Sample.parse("5", "store")
+    assert five == Sample(rows=5, by=("store",)) and str(five) == "5 groups by store"
+    tenth = Sample.parse("10%", " store, item ")
+    assert str(tenth) == "10% of the groups by store, item" and tenth.key == "fraction=0.1;by=store,item"
+    assert [Sample.from_key(s.key) for s in (five, tenth, Sample(rows=3))] == [five, tenth, Sample(rows=3)]
+    for bad in ("", " , "):
+        with pytest.raises(PipelineValidationError, match=re.escape(f"--sample-by {bad!r}: expected column names")):
+            Sample.parse("5", bad)
+
+
+def test_sample_by_takes_whole_series_and_keeps_a_table_without_the_columns_whole():
+    series = pd.DataFrame({"store": [s for s in "abcdefghij" for _ in range(12)],
+                           "month": list(range(12)) * 10, "sales": range(120)})
+    taken = Sample.parse("3", "store").take(series)
+    assert taken["store"].nunique() == 3 and taken.groupby("store")["month"].apply(list).map(
+        lambda months: months == list(range(12))).all()  # every month of each store, in order
+    assert taken.equals(Sample.parse("3", "store").take(series))  # the same stores every time
+    assert Sample.parse("20%", "store").take(series)["store"].nunique() == 2
+    assert Sample.parse("50", "store").take(series) is series  # more groups asked for than there are
+    calendar = pd.DataFrame({"month": range(12), "holiday": [0, 1] * 6})
+    assert Sample.parse("3", "store").take(calendar) is calendar
+
+
+def test_a_run_sampled_by_series_records_the_groups_and_names_a_missing_column(toy_plugins, workspace, tmp_path):
+    from framework.io import read_tabular
+
+    pd.DataFrame({"x": range(100), "y": [i // 10 for i in range(100)]}).to_csv(tmp_path / "s.csv", index=False)
+    workspace.register_dataset("series_ds", [str(tmp_path / "s.csv")])
+    pipeline = Pipeline([Step("double", inputs={"table": Dataset("series_ds")})], experiment="by_series")
+    result = run_pipeline(pipeline, workspace=workspace, plugins=toy_plugins, sample=Sample.parse("2", "y"))
+    assert result.succeeded, result.error
+    doubled = read_tabular(Path(result.step("double").outputs["doubled"]), "doubled")
+    assert len(doubled) == 20 and doubled.groupby("y").size().tolist() == [10, 10]
+    recorded = workspace.get_run(result.run_id).properties["sample"]["datasets"]["series_ds"]
+    assert (recorded["groups"], recorded["of_groups"], recorded["rows"]) == (2, 10, 20)
+    with pytest.raises(PipelineValidationError, match=re.escape(
+            "--sample-by store: no input dataset has the column 'store' (series_ds: x, y)")):
+        run_pipeline(pipeline, workspace=workspace, plugins=toy_plugins, sample=Sample.parse("2", "store"))
+
+
 def test_sample_and_partial_runs_are_local_options(toy_cli, tmp_path):
     for flag in (["--sample", "10"], ["--only", "make_table"], ["--from", "make_table"]):
         ran = toy_cli("run", str(tmp_path / "toy.py"), "--backend", "azure", *flag)
@@ -213,3 +254,5 @@ def test_the_command_line_gives_the_local_backend_its_partial_run_and_sample(toy
                                                                                "double": "NotStarted"}
     bad = toy_cli("run", str(tmp_path / "two.py"), "--sample", "-3")
     assert bad.exit_code == 2 and "--sample" in bad.stderr
+    alone = toy_cli("run", str(tmp_path / "two.py"), "--sample-by", "store")
+    assert alone.exit_code == 2 and "--sample-by needs --sample" in alone.stderr
