@@ -34,6 +34,9 @@ from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape
 
 BLOB_HOST_SUFFIX = ".blob.core.windows.net"
+#: Where the SDK v2 client downloads the MLTable JSON schema before it registers an mltable data asset
+#: (azure.ai.ml's ``MLTABLE_METADATA_SCHEMA_URL_FALLBACK``): a public CDN, not the workspace.
+SCHEMA_HOSTS = ("azuremlschemasprod.azureedge.net", "azuremlschemas.azureedge.net")
 API_VERSION = "2021-08-06"
 
 
@@ -384,7 +387,8 @@ class CertificateAuthority:
         leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
                 .issuer_name(ca_name).public_key(leaf_key.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName(host), x509.DNSName("localhost"),
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(host), *map(x509.DNSName, SCHEMA_HOSTS),
+                                                            x509.DNSName("localhost"),
                                                             x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                                critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

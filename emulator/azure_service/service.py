@@ -10,7 +10,9 @@ One port serves three things: the service's REST API (JSON, plain HTTP, for the 
 calls), ``CONNECT`` tunnels to ``<account>.blob.core.windows.net`` with TLS terminated by the fake
 (for the SDK's blob transfers; clients set ``HTTPS_PROXY`` and ``REQUESTS_CA_BUNDLE``, see
 :meth:`FakeAzureML.environment`), and ``/blob/...`` read-only over plain HTTP (for the Rust data
-runtime, which does not use proxies). Nothing binds anything but 127.0.0.1.
+runtime, which does not use proxies). The one other host it tunnels to is the public CDN the SDK v2
+client fetches the MLTable schema from: with no network, it answers 404 at once (the client then
+skips its schema check, as it does whenever that download fails). Nothing binds anything but 127.0.0.1.
 
 What it accepts: requests addressed to it by a loopback name (``Host: 127.0.0.1:<port>`` or
 ``localhost:<port>``: a web page that renamed itself to 127.0.0.1, DNS rebinding, is refused), bearer
@@ -44,7 +46,7 @@ from framework.backends.azure.endpoint import CONFIG_MARKER
 
 from . import blobstore
 from .automl import run_automl_step
-from .blobstore import BLOB_HOST_SUFFIX, BlobStore, CertificateAuthority
+from .blobstore import BLOB_HOST_SUFFIX, SCHEMA_HOSTS, BlobStore, CertificateAuthority
 from .compute import Compute, PackageIndex, find_pythons
 from .engine import ComputeTarget, Engine, RunRecord
 from .v1 import V1Api, summarize_submission
@@ -848,6 +850,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         url = urlparse(self.path)
+        if self.tls_host in SCHEMA_HOSTS:  # no network here: answered at once, not left to the client's retries
+            self._send(404, {"Content-Type": "text/plain"}, b"the fake Azure ML service has no copy of Microsoft's "
+                       b"public schemas; the SDK skips its client-side check, as it does whenever this download "
+                       b"fails\n", method)
+            return
         # inside a CONNECT tunnel: the blob store (the tunnel's host was checked); else the service's own names only
         kind = "blob" if self.tls_host else "public" if url.path.startswith("/blob/") else "service"
         problem = None if self.tls_host else self._host_problem()
@@ -893,7 +900,7 @@ class _Handler(BaseHTTPRequestHandler):
         outage = self.service._outage
         if outage is not None and outage.refuse and outage.turn_away(self):
             return
-        if not host.endswith(BLOB_HOST_SUFFIX):
+        if not host.endswith(BLOB_HOST_SUFFIX) and host not in SCHEMA_HOSTS:
             self._send(403, {"Content-Type": "text/plain"}, f"the fake Azure ML service tunnels only to "
                                                             f"*{BLOB_HOST_SUFFIX}, not {host}\n".encode(), "GET")
             self.close_connection = True

@@ -57,6 +57,11 @@ def test_clients_reach_the_blob_host_through_the_service_over_tls_with_its_own_c
             requests.get(url, proxies=proxies, timeout=10)
         with pytest.raises(requests.exceptions.ProxyError):
             requests.get("https://login.microsoftonline.com/", proxies=proxies, verify=ca, timeout=10)
+        # the MLTable schema the SDK v2 client downloads before registering an mltable: no copy here, a 404 at once
+        # (a refused tunnel is a connection error, which the client retries for 4.8 s before it skips its check)
+        schema = requests.get("https://azuremlschemasprod.azureedge.net/latest/MLTable.schema.json", proxies=proxies,
+                              verify=ca, timeout=10)
+        assert schema.status_code == 404 and b"no copy of Microsoft's public schemas" in schema.content
         # what the Rust data runtime reads: the same blobs, read-only, over plain http on 127.0.0.1
         plain = requests.get(f"{fake.base_url}/blob/{fake.blob.account}/data/x.csv", timeout=10)
         assert plain.content == b"a,b\n1,2\n"
