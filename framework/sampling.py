@@ -92,7 +92,7 @@ class Sample:
     def take(self, frame: Any) -> Any:
         """The sample of ``frame``: the same rows for the same table every time, in the table's order."""
         if self.by:
-            return self._take_groups(frame)
+            return self.take_groups(frame)[0]
         if self.rows is not None:
             if self.rows >= len(frame):
                 return frame
@@ -101,24 +101,20 @@ class Sample:
             picked = frame.sample(frac=self.fraction, random_state=SAMPLE_SEED)
         return picked.sort_index().reset_index(drop=True)
 
-    def _take_groups(self, frame: Any) -> Any:
+    def take_groups(self, frame: Any) -> tuple[Any, int | None, int | None]:
+        """The sample of ``frame`` by ``by``, the groups it holds and the groups ``frame`` holds (None, None: it
+        lacks the ``by`` columns and is kept whole)."""
         import numpy as np
 
         if not self.groups_in(frame):
-            return frame
+            return frame, None, None
         group = frame.groupby(list(self.by), sort=True, dropna=False).ngroup().to_numpy()
         count = int(group.max()) + 1 if len(group) else 0
         wanted = self.rows if self.rows is not None else max(1, round(count * (self.fraction or 0)))
         if wanted >= count:
-            return frame
+            return frame, count, count
         picked = np.random.RandomState(SAMPLE_SEED).choice(count, size=wanted, replace=False)
-        return frame[np.isin(group, picked)].reset_index(drop=True)
-
-    def group_count(self, frame: Any) -> int | None:
-        """How many groups ``frame`` holds (None without ``by`` columns)."""
-        if not self.by or not self.groups_in(frame):
-            return None
-        return int(frame.groupby(list(self.by), dropna=False).ngroups)
+        return frame[np.isin(group, picked)].reset_index(drop=True), wanted, count
 
 
 def counts_text(datasets: Mapping[str, Mapping[str, Any]]) -> str:

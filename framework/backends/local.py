@@ -441,15 +441,15 @@ class LocalBackend:
                 raise PipelineValidationError(f"--sample-by {','.join(by)}: no input dataset has the column"
                                               f"{'s' if len(by) > 1 else ''} {', '.join(map(repr, by))} ({held})")
             for name, frame in frames.items():
-                sampled = self.sample.take(frame)
+                sampled, groups, of_groups = (self.sample.take_groups(frame) if by
+                                              else (self.sample.take(frame), None, None))
                 folder = staging / "samples" / name
                 folder.mkdir(parents=True)
                 sampled.to_csv(folder / f"{name}.csv", index=False)
                 recorded[name] = {"version": datasets[name].version, "rows": len(sampled), "of": len(frame),
                                   "path": f"samples/{name}/{name}.csv"}
-                groups = self.sample.group_count(frame)
                 if groups is not None:
-                    recorded[name].update(groups=self.sample.group_count(sampled), of_groups=groups)
+                    recorded[name].update(groups=groups, of_groups=of_groups)
                 elif by:
                     missing = [c for c in by if c not in frame.columns]
                     recorded[name]["kept_whole"] = f"no column {', '.join(map(repr, missing))}"
