@@ -97,6 +97,7 @@ class LocalBackend:
         self._events: StepEvents | None = None
         self._current: tuple[StepBinding, str] | None = None  # the step running now, and its step run id
         self._sampled: dict[str, Path] = {}  # dataset name -> its sample, in this run
+        self._sampled_columns: dict[str, set[str]] = {}  # dataset name -> its columns
         self._watcher: Watcher | None = None  # watches for `amlstep runs cancel` while a run runs
 
     def run(self, pipeline: ValidatedPipeline, *, plugins: Plugins, params: Mapping[str, Any] | None = None,
@@ -155,6 +156,7 @@ class LocalBackend:
                                  if needed else ""))
                 if self.sample is not None:
                     self._take_samples(run, {n: datasets[n] for n in read})
+                    self._warn_scattered_series(pipeline, values)
                 for binding in pipeline.steps:
                     watcher.check()  # a cancel request, for runs outside the main thread (it interrupts the main one)
                     if selected is not None and binding.name not in selected:
@@ -440,6 +442,7 @@ class LocalBackend:
                 held = "; ".join(f"{name}: {', '.join(map(str, frame.columns))}" for name, frame in frames.items())
                 raise PipelineValidationError(f"--sample-by {','.join(by)}: no input dataset has the column"
                                               f"{'s' if len(by) > 1 else ''} {', '.join(map(repr, by))} ({held})")
+            self._sampled_columns = {name: {str(c) for c in frame.columns} for name, frame in frames.items()}
             for name, frame in frames.items():
                 sampled, groups, of_groups = (self.sample.take_groups(frame) if by
                                               else (self.sample.take(frame), None, None))
@@ -463,6 +466,20 @@ class LocalBackend:
             self._say(f"[sample] dataset {counts_text({name: entry})} (--sample {self.sample}; "
                       f"the same rows every time)")
         ws.merge_properties(run.id, {"sample": {"key": self.sample.key, "text": str(self.sample), "datasets": recorded}})
+
+    def _warn_scattered_series(self, pipeline: ValidatedPipeline, values: Mapping[str, Any]) -> None:
+        """Rows sampled one by one leave gaps in every series a forecasting AutoML step reads: say so, and how to
+        sample whole series."""
+        assert self.sample is not None
+        if self.sample.by:
+            return
+        for name, ids in _forecasting_steps(pipeline, values):
+            having = [n for n, columns in self._sampled_columns.items() if ids and set(ids) <= columns]
+            how = (f"--sample {self.sample} --sample-by {','.join(ids)} samples whole series" if having else
+                   "sample whole series in the preparation step, or run without --sample")
+            self._say(f"[sample] warning: AutoML step {name!r} forecasts, and a sample of rows (--sample "
+                      f"{self.sample}) leaves gaps in every series it reads, which forecasting fills as missing "
+                      f"periods; {how}")
 
     def _resume_sample(self, earlier: RunRecord) -> None:
         """A resumed run keeps the sample of the run it continues."""
@@ -504,6 +521,29 @@ class LocalBackend:
     def _say(self, message: str) -> None:
         if self.echo is not None:
             print(message, file=self.echo, flush=True)
+
+
+def _forecasting_steps(pipeline: ValidatedPipeline, values: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+    """The AutoML steps of ``pipeline`` that forecast, each with its time series id columns (none for one series)."""
+    from ..automl import parameters_of
+
+    found = []
+    for binding in pipeline.steps:
+        if binding.spec.kind != "automl":
+            continue
+        try:
+            settings = binding.resolve_params(values)
+            if settings.get("task") != "forecasting":
+                continue
+            parameters = {**parameters_of(settings.get("forecasting_parameters")),
+                          **parameters_of({k: v for k, v in settings.items()
+                                           if k in ("time_series_id_column_names", "grain_column_names",
+                                                    "group_column_names")})}
+        except AmlStepError:  # the step reports its own settings
+            continue
+        ids = parameters.get("time_series_id_column_names") or []
+        found.append((binding.name, [ids] if isinstance(ids, str) else [str(c) for c in ids]))
+    return found
 
 
 def _binding_properties(binding: StepBinding, datasets: Mapping[str, DatasetVersion], plugins: Plugins

@@ -234,6 +234,35 @@ def test_a_run_sampled_by_series_records_the_groups_and_names_a_missing_column(t
         run_pipeline(pipeline, workspace=workspace, plugins=toy_plugins, sample=Sample.parse("2", "store"))
 
 
+@pytest.mark.parametrize("ids, advice", [
+    (["y"], "--sample 30 rows --sample-by y samples whole series"),
+    (["region"], "sample whole series in the preparation step, or run without --sample"),  # made by a step
+    (None, "sample whole series in the preparation step, or run without --sample"),  # one series
+])
+def test_rows_sampled_for_a_forecasting_step_are_warned_about_naming_the_series_columns(toy_plugins, workspace,
+                                                                                       tmp_path, ids, advice):
+    import io
+
+    from framework import AutoMLStep
+
+    pd.DataFrame({"x": range(100), "y": [i // 10 for i in range(100)]}).to_csv(tmp_path / "s.csv", index=False)
+    workspace.register_dataset("series_ds", [str(tmp_path / "s.csv")])
+    series = {"time_series_id_column_names": ids} if ids else {}
+    pipeline = Pipeline([Step("double", inputs={"table": Dataset("series_ds")}),
+                         AutoMLStep("forecast", training_data="doubled", task="forecasting", label_column_name="x",
+                                    time_column_name="t", forecast_horizon=2, **series)], experiment="forecasts")
+    echo = io.StringIO()
+    result = run_pipeline(pipeline, workspace=workspace, plugins=toy_plugins, sample=Sample.parse("30"),
+                          only=["double"], echo=echo)
+    assert result.step("double").status == "Completed", result.error
+    assert ("[sample] warning: AutoML step 'forecast' forecasts, and a sample of rows (--sample 30 rows) leaves gaps "
+            f"in every series it reads, which forecasting fills as missing periods; {advice}") in echo.getvalue()
+    echo = io.StringIO()
+    run_pipeline(pipeline, workspace=workspace, plugins=toy_plugins, sample=Sample.parse("2", "y"), only=["double"],
+                 echo=echo)
+    assert "[sample] warning" not in echo.getvalue()
+
+
 def test_sample_and_partial_runs_are_local_options(toy_cli, tmp_path):
     for flag in (["--sample", "10"], ["--only", "make_table"], ["--from", "make_table"]):
         ran = toy_cli("run", str(tmp_path / "toy.py"), "--backend", "azure", *flag)
