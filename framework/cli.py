@@ -272,8 +272,8 @@ def local_run_notes(result: Any) -> list[str]:
 
         counts = counts_text(sample.get("datasets") or {})
         each = "" if ";by=" in str(sample.get("key")) else " of each dataset"
-        lines.append(f"sample: {sample.get('text')}{each} ({counts}); its outputs are not reused by or "
-                     f"from runs on the full data")
+        lines.append(f"sample: {sample.get('text')}{each}{f' ({counts})' if counts else ''}; its outputs are not "
+                     f"reused by or from runs on the full data")
     return lines
 
 

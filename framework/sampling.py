@@ -52,8 +52,8 @@ class Sample:
     @classmethod
     def _parse(cls, text: str | int | float) -> Sample:
         raw = str(text).strip()
-        problem = (f"--sample {raw!r}: expected a number of rows (200) or a fraction of the rows (0.1 or 10%), "
-                   f"greater than 0")
+        problem = (f"--sample {raw!r}: expected a number of rows (200, at least 1) or a fraction of the rows "
+                   f"above 0 and below 1 (0.1), or a percentage above 0 up to 100 (10%)")
         try:
             if raw.endswith("%"):
                 fraction = float(raw[:-1]) / 100

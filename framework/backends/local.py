@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
 from .. import reuse as reuse_rule
 from ..cancel import Watcher, cancellable
 from ..context import RunContext
-from ..errors import AmlStepError, PipelineValidationError, RunCanceled, WorkspaceError
+from ..errors import AmlStepError, PipelineValidationError, RunCanceled, WorkspaceError, did_you_mean
 from ..events import PipelineEvents, StepEvents
 from ..hookspecs import hookimpl
 from ..execution import execute_step, load_inputs
@@ -441,7 +441,9 @@ class LocalBackend:
             if by and frames and not any(self.sample.groups_in(frame) for frame in frames.values()):
                 held = "; ".join(f"{name}: {', '.join(map(str, frame.columns))}" for name, frame in frames.items())
                 raise PipelineValidationError(f"--sample-by {','.join(by)}: no input dataset has the column"
-                                              f"{'s' if len(by) > 1 else ''} {', '.join(map(repr, by))} ({held})")
+                                              f"{'s' if len(by) > 1 else ''} {', '.join(map(repr, by))} ({held})"
+                                              + "".join(did_you_mean(c, {c for f in frames.values() for c in f.columns})
+                                                        for c in by))
             self._sampled_columns = {name: {str(c) for c in frame.columns} for name, frame in frames.items()}
             for name, frame in frames.items():
                 sampled, groups, of_groups = (self.sample.take_groups(frame) if by
@@ -478,8 +480,8 @@ class LocalBackend:
             how = (f"--sample {self.sample} --sample-by {','.join(ids)} samples whole series" if having else
                    "sample whole series in the preparation step, or run without --sample")
             self._say(f"[sample] warning: AutoML step {name!r} forecasts, and a sample of rows (--sample "
-                      f"{self.sample}) leaves gaps in every series it reads, which forecasting fills as missing "
-                      f"periods; {how}")
+                      f"{self.sample}) leaves gaps in every series it reads: forecasting fills them as missing "
+                      f"periods, or fails when the series no longer share a frequency; {how}")
 
     def _resume_sample(self, earlier: RunRecord) -> None:
         """A resumed run keeps the sample of the run it continues."""

@@ -148,7 +148,7 @@ def test_sample_parsing():
     assert (Sample.parse("200"), Sample.parse("0.1"), Sample.parse("10%")) == \
         (Sample(rows=200), Sample(fraction=0.1), Sample(fraction=0.1))
     assert [str(Sample.parse(t)) for t in ("1", "200", "0.25")] == ["1 row", "200 rows", "25%"]
-    for bad in ("0", "-1", "1.5", "x", "0%"):
+    for bad in ("0", "-1", "1.5", "x", "0%", "150%"):
         with pytest.raises(PipelineValidationError, match=re.escape(f"--sample {bad!r}: expected a number of rows")):
             Sample.parse(bad)
 
@@ -232,6 +232,8 @@ def test_a_run_sampled_by_series_records_the_groups_and_names_a_missing_column(t
     with pytest.raises(PipelineValidationError, match=re.escape(
             "--sample-by store: no input dataset has the column 'store' (series_ds: x, y)")):
         run_pipeline(pipeline, workspace=workspace, plugins=toy_plugins, sample=Sample.parse("2", "store"))
+    with pytest.raises(PipelineValidationError, match=re.escape("(series_ds: x, y) (did you mean 'y'?)")):
+        run_pipeline(pipeline, workspace=workspace, plugins=toy_plugins, sample=Sample.parse("2", "Y"))
 
 
 @pytest.mark.parametrize("ids, advice", [
@@ -256,7 +258,8 @@ def test_rows_sampled_for_a_forecasting_step_are_warned_about_naming_the_series_
                           only=["double"], echo=echo)
     assert result.step("double").status == "Completed", result.error
     assert ("[sample] warning: AutoML step 'forecast' forecasts, and a sample of rows (--sample 30 rows) leaves gaps "
-            f"in every series it reads, which forecasting fills as missing periods; {advice}") in echo.getvalue()
+            f"in every series it reads: forecasting fills them as missing periods, or fails when the series no longer share "
+            f"a frequency; {advice}") in echo.getvalue()
     echo = io.StringIO()
     run_pipeline(pipeline, workspace=workspace, plugins=toy_plugins, sample=Sample.parse("2", "y"), only=["double"],
                  echo=echo)
@@ -281,6 +284,8 @@ def test_the_command_line_gives_the_local_backend_its_partial_run_and_sample(toy
     ran = toy_cli("run", str(tmp_path / "two.py"), "--to", "make_table", "--json")
     assert {s["name"]: s["status"] for s in json.loads(ran.stdout)["steps"]} == {"make_table": "Completed",
                                                                                "double": "NotStarted"}
+    sampled = toy_cli("run", str(tmp_path / "two.py"), "--sample", "3")  # no dataset read: nothing to count
+    assert "sample: 3 rows of each dataset; its outputs are not reused" in sampled.stdout, sampled.output
     bad = toy_cli("run", str(tmp_path / "two.py"), "--sample", "-3")
     assert bad.exit_code == 2 and "--sample" in bad.stderr
     alone = toy_cli("run", str(tmp_path / "two.py"), "--sample-by", "store")
