@@ -190,12 +190,12 @@ class Task:
         for k, (_, valid) in enumerate(data.splits):
             fold[valid] = k
         rows = np.flatnonzero(np.isfinite(oof).all(axis=1) & (fold >= 0))
-        frame = pd.DataFrame({"row": rows, "fold": fold[rows], "y_true": data.y[rows]})
+        columns = {"row": rows, "fold": fold[rows], "y_true": data.y[rows]}
         if data.weights is not None:
-            frame["weight"] = data.weights[rows]
+            columns["weight"] = data.weights[rows]
         for j, name in enumerate(self.prediction_names(data)):
-            frame[name] = oof[rows, j]
-        return frame
+            columns[name] = oof[rows, j]
+        return pd.DataFrame(columns)
 
     def read_validation_predictions(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """``(y_true, predictions, classes)`` from a kept table (the inverse of ``validation_predictions``)."""

@@ -67,3 +67,19 @@ def test_regression_predictions_carry_weights(tmp_path_factory):
     y, predicted, classes = get_task("regression").read_validation_predictions(kept)
     assert classes is None and predicted.shape == (442, 1)
     assert y.tolist() == frame["target"].iloc[kept["row"]].tolist()
+
+
+def test_many_classes_make_one_table_without_pandas_fragmentation_warnings():
+    """A label with hundreds of values (a continuous column taken for classes) is one table, built at once."""
+    import warnings
+
+    rows, classes = 400, np.arange(200)
+    y = np.resize(classes, rows)
+    data = FoldData(task="classification", X=np.zeros((rows, 1)), y=y, weights=None,
+                    splits=[(np.arange(200, 400), np.arange(200)), (np.arange(200), np.arange(200, 400))],
+                    fit_rows=np.arange(rows), classes=classes, y_min=0.0, y_max=199.0, seed=0)
+    oof = np.full((rows, len(classes)), 1 / len(classes))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frame = get_task("classification").validation_predictions(data, oof)
+    assert frame.shape == (rows, 3 + len(classes)) and frame["fold"].tolist() == [0] * 200 + [1] * 200
