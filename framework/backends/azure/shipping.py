@@ -304,6 +304,8 @@ class WheelBuilder:
             missing = re.search(r"No module named '([^']+)'", done.stderr or "")
             hint = (f"; its build backend {backend!r} is not installed here: pip install {missing.group(1)}"
                     if missing else "")
+            if "invalid command 'bdist_wheel'" in (done.stderr or "") + (done.stdout or ""):
+                hint = "; the setuptools installed here builds no wheel on its own: pip install 'setuptools>=70.1'"
             raise BackendError(f"could not build a wheel of distribution {dist.metadata['Name']!r} from "
                                f"{str(project)!r}{hint}: {' | '.join(tail)}")
         name = next(line[6:] for line in done.stdout.splitlines() if line.startswith("WHEEL="))

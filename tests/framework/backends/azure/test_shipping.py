@@ -173,6 +173,22 @@ def test_a_missing_build_backend_is_named(tmp_path, monkeypatch):
         WheelBuilder(tmp_path / "cache").wheel("toy-nobackend")
 
 
+def test_a_setuptools_that_cannot_build_wheels_says_which_one_can(tmp_path, monkeypatch):
+    """setuptools before 70.1 builds wheels only with the ``wheel`` package beside it (a bare venv's setuptools 65)."""
+    project = make_editable(tmp_path, monkeypatch, "toy_oldtools", "v1", backend="old_setuptools")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('build-backend = "old_setuptools"',
+                                                       'build-backend = "old_setuptools"\nbackend-path = ["."]'))
+    (project / "old_setuptools.py").write_text(
+        "import sys\n"
+        "def build_wheel(directory, *args, **kwargs):\n"
+        "    sys.stderr.write(\"usage: setup.py [options]\\nerror: invalid command 'bdist_wheel'\\n\")\n"
+        "    raise SystemExit(1)\n")
+    with pytest.raises(BackendError, match=re.escape("the setuptools installed here builds no wheel on its own: "
+                                                     "pip install 'setuptools>=70.1'")):
+        WheelBuilder(tmp_path / "cache").wheel("toy-oldtools")
+
+
 def one_step(module: str) -> Pipeline:
     return Pipeline([Step(module, outputs={"out": f"{module}_out"})], experiment=module, compute_target="cpu-cluster")
 
