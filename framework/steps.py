@@ -101,9 +101,11 @@ class Param:
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
         if not ok:
+            as_text = (f"; text in quotes ('{value}') if that is what you meant"
+                       if self.type is str and isinstance(value, (int, float)) and not isinstance(value, bool) else "")
             raise StepDefinitionError(
                 f"{where}: parameter {self.name!r} expects {self.type.__name__}, "
-                f"got {type(value).__name__} {value!r}"
+                f"got {type(value).__name__} {value!r}{as_text}"
             )
         if self.choices is not None and value not in self.choices:
             raise StepDefinitionError(

@@ -31,15 +31,22 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise PipelineValidationError(f"--params {shown}: cannot read it: {exc}") from None
     if file.suffix.lower() == ".json":
+        def once(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+            names = [name for name, _ in pairs]
+            twice = next((name for name in names if names.count(name) > 1), None)
+            if twice is not None:
+                raise PipelineValidationError(f"--params {shown}: parameter {twice!r} is given twice")
+            return dict(pairs)
+
         try:
-            values = json.loads(text) if text.strip() else {}
+            values = json.loads(text, object_pairs_hook=once) if text.strip() else {}
         except json.JSONDecodeError as exc:
             raise PipelineValidationError(f"--params {shown}: line {exc.lineno}: not valid JSON: {exc.msg}") from None
     else:
         import yaml  # type: ignore[import-untyped]
 
         try:
-            values = yaml.safe_load(text)
+            values = yaml.load(text, Loader=_loader_refusing_duplicates(shown))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -58,3 +65,21 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
             raise PipelineValidationError(f"--params {shown}: parameter {name!r} must be a single value (text, a "
                                           f"number, true or false), got {type(value).__name__} {value!r}")
     return dict(values)
+
+
+def _loader_refusing_duplicates(shown: str) -> Any:
+    """A YAML ``SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise PipelineValidationError(f"--params {shown}: line {key_node.start_mark.line + 1}: "
+                                                  f"parameter {key!r} is given twice")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader

@@ -127,6 +127,7 @@ def test_params_file_sets_parameters_and_param_wins(toy_cli, tmp_path, name, tex
     ("rows:\n", "--params {file}: parameter 'rows' has no value"),
     ("- rows\n", "--params {file}: expected a mapping of pipeline parameters (name: value), got list"),
     ("rows: 7\n  x: 1\n", "--params {file}: line 2: not valid YAML: mapping values are not allowed here"),
+    ("rows: 7\nrows: 8\n", "--params {file}: line 2: parameter 'rows' is given twice"),
 ])
 def test_params_file_errors_name_the_file(toy_cli, tmp_path, text, message):
     file = tmp_path / "p.yml"
@@ -141,6 +142,16 @@ def test_params_file_reader():
         read_params_file("nope.yml")
     with pytest.raises(PipelineValidationError, match=re.escape("--params p.txt: expected a .yml, .yaml or .json")):
         read_params_file("p.txt")
+
+
+def test_a_json_params_file_giving_a_name_twice_is_refused(tmp_path):
+    file = tmp_path / "p.json"
+    file.write_text('{"rows": 7, "rows": 8}')
+    with pytest.raises(PipelineValidationError, match=re.escape(f"--params {file}: parameter 'rows' is given twice")):
+        read_params_file(file)
+    file.write_text('{"rows": 7, "nested": {"a": 1}}')  # a value that is no single value is refused as before
+    with pytest.raises(PipelineValidationError, match="must be a single value"):
+        read_params_file(file)
 
 
 # -- a sample of each dataset --------------------------------------------------------------------------

@@ -100,6 +100,9 @@ def test_param_parse_errors_name_the_parameter():
 
 
 def test_bool_is_not_an_int():
+    with pytest.raises(StepDefinitionError, match=re.escape(  # a number from a YAML file for a text parameter
+            "here: parameter 'name' expects str, got int 123; text in quotes ('123') if that is what you meant")):
+        Param("name", str).check(123, "here")
     with pytest.raises(StepDefinitionError, match=re.escape("parameter 'p' expects int, got bool True")):
         Param("p", int, 1).check(True, "here")
 
