@@ -131,6 +131,17 @@ class Lineage:
                 return step
         return step
 
+    def done_in(self, step: RunRecord) -> tuple[Lineage, RunRecord]:
+        """The pipeline run whose step run did ``step``'s work, and that step run: the earlier run's for a step
+        reused or taken from the run history (a partial run's), else this run and ``step``."""
+        origin = self.origin(step)
+        if origin.id == step.id or not origin.parent_id:
+            return self, step
+        try:
+            return Lineage(self.workspace, origin.parent_id), origin
+        except WorkspaceError:
+            return self, step
+
     def automl_steps(self) -> list[RunRecord]:
         return [s for s in self.steps if _is_automl(s)]
 
@@ -147,8 +158,9 @@ class Lineage:
                 location = (self.workspace.path / record["path"]).resolve()
                 if target != location and location not in target.parents:
                     continue
+                trained_in, _ = self.done_in(step)
                 learned: dict[str, dict[str, Any]] = {}
-                for upstream in self.chain(str(record["data"])):
+                for upstream in trained_in.chain(str(record["data"])):
                     for port, output in (upstream.outputs or {}).items():
                         if isinstance(output, dict) and output.get("type") == "learned" and output.get("path"):
                             learned.setdefault(upstream.name, {})[port] = read_learned(
@@ -169,36 +181,41 @@ def parse_model_ref(ref: str) -> tuple[str, int | None]:
 
 def trainer_of(workspace: LocalWorkspace, model: ModelVersion,
                judge: Callable[[Lineage, RunRecord], T | None]) -> tuple[Lineage, RunRecord, T]:
-    """The pipeline run that registered ``model``, its step run that trained it, and what ``judge`` said of that step.
+    """The pipeline run that trained ``model``, its step run that trained it, and what ``judge`` said of that step.
 
     ``judge(lineage, step)`` is None for a step that trains no model it knows. The trainer is the
-    step the registering step read the model from, else the one step of the run ``judge`` knows.
+    step the registering step read the model from, else the one step of the run ``judge`` knows; a
+    trainer the registering run reused or took from the run history is the earlier run's step run.
     """
     if not model.run_id:
         raise WorkspaceError(f"model {model.id} records no source run, so the preparation that trained it is unknown")
     lineage = Lineage(workspace, model.run_id)
     register_id = model.properties.get("step_run_id")
-    found: tuple[RunRecord, T] | None = None
+    found: tuple[Lineage, RunRecord, T] | None = None
     register = next((s for s in lineage.steps if s.id == register_id), None)
     if register is not None:
         for source in lineage.inputs(register).values():
             producer = lineage.producer(source)
-            verdict = judge(lineage, producer) if producer is not None else None
-            if producer is not None and verdict is not None:
-                found = (producer, verdict)
+            if producer is None:
+                continue
+            trained_in, trainer = lineage.done_in(producer)
+            verdict = judge(trained_in, trainer)
+            if verdict is not None:
+                found = (trained_in, trainer, verdict)
     if found is None:
-        candidates = [(s, v) for s in lineage.steps if (v := judge(lineage, s)) is not None]
+        candidates = [(trained_in, trainer, verdict) for trained_in, trainer in map(lineage.done_in, lineage.steps)
+                      if (verdict := judge(trained_in, trainer)) is not None]
         if len(candidates) == 1:
             found = candidates[0]
     if found is None:
         raise WorkspaceError(
             f"model {model.id} was registered by pipeline run {lineage.run.id}, but no AutoML step of that run "
             f"produced it; predict needs the AutoML step to know the label and the training preparation")
-    return lineage, found[0], found[1]
+    return found
 
 
 def automl_for_model(workspace: LocalWorkspace, model: ModelVersion) -> tuple[Lineage, RunRecord]:
-    """The pipeline run that registered ``model`` and its AutoML step that trained it."""
+    """The pipeline run that trained ``model`` and its AutoML step that trained it."""
     lineage, step, _ = trainer_of(workspace, model, lambda _, step: True if _is_automl(step) else None)
     return lineage, step
 

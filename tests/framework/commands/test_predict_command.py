@@ -255,13 +255,8 @@ class RowPredictor(MeanPredictor):
         return Predictions(columns={"predicted_y": rows["x"].tolist()}, rows=rows)
 
 
-def test_a_registered_model_carries_what_its_preparation_learned(workspace, tmp_path):
-    """The registered model carries the learned state (ModelVersion.learned_state, the documented way to
-    prepare rows by hand); predict uses it even when the training run's outputs are gone, and refuses, saying
-    why, a model that carries none and whose training run recorded none (instead of learning from the new rows)."""
-    import shutil
-    import sqlite3
-
+def centring_pipeline(workspace, tmp_path):
+    """The plugins and pipeline centre -> fit -> register_model (model 'Centred'), on a registered toy dataset."""
     training = tmp_path / "toy.csv"
     pd.DataFrame({"x": [1, 2, 3, 6], "y": [0, 1, 0, 1]}).to_csv(training, index=False)
     workspace.register_dataset("toy_ds", [str(training)])
@@ -270,6 +265,17 @@ def test_a_registered_model_carries_what_its_preparation_learned(workspace, tmp_
         Step("centre", inputs={"table": Dataset("toy_ds")}),
         Step("fit", inputs={"table": "doubled"}),
         Step("register_model", inputs={"model": "model"}, params={"model_name": "Centred"})])
+    return plugins, pipeline
+
+
+def test_a_registered_model_carries_what_its_preparation_learned(workspace, tmp_path):
+    """The registered model carries the learned state (ModelVersion.learned_state, the documented way to
+    prepare rows by hand); predict uses it even when the training run's outputs are gone, and refuses, saying
+    why, a model that carries none and whose training run recorded none (instead of learning from the new rows)."""
+    import shutil
+    import sqlite3
+
+    plugins, pipeline = centring_pipeline(workspace, tmp_path)
     result = run_pipeline(pipeline, workspace=workspace, plugins=plugins)
     assert result.succeeded, result.error
     model = workspace.get_model("Centred")
@@ -299,6 +305,35 @@ def test_a_registered_model_carries_what_its_preparation_learned(workspace, tmp_
             "recorded none (an older version of plugin 'centre'); without it the preparation would learn from the "
             "new rows instead of the training rows")):
         predict(workspace, plugins, "Centred", new)
+
+
+def test_a_model_registered_by_a_partial_run_is_the_one_the_taken_step_trained(workspace, tmp_path):
+    """A partial run that runs only register_model takes the model from the run that trained it: the model carries
+    that run's learned state, and its trainer is that run's step run (not the partial run, which trained nothing)."""
+    import sqlite3
+
+    from framework.commands.lineage import trainer_of
+
+    plugins, pipeline = centring_pipeline(workspace, tmp_path)
+    full = run_pipeline(pipeline, workspace=workspace, plugins=plugins)
+    partial = run_pipeline(pipeline, workspace=workspace, plugins=plugins, only=["register_model"])
+    assert partial.succeeded, partial.error
+    assert partial.step("centre").status == "NotStarted" and partial.step("fit").reused_from == full.step("fit").run_id
+    model = workspace.get_model("Centred", 2)
+    assert model.run_id == partial.run_id
+    assert model.learned == {"centre": {"learned": {"mean": 3.0}}}
+    lineage, trainer, _ = trainer_of(workspace, model, lambda _, step: step.properties.get("plugin") == "fit" or None)
+    assert (lineage.run.id, trainer.id) == (full.run_id, full.step("fit").run_id)
+
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"x": [10]}).to_csv(new, index=False)
+    assert predict(workspace, plugins, "Centred:2", new).frame["predicted_y"].tolist() == [7.0]
+    conn = sqlite3.connect(workspace.db_path)  # registered before models carried their learned state
+    conn.execute("UPDATE models SET properties=json_remove(properties, '$.learned')")
+    conn.commit()
+    conn.close()
+    prediction = predict(workspace, plugins, "Centred:2", new)  # the training run's learned output
+    assert (prediction.frame["predicted_y"].tolist(), prediction.run_id) == ([7.0], full.run_id)
 
 
 # -- issue 24: what predict writes and what it loads --------------------------------------------------------
