@@ -1,3 +1,4 @@
+import io
 import json
 import re
 
@@ -48,6 +49,37 @@ def test_step_logs_capture_prints(toy_plugins, workspace):
     result = run_pipeline(pipeline, workspace=workspace, plugins=toy_plugins)
     record = workspace.get_run(result.step("double").run_id)
     assert "doubling 4 rows" in (workspace.path / record.log_path).read_text()
+
+
+class ReaderGone(io.StringIO):
+    """A pipe whose reader left after the first write: every later write raises BrokenPipeError."""
+
+    def __init__(self):
+        super().__init__()
+        self.refused = 0
+
+    def write(self, text):
+        if self.getvalue():
+            self.refused += 1
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(text)
+
+
+def test_an_echo_stream_that_closes_fails_no_step_and_the_logs_keep_everything(toy_plugins, workspace, tmp_path):
+    """``amlstep run ... 2>&1 | head -1``: echoing stops at the first refused write; the run goes on."""
+    from framework.backends.local import capture_output
+
+    echo = ReaderGone()
+    pipeline = Pipeline([Step("make_table"), Step("double", inputs={"table": "table"})])
+    result = run_pipeline(pipeline, workspace=workspace, plugins=toy_plugins, echo=echo)
+    assert result.succeeded, result.error
+    assert echo.getvalue().startswith("[make_table] running: ") and echo.refused == 1
+    record = workspace.get_run(result.step("double").run_id)
+    assert "doubling 4 rows" in (workspace.path / record.log_path).read_text()
+    with capture_output(tmp_path / "step.log", echo):  # the reader leaves while a step prints
+        print("first")
+        print("second")
+    assert (tmp_path / "step.log").read_text() == "first\nsecond\n" and echo.refused == 2
 
 
 def test_unchanged_steps_are_reused_and_say_why(toy_plugins, workspace, recorder):
