@@ -405,8 +405,9 @@ def datasets_register(state: State, name: str, sources: tuple[str, ...], descrip
 
     New content makes a new version; the same content again registers nothing.
     """
-    from .workspace.sources import resolved_sources
+    from .workspace.sources import check_each_source_once, resolved_sources
 
+    check_each_source_once(name, sources)  # naming the files as given, before they are resolved
     try:
         with cancel_on_sigterm():  # SIGTERM (kill, a container stopping) is Ctrl-C: staging removed, one line
             version, created = state.workspace.register_dataset(name, resolved_sources(sources),

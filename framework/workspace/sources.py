@@ -290,6 +290,19 @@ def terminal_progress() -> Progress | None:
     return show
 
 
+def check_each_source_once(name: str, sources: Iterable[str]) -> None:
+    """Refuse a file or URL given twice to dataset ``name`` (local paths compared once resolved): its rows
+    would be registered twice."""
+    seen: dict[str, str] = {}
+    for source in sources:
+        key = source if is_url(source) else str(Path(source).expanduser().resolve())
+        if key in seen:
+            first = seen[key]
+            also = f" (first as {redact(first)})" if first != source else ""
+            raise WorkspaceError(f"dataset {name!r}: {redact(source)} is given twice{also}; give each file once")
+        seen[key] = source
+
+
 def resolved_sources(sources: Iterable[str]) -> list[str]:
     """Existing local files as absolute paths (URLs and anything else as given, for the error to name),
     so that a dataset records where its files came from wherever the command ran."""

@@ -48,7 +48,15 @@ from .db import (
 )
 from .liveness import process_alive, process_start
 from .names import check_asset_name
-from .sources import cache_download, fetch_into, keep_permissions, keep_tree_permissions, redact, source_name
+from .sources import (
+    cache_download,
+    check_each_source_once,
+    fetch_into,
+    keep_permissions,
+    keep_tree_permissions,
+    redact,
+    source_name,
+)
 
 SCHEMA_VERSION = 3
 ENV_VAR = "AMLSTEP_WORKSPACE"
@@ -592,6 +600,7 @@ class LocalWorkspace:
         check_asset_name(name, "dataset")
         if not sources:
             raise WorkspaceError(f"dataset {name!r}: give at least one file or URL")
+        check_each_source_once(name, sources)
         cache = self.path / "cache" / "downloads"
         staging: Path | None = None
         version: int | None = None

@@ -118,6 +118,16 @@ def test_datasets_and_models(cli, tmp_path):
     assert json.loads(cli("models", "list", "--json").stdout) == []
 
 
+def test_datasets_register_refuses_a_file_given_twice_naming_it_as_given(cli, tmp_path, monkeypatch):
+    (tmp_path / "wine.csv").write_text("x,y\n1,2\n")
+    monkeypatch.chdir(tmp_path)
+    twice = cli("datasets", "register", "wine_ds", "wine.csv", "wine.csv")
+    assert (twice.exit_code, twice.stderr) == (2, "Error: dataset 'wine_ds': wine.csv is given twice; give each file once\n")
+    assert "./wine.csv is given twice (first as wine.csv)" in cli("datasets", "register", "wine_ds", "wine.csv",
+                                                                 "./wine.csv").stderr
+    assert json.loads(cli("datasets", "list", "--json").stdout) == []
+
+
 def test_help_imports_nothing_heavy():
     """`amlstep --help` is fast because it imports none of the heavy libraries (what is checked, not a time)."""
     code = ("import sys\n"

@@ -49,6 +49,20 @@ def test_several_files_make_one_dataset(workspace, tmp_path):
     assert version.files == ["a.csv", "1_a.csv"]
 
 
+def test_a_file_given_twice_is_refused_before_anything_is_written(workspace, tmp_path):
+    a = csv(tmp_path / "a.csv", pd.DataFrame({"x": [1]}))
+    with pytest.raises(WorkspaceError, match=re.escape(f"dataset 'two': {a} is given twice; give each file once")):
+        workspace.register_dataset("two", [a, a])
+    same = str(tmp_path / "b" / ".." / "a.csv")  # the same path once resolved
+    with pytest.raises(WorkspaceError, match=re.escape(f"dataset 'two': {same} is given twice (first as {a})")):
+        workspace.register_dataset("two", [a, same])
+    url = "https://user:secret@example.invalid/a.csv"  # refused before any download
+    with pytest.raises(WorkspaceError, match=re.escape(
+            "dataset 'two': https://user:***@example.invalid/a.csv is given twice; give each file once")):
+        workspace.register_dataset("two", [url, url])
+    assert workspace.list_datasets() == [] and not (workspace.path / "datasets" / "two").exists()
+
+
 @pytest.mark.parametrize("name", ["../escape", "a/b", "..", ".hidden", "a..b", "", "x" * 300, "a\\b"])
 def test_names_never_escape_the_workspace(workspace, tmp_path, name):
     source = csv(tmp_path / "a.csv", pd.DataFrame({"x": [1]}))
