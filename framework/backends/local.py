@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
 from .. import reuse as reuse_rule
 from ..cancel import Watcher, cancellable
 from ..context import RunContext
+from ..echo import Echo
 from ..errors import AmlStepError, PipelineValidationError, RunCanceled, WorkspaceError, did_you_mean
 from ..events import PipelineEvents, StepEvents
 from ..hookspecs import hookimpl
@@ -90,7 +91,7 @@ class LocalBackend:
         ``--to``: the other steps' outputs come from the run history); ``sample`` runs it on a reproducible
         sample of each input dataset (``--sample``: rows, or a fraction)."""
         self.workspace = workspace if isinstance(workspace, LocalWorkspace) else LocalWorkspace(workspace)
-        self.echo = _Echo(echo) if echo is not None else None
+        self.echo = Echo(echo) if echo is not None else None
         self.only = [only] if isinstance(only, str) else list(only)
         self.from_step, self.to_step = from_step, to_step
         self.sample = sample if isinstance(sample, Sample) or sample is None else Sample.parse(sample)
@@ -698,32 +699,8 @@ class LocalRunContext(RunContext):
                                  self.workspace.get_metrics(child_run_id))
 
 
-class _Echo(io.TextIOBase):
-    """The stream a run echoes to, until writing to it fails (a pipe whose reader is gone): then nothing more,
-    since the steps' log files keep every line, and a closed terminal must fail no run and no step."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream: TextIO | None = stream
-
-    def write(self, text: str) -> int:
-        if self.stream is not None:
-            try:
-                self.stream.write(text)
-                self.stream.flush()
-            except OSError:  # BrokenPipeError, mostly
-                self.stream = None
-        return len(text)
-
-    def flush(self) -> None:
-        if self.stream is not None:
-            try:
-                self.stream.flush()
-            except OSError:
-                self.stream = None
-
-
 class _Tee(io.TextIOBase):
-    def __init__(self, *streams: TextIO | _Echo) -> None:
+    def __init__(self, *streams: TextIO | Echo) -> None:
         self.streams = streams
 
     def write(self, text: str) -> int:
@@ -738,10 +715,10 @@ class _Tee(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def capture_output(log_path: Path, echo: TextIO | _Echo | None) -> Iterator[None]:
+def capture_output(log_path: Path, echo: TextIO | Echo | None) -> Iterator[None]:
     """Send a step's prints and log records to its log file (and to ``echo`` when given, while it takes them)."""
     with open(log_path, "a", buffering=1) as log:
-        tee = _Tee(log) if echo is None else _Tee(log, echo if isinstance(echo, _Echo) else _Echo(echo))
+        tee = _Tee(log) if echo is None else _Tee(log, echo if isinstance(echo, Echo) else Echo(echo))
         handler = logging.StreamHandler(tee)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger()

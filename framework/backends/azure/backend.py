@@ -15,8 +15,9 @@ import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TextIO, cast
 
+from ...echo import Echo
 from ...errors import BackendError, PipelineValidationError
 from ...events import PipelineEvents
 from ...io import output_path
@@ -75,7 +76,7 @@ class AzureBackendBase:
 
             check_options("azure", unknown, [*named_options(type(self).__init__), "sdk"])
         self._local = workspace
-        self.echo = echo
+        self.echo: TextIO | None = cast(TextIO, Echo(echo)) if echo is not None else None
         self.dry_run = dry_run
         self.compute = compute
         self.config = config

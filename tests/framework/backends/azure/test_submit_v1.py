@@ -144,6 +144,25 @@ def test_runs_list_shows_both_backends(fake_azure, titanic_workspace, plugins):
 
 
 @pytest.mark.fake_azure(datasets=REGISTERED, execute=False)
+def test_an_echo_stream_that_closes_fails_no_azure_run(fake_azure):
+    """``amlstep run --backend azure ... | head -1``: echoing stops at the first refused write; the run is followed to
+    its end and recorded as it ended."""
+    import io
+
+    class ReaderGone(io.StringIO):
+        def write(self, text):
+            if self.getvalue():
+                raise BrokenPipeError(32, "Broken pipe")
+            return super().write(text)
+
+    plugins = get_plugin_manager()
+    echo = ReaderGone()
+    result = fake_azure.backend(echo=echo).run(load_pipeline(TITANIC).validate(plugins), plugins=plugins)
+    assert result.status == "Completed", result.error
+    assert echo.getvalue() and "\n" not in echo.getvalue().rstrip("\n")  # one line got through, then nothing
+
+
+@pytest.mark.fake_azure(datasets=REGISTERED, execute=False)
 def test_no_reuse_submits_every_step_with_allow_reuse_false(fake_azure):
     plugins = get_plugin_manager()
     fake_azure.backend().run(load_pipeline(TITANIC).validate(plugins), plugins=plugins, reuse=False)
