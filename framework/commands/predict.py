@@ -115,6 +115,9 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
     raw = read_tabular([path], f"prediction data {name or str(data)!r}")
     chain = lineage.chain(training_source)
     notes: list[str] = []
+    if model_version.properties.get("sample"):
+        notes.append(f"model {model_version.id} was trained on a sample of its data ({model_version.properties['sample']}"
+                     f", amlstep run --sample): retrain it on the full data before relying on its predictions")
 
     # the dataset the new file stands in for
     datasets = {src for step in chain for src in lineage.inputs(step).values() if DatasetRef.parse(src)}

@@ -474,3 +474,18 @@ def test_predict_on_a_fifo_is_refused_instead_of_waiting_for_a_writer(toy_model,
     assert result.exit_code == 2, result.output
     assert result.stderr == (f"Error: prediction data {str(fifo)!r}: fifo.csv is a named pipe (FIFO), not a file; "
                              f"give a CSV or Parquet file\n")
+
+
+def test_a_model_trained_on_a_sample_says_so_when_it_predicts(workspace, tmp_path):
+    """``amlstep run --sample``'s models are for the inner loop: predict warns, naming the sample."""
+    from framework.sampling import Sample
+
+    plugins, pipeline = centring_pipeline(workspace, tmp_path)
+    assert run_pipeline(pipeline, workspace=workspace, plugins=plugins, sample=Sample.parse("2")).succeeded
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"x": [10]}).to_csv(new, index=False)
+    assert predict(workspace, plugins, "Centred", new).notes == [
+        "model Centred:1 was trained on a sample of its data (2 rows, amlstep run --sample): retrain it on the full "
+        "data before relying on its predictions"]
+    assert run_pipeline(pipeline, workspace=workspace, plugins=plugins).succeeded
+    assert predict(workspace, plugins, "Centred:2", new).notes == []
