@@ -1282,6 +1282,32 @@ class ForecastingPipelineWrapper:
         return features
 
 
+def future_rows(model: ForecastingPipelineWrapper, features: pd.DataFrame, periods: int = 1,
+                keys: Sequence[tuple[Any, ...]] | None = None) -> pd.DataFrame:
+    """The ``periods`` times after each training series' last one (``keys``: only those series), with the id
+    columns and the other columns of the series' last row in ``features``: a forecast starts after the history,
+    and columns known in the future keep their last known values."""
+    t = model.transformer
+    time_column, ids = t.time_column, list(t.id_columns)
+    others = [c for c in features.columns if c not in (time_column, *ids)]
+    last = features.iloc[:0]
+    if others:
+        times = parse_times(features[time_column], time_column, getattr(t, "day_first", False))
+        ordered = features.assign(**{time_column: times}).sort_values(time_column, kind="stable")
+        last = (ordered.groupby(ids, sort=False, dropna=False).tail(1) if ids else ordered.tail(1)).reset_index(drop=True)
+    last_row = {tuple(map(str, values)): i for i, values in enumerate(last[ids].itertuples(index=False))}
+    blocks = []
+    for key in t.history if keys is None else keys:
+        block = pd.DataFrame({time_column: t.future_times(t.history[key][0][-1], periods)})
+        for column, value in zip(ids, key):
+            block[column] = value
+        row = last_row.get(tuple(map(str, key)))
+        if row is not None:
+            block = pd.concat([block, last.iloc[[row] * periods][others].reset_index(drop=True)], axis=1)
+        blocks.append(block)
+    return pd.concat(blocks, ignore_index=True)
+
+
 def residual_spread(sf: SeriesFold, y: np.ndarray, oof: np.ndarray) -> tuple[np.ndarray, dict[str, list[float]]]:
     """Per horizon: the std of out-of-fold errors relative to each series' scale, and error summaries."""
     errors = (y - oof[:, 0])

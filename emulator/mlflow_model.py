@@ -115,27 +115,18 @@ def save_mlflow_model(model: Any, path: str | Path, *, features: Any = None, pre
 
 def future_rows(model: Any, features: Any) -> Any:
     """What a forecaster's ``predict`` takes: the period after each training series' last one, the id
-    columns and the other columns of the series' last training row (a forecast cannot start in the past)."""
+    columns and the other columns of the series' last training row (a forecast cannot start in the past),
+    its time written as the training rows have it."""
     import pandas as pd
-    from pandas.tseries.frequencies import to_offset
 
-    transformer = model.transformer
-    time_column, ids = model.time_column_name, model.time_series_id_column_names
-    step = to_offset(transformer.freq)
-    rows = []
-    for key, (times, _, _) in transformer.history.items():
-        row = {time_column: times[-1] + step, **dict(zip(ids, key))}
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    if not pd.api.types.is_datetime64_any_dtype(features[time_column]):  # written as the training rows have it
+    from .forecasting import future_rows as next_periods
+
+    frame = next_periods(model, features)
+    time_column = model.time_column_name
+    if not pd.api.types.is_datetime64_any_dtype(features[time_column]):
         times = frame[time_column]
         frame[time_column] = times.dt.strftime("%Y-%m-%d" if (times == times.dt.normalize()).all() else
                                                "%Y-%m-%dT%H:%M:%S")
-    others = [c for c in features.columns if c not in (time_column, *ids)]
-    if others:
-        last = features.sort_values(time_column).groupby(ids, sort=False).tail(1) if ids else features.tail(1)
-        frame = frame.merge(last[[*ids, *others]], on=ids, how="left") if ids else frame.assign(
-            **{c: last[c].iloc[0] for c in others})
     return frame
 
 

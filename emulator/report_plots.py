@@ -526,7 +526,8 @@ def forecasting_evaluation(model: Any, X: Any, y: Any, settings: Mapping[str, An
     """The forecaster's own view: history and the next horizon with a 5%-95% band per series, and the
     rolling-origin cross-validation error by horizon (no refit: the model keeps both)."""
     import numpy as np
-    import pandas as pd
+
+    from .forecasting import future_rows
 
     if not hasattr(model, "forecast_quantiles"):
         raise PlotsUnavailable("the best model is not a forecaster (no forecast_quantiles)")
@@ -538,15 +539,36 @@ def forecasting_evaluation(model: Any, X: Any, y: Any, settings: Mapping[str, An
                                   f"horizon of its {t.n_folds} rolling-origin cross-validation folds.")
     if len(t.history) > len(keys):
         evaluation.notes.append(f"the forecast plot shows {len(keys)} of {len(t.history)} series")
-    future = []
-    for key in keys:
-        block = pd.DataFrame({t.time_column: t.future_times(t.history[key][0][-1], t.horizon)})
-        for column, value in zip(t.id_columns, key):
-            block[column] = value
-        future.append(block)
-    frame = pd.concat(future, ignore_index=True)
-    bands = model.forecast_quantiles(frame, quantiles=[0.05, 0.5, 0.95])
+    try:
+        bands = model.forecast_quantiles(future_rows(model, X, t.horizon, keys), quantiles=[0.05, 0.5, 0.95])
+    except ValueError as exc:  # AutoMLDataError included
+        evaluation.notes.append(f"the forecast plot is left out: {exc}")
+    else:
+        evaluation.figures.append(_forecast_figure(t, keys, bands, evaluation.label))
+    errors = model.cv_error_by_horizon.get("mean_absolute_scaled_error") or []
+    if errors:
+        fig, ax = _axes("Error by horizon", "Horizon (periods after the origin)", "MASE")
+        horizons = list(range(1, len(errors) + 1))
+        ax.bar(horizons, errors, color=BLUE, alpha=0.85)
+        ax.axhline(1.0, ls="--", color=GREY, lw=1, label="in-sample seasonal naive")
+        ax.legend(fontsize=9, frameon=False)
+        if len(horizons) <= 24:
+            ax.set_xticks(horizons)
+        evaluation.figures.append(Figure("error_by_horizon", "Error by horizon",
+                                         f"Mean absolute scaled error of the rolling-origin folds ({t.n_folds} "
+                                         f"origins), by periods ahead.", _png(fig)))
+        evaluation.metrics["mean_absolute_scaled_error"] = float(np.nanmean(errors))
+        mae = model.cv_error_by_horizon.get("mean_absolute_error") or []
+        if mae:
+            evaluation.metrics["mean_absolute_error"] = float(np.nanmean(mae))
+    return evaluation
+
+
+def _forecast_figure(t: Any, keys: list[tuple[Any, ...]], bands: Any, label: str) -> Figure:
+    """The last points of each series in ``keys`` and its forecast ``bands`` (quantiles 0.05, 0.5, 0.95); columns
+    known in the future are held at their last known values (``future_rows``), which the caption says."""
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
@@ -565,30 +587,17 @@ def forecasting_evaluation(model: Any, X: Any, y: Any, settings: Mapping[str, An
         part = bands[mask]
         ax.fill_between(part[t.time_column], part[0.05], part[0.95], color=ORANGE, alpha=0.2, label="5%-95%")
         ax.plot(part[t.time_column], part[0.5], color=ORANGE, lw=1.8, label="forecast")
-        ax.set_title(", ".join(map(str, key)) if key else evaluation.label, fontsize=10, loc="left")
+        ax.set_title(", ".join(map(str, key)) if key else label, fontsize=10, loc="left")
         ax.grid(alpha=0.25)
         ax.tick_params(axis="x", labelsize=8, rotation=30)
         if index == 0:
             ax.legend(fontsize=8, frameon=False, loc="upper left")
     for index in range(len(keys), rows * columns):
         axes[index // columns][index % columns].axis("off")
-    evaluation.figures.append(Figure("forecast", "Forecast",
-                                     f"The last points of each series and the next {t.horizon} periods, with the "
-                                     f"5%-95% band from the cross-validation errors.", _png(fig)))
-    errors = model.cv_error_by_horizon.get("mean_absolute_scaled_error") or []
-    if errors:
-        fig, ax = _axes("Error by horizon", "Horizon (periods after the origin)", "MASE")
-        horizons = list(range(1, len(errors) + 1))
-        ax.bar(horizons, errors, color=BLUE, alpha=0.85)
-        ax.axhline(1.0, ls="--", color=GREY, lw=1, label="in-sample seasonal naive")
-        ax.legend(fontsize=9, frameon=False)
-        if len(horizons) <= 24:
-            ax.set_xticks(horizons)
-        evaluation.figures.append(Figure("error_by_horizon", "Error by horizon",
-                                         f"Mean absolute scaled error of the rolling-origin folds ({t.n_folds} "
-                                         f"origins), by periods ahead.", _png(fig)))
-        evaluation.metrics["mean_absolute_scaled_error"] = float(np.nanmean(errors))
-        mae = model.cv_error_by_horizon.get("mean_absolute_error") or []
-        if mae:
-            evaluation.metrics["mean_absolute_error"] = float(np.nanmean(mae))
-    return evaluation
+    held = ""
+    if t.exog_columns:
+        held = (f" {', '.join(map(repr, t.exog_columns))} {'is' if len(t.exog_columns) == 1 else 'are'} held at each "
+                f"series' last known value: the model forecasts with {'it' if len(t.exog_columns) == 1 else 'them'}, "
+                f"and the training data holds no future values.")
+    return Figure("forecast", "Forecast", f"The last points of each series and the next {t.horizon} periods, with the "
+                                          f"5%-95% band from the cross-validation errors.{held}", _png(fig))

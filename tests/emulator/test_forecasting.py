@@ -169,6 +169,20 @@ def test_predict_on_history_alone_does_not_guess_the_future_of_known_columns(fit
     assert len(table) == len(test) and np.isfinite(table["predicted_sales"]).all()
 
 
+def test_future_rows_carry_each_series_last_known_values_forward(fitted):
+    from emulator.forecasting import future_rows
+
+    _, model, train, _ = fitted
+    features = train.drop(columns=["sales"]).assign(promo=np.arange(len(train)))  # each row its own promo
+    last = features.sort_values("date").groupby("store").tail(1).set_index("store")
+    shuffled = features.sample(frac=1, random_state=0)
+    rows = future_rows(model, shuffled.assign(date=shuffled.date.dt.strftime("%Y-%m-%d")), periods=2)
+    for store, part in rows.groupby("store"):
+        assert list(part["date"]) == list(pd.date_range(last.at[store, "date"], periods=3, freq="D")[1:])
+        assert (part["promo"] == last.at[store, "promo"]).all()
+    assert list(rows.columns) == ["date", "store", "promo"]
+
+
 def test_an_empty_or_repeated_request_is_named(fitted):
     _, model, _, test = fitted
     X = test.drop(columns=["sales"])

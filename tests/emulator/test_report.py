@@ -173,6 +173,35 @@ def test_per_series_forms_are_shown_by_series_name_and_grouped():
 
 
 @pytest.mark.slow
+def test_forecast_plot_holds_the_other_columns_at_their_last_known_values(workspace, tmp_path):
+    """A forecaster trained with columns besides the time, ids and label still gets its forecast plot."""
+    from html import unescape
+
+    import numpy as np
+    import pandas as pd
+
+    years = pd.date_range("1990-01-01", periods=30, freq="YS").strftime("%Y-%m-%d")
+    firms = pd.concat([pd.DataFrame({"firm": firm, "year": years, "value": level + 3.0 * np.arange(30),
+                                     "invest": level / 2 + 1.5 * np.arange(30) + np.arange(30) % 3})
+                       for firm, level in (("a", 50.0), ("b", 200.0))], ignore_index=True)
+    firms.to_csv(tmp_path / "firms.csv", index=False)
+    workspace.register_dataset("firms", [str(tmp_path / "firms.csv")])
+    pipeline = Pipeline(experiment="firms", steps=[
+        AutoMLStep(name="AutoML", training_data=Dataset("firms"), task="forecasting", label_column_name="invest",
+                   time_column_name="year", time_series_id_column_names=["firm"], forecast_horizon=3, iterations=1,
+                   allowed_models=["Naive"]),
+    ])
+    result = run_pipeline(pipeline, workspace=workspace)
+    assert result.succeeded, result.error
+    html = build_report(workspace, result.run_id)
+    assert "Plots unavailable" not in html
+    caption = unescape(html.split("id='plot-forecast'")[1].split("</figcaption>")[0])
+    assert ("'value' is held at each series' last known value: the model forecasts with it, and the training data "
+            "holds no future values.") in caption
+    assert "id='plot-error_by_horizon'" in html
+
+
+@pytest.mark.slow
 def test_report_of_a_standalone_automl_run(workspace, titanic_csv, tmp_path):
     """`amlstep report` takes a standalone AutoML run (Experiment.submit) as it takes a pipeline run."""
     import pandas as pd
