@@ -1324,16 +1324,20 @@ def residual_spread(sf: SeriesFold, y: np.ndarray, oof: np.ndarray) -> tuple[np.
 
 
 def prediction_table(model: ForecastingPipelineWrapper, prepared: pd.DataFrame, label: str) -> pd.DataFrame:
-    """``amlstep predict``'s table: forecasts (with a 5%-95% band) for the rows of ``prepared`` whose label is
-    missing, or, when every row has its label, for the next ``forecast_horizon`` periods of each series."""
+    """``amlstep predict``'s table: forecasts (with a 5%-95% band) for the rows of ``prepared`` after each series'
+    last known label, or, when there are none, for the next ``forecast_horizon`` periods of each series. Missing
+    labels before a series' last known one are gaps in its history, interpolated as in training."""
     time_column, ids = model.time_column_name, model.time_series_id_column_names
     frame = model._frame(prepared)
-    known = pd.to_numeric(frame[label], errors="coerce").to_numpy(dtype=float) if label in frame.columns else \
+    given = pd.to_numeric(frame[label], errors="coerce").to_numpy(dtype=float) if label in frame.columns else \
         np.full(len(frame), np.nan)
+    known = _history_gaps_filled(frame, given, time_column, ids)
     if np.isfinite(known).all():  # history only: append the next horizon of each series
         t = model.transformer
         if t.exog_columns:  # forecast() refuses to guess them; so does predict
-            raise _error(f"every row has its {label!r}, so there is nothing to forecast, and the model forecasts with "
+            gaps = int(np.isnan(given).sum())
+            has = f"has its {label!r}" + (f" or lies before its series' last one ({gaps} gap(s), imputed)" if gaps else "")
+            raise _error(f"every row {has}, so there is nothing to forecast, and the model forecasts with "
                          f"the column(s) {', '.join(map(repr, t.exog_columns))} known in the future: add the rows to "
                          f"forecast, with those columns and an empty {label!r}")
         future = []
@@ -1355,3 +1359,19 @@ def prediction_table(model: ForecastingPipelineWrapper, prepared: pd.DataFrame, 
     out[f"{label}_q05"] = bands.loc[wanted, 0.05].to_numpy()
     out[f"{label}_q95"] = bands.loc[wanted, 0.95].to_numpy()
     return out
+
+
+def _history_gaps_filled(frame: pd.DataFrame, known: np.ndarray, time_column: str, ids: list[str]) -> np.ndarray:
+    """``known`` (the label of each row of ``frame``) with the missing values before each series' last known one
+    interpolated over time, as training imputes them; the missing values after it are left to forecast."""
+    filled = known.copy()
+    series = frame.assign(_automl_actual=known, _row=np.arange(len(frame)))
+    for _, part in series.groupby(ids, sort=False, dropna=False) if ids else [((), series)]:
+        part = part.sort_values(time_column)
+        values = part["_automl_actual"]
+        if values.isna().all() or values.notna().all():
+            continue
+        history = part.iloc[: int(np.flatnonzero(values.notna().to_numpy())[-1]) + 1]
+        imputed = history.set_index(time_column)["_automl_actual"].interpolate(method="time", limit_direction="both")
+        filled[history["_row"].to_numpy()] = imputed.to_numpy()
+    return filled

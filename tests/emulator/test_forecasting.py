@@ -169,6 +169,37 @@ def test_predict_on_history_alone_does_not_guess_the_future_of_known_columns(fit
     assert len(table) == len(test) and np.isfinite(table["predicted_sales"]).all()
 
 
+def test_predict_fills_empty_labels_inside_a_series_history_and_forecasts_the_rows_after_it(fitted):
+    from emulator.forecasting import prediction_table
+
+    _, model, train, test = fitted
+    holes = train.copy()
+    holes.loc[[3, 20, 65], "sales"] = np.nan  # two in store a's history, one in store b's
+    with pytest.raises(AutoMLDataError, match=re.escape(
+            "every row has its 'sales' or lies before its series' last one (3 gap(s), imputed), so there is nothing "
+            "to forecast, and the model forecasts with the column(s) 'promo' known in the future")):
+        prediction_table(model, holes, "sales")
+    table = prediction_table(model, pd.concat([holes, test.assign(sales=np.nan)]), "sales")
+    assert table[["date", "store"]].values.tolist() == test[["date", "store"]].values.tolist()
+    assert np.isfinite(table["predicted_sales"]).all()
+
+
+@pytest.mark.slow
+def test_predict_on_its_own_training_file_with_empty_labels_forecasts_the_next_horizon(tmp_path):
+    from emulator.forecasting import prediction_table
+
+    months = pd.date_range("2000-01-01", periods=48, freq="MS")
+    data = pd.DataFrame({"date": months.strftime("%Y-%m-%d"), "co2": 300 + 0.1 * np.arange(48)})
+    data.loc[[3, 20, 21], "co2"] = np.nan
+    config = AutoMLConfig(task="forecasting", training_data=data, label_column_name="co2", iterations=1,
+                          allowed_models=["Naive"],
+                          forecasting_parameters=ForecastingParameters(time_column_name="date", forecast_horizon=3))
+    _, model = Experiment(tmp_path, "co2").submit(config).get_output()
+    table = prediction_table(model, data, "co2")
+    assert list(table["date"]) == list(pd.date_range("2004-01-01", periods=3, freq="MS"))
+    assert list(table["horizon"]) == [1, 2, 3]
+
+
 def test_future_rows_carry_each_series_last_known_values_forward(fitted):
     from emulator.forecasting import future_rows
 
