@@ -195,8 +195,7 @@ def parse_times(column: pd.Series, name: str, day_first: bool = False) -> pd.Ser
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     if parsed.isna().all():
-        raise _error(f"The time column {name} is empty. Please make sure the column contains valid timestamp values "
-                     f"(values like {', '.join(map(repr, column.astype(str).unique()[:3]))} do not parse as dates)")
+        raise _error(_no_dates(column, name))
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         shown = ", ".join(map(str, bad[:5].tolist())) + (", ..." if len(bad) > 5 else "")
@@ -205,6 +204,29 @@ def parse_times(column: pd.Series, name: str, day_first: bool = False) -> pd.Ser
                      f"{'s' if len(bad) > 1 else ''} do not parse, e.g. {str(column.iloc[bad[0]])!r} (row"
                      f"{'s' if len(bad) > 1 else ''} {shown})")
     return parsed.astype("datetime64[ns]")
+
+
+def _no_dates(column: pd.Series, name: str) -> str:
+    """Why no value of time column ``name`` reads as a date (it is empty, holds numbers or other text), and what to
+    write instead."""
+    present = column[column.notna() & (column.astype(str).str.strip() != "")]
+    if not len(present):
+        return f"The time column {name} is empty. Please make sure the column contains valid timestamp values"
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        numbers = [str(int(v)) if float(v).is_integer() else str(v) for v in present.unique()[:3]]
+        return (f"The time column {name!r} holds numbers ({', '.join(numbers)}), which are not read as dates; write "
+                f"them as dates ({_as_date(present.iloc[0])})")
+    shown = ", ".join(map(repr, present.astype(str).unique()[:3]))
+    return f"The time column {name!r} holds values that do not parse as dates ({shown}); write them as dates (2024-01-31)"
+
+
+def _as_date(number: Any) -> str:
+    """A number written as the date it likely means: a year (1935) or a yyyymmdd day (20240131); else an example."""
+    digits = str(int(number)) if float(number).is_integer() else ""
+    if len(digits) == 4:
+        return f"{digits}-01-01"
+    day = pd.to_datetime(digits, format="%Y%m%d", errors="coerce") if len(digits) == 8 else pd.NaT
+    return day.strftime("%Y-%m-%d") if not pd.isna(day) else "2024-01-31"
 
 
 def _aggregate(frame: pd.DataFrame, label: str, time_column: str, ids: list[str], freq: str, how: str

@@ -269,6 +269,9 @@ CASES = [
           "any errors. Time column 'date': 1 value do not parse, e.g. 'not a date' (row 3)",
           lambda c: c.automl_run(_series_frame().assign(date=lambda f: f.date.astype(str).where(f.index != 3, "not a date")),
                                  **_FORECAST), id="forecast-time-column-does-not-parse"),
+    fails("The time column 'date' holds numbers (2000, 2001, 2002), which are not read as dates; write them as dates "
+          "(2000-01-01)", lambda c: c.automl_run(_series_frame().assign(date=lambda f: 2000 + f.index % 40), **_FORECAST),
+          id="forecast-time-column-holds-numbers"),
     fails("Found duplicated rows for date and ['store'] combinations.",
           lambda c: c.automl_run(pd.concat([_series_frame(), _series_frame().iloc[[5]]]), **_FORECAST),
           id="forecast-duplicate-timestamps-in-a-series"),

@@ -232,6 +232,24 @@ def test_an_unknown_series_id_is_named(fitted):
         model.forecast(X)
 
 
+@pytest.mark.parametrize("values, message", [
+    ([1935, 1936, 1937, 1938], "The time column 'year' holds numbers (1935, 1936, 1937), which are not read as dates; "
+                               "write them as dates (1935-01-01)"),
+    ([1935.0, np.nan, 1937.0], "The time column 'year' holds numbers (1935, 1937), which are not read as dates; "
+                               "write them as dates (1935-01-01)"),
+    ([20240131, 20240201], "The time column 'year' holds numbers (20240131, 20240201), which are not read as dates; "
+                           "write them as dates (2024-01-31)"),
+    (["1935年", "1936年"], "The time column 'year' holds values that do not parse as dates ('1935年', '1936年'); "
+                          "write them as dates (2024-01-31)"),
+    ([np.nan, ""], "The time column year is empty. Please make sure the column contains valid timestamp values"),
+], ids=["years", "years-as-floats", "yyyymmdd", "text", "empty"])
+def test_a_time_column_without_dates_says_what_it_holds_and_what_to_write(values, message):
+    from emulator.forecasting import parse_times
+
+    with pytest.raises(AutoMLDataError, match=re.escape(message) + "$"):
+        parse_times(pd.Series(values), "year")
+
+
 def test_missing_periods_are_inserted_and_the_target_imputed():
     data = frame().drop(index=[10, 11, 70])
     settings = validate_settings({"task": "forecasting", "label_column_name": "sales", "forecasting_parameters": params()})
