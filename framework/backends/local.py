@@ -367,11 +367,13 @@ class LocalBackend:
                          and reuse_rule.integrity_problem(ws, r) is None]
                 if not found:
                     what = (f"with --sample {self.sample}" if self.sample is not None else "")
+                    elsewhere = _produced_on_other_data(
+                        ws.completed_step_runs(producer.name, producer.plugin, pipeline.experiment), sample)
                     raise PipelineValidationError(
                         f"step {binding.name!r}: input {port!r} reads data {source!r} of step {producer.name!r}, which "
                         f"is not selected ({_selection_text(self.only, self.from_step, self.to_step)}), and no "
                         f"completed run of {producer.name!r} in experiment {pipeline.experiment!r}{' ' + what if what else ''} "
-                        f"has produced it (with its outputs intact); run {producer.name!r} too")
+                        f"has produced it (with its outputs intact); run {producer.name!r} too{elsewhere}")
                 needed[producer.name] = found
         return needed
 
@@ -524,6 +526,15 @@ class LocalBackend:
     def _say(self, message: str) -> None:
         if self.echo is not None:
             print(message, file=self.echo, flush=True)
+
+
+def _produced_on_other_data(runs: Sequence[RunRecord], sample: str | None) -> str:
+    """``; runs with --sample 100 rows have produced it`` when runs on other data than ``sample``'s did, else ``""``."""
+    keys = {(r.reuse_components or {}).get("sample") for r in runs} - {sample}
+    if not keys:
+        return ""
+    texts = sorted("on the full data" if key is None else f"with --sample {Sample.from_key(key)}" for key in keys)
+    return f"; runs {' and '.join(texts)} have produced it, and a partial run takes outputs made from the same data"
 
 
 def _forecasting_steps(pipeline: ValidatedPipeline, values: Mapping[str, Any]) -> list[tuple[str, list[str]]]:

@@ -77,6 +77,11 @@ def test_an_input_never_produced_is_refused_before_anything_runs(toy_plugins, wo
             "'double' too")):
         run(toy_plugins, workspace, only=["fit"])
     assert workspace.list_runs(run_type=None) == []
+    assert run(toy_plugins, workspace, sample=Sample.parse("2")).succeeded  # made from a sample only
+    with pytest.raises(PipelineValidationError, match=re.escape(
+            "run 'double' too; runs with --sample 2 rows have produced it, and a partial run takes outputs made from "
+            "the same data")):
+        run(toy_plugins, workspace, only=["fit"])
 
 
 @pytest.mark.parametrize("options, message", [
