@@ -96,8 +96,7 @@ def explain(compiled: CompiledPipeline, pipeline: ValidatedPipeline, local: Loca
                              reasons=[f"would reuse Azure step run {origin}: module (code, arguments, "
                                       f"environment) and inputs unchanged"])
             else:
-                previous = next((r for r in history if r.name == binding.name
-                                 and r.properties.get("azure_reuse_parts")), None)
+                previous = _previous_run(history, binding.name, binding.plugin, pipeline.experiment)
                 entry["reasons"] = explain_parts(parts, previous.properties["azure_reuse_parts"]
                                                  if previous else None)
         if not entry["would_reuse"]:
@@ -115,6 +114,14 @@ def config_workspace(config: str | Path | None) -> str | None:
         return str(json.loads(path.read_text()).get("workspace_name") or "") or None
     except (OSError, ValueError):
         return None
+
+
+def _previous_run(history: list[Any], name: str, plugin: str, experiment: str) -> Any:
+    """The latest Azure run of step ``name`` of this plugin to compare with: in this pipeline's experiment, else in
+    another (the same module can be reused across pipelines); never another plugin's step of the same name."""
+    runs = [r for r in history if r.name == name and r.properties.get("plugin") == plugin
+            and r.properties.get("azure_reuse_parts")]
+    return next((r for r in runs if r.experiment == experiment), runs[0] if runs else None)
 
 
 def _azure_step_records(local: LocalWorkspace, workspace_name: str | None) -> list[Any]:

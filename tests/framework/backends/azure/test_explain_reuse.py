@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from conftest import FAST_AUTOML
+from conftest import FAST_AUTOML, SHARED_DATA
 from framework import load_pipeline, run_pipeline
 from framework.cli import make_cli
 
@@ -55,3 +55,27 @@ def test_text_output(plugins, titanic_workspace):
                                                     str(TITANIC)])
     assert result.exit_code == 0, result.output
     assert "allow_reuse is False for this step" in result.stdout
+
+
+@pytest.mark.fake_azure(execute=False)
+def test_azure_explains_a_step_against_its_own_plugins_runs_not_a_namesakes(fake_azure, plugins):
+    """Another pipeline's step of the same name (another plugin) is not this step's earlier run; a run of the same
+    plugin in another experiment is (Azure reuses a module across pipelines)."""
+    local = fake_azure.local_workspace
+    local.register_dataset("titanic_ds", [str(SHARED_DATA / "titanic.csv")])
+    parts = {"plugin": "dataprep_wine", "code": "0" * 64, "params": {"seed": 42}, "inputs": {}, "environment": "e",
+             "compute": "my-cluster"}
+    wine = local.create_run(run_type="pipeline", name="wine", experiment="wine", backend="azure", status="Completed")
+    local.create_run(run_type="step", name="dataprep", experiment="wine", parent_id=wine.id, backend="azure",
+                     status="Completed", properties={"plugin": "dataprep_wine", "azure_reuse_parts": parts})
+    validated = load_pipeline(TITANIC).validate(plugins)
+    explained = {e["step"]: e for e in fake_azure.backend().explain_reuse(validated, plugins=plugins)}
+    assert explained["dataprep"]["reasons"] == ["no earlier run of this step on Azure (in the local run history)"]
+
+    other = local.create_run(run_type="pipeline", name="titanic_too", experiment="titanic_too", backend="azure",
+                             status="Completed")
+    local.create_run(run_type="step", name="dataprep", experiment="titanic_too", parent_id=other.id, backend="azure",
+                     status="Completed", properties={"plugin": "dataprep_titanic",
+                                                     "azure_reuse_parts": {**parts, "plugin": "dataprep_titanic"}})
+    explained = {e["step"]: e for e in fake_azure.backend().explain_reuse(validated, plugins=plugins)}
+    assert "compute target changed: 'my-cluster' -> 'cpu-cluster'" in explained["dataprep"]["reasons"]
