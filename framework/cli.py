@@ -317,11 +317,13 @@ def sdk_quiet(state: State, backend: str) -> Any:
               help="Whose reuse to explain: local, or azure (from the Azure runs in the run history; offline).")
 @click.option("--config", "config", metavar="PATH", type=click.Path(),
               help="azure: only count runs of the workspace this config.json names.")
+@click.option("--sdk", metavar="NAME", help="azure: the SDK whose compiled steps to judge (v1, v2; default: the SDK "
+                                            "of the latest Azure run in the run history, else v1).")
 @pass_state
 @handle_errors
 def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], params_file: str | None,
                           sample: str | None, sample_by: str | None, no_reuse: bool, as_json: bool, backend: str,
-                          config: str | None) -> None:
+                          config: str | None, sdk: str | None) -> None:
     """Say which steps would be reused now, and why not.
 
     For each step of PIPELINE: would it be reused, and if not, what changed.
@@ -348,8 +350,11 @@ def explain_reuse_command(state: State, pipeline: str, params: tuple[str, ...], 
         sampled = Sample.parse(sample, sample_by)
     elif sample_by is not None:
         fail("--sample-by needs --sample")
+    if sdk is not None and backend == "local":
+        fail("--sdk applies to --backend azure only")
     if backend != "local":
-        chosen: Any = state.plugins.backend(backend, workspace=state.workspace, config=config)
+        chosen: Any = state.plugins.backend(backend, workspace=state.workspace, config=config,
+                                            **({"sdk": sdk} if sdk is not None else {}))
         if not hasattr(chosen, "explain_reuse"):
             fail(f"backend {backend!r} cannot explain its reuse")
         found = chosen.explain_reuse(validated, plugins=state.plugins, params=overrides, reuse=not no_reuse)

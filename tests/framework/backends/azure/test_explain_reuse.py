@@ -79,3 +79,19 @@ def test_azure_explains_a_step_against_its_own_plugins_runs_not_a_namesakes(fake
                                                      "azure_reuse_parts": {**parts, "plugin": "dataprep_titanic"}})
     explained = {e["step"]: e for e in fake_azure.backend().explain_reuse(validated, plugins=plugins)}
     assert "compute target changed: 'my-cluster' -> 'cpu-cluster'" in explained["dataprep"]["reasons"]
+
+
+@pytest.mark.fake_azure(execute=False)
+def test_azure_explains_for_the_sdk_it_is_told(fake_azure, plugins):
+    def explain_with(*args):
+        return CliRunner().invoke(make_cli(plugins), ["--workspace", str(fake_azure.local_workspace.path),
+                                                      "explain-reuse", str(TITANIC), "--json", *args])
+
+    fake_azure.local_workspace.register_dataset("titanic_ds", [str(SHARED_DATA / "titanic.csv")])
+    told = explain_with("--backend", "azure", "--sdk", "v2")
+    assert told.exit_code == 0, told.output
+    assert [e["step"] for e in json.loads(told.stdout)] == ["dataprep", "AutoML_Classification", "register_model"]
+    unknown = explain_with("--backend", "azure", "--sdk", "v3")
+    assert unknown.exit_code != 0 and "unknown Azure SDK 'v3'; choose one of: " in unknown.output
+    local = explain_with("--sdk", "v2")
+    assert local.exit_code == 2 and "--sdk applies to --backend azure only" in local.output
