@@ -458,13 +458,23 @@ def models_group() -> None:
 @pass_state
 @handle_errors
 def models_list(state: State, as_json: bool) -> None:
-    """List registered models: name, version, source run."""
+    """List registered models, those of Azure runs too (azure:NAME).
+
+    Name, version and source run; then the models the Azure runs of the run history registered in their Azure
+    workspace, as predict and models show name them (azure:NAME).
+    """
+    from .commands.lineage import AZURE_PREFIX, azure_registrations
+
     found = state.workspace.list_models()
+    on_azure = sorted({(f"{AZURE_PREFIX}{model.get('name')}", number, run.id, step.ended_at or step.created_at)
+                       for number, _, run, step, model in azure_registrations(state.workspace)})
     if as_json:
-        emit_json([m.to_dict() for m in found])
+        emit_json([m.to_dict() for m in found] + [{"name": name, "version": number, "run_id": run_id, "registry": "azure",
+                                                   "created_at": created} for name, number, run_id, created in on_azure])
         return
     table(None, ["name", "version", "source run", "registered", "files"],
-          [(m.name, m.version, m.run_id, when(m.created_at), ", ".join(m.files)) for m in found])
+          [(m.name, m.version, m.run_id, when(m.created_at), ", ".join(m.files)) for m in found]
+          + [(name, number, run_id, when(created), "(in the Azure workspace)") for name, number, run_id, created in on_azure])
 
 
 @click.command("download")

@@ -412,14 +412,14 @@ def experiments_list(ctx: click.Context, as_json: bool) -> None:
 def models_show(ctx: click.Context, model: str, as_json: bool) -> None:
     """Show a registered model and how it was trained.
 
-    MODEL is NAME or NAME:VERSION (default: the latest version).
+    MODEL is NAME or NAME:VERSION (default: the latest version); azure:NAME[:VERSION] for a model an Azure run
+    of the run history registered in its Azure workspace.
     """
-    from .lineage import automl_for_model, parse_model_ref
+    from .lineage import AZURE_PREFIX, automl_for_model, azure_model, local_model
 
     with _errors():
         ws = _workspace(ctx)
-        name, version = parse_model_ref(model)
-        found = ws.get_model(name, version)
+        found = azure_model(ws, model) if model.startswith(AZURE_PREFIX) else local_model(ws, model)
         training: dict[str, Any] | None = None
         try:
             lineage, automl = automl_for_model(ws, found)

@@ -263,14 +263,8 @@ def azure_model(workspace: LocalWorkspace, ref: str) -> ModelVersion:
     from ..workspace.store import content_digest, sha256_tree
 
     name, version = parse_model_ref(ref[len(AZURE_PREFIX):])
-    found = []
-    for run in workspace.list_runs(run_type="pipeline"):
-        if run.backend != "azure":
-            continue
-        for step in workspace.get_children(run.id):
-            for model in step.properties.get("azure_registered_models") or []:
-                if model.get("name") == name and (version is None or int(model.get("version", -1)) == version):
-                    found.append((int(model["version"]), run.created_at, run, step, model))
+    found = [(number, created, run, step, model) for number, created, run, step, model in azure_registrations(workspace)
+             if model.get("name") == name and (version is None or number == version)]
     which = f"{name}:{version}" if version is not None else name
     if not found:
         raise WorkspaceError(
@@ -309,6 +303,32 @@ def azure_model(workspace: LocalWorkspace, ref: str) -> ModelVersion:
                         description=f"registered in Azure workspace {run.properties.get('azure_workspace')}",
                         properties={"step_run_id": step.id, "azure_model": f"{name}:{number}"}, tags={},
                         created_at=step.ended_at or step.created_at)
+
+
+def azure_registrations(workspace: LocalWorkspace) -> list[tuple[int, float, RunRecord, RunRecord, dict[str, Any]]]:
+    """What the Azure runs of the local run history registered in their Azure workspace's model registry:
+    ``(version, run created at, pipeline run, step run, the registration)``, newest run first."""
+    found = []
+    for run in workspace.list_runs(run_type="pipeline"):
+        if run.backend != "azure":
+            continue
+        for step in workspace.get_children(run.id):
+            for model in step.properties.get("azure_registered_models") or []:
+                found.append((int(model.get("version", -1)), run.created_at, run, step, model))
+    return found
+
+
+def local_model(workspace: LocalWorkspace, ref: str) -> ModelVersion:
+    """Model ``NAME[:VERSION]`` of the local registry; when there is none and an Azure run registered one of that
+    name, the error says to use ``azure:NAME``."""
+    name, version = parse_model_ref(ref)
+    try:
+        return workspace.get_model(name, version)
+    except WorkspaceError as exc:
+        if any(model.get("name") == name for *_, model in azure_registrations(workspace)):
+            raise WorkspaceError(f"{exc}; an Azure run of the run history registered model {name!r} in its Azure "
+                                 f"workspace: use {AZURE_PREFIX}{ref}") from None
+        raise
 
 
 def describe_source(source: Any) -> str:

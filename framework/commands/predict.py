@@ -98,13 +98,12 @@ def predict(workspace: LocalWorkspace, plugins: Plugins, model_ref: str, data: s
     from ..io import check_delimited_file, read_input, read_tabular
     from ..reuse import code_hash
     from ..steps import DataType
-    from .lineage import AZURE_PREFIX, DatasetRef, azure_model, parse_model_ref, single_model_file, trainer_of
+    from .lineage import AZURE_PREFIX, DatasetRef, azure_model, local_model, single_model_file, trainer_of
 
     if model_ref.startswith(AZURE_PREFIX):  # registered on Azure by a run read back here, checked by hash
         model_version = azure_model(workspace, model_ref)
     else:
-        model_name, version = parse_model_ref(model_ref)
-        model_version = workspace.get_model(model_name, version)
+        model_version = local_model(workspace, model_ref)
     model_version.check_files()
     lineage, _, predictor = trainer_of(workspace, model_version,
                                        lambda lineage, step: plugins.hook.model_predictor(lineage=lineage, step=step))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import warnings
 from pathlib import Path
@@ -489,3 +490,23 @@ def test_a_model_trained_on_a_sample_says_so_when_it_predicts(workspace, tmp_pat
         "data before relying on its predictions"]
     assert run_pipeline(pipeline, workspace=workspace, plugins=plugins).succeeded
     assert predict(workspace, plugins, "Centred:2", new).notes == []
+
+
+def test_a_model_only_an_azure_run_registered_is_listed_and_named_with_its_prefix(workspace, cli, tmp_path):
+    """A model registered on Azure is azure:NAME here: `models list` lists it, predict NAME says to use the prefix."""
+    run = workspace.create_run(run_type="pipeline", name="titanic", experiment="titanic", backend="azure",
+                               status="Completed")
+    workspace.create_run(run_type="step", name="register_model", experiment="titanic", parent_id=run.id,
+                         backend="azure", status="Completed",
+                         properties={"azure_registered_models": [{"name": "OnAzure", "version": 3}]})
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"x": [1]}).to_csv(new, index=False)
+    with pytest.raises(WorkspaceError, match=re.escape(
+            "model 'OnAzure' is not registered in workspace ")) as refused:
+        predict(workspace, get_plugin_manager(), "OnAzure:3", new)
+    assert str(refused.value).endswith("; an Azure run of the run history registered model 'OnAzure' in its Azure "
+                                       "workspace: use azure:OnAzure:3")
+    listed = json.loads(cli(workspace, "models", "list", "--json").stdout)
+    assert [(m["name"], m["version"], m["run_id"], m["registry"]) for m in listed] == [
+        ("azure:OnAzure", 3, run.id, "azure")]
+    assert "azure:OnAzure" in cli(workspace, "models", "list").stdout

@@ -233,6 +233,9 @@ def test_predict_uses_the_model_the_azure_run_registered_checked_by_hash(disrupt
     register = next(s for s in disrupted.local.get_children(disrupted.result.run_id) if s.name == "register_model")
     model = register.properties["azure_registered_models"][0]
     assert (model["name"], model["version"], len(model["sha256"])) == ("TitanicSurvivalInitial", 1, 64)
+    shown = amlstep(disrupted.local, plugins, "models", "show", "azure:TitanicSurvivalInitial", "--json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["training"]["automl_step"] == "AutoML_Classification"
     automl = next(s for s in disrupted.local.get_children(disrupted.result.run_id) if s.name == "AutoML_Classification")
     folder = disrupted.local.path / automl.outputs["model"]["path"]
     victim = max((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
