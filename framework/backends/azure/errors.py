@@ -83,7 +83,8 @@ class ServiceErrors:
         if any(word in text for word in self.auth_words):
             return BackendError(f"Azure authentication failed while {doing}: {self.short(exc)}; sign in again "
                                 f"({self.sign_in}) and check that you can access the workspace")
-        return self.other_error(doing, exc) or BackendError(f"Azure ML service error while {doing}: {self.short(exc)}")
+        return self.other_error(doing, exc) or unreachable(doing, exc) or \
+            BackendError(f"Azure ML service error while {doing}: {self.short(exc)}")
 
     def sign_in_error(self, doing: str, exc: BaseException) -> BackendError | None:
         """An SDK's own reading of ``exc`` before the service's answer is looked at (no credential could sign in)."""
@@ -92,3 +93,20 @@ class ServiceErrors:
     def other_error(self, doing: str, exc: BaseException) -> BackendError | None:
         """An SDK's own reading of a service error that is not about signing in (a workspace not found)."""
         return None
+
+
+_UNREACHABLE = ("connection refused", "failed to establish a new connection", "name or service not known",
+                "nodename nor servname", "temporary failure in name resolution", "no route to host")
+
+
+def unreachable(doing: str, exc: BaseException) -> BackendError | None:
+    """The error for a service that cannot be reached at all (nothing listens, the name does not resolve), naming
+    where it was looked for; None for any other error."""
+    text = " ".join(str(item) for item in (exc, exc.__cause__, exc.__context__) if item is not None)
+    reason = next((words for words in _UNREACHABLE if words in text.lower()), None)
+    if reason is None:
+        return None
+    found = re.search(r"host='([^']+)', port=(\d+)", text)
+    where = f" at {found.group(1)}:{found.group(2)}" if found else ""
+    return BackendError(f"could not reach the Azure ML service{where} while {doing} ({reason}); check the network and "
+                        f"the workspace's config.json, or, for a local fake, that `amlstep fake-azure` is running")

@@ -81,3 +81,21 @@ def test_resume_is_local_only():
     plugins = get_plugin_manager()
     with pytest.raises(PipelineValidationError, match="--resume works with the local backend only"):
         AzureBackend(dry_run=True).run(load_pipeline(TITANIC).validate(plugins), plugins=plugins, resume="abc")
+
+
+def test_a_service_nothing_answers_at_is_named_with_where_it_was_looked_for():
+    import requests
+
+    from framework.backends.azure.errors import ServiceErrors
+
+    refused = requests.exceptions.ConnectionError(
+        "HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url: /discovery (Caused by "
+        "NewConnectionError('<urllib3.connection.HTTPConnection object>: Failed to establish a new connection: "
+        "[Errno 111] Connection refused'))")
+    error = ServiceErrors().error("looking up compute target 'cpu-cluster'", refused)
+    assert str(error) == (
+        "could not reach the Azure ML service at 127.0.0.1:1 while looking up compute target 'cpu-cluster' "
+        "(connection refused); check the network and the workspace's config.json, or, for a local fake, that "
+        "`amlstep fake-azure` is running")
+    answered = ServiceErrors().error("submitting", RuntimeError('{"error": {"message": "Quota exceeded"}}'))
+    assert str(answered) == "Azure ML service error while submitting: Quota exceeded"
