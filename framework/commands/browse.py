@@ -34,7 +34,11 @@ def _workspace(ctx: click.Context) -> Any:
 
 
 def _short(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    """A metric as the run pages show it: 4 decimals, a whole number as one (MLflow keeps every metric as a float:
+    SDK v2's ``registered_version`` 2 comes back as 2.0)."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4f}"
+    return str(value)
 
 
 def _number(value: Any) -> float | None:

@@ -178,3 +178,15 @@ def test_json_calls_a_runs_id_run_id_everywhere(toy_cli, tmp_path):
     shown = json.loads(toy_cli("runs", "show", ran["run_id"], "--json").stdout)
     assert listed["run_id"] == listed["id"] == shown["run_id"] == shown["id"] == ran["run_id"]
     assert shown["steps"][0]["run_id"] == ran["steps"][0]["run_id"]
+
+
+def test_a_whole_number_metric_shows_as_one(cli, workspace):
+    """MLflow keeps every metric as a float: SDK v2's registered_version 2 comes back as 2.0, and shows as 2."""
+    run = workspace.create_run(run_type="pipeline", name="p", experiment="p", status="Completed")
+    step = workspace.create_run(run_type="step", name="register_model", experiment="p", parent_id=run.id,
+                                status="Completed")
+    workspace.log_metrics(step.id, {"registered_version": 2.0, "accuracy": 0.91234})
+    shown = cli(workspace, "runs", "show", step.id)
+    assert shown.exit_code == 0, shown.output
+    assert "registered_version=2," in shown.stdout or "registered_version=2\n" in shown.stdout, shown.stdout
+    assert "accuracy=0.9123" in shown.stdout
