@@ -183,11 +183,12 @@ class WorkspaceRecorder:
 
 
 def execute(settings: Mapping[str, Any], training: Any, validation: Any, *, recorder: Any, parent_run_id: str,
-            log: Callable[[str], None] = print, announce: Callable[[str], None] | None = None) -> Any:
+            log: Callable[[str], None] = print, announce: Callable[[str], None] | None = None,
+            stop: Callable[[], bool] | None = None) -> Any:
     """The one code path of ``Experiment.submit`` and the pipeline's ``automl`` step.
 
     ``announce`` also receives the notice of unhonoured settings (so it is printed even when the
-    rest of the output is not shown).
+    rest of the output is not shown); ``stop``: see ``run_automl`` (the fake Azure ML's canceled runs).
     """
     started = time.monotonic()  # the budget counts from here: importing the estimators is part of the experiment
     from .engine import run_automl
@@ -195,7 +196,7 @@ def execute(settings: Mapping[str, Any], training: Any, validation: Any, *, reco
     if announce is not None and settings.get("unhonoured"):
         announce("AutoML emulator: settings accepted but not honoured offline: " + ", ".join(settings["unhonoured"]))
     result = run_automl(settings, training, validation, recorder=recorder, parent_run_id=parent_run_id, log=log,
-                        started=started)
+                        started=started, stop=stop)
     child = _find_child(recorder, result.best.run_id)
     if child is not None:  # pickled once: the parent run's (or the step's) model.pkl is the same bytes
         begun = time.monotonic()

@@ -41,6 +41,10 @@ class AutoMLTimeoutError(AutoMLError):
     """No child run completed within the experiment's or the iterations' time limit."""
 
 
+class AutoMLCanceled(AutoMLError):
+    """The experiment was canceled (its ``stop`` said so): no more children start, and it makes no model."""
+
+
 class Recorder(Protocol):
     """Where child runs are recorded (a RunContext's ``child_run``)."""
 
@@ -517,14 +521,16 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
                recorder: Recorder | None = None, parent_run_id: str = "AutoML",
                log: Callable[[str], None] = print, started: float | None = None,
                clock: Callable[[], float] | None = None,
-               runner: Callable[[str, FoldData], Runner] | None = None) -> AutoMLResult:
+               runner: Callable[[str, FoldData], Runner] | None = None,
+               stop: Callable[[], bool] | None = None) -> AutoMLResult:
     """Run an AutoML experiment with validated ``settings`` and return the best fitted pipeline.
 
     Both ``Experiment.submit`` and the pipeline's ``automl`` step come here. ``started`` (default:
     now) is when the experiment began, on ``clock`` (default ``time.monotonic``: a deadline never moves
     with the wall clock): ``experiment_timeout_minutes`` counts from it. ``runner(key, data)`` makes what
     runs the children and refits (default: worker processes, ``GuardedRunner``); tests give a clock and
-    a runner of their own to script how long each child takes.
+    a runner of their own to script how long each child takes. Once ``stop()`` is true (the run was canceled)
+    no further child starts, and AutoMLCanceled is raised when those running have ended.
     """
     clock = clock or time.monotonic
     started = clock() if started is None else started
@@ -560,7 +566,8 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     lap("featurize")
     key = uuid.uuid4().hex
     state = _Loop(settings, fold, key, started, budget, iteration_timeout, threads, recorder, parent_run_id, log,
-                  data.training_type, concurrency, clock=clock, runner=None if runner is None else runner(key, fold))
+                  data.training_type, concurrency, clock=clock, runner=None if runner is None else runner(key, fold),
+                  stop=stop)
     if state.search.auto_blocked:
         blocked = state.search.auto_blocked
         log(f"{'Models' if len(blocked) > 1 else 'Model'} {' and '.join(blocked)} {'are' if len(blocked) > 1 else 'is'} "
@@ -571,12 +578,15 @@ def run_automl(settings: Mapping[str, Any], training: pd.DataFrame, validation: 
     if runner is None:  # one worker for the models still to make; the others stopped at the deadline are replaced
         POOL.warm(1)  # when the next experiment starts: starting them now (imports) would slow the end of this one
     lap("children")
+    state.check_canceled()
     state.run_ensembles()
     lap("ensembles")
+    state.check_canceled()
     if state.best is None:
         raise state.no_child_error()
     model = state.final_model(featurizer)
     lap("refit")
+    state.check_canceled()
     state.keep_predictions()
     best = state.best  # when a model is missing at the end, the best child that has its model
     assert best is not None
@@ -610,8 +620,10 @@ class _Loop:
     def __init__(self, settings: Mapping[str, Any], fold: FoldData, key: str, started: float, budget: float | None,
                  iteration_timeout: float | None, threads: int, recorder: Recorder | None, parent_run_id: str,
                  log: Callable[[str], None], training_type: str, concurrency: int = 1,
-                 clock: Callable[[], float] | None = None, runner: Runner | None = None) -> None:
+                 clock: Callable[[], float] | None = None, runner: Runner | None = None,
+                 stop: Callable[[], bool] | None = None) -> None:
         self.settings, self.fold, self.key, self.started = settings, fold, key, started
+        self.stop = stop
         self.concurrency = max(1, concurrency)
         self.budget, self.iteration_timeout, self.threads = budget, iteration_timeout, threads
         self.recorder, self.parent_run_id, self.log, self.training_type = recorder, parent_run_id, log, training_type
@@ -698,6 +710,9 @@ class _Loop:
     def should_stop(self) -> bool:
         if self.stop_reason:
             return True
+        if self.stop is not None and self.stop():
+            self.stop_reason = "the run was canceled"
+            return True
         if len(self.children) >= self.n_base:
             return True
         deadline = self.deadline()
@@ -715,6 +730,11 @@ class _Loop:
         if exit_score is not None and self.best is not None and not M.better(self.metric, exit_score, self.best.score):
             self.stop_reason = f"experiment_exit_score {exit_score} reached"
         return bool(self.stop_reason)
+
+    def check_canceled(self) -> None:
+        """Raise AutoMLCanceled once ``stop()`` is true."""
+        if self.stop is not None and self.stop():
+            raise AutoMLCanceled(f"AutoML run {self.parent_run_id} was canceled")
 
     # -- base children ------------------------------------------------------------------------
     def _start(self, iteration: int) -> tuple[ChildResult, Any]:

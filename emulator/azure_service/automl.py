@@ -208,6 +208,8 @@ def run_automl_step(engine: Engine, state: PipelineState, step: StepJob, step_ru
         engine.add_file(step_run.id, "azureml-logs/70_driver_log.txt", ("\n".join(lines) + "\n").encode())
 
     try:
+        if state.canceled.is_set():   # canceled while it waited to start
+            raise StepFailure("UserError", f"AutoML step {step.name!r} was canceled")
         refused = limit_problems(step.automl_settings, has_validation_data="validation_data" in step.inputs)
         if refused:  # the service's own check (a client that does not check, or sends raw REST)
             log("; ".join(message for _, _, message in refused))
@@ -229,7 +231,8 @@ def run_automl_step(engine: Engine, state: PipelineState, step: StepJob, step_ru
         log(f"AutoML: task {settings['task']}, primary metric {settings['primary_metric']}, "
             f"{len(frames['training_data'])} training rows")
         result = execute(settings, frames["training_data"], frames.get("validation_data"),
-                         recorder=_Recorder(engine, step_run), parent_run_id=step_run.id, log=log)
+                         recorder=_Recorder(engine, step_run), parent_run_id=step_run.id, log=log,
+                         stop=state.canceled.is_set)
     except StepFailure:
         save_log()
         raise

@@ -623,7 +623,8 @@ def _tool_env(home: Path | None = None, keep_pip: bool = False, drop: Collection
 @dataclass
 class StepProcess:
     """``python script argv...`` (or, given ``shell``, that command line run by bash, as an SDK v2 job's command
-    is) in ``cwd`` with only ``env`` (plus PATH, HOME, LANG)."""
+    is) in ``cwd`` with only ``env`` (plus PATH, HOME, LANG). It runs in a process group of its own, killed whole
+    past ``timeout`` seconds or once ``stop`` is set (its run canceled)."""
 
     python: Path
     script: str
@@ -633,6 +634,10 @@ class StepProcess:
     home: Path
     timeout: float | None = None
     shell: str | None = None
+    stop: threading.Event | None = None
+
+    #: how often a running step looks at ``stop``
+    STOP_POLL = 0.1
 
     def run(self) -> tuple[int, str]:
         script = self.cwd / self.script
@@ -641,12 +646,32 @@ class StepProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         env = {"PATH": f"{self.python.parent}:/usr/local/bin:/usr/bin:/bin", "HOME": str(self.home),
                "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg", **self.env}
-        try:
-            command = ["/bin/bash", "-c", self.shell] if self.shell is not None else \
-                [str(self.python), self.script, *self.argv]
-            done = subprocess.run(command, cwd=self.cwd, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=self.timeout)
-        except subprocess.TimeoutExpired as exc:
-            output = (exc.stdout or b"").decode("utf-8", "replace")
-            return -9, output + f"\nThe run exceeded its maximum duration of {self.timeout:g} seconds and was stopped\n"
-        return done.returncode, done.stdout.decode("utf-8", "replace")
+        command = ["/bin/bash", "-c", self.shell] if self.shell is not None else \
+            [str(self.python), self.script, *self.argv]
+        if self.stop is not None and self.stop.is_set():
+            return -9, "The run was canceled before it started\n"
+        process = subprocess.Popen(command, cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        why = ""
+        while True:
+            wait = None if self.stop is None else self.STOP_POLL
+            if deadline is not None:
+                wait = max(0.0, deadline - time.monotonic()) if wait is None else \
+                    min(wait, max(0.0, deadline - time.monotonic()))
+            try:
+                out, _ = process.communicate(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                if self.stop is not None and self.stop.is_set():
+                    why = "\nThe run was canceled; its process was stopped\n"
+                elif deadline is not None and time.monotonic() >= deadline:
+                    why = f"\nThe run exceeded its maximum duration of {self.timeout:g} seconds and was stopped\n"
+                else:
+                    continue
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, 9)
+                out, _ = process.communicate()
+                break
+        output = (out or b"").decode("utf-8", "replace")
+        return (-9, output + why) if why else (process.returncode, output)

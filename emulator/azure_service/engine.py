@@ -21,7 +21,10 @@ What the engine does with a pipeline job, in a background thread:
 - other kinds of steps run by the runner given for their kind (AutoML steps: the project's AutoML
   emulator service-side, :mod:`.automl`);
 - a failed step fails the pipeline run; downstream steps are not started (unless the job says
-  ``continue_on_step_failure``, then only the steps that depend on the failed one are skipped).
+  ``continue_on_step_failure``, then only the steps that depend on the failed one are skipped);
+- a canceled pipeline run (:meth:`Engine.cancel`) is ``CancelRequested`` until its running step has stopped
+  (its process killed; an AutoML step starts no more trials), then ``Canceled``, with that step; the steps not
+  started never start, the steps that ended keep their status.
 """
 
 from __future__ import annotations
@@ -266,6 +269,7 @@ class PipelineState:
     job: PipelineJob
     step_runs: dict[str, str] = field(default_factory=dict)     # node id -> step run id
     thread: threading.Thread | None = None
+    canceled: threading.Event = field(default_factory=threading.Event)   # set by Engine.cancel
 
 
 # a runner of a kind of step: (engine, pipeline state, step, step run) -> None; raises StepFailure
@@ -466,6 +470,24 @@ class Engine:
                                         daemon=True)
         state.thread.start()
 
+    def cancel(self, run_id: str) -> RunRecord:
+        """Cancel pipeline run ``run_id`` as Azure does: ``CancelRequested`` until its running step has stopped, then
+        ``Canceled`` (see the module's docstring). A run that has ended stays as it ended; another kind of run ends
+        ``Canceled`` at once."""
+        record = self.run(run_id)
+        state = self.pipelines.get(run_id)
+        with self.lock:
+            if record.status in TERMINAL:
+                return record
+            if state is None or state.thread is None:   # not a pipeline run, or one never started
+                if state is not None:
+                    state.canceled.set()
+                self.set_status(record, "Canceled")
+                return record
+            state.canceled.set()
+            self.set_status(record, "CancelRequested")
+        return record
+
     def check_compute(self, name: str, step: str) -> ComputeTarget:
         target = self.computes.get(name)
         if target is None:
@@ -491,6 +513,8 @@ class Engine:
         by_id = {s.node_id: s for s in job.steps}
         try:
             for step in _topological(job):
+                if state.canceled.is_set():   # the steps not started never start
+                    break
                 blocked = self._depends_on(job, by_id, step, failed)
                 if failed and (blocked or not job.continue_on_step_failure):
                     continue
@@ -499,7 +523,9 @@ class Engine:
                     failed.add(step.node_id)
                 self._update_groups(state, step)
             self._close_groups(state)
-            if failed:
+            if state.canceled.is_set():
+                self.set_status(record, "Canceled")
+            elif failed:
                 first = next(self.run(state.step_runs[n]) for n in (s.node_id for s in job.steps) if n in failed)
                 message = (first.error or {}).get("message") or "a step failed"
                 self.set_status(record, "Failed", {"code": "UserError", "message": f"Step {first.name!r} failed: "
@@ -647,6 +673,12 @@ class Engine:
             else:
                 raise StepFailure("SystemError", f"the fake service cannot run {step.kind} steps")
         except StepFailure as failure:
+            if state.canceled.is_set():   # stopped by the cancel: Canceled, with its AutoML trials still running
+                for child in self.children(step_run.id):
+                    if child.status not in TERMINAL:
+                        self.set_status(child, "Canceled")
+                self.set_status(step_run, "Canceled")
+                return step_run
             self.set_status(step_run, "Failed", {"code": failure.code, "message": failure.message})
             return step_run
         except Exception as exc:  # a bug of the fake, reported on the step like a system error
@@ -803,7 +835,8 @@ class Engine:
         env.update(self.runtime_env(step_run))
         process = StepProcess(python=python, script=step.script or "", argv=argv, env=env, cwd=snapshot,
                               home=workdir / "home", timeout=step.max_seconds,
-                              shell=None if step.shell is None else self._resolve(step, step.shell, places))
+                              shell=None if step.shell is None else self._resolve(step, step.shell, places),
+                              stop=state.canceled)
         try:
             code, output = process.run()
         finally:

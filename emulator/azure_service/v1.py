@@ -118,6 +118,7 @@ class V1Api(Api):
         r("POST", graph + r"/Outputs$", self._node_outputs)
         r("POST", graph + r"/Graph/Shareable/(?P<kind>STDOUT|STDERR|JobLog)$", self._node_log)
         r("GET", pipelines + r"/PipelineRuns/(?P<id>[0-9a-f-]{36})/StepRuns$", self._step_runs)
+        r("DELETE", pipelines + r"/PipelineRuns/(?P<id>[0-9a-f-]{36})/Execution$", self._run_cancel)
         r("GET", pipelines + r"/(Experiments|PipelineRuns)/(?P<id>[0-9a-f-]{36})$", self._run_get)
         # run history
         r("GET", run + r"$", self._history_run)
@@ -393,6 +394,13 @@ class V1Api(Api):
             raise ServiceError(404, "NotFound", "pipeline run not found")
         return 200, self._run_entity(m.group("id"))
 
+    def _run_cancel(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """``PipelineRun.cancel()``: the engine stops the pipeline run (``CancelRequested``, then ``Canceled``)."""
+        if m.group("id") not in self.pipeline_runs:
+            raise ServiceError(404, "NotFound", "pipeline run not found")
+        self.engine.cancel(m.group("id"))
+        return 200, None
+
     def _step_run_of(self, pipeline_run_id: str, node_id: str) -> RunRecord | None:
         state = self.engine.pipelines.get(pipeline_run_id)
         if state is None:
@@ -539,7 +547,9 @@ class V1Api(Api):
         """A run's lifecycle event (``run.complete()``, ``run.fail()``, a started run): its status."""
         record = self._history_record(m)
         status = self.EVENT_STATUS.get(str((body or {}).get("name")))
-        if status is not None and record.status not in ("Completed", "Failed", "Canceled"):
+        if status == "Canceled" and record.id in self.engine.pipelines:   # Run.cancel() of a pipeline run
+            self.engine.cancel(record.id)
+        elif status is not None and record.status not in ("Completed", "Failed", "Canceled"):
             self.engine.set_status(record, status)
         return 200, None
 

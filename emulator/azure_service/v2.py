@@ -479,12 +479,11 @@ class V2Api(Api):
         return 200, {"value": [self.job_payload(n) for n in self.jobs]}
 
     def _job_cancel(self, m: Any, body: Any, q: Any) -> tuple[int, Any]:
+        """``jobs.begin_cancel``: the engine stops the job (``CancelRequested``, then ``Canceled``)."""
         name = m.group("name")
         if name not in self.jobs:
             raise ServiceError(404, "UserError", f"Job {name!r} was not found.")
-        record = self.engine.run(name)
-        if record.status not in TERMINAL:
-            self.engine.set_status(record, "Canceled")
+        self.engine.cancel(name)
         return 202, None
 
     def job_payload(self, name: str) -> dict[str, Any]:
