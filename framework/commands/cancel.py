@@ -3,7 +3,8 @@
 A local run (a pipeline run, or a standalone AutoML run) is asked to stop through the run history
 (``framework.cancel``): the process running it stops as Ctrl-C stops it, and the command waits until
 the run is recorded ``Canceled``. A run submitted to Azure ML is canceled through the SDK by its
-backend (``cancel``), in the workspace of ``--config``.
+backend (``cancel``), in the workspace of ``--config`` (else the one it was submitted with), then read back
+as ``runs follow`` reads it (``--no-wait``: not).
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ def top_level(ws: Any, record: Any) -> Any:
 @click.argument("run_id")
 @click.option("--timeout", default=60.0, show_default=True, metavar="SECONDS",
               help="How long to wait for a local run to stop.")
-@click.option("--no-wait", is_flag=True, help="Ask the run to stop and return at once.")
+@click.option("--no-wait", is_flag=True, help="Ask the run to stop and return at once (an Azure run is not read back).")
 @click.option("--config", "config", metavar="PATH", type=click.Path(),
-              help="azure: the workspace config.json (file or folder) [default: found from the current folder up].")
+              help="azure: the workspace config.json (file or folder) [default: the one the run was submitted with, "
+                   "else found from the current folder up].")
 @click.pass_context
 def runs_cancel(ctx: click.Context, run_id: str, timeout: float, no_wait: bool, config: str | None) -> None:
     """Cancel a running run, local or on Azure ML.
@@ -56,7 +58,7 @@ def runs_cancel(ctx: click.Context, run_id: str, timeout: float, no_wait: bool, 
             raise WorkspaceError(f"{record.run_type} run {record.id} is {record.status}; only a running run can be "
                                  f"canceled")
         if record.backend != "local":
-            _cancel_remote(state, ws, record, config)
+            _cancel_remote(state, ws, record, config, wait=not no_wait)
             return
         if config:
             raise WorkspaceError(f"--config applies to runs on Azure ML; run {record.id} is a local run")
@@ -88,13 +90,14 @@ def runs_cancel(ctx: click.Context, run_id: str, timeout: float, no_wait: bool, 
                 f"process (Ctrl-C, or `kill -INT {record.pid}` on {record.host})", common.EXIT_FAILED)
 
 
-def _cancel_remote(state: Any, ws: Any, record: Any, config: str | None) -> None:
-    """A run on another backend (Azure ML): its backend cancels it; the local record follows."""
+def _cancel_remote(state: Any, ws: Any, record: Any, config: str | None, *, wait: bool) -> None:
+    """A run on another backend (Azure ML): its backend cancels it (``wait``: and reads back how it ended); the
+    local record follows."""
     backend = state.plugins.backend(record.backend, workspace=ws, config=config,
                                     **({"sdk": record.properties["sdk"]} if record.properties.get("sdk") else {}))
     if not hasattr(backend, "cancel"):
         raise WorkspaceError(f"backend {record.backend!r} cannot cancel its runs; cancel run {record.id} where it runs")
-    status = backend.cancel(record, plugins=state.plugins)
+    status = backend.cancel(record, plugins=state.plugins, wait=wait)
     if status in ("Completed", "Failed"):
         ws.end_unfinished(record.id, status, f"ended {status} on {record.backend} before it could be canceled")
         common.fail(f"{record.run_type} run {record.id} ended {status} on {record.backend} before it could be canceled",

@@ -376,12 +376,12 @@ class AzureBackendBase:
         if self.echo is not None:
             print(message, file=self.echo, flush=True)
 
-    def cancel(self, record: Any, *, plugins: Plugins | None = None) -> str | None:
+    def cancel(self, record: Any, *, plugins: Plugins | None = None, wait: bool = True) -> str | None:
         """``amlstep runs cancel``: ask the service to cancel the submitted run of local record ``record``; its
-        status there afterwards (None when unknown)."""
+        status there afterwards (None when unknown); ``wait``: once followed to its end and read back."""
         from .cancel import cancel
 
-        return cancel(self, record)
+        return cancel(self, record, plugins=plugins, wait=wait)
 
     def _poll(self) -> float:
         if self.poll_seconds is not None:
@@ -468,8 +468,15 @@ class AzureBackendChoice:
                 self.options = {**self.options, "sdk": latest}
         return self.chosen(plugins).explain_reuse(pipeline, plugins=plugins, params=params, reuse=reuse)
 
-    def cancel(self, record: Any, *, plugins: Plugins) -> str | None:
-        return self.chosen(plugins).cancel(record)
+    def cancel(self, record: Any, *, plugins: Plugins, wait: bool = True) -> str | None:
+        """Through the SDK ``record`` was submitted with, in the workspace of ``config``, else the one it was
+        submitted with (as ``runs follow``: ``attach.backend_for``)."""
+        from .attach import backend_for
+
+        options = {k: v for k, v in self.options.items() if k not in ("sdk", "workspace", "config", "echo")}
+        backend = backend_for(plugins, self.options["workspace"], record, config=self.options.get("config"),
+                              echo=self.options.get("echo"), **options)
+        return backend.cancel(record, plugins=plugins, wait=wait)
 
 
 def _latest_azure_sdk(workspace: Any) -> str | None:

@@ -1,8 +1,11 @@
 """``amlstep runs cancel RUN_ID`` for a run submitted to Azure ML: the SDK's cancel, from the local record.
 
 SDK v1: ``PipelineRun(experiment, run_id).cancel()``; SDK v2: ``ml_client.jobs.begin_cancel(name)``. The
-workspace is the one of ``config`` (a config.json, or one of ``amlstep fake-azure``), as for ``run``.
-Kept apart from the backends so that the call path is small; ``AzureBackendBase.cancel`` calls it.
+workspace is the one of ``config`` (a config.json, or one of ``amlstep fake-azure``), else the one the run
+was submitted with, as for ``runs follow``. Then, unless told not to wait, the run is followed to its end
+and read back as ``runs follow`` does: the steps that had ended keep their status, the others end as the
+service ended them. Kept apart from the backends so that the call path is small; ``AzureBackendBase.cancel``
+calls it.
 """
 
 from __future__ import annotations
@@ -12,9 +15,18 @@ from typing import Any
 from ...errors import BackendError
 
 
-def cancel(backend: Any, record: Any) -> str | None:
+def cancel(backend: Any, record: Any, *, plugins: Any = None, wait: bool = True) -> str | None:
     """Ask Azure ML to cancel the pipeline run of local record ``record``; returns its status on the service
-    afterwards (``Canceled``, ``CancelRequested``, or how it ended if it ended first), None when unknown."""
+    afterwards (``Canceled``, ``CancelRequested``, or how it ended if it ended first), None when unknown. With
+    ``wait``, the run is followed to its end and read back first (its status is then how it ended)."""
+    status = _ask(backend, record)
+    if wait and status in ("Canceled", "CancelRequested"):
+        return backend.reattach(record, plugins=plugins).status
+    return status
+
+
+def _ask(backend: Any, record: Any) -> str | None:
+    """The SDK's cancel call; the run's status on the service right after."""
     from .endpoint import patched_environ
 
     name = str(record.properties.get("azure_run_id") or record.id)

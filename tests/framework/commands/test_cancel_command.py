@@ -150,3 +150,51 @@ def test_cancels_a_run_on_azure_ml_through_the_sdk_v2(fake_azure_v2, titanic_csv
     else:
         assert canceled.exit_code == 1, canceled.output
         assert f"ended {record.status} on azure before it could be canceled" in canceled.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sdk", ["v1", "v2"])
+def test_canceling_an_azure_run_stops_its_running_step_and_nothing_after_it_starts(sdk, tmp_path, titanic_csv,
+                                                                                    _fake_azure_cache):
+    """The AutoML step is held at its first trial until the cancel has reached the service (no race with the clock):
+    it starts no other trial and ends Canceled, register_model never starts, dataprep stays Completed; the local
+    record, read back without --config (the run's own config.json), agrees."""
+    from emulator.azure_service.testing import open_fake_azure
+    from tests.framework.backends.azure.conftest import TITANIC
+
+    with open_fake_azure(tmp_path, _fake_azure_cache, sdk=sdk) as fake:
+        engine, reached, gate = fake.service.engine, threading.Event(), threading.Event()
+        create_run, cancel = engine.create_run, engine.cancel
+
+        def held_trial(experiment, run_type, *args, **kwargs):
+            if run_type == "automl.child":
+                reached.set()
+                gate.wait(300)
+            return create_run(experiment, run_type, *args, **kwargs)
+
+        def cancel_then_release(run_id):
+            found = cancel(run_id)
+            gate.set()
+            return found
+
+        engine.create_run, engine.cancel = held_trial, cancel_then_release
+        try:
+            fake.local_workspace.register_dataset("titanic_ds", [str(titanic_csv)])
+            submitted = fake.submit(TITANIC, wait=False, config=str(fake.config(tmp_path)))
+            assert reached.wait(300), "the AutoML step never started a trial"
+            assert fake.local_workspace.get_run(submitted.run_id).properties["azure_config"]   # what it falls back to
+            canceled = invoke(fake.local_workspace, "runs", "cancel", submitted.run_id)
+        finally:
+            gate.set()
+        assert canceled.exit_code == 0, canceled.output
+        assert canceled.stdout.strip() == f"Canceled pipeline run {submitted.run_id} on azure"
+        assert engine.run(submitted.run_id).status == "Canceled"
+        on_service = {name: run.status for name, run in fake.step_runs(submitted.run_id).items()}
+        assert on_service == {"dataprep": "Completed", "AutoML_Classification": "Canceled"}
+        automl = fake.step_runs(submitted.run_id)["AutoML_Classification"]
+        assert len(engine.children(automl.id)) == 1   # the trial held when the cancel came; no other started
+        assert fake.models == {}
+        local = fake.local_workspace
+        assert local.get_run(submitted.run_id).status == "Canceled"
+        assert {s.name: s.status for s in local.get_children(submitted.run_id)} == {
+            "dataprep": "Completed", "AutoML_Classification": "Canceled", "register_model": "Canceled"}
