@@ -199,10 +199,15 @@ class FakeAzureML:
             self._thread = None
 
     def stop(self) -> None:
-        """Stop listening, wait for running pipelines, remove a temporary state folder."""
+        """Stop listening, cancel the pipelines still running and wait for them to stop (their step processes are
+        killed: they run in process groups of their own, which a Ctrl-C of the service does not reach), remove a
+        temporary state folder."""
         if self._outage is not None:
             self._outage._ended = True
         self._close()
+        for run_id, state in list(self.engine.pipelines.items()):
+            if state.thread is not None and state.thread.is_alive():
+                self.engine.cancel(run_id)
         for state in list(self.engine.pipelines.values()):
             if state.thread is not None:
                 state.thread.join(timeout=120)

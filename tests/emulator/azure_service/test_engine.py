@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from emulator.azure_service.blobstore import BlobStore
@@ -91,3 +93,57 @@ def test_other_kinds_of_steps_run_by_the_runner_given_for_their_kind(tmp_path):
     assert made.wait(second.id, 60) == "Failed"
     assert made.children(second.id)[0].error == {"code": "SystemError",
                                                  "message": "the fake service cannot run sweep steps"}
+
+
+def test_a_canceled_step_process_is_killed_with_its_children(tmp_path):
+    """The step runs in a process group of its own: a cancel kills the command and what it started."""
+    import os
+    import sys
+    import threading
+    import time
+
+    from emulator.azure_service.compute import StepProcess
+
+    stop = threading.Event()
+    pids = tmp_path / "pids"
+    process = StepProcess(python=Path(sys.executable), script="", argv=[], env={}, cwd=tmp_path,
+                          home=tmp_path / "home", shell=f"sleep 600 & echo $$ $! > {pids}; wait", stop=stop)
+    done: list = []
+    runner = threading.Thread(target=lambda: done.append(process.run()))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not (pids.exists() and pids.read_text().strip()):
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.05)
+    stop.set()
+    runner.join(60)
+    assert done and done[0][0] == -9 and "The run was canceled; its process was stopped" in done[0][1]
+    for pid in map(int, pids.read_text().split()):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_stopping_the_service_cancels_the_pipelines_still_running(tmp_path):
+    """Ctrl-C of `amlstep fake-azure` reaches no step process (each has its process group): stopping the service
+    cancels what still runs, which stops them."""
+    from emulator.azure_service import FakeAzureML
+    from emulator.azure_service.engine import StepFailure
+
+    import threading
+
+    started = threading.Event()
+
+    def waits_for_cancel(engine, state, step, step_run):
+        started.set()
+        state.canceled.wait(300)
+        raise StepFailure("UserError", "stopped")
+
+    fake = FakeAzureML(root=tmp_path / "state").start()
+    fake.engine.runners["automl"] = waits_for_cancel
+    record = fake.engine.submit(job(StepJob(node_id="train", name="train", kind="automl", compute="cpu-cluster",
+                                            allow_reuse=False, identity="automl-1")))
+    fake.engine.start(record.id)
+    assert started.wait(60)
+    fake.stop()
+    assert fake.engine.run(record.id).status == "Canceled"
+    assert [c.status for c in fake.engine.children(record.id)] == ["Canceled"]
