@@ -199,9 +199,10 @@ class AzureBackendBase:
         """Follow a submitted run to its end, read it back and record it; the same at submit and on re-attach.
 
         A run amlstep cannot follow to its end (the service away longer than ``outage_timeout``, an answer it
-        cannot read, Ctrl-C) stays ``Running`` in the local record, with when it was last seen: it was
-        submitted and, as far as anyone here knows, it goes on. The result says so (``details["state_unknown"]``,
-        exit code 3 from ``amlstep run``) and how to re-attach; ``Failed`` is only ever what the service says.
+        cannot read, Ctrl-C: only the client stops, the run is not canceled) stays ``Running`` in the local record,
+        with when it was last seen: it was submitted and, as far as anyone here knows, it goes on. The result says
+        so (``details["state_unknown"]``, exit code 3 from ``amlstep run``) and how to re-attach; ``Failed`` is only
+        ever what the service says. Durations are the service's (its start and end times), whoever followed when.
         """
         local = self._local_workspace()
         following = Follower(session, run, record.id, bindings, step_records, local,
@@ -209,13 +210,14 @@ class AzureBackendBase:
                              echo=self.echo, pipeline_record=record)
         try:
             status = following.follow()
-        except KeyboardInterrupt:
-            self._lost(record, following, "interrupted (Ctrl-C)")
-            raise
+        except KeyboardInterrupt:  # Ctrl-C stops this client, not the run: left as after an outage, exit code 3
+            return self._unknown(record, following, result, following.interrupted(), events)
         except Exception as exc:  # the Azure run goes on: say locally what is known, never that it failed
             return self._unknown(record, following, result, exc, events)
         result.status = status
-        result.duration = time.time() - started
+        began, ended = following.times(run, f"{session.noun} {record.id}")
+        times = {"started_at": began, "ended_at": ended} if began is not None and ended is not None else {}
+        result.duration = ended - began if times else time.time() - started  # type: ignore[operator]
         for step_result in result.steps:
             seen = following.steps.get(step_result.name)
             step_record = step_records[step_result.name]
@@ -247,7 +249,7 @@ class AzureBackendBase:
             if found.log_path:
                 step_result.log_path = str(local.path / found.log_path)
         local.update_run(record.id, status=result.status, error=result.error, outputs=dict(result.outputs),
-                         properties={**local.get_run(record.id).properties, LAST_SEEN: following.last_seen})
+                         properties={**local.get_run(record.id).properties, LAST_SEEN: following.last_seen}, **times)
         if events is not None:
             events.ended(result)
         return result
@@ -308,10 +310,10 @@ class AzureBackendBase:
     def _unknown(self, record: RunRecord, following: Follower, result: PipelineRunResult, exc: Exception,
                  events: PipelineEvents | None) -> PipelineRunResult:
         """The run's state is unknown: the record stays Running (last seen at T); the result says how to re-attach."""
-        from .follower import ServiceUnreachable, clock_text
+        from .follower import FollowingInterrupted, ServiceUnreachable, clock_text
 
         self._lost(record, following, str(exc).split(". Re-attach")[0])
-        if isinstance(exc, ServiceUnreachable):
+        if isinstance(exc, (ServiceUnreachable, FollowingInterrupted)):
             message = str(exc)
         else:
             message = (f"amlstep stopped following {following.session.noun} {record.id}: {exc}. It was submitted and, "
@@ -477,6 +479,10 @@ class AzureBackendChoice:
         backend = backend_for(plugins, self.options["workspace"], record, config=self.options.get("config"),
                               echo=self.options.get("echo"), **options)
         return backend.cancel(record, plugins=plugins, wait=wait)
+
+    def reattach(self, record: RunRecord, *, plugins: Plugins) -> PipelineRunResult:
+        """Follow submitted run ``record`` to its end (``runs logs --follow`` on a run nobody follows)."""
+        return self.chosen(plugins).reattach(record, plugins=plugins)
 
 
 def _latest_azure_sdk(workspace: Any) -> str | None:

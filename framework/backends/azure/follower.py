@@ -60,7 +60,8 @@ class StepRun:
     ``status`` is ``Completed``, ``Failed``, ``Canceled``, ``Running`` or another of the service's
     statuses (nothing happens yet), or None when it could not be read this time (asked again at the
     next poll); ``reused_from`` is the id of the earlier step run the service reused, if any;
-    ``handle`` is the SDK's own object, handed back to the session.
+    ``handle`` is the SDK's own object, handed back to the session; ``started`` and ``ended`` are when the service
+    says it started and ended (epoch seconds), when the listing says (else :meth:`Session.times` is asked).
     """
 
     name: str
@@ -68,6 +69,8 @@ class StepRun:
     status: str | None
     reused_from: str | None = None
     handle: Any = None
+    started: float | None = None
+    ended: float | None = None
 
 
 @dataclass
@@ -133,6 +136,9 @@ class Session(Protocol):
     def log_tail(self, step: StepRun) -> tuple[str, list[str]] | None:
         """(log file name, its last lines) of a step run, or None."""
 
+    def log(self, step: StepRun) -> tuple[str, str] | None:
+        """(log file name, its text) of a step run, or None."""
+
     def trials(self, step: StepRun, known: set[str]) -> list[Trial]:
         """The child runs of an AutoML step run that ended and are not in ``known`` (ids), each with its properties
         and final metrics ([] when there are none or they cannot be read now). Ended trials in ``known`` cost
@@ -152,6 +158,10 @@ class Session(Protocol):
 
     def ended(self, run: Any, status: str) -> str:
         """Why the pipeline ended ``status`` when no step run says."""
+
+    def times(self, target: Any) -> tuple[float | None, float | None]:
+        """When the service says a run started and ended (epoch seconds, None when it does not say): the pipeline
+        run (``target``: its handle) or a step run (a :class:`StepRun`)."""
 
     def service_error(self, doing: str, exc: BaseException) -> BackendError:
         """The error for a failed service call."""
@@ -286,6 +296,10 @@ class ServiceUnreachable(BackendError):
         self.cause = cause
 
 
+class FollowingInterrupted(BackendError):
+    """Following stopped at Ctrl-C: only this client stopped; the run was not canceled and goes on on Azure."""
+
+
 def retrying(policy: RetryPolicy, doing: str, function: Callable[..., Any], *args: Any, echo: TextIO | None = None,
              on_error: Callable[[str, BaseException], BaseException] | None = None,
              on_outage: Callable[[], None] | None = None,
@@ -382,6 +396,15 @@ class Follower:
             f"Azure (last seen {clock_text(self.last_seen)}). Re-attach with `amlstep runs follow {self.run_id}`",
             last_seen=self.last_seen, cause=why(exc))
 
+    def interrupted(self) -> FollowingInterrupted:
+        """The error for Ctrl-C while following: the run goes on; how to re-attach, and how to cancel it."""
+        noun = self.session.noun
+        return FollowingInterrupted(
+            f"interrupted (Ctrl-C): amlstep stopped following {noun} {self.run_id}. Ctrl-C stops this client only, "
+            f"not the run: it was not canceled and, as far as amlstep knows, still runs on Azure (last seen "
+            f"{clock_text(self.last_seen)}; cancel it with `amlstep runs cancel {self.run_id}`). Re-attach with "
+            f"`amlstep runs follow {self.run_id}`")
+
     def seen(self) -> None:
         """The service answered: note when (written to the local record every ``SEEN_EVERY`` seconds)."""
         self.last_seen = self.retry.wall()
@@ -431,8 +454,8 @@ class Follower:
             seen = self.steps.setdefault(name, {"status": "NotStarted", "reused": False, "azure_run_id": child.id})
             seen["azure_run_id"] = child.id
             if child.status == "Running" and seen["status"] == "NotStarted":
-                seen["status"], seen["started"] = "Running", time.time()
-                self.local.update_run(record.id, status="Running", started_at=record.started_at or time.time(),
+                seen["status"], seen["started"] = "Running", child.started or record.started_at or time.time()
+                self.local.update_run(record.id, status="Running", started_at=seen["started"],
                                       properties={**record.properties, "azure_step_run_id": child.id})
                 if self.events is not None and binding is not None:
                     self.events.started(binding, record.id)
@@ -483,9 +506,15 @@ class Follower:
         seen = self.steps[name]
         status = str(child.status)
         seen["status"] = status
-        seen["duration"] = time.time() - seen["started"] if seen.get("started") else None
         changes: dict[str, Any] = {"status": status, "properties": {**record.properties,
                                                                     "azure_step_run_id": child.id}}
+        started, ended = (None, None) if child.reused_from else self.times(child, f"step run {child.id}")
+        if started is not None and ended is not None:  # what the service recorded, whoever followed the run when
+            seen["started"] = started
+            changes.update(started_at=started, ended_at=ended)
+            seen["duration"] = max(0.0, ended - started)
+        else:
+            seen["duration"] = time.time() - seen["started"] if seen.get("started") else None
         if child.reused_from:
             seen["reused"], seen["reused_from"] = True, child.reused_from
             original = local_step_for(self.local, child.reused_from)
@@ -498,8 +527,37 @@ class Follower:
             seen["error"] = f"step {name!r} failed on Azure: {self.session.step_error(child)}"
             changes["error"] = seen["error"]
         self.local.update_run(record.id, **changes)
+        if not child.reused_from:
+            self._log_now(child, record)
         if binding is not None:
             fire_step_events(self.events, binding, record.id, status, seen)
+
+    def _log_now(self, child: StepRun, record: Any) -> None:
+        """An ended step run's log, into the local history at once: ``runs logs --follow`` prints it as steps end."""
+        if self.local.get_run(record.id).log_path:
+            return
+        try:
+            found = self.call(f"reading the log of step run {child.id}", self.session.log, child)
+        except Exception:  # read again with the rest at read back
+            return
+        if found is None:
+            return
+        log_name, text = found
+        path = self.local.log_path(record.id)
+        path.write_text(text)
+        self.local.update_run(record.id, log_path=self.local.relative(path))
+        self.local.merge_properties(record.id, {"azure_log_file": log_name})
+
+    def times(self, target: Any, what: str) -> tuple[float | None, float | None]:
+        """When the service says ``target`` (the run's handle, or a :class:`StepRun`) started and ended; what the
+        listing carried when it has both, else asked (None, None when it cannot be read: the local clock then)."""
+        if isinstance(target, StepRun) and target.started is not None and target.ended is not None:
+            return target.started, target.ended
+        try:
+            started, ended = self.call(f"reading the start and end times of {what}", self.session.times, target)
+        except Exception:  # times are a nicety: durations then come from this process's clock
+            return None, None
+        return started, ended
 
     def failure_message(self, status: str) -> str:
         """The first failed step's error and the tail of its log, else why the pipeline ended ``status``."""

@@ -56,8 +56,16 @@ class V1Session:
                     or properties.get("azureml.reusedrunid")
             except Exception:
                 pass
-            found.append(StepRun(step_run.name, step_run.id, status, reused_from, step_run))
+            dto = getattr(step_run, "_run_dto", None) or {}  # as listed: no request
+            found.append(StepRun(step_run.name, step_run.id, status, reused_from, step_run,
+                                 started=epoch(dto.get("start_time_utc")), ended=epoch(dto.get("end_time_utc"))))
         return found
+
+    def times(self, target: Any) -> tuple[float | None, float | None]:
+        """``startTimeUtc`` and ``endTimeUtc`` of the run's details (``Run.get_details``)."""
+        with sdk_output(self.echo):
+            details = (target.handle if isinstance(target, StepRun) else target).get_details()
+        return epoch(details.get("startTimeUtc")), epoch(details.get("endTimeUtc"))
 
     def step_error(self, step: StepRun) -> str:
         try:
@@ -116,6 +124,10 @@ class V1Session:
                 run.download_file(name, output_file_path=str(target))
                 return name, target.read_text(errors="replace")
         return None
+
+    def log(self, step: StepRun) -> tuple[str, str] | None:
+        """The step run's whole log, as the service keeps it."""
+        return self._log(step.handle)
 
     def log_tail(self, step: StepRun) -> tuple[str, list[str]] | None:
         """The last lines of a step run's log, as the service keeps it."""

@@ -239,6 +239,10 @@ class V2Session:
             return text.strip().splitlines()[-1] if text.strip() else type(exc).__name__
         return "no error reported"
 
+    def log(self, step: StepRun) -> tuple[str, str] | None:
+        """The step run's whole log, as the service keeps it."""
+        return self._log(step.id)
+
     def log_tail(self, step: StepRun) -> tuple[str, list[str]] | None:
         """The last lines of a step job's log, downloaded with ``jobs.download`` (its default artifacts)."""
         found = self._log(step.id)
@@ -329,6 +333,15 @@ class V2Session:
         with tempfile.TemporaryDirectory(prefix="amlstep-model-") as folder:
             self.ml.models.download(name, version=str(version), download_path=folder)
             return content_digest(Path(folder))
+
+    def times(self, target: Any) -> tuple[float | None, float | None]:
+        """The job's MLflow run's ``start_time`` and ``end_time`` (the job entity says only when it was created)."""
+        from ..endpoint import patched_environ
+
+        client, env = self.mlflow()
+        with patched_environ(env):
+            info = client.get_run(target.id if isinstance(target, StepRun) else str(target)).info
+        return epoch(info.start_time), epoch(info.end_time)
 
     def ended(self, run: str, status: str) -> str:
         return f"pipeline job {run} ended {status} on Azure"

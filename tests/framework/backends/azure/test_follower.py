@@ -17,7 +17,7 @@ import pytest
 from framework import BackendError
 from framework.backends.azure.backend import AzureBackendBase
 from framework.backends.azure.follower import (LAST_SEEN, Follower, RetryPolicy, ServiceUnreachable, StepReport,
-                                               StepRun, Trial, retry_after, transient)
+                                               StepRun, Trial, clock_text, retry_after, transient)
 from framework.results import PipelineRunResult, StepRunResult
 
 
@@ -83,6 +83,12 @@ class Script:
 
     def ended(self, run, status):
         return f"ended {status}"
+
+    def times(self, target):
+        return None, None
+
+    def log(self, step):
+        return None
 
 
 @pytest.mark.parametrize("error, expected", [
@@ -190,3 +196,39 @@ def test_each_trial_is_read_once_and_recorded_as_a_local_child_run(workspace):
     Follower(again, "h", following.run_id, {}, {"train": workspace.get_run(step.id)}, workspace, None, poll=1.0,
              retry=RetryPolicy(clock=Clock().time, sleep=Clock().sleep)).follow()
     assert again.asked_trials == [{"train_0", "train_1"}]
+
+
+class CtrlC(Clock):
+    """Ctrl-C in the wait between two polls, the ``after``-th one."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after = after
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        if len(self.waits) == self.after:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_stops_following_and_leaves_the_run_running_not_canceled(workspace):
+    """Ctrl-C stops the client only: the record stays Running, the result says how to re-attach (exit code 3)."""
+    clock = CtrlC(after=2)
+    backend = AzureBackendBase(workspace, retry=RetryPolicy(window=10.0, clock=clock.time, sleep=clock.sleep,
+                                                            wall=clock.time), poll_seconds=1.0)
+    record = workspace.create_run(run_type="pipeline", name="e", experiment="e", backend="azure", status="Running",
+                                  run_id="azure-run-2")
+    step = workspace.create_run(run_type="step", name="train", experiment="e", parent_id=record.id, backend="azure")
+    result = PipelineRunResult(run_id=record.id, experiment="e", status="Running", backend="azure",
+                               steps=[StepRunResult("train", step.id, "NotStarted")])
+    found = backend.follow_submitted(record, {"train": step}, session=Script(["Running"] * 5), run="h", bindings={},
+                                     events=None, download=None, result=result, started=0.0)
+    assert (found.status, found.details["state_unknown"]) == ("Running", True)
+    assert found.error == ("interrupted (Ctrl-C): amlstep stopped following pipeline run azure-run-2. Ctrl-C stops "
+                           "this client only, not the run: it was not canceled and, as far as amlstep knows, still "
+                           f"runs on Azure (last seen {clock_text(1001.0)}; cancel it with `amlstep runs cancel "
+                           "azure-run-2`). Re-attach with `amlstep runs follow azure-run-2`")
+    assert [s.status for s in found.steps] == ["Running"]
+    kept = workspace.get_run(record.id)
+    assert kept.status == "Running" and kept.properties[LAST_SEEN] == 1001.0
+    assert kept.properties["azure_following"].startswith("amlstep stopped following it: interrupted (Ctrl-C)")
