@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -282,31 +283,90 @@ def _show_child(ws: Any, detail: dict[str, Any]) -> None:
 def runs_logs(ctx: click.Context, run_id: str, step: str | None, follow: bool) -> None:
     """Print a run's logs: every step's, or STEP's only.
 
-    The std_log.txt of each step, as Azure streams them; --follow waits for more until the run ends.
+    The std_log.txt of each step, as Azure streams them; --follow waits for more until the run ends. An Azure
+    run that no process follows is followed here (as `amlstep runs follow` does): each step's log shows as
+    the step ends, and the run is read back when it ends.
     """
     with _errors():
         ws = _workspace(ctx)
         run = ws.get_run(run_id)
         sources = log_sources(ws, run, step)
+        following = _follow_here(ctx, ws, run) if follow else None
     offsets: dict[str, int] = {}
     headers = len(sources) > 1 or run.run_type == "pipeline"
     gone: str | None = None
+    out = sys.stdout  # held: an SDK call of the following thread redirects sys.stdout while it runs
     while True:
         for label, path in log_sources(ws, run, step) if follow else sources:
-            _print_new(label, path, offsets, headers)
+            _print_new(label, path, offsets, headers, out)
         if not follow:
             break
         gone = _process_gone(ws, run.id)
         if gone is not None or ws.get_run(run.id).status not in ("Running", "NotStarted", "Queued"):
             break
+        if following is not None and not following.is_alive():  # following stopped with the run still running
+            break
         time.sleep(0.5)
     if follow:  # what was written between the last read and the end of the run
         for label, path in log_sources(ws, run, step):
-            _print_new(label, path, offsets, headers)
+            _print_new(label, path, offsets, headers, out)
+        if following is not None:
+            _followed(following)
         ended = ws.get_run(run.id)
         if ended.status != "Completed":
             click.echo(f"run {run.id} is {ended.status}" + (f": {ended.error}" if ended.error else "")
                        + (f" ({gone})" if gone else ""), err=True)
+
+
+class _Following(threading.Thread):
+    """A remote run followed to its end by its backend (``reattach``) while ``runs logs --follow`` prints its logs."""
+
+    def __init__(self, backend: Any, record: Any, plugins: Any) -> None:
+        super().__init__(name=f"amlstep-follow-{record.id}", daemon=True)
+        self.backend, self.record, self.plugins = backend, record, plugins
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.backend.reattach(self.record, plugins=self.plugins)
+        except BaseException as exc:  # said by the command, in the main thread
+            self.error = exc
+
+
+def _follow_here(ctx: click.Context, ws: Any, run: Any) -> _Following | None:
+    """For a remote run nobody follows (``stale``): its backend follows it here, in a thread; else None."""
+    from .cancel import top_level
+
+    record = top_level(ws, run)
+    if not stale(ws, record):
+        return None
+    state: Any = ctx.find_object(common.State)
+    sdk = {"sdk": record.properties["sdk"]} if record.properties.get("sdk") else {}
+    backend = state.plugins.backend(record.backend, workspace=ws, config=record.properties.get("azure_config"),
+                                    echo=sys.stderr, **sdk)
+    if not hasattr(backend, "reattach"):
+        raise WorkspaceError(f"run {record.id} runs on the {record.backend} backend, which cannot follow it from here; "
+                             f"its logs come with it when it ends")
+    following = _Following(backend, record, state.plugins)
+    following.start()
+    return following
+
+
+def _followed(following: _Following) -> None:
+    """The end of following a remote run here: exit codes as `amlstep runs follow` when it did not end there."""
+    from ..errors import AmlStepError
+
+    following.join()
+    if following.error is not None:
+        if isinstance(following.error, AmlStepError):  # one that says when the run was last seen: the service is away
+            common.fail(f"{following.error}; the run stays as last seen. Try again later: `amlstep runs follow "
+                        f"{following.record.id}`",
+                        common.EXIT_UNKNOWN if hasattr(following.error, "last_seen") else common.EXIT_BAD_INPUT)
+        raise following.error
+    result = following.result
+    if result is not None and result.details.get("state_unknown"):
+        common.fail(str(result.error), common.EXIT_UNKNOWN)
 
 
 def _process_gone(ws: Any, run_id: str) -> str | None:
@@ -358,12 +418,12 @@ def _source(ws: Any, run: Any) -> tuple[str, Path | None]:
     return label, ws.path / run.log_path
 
 
-def _print_new(label: str, path: Path | None, offsets: dict[str, int], headers: bool) -> None:
+def _print_new(label: str, path: Path | None, offsets: dict[str, int], headers: bool, out: Any = None) -> None:
     key = f"{label}|{path}"
     first = key not in offsets
     if path is None or not path.is_file():
         if first and headers:
-            click.echo(f"=== {label}")
+            click.echo(f"=== {label}", file=out)
         offsets.setdefault(key, 0)
         return
     with open(path, "rb") as f:
@@ -371,10 +431,10 @@ def _print_new(label: str, path: Path | None, offsets: dict[str, int], headers: 
         data = f.read()
         offsets[key] = f.tell()
     if first and headers:
-        click.echo(f"=== {label}: {path}")
+        click.echo(f"=== {label}: {path}", file=out)
     if data:
-        sys.stdout.write(data.decode("utf-8", errors="replace"))
-        sys.stdout.flush()
+        (out or sys.stdout).write(data.decode("utf-8", errors="replace"))
+        (out or sys.stdout).flush()
 
 
 # -- experiments, models, datasets ------------------------------------------------------------------

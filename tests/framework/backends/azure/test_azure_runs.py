@@ -30,7 +30,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import SHARED_DATA
-from framework import get_plugin_manager, hookimpl, load_pipeline, run_pipeline
+from framework import LocalWorkspace, get_plugin_manager, hookimpl, load_pipeline, run_pipeline
 from framework.backends.azure.follower import LAST_SEEN, RetryPolicy
 from framework.cli import make_cli
 from emulator.azure_service.testing import open_fake_azure
@@ -248,6 +248,27 @@ def test_predict_uses_the_model_the_azure_run_registered_checked_by_hash(disrupt
         victim.write_bytes(saved)
 
 
+def _as_the_service_timed_it(fake, local, run_id) -> list[str]:
+    """The local records of a pipeline run and its (not reused) steps start and end when the service says they did."""
+    engine, wrong = fake.service.engine, []
+    records = [(local.get_run(run_id), run_id)] + [(s, s.properties["azure_step_run_id"])
+                                                     for s in local.get_children(run_id) if not s.reused_from]
+    for record, azure_id in records:
+        service = engine.run(azure_id)
+        if (record.started_at, record.ended_at) != pytest.approx((service.started, service.ended), abs=0.01):
+            wrong.append(f"{record.name}: {record.started_at}-{record.ended_at} here, {service.started}-{service.ended} "
+                         f"on the service")
+    return wrong
+
+
+def test_durations_are_the_service_s_when_followed_at_submit(disrupted):
+    """The follower saw the steps late (the service away 40 s): the durations are still the service's."""
+    assert _as_the_service_timed_it(disrupted.fake, disrupted.local, disrupted.result.run_id) == []
+    automl = next(s for s in disrupted.result.steps if s.name == "AutoML_Classification")
+    service = disrupted.fake.service.engine.run(automl.run_id)
+    assert automl.duration == pytest.approx(service.ended - service.started, abs=0.01)
+
+
 def test_each_trial_is_read_once_while_following(disrupted):
     """Polling reads what can change; an ended child's properties and metrics are read once."""
     automl = disrupted.fake.step_runs(disrupted.result.run_id)["AutoML_Classification"]
@@ -274,7 +295,6 @@ def one_workspace(tmp_path_factory, _fake_azure_cache):
     """SDK v1, then v2, then v1 on one fake workspace; each run submitted with --no-wait by a command, and followed to
     its end by `runs follow` from another; the v2 one first while the service is away longer than the window.
     (Reading the run history needs no new process: `runs list/show/refresh` run in this one.)"""
-    from framework import LocalWorkspace
 
     folder = tmp_path_factory.mktemp("one-workspace")
     with open_fake_azure(folder, _fake_azure_cache) as fake:
@@ -371,11 +391,20 @@ def test_v1_then_v2_then_v1_on_one_workspace_complete_three_times(one_workspace)
     assert third["dataprep"]["reused_from"] is not None  # the same dataset version as the first v1 run: reused
 
 
+def test_durations_are_the_service_s_when_followed_from_a_new_process(one_workspace):
+    """Runs submitted with --no-wait, followed by `runs follow` (one after losing the service first): the pipeline run
+    and every step run start and end when the service says, not when this process saw them."""
+    local = LocalWorkspace(one_workspace.env["AMLSTEP_WORKSPACE"])
+    for run in one_workspace.runs:
+        assert _as_the_service_timed_it(one_workspace.fake, local, run.submitted["run_id"]) == [], run.sdk
+        steps = json.loads(run.followed.stdout)["steps"]
+        assert all(s["duration"] for s in steps if not s["reused"]), run.followed.stdout
+
+
 @pytest.mark.parametrize("sdk", SDKS)
 def test_four_concurrent_first_submissions_all_complete(sdk, tmp_path, _fake_azure_cache):
     """Four users, each with a process and a local workspace of their own, submit the same pipeline to a fresh
     workspace at once: all complete, and the data is registered once."""
-    from framework import LocalWorkspace
 
     with open_fake_azure(tmp_path, _fake_azure_cache, sdk=sdk, execute=False) as fake:
         config = fake.config(tmp_path)
@@ -404,3 +433,20 @@ def _user_env(folder: Path) -> dict[str, str]:
                  "ARM_CLOUD_METADATA_URL", "AZUREML_CURRENT_CLOUD"):
         env.pop(name, None)
     return env
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_runs_logs_follow_follows_an_azure_run_nobody_follows(sdk, tmp_path, _fake_azure_cache):
+    """`runs logs --follow` of a --no-wait run follows it on the service: each step's log as it ends, then the end."""
+    with open_fake_azure(tmp_path, _fake_azure_cache, sdk=sdk) as fake:
+        env = _user_env(tmp_path / "user")
+        LocalWorkspace(env["AMLSTEP_WORKSPACE"]).register_dataset("titanic_ds", [TITANIC_CSV])
+        submitted = json.loads(_command(env, "run", str(TITANIC), "--backend", "azure", "--sdk", sdk, "--config",
+                                        str(fake.config(tmp_path)), "--no-wait", "--json").stdout)
+        logs = _command(env, "runs", "logs", submitted["run_id"], "--follow")
+        assert "Prepared 891 rows" in logs.stdout and "Registered version 1 of model" in logs.stdout, logs.stdout
+        assert f"following pipeline {'run' if sdk == 'v1' else 'job'} {submitted['run_id']}" in logs.stderr
+        assert "===" not in logs.stderr  # the log goes to stdout, whatever the SDK prints meanwhile
+        local = LocalWorkspace(env["AMLSTEP_WORKSPACE"])
+        assert local.get_run(submitted["run_id"]).status == "Completed"
+        assert _as_the_service_timed_it(fake, local, submitted["run_id"]) == []
