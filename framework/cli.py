@@ -34,6 +34,7 @@ from .commands.common import (  # noqa: F401 (re-exported: commands and tests re
 )
 from .errors import AmlStepError, RunCanceled
 from .manager import Plugins, get_plugin_manager
+from .workspace.names import short_id
 
 
 def make_cli(plugins: Plugins | None = None) -> click.Group:
@@ -224,7 +225,7 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
         for line in local_run_notes(result):
             click.echo(line)
         if result.backend == "local" and "report" in click.get_current_context().find_root().command.commands:  # type: ignore[attr-defined]
-            click.echo(f"report: {PROG[0]} report {result.run_id[:8]} --out report.html")
+            click.echo(f"report: {PROG[0]} report {short_id(result.run_id)} --out report.html")
         if result.error:
             click.echo(f"Error: {result.error}", err=True)
         for step in result.steps:
@@ -233,7 +234,7 @@ def run_command(state: State, pipeline: str, backend: str, params: tuple[str, ..
                 if step.traceback:
                     click.echo(step.traceback.rstrip(), err=True)
                 if step.log_path:
-                    click.echo(f"  full log: {step.log_path}  ({PROG[0]} runs logs {result.run_id[:8]} {step.name})",
+                    click.echo(f"  full log: {step.log_path}  ({PROG[0]} runs logs {short_id(result.run_id)} {step.name})",
                                err=True)
     if result.status == "Running" and result.details.get("wait") is False:
         if not as_json and result.details.get("follow"):

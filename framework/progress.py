@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, TextIO
 
 from .hookspecs import hookimpl
+from .workspace.names import short_id
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -213,7 +214,7 @@ class ProgressDisplay:
             if result.duration is not None and state.started is not None:
                 state.ended = state.started + result.duration
             if result.reused:
-                state.note = f"reused {result.reused_from[:8] if result.reused_from else ''}".strip()
+                state.note = f"reused {short_id(result.reused_from) if result.reused_from else ''}".strip()
             if step.spec.kind == "automl":
                 self._load_recorded_automl(step.name, step_run_id, result)
             if self.current_step == step.name:
@@ -386,7 +387,7 @@ class ProgressDisplay:
         elapsed = _clock((self.ended or time.monotonic()) - self.started) if self.started else "--:--"
         style = STATUS_STYLE.get(self.status, "bold")
         return Text.assemble(("● ", style), (self.experiment or "pipeline", "bold"),
-                             f"  run {self.run_id[:8] if self.run_id else '?'}  {self.backend}  ",
+                             f"  run {short_id(self.run_id) if self.run_id else '?'}  {self.backend}  ",
                              (self.status, style), f"  {elapsed}", no_wrap=True, overflow="ellipsis")
 
     def _steps_table(self) -> Any:

@@ -28,6 +28,7 @@ import click
 from ..context import RunContext
 from ..errors import AmlStepError, StepExecutionError, WorkspaceError
 from ..hookspecs import hookimpl
+from ..workspace.names import short_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -279,7 +280,7 @@ def predict_command(model: str, data: str, out: str, dataset: str | None, keep: 
             return
     via = ", ".join(result.steps) or "no preparation step"
     click.echo(f"Predicted {result.label} for {len(result.frame)} rows with model {result.model} "
-               f"(trained in run {result.run_id[:8]}; prepared by {via})" + ("" if out == "-" else f"; wrote {out}"),
+               f"(trained in run {short_id(result.run_id)}; prepared by {via})" + ("" if out == "-" else f"; wrote {out}"),
                err=True)
 
 

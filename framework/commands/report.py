@@ -21,6 +21,7 @@ from ..errors import AmlStepError
 from ..hookspecs import hookimpl
 from ..reporting import badge, seconds, table, when
 from ..sampling import counts_text
+from ..workspace.names import short_id
 
 if TYPE_CHECKING:
     from ..manager import Plugins
@@ -103,7 +104,7 @@ def build_report(workspace: LocalWorkspace, run_id: str, *, plots: bool = True, 
     failed = [s for s in steps if s.status == "Failed"]
 
     out: list[str] = []
-    title = f"{run.experiment} · run {run.id[:8]}"
+    title = f"{run.experiment} · run {short_id(run.id)}"
     out.append(f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
                f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
                f"<title>{escape(title)} · amlstep report</title><style>{CSS}</style></head><body>")
@@ -271,7 +272,7 @@ def write_report(workspace: LocalWorkspace, run_id: str, out: str | Path | None 
     """Write the report of ``run_id`` to ``out`` (default ``report-<run id prefix>.html``)."""
     html = build_report(workspace, run_id, plots=plots, progress=progress, plugins=plugins)
     run = workspace.get_run(run_id)
-    target = Path(out) if out else Path(f"report-{run.id[:8]}.html")
+    target = Path(out) if out else Path(f"report-{short_id(run.id)}.html")
     from ..io import write_atomically
 
     return write_atomically(target, lambda f: f.write(html), "the report")  # the complete page or the old one

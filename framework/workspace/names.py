@@ -20,3 +20,12 @@ def check_asset_name(name: object, what: str) -> str:
             f"letter or digit, without '..' or path separators (at most 255 characters)"
         )
     return name
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-?(?:[0-9a-f]{4}-?){3}[0-9a-f]{12}", re.IGNORECASE)
+
+
+def short_id(run_id: str) -> str:
+    """A run id as messages show it: a UUID's first 8 characters (a prefix every command takes), any other id (an
+    SDK v2 job's name, ``dynamic_kiwi_d2dq1dm4cl``) whole."""
+    return run_id[:8] if _UUID.match(run_id) else run_id
