@@ -158,18 +158,24 @@ def test_an_outage_longer_than_the_window_stops_following(workspace):
     assert stopped.value.last_seen == 1000.0  # the one answer, at the start
 
 
-def test_the_backend_keeps_a_run_it_lost_running_with_when_it_was_last_seen(workspace):
-    """Never Failed for a job that did not fail: the record stays Running; the result says the state is unknown."""
-    clock = Clock()
+def followed_by_the_backend(workspace, clock, run_id, session):
+    """(result, pipeline record) of the backend following ``session``'s run of one step ``train`` to its end."""
     backend = AzureBackendBase(workspace, retry=RetryPolicy(window=10.0, clock=clock.time, sleep=clock.sleep,
                                                             wall=clock.time), poll_seconds=1.0)
     record = workspace.create_run(run_type="pipeline", name="e", experiment="e", backend="azure", status="Running",
-                                  run_id="azure-run-1")
+                                  run_id=run_id)
     step = workspace.create_run(run_type="step", name="train", experiment="e", parent_id=record.id, backend="azure")
     result = PipelineRunResult(run_id=record.id, experiment="e", status="Running", backend="azure",
                                steps=[StepRunResult("train", step.id, "NotStarted")])
-    found = backend.follow_submitted(record, {"train": step}, session=Script(["Running"] + [ConnectionResetError()] * 20),
-                                     run="h", bindings={}, events=None, download=None, result=result, started=0.0)
+    found = backend.follow_submitted(record, {"train": step}, session=session, run="h", bindings={}, events=None,
+                                     download=None, result=result, started=0.0)
+    return found, record
+
+
+def test_the_backend_keeps_a_run_it_lost_running_with_when_it_was_last_seen(workspace):
+    """Never Failed for a job that did not fail: the record stays Running; the result says the state is unknown."""
+    found, record = followed_by_the_backend(workspace, Clock(), "azure-run-1",
+                                            Script(["Running"] + [ConnectionResetError()] * 20))
     assert (found.status, found.details["state_unknown"]) == ("Running", True)
     assert found.error.endswith("Re-attach with `amlstep runs follow azure-run-1`")
     kept = workspace.get_run(record.id)
@@ -213,16 +219,7 @@ class CtrlC(Clock):
 
 def test_ctrl_c_stops_following_and_leaves_the_run_running_not_canceled(workspace):
     """Ctrl-C stops the client only: the record stays Running, the result says how to re-attach (exit code 3)."""
-    clock = CtrlC(after=2)
-    backend = AzureBackendBase(workspace, retry=RetryPolicy(window=10.0, clock=clock.time, sleep=clock.sleep,
-                                                            wall=clock.time), poll_seconds=1.0)
-    record = workspace.create_run(run_type="pipeline", name="e", experiment="e", backend="azure", status="Running",
-                                  run_id="azure-run-2")
-    step = workspace.create_run(run_type="step", name="train", experiment="e", parent_id=record.id, backend="azure")
-    result = PipelineRunResult(run_id=record.id, experiment="e", status="Running", backend="azure",
-                               steps=[StepRunResult("train", step.id, "NotStarted")])
-    found = backend.follow_submitted(record, {"train": step}, session=Script(["Running"] * 5), run="h", bindings={},
-                                     events=None, download=None, result=result, started=0.0)
+    found, record = followed_by_the_backend(workspace, CtrlC(after=2), "azure-run-2", Script(["Running"] * 5))
     assert (found.status, found.details["state_unknown"]) == ("Running", True)
     assert found.error == ("interrupted (Ctrl-C): amlstep stopped following pipeline run azure-run-2. Ctrl-C stops "
                            "this client only, not the run: it was not canceled and, as far as amlstep knows, still "
