@@ -368,7 +368,8 @@ class LocalBackend:
                 if not found:
                     what = (f"with --sample {self.sample}" if self.sample is not None else "")
                     elsewhere = _produced_on_other_data(
-                        ws.completed_step_runs(producer.name, producer.plugin, pipeline.experiment), sample)
+                        [r for r in ws.completed_step_runs(producer.name, producer.plugin, pipeline.experiment)
+                         if reuse_rule.integrity_problem(ws, r) is None], sample)
                     raise PipelineValidationError(
                         f"step {binding.name!r}: input {port!r} reads data {source!r} of step {producer.name!r}, which "
                         f"is not selected ({_selection_text(self.only, self.from_step, self.to_step)}), and no "
@@ -529,7 +530,8 @@ class LocalBackend:
 
 
 def _produced_on_other_data(runs: Sequence[RunRecord], sample: str | None) -> str:
-    """``; runs with --sample 100 rows have produced it`` when runs on other data than ``sample``'s did, else ``""``."""
+    """``; runs with --sample 100 rows have produced it`` when ``runs`` (outputs intact) on other data than
+    ``sample``'s did, else ``""``."""
     keys = {(r.reuse_components or {}).get("sample") for r in runs} - {sample}
     if not keys:
         return ""
