@@ -1317,17 +1317,27 @@ def future_rows(model: ForecastingPipelineWrapper, features: pd.DataFrame, perio
         times = parse_times(features[time_column], time_column, getattr(t, "day_first", False))
         ordered = features.assign(**{time_column: times}).sort_values(time_column, kind="stable")
         last = (ordered.groupby(ids, sort=False, dropna=False).tail(1) if ids else ordered.tail(1)).reset_index(drop=True)
-    last_row = {tuple(map(str, values)): i for i, values in enumerate(last[ids].itertuples(index=False))}
+    last_row = {tuple(map(_id_text, values)): i for i, values in enumerate(last[ids].itertuples(index=False))}
     blocks = []
     for key in t.history if keys is None else keys:
         block = pd.DataFrame({time_column: t.future_times(t.history[key][0][-1], periods)})
         for column, value in zip(ids, key):
             block[column] = value
-        row = last_row.get(tuple(map(str, key)))
+        row = last_row.get(tuple(map(_id_text, key)))
         if row is not None:
             block = pd.concat([block, last.iloc[[row] * periods][others].reset_index(drop=True)], axis=1)
         blocks.append(block)
     return pd.concat(blocks, ignore_index=True)
+
+
+def _id_text(value: Any) -> str:
+    """A series id as text that matches however the table typed it: ``1``, ``1.0`` and ``"1"`` are one series (a CSV
+    id column with an empty cell reads as floats)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return str(int(number)) if number.is_integer() else str(number)
 
 
 def residual_spread(sf: SeriesFold, y: np.ndarray, oof: np.ndarray) -> tuple[np.ndarray, dict[str, list[float]]]:

@@ -505,3 +505,11 @@ def test_the_voting_ensemble_is_bagged_over_the_origins_and_never_worse_than_its
     steady.run_ensembles()
     assert steady.children[-1].score == pytest.approx(0.0) and steady.best is steady.children[-1]
     assert sorted(steady.children[-1].members) == [(0, 0.5), (1, 0.5)]
+
+
+def test_a_series_id_is_one_series_however_the_table_typed_it():
+    """A CSV id column with an empty cell reads as floats: 1.0 there is series 1 of the training rows."""
+    from emulator.forecasting import _id_text
+
+    assert _id_text(1) == _id_text(1.0) == _id_text("1") == _id_text(np.int64(1)) == "1"
+    assert _id_text(1.5) == "1.5" and _id_text("a") == "a" and _id_text(None) == "None"
