@@ -144,8 +144,8 @@ class Session(Protocol):
         and final metrics ([] when there are none or they cannot be read now). Ended trials in ``known`` cost
         nothing: they are not read again."""
 
-    def report(self, step: StepRun) -> StepReport:
-        """What an ended step run left: metrics, properties, log."""
+    def report(self, step: StepRun, log: bool = True) -> StepReport:
+        """What an ended step run left: metrics, properties, log (not read without ``log``: already recorded)."""
 
     def download_output(self, step: StepRun, name: str, target: Path) -> None:
         """The files of step output ``name`` (the SDK's name of it; see ``azure_outputs``) into folder ``target``."""
@@ -454,8 +454,8 @@ class Follower:
             seen = self.steps.setdefault(name, {"status": "NotStarted", "reused": False, "azure_run_id": child.id})
             seen["azure_run_id"] = child.id
             if child.status == "Running" and seen["status"] == "NotStarted":
-                seen["status"], seen["started"] = "Running", child.started or record.started_at or time.time()
-                self.local.update_run(record.id, status="Running", started_at=seen["started"],
+                seen["status"], seen["started"] = "Running", record.started_at or time.time()  # this process's clock
+                self.local.update_run(record.id, status="Running", started_at=child.started or seen["started"],
                                       properties={**record.properties, "azure_step_run_id": child.id})
                 if self.events is not None and binding is not None:
                     self.events.started(binding, record.id)
@@ -510,11 +510,14 @@ class Follower:
                                                                     "azure_step_run_id": child.id}}
         started, ended = (None, None) if child.reused_from else self.times(child, f"step run {child.id}")
         if started is not None and ended is not None:  # what the service recorded, whoever followed the run when
-            seen["started"] = started
             changes.update(started_at=started, ended_at=ended)
             seen["duration"] = max(0.0, ended - started)
+        elif seen.get("started"):  # this process's clock only: the start it observed, never the service's
+            now = time.time()
+            changes.update(started_at=seen["started"], ended_at=now)
+            seen["duration"] = now - seen["started"]
         else:
-            seen["duration"] = time.time() - seen["started"] if seen.get("started") else None
+            seen["duration"] = None
         if child.reused_from:
             seen["reused"], seen["reused_from"] = True, child.reused_from
             original = local_step_for(self.local, child.reused_from)
@@ -523,21 +526,24 @@ class Follower:
                 changes["reused_from"] = original.id
             changes["properties"]["azure_reused_from"] = child.reused_from
             changes["properties"]["reuse_reasons"] = [f"reused Azure step run {child.reused_from}"]
-        if status != "Completed":
+        if status == "Canceled":
+            seen["error"] = f"step {name!r} was canceled on Azure"
+            changes["error"] = seen["error"]
+        elif status != "Completed":
             seen["error"] = f"step {name!r} failed on Azure: {self.session.step_error(child)}"
             changes["error"] = seen["error"]
         self.local.update_run(record.id, **changes)
+        if binding is not None:  # the live display learns of the end before the log is downloaded
+            fire_step_events(self.events, binding, record.id, status, seen)
         if not child.reused_from:
             self._log_now(child, record)
-        if binding is not None:
-            fire_step_events(self.events, binding, record.id, status, seen)
 
     def _log_now(self, child: StepRun, record: Any) -> None:
         """An ended step run's log, into the local history at once: ``runs logs --follow`` prints it as steps end."""
         if self.local.get_run(record.id).log_path:
             return
-        try:
-            found = self.call(f"reading the log of step run {child.id}", self.session.log, child)
+        try:  # one try, never the retry window: ``--outage-timeout`` bounds following, not each nicety
+            found = self.session.log(child)
         except Exception:  # read again with the rest at read back
             return
         if found is None:
@@ -553,10 +559,11 @@ class Follower:
         listing carried when it has both, else asked (None, None when it cannot be read: the local clock then)."""
         if isinstance(target, StepRun) and target.started is not None and target.ended is not None:
             return target.started, target.ended
-        try:
-            started, ended = self.call(f"reading the start and end times of {what}", self.session.times, target)
+        try:  # one try (as the step list): a nicety must not spend the retry window
+            started, ended = self.session.times(target)
         except Exception:  # times are a nicety: durations then come from this process's clock
             return None, None
+        self.seen()
         return started, ended
 
     def failure_message(self, status: str) -> str:
@@ -597,7 +604,7 @@ class Follower:
         return problems
 
     def _read_step(self, name: str, child: StepRun, record: Any, outputs: bool, problems: list[str]) -> None:
-        report = self.call(f"reading back step run {child.id}", self.session.report, child)
+        report = self.call(f"reading back step run {child.id}", self.session.report, child, not record.log_path)
         changes: dict[str, Any] = {}
         properties = {**record.properties, **_kept_properties(report.properties)}
         registered = _registered(report.properties)

@@ -101,11 +101,11 @@ class V1Session:
                                started=epoch(dto.get("start_time_utc")), ended=epoch(dto.get("end_time_utc"))))
         return found
 
-    def report(self, step: StepRun) -> StepReport:
+    def report(self, step: StepRun, log: bool = True) -> StepReport:
         with sdk_output(self.echo):
             metrics = dict(step.handle.get_metrics())
             properties = dict(step.handle.get_properties())
-        return StepReport(metrics, properties, self._log(step.handle))
+        return StepReport(metrics, properties, self._log(step.handle) if log else None)
 
     def _log(self, run: Any) -> tuple[str, str] | None:
         """The step's whole log as the service keeps it (the first of ``LOG_FILES`` it has)."""

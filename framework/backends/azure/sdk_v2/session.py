@@ -265,7 +265,7 @@ class V2Session:
                                 started=epoch(trial.info.start_time), ended=epoch(trial.info.end_time)))
         return trials
 
-    def report(self, step: StepRun) -> StepReport:
+    def report(self, step: StepRun, log: bool = True) -> StepReport:
         """The step job's properties (and its MLflow tags), its final metrics (MLflow), its log (``jobs.download``)."""
         from ..endpoint import patched_environ
 
@@ -282,7 +282,7 @@ class V2Session:
         if found is not None:
             metrics = dict(found.data.metrics)
             properties.update({k: v for k, v in dict(found.data.tags).items() if not k.startswith("mlflow.")})
-        return StepReport(metrics, properties, self._log(step.id))
+        return StepReport(metrics, properties, self._log(step.id) if log else None)
 
     def _log(self, job_name: str) -> tuple[str, str] | None:
         with tempfile.TemporaryDirectory(prefix="amlstep-log-") as folder:

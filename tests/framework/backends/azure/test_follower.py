@@ -78,7 +78,7 @@ class Script:
     def log_tail(self, step):
         return None
 
-    def report(self, step):
+    def report(self, step, log=True):
         return StepReport()
 
     def ended(self, run, status):
@@ -229,3 +229,107 @@ def test_ctrl_c_stops_following_and_leaves_the_run_running_not_canceled(workspac
     kept = workspace.get_run(record.id)
     assert kept.status == "Running" and kept.properties[LAST_SEEN] == 1001.0
     assert kept.properties["azure_following"].startswith("amlstep stopped following it: interrupted (Ctrl-C)")
+
+
+class Steps(Script):
+    """The step ``train`` listed as ``listed`` says, in order (the last one kept); its log and times as given."""
+
+    def __init__(self, listed: list[StepRun], *, log=None, times=(None, None)) -> None:
+        super().__init__(["Running"] * (len(listed) - 1))
+        self.listed, self.log_answer, self.times_answer = list(listed), log, times
+        self.asked: list[str] = []
+        self.on_list = lambda: None
+
+    def steps(self, run):
+        self.on_list()
+        return [self.listed.pop(0) if len(self.listed) > 1 else self.listed[0]]
+
+    def log(self, step):
+        self.asked.append("log")
+        if isinstance(self.log_answer, BaseException):
+            raise self.log_answer
+        return self.log_answer
+
+    def times(self, target):
+        self.asked.append("times")
+        if isinstance(self.times_answer, BaseException):
+            raise self.times_answer
+        return self.times_answer
+
+    def report(self, step, log=True):
+        self.asked.append(f"report(log={log})")
+        return StepReport(log=self.log_answer if log and not isinstance(self.log_answer, BaseException) else None)
+
+
+class Events:
+    def __init__(self, session: Steps) -> None:
+        self.session, self.said = session, []
+
+    def started(self, binding, record_id):
+        self.said.append("started")
+
+    def finished(self, binding, record_id, result):
+        self.said.append(("finished", list(self.session.asked)))
+
+    def failed(self, binding, record_id, error):
+        self.said.append(("failed", str(error)))
+
+
+def following_one_step(workspace, session, clock, events=None):
+    record = workspace.create_run(run_type="pipeline", name="e", experiment="e", backend="azure", status="Running")
+    step = workspace.create_run(run_type="step", name="train", experiment="e", parent_id=record.id, backend="azure")
+    binding = SimpleNamespace(name="train", spec=SimpleNamespace(kind="python"))
+    policy = RetryPolicy(window=60.0, clock=clock.time, sleep=clock.sleep, wall=clock.time)
+    return Follower(session, "h", record.id, {"train": binding}, {"train": step}, workspace, events, poll=1.0,
+                    retry=policy, echo=io.StringIO(), pipeline_record=record)
+
+
+def test_a_step_log_or_times_the_service_cannot_give_are_tried_once_not_for_the_outage_window(workspace):
+    """--outage-timeout bounds following: a nicety that fails is read back later (log) or taken locally (times)."""
+    clock = Clock()
+    session = Steps([StepRun("train", "s1", "Running"), StepRun("train", "s1", "Completed")], log=HttpError(503),
+                    times=HttpError(503))
+    following = following_one_step(workspace, session, clock)
+    assert following.follow() == "Completed"
+    assert clock.waits == [1.0] and following.echo.getvalue() == "" and following.outages == 0
+    assert session.asked == ["times", "log"]
+    assert following.steps["train"]["duration"] is not None  # this process's clock
+
+
+def test_a_canceled_step_is_said_canceled_not_failed(workspace):
+    session = Steps([StepRun("train", "s1", "Running"), StepRun("train", "s1", "Canceled", started=5.0, ended=9.0)])
+    following = following_one_step(workspace, session, Clock())
+    assert following.follow() == "Completed"
+    assert following.steps["train"]["error"] == "step 'train' was canceled on Azure"
+    assert workspace.get_run(following.records["train"].id).error == "step 'train' was canceled on Azure"
+
+
+def test_without_the_service_times_a_step_duration_is_this_process_clock_only(workspace, monkeypatch):
+    """The service's start (another clock) is shown while it runs, never mixed with local time in a duration."""
+    import framework.backends.azure.follower as module
+
+    now = [2000.0]
+    monkeypatch.setattr(module.time, "time", lambda: now[0])
+    session = Steps([StepRun("train", "s1", "Running", started=500.0), StepRun("train", "s1", "Completed")])
+    following = following_one_step(workspace, session, Clock())
+
+    def later():
+        now[0] += 30.0
+    session.on_list = later
+    assert following.follow() == "Completed"
+    step = workspace.get_run(following.records["train"].id)
+    assert following.steps["train"]["duration"] == 30.0
+    assert (step.started_at, step.ended_at) == (2030.0, 2060.0)
+
+
+def test_the_end_of_a_step_is_announced_before_its_log_is_read_and_the_log_is_read_once(workspace):
+    session = Steps([StepRun("train", "s1", "Running"), StepRun("train", "s1", "Completed", started=5.0, ended=9.0)],
+                    log=("std_log.txt", "hello\n"))
+    events = Events(session)
+    following = following_one_step(workspace, session, Clock(), events)
+    assert following.follow() == "Completed"
+    assert events.said == ["started", "started", ("finished", [])]
+    assert following.read_back() == []
+    assert session.asked == ["log", "report(log=False)"]
+    step = workspace.get_run(following.records["train"].id)
+    assert (workspace.path / step.log_path).read_text() == "hello\n" and step.duration == 4.0
