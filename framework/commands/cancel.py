@@ -63,8 +63,8 @@ def runs_cancel(ctx: click.Context, run_id: str, timeout: float, no_wait: bool, 
         if config:
             raise WorkspaceError(f"--config applies to runs on Azure ML; run {record.id} is a local run")
         request_cancel(ws, record.id)
-    except AmlStepError as exc:
-        common.fail(str(exc))
+    except AmlStepError as exc:  # one whose run goes on, state unknown here (Ctrl-C while waiting): as runs follow
+        common.fail(str(exc), common.EXIT_UNKNOWN if getattr(exc, "state_unknown", False) else common.EXIT_BAD_INPUT)
         return
     where = f"pid {record.pid} on {record.host}" if record.pid else "its process"
     if no_wait:
@@ -97,6 +97,14 @@ def _cancel_remote(state: Any, ws: Any, record: Any, config: str | None, *, wait
                                     **({"sdk": record.properties["sdk"]} if record.properties.get("sdk") else {}))
     if not hasattr(backend, "cancel"):
         raise WorkspaceError(f"backend {record.backend!r} cannot cancel its runs; cancel run {record.id} where it runs")
+    from .browse import followed
+
+    if followed(ws, record):  # another process follows it and records how it ends: the cancel only, never a 2nd follower
+        status = backend.cancel(record, plugins=state.plugins, wait=False)
+        said = status or "in an unknown state"
+        click.echo(f"Asked {record.backend} to cancel {record.run_type} run {record.id}; it is {said} there. The "
+                   f"amlstep process following it (pid {record.pid} on {record.host}) records how it ends")
+        return
     status = backend.cancel(record, plugins=state.plugins, wait=wait)
     if status in ("Completed", "Failed"):
         ws.end_unfinished(record.id, status, f"ended {status} on {record.backend} before it could be canceled")

@@ -21,8 +21,18 @@ def cancel(backend: Any, record: Any, *, plugins: Any = None, wait: bool = True)
     ``wait``, the run is followed to its end and read back first (its status is then how it ended)."""
     status = _ask(backend, record)
     if wait and status in ("Canceled", "CancelRequested"):
-        return backend.reattach(record, plugins=plugins).status
+        result = backend.reattach(record, plugins=plugins)
+        if result.details.get("state_unknown"):  # Ctrl-C, or the service away: how it ends is not known here
+            raise NotFollowedToItsEnd(f"Azure ML was asked to cancel pipeline run {record.id} (it said {status}), "
+                                      f"but waiting for it to end stopped: {result.error}")
+        return result.status
     return status
+
+
+class NotFollowedToItsEnd(BackendError):
+    """``runs cancel`` sent the cancel, but following the run to its end stopped (exit code 3, as ``runs follow``)."""
+
+    state_unknown = True
 
 
 def _ask(backend: Any, record: Any) -> str | None:

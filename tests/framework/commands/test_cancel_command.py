@@ -198,3 +198,67 @@ def test_canceling_an_azure_run_stops_its_running_step_and_nothing_after_it_star
         assert local.get_run(submitted.run_id).status == "Canceled"
         assert {s.name: s.status for s in local.get_children(submitted.run_id)} == {
             "dataprep": "Completed", "AutoML_Classification": "Canceled", "register_model": "Canceled"}
+
+
+class _Canceling:
+    """A remote backend whose cancel is scripted: what it was asked (``wait``), what it answers or raises."""
+
+    def __init__(self, answer) -> None:
+        self.answer, self.waits = answer, []
+
+    def cancel(self, record, *, plugins=None, wait=True):
+        self.waits.append(wait)
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return self.answer
+
+
+def _azure_run(workspace, monkeypatch, answer, *, followed):
+    from framework.manager import Plugins
+
+    record = workspace.create_run(run_type="pipeline", name="e", experiment="e", backend="azure", status="Running")
+    if not followed:
+        monkeypatch.setattr("framework.commands.browse.followed", lambda ws, run: False)
+    backend = _Canceling(answer)
+    monkeypatch.setattr(Plugins, "backend", lambda self, name, **options: backend)
+    return record, backend
+
+
+def test_an_azure_run_another_process_follows_is_only_asked_to_cancel(cli, workspace, monkeypatch):
+    """That process records how it ends: no second follower writing the same records."""
+    record, backend = _azure_run(workspace, monkeypatch, "CancelRequested", followed=True)
+    canceled = cli(workspace, "runs", "cancel", record.id)
+    assert canceled.exit_code == 0 and backend.waits == [False], canceled.output
+    assert canceled.stdout.startswith(f"Asked azure to cancel pipeline run {record.id}; it is CancelRequested there. "
+                                      f"The amlstep process following it (pid ")
+    assert workspace.get_run(record.id).status == "Running"
+
+
+def test_a_cancel_whose_wait_stopped_says_so_with_exit_code_3(cli, workspace, monkeypatch):
+    from framework.backends.azure.cancel import NotFollowedToItsEnd
+
+    stopped = NotFollowedToItsEnd("Azure ML was asked to cancel pipeline run R (it said CancelRequested), but waiting "
+                                  "for it to end stopped: interrupted (Ctrl-C): ... Re-attach with `amlstep runs "
+                                  "follow R`")
+    record, backend = _azure_run(workspace, monkeypatch, stopped, followed=False)
+    canceled = cli(workspace, "runs", "cancel", record.id)
+    assert canceled.exit_code == 3 and backend.waits == [True], canceled.output
+    assert canceled.stderr.strip() == f"Error: {stopped}"
+    assert workspace.get_run(record.id).status == "Running"
+
+
+def test_the_azure_cancel_raises_when_following_to_the_end_stopped(monkeypatch):
+    from types import SimpleNamespace
+
+    from framework.backends.azure import cancel as azure_cancel
+
+    monkeypatch.setattr(azure_cancel, "_ask", lambda backend, record: "CancelRequested")
+    lost = SimpleNamespace(status="Running", error="interrupted (Ctrl-C): ...", details={"state_unknown": True})
+    backend = SimpleNamespace(reattach=lambda record, plugins=None: lost)
+    with pytest.raises(azure_cancel.NotFollowedToItsEnd, match=r"asked to cancel pipeline run R \(it said "
+                                                               r"CancelRequested\), but waiting for it to end stopped: "
+                                                               r"interrupted \(Ctrl-C\)"):
+        azure_cancel.cancel(backend, SimpleNamespace(id="R"))
+    ended = SimpleNamespace(status="Canceled", error=None, details={})
+    assert azure_cancel.cancel(SimpleNamespace(reattach=lambda record, plugins=None: ended), SimpleNamespace(id="R")) \
+        == "Canceled"
