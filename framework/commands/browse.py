@@ -287,15 +287,25 @@ def runs_logs(ctx: click.Context, run_id: str, step: str | None, follow: bool) -
     run that no process follows is followed here (as `amlstep runs follow` does): each step's log shows as
     the step ends, and the run is read back when it ends.
     """
+    out = sys.stdout  # held before the following thread starts: its SDK calls redirect sys.stdout while they run
     with _errors():
         ws = _workspace(ctx)
         run = ws.get_run(run_id)
         sources = log_sources(ws, run, step)
         following = _follow_here(ctx, ws, run) if follow else None
+    try:
+        _print_logs(ws, run, step, follow, sources, following, out)
+    except KeyboardInterrupt:  # following here stops; the run goes on, as at Ctrl-C in `amlstep runs follow`
+        if following is None:
+            raise
+        _interrupted(ws, following.record.id)
+
+
+def _print_logs(ws: Any, run: Any, step: str | None, follow: bool, sources: list[tuple[str, Path | None]],
+                following: _Following | None, out: Any) -> None:
     offsets: dict[str, int] = {}
     headers = len(sources) > 1 or run.run_type == "pipeline"
     gone: str | None = None
-    out = sys.stdout  # held: an SDK call of the following thread redirects sys.stdout while it runs
     while True:
         for label, path in log_sources(ws, run, step) if follow else sources:
             _print_new(label, path, offsets, headers, out)
@@ -316,6 +326,15 @@ def runs_logs(ctx: click.Context, run_id: str, step: str | None, follow: bool) -
         if ended.status != "Completed":
             click.echo(f"run {run.id} is {ended.status}" + (f": {ended.error}" if ended.error else "")
                        + (f" ({gone})" if gone else ""), err=True)
+
+
+def _interrupted(ws: Any, run_id: str) -> None:
+    """Ctrl-C while a remote run was followed here: it was not canceled; how to re-attach (exit code 3)."""
+    from ..backends.azure.follower import LAST_SEEN, interrupted_text
+
+    record = ws.get_run(run_id)
+    noun = "pipeline job" if record.properties.get("sdk") == "v2" else "pipeline run"
+    common.fail(interrupted_text(noun, record.id, record.properties.get(LAST_SEEN)), common.EXIT_UNKNOWN)
 
 
 class _Following(threading.Thread):

@@ -300,6 +300,14 @@ class FollowingInterrupted(BackendError):
     """Following stopped at Ctrl-C: only this client stopped; the run was not canceled and goes on on Azure."""
 
 
+def interrupted_text(noun: str, run_id: str, last_seen: float | None) -> str:
+    """What Ctrl-C while following says (``runs follow``, ``runs logs --follow``): the run goes on; re-attach, cancel."""
+    return (f"interrupted (Ctrl-C): amlstep stopped following {noun} {run_id}. Ctrl-C stops this client only, not "
+            f"the run: it was not canceled and, as far as amlstep knows, still runs on Azure (last seen "
+            f"{clock_text(last_seen)}; cancel it with `amlstep runs cancel {run_id}`). Re-attach with "
+            f"`amlstep runs follow {run_id}`")
+
+
 def retrying(policy: RetryPolicy, doing: str, function: Callable[..., Any], *args: Any, echo: TextIO | None = None,
              on_error: Callable[[str, BaseException], BaseException] | None = None,
              on_outage: Callable[[], None] | None = None,
@@ -398,12 +406,7 @@ class Follower:
 
     def interrupted(self) -> FollowingInterrupted:
         """The error for Ctrl-C while following: the run goes on; how to re-attach, and how to cancel it."""
-        noun = self.session.noun
-        return FollowingInterrupted(
-            f"interrupted (Ctrl-C): amlstep stopped following {noun} {self.run_id}. Ctrl-C stops this client only, "
-            f"not the run: it was not canceled and, as far as amlstep knows, still runs on Azure (last seen "
-            f"{clock_text(self.last_seen)}; cancel it with `amlstep runs cancel {self.run_id}`). Re-attach with "
-            f"`amlstep runs follow {self.run_id}`")
+        return FollowingInterrupted(interrupted_text(self.session.noun, self.run_id, self.last_seen))
 
     def seen(self) -> None:
         """The service answered: note when (written to the local record every ``SEEN_EVERY`` seconds)."""

@@ -190,3 +190,35 @@ def test_a_whole_number_metric_shows_as_one(cli, workspace):
     assert shown.exit_code == 0, shown.output
     assert "registered_version=2," in shown.stdout or "registered_version=2\n" in shown.stdout, shown.stdout
     assert "accuracy=0.9123" in shown.stdout
+
+
+def test_ctrl_c_in_runs_logs_follow_of_an_azure_run_followed_here_says_it_goes_on(cli, workspace, monkeypatch):
+    """Exit code 3 and how to re-attach, as Ctrl-C in `runs follow`; the logs went to the real stdout even though the
+    following thread had sys.stdout redirected (an SDK call) when they were printed."""
+    import io
+    import sys
+    from types import SimpleNamespace
+
+    from framework.backends.azure.follower import LAST_SEEN, interrupted_text
+    from framework.commands import browse
+
+    run = workspace.create_run(run_type="pipeline", name="e", experiment="e", backend="azure", status="Running",
+                               properties={"sdk": "v2", LAST_SEEN: 1000.0})
+    step = workspace.create_run(run_type="step", name="train", experiment="e", parent_id=run.id, backend="azure",
+                                status="Completed")
+    path = workspace.log_path(step.id)
+    path.write_text("trained\n")
+    workspace.update_run(step.id, log_path=workspace.relative(path))
+
+    def ctrl_c():
+        raise KeyboardInterrupt
+
+    def follow_here(ctx, ws, found):
+        sys.stdout = io.StringIO()  # the following thread inside an SDK call's redirect_stdout
+        return SimpleNamespace(record=found, is_alive=ctrl_c)
+
+    monkeypatch.setattr(browse, "_follow_here", follow_here)
+    followed = cli(workspace, "runs", "logs", run.id, "--follow")
+    assert followed.exit_code == 3, followed.output
+    assert "trained" in followed.stdout
+    assert followed.stderr.strip() == f"Error: {interrupted_text('pipeline job', run.id, 1000.0)}"
