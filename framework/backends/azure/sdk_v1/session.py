@@ -196,7 +196,10 @@ def failure_message(run: Any, status: str) -> str:
     """'step NAME failed on Azure: MESSAGE' from the first failed step run, else the pipeline run's error."""
     try:
         for step_run in run.get_steps():
-            if step_run.get_status() in ("Failed", "Canceled"):
+            found = step_run.get_status()
+            if found == "Canceled":
+                return f"step {step_run.name!r} was canceled on Azure (pipeline run {run.id})"
+            if found == "Failed":
                 details = step_run.get_details()
                 message = ((details.get("error") or {}).get("error") or {}).get("message") or "no message"
                 return f"step {step_run.name!r} failed on Azure: {message} (pipeline run {run.id})"
