@@ -23,8 +23,10 @@ def cancel(backend: Any, record: Any, *, plugins: Any = None, wait: bool = True)
     if wait and status in ("Canceled", "CancelRequested"):
         result = backend.reattach(record, plugins=plugins)
         if result.details.get("state_unknown"):  # Ctrl-C, or the service away: how it ends is not known here
+            why = str(result.error or "").split(". ")[0]  # not the follower's advice: the cancel was sent
             raise NotFollowedToItsEnd(f"Azure ML was asked to cancel pipeline run {record.id} (it said {status}), "
-                                      f"but waiting for it to end stopped: {result.error}")
+                                      f"but waiting for it to end stopped: {why}. `amlstep runs follow {record.id}` "
+                                      f"reads it back once it has ended")
         return result.status
     return status
 

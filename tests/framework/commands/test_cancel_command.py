@@ -253,12 +253,15 @@ def test_the_azure_cancel_raises_when_following_to_the_end_stopped(monkeypatch):
     from framework.backends.azure import cancel as azure_cancel
 
     monkeypatch.setattr(azure_cancel, "_ask", lambda backend, record: "CancelRequested")
-    lost = SimpleNamespace(status="Running", error="interrupted (Ctrl-C): ...", details={"state_unknown": True})
+    lost = SimpleNamespace(status="Running", details={"state_unknown": True}, error=(
+        "interrupted (Ctrl-C): amlstep stopped following pipeline run R. Ctrl-C stops this client only, not the run: "
+        "it was not canceled ... Re-attach with `amlstep runs follow R`"))
     backend = SimpleNamespace(reattach=lambda record, plugins=None: lost)
-    with pytest.raises(azure_cancel.NotFollowedToItsEnd, match=r"asked to cancel pipeline run R \(it said "
-                                                               r"CancelRequested\), but waiting for it to end stopped: "
-                                                               r"interrupted \(Ctrl-C\)"):
+    with pytest.raises(azure_cancel.NotFollowedToItsEnd) as stopped:
         azure_cancel.cancel(backend, SimpleNamespace(id="R"))
+    assert str(stopped.value) == ("Azure ML was asked to cancel pipeline run R (it said CancelRequested), but waiting "
+                                  "for it to end stopped: interrupted (Ctrl-C): amlstep stopped following pipeline run "
+                                  "R. `amlstep runs follow R` reads it back once it has ended")
     ended = SimpleNamespace(status="Canceled", error=None, details={})
     assert azure_cancel.cancel(SimpleNamespace(reattach=lambda record, plugins=None: ended), SimpleNamespace(id="R")) \
         == "Canceled"
