@@ -79,6 +79,13 @@ def best_metric(ws: Any, run: Any) -> tuple[str, float] | None:
 ACTIVE = ("Running", "NotStarted", "Queued", "Preparing", "Starting")
 
 
+def top_level(ws: Any, record: Any) -> Any:
+    """The pipeline run (or standalone AutoML run) a step or child run belongs to."""
+    while record.parent_id and record.run_type in ("step", "child"):
+        record = ws.get_run(record.parent_id)
+    return record
+
+
 def followed(ws: Any, run: Any) -> bool:
     """Whether a process on this machine follows the run now (it holds the run's lease)."""
     from ..workspace import liveness
@@ -355,7 +362,6 @@ class _Following(threading.Thread):
 
 def _follow_here(ctx: click.Context, ws: Any, run: Any) -> _Following | None:
     """For a remote run nobody follows (``stale``): its backend follows it here, in a thread; else None."""
-    from .cancel import top_level
 
     record = top_level(ws, run)
     if not stale(ws, record):

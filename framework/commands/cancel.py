@@ -20,13 +20,6 @@ from . import common
 TERMINAL = ("Completed", "Failed", "Canceled")
 
 
-def top_level(ws: Any, record: Any) -> Any:
-    """The pipeline run (or standalone AutoML run) a step or child run belongs to."""
-    while record.parent_id and record.run_type in ("step", "child"):
-        record = ws.get_run(record.parent_id)
-    return record
-
-
 @click.command("cancel")
 @click.argument("run_id")
 @click.option("--timeout", default=60.0, show_default=True, metavar="SECONDS",
@@ -45,6 +38,7 @@ def runs_cancel(ctx: click.Context, run_id: str, timeout: float, no_wait: bool, 
     works). Exit code 0 once the run is canceled, 1 if it ended otherwise or still runs at the timeout.
     """
     from ..cancel import request_cancel
+    from .browse import top_level
 
     state: Any = ctx.find_object(common.State)
     try:

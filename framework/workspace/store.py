@@ -914,6 +914,11 @@ class LocalWorkspace:
         if status in TERMINAL_STATUSES:
             liveness.release(self.path, run_id)
 
+    def stop_following(self, run_id: str) -> None:
+        """This process no longer follows run ``run_id``, which goes on elsewhere (an Azure run submitted with
+        ``--no-wait``): its lease is let go, as if the process had exited; the run stays as it is."""
+        liveness.release(self.path, run_id)
+
     def _run_lease(self, run_id: str, parent_id: str | None) -> str:
         """The lease a new Running run records: its parent's when this process holds that, else a new one."""
         if parent_id:

@@ -187,6 +187,7 @@ class AzureBackendBase:
         if not self.wait:
             result.details["wait"] = False
             result.details["follow"] = f"amlstep runs follow {run_id}"
+            local.stop_following(record.id)  # nobody here follows it: `runs follow`, `runs cancel` may
             return result
         return self.follow_submitted(local.get_run(record.id), step_records, session=session, run=run,
                                      bindings={s.binding.name: s.binding for s in compiled.steps},
